@@ -1,0 +1,216 @@
+// Connection URL -> Keyv adapter, imported lazily; every adapter quirk the library works around lives here.
+import { EventEmitter } from 'node:events';
+import type { KeyvStoreAdapter } from 'keyv';
+import { SessionError } from './errors.js';
+
+/** URL schemes `store` accepts, with the npm package each one needs. */
+export const STORE_SCHEMES: Readonly<Record<string, string | undefined>> = Object.freeze({
+  memory: undefined,
+  sqlite: '@keyv/sqlite',
+  redis: '@keyv/redis',
+  rediss: '@keyv/redis',
+  postgres: '@keyv/postgres',
+  postgresql: '@keyv/postgres',
+  mysql: '@keyv/mysql',
+  mongodb: '@keyv/mongo',
+  'mongodb+srv': '@keyv/mongo',
+  memcache: '@keyv/memcache',
+});
+
+/** The scheme of a connection URL, lower-cased, or undefined when it has none. */
+export function schemeOf(url: string): string | undefined {
+  const match = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
+  return match ? (match[1] as string).toLowerCase() : undefined;
+}
+
+/** An adapter plus how to let go of it without breaking other users of the same connection. */
+export interface OpenedAdapter {
+  readonly adapter: KeyvStoreAdapter | Map<unknown, unknown>;
+  readonly release: () => Promise<void>;
+}
+
+/**
+ * The in-memory store for `memory://`: a Map whose entries expire. Keyv's plain Map never forgets
+ * an entry, so a long-running test server would grow without bound.
+ */
+export class MemoryAdapter extends EventEmitter {
+  readonly opts = { dialect: 'memory' };
+  namespace: string | undefined;
+  readonly #entries = new Map<string, { value: unknown; expires: number }>();
+  #writes = 0;
+
+  async get(key: string): Promise<unknown> {
+    const entry = this.#entries.get(key);
+    if (entry === undefined) return undefined;
+    if (entry.expires <= Date.now()) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return entry.value;
+  }
+
+  async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
+    // Sweep expired entries now and then, so memory follows the live sessions.
+    if (++this.#writes % 1000 === 0) this.sweep();
+    this.#entries.set(key, { value, expires: ttl ? Date.now() + ttl : Number.POSITIVE_INFINITY });
+    return true;
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return this.#entries.delete(key);
+  }
+
+  async clear(): Promise<void> {
+    this.#entries.clear();
+  }
+
+  /** Removes expired entries; returns how many. */
+  sweep(now = Date.now()): number {
+    let removed = 0;
+    for (const [key, entry] of this.#entries) {
+      if (entry.expires <= now) {
+        this.#entries.delete(key);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+}
+
+// Adapters that share one connection pool per URL across instances: disconnecting one breaks the
+// others, so the pool is closed only when the last user lets go.
+const sharedUsers = new Map<string, number>();
+
+function shared(url: string, adapter: KeyvStoreAdapter): OpenedAdapter {
+  sharedUsers.set(url, (sharedUsers.get(url) ?? 0) + 1);
+  let released = false;
+  return {
+    adapter,
+    release: async () => {
+      if (released) return;
+      released = true;
+      const users = (sharedUsers.get(url) ?? 1) - 1;
+      if (users > 0) {
+        sharedUsers.set(url, users);
+        return;
+      }
+      sharedUsers.delete(url);
+      await adapter.disconnect?.();
+    },
+  };
+}
+
+function owned(adapter: KeyvStoreAdapter): OpenedAdapter {
+  let released = false;
+  return {
+    adapter,
+    release: async () => {
+      if (released) return;
+      released = true;
+      await adapter.disconnect?.();
+    },
+  };
+}
+
+// Optional peers are loaded by name at run time; their types are not available at build time.
+// biome-ignore lint/suspicious/noExplicitAny: untyped third-party boundary
+type AnyModule = any;
+
+/** The adapter class a package exports, by name or as its default export (ESM and CommonJS builds differ). */
+async function load(pkg: string, scheme: string, name: string): Promise<AnyModule> {
+  try {
+    const mod = await import(pkg);
+    return mod[name] ?? mod.default?.[name] ?? mod.default?.default ?? mod.default;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      throw new SessionError(
+        'SESSION_ADAPTER_MISSING',
+        `koa-kv-session: the store URL ${scheme}:// needs the ${pkg} package, which is not installed: run \`npm install ${pkg}\``,
+        500,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
+}
+
+/** Splits `?table=...` and the like off a URL: our parameters, not the driver's. */
+function takeParameters(url: string, names: readonly string[]): { url: string; params: Record<string, string> } {
+  const query = url.indexOf('?');
+  if (query === -1) return { url, params: {} };
+  const search = new URLSearchParams(url.slice(query + 1));
+  const params: Record<string, string> = {};
+  for (const name of names) {
+    const value = search.get(name);
+    if (value !== null) params[name] = value;
+    search.delete(name);
+  }
+  const rest = search.toString();
+  return { url: url.slice(0, query) + (rest ? `?${rest}` : ''), params };
+}
+
+/** Opens the adapter for a connection URL; `timeout` bounds connection attempts of drivers that take one. */
+export async function openAdapter(url: string, scheme: string, timeout: number): Promise<OpenedAdapter> {
+  switch (scheme) {
+    case 'memory':
+      return owned(new MemoryAdapter() as unknown as KeyvStoreAdapter);
+    case 'sqlite': {
+      const KeyvSqlite = await load('@keyv/sqlite', scheme, 'KeyvSqlite');
+      const { url: uri, params } = takeParameters(url, ['table']);
+      return owned(new KeyvSqlite({ uri, busyTimeout: timeout, ...params }));
+    }
+    case 'redis':
+    case 'rediss': {
+      const KeyvRedis = await load('@keyv/redis', scheme, 'KeyvRedis');
+      const adapter = new KeyvRedis(
+        {
+          url,
+          // Fail commands at once while disconnected instead of queueing them forever;
+          // keep reconnecting in the background so the app recovers when Redis returns.
+          disableOfflineQueue: true,
+          socket: { connectTimeout: timeout, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
+        },
+        { throwOnErrors: true, throwOnConnectError: true, connectionTimeout: timeout },
+      );
+      // Connect before the first command: without the offline queue, a command sent while the first
+      // connection is still being made fails. If Redis is down now, the client keeps reconnecting and
+      // commands fail fast (503) until it is back.
+      await adapter.getClient().catch(() => {});
+      return owned(adapter);
+    }
+    case 'postgres':
+    case 'postgresql': {
+      const KeyvPostgres = await load('@keyv/postgres', scheme, 'KeyvPostgres');
+      const { url: uri, params } = takeParameters(url, ['table', 'schema']);
+      return shared(uri, new KeyvPostgres({ uri, connectionTimeoutMillis: timeout, max: 10, ...params }));
+    }
+    case 'mysql': {
+      const KeyvMysql = await load('@keyv/mysql', scheme, 'KeyvMysql');
+      const { url: uri, params } = takeParameters(url, ['table']);
+      return shared(uri, new KeyvMysql({ uri, connectTimeout: timeout, ...params }));
+    }
+    case 'mongodb':
+    case 'mongodb+srv': {
+      const KeyvMongo = await load('@keyv/mongo', scheme, 'KeyvMongo');
+      const { url: uri, params } = takeParameters(url, ['collection']);
+      return owned(new KeyvMongo(uri, { serverSelectionTimeoutMS: timeout, ...params }));
+    }
+    case 'memcache': {
+      const KeyvMemcache = await load('@keyv/memcache', scheme, 'KeyvMemcache');
+      return owned(new KeyvMemcache(url.replace(/^memcache:\/\//i, '')));
+    }
+    default:
+      throw new SessionError('SESSION_INVALID_OPTION', `koa-kv-session: unsupported store URL scheme ${scheme}://`);
+  }
+}
+
+/** Makes an adapter the user handed us report errors instead of swallowing them (Keyv's option alone is not enough). */
+export function makeAdapterThrow(adapter: object): void {
+  const candidate = adapter as { throwOnErrors?: unknown };
+  if (typeof candidate.throwOnErrors === 'boolean') candidate.throwOnErrors = true;
+}

@@ -1,0 +1,70 @@
+// The stored record: a text header with the expiry, then the session data in CBOR or JSON; reads either format.
+//
+// Layout (one string, as every Keyv adapter needs):  <tag>:<expires>:<permanent>:<payload>
+//   tag        "c1" (CBOR, base64) or "j1" (JSON); the digit is the record version
+//   expires    absolute expiry, milliseconds since the epoch, in decimal
+//   permanent  "1" for a permanent session, "0" for a browser-session one
+// The expiry sits in plain text before the payload so that SQL can purge expired rows in one
+// statement without decoding CBOR, and a refresh decision needs no second read.
+import { Encoder } from 'cbor-x';
+
+export type Format = 'cbor' | 'json';
+export type SessionData = Record<string, unknown>;
+
+/** A record as stored, with the payload still encoded: decoding waits until it is needed. */
+export interface StoredRecord {
+  readonly format: Format;
+  readonly expires: number;
+  readonly permanent: boolean;
+  /** The encoded data exactly as stored: the baseline that change detection compares against. */
+  readonly payload: string;
+}
+
+/** A stored value that is not a record this version can read. */
+export class CorruptRecordError extends Error {
+  override readonly name = 'CorruptRecordError';
+}
+
+// Plain CBOR maps for objects (no cbor-x records, so other decoders can read it); Maps keep tag 259.
+const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
+const TAG: Record<Format, string> = { cbor: 'c1', json: 'j1' };
+const HEADER = /^([cj])(\d+):(\d{1,16}):([01]):/;
+const CURRENT_VERSION = '1';
+
+export function encodePayload(data: SessionData, format: Format): string {
+  if (format === 'json') return JSON.stringify(data);
+  return cbor.encode(data).toString('base64');
+}
+
+export function decodePayload(payload: string, format: Format): SessionData {
+  let data: unknown;
+  try {
+    data = format === 'json' ? JSON.parse(payload) : cbor.decode(Buffer.from(payload, 'base64'));
+  } catch (error) {
+    throw new CorruptRecordError(`session record payload is not valid ${format.toUpperCase()}`, { cause: error });
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data) || data instanceof Map) {
+    throw new CorruptRecordError(`session record payload is not an object of session data (${format.toUpperCase()})`);
+  }
+  return data as SessionData;
+}
+
+export function frameRecord(payload: string, format: Format, expires: number, permanent: boolean): string {
+  return `${TAG[format]}:${expires}:${permanent ? '1' : '0'}:${payload}`;
+}
+
+/** Splits a stored string into header and payload; throws CorruptRecordError for anything else. */
+export function parseRecord(raw: unknown): StoredRecord {
+  if (typeof raw !== 'string') throw new CorruptRecordError(`session record is a ${typeof raw}, not a string`);
+  const match = HEADER.exec(raw);
+  if (!match) throw new CorruptRecordError('session record has no valid header');
+  if (match[2] !== CURRENT_VERSION) {
+    throw new CorruptRecordError(`session record version ${match[2]} is not supported by this version of koa-kv-session`);
+  }
+  return {
+    format: match[1] === 'c' ? 'cbor' : 'json',
+    expires: Number(match[3]),
+    permanent: match[4] === '1',
+    payload: raw.slice(match[0].length),
+  };
+}

@@ -1,0 +1,56 @@
+// Error classes with stable codes: what applications match on, and what the README documents.
+
+/** Every code an error of this library can carry. */
+export type SessionErrorCode =
+  | 'SESSION_INVALID_OPTION'
+  | 'SESSION_NO_KEYS'
+  | 'SESSION_STORE_UNAVAILABLE'
+  | 'SESSION_STORE_TIMEOUT'
+  | 'SESSION_TOO_LARGE'
+  | 'SESSION_UNENCODABLE'
+  | 'SESSION_RECORD_CORRUPT'
+  | 'SESSION_ADAPTER_MISSING'
+  | 'SESSION_HEADERS_SENT';
+
+/** Base class: `code` is stable across versions, `status` is what Koa answers with. */
+export class SessionError extends Error {
+  readonly code: SessionErrorCode;
+  /** HTTP status Koa uses when this error fails a request. */
+  readonly status: number;
+  /** Koa shows `message` to the client only when `expose` is true; ours are for operators. */
+  readonly expose = false;
+
+  constructor(code: SessionErrorCode, message: string, status = 500, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+    this.status = status;
+  }
+}
+
+/** An option or `SESSION_*` variable has a value we cannot use; thrown by `kvSession()`. */
+export class SessionOptionError extends SessionError {
+  /** The option (`cookie.sameSite`) or environment variable (`SESSION_LIFETIME`) at fault. */
+  readonly option: string;
+
+  constructor(option: string, message: string) {
+    super('SESSION_INVALID_OPTION', `koa-kv-session: ${option}: ${message}`);
+    this.option = option;
+  }
+}
+
+/** The store failed, was unreachable or answered too late; the request fails with 503. */
+export class SessionStoreError extends SessionError {
+  /** Which store call failed. */
+  readonly operation: 'connect' | 'get' | 'set' | 'delete' | 'purge' | 'close';
+
+  constructor(
+    code: 'SESSION_STORE_UNAVAILABLE' | 'SESSION_STORE_TIMEOUT',
+    operation: SessionStoreError['operation'],
+    message: string,
+    cause?: unknown,
+  ) {
+    super(code, message, 503, { cause });
+    this.operation = operation;
+  }
+}

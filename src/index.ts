@@ -1,0 +1,35 @@
+// The public surface: kvSession(), its option, session and error types, and the ctx.session typing for Koa.
+import { createMiddleware, type KvSessionMiddleware } from './middleware.js';
+import { resolveSettings, type KvSessionOptions } from './options.js';
+import type { Session, SessionAssignment } from './session.js';
+
+export type { CookieOptions, KvSessionOptions, StoreOption } from './options.js';
+export type { KvSessionMiddleware } from './middleware.js';
+export type { LooseSessionData, Session, SessionAssignment, SessionControls, SessionData } from './session.js';
+export { SessionError, SessionOptionError, SessionStoreError, type SessionErrorCode } from './errors.js';
+
+/**
+ * Server-side sessions for Koa: only a random, signed session id travels in the cookie; the data
+ * lives in a Keyv store. Options left out come from `SESSION_*` environment variables, then defaults.
+ *
+ * ```ts
+ * app.keys = ['a long random secret'];
+ * app.use(kvSession({ store: 'redis://127.0.0.1:6379' }));
+ * app.use((ctx) => { ctx.session.views = (ctx.session.views ?? 0) + 1; ctx.body = ctx.session.views; });
+ * ```
+ * Throws SessionOptionError (code `SESSION_INVALID_OPTION`) naming the option or variable at fault.
+ */
+export function kvSession(options?: KvSessionOptions): KvSessionMiddleware {
+  return createMiddleware(resolveSettings(options));
+}
+
+export default kvSession;
+
+declare module 'koa' {
+  interface ExtendableContext {
+    /** The session: plain object of your data plus control members (`sid`, `regenerate()`, `destroy()`...). */
+    get session(): Session;
+    /** Assign an object to replace the data, or `null` to destroy the session. */
+    set session(value: SessionAssignment);
+  }
+}

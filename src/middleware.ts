@@ -1,0 +1,132 @@
+// The middleware orders the steps: load -> await next() -> commit. Nothing else happens here.
+import createDebug from 'debug';
+import type { Context, Middleware, Next } from 'koa';
+import { cookieValue, cookieValues, deletionCookie, serializeCookie, sidFromCookie, signerFor, type KeysLike } from './cookie.js';
+import { SessionError } from './errors.js';
+import type { Settings } from './options.js';
+import { SessionState, type CommitPlan } from './session.js';
+import { isWellFormedSid } from './sid.js';
+import { SessionStore } from './store.js';
+
+const debug = createDebug('koa-kv-session');
+
+/** The middleware `kvSession()` returns, with a way to let go of the store. */
+export interface KvSessionMiddleware extends Middleware {
+  /** Resolves once the store has answered a first read; rejects with the start-up error otherwise. */
+  ready(): Promise<void>;
+  /** Closes the store connection this middleware opened (never one you passed in, never one shared with another instance still open). */
+  close(): Promise<void>;
+}
+
+const STATE = Symbol('koa-kv-session');
+// Most requests carry at most one session cookie; a client cannot make us read the store more often than this.
+const MAX_CANDIDATES = 2;
+
+interface SessionHolder {
+  [STATE]?: SessionState;
+}
+
+const installed = new WeakSet<object>();
+
+/** Defines ctx.session once per application, on its context prototype: no per-request property definition. */
+function installAccessor(context: object): void {
+  if (installed.has(context)) return;
+  installed.add(context);
+  Object.defineProperty(context, 'session', {
+    configurable: true,
+    enumerable: false,
+    get(this: SessionHolder) {
+      const state = this[STATE];
+      if (state === undefined) return undefined;
+      state.accessed = true;
+      return state.proxy;
+    },
+    set(this: SessionHolder, value: unknown) {
+      const state = this[STATE];
+      if (state === undefined) throw new TypeError('ctx.session was assigned outside the kvSession() middleware: app.use(kvSession()) must come before this middleware');
+      state.accessed = true;
+      state.assign(value);
+    },
+  });
+}
+
+export function createMiddleware(settings: Settings): KvSessionMiddleware {
+  const { cookie } = settings;
+  const report = (error: Error, ctx?: Context): void => {
+    debug('%s', error.message);
+    try {
+      settings.onError?.(error, ctx);
+    } catch (hookError) {
+      debug('onError hook threw: %s', (hookError as Error).message);
+    }
+  };
+  const store = new SessionStore(settings, report);
+  const isWellFormed = (sid: string): boolean => isWellFormedSid(sid, settings.sidLength);
+  const startup = store.probe();
+  const settled = startup.then(
+    () => undefined,
+    (error: Error) => report(error),
+  );
+
+  const middleware = async function kvSession(ctx: Context, next: Next): Promise<void> {
+    installAccessor(ctx.app.context);
+    const signer = cookie.signed ? signerFor((settings.keys ?? ctx.app.keys) as KeysLike | undefined) : undefined;
+    if (cookie.signed && signer === undefined) {
+      throw new SessionError(
+        'SESSION_NO_KEYS',
+        'koa-kv-session: signed session cookies need secret keys: set app.keys = [\'a long random secret\'], pass kvSession({ keys: [...] }), or set SESSION_SECRET_KEYS (or turn signing off with cookie.signed: false)',
+      );
+    }
+
+    let state: SessionState | undefined;
+    const values = cookieValues(ctx.request.headers.cookie, cookie.name);
+    let reads = 0;
+    for (const value of values) {
+      const found = sidFromCookie(value, cookie, signer, isWellFormed);
+      if (found === undefined) continue;
+      const loaded = await store.load(found.sid, Date.now());
+      if (loaded !== undefined) {
+        state = new SessionState(settings, { sid: found.sid, record: loaded.record, data: loaded.data, staleCookie: found.stale });
+        break;
+      }
+      if (++reads >= MAX_CANDIDATES) break;
+    }
+    state ??= new SessionState(settings);
+    (ctx as SessionHolder)[STATE] = state;
+
+    await next();
+
+    // A failed request may hold half-done session state: keep what is stored.
+    if (ctx.status >= 500) return;
+    await commit(ctx, state.plan(Date.now()), state.accessed, signer);
+  } as KvSessionMiddleware;
+
+  async function commit(ctx: Context, plan: CommitPlan, accessed: boolean, signer: ReturnType<typeof signerFor>): Promise<void> {
+    if (plan.write !== undefined) await store.save(plan.write.sid, plan.write.raw, plan.write.ttl);
+    if (plan.remove.length === 1) await store.remove(plan.remove[0] as string);
+    else if (plan.remove.length > 1) await Promise.all(plan.remove.map((sid) => store.remove(sid)));
+
+    if (plan.cookie !== undefined || accessed) {
+      if (ctx.headerSent) {
+        if (plan.cookie !== undefined) {
+          report(new SessionError('SESSION_HEADERS_SENT', 'koa-kv-session: the response headers were already sent, so the session cookie could not be set'), ctx);
+        }
+        return;
+      }
+      ctx.vary('Cookie');
+    }
+    if (plan.cookie === undefined) return;
+    const secure = cookie.secure === 'auto' ? ctx.secure : cookie.secure;
+    const header = plan.cookie === 'clear'
+      ? deletionCookie(cookie, secure)
+      : serializeCookie(cookieValue(plan.cookie.sid, cookie, signer), cookie, secure, plan.cookie.expires);
+    ctx.append('Set-Cookie', header);
+  }
+
+  middleware.ready = () => startup;
+  middleware.close = async () => {
+    await settled;
+    await store.close();
+  };
+  return middleware;
+}

@@ -1,0 +1,387 @@
+// User options and SESSION_* variables -> one frozen, validated settings object; every error names the option or variable at fault.
+import type { Context } from 'koa';
+import type { Keyv, KeyvStoreAdapter } from 'keyv';
+import { SessionOptionError } from './errors.js';
+import { STORE_SCHEMES, schemeOf } from './adapters.js';
+
+/** Attributes of the sid cookie. */
+export interface CookieOptions {
+  /** Cookie name. Env `SESSION_COOKIE_NAME`. Default `session`. */
+  name?: string;
+  /** `Domain` attribute. Env `SESSION_COOKIE_DOMAIN`. Default: none (host-only cookie). */
+  domain?: string;
+  /** `Path` attribute. Env `SESSION_COOKIE_PATH`. Default `/`. */
+  path?: string;
+  /** `HttpOnly` attribute. Env `SESSION_COOKIE_HTTPONLY`. Default `true`. */
+  httpOnly?: boolean;
+  /** `Secure` attribute; `'auto'` follows `ctx.secure` (mind `app.proxy` behind a proxy). Env `SESSION_COOKIE_SECURE`. Default `'auto'`. */
+  secure?: boolean | 'auto';
+  /** `SameSite` attribute, or `false` for none at all. Env `SESSION_COOKIE_SAMESITE`. Default `'lax'`. */
+  sameSite?: 'lax' | 'strict' | 'none' | false;
+  /** `Partitioned` attribute (CHIPS); needs a secure cookie. Env `SESSION_COOKIE_PARTITIONED`. Default `false`. */
+  partitioned?: boolean;
+  /** Sign the sid with `keys` (or `app.keys`). Env `SESSION_COOKIE_SIGNED`. Default `true`. */
+  signed?: boolean;
+}
+
+/** Anything `store` accepts: a connection URL, a Keyv instance, a bare Keyv adapter, or a Map. */
+export type StoreOption = string | Keyv | KeyvStoreAdapter | Map<unknown, unknown>;
+
+/** Options of `kvSession()`. Each one can also come from a `SESSION_*` environment variable. */
+export interface KvSessionOptions {
+  /** Connection URL, Keyv instance or Keyv adapter. Env `SESSION_STORE`. Default `sqlite://./sessions.sqlite`. */
+  store?: StoreOption;
+  /** New sessions are permanent (cookie with Expires) or browser-session cookies. Env `SESSION_PERMANENT`. Default `true`. */
+  permanent?: boolean;
+  /** Session lifetime: milliseconds or a duration (`'30m'`, `'12h'`, `'31d'`). Env `SESSION_LIFETIME` / `PERMANENT_SESSION_LIFETIME` (seconds or a duration). Default 31 days. */
+  lifetime?: number | string;
+  /** An active session keeps living: its expiry moves forward on use. Env `SESSION_REFRESH_EACH_REQUEST`. Default `true`. */
+  refreshEachRequest?: boolean;
+  /** An unmodified session is rewritten to extend its expiry at most once per this interval (`0`: every request, as Flask). Env `SESSION_REFRESH_INTERVAL`. Default min(60 s, lifetime / 10). */
+  refreshInterval?: number | string;
+  /** Bytes of entropy in a session id (base64url encoded). At least 16. Env `SESSION_ID_LENGTH`. Default 32. */
+  sidLength?: number;
+  /** Prefix of every store key: the key is exactly `<keyPrefix><sid>`. Env `SESSION_KEY_PREFIX`. Default `session:`. */
+  keyPrefix?: string;
+  /** Encoding of stored records; records in the other encoding are still read. Env `SESSION_SERIALIZATION_FORMAT`. Default `'cbor'`. */
+  serialization?: 'cbor' | 'json';
+  /** Largest encoded record, in bytes. Env `SESSION_MAX_SIZE`. Default 65536. */
+  maxSize?: number;
+  /** Keys that sign the cookie; the first signs, all verify. Env `SESSION_SECRET_KEYS` (comma-separated). Default `app.keys`. */
+  keys?: readonly string[];
+  /** Attributes of the sid cookie. */
+  cookie?: CookieOptions;
+  /** Longest wait for one store call, in ms or a duration. Env `SESSION_STORE_TIMEOUT`. Default 2 s. */
+  storeTimeout?: number | string;
+  /** Called with errors the library handles without failing the request (corrupt records, start-up failures). */
+  onError?: (error: Error, ctx?: Context) => void;
+  /** Where `SESSION_*` variables are read from. Default `process.env`. */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
+export type StoreSpec =
+  | { readonly kind: 'url'; readonly url: string; readonly scheme: string }
+  | { readonly kind: 'keyv'; readonly keyv: Keyv }
+  | { readonly kind: 'adapter'; readonly adapter: KeyvStoreAdapter | Map<unknown, unknown> };
+
+export interface CookieSettings {
+  readonly name: string;
+  readonly domain: string | undefined;
+  readonly path: string;
+  readonly httpOnly: boolean;
+  readonly secure: boolean | 'auto';
+  readonly sameSite: 'lax' | 'strict' | 'none' | false;
+  readonly partitioned: boolean;
+  readonly signed: boolean;
+}
+
+/** The resolved, validated configuration: built once by `kvSession()`, never re-checked per request. */
+export interface Settings {
+  readonly store: StoreSpec;
+  readonly permanent: boolean;
+  readonly lifetime: number;
+  readonly refreshEachRequest: boolean;
+  readonly refreshInterval: number;
+  readonly sidLength: number;
+  readonly keyPrefix: string;
+  readonly serialization: 'cbor' | 'json';
+  readonly maxSize: number;
+  readonly keys: readonly string[] | undefined;
+  readonly cookie: CookieSettings;
+  readonly storeTimeout: number;
+  readonly onError: ((error: Error, ctx?: Context) => void) | undefined;
+}
+
+export const DEFAULT_STORE = 'sqlite://./sessions.sqlite';
+const DAY = 86_400_000;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: DAY, w: 7 * DAY };
+const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/i;
+const SIZE = /^(\d+)\s*(b|kb|kib|mb|mib)?$/i;
+const SIZE_UNIT: Record<string, number> = { b: 1, kb: 1000, kib: 1024, mb: 1_000_000, mib: 1_048_576 };
+// RFC 6265 token characters: what a cookie name may hold.
+const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Attribute values must not end the attribute early or smuggle another one in.
+const COOKIE_ATTRIBUTE = /^[\x21-\x3a\x3c-\x7e]+$/;
+
+/** One source of a value: the option, or else the first environment variable that is set. */
+interface Source {
+  readonly name: string;
+  readonly fromEnv: boolean;
+}
+
+function fail(source: Source, message: string): never {
+  throw new SessionOptionError(source.name, message);
+}
+
+function parseBoolean(value: unknown, source: Source): boolean {
+  if (typeof value === 'boolean') return value;
+  if (source.fromEnv && typeof value === 'string') {
+    const word = value.trim().toLowerCase();
+    if (['true', '1', 'yes', 'on'].includes(word)) return true;
+    if (['false', '0', 'no', 'off'].includes(word)) return false;
+    fail(source, `expected true or false (also 1/0, yes/no, on/off), got ${JSON.stringify(value)}`);
+  }
+  return fail(source, `expected a boolean, got ${describe(value)}`);
+}
+
+/**
+ * Durations: an option number is milliseconds, an environment number is whole seconds (as Flask's
+ * PERMANENT_SESSION_LIFETIME); both take a string with a unit (`500ms`, `30s`, `30m`, `12h`, `31d`, `2w`).
+ */
+function parseDuration(value: unknown, source: Source): number {
+  let ms: number;
+  if (typeof value === 'number') {
+    if (source.fromEnv) ms = value * 1000;
+    else ms = value;
+  } else if (typeof value === 'string') {
+    const text = value.trim();
+    const match = DURATION.exec(text);
+    if (match) ms = Number(match[1]) * (UNIT_MS[(match[2] as string).toLowerCase()] as number);
+    else if (source.fromEnv && /^\d+$/.test(text)) ms = Number(text) * 1000;
+    else {
+      return fail(
+        source,
+        `expected ${source.fromEnv ? 'whole seconds or ' : 'milliseconds or '}a duration such as "30m", "12h" or "31d", got ${JSON.stringify(value)}`,
+      );
+    }
+  } else {
+    return fail(source, `expected milliseconds or a duration string, got ${describe(value)}`);
+  }
+  if (!Number.isFinite(ms) || ms < 0) fail(source, `must be a finite, non-negative duration, got ${describe(value)}`);
+  return Math.round(ms);
+}
+
+function parseInteger(value: unknown, source: Source): number {
+  const n = typeof value === 'string' && source.fromEnv && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n)) fail(source, `expected a whole number, got ${describe(value)}`);
+  return n;
+}
+
+function parseSize(value: unknown, source: Source): number {
+  if (typeof value === 'string' && source.fromEnv) {
+    const match = SIZE.exec(value.trim());
+    if (!match) return fail(source, `expected a size in bytes such as 65536 or "64KiB", got ${JSON.stringify(value)}`);
+    return Number(match[1]) * (SIZE_UNIT[(match[2] ?? 'b').toLowerCase()] as number);
+  }
+  return parseInteger(value, source);
+}
+
+function parseString(value: unknown, source: Source): string {
+  if (typeof value !== 'string') fail(source, `expected a string, got ${describe(value)}`);
+  return value;
+}
+
+function parseChoice<T extends string>(choices: readonly T[], value: unknown, source: Source): T {
+  const word = typeof value === 'string' ? value.trim().toLowerCase() : value;
+  if (!choices.includes(word as T)) {
+    fail(source, `expected one of ${choices.map((c) => JSON.stringify(c)).join(', ')}, got ${describe(value)}`);
+  }
+  return word as T;
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return `${typeof value} ${String(value)}`;
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : typeof value;
+}
+
+/** Looks a value up: explicit option, then the environment (first variable set and not empty), then none. */
+function lookup(
+  options: object,
+  option: string,
+  env: Readonly<Record<string, string | undefined>>,
+  variables: readonly string[],
+): { value: unknown; source: Source } | undefined {
+  const value = (options as Record<string, unknown>)[option];
+  if (value !== undefined) return { value, source: { name: option, fromEnv: false } };
+  for (const variable of variables) {
+    const text = env[variable];
+    if (text !== undefined && text !== '') return { value: text, source: { name: variable, fromEnv: true } };
+  }
+  return undefined;
+}
+
+function isKeyvInstance(value: object): value is Keyv {
+  const candidate = value as { opts?: unknown; store?: unknown; get?: unknown; hooks?: unknown };
+  return (
+    typeof candidate.get === 'function' &&
+    typeof candidate.opts === 'object' &&
+    candidate.opts !== null &&
+    typeof candidate.store === 'object' &&
+    candidate.store !== null &&
+    candidate.hooks !== undefined
+  );
+}
+
+function isAdapter(value: object): value is KeyvStoreAdapter {
+  const candidate = value as Record<string, unknown>;
+  return ['get', 'set', 'delete'].every((method) => typeof candidate[method] === 'function');
+}
+
+function parseStore(value: unknown, source: Source): StoreSpec {
+  if (typeof value === 'string') {
+    const url = value.trim();
+    const scheme = schemeOf(url);
+    if (scheme === undefined || !(scheme in STORE_SCHEMES)) {
+      fail(
+        source,
+        `unsupported store URL ${JSON.stringify(maskPassword(url))}: expected one of ${Object.keys(STORE_SCHEMES)
+          .map((s) => `${s}://`)
+          .join(', ')}`,
+      );
+    }
+    return { kind: 'url', url, scheme };
+  }
+  if (value instanceof Map) return { kind: 'adapter', adapter: value };
+  if (typeof value === 'object' && value !== null) {
+    if (isKeyvInstance(value)) return { kind: 'keyv', keyv: value };
+    if (isAdapter(value)) return { kind: 'adapter', adapter: value };
+  }
+  return fail(source, `expected a connection URL, a Keyv instance or a Keyv adapter, got ${describe(value)}`);
+}
+
+/** Hides the password of a connection URL, for messages and logs. */
+export function maskPassword(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i, '$1****@');
+}
+
+function cookieAttribute(value: string, source: Source): string {
+  if (!COOKIE_ATTRIBUTE.test(value)) fail(source, `must be printable ASCII without spaces or ";", got ${JSON.stringify(value)}`);
+  return value;
+}
+
+function resolveCookie(input: unknown, env: Readonly<Record<string, string | undefined>>): CookieSettings {
+  if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
+    throw new SessionOptionError('cookie', `expected an object of cookie attributes, got ${describe(input)}`);
+  }
+  const options = (input ?? {}) as Record<string, unknown>;
+  const known = ['name', 'domain', 'path', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'signed'];
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) throw new SessionOptionError(`cookie.${key}`, `unknown cookie option; known: ${known.join(', ')}`);
+  }
+  const get = <T>(key: string, variable: string, parse: (value: unknown, source: Source) => T, fallback: T): T => {
+    const found = lookup(options, key, env, [variable]);
+    if (!found) return fallback;
+    const source = found.source.fromEnv ? found.source : { name: `cookie.${key}`, fromEnv: false };
+    return parse(found.value, source);
+  };
+  const name = get('name', 'SESSION_COOKIE_NAME', (value, source) => {
+    const text = parseString(value, source);
+    if (!COOKIE_NAME.test(text)) fail(source, `must be a cookie token (letters, digits and !#$%&'*+-.^_\`|~), got ${JSON.stringify(text)}`);
+    return text;
+  }, 'session');
+  const domain = get('domain', 'SESSION_COOKIE_DOMAIN', (v, s) => cookieAttribute(parseString(v, s), s), undefined as string | undefined);
+  const path = get('path', 'SESSION_COOKIE_PATH', (value, source) => {
+    const text = cookieAttribute(parseString(value, source), source);
+    if (!text.startsWith('/')) fail(source, `must start with "/", got ${JSON.stringify(text)}`);
+    return text;
+  }, '/');
+  const httpOnly = get('httpOnly', 'SESSION_COOKIE_HTTPONLY', parseBoolean, true);
+  const secure = get('secure', 'SESSION_COOKIE_SECURE', (value, source): boolean | 'auto' =>
+    value === 'auto' || (typeof value === 'string' && value.trim().toLowerCase() === 'auto') ? 'auto' : parseBoolean(value, source),
+  'auto');
+  const sameSite = get('sameSite', 'SESSION_COOKIE_SAMESITE', (value, source): CookieSettings['sameSite'] => {
+    if (value === false || (source.fromEnv && typeof value === 'string' && ['false', 'off', 'no'].includes(value.trim().toLowerCase()))) {
+      return false;
+    }
+    return parseChoice(['lax', 'strict', 'none'] as const, value, source);
+  }, 'lax' as CookieSettings['sameSite']);
+  const partitioned = get('partitioned', 'SESSION_COOKIE_PARTITIONED', parseBoolean, false);
+  const signed = get('signed', 'SESSION_COOKIE_SIGNED', parseBoolean, true);
+  if (sameSite === 'none' && secure === false) {
+    throw new SessionOptionError('cookie.sameSite', 'SameSite=None needs a Secure cookie (browsers drop it otherwise): set cookie.secure to true or "auto"');
+  }
+  if (partitioned && secure === false) {
+    throw new SessionOptionError('cookie.partitioned', 'a Partitioned cookie must be Secure: set cookie.secure to true or "auto"');
+  }
+  return Object.freeze({ name, domain, path, httpOnly, secure, sameSite, partitioned, signed });
+}
+
+const KNOWN_OPTIONS = [
+  'store', 'permanent', 'lifetime', 'refreshEachRequest', 'refreshInterval', 'sidLength', 'keyPrefix',
+  'serialization', 'maxSize', 'keys', 'cookie', 'storeTimeout', 'onError', 'env',
+];
+
+/** Resolves options, then `SESSION_*` variables, then defaults, into frozen settings; throws `SessionOptionError`. */
+export function resolveSettings(input: KvSessionOptions | undefined = {}): Settings {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new SessionOptionError('options', `kvSession() takes an options object, got ${describe(input)}`);
+  }
+  for (const key of Object.keys(input)) {
+    if (!KNOWN_OPTIONS.includes(key)) {
+      throw new SessionOptionError(key, `unknown option; known options: ${KNOWN_OPTIONS.join(', ')}`);
+    }
+  }
+  const env = input.env ?? process.env;
+  const get = <T>(option: string, variables: readonly string[], parse: (value: unknown, source: Source) => T, fallback: T): T => {
+    const found = lookup(input, option, env, variables);
+    return found ? parse(found.value, found.source) : fallback;
+  };
+
+  const store = get('store', ['SESSION_STORE'], parseStore, parseStore(DEFAULT_STORE, { name: 'store', fromEnv: false }));
+  const permanent = get('permanent', ['SESSION_PERMANENT'], parseBoolean, true);
+  const lifetimeSource = lookup(input, 'lifetime', env, ['SESSION_LIFETIME', 'PERMANENT_SESSION_LIFETIME']);
+  const lifetime = lifetimeSource ? parseDuration(lifetimeSource.value, lifetimeSource.source) : 31 * DAY;
+  if (lifetime < 1000) {
+    fail(lifetimeSource?.source ?? { name: 'lifetime', fromEnv: false }, `must be at least one second, got ${lifetime} ms`);
+  }
+  const refreshEachRequest = get('refreshEachRequest', ['SESSION_REFRESH_EACH_REQUEST'], parseBoolean, true);
+  const intervalSource = lookup(input, 'refreshInterval', env, ['SESSION_REFRESH_INTERVAL']);
+  const refreshInterval = intervalSource
+    ? parseDuration(intervalSource.value, intervalSource.source)
+    : Math.min(60_000, Math.floor(lifetime / 10));
+  if (intervalSource && refreshInterval > lifetime) {
+    fail(intervalSource.source, `must not be longer than the lifetime (${lifetime} ms), got ${refreshInterval} ms`);
+  }
+  const sidLength = get('sidLength', ['SESSION_ID_LENGTH'], (value, source) => {
+    const n = parseInteger(value, source);
+    if (n < 16) fail(source, `must be at least 16 bytes of entropy (128 bits), got ${n}`);
+    if (n > 256) fail(source, `must be at most 256 bytes, got ${n}`);
+    return n;
+  }, 32);
+  const keyPrefix = get('keyPrefix', ['SESSION_KEY_PREFIX'], (value, source) => {
+    const text = parseString(value, source);
+    if (text.length > 128 || /[\s\0]/.test(text)) fail(source, `must be at most 128 characters without whitespace, got ${JSON.stringify(text)}`);
+    return text;
+  }, 'session:');
+  const serialization = get('serialization', ['SESSION_SERIALIZATION_FORMAT'], (v, s) => parseChoice(['cbor', 'json'] as const, v, s), 'cbor' as const);
+  const maxSize = get('maxSize', ['SESSION_MAX_SIZE'], (value, source) => {
+    const n = parseSize(value, source);
+    if (n < 64) fail(source, `must be at least 64 bytes, got ${n}`);
+    return n;
+  }, 65_536);
+  const keys = get('keys', ['SESSION_SECRET_KEYS'], (value, source): readonly string[] => {
+    const list = source.fromEnv && typeof value === 'string' ? value.split(',').map((k) => k.trim()) : value;
+    if (!Array.isArray(list) || list.length === 0 || !list.every((k) => typeof k === 'string' && k.length > 0)) {
+      fail(source, source.fromEnv ? 'expected a comma-separated list of non-empty keys' : `expected a non-empty array of non-empty strings, got ${describe(value)}`);
+    }
+    return Object.freeze([...(list as string[])]);
+  }, undefined as readonly string[] | undefined);
+  const cookie = resolveCookie(input.cookie, env);
+  const storeTimeout = get('storeTimeout', ['SESSION_STORE_TIMEOUT'], (value, source) => {
+    const ms = parseDuration(value, source);
+    if (ms < 1) fail(source, 'must be at least 1 ms');
+    return ms;
+  }, 2000);
+  if (input.onError !== undefined && typeof input.onError !== 'function') {
+    throw new SessionOptionError('onError', `expected a function, got ${describe(input.onError)}`);
+  }
+
+  return Object.freeze({
+    store,
+    permanent,
+    lifetime,
+    refreshEachRequest,
+    refreshInterval,
+    sidLength,
+    keyPrefix,
+    serialization,
+    maxSize,
+    keys,
+    cookie,
+    storeTimeout,
+    onError: input.onError,
+  });
+}

@@ -1,0 +1,329 @@
+// The object handlers see as ctx.session: user data behind a Proxy, plus the status the commit is planned from.
+import { encodePayload, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
+import { SessionError } from './errors.js';
+import { generateSid } from './sid.js';
+
+/**
+ * The shape of your session data. Describe it once by declaration merging and `ctx.session`
+ * type-checks and autocompletes everywhere:
+ *
+ * ```ts
+ * declare module 'koa-kv-session' {
+ *   interface SessionData { userId: string; cart: { items: string[] } }
+ * }
+ * ```
+ * While it is left empty, `ctx.session` accepts any key.
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: filled in by users through declaration merging
+export interface SessionData {}
+
+/** Members of `ctx.session` that control the session itself. They are never stored and never enumerated. */
+export interface SessionControls {
+  /** The session id (read-only). A new session gets its id on first read. */
+  readonly sid: string;
+  /** True when no stored session existed for this request (or it was destroyed). */
+  readonly isNew: boolean;
+  /** Persistent cookie (with Expires) when true, browser-session cookie when false: Flask's "remember me". */
+  permanent: boolean;
+  /** True when this request changed the session; set to true to force a save. */
+  modified: boolean;
+  /** Moves the data to a new sid and deletes the old record at commit. Call it at login. */
+  regenerate(): Promise<void>;
+  /** Deletes the record and clears the cookie at commit: logout. Data set afterwards starts a new session. */
+  destroy(): Promise<void>;
+  /** Removes every user key (a stored session left empty is deleted at commit). */
+  clear(): void;
+}
+
+/** Any key goes while `SessionData` is not declared. */
+// biome-ignore lint/suspicious/noExplicitAny: deliberate: untyped session data
+export interface LooseSessionData { [key: string]: any }
+
+type UserFields = [keyof SessionData] extends [never] ? LooseSessionData : Partial<SessionData>;
+
+/** The type of `ctx.session`. */
+export type Session = SessionControls & UserFields;
+
+/** What `ctx.session` can be assigned: an object of data replaces the data, `null` destroys the session. */
+export type SessionAssignment = UserFields | null;
+
+export const CONTROL_MEMBERS: ReadonlySet<string> = new Set(['sid', 'isNew', 'permanent', 'modified', 'regenerate', 'destroy', 'clear']);
+
+/** How the session state was left by the handler; what the commit turns into store operations. */
+export interface CommitPlan {
+  /** Record to write, with its TTL in ms. */
+  readonly write: { readonly sid: string; readonly raw: string; readonly ttl: number } | undefined;
+  /** Sids whose records must be deleted (after the write). */
+  readonly remove: readonly string[];
+  /** Cookie to send: a sid (with its expiry for permanent sessions), `clear`, or nothing. */
+  readonly cookie: { readonly sid: string; readonly expires: number | undefined } | 'clear' | undefined;
+}
+
+/** What a session needs of the settings. */
+export interface SessionConfig {
+  readonly permanent: boolean;
+  readonly lifetime: number;
+  readonly refreshEachRequest: boolean;
+  readonly refreshInterval: number;
+  readonly sidLength: number;
+  readonly serialization: Format;
+  readonly maxSize: number;
+}
+
+function controlError(key: string): TypeError {
+  return new TypeError(
+    `ctx.session.${key} is a control member of koa-kv-session and cannot be used as a session data key; choose another name`,
+  );
+}
+
+function isEmpty(data: object): boolean {
+  for (const _ in data) return false;
+  return true;
+}
+
+/**
+ * One request's session. The instance is also the Proxy handler of `proxy`, whose target is the
+ * plain data object: Object.keys, spread and JSON.stringify see exactly the user data.
+ */
+export class SessionState implements ProxyHandler<RecordData> {
+  readonly proxy: Session;
+  /** ctx.session was read or assigned: the response depends on the cookie (Vary: Cookie). */
+  accessed = false;
+  readonly #config: SessionConfig;
+  readonly #data: RecordData;
+  #sid: string | undefined;
+  /** The record stored under #sid when loaded; undefined once the sid is new, rotated or destroyed. */
+  #stored: StoredRecord | undefined;
+  readonly #loadedPermanent: boolean;
+  #permanent: boolean;
+  #isNew: boolean;
+  readonly #retired: string[] = [];
+  /** A key was set or deleted, or the data was replaced. */
+  #dirty = false;
+  /** An object value was handed to the handler, so nested mutation is possible. */
+  #exposed = false;
+  #forced = false;
+  /** The cookie was signed with an older key and should be re-signed. */
+  readonly #staleCookie: boolean;
+  #encoded: { format: Format; payload: string } | undefined;
+
+  constructor(config: SessionConfig, loaded?: { sid: string; record: StoredRecord; data: RecordData; staleCookie: boolean }) {
+    this.#config = config;
+    if (loaded) {
+      this.#sid = loaded.sid;
+      this.#stored = loaded.record;
+      this.#data = loaded.data;
+      this.#permanent = loaded.record.permanent;
+      this.#isNew = false;
+      this.#staleCookie = loaded.staleCookie;
+    } else {
+      this.#data = {};
+      this.#permanent = config.permanent;
+      this.#isNew = true;
+      this.#staleCookie = false;
+    }
+    this.#loadedPermanent = this.#permanent;
+    this.proxy = new Proxy(this.#data, this) as unknown as Session;
+  }
+
+  // --- Proxy traps -------------------------------------------------------------------------
+
+  get(target: RecordData, key: string | symbol, receiver: unknown): unknown {
+    if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) return this.#control(key);
+    const value = Reflect.get(target, key, receiver);
+    if (typeof value === 'object' && value !== null) this.#exposed = true;
+    return value;
+  }
+
+  set(target: RecordData, key: string | symbol, value: unknown): boolean {
+    if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) {
+      if (key === 'permanent') {
+        if (typeof value !== 'boolean') throw new TypeError(`ctx.session.permanent must be a boolean, got ${typeof value}`);
+        this.#permanent = value;
+        return true;
+      }
+      if (key === 'modified') {
+        if (typeof value !== 'boolean') throw new TypeError(`ctx.session.modified must be a boolean, got ${typeof value}`);
+        this.#forced = value;
+        return true;
+      }
+      throw controlError(key);
+    }
+    this.#dirty = true;
+    // defineProperty, not assignment: a key such as "__proto__" stays plain data.
+    return Reflect.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+  }
+
+  deleteProperty(target: RecordData, key: string | symbol): boolean {
+    if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) throw controlError(key);
+    if (Object.hasOwn(target, key)) this.#dirty = true;
+    return Reflect.deleteProperty(target, key);
+  }
+
+  defineProperty(target: RecordData, key: string | symbol, descriptor: PropertyDescriptor): boolean {
+    if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) throw controlError(key);
+    this.#dirty = true;
+    return Reflect.defineProperty(target, key, descriptor);
+  }
+
+  // --- Control members ---------------------------------------------------------------------
+
+  #control(key: string): unknown {
+    switch (key) {
+      case 'sid':
+        this.#sid ??= generateSid(this.#config.sidLength);
+        return this.#sid;
+      case 'isNew':
+        return this.#isNew;
+      case 'permanent':
+        return this.#permanent;
+      case 'modified':
+        return this.#isModified();
+      case 'regenerate':
+        return this.#regenerate;
+      case 'destroy':
+        return this.#destroy;
+      default:
+        return this.#clear;
+    }
+  }
+
+  readonly #regenerate = (): Promise<void> => {
+    this.#retire();
+    return Promise.resolve();
+  };
+
+  readonly #destroy = (): Promise<void> => {
+    this.#retire();
+    this.#removeAll();
+    this.#isNew = true;
+    this.#permanent = this.#config.permanent;
+    this.#dirty = false;
+    this.#exposed = false;
+    this.#forced = false;
+    return Promise.resolve();
+  };
+
+  readonly #clear = (): void => {
+    if (!isEmpty(this.#data)) this.#dirty = true;
+    this.#removeAll();
+  };
+
+  /** Replaces the data (`ctx.session = {...}`); `null` destroys the session. */
+  assign(value: unknown): void {
+    if (value === null || value === undefined) {
+      void this.#destroy();
+      return;
+    }
+    if (typeof value !== 'object' || Array.isArray(value)) {
+      throw new TypeError(`ctx.session can be assigned an object of session data or null, got ${Array.isArray(value) ? 'an array' : typeof value}`);
+    }
+    const entries = Object.entries(value);
+    for (const [key] of entries) if (CONTROL_MEMBERS.has(key)) throw controlError(key);
+    this.#clear();
+    for (const [key, item] of entries) {
+      Reflect.defineProperty(this.#data, key, { value: item, writable: true, enumerable: true, configurable: true });
+    }
+    this.#dirty = true;
+  }
+
+  /** The record under the current sid stops being this session's: it is deleted at commit. */
+  #retire(): void {
+    if (this.#stored !== undefined && this.#sid !== undefined) this.#retired.push(this.#sid);
+    this.#stored = undefined;
+    this.#sid = undefined;
+  }
+
+  #removeAll(): void {
+    for (const key of Reflect.ownKeys(this.#data)) Reflect.deleteProperty(this.#data, key);
+  }
+
+  // --- Commit planning ---------------------------------------------------------------------
+
+  /** Encodes the data, once per format per commit. */
+  #encode(format: Format): string {
+    if (this.#encoded?.format === format) return this.#encoded.payload;
+    const stored = this.#stored;
+    // Untouched data is still exactly what was stored: no need to encode it again.
+    if (stored?.format === format && !this.#dirty && !this.#exposed) return stored.payload;
+    let payload: string;
+    try {
+      payload = encodePayload(this.#data, format);
+    } catch (error) {
+      throw new SessionError('SESSION_UNENCODABLE', `koa-kv-session: the session data cannot be encoded as ${format.toUpperCase()}: ${(error as Error).message}`, 500, { cause: error });
+    }
+    this.#encoded = { format, payload };
+    return payload;
+  }
+
+  /** True when the stored data differs from the data now; compares encodings, so nested mutation counts. */
+  #dataChanged(): boolean {
+    const stored = this.#stored;
+    if (stored === undefined) return !isEmpty(this.#data);
+    if (!this.#dirty && !this.#exposed) return false;
+    return this.#encode(stored.format) !== stored.payload;
+  }
+
+  #isModified(): boolean {
+    return this.#forced || this.#retired.length > 0 || this.#permanent !== this.#loadedPermanent || this.#dataChanged();
+  }
+
+  #record(now: number): { raw: string; expires: number } {
+    const expires = now + this.#config.lifetime;
+    const raw = frameRecord(this.#encode(this.#config.serialization), this.#config.serialization, expires, this.#permanent);
+    const max = this.#config.maxSize;
+    if (raw.length > max || (raw.length * 3 > max && Buffer.byteLength(raw) > max)) {
+      throw new SessionError(
+        'SESSION_TOO_LARGE',
+        `koa-kv-session: the session record is ${Buffer.byteLength(raw)} bytes, over maxSize (${max}); nothing was saved`,
+      );
+    }
+    return { raw, expires };
+  }
+
+  /** Decides what the commit does. Throws SESSION_TOO_LARGE / SESSION_UNENCODABLE before anything is written. */
+  plan(now: number): CommitPlan {
+    const remove = this.#retired;
+    const stored = this.#stored;
+    const lifetime = this.#config.lifetime;
+    const empty = isEmpty(this.#data);
+
+    if (stored === undefined) {
+      // New, regenerated or destroyed: nothing is stored under the current sid yet.
+      if (empty) return { write: undefined, remove, cookie: remove.length > 0 ? 'clear' : undefined };
+      this.#sid ??= generateSid(this.#config.sidLength);
+      const { raw, expires } = this.#record(now);
+      return {
+        write: { sid: this.#sid, raw, ttl: lifetime },
+        remove,
+        cookie: { sid: this.#sid, expires: this.#permanent ? expires : undefined },
+      };
+    }
+
+    const sid = this.#sid as string;
+    const permanentChanged = this.#permanent !== this.#loadedPermanent;
+    if (this.#forced || permanentChanged || this.#dataChanged()) {
+      if (empty) return { write: undefined, remove: [sid], cookie: 'clear' };
+      const { raw, expires } = this.#record(now);
+      const sendCookie = this.#permanent || permanentChanged || this.#staleCookie;
+      return {
+        write: { sid, raw, ttl: lifetime },
+        remove,
+        cookie: sendCookie ? { sid, expires: this.#permanent ? expires : undefined } : undefined,
+      };
+    }
+
+    const refreshDue = this.#config.refreshEachRequest && now - (stored.expires - lifetime) >= this.#config.refreshInterval;
+    if (refreshDue) {
+      const { raw, expires } = this.#record(now);
+      const sendCookie = this.#permanent || this.#staleCookie;
+      return {
+        write: { sid, raw, ttl: lifetime },
+        remove,
+        cookie: sendCookie ? { sid, expires: this.#permanent ? expires : undefined } : undefined,
+      };
+    }
+    const cookie = this.#staleCookie ? { sid, expires: this.#permanent ? stored.expires : undefined } : undefined;
+    return { write: undefined, remove, cookie };
+  }
+}

@@ -1,0 +1,159 @@
+// The only code that talks to Keyv: load / save / remove under the key prefix, with TTL, codec, timeout and error mapping.
+import { Keyv, type KeyvStoreAdapter } from 'keyv';
+import { makeAdapterThrow, openAdapter, type OpenedAdapter } from './adapters.js';
+import { CorruptRecordError, decodePayload, parseRecord, type SessionData, type StoredRecord } from './codec.js';
+import { SessionError, SessionStoreError } from './errors.js';
+import { maskPassword, type StoreSpec } from './options.js';
+
+type Operation = SessionStoreError['operation'];
+
+export interface StoreConfig {
+  readonly store: StoreSpec;
+  readonly keyPrefix: string;
+  readonly storeTimeout: number;
+}
+
+/** Where the store was opened from, for messages: a masked URL or the adapter's kind. */
+function describeStore(spec: StoreSpec): string {
+  if (spec.kind === 'url') return maskPassword(spec.url);
+  if (spec.kind === 'keyv') return 'the Keyv instance given as store';
+  return spec.adapter instanceof Map ? 'the Map given as store' : 'the Keyv adapter given as store';
+}
+
+export class SessionStore {
+  readonly #config: StoreConfig;
+  readonly #report: (error: Error) => void;
+  #opening: Promise<Keyv> | undefined;
+  #keyv: Keyv | undefined;
+  #release: (() => Promise<void>) | undefined;
+  #closed = false;
+
+  constructor(config: StoreConfig, report: (error: Error) => void) {
+    this.#config = config;
+    this.#report = report;
+  }
+
+  /** The store key of a sid: exactly `<keyPrefix><sid>` on every backend. */
+  key(sid: string): string {
+    return this.#config.keyPrefix + sid;
+  }
+
+  /** Opens the adapter (once); later calls share the same promise. */
+  open(): Promise<Keyv> {
+    this.#opening ??= this.#open();
+    return this.#opening;
+  }
+
+  async #open(): Promise<Keyv> {
+    const spec = this.#config.store;
+    let opened: OpenedAdapter;
+    if (spec.kind === 'url') {
+      opened = await openAdapter(spec.url, spec.scheme, this.#config.storeTimeout);
+    } else {
+      // Someone else's adapter: we use it, we do not close it.
+      const adapter = spec.kind === 'keyv' ? (spec.keyv.store as KeyvStoreAdapter) : spec.adapter;
+      makeAdapterThrow(adapter);
+      opened = { adapter, release: async () => {} };
+    }
+    this.#release = opened.release;
+    // Our own Keyv around the adapter: no Keyv namespace (the prefix is ours, so the key is exactly
+    // <keyPrefix><sid>), errors thrown instead of swallowed, and the record string stored as it is.
+    const keyv = new Keyv({
+      store: opened.adapter,
+      namespace: undefined,
+      useKeyPrefix: false,
+      throwOnErrors: true,
+      serialize: (data) => data.value as string,
+      deserialize: <Value>(raw: string) => ({ value: raw as Value }),
+    });
+    keyv.on('error', () => {
+      // Errors reach us as exceptions (throwOnErrors); without a listener some emitters would crash the process.
+    });
+    this.#keyv = keyv;
+    return keyv;
+  }
+
+  /** Checks the store answers, for start-up: a read of a key that is never written. */
+  async probe(): Promise<void> {
+    await this.#call('connect', (keyv) => keyv.get(`${this.#config.keyPrefix}koa-kv-session-probe`));
+  }
+
+  /** The record of a sid and its data, or undefined when there is none, it has expired, or it cannot be read (reported). */
+  async load(sid: string, now: number): Promise<{ record: StoredRecord; data: SessionData } | undefined> {
+    const raw = await this.#call('get', (keyv) => keyv.get(this.key(sid)));
+    if (raw === undefined || raw === null) return undefined;
+    try {
+      const record = parseRecord(raw);
+      // Backends without native TTL keep expired rows until a purge: expiry is checked here.
+      if (record.expires <= now) return undefined;
+      return { record, data: decodePayload(record.payload, record.format) };
+    } catch (error) {
+      if (!(error instanceof CorruptRecordError)) throw error;
+      this.#report(corrupt(this.key(sid), error));
+      return undefined;
+    }
+  }
+
+  async save(sid: string, raw: string, ttl: number): Promise<void> {
+    await this.#call('set', (keyv) => keyv.set(this.key(sid), raw, ttl));
+  }
+
+  async remove(sid: string): Promise<void> {
+    await this.#call('delete', (keyv) => keyv.delete(this.key(sid)));
+  }
+
+  /** Closes what this store opened; an adapter or Keyv instance given by the user is left open. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#opening === undefined) return;
+    try {
+      await this.#opening;
+    } catch {
+      return;
+    }
+    await this.#release?.();
+  }
+
+  /** Runs one store call, bounded by storeTimeout, with every failure mapped to a SessionStoreError. */
+  async #call<T>(operation: Operation, run: (keyv: Keyv) => Promise<T>): Promise<T> {
+    if (this.#closed) {
+      throw new SessionStoreError('SESSION_STORE_UNAVAILABLE', operation, 'koa-kv-session: the session store was closed');
+    }
+    const timeout = this.#config.storeTimeout;
+    let timer: NodeJS.Timeout | undefined;
+    const work = (this.#keyv ? run(this.#keyv) : this.open().then(run));
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        reject(
+          new SessionStoreError(
+            'SESSION_STORE_TIMEOUT',
+            operation,
+            `koa-kv-session: the session store (${describeStore(this.#config.store)}) did not answer a ${operation} within ${timeout} ms`,
+          ),
+        );
+      }, timeout);
+    });
+    try {
+      return await Promise.race([work, expired]);
+    } catch (error) {
+      if (error instanceof SessionStoreError) {
+        work.catch(() => {}); // the late outcome of a timed-out call has nobody to tell
+        throw error;
+      }
+      if (error instanceof SessionError) throw error;
+      throw new SessionStoreError(
+        'SESSION_STORE_UNAVAILABLE',
+        operation,
+        `koa-kv-session: the session store (${describeStore(this.#config.store)}) failed a ${operation}: ${(error as Error)?.message ?? String(error)}`,
+        error,
+      );
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+function corrupt(key: string, cause: CorruptRecordError): SessionError {
+  return new SessionError('SESSION_RECORD_CORRUPT', `koa-kv-session: the record at ${key} cannot be read (${cause.message}); a fresh session was started`, 500, { cause });
+}
