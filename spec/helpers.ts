@@ -1,0 +1,240 @@
+// Test harness: real HTTP against a real Koa app, real backends behind a counting pass-through adapter.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Koa, { type Context } from 'koa';
+import type { KeyvStoreAdapter } from 'keyv';
+import { openAdapter, type OpenedAdapter } from '../src/adapters.js';
+import { kvSession, type KvSessionMiddleware, type KvSessionOptions } from '../src/index.js';
+
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+/** Set by .ci/run: a test that would be skipped for want of a server fails instead. */
+export const REQUIRE_SERVERS = process.env.KV_SESSION_REQUIRE_SERVERS === '1';
+
+/** A fresh key prefix per test: tests share servers with whatever ran before. */
+export function uniquePrefix(label = 't'): string {
+  return `kvs-test:${label}:${randomBytes(6).toString('hex')}:`;
+}
+
+export async function reachable(url: string): Promise<boolean> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.once('error', () => done(false));
+    socket.connect(Number(port), hostname, () => done(true));
+  });
+}
+
+/** One store call as the counting adapter saw it. */
+export interface StoreCall {
+  op: 'get' | 'set' | 'delete';
+  key: string;
+  ttl?: number;
+}
+
+/**
+ * Delegates every call to a real adapter and records it: lets a test say "one read, no write"
+ * about a real backend. Not a mock: the data lives in the real store.
+ */
+export class CountingAdapter {
+  readonly calls: StoreCall[] = [];
+  readonly opts: unknown;
+  namespace: string | undefined;
+  readonly #inner: KeyvStoreAdapter;
+  readonly #written = new Set<string>();
+
+  constructor(inner: KeyvStoreAdapter) {
+    this.#inner = inner;
+    this.opts = inner.opts;
+  }
+
+  async get(key: string): Promise<unknown> {
+    this.calls.push({ op: 'get', key });
+    return this.#inner.get(key);
+  }
+
+  async set(key: string, value: unknown, ttl?: number): Promise<unknown> {
+    this.calls.push(ttl === undefined ? { op: 'set', key } : { op: 'set', key, ttl });
+    return this.#inner.set(key, value, ttl);
+  }
+
+  async delete(key: string): Promise<boolean> {
+    this.calls.push({ op: 'delete', key });
+    return this.#inner.delete(key);
+  }
+
+  async clear(): Promise<void> {
+    throw new Error('tests never clear a shared store');
+  }
+
+  on(): this {
+    return this;
+  }
+
+  /** Reads a key straight from the real store, without counting. */
+  raw(key: string): Promise<unknown> {
+    return this.#inner.get(key);
+  }
+
+  /** Writes straight to the real store, without counting. */
+  async put(key: string, value: string, ttl?: number): Promise<void> {
+    this.#written.add(key);
+    await this.#inner.set(key, value, ttl);
+  }
+
+  reset(): void {
+    this.calls.length = 0;
+  }
+
+  /** Deletes every key this adapter ever saw written, so the shared server is left as it was. */
+  async cleanup(): Promise<void> {
+    const keys = new Set(this.calls.filter((call) => call.op === 'set').map((call) => call.key));
+    for (const key of this.#written) keys.add(key);
+    await Promise.all([...keys].map((key) => this.#inner.delete(key)));
+  }
+
+  count(op: StoreCall['op']): number {
+    return this.calls.filter((call) => call.op === op).length;
+  }
+}
+
+export interface Backend {
+  readonly name: string;
+  /** Why it cannot run here, or undefined when it can. */
+  unavailable(): Promise<string | undefined>;
+  open(): Promise<OpenedAdapter & { cleanup(): Promise<void> }>;
+}
+
+export const BACKENDS: readonly Backend[] = [
+  {
+    name: 'memory',
+    unavailable: async () => undefined,
+    open: async () => ({ ...(await openAdapter('memory://', 'memory', 2000)), cleanup: async () => {} }),
+  },
+  {
+    name: 'sqlite',
+    unavailable: async () => undefined,
+    open: async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'kvs-sqlite-'));
+      const opened = await openAdapter(`sqlite://${join(dir, 'sessions.sqlite')}`, 'sqlite', 2000);
+      return { ...opened, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+    },
+  },
+  {
+    name: 'redis',
+    unavailable: async () => ((await reachable(REDIS_URL)) ? undefined : `no Redis at ${REDIS_URL}`),
+    open: async () => ({ ...(await openAdapter(REDIS_URL, 'redis', 2000)), cleanup: async () => {} }),
+  },
+  {
+    name: 'postgres',
+    unavailable: async () => ((await reachable(POSTGRES_URL)) ? undefined : `no PostgreSQL at ${POSTGRES_URL}`),
+    open: async () => ({ ...(await openAdapter(POSTGRES_URL, 'postgres', 2000)), cleanup: async () => {} }),
+  },
+];
+
+/** Skips (or, under .ci/run, fails) when a backend cannot run here; the reason shows in the report. */
+export async function skipUnlessAvailable(backend: Backend, skip: (note: string) => void): Promise<void> {
+  const reason = await backend.unavailable();
+  if (reason === undefined) return;
+  if (REQUIRE_SERVERS) throw new Error(`${backend.name} is required here (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
+  skip(`${backend.name} skipped: ${reason}`);
+}
+
+export interface Reply {
+  status: number;
+  body: string;
+  setCookies: string[];
+  vary: string | null;
+  headers: Headers;
+}
+
+export interface TestApp {
+  readonly app: Koa;
+  readonly middleware: KvSessionMiddleware;
+  readonly url: string;
+  /** Sends a request; `cookie` is the Cookie header. */
+  request(path?: string, init?: { cookie?: string; headers?: Record<string, string> }): Promise<Reply>;
+  close(): Promise<void>;
+}
+
+export type Handler = (ctx: Context) => unknown | Promise<unknown>;
+
+/** A Koa app on a free loopback port with kvSession(options) and one handler. */
+export async function startApp(options: KvSessionOptions, handler: Handler, configure?: (app: Koa) => void): Promise<TestApp> {
+  const app = new Koa();
+  app.keys = ['test-key-new', 'test-key-old'];
+  app.silent = true;
+  configure?.(app);
+  const middleware = kvSession(options);
+  app.use(middleware);
+  app.use(async (ctx) => {
+    const result = await handler(ctx);
+    if (result !== undefined && ctx.body === undefined) ctx.body = result as string;
+    if (ctx.body === undefined) ctx.body = 'ok';
+  });
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    app,
+    middleware,
+    url,
+    async request(path = '/', init = {}) {
+      const headers: Record<string, string> = { ...init.headers };
+      if (init.cookie !== undefined) headers.cookie = init.cookie;
+      const response = await fetch(url + path, { headers, redirect: 'manual' });
+      return {
+        status: response.status,
+        body: await response.text(),
+        setCookies: response.headers.getSetCookie(),
+        vary: response.headers.get('vary'),
+        headers: response.headers,
+      };
+    },
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await middleware.close();
+    },
+  };
+}
+
+/** `name=value` of a Set-Cookie header, ready to send back as a Cookie header. */
+export function cookiePair(setCookie: string | undefined): string {
+  if (setCookie === undefined) throw new Error('expected a Set-Cookie header');
+  return setCookie.split(';')[0] as string;
+}
+
+/** The sid inside a signed cookie value (`<sid>.<signature>`). */
+export function sidOf(setCookie: string | undefined): string {
+  const value = cookiePair(setCookie).split('=')[1] as string;
+  return value.split('.')[0] as string;
+}
+
+/** Attributes of a Set-Cookie header, lower-cased names. */
+export function attributesOf(setCookie: string): Map<string, string | true> {
+  const map = new Map<string, string | true>();
+  for (const part of setCookie.split(';').slice(1)) {
+    const [name, ...rest] = part.trim().split('=');
+    map.set((name as string).toLowerCase(), rest.length ? rest.join('=') : true);
+  }
+  return map;
+}
+
+/** A promise and its resolver: lets a test hold a request open until it says so. */
+export function gate(): { wait: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const wait = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { wait, open };
+}

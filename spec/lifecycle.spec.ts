@@ -1,0 +1,317 @@
+// The request lifecycle table of the core issue, one test per row, on every backend reachable here.
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { decodeStored } from './records.js';
+import { frameRecord, encodePayload } from '../src/codec.js';
+import type { KvSessionOptions } from '../src/index.js';
+import {
+  attributesOf,
+  BACKENDS,
+  cookiePair,
+  CountingAdapter,
+  REQUIRE_SERVERS,
+  sidOf,
+  startApp,
+  uniquePrefix,
+  type Handler,
+  type TestApp,
+} from './helpers.js';
+
+const LIFETIME = 3_600_000;
+
+describe.each(BACKENDS)('lifecycle on $name', (backend) => {
+  let opened: Awaited<ReturnType<typeof backend.open>> | undefined;
+  let reason: string | undefined;
+  let store: CountingAdapter;
+  let prefix: string;
+  const apps: TestApp[] = [];
+
+  beforeAll(async () => {
+    reason = await backend.unavailable();
+    if (reason !== undefined && REQUIRE_SERVERS) throw new Error(`${backend.name} is required (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
+    if (reason === undefined) opened = await backend.open();
+  });
+  afterAll(async () => {
+    await opened?.release();
+    await opened?.cleanup();
+  });
+  beforeEach((context) => {
+    if (reason !== undefined) context.skip(`${backend.name} skipped: ${reason}`);
+    store = new CountingAdapter(opened?.adapter as never);
+    prefix = uniquePrefix(backend.name);
+  });
+  afterEach(async () => {
+    await Promise.all(apps.splice(0).map((app) => app.close()));
+    await store?.cleanup();
+  });
+
+  async function start(handler: Handler, options: KvSessionOptions = {}): Promise<TestApp> {
+    const app = await startApp({ store: store as never, keyPrefix: prefix, lifetime: LIFETIME, ...options }, handler);
+    apps.push(app);
+    await app.middleware.ready();
+    store.reset(); // the start-up probe is not part of any request
+    return app;
+  }
+
+  /** Stores a session directly, as if written `age` ms ago, and returns a cookie for it. */
+  async function existing(app: TestApp, data: Record<string, unknown>, age: number, permanent = true): Promise<{ cookie: string; sid: string }> {
+    const created = await app.request('/__seed', { headers: { 'x-seed': JSON.stringify(data) } });
+    const sid = sidOf(created.setCookies[0]);
+    const raw = frameRecord(encodePayload(data, 'cbor'), 'cbor', Date.now() - age + LIFETIME, permanent);
+    await store.put(prefix + sid, raw, LIFETIME);
+    store.reset();
+    return { cookie: cookiePair(created.setCookies[0]), sid };
+  }
+
+  /** Wraps a handler so that /__seed requests create a session from the x-seed header. */
+  function seeding(handler: Handler): Handler {
+    return (ctx) => {
+      if (ctx.path === '/__seed') {
+        ctx.session = JSON.parse(ctx.get('x-seed'));
+        return 'seeded';
+      }
+      return handler(ctx);
+    };
+  }
+
+  it('no cookie, handler ignores the session: no store call, no Set-Cookie, no Vary', async () => {
+    const app = await start(() => 'hello');
+    const reply = await app.request();
+    expect(reply.status).toBe(200);
+    expect(store.calls).toEqual([]);
+    expect(reply.setCookies).toEqual([]);
+    expect(reply.vary).toBeNull();
+  });
+
+  it('no cookie, handler only reads: no store call, no Set-Cookie, Vary: Cookie', async () => {
+    const app = await start((ctx) => String(ctx.session.views ?? 'none'));
+    const reply = await app.request();
+    expect(reply.body).toBe('none');
+    expect(store.calls).toEqual([]);
+    expect(reply.setCookies).toEqual([]);
+    expect(reply.vary).toBe('Cookie');
+  });
+
+  it('new permanent session gets data: one write with TTL = lifetime, persistent cookie, Vary', async () => {
+    const app = await start((ctx) => {
+      ctx.session.user = 'ada';
+    });
+    const before = Date.now();
+    const reply = await app.request();
+    const sid = sidOf(reply.setCookies[0]);
+    expect(store.calls).toEqual([{ op: 'set', key: prefix + sid, ttl: LIFETIME }]);
+    // Committed before the response left: the record is there the moment the reply is.
+    expect(await store.raw(prefix + sid)).toMatch(/^c1:\d+:1:/);
+    expect(reply.setCookies).toHaveLength(1);
+    const attrs = attributesOf(reply.setCookies[0] as string);
+    const expires = Date.parse(attrs.get('expires') as string);
+    expect(expires).toBeGreaterThanOrEqual(Math.floor((before + LIFETIME) / 1000) * 1000 - 1000);
+    expect(expires).toBeLessThanOrEqual(Date.now() + LIFETIME + 1000);
+    expect(attrs.get('httponly')).toBe(true);
+    expect(attrs.get('samesite')).toBe('Lax');
+    expect(attrs.get('path')).toBe('/');
+    expect(attrs.has('max-age')).toBe(false);
+    expect(reply.vary).toBe('Cookie');
+  });
+
+  it('new non-permanent session: one write with TTL = lifetime, cookie without Expires or Max-Age', async () => {
+    const app = await start((ctx) => {
+      ctx.session.user = 'ada';
+    }, { permanent: false });
+    const reply = await app.request();
+    const sid = sidOf(reply.setCookies[0]);
+    expect(store.calls).toEqual([{ op: 'set', key: prefix + sid, ttl: LIFETIME }]);
+    const attrs = attributesOf(reply.setCookies[0] as string);
+    expect(attrs.has('expires')).toBe(false);
+    expect(attrs.has('max-age')).toBe(false);
+  });
+
+  it.each([
+    ['a bad signature', (sid: string, sig: string) => `${sid}.${sig.slice(0, -2)}AA`],
+    ['no signature', (sid: string) => sid],
+    ['a sid that is too short', (sid: string, sig: string) => `${sid.slice(1)}.${sig}`],
+    ['a sid outside the base64url alphabet', (sid: string, sig: string) => `${sid.slice(0, -1)}!.${sig}`],
+  ])('cookie with %s: no store read, treated as no cookie', async (_label, forge) => {
+    const app = await start(seeding((ctx) => String(ctx.session.user ?? 'anonymous')));
+    const { cookie } = await existing(app, { user: 'ada' }, 0);
+    const [sid, sig] = (cookie.split('=')[1] as string).split('.') as [string, string];
+    const reply = await app.request('/', { cookie: `session=${forge(sid, sig)}` });
+    expect(reply.body).toBe('anonymous');
+    expect(store.calls).toEqual([]);
+    expect(reply.setCookies).toEqual([]);
+  });
+
+  it('cookie whose sid is unknown: one read, and a fresh sid (the client sid is never adopted)', async () => {
+    const app = await start(seeding((ctx) => {
+      ctx.session.user = 'mallory';
+      return ctx.session.isNew ? 'new' : 'old';
+    }));
+    const { cookie, sid } = await existing(app, { user: 'ada' }, 0);
+    await store.cleanup(); // the record is gone: the signed cookie now names an unknown sid
+    store.reset();
+    const reply = await app.request('/', { cookie });
+    expect(reply.body).toBe('new');
+    expect(store.count('get')).toBe(1);
+    const fresh = sidOf(reply.setCookies[0]);
+    expect(fresh).not.toBe(sid);
+    expect(store.calls.filter((c) => c.op === 'set').map((c) => c.key)).toEqual([prefix + fresh]);
+  });
+
+  it('cookie whose session expired in the store: one read, then a fresh session', async () => {
+    const app = await start(seeding((ctx) => String(ctx.session.user ?? 'anonymous')));
+    const { cookie } = await existing(app, { user: 'ada' }, LIFETIME + 1000);
+    const reply = await app.request('/', { cookie });
+    expect(reply.body).toBe('anonymous');
+    expect(store.calls.map((c) => c.op)).toEqual(['get']);
+    expect(reply.setCookies).toEqual([]);
+  });
+
+  it('existing permanent session, unmodified, refresh interval not passed: one read, no write, no Set-Cookie', async () => {
+    const app = await start(seeding((ctx) => String(ctx.session.user)), { refreshInterval: '10m' });
+    const { cookie } = await existing(app, { user: 'ada' }, 60_000);
+    const reply = await app.request('/', { cookie });
+    expect(reply.body).toBe('ada');
+    expect(store.calls.map((c) => c.op)).toEqual(['get']);
+    expect(reply.setCookies).toEqual([]);
+  });
+
+  it('existing permanent session, unmodified, refresh interval passed: one read, one write, fresh Expires', async () => {
+    const app = await start(seeding((ctx) => String(ctx.session.user)), { refreshInterval: '10m' });
+    const { cookie, sid } = await existing(app, { user: 'ada' }, 11 * 60_000);
+    const before = Date.now();
+    const reply = await app.request('/', { cookie });
+    expect(store.calls).toEqual([
+      { op: 'get', key: prefix + sid },
+      { op: 'set', key: prefix + sid, ttl: LIFETIME },
+    ]);
+    const expires = Date.parse(attributesOf(reply.setCookies[0] as string).get('expires') as string);
+    expect(expires).toBeGreaterThanOrEqual(Math.floor((before + LIFETIME) / 1000) * 1000 - 1000);
+    expect(sidOf(reply.setCookies[0])).toBe(sid);
+    expect(reply.body).toBe('ada');
+  });
+
+  it('refreshInterval 0 (exactly as Flask): every request of an unmodified permanent session writes and re-sends the cookie', async () => {
+    const app = await start(seeding((ctx) => String(ctx.session.user)), { refreshInterval: 0 });
+    const { cookie } = await existing(app, { user: 'ada' }, 0);
+    for (let i = 0; i < 3; i++) {
+      store.reset();
+      const reply = await app.request('/', { cookie });
+      expect(store.calls.map((c) => c.op)).toEqual(['get', 'set']);
+      expect(reply.setCookies).toHaveLength(1);
+    }
+  });
+
+  it('existing non-permanent session, refresh passed: the store expiry moves forward, no cookie to refresh', async () => {
+    const app = await start(seeding((ctx) => String(ctx.session.user)), { refreshInterval: '10m' });
+    const { cookie } = await existing(app, { user: 'ada' }, 11 * 60_000, false);
+    const reply = await app.request('/', { cookie });
+    expect(store.calls.map((c) => c.op)).toEqual(['get', 'set']);
+    expect(reply.setCookies).toEqual([]);
+  });
+
+  it('existing session, unmodified, refreshEachRequest false: one read only, however old the record', async () => {
+    const app = await start(seeding((ctx) => String(ctx.session.user)), { refreshEachRequest: false, refreshInterval: 0 });
+    const { cookie } = await existing(app, { user: 'ada' }, LIFETIME / 2);
+    const reply = await app.request('/', { cookie });
+    expect(reply.body).toBe('ada');
+    expect(store.calls.map((c) => c.op)).toEqual(['get']);
+    expect(reply.setCookies).toEqual([]);
+  });
+
+  it('session modified: one read, one write, cookie re-sent for a permanent session', async () => {
+    const app = await start(seeding((ctx) => {
+      ctx.session.visits = Number(ctx.session.visits ?? 0) + 1;
+    }));
+    const { cookie, sid } = await existing(app, { visits: 1 }, 0);
+    const reply = await app.request('/', { cookie });
+    expect(store.calls.map((c) => c.op)).toEqual(['get', 'set']);
+    expect(sidOf(reply.setCookies[0])).toBe(sid);
+  });
+
+  it('non-permanent session modified: one read, one write, no cookie (nothing in it changed)', async () => {
+    const app = await start(seeding((ctx) => {
+      ctx.session.visits = Number(ctx.session.visits ?? 0) + 1;
+    }), { permanent: false });
+    const { cookie } = await existing(app, { visits: 1 }, 0, false);
+    const reply = await app.request('/', { cookie });
+    expect(store.calls.map((c) => c.op)).toEqual(['get', 'set']);
+    expect(reply.setCookies).toEqual([]);
+  });
+
+  it.each([
+    ['emptied key by key', (ctx: Parameters<Handler>[0]) => { delete ctx.session.user; }],
+    ['cleared', (ctx: Parameters<Handler>[0]) => { ctx.session.clear(); }],
+    ['destroyed', async (ctx: Parameters<Handler>[0]) => { await ctx.session.destroy(); }],
+    ['set to null', (ctx: Parameters<Handler>[0]) => { ctx.session = null; }],
+  ])('session %s: record deleted, deletion cookie repeating every attribute', async (_label, act) => {
+    const app = await start(seeding(act), {
+      cookie: { domain: 'example.test', path: '/app', secure: true, sameSite: 'strict', partitioned: true },
+    });
+    const { cookie, sid } = await existing(app, { user: 'ada' }, 0);
+    const reply = await app.request('/', { cookie });
+    expect(store.calls).toEqual([
+      { op: 'get', key: prefix + sid },
+      { op: 'delete', key: prefix + sid },
+    ]);
+    expect(await store.raw(prefix + sid)).toBeUndefined();
+    expect(reply.setCookies).toHaveLength(1);
+    const deletion = reply.setCookies[0] as string;
+    expect(deletion.startsWith('session=;')).toBe(true);
+    const attrs = attributesOf(deletion);
+    expect(attrs.get('expires')).toBe('Thu, 01 Jan 1970 00:00:00 GMT');
+    expect(attrs.get('max-age')).toBe('0');
+    expect(attrs.get('path')).toBe('/app');
+    expect(attrs.get('domain')).toBe('example.test');
+    expect(attrs.get('secure')).toBe(true);
+    expect(attrs.get('samesite')).toBe('Strict');
+    expect(attrs.get('partitioned')).toBe(true);
+    expect(attrs.get('httponly')).toBe(true);
+  });
+
+  it('regenerate(): new record written, old deleted, cookie with the new sid, same data', async () => {
+    const app = await start(seeding(async (ctx) => {
+      await ctx.session.regenerate();
+      return String(ctx.session.user);
+    }));
+    const { cookie, sid } = await existing(app, { user: 'ada' }, 0);
+    const reply = await app.request('/', { cookie });
+    const fresh = sidOf(reply.setCookies[0]);
+    expect(fresh).not.toBe(sid);
+    expect(store.calls).toEqual([
+      { op: 'get', key: prefix + sid },
+      { op: 'set', key: prefix + fresh, ttl: LIFETIME },
+      { op: 'delete', key: prefix + sid },
+    ]);
+    expect(await store.raw(prefix + sid)).toBeUndefined();
+    const next = await app.request('/', { cookie: cookiePair(reply.setCookies[0]) });
+    expect(next.body).toBe('ada');
+  });
+
+  it('handler throws: nothing written, the handler error and status reach the client unchanged', async () => {
+    const app = await start(seeding((ctx) => {
+      ctx.session.user = 'eve';
+      ctx.throw(418, 'teapot');
+    }));
+    const { cookie, sid } = await existing(app, { user: 'ada' }, 0);
+    const reply = await app.request('/', { cookie });
+    expect(reply.status).toBe(418);
+    expect(reply.body).toBe('teapot');
+    expect(store.calls.map((c) => c.op)).toEqual(['get']);
+    expect(reply.setCookies).toEqual([]);
+    expect(decodeStored(await store.raw(prefix + sid))).toEqual({ user: 'ada' });
+  });
+
+  it('handler sets a 5xx status: nothing written, status unchanged', async () => {
+    const app = await start(seeding((ctx) => {
+      ctx.session.user = 'eve';
+      ctx.status = 503;
+      ctx.body = 'down for maintenance';
+    }));
+    const { cookie, sid } = await existing(app, { user: 'ada' }, 0);
+    const reply = await app.request('/', { cookie });
+    expect(reply.status).toBe(503);
+    expect(reply.body).toBe('down for maintenance');
+    expect(store.calls.map((c) => c.op)).toEqual(['get']);
+    expect(reply.setCookies).toEqual([]);
+    expect(decodeStored(await store.raw(prefix + sid))).toEqual({ user: 'ada' });
+  });
+});

@@ -1,0 +1,8 @@
+// Reading stored records in tests, through the library's own codec.
+import { decodePayload, parseRecord } from '../src/codec.js';
+
+/** The session data of a stored record. */
+export function decodeStored(raw: unknown): Record<string, unknown> {
+  const record = parseRecord(raw);
+  return decodePayload(record.payload, record.format);
+}
