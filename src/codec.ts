@@ -31,15 +31,44 @@ const TAG: Record<Format, string> = { cbor: 'c1', json: 'j1' };
 const HEADER = /^([cj])(\d+):(\d{1,16}):([01]):/;
 const CURRENT_VERSION = '1';
 
+// cbor-x decodes a "__proto__" key as "__proto_" (its guard against prototype pollution), so such
+// keys are escaped with one more trailing underscore: "__proto__" <-> "__proto___", and so on. The
+// walk only runs when the encoded bytes contain "__proto__" at all.
+const PROTO = Buffer.from('__proto__');
+const ESCAPE = /^__proto__+$/;
+const UNESCAPE = /^__proto___+$/;
+
+function renameKeys(value: unknown, rename: (key: string) => string): unknown {
+  if (Array.isArray(value)) return value.map((item) => renameKeys(item, rename));
+  if (value instanceof Map) return new Map([...value].map(([k, v]) => [k, renameKeys(v, rename)]));
+  if (value instanceof Set) return new Set([...value].map((item) => renameKeys(item, rename)));
+  if (typeof value !== 'object' || value === null) return value;
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    Object.defineProperty(out, rename(key), { value: renameKeys(item, rename), writable: true, enumerable: true, configurable: true });
+  }
+  return out;
+}
+
 export function encodePayload(data: SessionData, format: Format): string {
   if (format === 'json') return JSON.stringify(data);
-  return cbor.encode(data).toString('base64');
+  let bytes = cbor.encode(data);
+  if (bytes.indexOf(PROTO) !== -1) bytes = cbor.encode(renameKeys(data, (key) => (ESCAPE.test(key) ? `${key}_` : key)));
+  return bytes.toString('base64');
+}
+
+function decodeCbor(payload: string): unknown {
+  const bytes = Buffer.from(payload, 'base64');
+  const data: unknown = cbor.decode(bytes);
+  return bytes.indexOf(PROTO) === -1 ? data : renameKeys(data, (key) => (UNESCAPE.test(key) ? key.slice(0, -1) : key));
 }
 
 export function decodePayload(payload: string, format: Format): SessionData {
   let data: unknown;
   try {
-    data = format === 'json' ? JSON.parse(payload) : cbor.decode(Buffer.from(payload, 'base64'));
+    data = format === 'json' ? JSON.parse(payload) : decodeCbor(payload);
   } catch (error) {
     throw new CorruptRecordError(`session record payload is not valid ${format.toUpperCase()}`, { cause: error });
   }

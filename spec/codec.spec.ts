@@ -1,0 +1,220 @@
+// Stored records: both encodings, reading the other one, corrupt input, and the size limit.
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryAdapter } from '../src/adapters.js';
+import { CorruptRecordError, decodePayload, encodePayload, frameRecord, parseRecord } from '../src/codec.js';
+import type { KvSessionOptions } from '../src/index.js';
+import { decodeStored } from './records.js';
+import { cookiePair, CountingAdapter, sidOf, startApp, uniquePrefix, type Handler, type TestApp } from './helpers.js';
+
+const apps: TestApp[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+async function setup(handler: Handler, options: KvSessionOptions = {}, store = new CountingAdapter(new MemoryAdapter() as never)) {
+  const prefix = uniquePrefix('codec');
+  const errors: Error[] = [];
+  const app = await startApp({ store: store as never, keyPrefix: prefix, onError: (e) => errors.push(e), ...options }, handler);
+  apps.push(app);
+  await app.middleware.ready();
+  store.reset();
+  return { app, store, prefix, errors };
+}
+
+describe('record layout', () => {
+  it('puts tag, expiry and permanent flag in a text header before the payload', () => {
+    const raw = frameRecord(encodePayload({ a: 1 }, 'json'), 'json', 1767225600000, true);
+    expect(raw).toBe('j1:1767225600000:1:{"a":1}');
+    expect(parseRecord(raw)).toEqual({ format: 'json', expires: 1767225600000, permanent: true, payload: '{"a":1}' });
+  });
+
+  it('CBOR records keep the expiry readable without decoding CBOR', () => {
+    const raw = frameRecord(encodePayload({ a: 1 }, 'cbor'), 'cbor', 1767225600000, false);
+    expect(raw.split(':').slice(0, 3)).toEqual(['c1', '1767225600000', '0']);
+  });
+
+  it.each(['cbor', 'json'] as const)('%s round-trips text, numbers, nesting, non-ASCII and odd keys', (format) => {
+    const data = {
+      text: 'héllo ✓ 日本 🎉',
+      n: 1.5,
+      neg: -3,
+      flag: false,
+      none: null,
+      list: [1, 'two', { three: 3 }],
+      nested: { deep: { __proto__x: 1 } },
+      _x: 'underscore',
+    };
+    expect(decodePayload(encodePayload(data, format), format)).toEqual(data);
+  });
+
+  it.each(['cbor', 'json'] as const)('%s keeps "__proto__" keys as plain data at every depth', (format) => {
+    const data = JSON.parse('{"__proto__":{"polluted":true},"__proto_":1,"__proto___":2,"inner":{"__proto__":3}}');
+    const back = decodePayload(encodePayload(data, format), format);
+    expect(Object.keys(back).sort()).toEqual(['__proto_', '__proto__', '__proto___', 'inner']);
+    expect(Object.getOwnPropertyDescriptor(back, '__proto__')?.value).toEqual(JSON.parse('{"polluted":true}'));
+    expect(back.__proto_).toBe(1);
+    expect(back.__proto___).toBe(2);
+    expect(Object.getOwnPropertyDescriptor(back.inner, '__proto__')?.value).toBe(3);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('CBOR round-trips Dates, Maps, Sets, BigInts and binary data', () => {
+    const data = {
+      at: new Date('2026-11-25T10:00:00.000Z'),
+      map: new Map<string, number>([['a', 1]]),
+      set: new Set([1, 2, 3]),
+      small: 5n,
+      big: 2n ** 80n,
+      bytes: new Uint8Array([0, 1, 255]),
+    };
+    const back = decodePayload(encodePayload(data, 'cbor'), 'cbor');
+    expect(back.at).toBeInstanceOf(Date);
+    expect((back.at as Date).toISOString()).toBe('2026-11-25T10:00:00.000Z');
+    expect(back.map).toEqual(new Map([['a', 1]]));
+    expect(back.set).toEqual(new Set([1, 2, 3]));
+    expect(back.small).toBe(5n);
+    expect(back.big).toBe(2n ** 80n);
+    expect([...(back.bytes as Uint8Array)]).toEqual([0, 1, 255]);
+  });
+
+  it.each([
+    ['not a string', 42],
+    ['no header', '{"a":1}'],
+    ['a future record version', 'c9:1767225600000:1:oA=='],
+    ['a truncated header', 'c1:17672'],
+    ['an unknown tag', 'x1:1767225600000:1:{}'],
+  ])('rejects %s', (_label, raw) => {
+    expect(() => parseRecord(raw)).toThrow(CorruptRecordError);
+  });
+
+  it.each([
+    ['truncated JSON', 'json', '{"a":'],
+    ['a JSON array', 'json', '[1,2]'],
+    ['JSON null', 'json', 'null'],
+    ['truncated CBOR', 'cbor', encodePayload({ a: 'long enough text' }, 'cbor').slice(0, 8)],
+    ['a CBOR number', 'cbor', Buffer.from([0x01]).toString('base64')],
+  ] as const)('payload with %s is a corrupt record', (_label, format, payload) => {
+    expect(() => decodePayload(payload, format)).toThrow(CorruptRecordError);
+  });
+});
+
+describe('serialization option', () => {
+  it.each(['cbor', 'json'] as const)('writes records in %s', async (serialization) => {
+    const { app, store, prefix } = await setup((ctx) => {
+      ctx.session.user = 'ada';
+    }, { serialization });
+    const reply = await app.request();
+    const raw = String(await store.raw(prefix + sidOf(reply.setCookies[0])));
+    expect(raw.slice(0, 2)).toBe(serialization === 'cbor' ? 'c1' : 'j1');
+    expect(decodeStored(raw)).toEqual({ user: 'ada' });
+  });
+
+  it.each([
+    ['json', 'cbor'],
+    ['cbor', 'json'],
+  ] as const)('reads a %s record with serialization %s, and rewrites it in %s on its next write', async (stored, configured) => {
+    const inner = new MemoryAdapter();
+    const store = new CountingAdapter(inner as never);
+    // A session written by an app configured with the other format...
+    const writer = await setup((ctx) => {
+      ctx.session.user = 'ada';
+    }, { serialization: stored }, store);
+    const first = await writer.app.request();
+    const cookie = cookiePair(first.setCookies[0]);
+    const key = writer.prefix + sidOf(first.setCookies[0]);
+    expect(String(await store.raw(key)).slice(0, 1)).toBe(stored[0]);
+    // ...is read by an app configured with this one (same prefix, same store).
+    let step = 0;
+    const reader = await startApp(
+      { store: store as never, keyPrefix: writer.prefix, serialization: configured, refreshEachRequest: false },
+      (ctx) => {
+        if (step++ === 0) return String(ctx.session.user);
+        ctx.session.visits = 1;
+        return 'written';
+      },
+    );
+    apps.push(reader);
+    const read = await reader.request('/', { cookie });
+    expect(read.body).toBe('ada');
+    expect(String(await store.raw(key)).slice(0, 1)).toBe(stored[0]); // a read does not rewrite
+    await reader.request('/', { cookie });
+    expect(String(await store.raw(key)).slice(0, 1)).toBe(configured[0]);
+    expect(decodeStored(await store.raw(key))).toEqual({ user: 'ada', visits: 1 });
+  });
+});
+
+describe('corrupt stored records', () => {
+  it.each([
+    ['garbage', 'not a session record'],
+    ['a truncated CBOR payload', `c1:${Date.now() + 60_000}:1:oWF`],
+    ['a future version', `c2:${Date.now() + 60_000}:1:oA==`],
+    ['invalid JSON', `j1:${Date.now() + 60_000}:1:{"user":`],
+  ])('%s: fresh session with a new sid, onError told, no crash', async (_label, raw) => {
+    const { app, store, prefix, errors } = await setup((ctx) => {
+      const fresh = ctx.session.isNew;
+      ctx.session.user = 'new';
+      return String(fresh);
+    });
+    const seed = await app.request();
+    const sid = sidOf(seed.setCookies[0]);
+    await store.put(prefix + sid, raw);
+    const reply = await app.request('/', { cookie: cookiePair(seed.setCookies[0]) });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toBe('true');
+    expect(sidOf(reply.setCookies[0])).not.toBe(sid);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: 'SESSION_RECORD_CORRUPT' });
+    expect(errors[0]?.message).toContain(prefix + sid);
+    await store.cleanup();
+  });
+});
+
+describe('maxSize', () => {
+  it('a session over maxSize fails the request with SESSION_TOO_LARGE and leaves the stored record untouched', async () => {
+    const errors: unknown[] = [];
+    let step = 0;
+    const { app, store, prefix } = await setup((ctx) => {
+      if (step++ === 0) ctx.session.small = 'x';
+      else ctx.session.big = 'y'.repeat(2000);
+    }, { maxSize: 1024 });
+    app.app.on('error', (error) => errors.push(error));
+    const one = await app.request();
+    const key = prefix + sidOf(one.setCookies[0]);
+    const before = await store.raw(key);
+    store.reset();
+    const two = await app.request('/', { cookie: cookiePair(one.setCookies[0]) });
+    expect(two.status).toBe(500);
+    expect(two.setCookies).toEqual([]);
+    expect(store.count('set')).toBe(0);
+    expect(await store.raw(key)).toBe(before);
+    expect(errors[0]).toMatchObject({ code: 'SESSION_TOO_LARGE' });
+    expect((errors[0] as Error).message).toMatch(/over maxSize \(1024\)/);
+  });
+
+  it('a session of exactly maxSize bytes is saved (non-ASCII counted in bytes)', async () => {
+    const probe = frameRecord(encodePayload({ s: '' }, 'json'), 'json', Date.now() + 1e12, true);
+    const maxSize = 512;
+    const room = maxSize - Buffer.byteLength(probe);
+    const text = 'é'.repeat(Math.floor(room / 2)) + 'a'.repeat(room % 2);
+    const { app, store, prefix } = await setup((ctx) => {
+      ctx.session.s = text;
+    }, { maxSize, serialization: 'json' });
+    const reply = await app.request();
+    expect(reply.status).toBe(200);
+    const raw = String(await store.raw(prefix + sidOf(reply.setCookies[0])));
+    expect(Buffer.byteLength(raw)).toBe(maxSize);
+  });
+
+  it('one byte over maxSize (non-ASCII) is refused', async () => {
+    const probe = frameRecord(encodePayload({ s: '' }, 'json'), 'json', Date.now() + 1e12, true);
+    const maxSize = 512;
+    const room = maxSize - Buffer.byteLength(probe) + 1;
+    const text = 'é'.repeat(Math.floor(room / 2)) + 'a'.repeat(room % 2);
+    const { app, store } = await setup((ctx) => {
+      ctx.session.s = text;
+    }, { maxSize, serialization: 'json' });
+    const reply = await app.request();
+    expect(reply.status).toBe(500);
+    expect(store.count('set')).toBe(0);
+  });
+});
