@@ -1,0 +1,178 @@
+// The sid cookie: signing and key rotation, attributes, and what happens without keys.
+import Keygrip from 'keygrip';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryAdapter } from '../src/adapters.js';
+import type { KvSessionOptions } from '../src/index.js';
+import { attributesOf, cookiePair, CountingAdapter, sidOf, startApp, uniquePrefix, type Handler, type TestApp } from './helpers.js';
+import type Koa from 'koa';
+
+const apps: TestApp[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+async function setup(handler: Handler, options: KvSessionOptions = {}, configure?: (app: Koa) => void) {
+  const store = new CountingAdapter(new MemoryAdapter() as never);
+  const prefix = uniquePrefix('cookie');
+  const app = await startApp({ store: store as never, keyPrefix: prefix, ...options }, handler, configure);
+  apps.push(app);
+  await app.middleware.ready();
+  store.reset();
+  return { app, store, prefix };
+}
+
+const login: Handler = (ctx) => {
+  if (ctx.path === '/login') ctx.session.user = 'ada';
+  return String(ctx.session.user ?? 'anonymous');
+};
+
+describe('signing', () => {
+  it('the cookie is <sid>.<HMAC-SHA256 signature>, 43 + 1 + 43 characters', async () => {
+    const { app } = await setup(login);
+    const reply = await app.request('/login');
+    const value = cookiePair(reply.setCookies[0]).split('=')[1] as string;
+    expect(value).toMatch(/^[A-Za-z0-9_-]{43}\.[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('key rotation: a cookie signed with an old key still works and is re-signed with the new first key', async () => {
+    const old = await setup(login, { keys: ['old-key'] });
+    const signedOld = cookiePair((await old.app.request('/login')).setCookies[0]);
+    // Same store, new key list with the new key first.
+    const rotated = await startApp({ store: old.store as never, keyPrefix: old.prefix, keys: ['new-key', 'old-key'], refreshInterval: '1h' }, login);
+    apps.push(rotated);
+    const reply = await rotated.request('/', { cookie: signedOld });
+    expect(reply.body).toBe('ada');
+    expect(reply.setCookies).toHaveLength(1);
+    const resigned = cookiePair(reply.setCookies[0]);
+    expect(sidOf(reply.setCookies[0])).toBe(sidOf(`${signedOld};`));
+    expect(resigned).not.toBe(signedOld);
+    // Once the old key is retired, only the re-signed cookie works.
+    const retired = await startApp({ store: old.store as never, keyPrefix: old.prefix, keys: ['new-key'] }, login);
+    apps.push(retired);
+    expect((await retired.request('/', { cookie: resigned })).body).toBe('ada');
+    expect((await retired.request('/', { cookie: signedOld })).body).toBe('anonymous');
+  });
+
+  it('app.keys signs when the keys option is not given; the first key signs, all verify', async () => {
+    const first = await setup(login, {}, (app) => {
+      app.keys = ['k1-old'];
+    });
+    const cookie = cookiePair((await first.app.request('/login')).setCookies[0]);
+    const second = await startApp({ store: first.store as never, keyPrefix: first.prefix }, login, (app) => {
+      app.keys = ['k2-new', 'k1-old'];
+    });
+    apps.push(second);
+    expect((await second.request('/', { cookie })).body).toBe('ada');
+  });
+
+  it('SESSION_SECRET_KEYS (comma-separated) signs instead of app.keys', async () => {
+    const a = await setup(login, { env: { SESSION_SECRET_KEYS: 'env-key-1, env-key-2' } });
+    const cookie = cookiePair((await a.app.request('/login')).setCookies[0]);
+    const b = await startApp({ store: a.store as never, keyPrefix: a.prefix, keys: ['env-key-1'] }, login);
+    apps.push(b);
+    expect((await b.request('/', { cookie })).body).toBe('ada');
+    const c = await startApp({ store: a.store as never, keyPrefix: a.prefix }, login); // app.keys only
+    apps.push(c);
+    expect((await c.request('/', { cookie })).body).toBe('anonymous');
+  });
+
+  it('a Keygrip instance as app.keys works too', async () => {
+    const { app } = await setup(login, {}, (koa) => {
+      koa.keys = new Keygrip(['grip-key']) as unknown as string[];
+    });
+    const cookie = cookiePair((await app.request('/login')).setCookies[0]);
+    expect((await app.request('/', { cookie })).body).toBe('ada');
+  });
+
+  it('without any keys, a request fails with SESSION_NO_KEYS and a message that says how to fix it', async () => {
+    const errors: Error[] = [];
+    const { app } = await setup(login, {}, (koa) => {
+      koa.keys = undefined as unknown as string[];
+      koa.on('error', (error) => errors.push(error));
+    });
+    const reply = await app.request();
+    expect(reply.status).toBe(500);
+    expect(errors[0]).toMatchObject({ code: 'SESSION_NO_KEYS' });
+    expect(errors[0]?.message).toMatch(/app\.keys/);
+    expect(errors[0]?.message).toMatch(/SESSION_SECRET_KEYS/);
+  });
+
+  it('cookie.signed false: the cookie is the bare sid, and no keys are needed', async () => {
+    const { app } = await setup(login, { cookie: { signed: false } }, (koa) => {
+      koa.keys = undefined as unknown as string[];
+    });
+    const reply = await app.request('/login');
+    const value = cookiePair(reply.setCookies[0]).split('=')[1] as string;
+    expect(value).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect((await app.request('/', { cookie: `session=${value}` })).body).toBe('ada');
+  });
+
+  it('duplicated session cookies: the first one that verifies wins, forged ones cost no store read', async () => {
+    const { app, store } = await setup(login);
+    const good = cookiePair((await app.request('/login')).setCookies[0]);
+    store.reset();
+    const forged = `session=${'A'.repeat(43)}.${'B'.repeat(43)}`;
+    const reply = await app.request('/', { cookie: `${forged}; other=1; ${good}` });
+    expect(reply.body).toBe('ada');
+    expect(store.count('get')).toBe(1);
+  });
+});
+
+describe('attributes', () => {
+  it('defaults: Path=/, HttpOnly, SameSite=Lax, no Domain, not Secure over http', async () => {
+    const { app } = await setup(login);
+    const attrs = attributesOf((await app.request('/login')).setCookies[0] as string);
+    expect(attrs.get('path')).toBe('/');
+    expect(attrs.get('httponly')).toBe(true);
+    expect(attrs.get('samesite')).toBe('Lax');
+    expect(attrs.has('domain')).toBe(false);
+    expect(attrs.has('secure')).toBe(false);
+    expect(attrs.has('partitioned')).toBe(false);
+  });
+
+  it('cookie name, domain, path, httpOnly, sameSite, partitioned and secure are applied', async () => {
+    const { app } = await setup(login, {
+      cookie: { name: 'sid', domain: 'example.test', path: '/app', httpOnly: false, sameSite: 'none', partitioned: true, secure: true },
+    });
+    const reply = await app.request('/login');
+    const header = reply.setCookies[0] as string;
+    expect(header.startsWith('sid=')).toBe(true);
+    const attrs = attributesOf(header);
+    expect(attrs.get('domain')).toBe('example.test');
+    expect(attrs.get('path')).toBe('/app');
+    expect(attrs.has('httponly')).toBe(false);
+    expect(attrs.get('samesite')).toBe('None');
+    expect(attrs.get('partitioned')).toBe(true);
+    expect(attrs.get('secure')).toBe(true);
+    // The custom name is also the one that is read.
+    expect((await app.request('/', { cookie: cookiePair(header) })).body).toBe('ada');
+  });
+
+  it('sameSite false sends no SameSite attribute', async () => {
+    const { app } = await setup(login, { cookie: { sameSite: false } });
+    expect(attributesOf((await app.request('/login')).setCookies[0] as string).has('samesite')).toBe(false);
+  });
+
+  it("secure 'auto' behind a proxy: X-Forwarded-Proto https with app.proxy sets Secure", async () => {
+    const { app } = await setup(login, {}, (koa) => {
+      koa.proxy = true;
+    });
+    const reply = await app.request('/login', { headers: { 'x-forwarded-proto': 'https' } });
+    expect(attributesOf(reply.setCookies[0] as string).get('secure')).toBe(true);
+  });
+
+  it("secure 'auto' ignores X-Forwarded-Proto when app.proxy is off", async () => {
+    const { app } = await setup(login);
+    const reply = await app.request('/login', { headers: { 'x-forwarded-proto': 'https' } });
+    expect(attributesOf(reply.setCookies[0] as string).has('secure')).toBe(false);
+  });
+
+  it('only one Set-Cookie header per response', async () => {
+    const { app } = await setup(async (ctx) => {
+      ctx.session.a = 1;
+      await ctx.session.regenerate();
+      ctx.session.b = 2;
+    });
+    expect((await app.request()).setCookies).toHaveLength(1);
+  });
+});

@@ -1,0 +1,234 @@
+// Options and SESSION_* variables: defaults, precedence (option > env > default), and errors that name the culprit.
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryAdapter } from '../src/adapters.js';
+import { kvSession, SessionOptionError, type KvSessionOptions } from '../src/index.js';
+import { resolveSettings } from '../src/options.js';
+import { cookiePair, CountingAdapter, startApp, uniquePrefix, type TestApp } from './helpers.js';
+import { Keyv } from 'keyv';
+
+const apps: TestApp[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+const DAY = 86_400_000;
+
+describe('defaults', () => {
+  it('with no options and an empty environment', () => {
+    const s = resolveSettings({ env: {} });
+    expect(s.store).toEqual({ kind: 'url', url: 'sqlite://./sessions.sqlite', scheme: 'sqlite' });
+    expect(s).toMatchObject({
+      permanent: true,
+      lifetime: 31 * DAY,
+      refreshEachRequest: true,
+      refreshInterval: 60_000,
+      sidLength: 32,
+      keyPrefix: 'session:',
+      serialization: 'cbor',
+      maxSize: 65_536,
+      keys: undefined,
+      storeTimeout: 2000,
+    });
+    expect(s.cookie).toEqual({
+      name: 'session',
+      domain: undefined,
+      path: '/',
+      httpOnly: true,
+      secure: 'auto',
+      sameSite: 'lax',
+      partitioned: false,
+      signed: true,
+    });
+    expect(Object.isFrozen(s)).toBe(true);
+    expect(Object.isFrozen(s.cookie)).toBe(true);
+  });
+
+  it('refreshInterval defaults to lifetime / 10 when that is under a minute', () => {
+    expect(resolveSettings({ env: {}, lifetime: '5m' }).refreshInterval).toBe(30_000);
+  });
+});
+
+describe('every option has its variable; the option wins over the variable, the variable over the default', () => {
+  const cases: Array<[keyof KvSessionOptions | `cookie.${string}`, string, string, unknown, unknown, (s: ReturnType<typeof resolveSettings>) => unknown]> = [
+    ['store', 'SESSION_STORE', 'redis://127.0.0.1:6379', 'memory://', { kind: 'url', url: 'memory://', scheme: 'memory' }, (s) => s.store],
+    ['permanent', 'SESSION_PERMANENT', 'false', true, true, (s) => s.permanent],
+    ['lifetime', 'SESSION_LIFETIME', '3600', '2h', 7_200_000, (s) => s.lifetime],
+    ['refreshEachRequest', 'SESSION_REFRESH_EACH_REQUEST', 'no', true, true, (s) => s.refreshEachRequest],
+    ['refreshInterval', 'SESSION_REFRESH_INTERVAL', '30', 5000, 5000, (s) => s.refreshInterval],
+    ['sidLength', 'SESSION_ID_LENGTH', '24', 16, 16, (s) => s.sidLength],
+    ['keyPrefix', 'SESSION_KEY_PREFIX', 'env:', 'opt:', 'opt:', (s) => s.keyPrefix],
+    ['serialization', 'SESSION_SERIALIZATION_FORMAT', 'json', 'cbor', 'cbor', (s) => s.serialization],
+    ['maxSize', 'SESSION_MAX_SIZE', '1024', 2048, 2048, (s) => s.maxSize],
+    ['keys', 'SESSION_SECRET_KEYS', 'a,b', ['c'], ['c'], (s) => s.keys],
+    ['storeTimeout', 'SESSION_STORE_TIMEOUT', '5', 250, 250, (s) => s.storeTimeout],
+  ];
+  it.each(cases)('%s / %s', (option, variable, envValue, optionValue, expected, read) => {
+    const fromEnv = resolveSettings({ env: { [variable]: envValue } });
+    const fromOption = resolveSettings({ env: { [variable]: envValue }, [option]: optionValue } as KvSessionOptions);
+    const fallback = resolveSettings({ env: {} });
+    expect(read(fromOption)).toEqual(expected);
+    expect(read(fromEnv)).not.toEqual(read(fromOption));
+    expect(read(fromEnv)).not.toEqual(read(fallback));
+  });
+
+  it('environment values are parsed: seconds for durations, words for booleans, lists for keys', () => {
+    const s = resolveSettings({
+      env: {
+        SESSION_PERMANENT: 'off',
+        SESSION_LIFETIME: '3600',
+        SESSION_REFRESH_INTERVAL: '1m',
+        SESSION_SECRET_KEYS: ' a , b ',
+        SESSION_MAX_SIZE: '64KiB',
+        SESSION_STORE_TIMEOUT: '500ms',
+      },
+    });
+    expect(s).toMatchObject({ permanent: false, lifetime: 3_600_000, refreshInterval: 60_000, keys: ['a', 'b'], maxSize: 65_536, storeTimeout: 500 });
+  });
+
+  it('PERMANENT_SESSION_LIFETIME (Flask) sets the lifetime in seconds; SESSION_LIFETIME wins over it', () => {
+    expect(resolveSettings({ env: { PERMANENT_SESSION_LIFETIME: '600' } }).lifetime).toBe(600_000);
+    expect(resolveSettings({ env: { PERMANENT_SESSION_LIFETIME: '600', SESSION_LIFETIME: '12h' } }).lifetime).toBe(43_200_000);
+  });
+
+  it('an empty variable counts as unset', () => {
+    expect(resolveSettings({ env: { SESSION_PERMANENT: '' } }).permanent).toBe(true);
+  });
+
+  it.each([
+    ['name', 'SESSION_COOKIE_NAME', 'sid', 'app_sid', (s: ReturnType<typeof resolveSettings>) => s.cookie.name],
+    ['domain', 'SESSION_COOKIE_DOMAIN', 'env.test', 'opt.test', (s: ReturnType<typeof resolveSettings>) => s.cookie.domain],
+    ['path', 'SESSION_COOKIE_PATH', '/env', '/opt', (s: ReturnType<typeof resolveSettings>) => s.cookie.path],
+    ['httpOnly', 'SESSION_COOKIE_HTTPONLY', 'false', true, (s: ReturnType<typeof resolveSettings>) => s.cookie.httpOnly],
+    ['secure', 'SESSION_COOKIE_SECURE', 'true', false, (s: ReturnType<typeof resolveSettings>) => s.cookie.secure],
+    ['sameSite', 'SESSION_COOKIE_SAMESITE', 'Strict', 'lax', (s: ReturnType<typeof resolveSettings>) => s.cookie.sameSite],
+    ['partitioned', 'SESSION_COOKIE_PARTITIONED', 'true', false, (s: ReturnType<typeof resolveSettings>) => s.cookie.partitioned],
+    ['signed', 'SESSION_COOKIE_SIGNED', 'false', true, (s: ReturnType<typeof resolveSettings>) => s.cookie.signed],
+  ])('cookie.%s / %s', (option, variable, envValue, optionValue, read) => {
+    const fromEnv = resolveSettings({ env: { [variable]: envValue } });
+    const fromOption = resolveSettings({ env: { [variable]: envValue }, cookie: { [option]: optionValue } });
+    expect(read(fromOption)).toEqual(optionValue);
+    expect(read(fromEnv)).not.toEqual(read(fromOption));
+    expect(read(fromEnv)).not.toEqual(read(resolveSettings({ env: {} })));
+  });
+
+  it('SESSION_COOKIE_SECURE=auto and SESSION_COOKIE_SAMESITE=false', () => {
+    const s = resolveSettings({ env: { SESSION_COOKIE_SECURE: 'auto', SESSION_COOKIE_SAMESITE: 'false' } });
+    expect(s.cookie.secure).toBe('auto');
+    expect(s.cookie.sameSite).toBe(false);
+  });
+
+  it('accepts a Keyv instance, a bare adapter and a Map as store', () => {
+    const keyv = new Keyv();
+    const adapter = new MemoryAdapter();
+    const map = new Map();
+    expect(resolveSettings({ env: {}, store: keyv }).store).toEqual({ kind: 'keyv', keyv });
+    expect(resolveSettings({ env: {}, store: adapter as never }).store).toEqual({ kind: 'adapter', adapter });
+    expect(resolveSettings({ env: {}, store: map }).store).toEqual({ kind: 'adapter', adapter: map });
+  });
+});
+
+describe('invalid values throw at kvSession() time, naming the option or variable', () => {
+  it.each([
+    [{ serialization: 'xml' }, 'serialization', /expected one of "cbor", "json"/],
+    [{ env: { SESSION_SERIALIZATION_FORMAT: 'yaml' } }, 'SESSION_SERIALIZATION_FORMAT', /expected one of/],
+    [{ lifetime: -5 }, 'lifetime', /non-negative/],
+    [{ lifetime: 0 }, 'lifetime', /at least one second/],
+    [{ lifetime: 'forever' }, 'lifetime', /duration such as "30m"/],
+    [{ lifetime: '3600' }, 'lifetime', /milliseconds or a duration/],
+    [{ env: { SESSION_LIFETIME: '1 fortnight' } }, 'SESSION_LIFETIME', /whole seconds or a duration/],
+    [{ env: { PERMANENT_SESSION_LIFETIME: '-1' } }, 'PERMANENT_SESSION_LIFETIME', /whole seconds/],
+    [{ permanent: 'yes' }, 'permanent', /expected a boolean/],
+    [{ env: { SESSION_PERMANENT: 'maybe' } }, 'SESSION_PERMANENT', /expected true or false/],
+    [{ env: { SESSION_REFRESH_EACH_REQUEST: 'sometimes' } }, 'SESSION_REFRESH_EACH_REQUEST', /expected true or false/],
+    [{ refreshInterval: '2d', lifetime: '1d' }, 'refreshInterval', /not be longer than the lifetime/],
+    [{ sidLength: 8 }, 'sidLength', /at least 16 bytes/],
+    [{ sidLength: 1.5 }, 'sidLength', /whole number/],
+    [{ env: { SESSION_ID_LENGTH: 'lots' } }, 'SESSION_ID_LENGTH', /whole number/],
+    [{ keyPrefix: 'has space' }, 'keyPrefix', /without whitespace/],
+    [{ maxSize: 10 }, 'maxSize', /at least 64 bytes/],
+    [{ env: { SESSION_MAX_SIZE: 'big' } }, 'SESSION_MAX_SIZE', /size in bytes/],
+    [{ keys: [] }, 'keys', /non-empty array/],
+    [{ keys: 'secret' }, 'keys', /non-empty array/],
+    [{ env: { SESSION_SECRET_KEYS: ',' } }, 'SESSION_SECRET_KEYS', /comma-separated/],
+    [{ store: 'ftp://example.test' }, 'store', /unsupported store URL "ftp:\/\/example.test"/],
+    [{ env: { SESSION_STORE: 'nosuch://x' } }, 'SESSION_STORE', /expected one of memory:\/\/, sqlite:\/\//],
+    [{ store: 42 }, 'store', /connection URL, a Keyv instance or a Keyv adapter/],
+    [{ cookie: { sameSite: 'none', secure: false } }, 'cookie.sameSite', /SameSite=None needs a Secure cookie/],
+    [{ cookie: { partitioned: true, secure: false } }, 'cookie.partitioned', /must be Secure/],
+    [{ cookie: { sameSite: 'sometimes' } }, 'cookie.sameSite', /expected one of "lax", "strict", "none"/],
+    [{ cookie: { name: 'bad name' } }, 'cookie.name', /cookie token/],
+    [{ cookie: { path: 'relative' } }, 'cookie.path', /must start with "\/"/],
+    [{ cookie: { domain: 'a.test; evil=1' } }, 'cookie.domain', /without spaces or ";"/],
+    [{ cookie: { secure: 'sometimes' } }, 'cookie.secure', /expected a boolean/],
+    [{ cookie: { maxAge: 5 } }, 'cookie.maxAge', /unknown cookie option/],
+    [{ env: { SESSION_COOKIE_HTTPONLY: 'perhaps' } }, 'SESSION_COOKIE_HTTPONLY', /expected true or false/],
+    [{ lifetme: '1h' }, 'lifetme', /unknown option/],
+    [{ storeTimeout: 0 }, 'storeTimeout', /at least 1 ms/],
+    [{ onError: 'log' }, 'onError', /expected a function/],
+  ] as Array<[Record<string, unknown>, string, RegExp]>)('%j -> %s', (options, culprit, message) => {
+    const run = () => kvSession({ env: {}, ...options } as KvSessionOptions);
+    let error: unknown;
+    try {
+      run();
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(SessionOptionError);
+    expect(error).toMatchObject({ code: 'SESSION_INVALID_OPTION', option: culprit });
+    expect((error as Error).message).toContain(`koa-kv-session: ${culprit}: `);
+    expect((error as Error).message).toMatch(message);
+  });
+
+  it('a bad store URL with a password is reported with the password masked', () => {
+    expect(() => kvSession({ env: {}, store: 'ftp://admin:hunter2@example.test' })).toThrow(/ftp:\/\/admin:\*\*\*\*@example\.test/);
+    expect(() => kvSession({ env: {}, store: 'ftp://admin:hunter2@example.test' })).not.toThrow(/hunter2/);
+  });
+});
+
+describe('options that shape behaviour', () => {
+  it.each([16, 24, 32, 48])('sidLength %i gives base64url sids of ceil(n * 4 / 3) characters', async (sidLength) => {
+    const store = new CountingAdapter(new MemoryAdapter() as never);
+    const app = await startApp({ store: store as never, keyPrefix: uniquePrefix('sid'), sidLength }, (ctx) => {
+      ctx.session.x = 1;
+      return ctx.session.sid;
+    });
+    apps.push(app);
+    const reply = await app.request();
+    expect(reply.body).toMatch(new RegExp(`^[A-Za-z0-9_-]{${Math.ceil((sidLength * 4) / 3)}}$`));
+    // A cookie from a different sidLength is not well-formed here: no store read.
+    store.reset();
+    const other = sidLength === 16 ? 'A'.repeat(43) : 'A'.repeat(22);
+    await app.request('/', { cookie: `session=${other}.${'B'.repeat(43)}` });
+    expect(store.count('get')).toBe(0);
+    // And the real one is read back.
+    store.reset();
+    await app.request('/', { cookie: cookiePair(reply.setCookies[0]) });
+    expect(store.count('get')).toBe(1);
+  });
+
+  it('lifetime sets the TTL of every write and the cookie expiry', async () => {
+    const store = new CountingAdapter(new MemoryAdapter() as never);
+    const app = await startApp({ store: store as never, keyPrefix: uniquePrefix('life'), lifetime: '90m' }, (ctx) => {
+      ctx.session.x = 1;
+    });
+    apps.push(app);
+    await app.middleware.ready();
+    store.reset();
+    const reply = await app.request();
+    expect(store.calls[0]?.ttl).toBe(5_400_000);
+    const expires = Date.parse(/Expires=([^;]+)/.exec(reply.setCookies[0] as string)?.[1] as string);
+    expect(Math.abs(expires - (Date.now() + 5_400_000))).toBeLessThan(3000);
+  });
+
+  it('SESSION_KEY_PREFIX decides the store key', async () => {
+    const store = new CountingAdapter(new MemoryAdapter() as never);
+    const prefix = uniquePrefix('env');
+    const app = await startApp({ store: store as never, env: { SESSION_KEY_PREFIX: prefix } }, (ctx) => {
+      ctx.session.x = 1;
+      return ctx.session.sid;
+    });
+    apps.push(app);
+    const reply = await app.request();
+    expect(store.calls.filter((c) => c.op === 'set').map((c) => c.key)).toEqual([prefix + reply.body]);
+  });
+});
