@@ -1,0 +1,185 @@
+// Store failures: errors surface as 503 with a stable code, bounded in time, and never become an empty session.
+import KeyvRedis from '@keyv/redis';
+import { Keyv } from 'keyv';
+import { afterEach, describe, expect, it } from 'vitest';
+import { MemoryAdapter } from '../src/adapters.js';
+import type { KvSessionOptions } from '../src/index.js';
+import { decodeStored } from './records.js';
+import { cookiePair, sidOf, startApp, uniquePrefix, type Handler, type TestApp } from './helpers.js';
+
+const apps: TestApp[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+/** A fake store for error paths: a real in-memory store whose calls can be made to fail or hang. */
+class FlakyAdapter extends MemoryAdapter {
+  failGet = false;
+  failSet = false;
+  hang = false;
+  sets = 0;
+
+  override async get(key: string): Promise<unknown> {
+    if (this.hang) return new Promise(() => {});
+    if (this.failGet) throw new Error('connection reset by peer');
+    return super.get(key);
+  }
+
+  override async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
+    if (this.hang) return new Promise(() => {});
+    if (this.failSet) throw new Error('READONLY You can\'t write against a read only replica.');
+    this.sets++;
+    return super.set(key, value, ttl);
+  }
+}
+
+async function setup(handler: Handler, options: KvSessionOptions = {}) {
+  const errors: Error[] = [];
+  const app = await startApp({ keyPrefix: uniquePrefix('fail'), ...options }, handler, (koa) => {
+    koa.on('error', (error) => errors.push(error));
+  });
+  apps.push(app);
+  return { app, errors };
+}
+
+const counter: Handler = (ctx) => {
+  ctx.session.n = Number(ctx.session.n ?? 0) + 1;
+  return String(ctx.session.n);
+};
+
+describe('store failures', () => {
+  it('a failing read answers 503 SESSION_STORE_UNAVAILABLE, never an empty session, and nothing is written', async () => {
+    const store = new FlakyAdapter();
+    let handlerRuns = 0;
+    const { app, errors } = await setup((ctx) => {
+      handlerRuns++;
+      return counter(ctx);
+    }, { store: store as never });
+    const one = await app.request();
+    const cookie = cookiePair(one.setCookies[0]);
+    store.failGet = true;
+    const setsBefore = store.sets;
+    const two = await app.request('/', { cookie });
+    expect(two.status).toBe(503);
+    expect(two.setCookies).toEqual([]);
+    expect(store.sets).toBe(setsBefore);
+    expect(handlerRuns).toBe(1);
+    expect(errors[0]).toMatchObject({ code: 'SESSION_STORE_UNAVAILABLE', operation: 'get', status: 503 });
+    expect(errors[0]?.message).toMatch(/connection reset by peer/);
+    // The store comes back: the same session, untouched, continues.
+    store.failGet = false;
+    const three = await app.request('/', { cookie });
+    expect(three.body).toBe('2');
+  });
+
+  it('a failing write answers 503 and sends no cookie; the stored session is unchanged', async () => {
+    const store = new FlakyAdapter();
+    const prefix = uniquePrefix('fail');
+    const { app, errors } = await setup(counter, { store: store as never, keyPrefix: prefix });
+    const one = await app.request();
+    const cookie = cookiePair(one.setCookies[0]);
+    store.failSet = true;
+    const two = await app.request('/', { cookie });
+    expect(two.status).toBe(503);
+    expect(two.setCookies).toEqual([]);
+    expect(errors[0]).toMatchObject({ code: 'SESSION_STORE_UNAVAILABLE', operation: 'set' });
+    expect(decodeStored(await store.get(prefix + sidOf(one.setCookies[0])))).toEqual({ n: 1 });
+  });
+
+  it('a new session whose write fails gets no cookie (the client never holds a sid without a record)', async () => {
+    const store = new FlakyAdapter();
+    store.failSet = true;
+    const { app } = await setup(counter, { store: store as never });
+    const reply = await app.request();
+    expect(reply.status).toBe(503);
+    expect(reply.setCookies).toEqual([]);
+  });
+
+  it('a store that never answers is bounded by storeTimeout: 503 SESSION_STORE_TIMEOUT', async () => {
+    const store = new FlakyAdapter();
+    const { app, errors } = await setup(counter, { store: store as never, storeTimeout: 200 });
+    const one = await app.request();
+    store.hang = true;
+    const two = await app.request('/', { cookie: cookiePair(one.setCookies[0]) });
+    expect(two.status).toBe(503);
+    expect(errors[0]).toMatchObject({ code: 'SESSION_STORE_TIMEOUT', operation: 'get' });
+    expect(errors[0]?.message).toMatch(/did not answer a get within 200 ms/);
+  });
+
+  it('a write that times out is reported and the cookie is not changed', async () => {
+    const store = new FlakyAdapter();
+    let step = 0;
+    const { app, errors } = await setup(async (ctx) => {
+      if (step++ === 1) {
+        store.hang = true; // after the read: only the write hangs
+        await ctx.session.regenerate();
+      }
+      return counter(ctx);
+    }, { store: store as never, storeTimeout: 200 });
+    const one = await app.request();
+    const two = await app.request('/', { cookie: cookiePair(one.setCookies[0]) });
+    expect(two.status).toBe(503);
+    expect(two.setCookies).toEqual([]);
+    expect(errors[0]).toMatchObject({ code: 'SESSION_STORE_TIMEOUT', operation: 'set' });
+  });
+
+  it('a handler error is never masked: the handler throws while the store would fail the write', async () => {
+    const store = new FlakyAdapter();
+    const { app } = await setup((ctx) => {
+      ctx.session.x = 1;
+      store.failSet = true;
+      ctx.throw(409, 'conflict from the handler');
+    }, { store: store as never });
+    const reply = await app.request();
+    expect(reply.status).toBe(409);
+    expect(reply.body).toBe('conflict from the handler');
+  });
+
+  it('an unreachable Redis (closed port) gives 503 on requests and reports the masked URL at start-up', async () => {
+    const started: Error[] = [];
+    const { app, errors } = await setup(counter, {
+      store: 'redis://user:hunter2@127.0.0.1:1',
+      storeTimeout: 300,
+      onError: (error) => started.push(error),
+    });
+    await expect(app.middleware.ready()).rejects.toMatchObject({ status: 503 });
+    expect(started[0]?.message).toContain('redis://user:****@127.0.0.1:1');
+    expect(started[0]?.message).not.toContain('hunter2');
+    const reply = await app.request();
+    expect(reply.status).toBe(503);
+    expect(errors[0]).toMatchObject({ status: 503 });
+  });
+
+  it('an unreachable PostgreSQL (closed port) gives 503 on requests', async () => {
+    const { app, errors } = await setup(counter, { store: 'postgres://postgres@127.0.0.1:1/test', storeTimeout: 500, onError: () => {} });
+    const reply = await app.request();
+    expect(reply.status).toBe(503);
+    expect(errors[0]).toMatchObject({ code: expect.stringMatching(/^SESSION_STORE_(UNAVAILABLE|TIMEOUT)$/) });
+  });
+
+  it('a user KeyvRedis adapter that swallows errors is made to throw: 503, not "logged out"', async () => {
+    const adapter = new KeyvRedis('redis://127.0.0.1:1', { throwOnErrors: false, connectionTimeout: 200 });
+    const { app } = await setup(counter, { store: new Keyv(adapter), storeTimeout: 500, onError: () => {} });
+    const reply = await app.request('/', { cookie: `session=${'A'.repeat(43)}.${'B'.repeat(43)}` });
+    expect(reply.status).toBe(503);
+    expect(adapter.throwOnErrors).toBe(true);
+    await adapter.disconnect().catch(() => {});
+  });
+
+  it('a store URL whose adapter is not installed fails with the npm install command to run', async () => {
+    const started: Error[] = [];
+    const { app, errors } = await setup(counter, { store: 'memcache://127.0.0.1:11211', onError: (error) => started.push(error) });
+    await expect(app.middleware.ready()).rejects.toMatchObject({ code: 'SESSION_ADAPTER_MISSING' });
+    expect(started[0]?.message).toMatch(/npm install @keyv\/memcache/);
+    const reply = await app.request();
+    expect(reply.status).toBe(500);
+    expect(errors[0]?.message).toMatch(/npm install @keyv\/memcache/);
+  });
+
+  it('after close(), requests fail with 503 instead of hanging', async () => {
+    const { app } = await setup(counter, { store: 'memory://' });
+    await app.middleware.close();
+    const reply = await app.request();
+    expect(reply.status).toBe(503);
+  });
+});
