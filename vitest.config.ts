@@ -8,7 +8,7 @@ export default defineConfig({
     typecheck: {
       enabled: true,
       include: ['spec/**/*.test-d.ts'],
-      tsconfig: 'spec/tsconfig.json',
+      tsconfig: 'spec/tsconfig.types.json',
     },
   },
 });

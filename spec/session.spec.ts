@@ -62,8 +62,8 @@ describe('ctx.session behaves as a plain object of user data', () => {
       (ctx) => {
         ctx.session._x = 'underscore';
         ctx.session.__proto__ = 'proto';
-        ctx.session.constructor = 'ctor';
-        ctx.session.toString = 'str';
+        (ctx.session as Record<string, unknown>).constructor = 'ctor';
+        (ctx.session as Record<string, unknown>).toString = 'str';
       },
       (ctx) => JSON.stringify({ keys: Object.keys(ctx.session).sort(), x: ctx.session._x, p: Object.getOwnPropertyDescriptor(ctx.session, '__proto__')?.value }),
     );

@@ -1,0 +1,68 @@
+// Types: declaration merging of SessionData makes ctx.session type-check and autocomplete in handlers.
+import Koa from 'koa';
+import { describe, expectTypeOf, it } from 'vitest';
+import { kvSession, type KvSessionMiddleware, type Session, type SessionError } from '../src/index.js';
+
+declare module '../src/index.js' {
+  interface SessionData {
+    userId: string;
+    cart: { items: string[] };
+  }
+}
+
+describe('ctx.session types', () => {
+  it('declared fields are typed (optional: a new session has none of them)', () => {
+    const app = new Koa();
+    app.use(kvSession({ store: 'memory://' }));
+    app.use((ctx) => {
+      expectTypeOf(ctx.session.userId).toEqualTypeOf<string | undefined>();
+      expectTypeOf(ctx.session.cart).toEqualTypeOf<{ items: string[] } | undefined>();
+      ctx.session.userId = 'u1';
+      // @ts-expect-error userId is a string
+      ctx.session.userId = 42;
+      // @ts-expect-error unknown keys are refused once SessionData is declared
+      ctx.session.nosuch = 1;
+    });
+  });
+
+  it('control members have their own types', () => {
+    const app = new Koa();
+    app.use(async (ctx) => {
+      expectTypeOf(ctx.session.sid).toEqualTypeOf<string>();
+      expectTypeOf(ctx.session.isNew).toEqualTypeOf<boolean>();
+      expectTypeOf(ctx.session.permanent).toEqualTypeOf<boolean>();
+      expectTypeOf(ctx.session.regenerate).returns.toEqualTypeOf<Promise<void>>();
+      expectTypeOf(ctx.session.destroy).returns.toEqualTypeOf<Promise<void>>();
+      ctx.session.permanent = true;
+      // @ts-expect-error sid is read-only
+      ctx.session.sid = 'x';
+      await ctx.session.regenerate();
+    });
+  });
+
+  it('ctx.session can be assigned data or null', () => {
+    const app = new Koa();
+    app.use((ctx) => {
+      ctx.session = { userId: 'u2' };
+      ctx.session = null;
+      // @ts-expect-error a number is not session data
+      ctx.session = 5;
+    });
+  });
+
+  it('kvSession() returns Koa middleware with ready() and close()', () => {
+    expectTypeOf(kvSession).parameter(0).toMatchTypeOf<object | undefined>();
+    expectTypeOf<KvSessionMiddleware>().toMatchTypeOf<Koa.Middleware>();
+    expectTypeOf<KvSessionMiddleware['close']>().returns.toEqualTypeOf<Promise<void>>();
+    expectTypeOf<Session['sid']>().toEqualTypeOf<string>();
+    expectTypeOf<SessionError['code']>().toMatchTypeOf<string>();
+  });
+
+  it('options autocomplete and are checked', () => {
+    kvSession({ store: 'memory://', serialization: 'json', cookie: { sameSite: 'strict' } });
+    // @ts-expect-error serialization is 'cbor' | 'json'
+    kvSession({ serialization: 'xml' });
+    // @ts-expect-error unknown option
+    kvSession({ lifetme: '1h' });
+  });
+});
