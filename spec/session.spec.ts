@@ -62,8 +62,8 @@ describe('ctx.session behaves as a plain object of user data', () => {
       (ctx) => {
         ctx.session._x = 'underscore';
         ctx.session.__proto__ = 'proto';
-        (ctx.session as Record<string, unknown>).constructor = 'ctor';
-        (ctx.session as Record<string, unknown>).toString = 'str';
+        const data: Record<string, unknown> = ctx.session;
+        for (const [key, value] of [['constructor', 'ctor'], ['toString', 'str']] as const) data[key as string] = value;
       },
       (ctx) => JSON.stringify({ keys: Object.keys(ctx.session).sort(), x: ctx.session._x, p: Object.getOwnPropertyDescriptor(ctx.session, '__proto__')?.value }),
     );
