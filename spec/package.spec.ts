@@ -1,0 +1,139 @@
+// The packed package, as a user installs it: ESM import, CommonJS require, type declarations, and the zero-config default.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const ROOT = resolve(import.meta.dirname, '..');
+// Inside the repository, so the packed package resolves its dependencies from our node_modules
+// without another install; .test-output/ is ignored by git.
+const WORK = join(ROOT, '.test-output', `pack-${process.pid}`);
+const INSTALLED = join(WORK, 'node_modules', 'koa-kv-session');
+const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+
+function node(file: string, env: Record<string, string> = {}): string {
+  return execFileSync(process.execPath, [file], { cwd: WORK, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+}
+
+beforeAll(() => {
+  rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(INSTALLED, { recursive: true });
+  const output = execFileSync('npm', ['pack', '--silent', '--pack-destination', WORK], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  const tarball = join(WORK, output.trim().split('\n').pop() as string);
+  execFileSync('tar', ['-xzf', tarball, '-C', INSTALLED, '--strip-components=1']);
+}, 180_000);
+
+afterAll(() => {
+  rmSync(WORK, { recursive: true, force: true });
+});
+
+/** A script that serves one app with kvSession(), makes two requests and prints the views counts. */
+function appScript(kind: 'esm' | 'cjs', options: string): string {
+  const head = kind === 'esm'
+    ? "import Koa from 'koa';\nimport { kvSession } from 'koa-kv-session';\n"
+    : "const Koa = require('koa');\nconst { kvSession } = require('koa-kv-session');\n";
+  return `${head}
+(async () => {
+  const app = new Koa();
+  app.keys = ['pack-test'];
+  const middleware = kvSession(${options});
+  app.use(middleware);
+  app.use((ctx) => { ctx.session.views = (ctx.session.views ?? 0) + 1; ctx.body = String(ctx.session.views); });
+  const server = app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  const url = 'http://127.0.0.1:' + server.address().port + '/';
+  const cookie = process.env.COOKIE;
+  const one = await fetch(url, cookie ? { headers: { cookie } } : {});
+  const set = one.headers.getSetCookie()[0].split(';')[0];
+  const two = await fetch(url, { headers: { cookie: set } });
+  console.log(JSON.stringify({ views: [await one.text(), await two.text()], cookie: set }));
+  server.close();
+  await middleware.close();
+})().catch((error) => { console.error(error); process.exit(1); });
+`;
+}
+
+describe('npm pack output', () => {
+  it('ships dist (ESM and CommonJS with declarations), README and CHANGELOG, not sources or specs', () => {
+    for (const file of ['dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/cjs/index.js', 'dist/cjs/index.d.ts', 'README.md', 'CHANGELOG.md']) {
+      expect(existsSync(join(INSTALLED, file)), file).toBe(true);
+    }
+    expect(existsSync(join(INSTALLED, 'src'))).toBe(false);
+    expect(existsSync(join(INSTALLED, 'spec'))).toBe(false);
+  });
+
+  it('imports under ESM', () => {
+    writeFileSync(join(WORK, 'esm.mjs'), appScript('esm', "{ store: 'memory://' }"));
+    expect(JSON.parse(node('esm.mjs')).views).toEqual(['1', '2']);
+  });
+
+  it('requires under CommonJS', () => {
+    writeFileSync(join(WORK, 'cjs.cjs'), appScript('cjs', "{ store: 'memory://' }"));
+    expect(JSON.parse(node('cjs.cjs')).views).toEqual(['1', '2']);
+  });
+
+  it('CommonJS loads the adapters lazily too (SQLite here)', () => {
+    writeFileSync(join(WORK, 'cjs-sqlite.cjs'), appScript('cjs', "{ store: 'sqlite://./cjs.sqlite' }"));
+    expect(JSON.parse(node('cjs-sqlite.cjs')).views).toEqual(['1', '2']);
+  });
+
+  it('kvSession() with no options and no SESSION_STORE keeps sessions in ./sessions.sqlite, across restarts', () => {
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('SESSION_')));
+    writeFileSync(join(WORK, 'default.mjs'), appScript('esm', ''));
+    const run = (cookie?: string) =>
+      JSON.parse(execFileSync(process.execPath, ['default.mjs'], { cwd: WORK, env: { ...clean, ...(cookie ? { COOKIE: cookie } : {}) }, encoding: 'utf8', timeout: 60_000 }));
+    const first = run();
+    expect(first.views).toEqual(['1', '2']);
+    expect(existsSync(join(WORK, 'sessions.sqlite'))).toBe(true);
+    // A new process, the same file: the session is still there.
+    expect(run(first.cookie).views).toEqual(['3', '4']);
+  });
+
+  it.each([
+    ['ESM', 'consumer.mts', 'NodeNext'],
+    ['CommonJS', 'consumer.cts', 'NodeNext'],
+  ])('type declarations work for %s consumers, with SessionData declaration merging', (_label, file, module) => {
+    writeFileSync(
+      join(WORK, file),
+      `import Koa from 'koa';
+import { kvSession, SessionError, type KvSessionOptions } from 'koa-kv-session';
+
+declare module 'koa-kv-session' {
+  interface SessionData { userId: string }
+}
+
+const options: KvSessionOptions = { store: 'memory://', cookie: { sameSite: 'strict' } };
+const app = new Koa();
+app.use(kvSession(options));
+app.use(async (ctx) => {
+  const id: string | undefined = ctx.session.userId;
+  ctx.session.userId = 'u1';
+  // @ts-expect-error userId is declared as a string
+  ctx.session.userId = 1;
+  await ctx.session.regenerate();
+  ctx.body = id ?? ctx.session.sid;
+});
+export const code: string = new SessionError('SESSION_TOO_LARGE', 'x').code;
+`,
+    );
+    writeFileSync(
+      join(WORK, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module, moduleResolution: module, target: 'ES2022', skipLibCheck: false, types: ['node'] }, files: [file] }),
+    );
+    const result = run(process.execPath, [tsc, '-p', 'tsconfig.json']);
+    expect(result.output).toBe('');
+    expect(result.status).toBe(0);
+  });
+});
+
+/** Runs a command in WORK, returning its status and output instead of throwing. */
+function run(command: string, args: string[]): { status: number | null; output: string } {
+  try {
+    execFileSync(command, args, { cwd: WORK, encoding: 'utf8', timeout: 120_000 });
+    return { status: 0, output: '' };
+  } catch (error) {
+    const failed = error as { status: number | null; stdout?: string; stderr?: string };
+    return { status: failed.status, output: `${failed.stdout ?? ''}${failed.stderr ?? ''}` };
+  }
+}
