@@ -25,7 +25,7 @@ describe('record layout', () => {
   it('puts tag, expiry and permanent flag in a text header before the payload', () => {
     const raw = frameRecord(encodePayload({ a: 1 }, 'json'), 'json', 1767225600000, true);
     expect(raw).toBe('j1:1767225600000:1:{"a":1}');
-    expect(parseRecord(raw)).toEqual({ format: 'json', expires: 1767225600000, permanent: true, payload: '{"a":1}' });
+    expect(parseRecord(raw)).toEqual({ format: 'json', expires: 1767225600000, permanent: true, payload: '{"a":1}', raw });
   });
 
   it('CBOR records keep the expiry readable without decoding CBOR', () => {

@@ -36,7 +36,7 @@ export async function reachable(url: string): Promise<boolean> {
 
 /** One store call as the counting adapter saw it. */
 export interface StoreCall {
-  op: 'get' | 'set' | 'delete';
+  op: 'get' | 'set' | 'delete' | 'cas';
   key: string;
   ttl?: number;
 }
@@ -55,6 +55,27 @@ export class CountingAdapter {
   constructor(inner: KeyvStoreAdapter) {
     this.#inner = inner;
     this.opts = inner.opts;
+    // A Redis adapter's compare-and-set script goes through its client: pass that ability on, counted.
+    const redis = inner as unknown as { getClient?: () => Promise<Record<string, (...args: unknown[]) => Promise<unknown>>>; createKeyPrefix?: (key: string, ns?: string) => string };
+    if (typeof redis.getClient === 'function' && typeof redis.createKeyPrefix === 'function') {
+      const getClient = redis.getClient.bind(redis);
+      Object.assign(this, {
+        createKeyPrefix: redis.createKeyPrefix.bind(redis),
+        getClient: async () => {
+          const client = await getClient();
+          const counted = (name: string) => (script: unknown, options: { keys: string[] }) => {
+            this.calls.push({ op: 'cas', key: options.keys[0] as string });
+            return (client[name] as (...args: unknown[]) => Promise<unknown>).call(client, script, options);
+          };
+          return { evalSha: counted('evalSha'), eval: counted('eval') };
+        },
+      });
+    }
+  }
+
+  /** True when writes of existing sessions are one atomic compare-and-set (Redis). */
+  get atomic(): boolean {
+    return 'getClient' in this;
   }
 
   async get(key: string): Promise<unknown> {

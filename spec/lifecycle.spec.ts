@@ -44,6 +44,11 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
     await store?.cleanup();
   });
 
+  /** The calls of a conditional write: one atomic script on Redis, a re-read then a write elsewhere. */
+  function conditionalWrite(key: string, ttl = LIFETIME): Array<{ op: string; key: string; ttl?: number }> {
+    return store.atomic ? [{ op: 'cas', key }] : [{ op: 'get', key }, { op: 'set', key, ttl }];
+  }
+
   async function start(handler: Handler, options: KvSessionOptions = {}): Promise<TestApp> {
     const app = await startApp({ store: store as never, keyPrefix: prefix, lifetime: LIFETIME, ...options }, handler);
     apps.push(app);
@@ -174,15 +179,12 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
     expect(reply.setCookies).toEqual([]);
   });
 
-  it('existing permanent session, unmodified, refresh interval passed: one read, one write, fresh Expires', async () => {
+  it('existing permanent session, unmodified, refresh interval passed: one read, one (conditional) write, fresh Expires', async () => {
     const app = await start(seeding((ctx) => String(ctx.session.user)), { refreshInterval: '10m' });
     const { cookie, sid } = await existing(app, { user: 'ada' }, 11 * 60_000);
     const before = Date.now();
     const reply = await app.request('/', { cookie });
-    expect(store.calls).toEqual([
-      { op: 'get', key: prefix + sid },
-      { op: 'set', key: prefix + sid, ttl: LIFETIME },
-    ]);
+    expect(store.calls).toEqual([{ op: 'get', key: prefix + sid }, ...conditionalWrite(prefix + sid)]);
     const expires = Date.parse(attributesOf(reply.setCookies[0] as string).get('expires') as string);
     expect(expires).toBeGreaterThanOrEqual(Math.floor((before + LIFETIME) / 1000) * 1000 - 1000);
     expect(sidOf(reply.setCookies[0])).toBe(sid);
@@ -191,20 +193,20 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
 
   it('refreshInterval 0 (exactly as Flask): every request of an unmodified permanent session writes and re-sends the cookie', async () => {
     const app = await start(seeding((ctx) => String(ctx.session.user)), { refreshInterval: 0 });
-    const { cookie } = await existing(app, { user: 'ada' }, 0);
+    const { cookie, sid } = await existing(app, { user: 'ada' }, 0);
     for (let i = 0; i < 3; i++) {
       store.reset();
       const reply = await app.request('/', { cookie });
-      expect(store.calls.map((c) => c.op)).toEqual(['get', 'set']);
+      expect(store.calls).toEqual([{ op: 'get', key: prefix + sid }, ...conditionalWrite(prefix + sid)]);
       expect(reply.setCookies).toHaveLength(1);
     }
   });
 
   it('existing non-permanent session, refresh passed: the store expiry moves forward, no cookie to refresh', async () => {
     const app = await start(seeding((ctx) => String(ctx.session.user)), { refreshInterval: '10m' });
-    const { cookie } = await existing(app, { user: 'ada' }, 11 * 60_000, false);
+    const { cookie, sid } = await existing(app, { user: 'ada' }, 11 * 60_000, false);
     const reply = await app.request('/', { cookie });
-    expect(store.calls.map((c) => c.op)).toEqual(['get', 'set']);
+    expect(store.calls).toEqual([{ op: 'get', key: prefix + sid }, ...conditionalWrite(prefix + sid)]);
     expect(reply.setCookies).toEqual([]);
   });
 
@@ -217,23 +219,24 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
     expect(reply.setCookies).toEqual([]);
   });
 
-  it('session modified: one read, one write, cookie re-sent for a permanent session', async () => {
+  it('session modified: one read, one (conditional) write, cookie re-sent for a permanent session', async () => {
     const app = await start(seeding((ctx) => {
       ctx.session.visits = Number(ctx.session.visits ?? 0) + 1;
     }));
     const { cookie, sid } = await existing(app, { visits: 1 }, 0);
     const reply = await app.request('/', { cookie });
-    expect(store.calls.map((c) => c.op)).toEqual(['get', 'set']);
+    expect(store.calls).toEqual([{ op: 'get', key: prefix + sid }, ...conditionalWrite(prefix + sid)]);
     expect(sidOf(reply.setCookies[0])).toBe(sid);
+    expect(decodeStored(await store.raw(prefix + sid))).toEqual({ visits: 2 });
   });
 
-  it('non-permanent session modified: one read, one write, no cookie (nothing in it changed)', async () => {
+  it('non-permanent session modified: one read, one (conditional) write, no cookie (nothing in it changed)', async () => {
     const app = await start(seeding((ctx) => {
       ctx.session.visits = Number(ctx.session.visits ?? 0) + 1;
     }), { permanent: false });
-    const { cookie } = await existing(app, { visits: 1 }, 0, false);
+    const { cookie, sid } = await existing(app, { visits: 1 }, 0, false);
     const reply = await app.request('/', { cookie });
-    expect(store.calls.map((c) => c.op)).toEqual(['get', 'set']);
+    expect(store.calls).toEqual([{ op: 'get', key: prefix + sid }, ...conditionalWrite(prefix + sid)]);
     expect(reply.setCookies).toEqual([]);
   });
 

@@ -1,4 +1,5 @@
 // Connection URL -> Keyv adapter, imported lazily; every adapter quirk the library works around lives here.
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { KeyvStoreAdapter } from 'keyv';
 import { SessionError } from './errors.js';
@@ -213,4 +214,54 @@ export async function openAdapter(url: string, scheme: string, timeout: number):
 export function makeAdapterThrow(adapter: object): void {
   const candidate = adapter as { throwOnErrors?: unknown };
   if (typeof candidate.throwOnErrors === 'boolean') candidate.throwOnErrors = true;
+}
+
+/** Outcome of a compare-and-set: written, the record is gone (destroyed, regenerated, expired), or it holds `current`. */
+export type CasResult = { readonly status: 'saved' } | { readonly status: 'gone' } | { readonly status: 'conflict'; readonly current: string };
+
+/** Writes `next` under `key` only if the stored value is still `expected`, in one atomic step. */
+export type CompareAndSet = (key: string, expected: string, next: string, ttl: number) => Promise<CasResult>;
+
+// Compares by SHA-1 so a large record is not sent twice; returns 1 (written), 0 (no record) or the current value.
+const CAS_SCRIPT = `local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+if redis.sha1hex(current) ~= ARGV[1] then return current end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`;
+const sha1 = (text: string): string => createHash('sha1').update(text).digest('hex');
+const CAS_SHA = sha1(CAS_SCRIPT);
+
+interface RedisScripting {
+  evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+}
+
+interface RedisLikeAdapter {
+  getClient(): Promise<RedisScripting>;
+  createKeyPrefix(key: string, namespace?: string): string;
+  namespace?: string | undefined;
+}
+
+function isRedisAdapter(adapter: object): adapter is RedisLikeAdapter {
+  const candidate = adapter as Partial<RedisLikeAdapter>;
+  return typeof candidate.getClient === 'function' && typeof candidate.createKeyPrefix === 'function';
+}
+
+/** An atomic compare-and-set for adapters whose server can do one (Redis: a script), or undefined. */
+export function atomicCompareAndSet(adapter: object): CompareAndSet | undefined {
+  if (!isRedisAdapter(adapter)) return undefined;
+  return async (key, expected, next, ttl) => {
+    const client = await adapter.getClient();
+    const options = { keys: [adapter.createKeyPrefix(key, adapter.namespace)], arguments: [sha1(expected), next, String(ttl)] };
+    let reply: unknown;
+    try {
+      reply = await client.evalSha(CAS_SHA, options);
+    } catch (error) {
+      if (!String((error as Error)?.message).includes('NOSCRIPT')) throw error;
+      reply = await client.eval(CAS_SCRIPT, options);
+    }
+    if (reply === 1) return { status: 'saved' };
+    if (reply === 0 || reply === null) return { status: 'gone' };
+    return { status: 'conflict', current: String(reply) };
+  };
 }

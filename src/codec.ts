@@ -18,6 +18,8 @@ export interface StoredRecord {
   readonly permanent: boolean;
   /** The encoded data exactly as stored: the baseline that change detection compares against. */
   readonly payload: string;
+  /** The whole stored string: what a compare-and-set expects to find. */
+  readonly raw: string;
 }
 
 /** A stored value that is not a record this version can read. */
@@ -78,6 +80,18 @@ export function decodePayload(payload: string, format: Format): SessionData {
   return data as SessionData;
 }
 
+/**
+ * A comparable encoding of one value, taken when an object is first handed to a handler: if it
+ * differs at commit, the handler mutated that key in place. Undefined when it cannot be encoded.
+ */
+export function fingerprint(value: unknown): Buffer | undefined {
+  try {
+    return cbor.encode(value);
+  } catch {
+    return undefined;
+  }
+}
+
 export function frameRecord(payload: string, format: Format, expires: number, permanent: boolean): string {
   return `${TAG[format]}:${expires}:${permanent ? '1' : '0'}:${payload}`;
 }
@@ -95,5 +109,6 @@ export function parseRecord(raw: unknown): StoredRecord {
     expires: Number(match[3]),
     permanent: match[4] === '1',
     payload: raw.slice(match[0].length),
+    raw,
   };
 }

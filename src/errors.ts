@@ -10,7 +10,8 @@ export type SessionErrorCode =
   | 'SESSION_UNENCODABLE'
   | 'SESSION_RECORD_CORRUPT'
   | 'SESSION_ADAPTER_MISSING'
-  | 'SESSION_HEADERS_SENT';
+  | 'SESSION_HEADERS_SENT'
+  | 'SESSION_CONFLICT';
 
 /** Base class: `code` is stable across versions, `status` is what Koa answers with. */
 export class SessionError extends Error {

@@ -51,8 +51,10 @@ export interface KvSessionOptions {
   keys?: readonly string[];
   /** Attributes of the sid cookie. */
   cookie?: CookieOptions;
-  /** Longest wait for one store call, in ms or a duration. Env `SESSION_STORE_TIMEOUT`. Default 2 s. */
+  /** Longest wait for one store call, retries included, in ms or a duration. Env `SESSION_STORE_TIMEOUT`. Default 2 s. */
   storeTimeout?: number | string;
+  /** How many times a failed store call is retried (with backoff, within storeTimeout). Env `SESSION_STORE_RETRIES`. Default 2. */
+  storeRetries?: number;
   /** Called with errors the library handles without failing the request (corrupt records, start-up failures). */
   onError?: (error: Error, ctx?: Context) => void;
   /** Where `SESSION_*` variables are read from. Default `process.env`. */
@@ -89,6 +91,7 @@ export interface Settings {
   readonly keys: readonly string[] | undefined;
   readonly cookie: CookieSettings;
   readonly storeTimeout: number;
+  readonly storeRetries: number;
   readonly onError: ((error: Error, ctx?: Context) => void) | undefined;
 }
 
@@ -301,7 +304,7 @@ function resolveCookie(input: unknown, env: Readonly<Record<string, string | und
 
 const KNOWN_OPTIONS = [
   'store', 'permanent', 'lifetime', 'refreshEachRequest', 'refreshInterval', 'sidLength', 'keyPrefix',
-  'serialization', 'maxSize', 'keys', 'cookie', 'storeTimeout', 'onError', 'env',
+  'serialization', 'maxSize', 'keys', 'cookie', 'storeTimeout', 'storeRetries', 'onError', 'env',
 ];
 
 /** Resolves options, then `SESSION_*` variables, then defaults, into frozen settings; throws `SessionOptionError`. */
@@ -365,6 +368,11 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     if (ms < 1) fail(source, 'must be at least 1 ms');
     return ms;
   }, 2000);
+  const storeRetries = get('storeRetries', ['SESSION_STORE_RETRIES'], (value, source) => {
+    const n = parseInteger(value, source);
+    if (n < 0 || n > 10) fail(source, `must be between 0 and 10, got ${n}`);
+    return n;
+  }, 2);
   if (input.onError !== undefined && typeof input.onError !== 'function') {
     throw new SessionOptionError('onError', `expected a function, got ${describe(input.onError)}`);
   }
@@ -382,6 +390,7 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     keys,
     cookie,
     storeTimeout,
+    storeRetries,
     onError: input.onError,
   });
 }

@@ -1,5 +1,5 @@
 // The object handlers see as ctx.session: user data behind a Proxy, plus the status the commit is planned from.
-import { encodePayload, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
+import { encodePayload, fingerprint, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
 import { SessionError } from './errors.js';
 import { generateSid } from './sid.js';
 
@@ -49,10 +49,33 @@ export type SessionAssignment = UserFields | null;
 
 export const CONTROL_MEMBERS: ReadonlySet<string> = new Set(['sid', 'isNew', 'permanent', 'modified', 'regenerate', 'destroy', 'clear']);
 
+/** What a request changed, to be applied onto the freshest stored record at commit. */
+export interface ChangeSet {
+  /** The data was replaced or cleared as a whole: ours wins over whatever is stored. */
+  readonly replaced: boolean;
+  /** Keys set (or mutated in place), with their values now. */
+  readonly set: ReadonlyMap<string, unknown>;
+  /** Keys deleted. */
+  readonly deleted: readonly string[];
+  /** The new permanent flag, when the request changed it. */
+  readonly permanent: boolean | undefined;
+}
+
+/**
+ * A store write the commit makes:
+ * - `put`: a record under a sid that has none yet (new or regenerated session);
+ * - `merge`: the request's changes onto the freshest record of an existing session;
+ * - `refresh`: the same data with a later expiry, only if nobody wrote meanwhile.
+ * `base` is the stored string the request loaded; `raw` the record as this request would write it.
+ */
+export type Write =
+  | { readonly kind: 'put'; readonly sid: string; readonly raw: string; readonly ttl: number }
+  | { readonly kind: 'merge'; readonly sid: string; readonly base: string; readonly raw: string; readonly ttl: number; readonly changes: ChangeSet }
+  | { readonly kind: 'refresh'; readonly sid: string; readonly base: string; readonly raw: string; readonly ttl: number };
+
 /** How the session state was left by the handler; what the commit turns into store operations. */
 export interface CommitPlan {
-  /** Record to write, with its TTL in ms. */
-  readonly write: { readonly sid: string; readonly raw: string; readonly ttl: number } | undefined;
+  readonly write: Write | undefined;
   /** Sids whose records must be deleted (after the write). */
   readonly remove: readonly string[];
   /** Cookie to send: a sid (with its expiry for permanent sessions), `clear`, or nothing. */
@@ -98,10 +121,12 @@ export class SessionState implements ProxyHandler<RecordData> {
   #permanent: boolean;
   #isNew: boolean;
   readonly #retired: string[] = [];
-  /** A key was set or deleted, or the data was replaced. */
-  #dirty = false;
-  /** An object value was handed to the handler, so nested mutation is possible. */
-  #exposed = false;
+  /** Top-level keys the handler set or deleted. */
+  readonly #touched = new Set<string>();
+  /** Keys whose object value was handed to the handler, with its encoding then: nested mutation shows as a difference. */
+  readonly #snapshots = new Map<string, Buffer | undefined>();
+  /** The data was replaced or cleared as a whole. */
+  #replaced = false;
   #forced = false;
   /** The cookie was signed with an older key and should be re-signed. */
   readonly #staleCookie: boolean;
@@ -131,7 +156,12 @@ export class SessionState implements ProxyHandler<RecordData> {
   get(target: RecordData, key: string | symbol, receiver: unknown): unknown {
     if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) return this.#control(key);
     const value = Reflect.get(target, key, receiver);
-    if (typeof value === 'object' && value !== null) this.#exposed = true;
+    if (
+      typeof value === 'object' && value !== null && typeof key === 'string' &&
+      this.#stored !== undefined && !this.#touched.has(key) && !this.#snapshots.has(key) && Object.hasOwn(target, key)
+    ) {
+      this.#snapshots.set(key, fingerprint(value));
+    }
     return value;
   }
 
@@ -149,21 +179,26 @@ export class SessionState implements ProxyHandler<RecordData> {
       }
       throw controlError(key);
     }
-    this.#dirty = true;
+    this.#touch(key);
     // defineProperty, not assignment: a key such as "__proto__" stays plain data.
     return Reflect.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
   }
 
   deleteProperty(target: RecordData, key: string | symbol): boolean {
     if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) throw controlError(key);
-    if (Object.hasOwn(target, key)) this.#dirty = true;
+    if (Object.hasOwn(target, key)) this.#touch(key);
     return Reflect.deleteProperty(target, key);
   }
 
   defineProperty(target: RecordData, key: string | symbol, descriptor: PropertyDescriptor): boolean {
     if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) throw controlError(key);
-    this.#dirty = true;
+    this.#touch(key);
     return Reflect.defineProperty(target, key, descriptor);
+  }
+
+  #touch(key: string | symbol): void {
+    this.#encoded = undefined;
+    if (typeof key === 'string') this.#touched.add(key);
   }
 
   // --- Control members ---------------------------------------------------------------------
@@ -198,15 +233,18 @@ export class SessionState implements ProxyHandler<RecordData> {
     this.#removeAll();
     this.#isNew = true;
     this.#permanent = this.#config.permanent;
-    this.#dirty = false;
-    this.#exposed = false;
+    this.#touched.clear();
+    this.#snapshots.clear();
+    this.#replaced = false;
     this.#forced = false;
+    this.#encoded = undefined;
     return Promise.resolve();
   };
 
   readonly #clear = (): void => {
-    if (!isEmpty(this.#data)) this.#dirty = true;
     this.#removeAll();
+    this.#replaced = true;
+    this.#encoded = undefined;
   };
 
   /** Replaces the data (`ctx.session = {...}`); `null` destroys the session. */
@@ -224,7 +262,6 @@ export class SessionState implements ProxyHandler<RecordData> {
     for (const [key, item] of entries) {
       Reflect.defineProperty(this.#data, key, { value: item, writable: true, enumerable: true, configurable: true });
     }
-    this.#dirty = true;
   }
 
   /** The record under the current sid stops being this session's: it is deleted at commit. */
@@ -245,7 +282,7 @@ export class SessionState implements ProxyHandler<RecordData> {
     if (this.#encoded?.format === format) return this.#encoded.payload;
     const stored = this.#stored;
     // Untouched data is still exactly what was stored: no need to encode it again.
-    if (stored?.format === format && !this.#dirty && !this.#exposed) return stored.payload;
+    if (stored?.format === format && !this.#replaced && this.#touched.size === 0 && this.#snapshots.size === 0) return stored.payload;
     let payload: string;
     try {
       payload = encodePayload(this.#data, format);
@@ -260,7 +297,7 @@ export class SessionState implements ProxyHandler<RecordData> {
   #dataChanged(): boolean {
     const stored = this.#stored;
     if (stored === undefined) return !isEmpty(this.#data);
-    if (!this.#dirty && !this.#exposed) return false;
+    if (!this.#replaced && this.#touched.size === 0 && this.#snapshots.size === 0) return false;
     return this.#encode(stored.format) !== stored.payload;
   }
 
@@ -268,16 +305,32 @@ export class SessionState implements ProxyHandler<RecordData> {
     return this.#forced || this.#retired.length > 0 || this.#permanent !== this.#loadedPermanent || this.#dataChanged();
   }
 
+  /** What this request changed, key by key: set or mutated in place, or deleted. */
+  #changeSet(): ChangeSet {
+    const set = new Map<string, unknown>();
+    const deleted: string[] = [];
+    const permanent = this.#permanent !== this.#loadedPermanent ? this.#permanent : undefined;
+    if (this.#replaced) {
+      for (const key of Object.keys(this.#data)) set.set(key, this.#data[key]);
+      return { replaced: true, set, deleted, permanent };
+    }
+    const note = (key: string) => {
+      if (Object.hasOwn(this.#data, key)) set.set(key, this.#data[key]);
+      else deleted.push(key);
+    };
+    for (const key of this.#touched) note(key);
+    for (const [key, before] of this.#snapshots) {
+      if (this.#touched.has(key)) continue;
+      const now = Object.hasOwn(this.#data, key) ? fingerprint(this.#data[key]) : undefined;
+      if (before === undefined || now === undefined || !before.equals(now)) note(key);
+    }
+    return { replaced: false, set, deleted, permanent };
+  }
+
   #record(now: number): { raw: string; expires: number } {
     const expires = now + this.#config.lifetime;
     const raw = frameRecord(this.#encode(this.#config.serialization), this.#config.serialization, expires, this.#permanent);
-    const max = this.#config.maxSize;
-    if (raw.length > max || (raw.length * 3 > max && Buffer.byteLength(raw) > max)) {
-      throw new SessionError(
-        'SESSION_TOO_LARGE',
-        `koa-kv-session: the session record is ${Buffer.byteLength(raw)} bytes, over maxSize (${max}); nothing was saved`,
-      );
-    }
+    checkSize(raw, this.#config.maxSize);
     return { raw, expires };
   }
 
@@ -294,7 +347,7 @@ export class SessionState implements ProxyHandler<RecordData> {
       this.#sid ??= generateSid(this.#config.sidLength);
       const { raw, expires } = this.#record(now);
       return {
-        write: { sid: this.#sid, raw, ttl: lifetime },
+        write: { kind: 'put', sid: this.#sid, raw, ttl: lifetime },
         remove,
         cookie: { sid: this.#sid, expires: this.#permanent ? expires : undefined },
       };
@@ -307,7 +360,7 @@ export class SessionState implements ProxyHandler<RecordData> {
       const { raw, expires } = this.#record(now);
       const sendCookie = this.#permanent || permanentChanged || this.#staleCookie;
       return {
-        write: { sid, raw, ttl: lifetime },
+        write: { kind: 'merge', sid, base: stored.raw, raw, ttl: lifetime, changes: this.#changeSet() },
         remove,
         cookie: sendCookie ? { sid, expires: this.#permanent ? expires : undefined } : undefined,
       };
@@ -318,12 +371,22 @@ export class SessionState implements ProxyHandler<RecordData> {
       const { raw, expires } = this.#record(now);
       const sendCookie = this.#permanent || this.#staleCookie;
       return {
-        write: { sid, raw, ttl: lifetime },
+        write: { kind: 'refresh', sid, base: stored.raw, raw, ttl: lifetime },
         remove,
         cookie: sendCookie ? { sid, expires: this.#permanent ? expires : undefined } : undefined,
       };
     }
     const cookie = this.#staleCookie ? { sid, expires: this.#permanent ? stored.expires : undefined } : undefined;
     return { write: undefined, remove, cookie };
+  }
+}
+
+/** Refuses a record over maxSize, before anything is written. */
+export function checkSize(raw: string, max: number): void {
+  if (raw.length > max || (raw.length * 3 > max && Buffer.byteLength(raw) > max)) {
+    throw new SessionError(
+      'SESSION_TOO_LARGE',
+      `koa-kv-session: the session record is ${Buffer.byteLength(raw)} bytes, over maxSize (${max}); nothing was saved`,
+    );
   }
 }

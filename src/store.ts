@@ -1,6 +1,7 @@
-// The only code that talks to Keyv: load / save / remove under the key prefix, with TTL, codec, timeout and error mapping.
+// The only code that talks to Keyv: load / save / remove / compare-and-set under the key prefix, with TTL, codec, timeout, retries and error mapping.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Keyv, type KeyvStoreAdapter } from 'keyv';
-import { makeAdapterThrow, openAdapter, type OpenedAdapter } from './adapters.js';
+import { atomicCompareAndSet, makeAdapterThrow, openAdapter, type CasResult, type CompareAndSet, type OpenedAdapter } from './adapters.js';
 import { CorruptRecordError, decodePayload, parseRecord, type SessionData, type StoredRecord } from './codec.js';
 import { SessionError, SessionStoreError } from './errors.js';
 import { maskPassword, type StoreSpec } from './options.js';
@@ -11,6 +12,7 @@ export interface StoreConfig {
   readonly store: StoreSpec;
   readonly keyPrefix: string;
   readonly storeTimeout: number;
+  readonly storeRetries: number;
 }
 
 /** Where the store was opened from, for messages: a masked URL or the adapter's kind. */
@@ -20,11 +22,16 @@ function describeStore(spec: StoreSpec): string {
   return spec.adapter instanceof Map ? 'the Map given as store' : 'the Keyv adapter given as store';
 }
 
+interface Opened {
+  readonly keyv: Keyv;
+  readonly cas: CompareAndSet | undefined;
+}
+
 export class SessionStore {
   readonly #config: StoreConfig;
   readonly #report: (error: Error) => void;
-  #opening: Promise<Keyv> | undefined;
-  #keyv: Keyv | undefined;
+  #opening: Promise<Opened> | undefined;
+  #opened: Opened | undefined;
   #release: (() => Promise<void>) | undefined;
   #closed = false;
 
@@ -38,13 +45,17 @@ export class SessionStore {
     return this.#config.keyPrefix + sid;
   }
 
-  /** Opens the adapter (once); later calls share the same promise. */
-  open(): Promise<Keyv> {
-    this.#opening ??= this.#open();
+  /** True when the backend does compare-and-set atomically (one server-side step). */
+  async isAtomic(): Promise<boolean> {
+    return (await this.#open()).cas !== undefined;
+  }
+
+  #open(): Promise<Opened> {
+    this.#opening ??= this.#connect();
     return this.#opening;
   }
 
-  async #open(): Promise<Keyv> {
+  async #connect(): Promise<Opened> {
     const spec = this.#config.store;
     let opened: OpenedAdapter;
     if (spec.kind === 'url') {
@@ -69,18 +80,18 @@ export class SessionStore {
     keyv.on('error', () => {
       // Errors reach us as exceptions (throwOnErrors); without a listener some emitters would crash the process.
     });
-    this.#keyv = keyv;
-    return keyv;
+    this.#opened = { keyv, cas: atomicCompareAndSet(opened.adapter) };
+    return this.#opened;
   }
 
   /** Checks the store answers, for start-up: a read of a key that is never written. */
   async probe(): Promise<void> {
-    await this.#call('connect', (keyv) => keyv.get(`${this.#config.keyPrefix}koa-kv-session-probe`));
+    await this.#call('connect', ({ keyv }) => keyv.get(`${this.#config.keyPrefix}koa-kv-session-probe`));
   }
 
   /** The record of a sid and its data, or undefined when there is none, it has expired, or it cannot be read (reported). */
   async load(sid: string, now: number): Promise<{ record: StoredRecord; data: SessionData } | undefined> {
-    const raw = await this.#call('get', (keyv) => keyv.get(this.key(sid)));
+    const raw = await this.#call('get', ({ keyv }) => keyv.get(this.key(sid)));
     if (raw === undefined || raw === null) return undefined;
     try {
       const record = parseRecord(raw);
@@ -95,11 +106,29 @@ export class SessionStore {
   }
 
   async save(sid: string, raw: string, ttl: number): Promise<void> {
-    await this.#call('set', (keyv) => keyv.set(this.key(sid), raw, ttl));
+    await this.#call('set', ({ keyv }) => keyv.set(this.key(sid), raw, ttl));
   }
 
   async remove(sid: string): Promise<void> {
-    await this.#call('delete', (keyv) => keyv.delete(this.key(sid)));
+    await this.#call('delete', ({ keyv }) => keyv.delete(this.key(sid)));
+  }
+
+  /**
+   * Writes `next` only if the record still is `expected`. Atomic where the backend allows it
+   * (Redis: one script); elsewhere a read right before the write, so the race window is one round trip.
+   */
+  async compareAndSet(sid: string, expected: string, next: string, ttl: number): Promise<CasResult> {
+    const key = this.key(sid);
+    const opened = await this.#call('set', async (o) => o);
+    if (opened.cas) {
+      const cas = opened.cas;
+      return this.#call('set', () => cas(key, expected, next, ttl));
+    }
+    const current: unknown = await this.#call('get', ({ keyv }) => keyv.get(key));
+    if (current === undefined || current === null) return { status: 'gone' };
+    if (current !== expected) return { status: 'conflict', current: String(current) };
+    await this.#call('set', ({ keyv }) => keyv.set(key, next, ttl));
+    return { status: 'saved' };
   }
 
   /** Closes what this store opened; an adapter or Keyv instance given by the user is left open. */
@@ -115,14 +144,18 @@ export class SessionStore {
     await this.#release?.();
   }
 
-  /** Runs one store call, bounded by storeTimeout, with every failure mapped to a SessionStoreError. */
-  async #call<T>(operation: Operation, run: (keyv: Keyv) => Promise<T>): Promise<T> {
+  /**
+   * Runs one store call with every failure mapped to a SessionStoreError. The whole call, retries
+   * included, is bounded by storeTimeout; failed attempts are retried with backoff (every write we
+   * make is idempotent: a full value, a delete, or a compare-and-set that re-checks).
+   */
+  async #call<T>(operation: Operation, run: (opened: Opened) => Promise<T>): Promise<T> {
     if (this.#closed) {
       throw new SessionStoreError('SESSION_STORE_UNAVAILABLE', operation, 'koa-kv-session: the session store was closed');
     }
     const timeout = this.#config.storeTimeout;
+    const deadline = Date.now() + timeout;
     let timer: NodeJS.Timeout | undefined;
-    const work = (this.#keyv ? run(this.#keyv) : this.open().then(run));
     const expired = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
         reject(
@@ -134,20 +167,30 @@ export class SessionStore {
         );
       }, timeout);
     });
+    expired.catch(() => {});
     try {
-      return await Promise.race([work, expired]);
-    } catch (error) {
-      if (error instanceof SessionStoreError) {
-        work.catch(() => {}); // the late outcome of a timed-out call has nobody to tell
-        throw error;
+      for (let attempt = 0; ; attempt++) {
+        const work = this.#opened ? run(this.#opened) : this.#open().then(run);
+        try {
+          return await Promise.race([work, expired]);
+        } catch (error) {
+          if (error instanceof SessionStoreError) {
+            work.catch(() => {}); // the late outcome of a timed-out call has nobody to tell
+            throw error;
+          }
+          if (error instanceof SessionError) throw error;
+          const backoff = 20 * 2 ** attempt;
+          if (attempt >= this.#config.storeRetries || Date.now() + backoff >= deadline) {
+            throw new SessionStoreError(
+              'SESSION_STORE_UNAVAILABLE',
+              operation,
+              `koa-kv-session: the session store (${describeStore(this.#config.store)}) failed a ${operation}: ${(error as Error)?.message ?? String(error)}`,
+              error,
+            );
+          }
+          await Promise.race([sleep(backoff), expired]);
+        }
       }
-      if (error instanceof SessionError) throw error;
-      throw new SessionStoreError(
-        'SESSION_STORE_UNAVAILABLE',
-        operation,
-        `koa-kv-session: the session store (${describeStore(this.#config.store)}) failed a ${operation}: ${(error as Error)?.message ?? String(error)}`,
-        error,
-      );
     } finally {
       clearTimeout(timer);
     }
