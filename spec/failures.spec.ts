@@ -31,6 +31,13 @@ class FlakyAdapter extends MemoryAdapter {
     this.sets++;
     return super.set(key, value, ttl);
   }
+
+  override async compareAndSet(key: string, expected: string, next: string, ttl: number): ReturnType<MemoryAdapter['compareAndSet']> {
+    if (this.hang) return new Promise(() => {});
+    if (this.failSet) throw new Error('READONLY You can\'t write against a read only replica.');
+    this.sets++;
+    return super.compareAndSet(key, expected, next, ttl);
+  }
 }
 
 async function setup(handler: Handler, options: KvSessionOptions = {}) {

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Koa, { type Context } from 'koa';
 import type { KeyvStoreAdapter } from 'keyv';
-import { openAdapter, type OpenedAdapter } from '../src/adapters.js';
+import { atomicCompareAndSet, openAdapter, type OpenedAdapter } from '../src/adapters.js';
 import { kvSession, type KvSessionMiddleware, type KvSessionOptions } from '../src/index.js';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -55,27 +55,21 @@ export class CountingAdapter {
   constructor(inner: KeyvStoreAdapter) {
     this.#inner = inner;
     this.opts = inner.opts;
-    // A Redis adapter's compare-and-set script goes through its client: pass that ability on, counted.
-    const redis = inner as unknown as { getClient?: () => Promise<Record<string, (...args: unknown[]) => Promise<unknown>>>; createKeyPrefix?: (key: string, ns?: string) => string };
-    if (typeof redis.getClient === 'function' && typeof redis.createKeyPrefix === 'function') {
-      const getClient = redis.getClient.bind(redis);
+    // Pass the backend's atomic compare-and-set on, counted as one call.
+    const cas = atomicCompareAndSet(inner);
+    if (cas) {
       Object.assign(this, {
-        createKeyPrefix: redis.createKeyPrefix.bind(redis),
-        getClient: async () => {
-          const client = await getClient();
-          const counted = (name: string) => (script: unknown, options: { keys: string[] }) => {
-            this.calls.push({ op: 'cas', key: options.keys[0] as string });
-            return (client[name] as (...args: unknown[]) => Promise<unknown>).call(client, script, options);
-          };
-          return { evalSha: counted('evalSha'), eval: counted('eval') };
+        compareAndSet: (key: string, expected: string, next: string, ttl: number) => {
+          this.calls.push({ op: 'cas', key });
+          return cas(key, expected, next, ttl);
         },
       });
     }
   }
 
-  /** True when writes of existing sessions are one atomic compare-and-set (Redis). */
+  /** True when writes of existing sessions are one atomic compare-and-set. */
   get atomic(): boolean {
-    return 'getClient' in this;
+    return 'compareAndSet' in this;
   }
 
   async get(key: string): Promise<unknown> {
@@ -194,6 +188,7 @@ export async function startApp(options: KvSessionOptions, handler: Handler, conf
   const app = new Koa();
   app.keys = ['test-key-new', 'test-key-old'];
   app.silent = true;
+  if (process.env.KV_SESSION_TEST_LOG_ERRORS) app.on("error", (error) => console.error("app error:", error.code, error.message));
   configure?.(app);
   const middleware = kvSession(options);
   app.use(middleware);

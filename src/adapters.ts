@@ -65,6 +65,16 @@ export class MemoryAdapter extends EventEmitter {
     this.#entries.clear();
   }
 
+  /** Atomic by construction: nothing else runs between the check and the write. */
+  async compareAndSet(key: string, expected: string, next: string, ttl: number): Promise<CasResult> {
+    const entry = this.#entries.get(key);
+    const current = entry !== undefined && entry.expires > Date.now() ? entry.value : undefined;
+    if (current === undefined) return { status: 'gone' };
+    if (current !== expected) return { status: 'conflict', current: String(current) };
+    this.#entries.set(key, { value: next, expires: Date.now() + ttl });
+    return { status: 'saved' };
+  }
+
   /** Removes expired entries; returns how many. */
   sweep(now = Date.now()): number {
     let removed = 0;
@@ -247,8 +257,46 @@ function isRedisAdapter(adapter: object): adapter is RedisLikeAdapter {
   return typeof candidate.getClient === 'function' && typeof candidate.createKeyPrefix === 'function';
 }
 
-/** An atomic compare-and-set for adapters whose server can do one (Redis: a script), or undefined. */
+interface SqlAdapter {
+  opts: { dialect?: string; table?: string; schema?: string };
+  query(sql: string, ...params: unknown[]): Promise<Array<Record<string, unknown>>>;
+}
+
+function isSqlAdapter(adapter: object, dialect: string): adapter is SqlAdapter {
+  const candidate = adapter as Partial<SqlAdapter>;
+  return typeof candidate.query === 'function' && candidate.opts?.dialect === dialect && typeof candidate.opts.table === 'string';
+}
+
+/**
+ * One conditional UPDATE: it changes the row only if it still holds the expected value, atomically
+ * in the database. When nothing was updated, a read tells "gone" from "changed".
+ */
+function sqlCompareAndSet(adapter: SqlAdapter, table: string, placeholders: [string, string, string], spread: boolean): CompareAndSet {
+  const [p1, p2, p3] = placeholders;
+  const update = `UPDATE ${table} SET value = ${p1} WHERE key = ${p2} AND value = ${p3} RETURNING key`;
+  const select = `SELECT value FROM ${table} WHERE key = ${p1}`;
+  const query = (sql: string, params: unknown[]) => (spread ? adapter.query(sql, ...params) : adapter.query(sql, params));
+  return async (key, expected, next) => {
+    const updated = await query(update, [next, key, expected]);
+    if (updated.length > 0) return { status: 'saved' };
+    const rows = await query(select, [key]);
+    const current = rows[0]?.value;
+    return current === undefined || current === null ? { status: 'gone' } : { status: 'conflict', current: String(current) };
+  };
+}
+
+/**
+ * An atomic compare-and-set where the backend can do one, or undefined: an adapter's own
+ * `compareAndSet` method (MemoryAdapter, or yours), a Redis script, or a conditional SQL UPDATE on
+ * PostgreSQL and SQLite.
+ */
 export function atomicCompareAndSet(adapter: object): CompareAndSet | undefined {
+  const own = (adapter as { compareAndSet?: unknown }).compareAndSet;
+  if (typeof own === 'function') return own.bind(adapter) as CompareAndSet;
+  if (isSqlAdapter(adapter, 'postgres')) {
+    return sqlCompareAndSet(adapter, `${adapter.opts.schema ?? 'public'}.${adapter.opts.table}`, ['$1', '$2', '$3'], false);
+  }
+  if (isSqlAdapter(adapter, 'sqlite')) return sqlCompareAndSet(adapter, adapter.opts.table as string, ['?', '?', '?'], true);
   if (!isRedisAdapter(adapter)) return undefined;
   return async (key, expected, next, ttl) => {
     const client = await adapter.getClient();

@@ -1,4 +1,5 @@
 // Applies a session write to the store: a request's changes go onto the freshest record, never over a logout.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { decodePayload, encodePayload, frameRecord, parseRecord, type Format } from './codec.js';
 import { SessionError } from './errors.js';
 import { checkSize, type ChangeSet, type Write } from './session.js';
@@ -8,14 +9,16 @@ import type { SessionStore } from './store.js';
 export type WriteOutcome = 'saved' | 'skipped' | 'gone';
 
 export interface CommitConfig {
+  readonly storeTimeout: number;
   readonly lifetime: number;
   readonly serialization: Format;
   readonly maxSize: number;
 }
 
 // A conflict means another writer got in between; each retry merges onto what it wrote. Within one
-// process writes of a sid are queued, so retries only happen across processes and stay rare.
-const MAX_ATTEMPTS = 5;
+// process the writes of a sid are queued, so conflicts only come from other processes. Retries wait a
+// random, growing moment (so two processes do not collide again in lockstep) and stop at storeTimeout.
+const MAX_ATTEMPTS = 50;
 
 interface Lane {
   /** The end of the queue of writes of this sid in this process. */
@@ -67,6 +70,7 @@ export class Committer {
       return 'skipped'; // written since we loaded it: that write already moved the expiry
     }
     let raw = expected === write.base ? write.raw : this.#merge(expected, write);
+    const deadline = Date.now() + this.#config.storeTimeout;
     for (let attempt = 1; ; attempt++) {
       if (raw === undefined) return 'gone';
       const result = await this.#store.compareAndSet(write.sid, expected, raw, write.ttl);
@@ -76,13 +80,15 @@ export class Committer {
       }
       if (result.status === 'gone') return 'gone';
       if (write.kind === 'refresh') return 'skipped';
-      if (attempt >= MAX_ATTEMPTS) {
+      const pause = Math.random() * Math.min(2 ** attempt, 100);
+      if (attempt >= MAX_ATTEMPTS || Date.now() + pause >= deadline) {
         throw new SessionError(
           'SESSION_CONFLICT',
-          `koa-kv-session: the session changed under ${MAX_ATTEMPTS} attempts to save it; nothing was saved by this request`,
+          `koa-kv-session: other processes kept changing the session during ${attempt} attempts to save it; nothing was saved by this request`,
           503,
         );
       }
+      await sleep(pause);
       expected = result.current;
       raw = this.#merge(expected, write);
     }

@@ -1,0 +1,211 @@
+// Overlapping requests of one session, held open by the test so the overlap is certain, on real backends.
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Context } from 'koa';
+import { decodeStored } from './records.js';
+import { BACKENDS, cookiePair, CountingAdapter, gate, REQUIRE_SERVERS, sidOf, startApp, uniquePrefix, type TestApp } from './helpers.js';
+
+/**
+ * Requests with an `x-hold` header stop after the session is loaded, until the test releases them:
+ * `held(name)` resolves once the request is inside the handler.
+ */
+class Holds {
+  readonly #entered = new Map<string, ReturnType<typeof gate>>();
+  readonly #release = new Map<string, ReturnType<typeof gate>>();
+
+  #get(map: Map<string, ReturnType<typeof gate>>, name: string) {
+    let g = map.get(name);
+    if (!g) {
+      g = gate();
+      map.set(name, g);
+    }
+    return g;
+  }
+
+  async hold(ctx: Context): Promise<void> {
+    const name = ctx.get('x-hold');
+    if (!name) return;
+    this.#get(this.#entered, name).open();
+    await this.#get(this.#release, name).wait;
+  }
+
+  held(name: string): Promise<void> {
+    return this.#get(this.#entered, name).wait;
+  }
+
+  release(name: string): void {
+    this.#get(this.#release, name).open();
+  }
+}
+
+const MODES = [
+  ['one process', 1],
+  ['two processes', 2],
+] as const;
+
+describe.each(BACKENDS)('concurrency on $name', (backend) => {
+  let opened: Awaited<ReturnType<typeof backend.open>> | undefined;
+  let reason: string | undefined;
+  let store: CountingAdapter;
+  let prefix: string;
+  let holds: Holds;
+  const apps: TestApp[] = [];
+
+  beforeAll(async () => {
+    reason = await backend.unavailable();
+    if (reason !== undefined && REQUIRE_SERVERS) throw new Error(`${backend.name} is required (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
+    if (reason === undefined) opened = await backend.open();
+  });
+  afterAll(async () => {
+    await opened?.release();
+    await opened?.cleanup();
+  });
+  beforeEach((context) => {
+    if (reason !== undefined) context.skip(`${backend.name} skipped: ${reason}`);
+    store = new CountingAdapter(opened?.adapter as never);
+    prefix = uniquePrefix(`cc-${backend.name}`);
+    holds = new Holds();
+  });
+  afterEach(async () => {
+    await Promise.all(apps.splice(0).map((app) => app.close()));
+    await store?.cleanup();
+  });
+
+  /**
+   * `count` apps on the same store and prefix: with two, each has its own write lanes, as two
+   * processes would. Routes: /set?k=&v=, /push?k=&v= (nested), /read, /logout, /login (regenerate).
+   */
+  async function servers(count: number, options: Record<string, unknown> = {}): Promise<TestApp[]> {
+    const started: TestApp[] = [];
+    for (let i = 0; i < count; i++) {
+      const app = await startApp({ store: store as never, keyPrefix: prefix, ...options }, async (ctx) => {
+        const q = ctx.query as Record<string, string>;
+        // Touch the session before holding, so the request has certainly loaded it.
+        const before = JSON.stringify(ctx.session);
+        await holds.hold(ctx);
+        if (ctx.path === '/set') ctx.session[q.k as string] = q.v;
+        else if (ctx.path === '/push') (ctx.session[q.k as string] as { items: string[] }).items.push(q.v as string);
+        else if (ctx.path === '/logout') await ctx.session.destroy();
+        else if (ctx.path === '/login') await ctx.session.regenerate();
+        return before;
+      });
+      apps.push(app);
+      started.push(app);
+    }
+    return started;
+  }
+
+  async function seed(app: TestApp, data: Record<string, string>): Promise<{ cookie: string; sid: string }> {
+    let cookie = '';
+    let sid = '';
+    for (const [k, v] of Object.entries(data)) {
+      const reply = await app.request(`/set?k=${k}&v=${v}`, cookie ? { cookie } : {});
+      if (!cookie) {
+        cookie = cookiePair(reply.setCookies[0]);
+        sid = sidOf(reply.setCookies[0]);
+      }
+    }
+    return { cookie, sid };
+  }
+
+  const stored = async (sid: string) => {
+    const raw = await store.raw(prefix + sid);
+    return raw === undefined || raw === null ? undefined : decodeStored(raw);
+  };
+
+  it.each(MODES)('two requests changing different keys both keep their change (%s)', async (_mode, count) => {
+    const [a, b = a] = (await servers(count)) as [TestApp, TestApp?];
+    const { cookie, sid } = await seed(a, { base: '0' });
+    const one = a.request('/set?k=x&v=1', { cookie, headers: { 'x-hold': 'A' } });
+    const two = (b as TestApp).request('/set?k=y&v=2', { cookie, headers: { 'x-hold': 'B' } });
+    await Promise.all([holds.held('A'), holds.held('B')]); // both loaded the same record
+    holds.release('A');
+    expect((await one).status).toBe(200);
+    holds.release('B');
+    expect((await two).status).toBe(200);
+    expect(await stored(sid)).toEqual({ base: '0', x: '1', y: '2' });
+  });
+
+  it.each(MODES)('nested mutation and a concurrent change of another key are both kept (%s)', async (_mode, count) => {
+    const [a, b = a] = (await servers(count)) as [TestApp, TestApp?];
+    const { cookie, sid } = await seed(a, { base: '0' });
+    // Give the session a cart to mutate in place.
+    const cartApp = await startApp({ store: store as never, keyPrefix: prefix }, (ctx) => {
+      ctx.session.cart = { items: ['apple'] };
+    });
+    apps.push(cartApp);
+    await cartApp.request('/', { cookie });
+    const one = a.request('/push?k=cart&v=pear', { cookie, headers: { 'x-hold': 'A' } });
+    const two = (b as TestApp).request('/set?k=y&v=2', { cookie, headers: { 'x-hold': 'B' } });
+    await Promise.all([holds.held('A'), holds.held('B')]);
+    holds.release('B');
+    await two;
+    holds.release('A');
+    expect((await one).status).toBe(200);
+    expect(await stored(sid)).toEqual({ base: '0', cart: { items: ['apple', 'pear'] }, y: '2' });
+  });
+
+  it.each(MODES)('two requests changing the same key: the last writer wins (%s)', async (_mode, count) => {
+    const [a, b = a] = (await servers(count)) as [TestApp, TestApp?];
+    const { cookie, sid } = await seed(a, { x: '0' });
+    const one = a.request('/set?k=x&v=first', { cookie, headers: { 'x-hold': 'A' } });
+    const two = (b as TestApp).request('/set?k=x&v=second', { cookie, headers: { 'x-hold': 'B' } });
+    await Promise.all([holds.held('A'), holds.held('B')]);
+    holds.release('A');
+    await one;
+    holds.release('B');
+    await two;
+    expect(await stored(sid)).toEqual({ x: 'second' });
+  });
+
+  it.each(MODES)('a request that started before a logout and saves after it does not bring the session back (%s)', async (_mode, count) => {
+    const [a, b = a] = (await servers(count)) as [TestApp, TestApp?];
+    const { cookie, sid } = await seed(a, { user: 'ada' });
+    const slow = a.request('/set?k=cart&v=full', { cookie, headers: { 'x-hold': 'slow' } });
+    await holds.held('slow');
+    const logout = await (b as TestApp).request('/logout', { cookie });
+    expect(logout.setCookies[0]).toMatch(/^session=;/);
+    holds.release('slow');
+    const late = await slow;
+    expect(late.status).toBe(200);
+    expect(late.setCookies[0] ?? '').toMatch(/^session=;/); // the stale browser is told to drop the cookie
+    expect(await stored(sid)).toBeUndefined();
+    expect((await a.request('/read', { cookie })).body).toBe('{}');
+  });
+
+  it.each(MODES)('a request that started before regenerate() does not bring the retired sid back (%s)', async (_mode, count) => {
+    const [a, b = a] = (await servers(count)) as [TestApp, TestApp?];
+    const { cookie, sid } = await seed(a, { user: 'ada' });
+    const slow = a.request('/set?k=cart&v=full', { cookie, headers: { 'x-hold': 'slow' } });
+    await holds.held('slow');
+    const login = await (b as TestApp).request('/login', { cookie });
+    const fresh = sidOf(login.setCookies[0]);
+    expect(fresh).not.toBe(sid);
+    holds.release('slow');
+    expect((await slow).status).toBe(200);
+    expect(await stored(sid)).toBeUndefined();
+    expect(await stored(fresh)).toEqual({ user: 'ada' });
+  });
+
+  it.each(MODES)('a read-only request whose refresh is due never writes its stale copy over newer data (%s)', async (_mode, count) => {
+    const [a, b = a] = (await servers(count, { refreshInterval: 0 })) as [TestApp, TestApp?];
+    const { cookie, sid } = await seed(a, { x: '0' });
+    const reader = a.request('/read', { cookie, headers: { 'x-hold': 'R' } });
+    await holds.held('R');
+    const writer = await (b as TestApp).request('/set?k=x&v=new', { cookie });
+    expect(writer.status).toBe(200);
+    holds.release('R');
+    expect((await reader).status).toBe(200);
+    expect(await stored(sid)).toEqual({ x: 'new' });
+  });
+
+  it('many overlapping writers of one session, each to its own key: nothing is lost', async () => {
+    const [a, b] = (await servers(2)) as [TestApp, TestApp];
+    const { cookie, sid } = await seed(a, { base: '0' });
+    const names = Array.from({ length: 12 }, (_, i) => `k${i}`);
+    const replies = names.map((name, i) => (i % 2 ? b : a).request(`/set?k=${name}&v=${i}`, { cookie, headers: { 'x-hold': name } }));
+    await Promise.all(names.map((name) => holds.held(name)));
+    for (const name of names) holds.release(name);
+    for (const reply of await Promise.all(replies)) expect(reply.status, reply.body).toBe(200);
+    expect(await stored(sid)).toEqual({ base: '0', ...Object.fromEntries(names.map((name, i) => [name, String(i)])) });
+  });
+});
