@@ -13,6 +13,7 @@ export interface StoreConfig {
   readonly keyPrefix: string;
   readonly storeTimeout: number;
   readonly storeRetries: number;
+  readonly maxSize: number;
 }
 
 /** Where the store was opened from, for messages: a masked URL or the adapter's kind. */
@@ -94,6 +95,10 @@ export class SessionStore {
     const raw = await this.#call('get', ({ keyv }) => keyv.get(this.key(sid)));
     if (raw === undefined || raw === null) return undefined;
     try {
+      // A record larger than we would ever write is not decoded: a planted or stale giant costs nothing.
+      if (typeof raw === 'string' && raw.length > this.#config.maxSize) {
+        throw new CorruptRecordError(`session record is ${raw.length} characters, over maxSize (${this.#config.maxSize})`);
+      }
       const record = parseRecord(raw);
       // Backends without native TTL keep expired rows until a purge: expiry is checked here.
       if (record.expires <= now) return undefined;
