@@ -10,8 +10,8 @@ export const STORE_SCHEMES: Readonly<Record<string, string | undefined>> = Objec
   sqlite: '@keyv/sqlite',
   redis: '@keyv/redis',
   rediss: '@keyv/redis',
-  postgres: '@keyv/postgres',
-  postgresql: '@keyv/postgres',
+  postgres: 'pg',
+  postgresql: 'pg',
   mysql: '@keyv/mysql',
   mongodb: '@keyv/mongo',
   'mongodb+srv': '@keyv/mongo',
@@ -196,9 +196,9 @@ export async function openAdapter(url: string, scheme: string, timeout: number):
     }
     case 'postgres':
     case 'postgresql': {
-      const KeyvPostgres = await load('@keyv/postgres', scheme, 'KeyvPostgres');
+      const { PostgresAdapter } = await import('./postgres.js');
       const { url: uri, params } = takeParameters(url, ['table', 'schema']);
-      return shared(uri, new KeyvPostgres({ uri, connectionTimeoutMillis: timeout, max: 10, ...params }));
+      return owned(new PostgresAdapter(uri, { ...params, timeout }) as unknown as KeyvStoreAdapter);
     }
     case 'mysql': {
       const KeyvMysql = await load('@keyv/mysql', scheme, 'KeyvMysql');

@@ -1,5 +1,6 @@
 // The only code that talks to Keyv: load / save / remove / compare-and-set under the key prefix, with TTL, codec, timeout, retries and error mapping.
 import { setTimeout as sleep } from 'node:timers/promises';
+import createDebug from 'debug';
 import { Keyv, type KeyvStoreAdapter } from 'keyv';
 import { atomicCompareAndSet, makeAdapterThrow, openAdapter, type CasResult, type CompareAndSet, type OpenedAdapter } from './adapters.js';
 import { CorruptRecordError, decodePayload, parseRecord, type SessionData, type StoredRecord } from './codec.js';
@@ -7,6 +8,8 @@ import { SessionError, SessionStoreError } from './errors.js';
 import { maskPassword, type StoreSpec } from './options.js';
 
 type Operation = SessionStoreError['operation'];
+
+const debug = createDebug('koa-kv-session:store');
 
 export interface StoreConfig {
   readonly store: StoreSpec;
@@ -78,9 +81,9 @@ export class SessionStore {
       serialize: (data) => data.value as string,
       deserialize: <Value>(raw: string) => ({ value: raw as Value }),
     });
-    keyv.on('error', () => {
-      // Errors reach us as exceptions (throwOnErrors); without a listener some emitters would crash the process.
-    });
+    // Failures of calls reach us as exceptions (throwOnErrors); what is emitted besides (a dropped idle
+    // connection, say) is only worth a debug line, and without a listener some emitters would crash the process.
+    keyv.on('error', (error: unknown) => debug('store emitted an error: %s', (error as Error)?.message ?? error));
     this.#opened = { keyv, cas: atomicCompareAndSet(opened.adapter) };
     return this.#opened;
   }
