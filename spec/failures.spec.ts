@@ -15,13 +15,21 @@ afterEach(async () => {
 /** A fake store for error paths: a real in-memory store whose calls can be made to fail or hang. */
 class FlakyAdapter extends MemoryAdapter {
   failGet = false;
+  /** Fail this many reads, then answer again: a transient error. */
+  failNextGets = 0;
+  gets = 0;
   failSet = false;
   hang = false;
   sets = 0;
 
   override async get(key: string): Promise<unknown> {
     if (this.hang) return new Promise(() => {});
+    this.gets++;
     if (this.failGet) throw new Error('connection reset by peer');
+    if (this.failNextGets > 0) {
+      this.failNextGets--;
+      throw new Error('ECONNRESET');
+    }
     return super.get(key);
   }
 
@@ -77,6 +85,32 @@ describe('store failures', () => {
     store.failGet = false;
     const three = await app.request('/', { cookie });
     expect(three.body).toBe('2');
+  });
+
+  it('a transient read error is retried with backoff (storeRetries) and the request succeeds', async () => {
+    const store = new FlakyAdapter();
+    const { app } = await setup(counter, { store: store as never, storeRetries: 2 });
+    const one = await app.request();
+    store.failNextGets = 2;
+    store.gets = 0;
+    const two = await app.request('/', { cookie: cookiePair(one.setCookies[0]) });
+    expect(two.status).toBe(200);
+    expect(two.body).toBe('2');
+    expect(store.gets).toBe(3);
+  });
+
+  it('storeRetries: 0 gives up after the first failure; the retries are bounded in count', async () => {
+    const store = new FlakyAdapter();
+    const none = await setup(counter, { store: store as never, storeRetries: 0 });
+    const one = await none.app.request();
+    store.failNextGets = 1;
+    expect((await none.app.request('/', { cookie: cookiePair(one.setCookies[0]) })).status).toBe(503);
+    const three = await setup(counter, { store: store as never, storeRetries: 3 });
+    await three.app.middleware.ready();
+    store.failGet = true;
+    store.gets = 0;
+    expect((await three.app.request('/', { cookie: cookiePair(one.setCookies[0]) })).status).toBe(503);
+    expect(store.gets).toBe(4);
   });
 
   it('a failing write answers 503 and sends no cookie; the stored session is unchanged', async () => {

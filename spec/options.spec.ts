@@ -28,6 +28,7 @@ describe('defaults', () => {
       maxSize: 65_536,
       keys: undefined,
       storeTimeout: 2000,
+      storeRetries: 2,
     });
     expect(s.cookie).toEqual({
       name: 'session',
@@ -61,6 +62,7 @@ describe('every option has its variable; the option wins over the variable, the 
     ['maxSize', 'SESSION_MAX_SIZE', '1024', 2048, 2048, (s) => s.maxSize],
     ['keys', 'SESSION_SECRET_KEYS', 'a,b', ['c'], ['c'], (s) => s.keys],
     ['storeTimeout', 'SESSION_STORE_TIMEOUT', '5', 250, 250, (s) => s.storeTimeout],
+    ['storeRetries', 'SESSION_STORE_RETRIES', '5', 0, 0, (s) => s.storeRetries],
   ];
   it.each(cases)('%s / %s', (option, variable, envValue, optionValue, expected, read) => {
     const fromEnv = resolveSettings({ env: { [variable]: envValue } });
@@ -164,6 +166,8 @@ describe('invalid values throw at kvSession() time, naming the option or variabl
     [{ env: { SESSION_COOKIE_HTTPONLY: 'perhaps' } }, 'SESSION_COOKIE_HTTPONLY', /expected true or false/],
     [{ lifetme: '1h' }, 'lifetme', /unknown option/],
     [{ storeTimeout: 0 }, 'storeTimeout', /at least 1 ms/],
+    [{ storeRetries: 11 }, 'storeRetries', /between 0 and 10/],
+    [{ env: { SESSION_STORE_RETRIES: 'many' } }, 'SESSION_STORE_RETRIES', /whole number/],
     [{ onError: 'log' }, 'onError', /expected a function/],
   ] as Array<[Record<string, unknown>, string, RegExp]>)('%j -> %s', (options, culprit, message) => {
     const run = () => kvSession({ env: {}, ...options } as KvSessionOptions);
