@@ -1,0 +1,228 @@
+// Benchmark driver: every contender in its own server process, load from another process (autocannon),
+// contenders interleaved over rounds (A B C A B C ...), medians and ratios against the raw-client limit.
+//   node bench/run.mjs [--quick]
+// Writes bench/results/latest.json, latest.md and ratios.svg.
+import { execFileSync, fork, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createClient } from 'redis';
+import { codecBenchmark } from './codec.mjs';
+import { renderChart, renderMarkdown } from './report.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const QUICK = process.argv.includes('--quick');
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const CONFIG = QUICK
+  ? { rounds: 2, duration: 2, connections: 50, pool: 1000, rss: [20_000, 100_000] }
+  : { rounds: 6, duration: 4, connections: 50, pool: 1000, rss: [100_000, 1_000_000] };
+const CLK_TCK = 100;
+
+const SCENARIOS = {
+  a: { title: '(a) no cookie, session ignored', path: '/a', cookies: 'none', limit: 'bare', contenders: ['bare', 'kv-cbor', 'kv-json', 'koa-session', 'express-session'] },
+  b: { title: '(b) read a ~1 KB session', path: '/b', cookies: 'pool', limit: 'raw', contenders: ['raw', 'kv-cbor', 'kv-json', 'koa-session', 'express-session'] },
+  c: { title: '(c) write one key', path: '/c', cookies: 'pool', limit: 'raw', contenders: ['raw', 'kv-cbor', 'kv-json', 'koa-session', 'express-session'] },
+  d: { title: '(d) Flask defaults, read-only handler', path: '/d', cookies: 'pool', limit: 'raw', contenders: ['raw', 'kv-cbor', 'kv-cbor/flask', 'koa-session/flask', 'express-session/flask'] },
+  e: { title: '(e) read, in-memory stores', path: '/b', cookies: 'pool', limit: 'raw-memory', contenders: ['raw-memory', 'kv-memory', 'koa-session-memory', 'express-session-memory'] },
+  f: { title: '(f) hot session: every connection writes one session', path: '/f', cookies: 'one', limit: 'raw', contenders: ['raw', 'kv-cbor', 'kv-json', 'koa-session', 'express-session'] },
+};
+
+const median = (values) => {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+function cpuTicks(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime + stime
+}
+
+/** Starts a contender server; resolves with { port, pid, child, ask }. */
+function startServer(contender, variant) {
+  const prefix = `bench:${contender}:${variant}:${randomBytes(4).toString('hex')}:`;
+  const child = fork(join(HERE, 'server.mjs'), [contender, variant, '0', prefix], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--expose-gc'] });
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`${contender} exited with ${code}`)));
+    child.once('message', (message) => {
+      const ask = (question, key) =>
+        new Promise((answer) => {
+          const listener = (reply) => {
+            if (reply && key in reply) {
+              child.off('message', listener);
+              answer(reply[key]);
+            }
+          };
+          child.on('message', listener);
+          child.send(question);
+        });
+      resolve({ contender, variant, prefix, port: message.port, pid: child.pid, child, ask });
+    });
+  });
+}
+
+async function login(server) {
+  const response = await fetch(`http://127.0.0.1:${server.port}/login`);
+  await response.text();
+  const cookies = response.headers.getSetCookie().map((c) => c.split(';')[0]);
+  return cookies.join('; ');
+}
+
+function load(url, cookies, options) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(HERE, 'load.mjs'), JSON.stringify({ url, cookies, connections: CONFIG.connections, ...options })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+    });
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop())) : reject(new Error(`load exited ${code}`))));
+  });
+}
+
+async function commandStats(redis) {
+  const text = await redis.info('commandstats');
+  const stats = {};
+  for (const match of text.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) stats[match[1]] = Number(match[2]);
+  return stats;
+}
+
+const diff = (after, before) => {
+  const out = {};
+  for (const [name, calls] of Object.entries(after)) {
+    const delta = calls - (before[name] ?? 0);
+    if (delta > 0 && !['info', 'ping', 'hello', 'client'].includes(name)) out[name] = delta;
+  }
+  return out;
+};
+
+async function main() {
+  const started = Date.now();
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: join(HERE, '..'), stdio: 'inherit' });
+  const redis = createClient({ url: REDIS_URL });
+  await redis.connect();
+
+  // One server per contender and variant, alive for the whole run.
+  const names = [...new Set(Object.values(SCENARIOS).flatMap((s) => s.contenders))];
+  const servers = new Map();
+  for (const name of names) {
+    const [contender, variant = 'default'] = name.split('/');
+    servers.set(name, await startServer(contender, variant));
+  }
+  // A pool of sessions per server, and one hot session for (f).
+  const pools = new Map();
+  for (const [name, server] of servers) {
+    const pool = [];
+    if (name !== 'bare') for (let i = 0; i < CONFIG.pool; i++) pool.push(await login(server));
+    pools.set(name, { pool, hot: pool[0] ?? '' });
+  }
+
+  const samples = {}; // scenario -> contender -> [{ rps, cpuUs, commands }]
+  for (let round = 0; round < CONFIG.rounds; round++) {
+    for (const [id, scenario] of Object.entries(SCENARIOS)) {
+      // Rotate the order every round so no contender always runs first.
+      const order = scenario.contenders.map((_, i) => scenario.contenders[(i + round) % scenario.contenders.length]);
+      for (const name of order) {
+        const server = servers.get(name);
+        const { pool, hot } = pools.get(name);
+        const cookies = scenario.cookies === 'none' ? [] : scenario.cookies === 'one' ? [hot] : pool;
+        const before = await commandStats(redis);
+        const cpuBefore = cpuTicks(server.pid);
+        const result = await load(`http://127.0.0.1:${server.port}${scenario.path}`, cookies, { duration: CONFIG.duration });
+        const cpu = cpuTicks(server.pid) - cpuBefore;
+        const commands = diff(await commandStats(redis), before);
+        const total = Object.values(commands).reduce((sum, n) => sum + n, 0);
+        const entry = {
+          rps: result.rps,
+          requests: result.requests,
+          p99: result.p99,
+          bad: result.errors + result.non2xx,
+          cpuUs: (cpu / CLK_TCK) * 1e6 / Math.max(1, result.requests),
+          commandsPerRequest: total / Math.max(1, result.requests),
+          commands: Object.fromEntries(Object.entries(commands).map(([k, v]) => [k, v / Math.max(1, result.requests)])),
+        };
+        ((samples[id] ??= {})[name] ??= []).push(entry);
+        process.stdout.write(`round ${round + 1}/${CONFIG.rounds} ${id} ${name.padEnd(24)} ${Math.round(result.rps)} req/s  ${entry.cpuUs.toFixed(0)} us cpu  ${entry.commandsPerRequest.toFixed(2)} cmd/req${entry.bad ? `  ${entry.bad} bad` : ''}\n`);
+      }
+    }
+  }
+
+  // (d): writes per session per refresh interval, counted over one extra run with a fresh count.
+  // RSS of koa-kv-session under scenario (c) after 100k and 1M requests.
+  const rss = {};
+  for (const name of ['kv-cbor']) {
+    const server = servers.get(name);
+    const { pool } = pools.get(name);
+    let done = 0;
+    rss[name] = {};
+    for (const mark of CONFIG.rss) {
+      await load(`http://127.0.0.1:${server.port}/c`, pool, { amount: mark - done });
+      done = mark;
+      await server.ask('gc', 'gc');
+      rss[name][mark] = await server.ask('rss', 'rss');
+      process.stdout.write(`rss ${name} after ${mark} requests of (c): ${(rss[name][mark] / 1048576).toFixed(1)} MiB\n`);
+    }
+  }
+
+  const scenarios = {};
+  for (const [id, scenario] of Object.entries(SCENARIOS)) {
+    const limit = median(samples[id][scenario.limit].map((s) => s.rps));
+    const limitCpu = median(samples[id][scenario.limit].map((s) => s.cpuUs));
+    scenarios[id] = {
+      title: scenario.title,
+      limit: scenario.limit,
+      contenders: Object.fromEntries(scenario.contenders.map((name) => {
+        const list = samples[id][name];
+        const rps = median(list.map((s) => s.rps));
+        const cpuUs = median(list.map((s) => s.cpuUs));
+        const commands = {};
+        for (const key of new Set(list.flatMap((s) => Object.keys(s.commands)))) commands[key] = median(list.map((s) => s.commands[key] ?? 0));
+        return [name, {
+          rps,
+          ratio: rps / limit,
+          cpuUs,
+          cpuOverLimitUs: cpuUs - limitCpu,
+          p99: median(list.map((s) => s.p99)),
+          commandsPerRequest: median(list.map((s) => s.commandsPerRequest)),
+          commands,
+          bad: list.reduce((sum, s) => sum + s.bad, 0),
+        }];
+      })),
+    };
+  }
+
+  const results = {
+    date: new Date().toISOString(),
+    mode: QUICK ? 'quick' : 'full',
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, redis: (await redis.info('server')).match(/redis_version:(\S+)/)?.[1] },
+    config: CONFIG,
+    scenarios,
+    rss,
+    codec: codecBenchmark(QUICK),
+    seconds: Math.round((Date.now() - started) / 1000),
+  };
+  for (const server of servers.values()) server.child.kill();
+  // Leave the shared Redis as we found it: delete our own keys, never flush.
+  for (const server of servers.values()) {
+    const keys = [];
+    for await (const batch of redis.scanIterator({ MATCH: `${server.prefix}*`, COUNT: 1000 })) keys.push(...(Array.isArray(batch) ? batch : [batch]));
+    for (let i = 0; i < keys.length; i += 500) await redis.del(keys.slice(i, i + 500));
+  }
+  await redis.quit();
+
+  const dir = join(HERE, 'results');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, QUICK ? 'quick.json' : 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(dir, QUICK ? 'quick.md' : 'latest.md'), renderMarkdown(results));
+  writeFileSync(join(dir, QUICK ? 'quick.svg' : 'ratios.svg'), renderChart(results));
+  process.stdout.write(`\n${renderMarkdown(results)}\n(${results.seconds} s)\n`);
+  process.exit(0);
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

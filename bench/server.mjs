@@ -1,0 +1,189 @@
+// One contender of the benchmark as its own HTTP server process:  node bench/server.mjs <contender> <variant> <port> <prefix>
+// Routes: /login creates a ~1 KB session; /a ignores the session; /b and /d read it; /c and /f change one key.
+import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
+import Koa from 'koa';
+import { createClient } from 'redis';
+import { kvSession } from 'koa-kv-session';
+
+const require = createRequire(import.meta.url);
+const [contender, variant = 'default', portText = '0', prefix = 'bench:'] = process.argv.slice(2);
+const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const SECRET = 'bench-secret-key';
+const flask = variant === 'flask';
+
+/** The session a login creates: about 1 KB once encoded. */
+function sessionData() {
+  return {
+    user: { id: 'u-123456', name: 'Ada Lovelace', email: 'ada@example.test', roles: ['admin', 'editor', 'viewer'] },
+    prefs: { theme: 'dark', language: 'en-GB', timezone: 'Europe/London', notes: 'n'.repeat(700) },
+    cart: { items: ['sku-1', 'sku-2', 'sku-3'], updated: 1767225600000 },
+    counter: 0,
+  };
+}
+
+function route(ctx, session) {
+  switch (ctx.path) {
+    case '/login':
+      Object.assign(session(), sessionData());
+      return 'ok';
+    case '/a':
+      return 'a';
+    case '/b':
+    case '/d':
+      return session().user?.name ?? 'anonymous';
+    case '/c':
+    case '/f': {
+      const s = session();
+      s.counter = (s.counter ?? 0) + 1;
+      return String(s.counter);
+    }
+    default:
+      return 'unknown';
+  }
+}
+
+async function redisClient() {
+  const client = createClient({ url: REDIS_URL });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+/** A minimal koa-session external store over the same Redis client. */
+function koaSessionStore(client) {
+  return {
+    async get(key) {
+      const raw = await client.get(prefix + key);
+      return raw ? JSON.parse(raw) : undefined;
+    },
+    async set(key, value, maxAge) {
+      await client.set(prefix + key, JSON.stringify(value), { PX: typeof maxAge === 'number' ? maxAge : 86_400_000 });
+    },
+    async destroy(key) {
+      await client.del(prefix + key);
+    },
+  };
+}
+
+function memoryKoaSessionStore() {
+  const map = new Map();
+  return {
+    get: async (key) => map.get(key),
+    set: async (key, value) => void map.set(key, value),
+    destroy: async (key) => void map.delete(key),
+  };
+}
+
+async function koaApp(useSession) {
+  const app = new Koa();
+  app.keys = [SECRET];
+  app.silent = true;
+  await useSession(app);
+  return app;
+}
+
+async function build() {
+  switch (contender) {
+    case 'kv-cbor':
+    case 'kv-json':
+    case 'kv-memory':
+      return koaApp(async (app) => {
+        const middleware = kvSession({
+          store: contender === 'kv-memory' ? 'memory://' : REDIS_URL,
+          serialization: contender === 'kv-json' ? 'json' : 'cbor',
+          keyPrefix: prefix,
+          // Flask itself rewrites on every request; ours refreshes at most once per interval.
+          refreshInterval: flask ? 0 : '60s',
+          env: {},
+        });
+        await middleware.ready();
+        app.use(middleware);
+        app.use((ctx) => {
+          ctx.body = route(ctx, () => ctx.session);
+        });
+      });
+    case 'koa-session':
+    case 'koa-session-memory': {
+      const session = require('koa-session').default ?? require('koa-session');
+      const store = contender === 'koa-session' ? koaSessionStore(await redisClient()) : memoryKoaSessionStore();
+      return koaApp(async (app) => {
+        app.use(session({ store, key: 'koa.sess', maxAge: 86_400_000, rolling: flask, renew: false }, app));
+        app.use((ctx) => {
+          ctx.body = route(ctx, () => ctx.session);
+        });
+      });
+    }
+    case 'express-session':
+    case 'express-session-memory': {
+      const express = require('express');
+      const session = require('express-session');
+      const app = express();
+      let store;
+      if (contender === 'express-session') {
+        const { RedisStore } = require('connect-redis');
+        store = new RedisStore({ client: await redisClient(), prefix });
+      } else {
+        store = new session.MemoryStore();
+      }
+      app.use(session({ store, secret: SECRET, resave: flask, rolling: flask, saveUninitialized: false, cookie: { maxAge: 86_400_000 } }));
+      app.use((req, res) => {
+        res.end(route({ path: req.path }, () => req.session));
+      });
+      return app;
+    }
+    case 'raw':
+    case 'raw-memory': {
+      // The limit: exactly the store round trips a session needs, nothing else. Unsigned sid cookie.
+      const map = new Map();
+      const client = contender === 'raw' ? await redisClient() : undefined;
+      const get = client ? (key) => client.get(key) : async (key) => map.get(key);
+      const set = client ? (key, value) => client.set(key, value, { PX: 86_400_000 }) : async (key, value) => void map.set(key, value);
+      return koaApp(async (app) => {
+        app.use(async (ctx) => {
+          if (ctx.path === '/a') {
+            ctx.body = 'a';
+            return;
+          }
+          if (ctx.path === '/login') {
+            const sid = randomBytes(32).toString('base64url');
+            await set(prefix + sid, JSON.stringify(sessionData()));
+            ctx.set('Set-Cookie', `sid=${sid}; Path=/; HttpOnly`);
+            ctx.body = 'ok';
+            return;
+          }
+          const sid = /(?:^|;\s*)sid=([^;]+)/.exec(ctx.get('cookie'))?.[1];
+          const raw = sid ? await get(prefix + sid) : undefined;
+          const data = raw ? JSON.parse(raw) : {};
+          if (ctx.path === '/c' || ctx.path === '/f') {
+            data.counter = (data.counter ?? 0) + 1;
+            await set(prefix + sid, JSON.stringify(data));
+            ctx.body = String(data.counter);
+          } else {
+            ctx.body = data.user?.name ?? 'anonymous';
+          }
+        });
+      });
+    }
+    case 'bare':
+      return koaApp(async (app) => {
+        app.use((ctx) => {
+          ctx.body = ctx.path === '/a' ? 'a' : 'bare';
+        });
+      });
+    default:
+      throw new Error(`unknown contender ${contender}`);
+  }
+}
+
+const app = await build();
+const server = app.listen(Number(portText), '127.0.0.1', () => {
+  process.send?.({ ready: true, port: server.address().port });
+});
+process.on('message', (message) => {
+  if (message === 'rss') process.send?.({ rss: process.memoryUsage().rss });
+  if (message === 'gc' && global.gc) {
+    global.gc();
+    process.send?.({ gc: true });
+  }
+});
