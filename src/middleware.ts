@@ -23,8 +23,20 @@ const STATE = Symbol('koa-kv-session');
 // Most requests carry at most one session cookie; a client cannot make us read the store more often than this.
 const MAX_CANDIDATES = 2;
 
+/**
+ * What a request holds: its session once there is one, or the settings to make a new one on first
+ * use. A request without a session cookie that never touches ctx.session allocates nothing.
+ */
 interface SessionHolder {
-  [STATE]?: SessionState;
+  [STATE]?: SessionState | Settings;
+}
+
+function stateOf(holder: SessionHolder): SessionState | undefined {
+  const held = holder[STATE];
+  if (held === undefined || held instanceof SessionState) return held;
+  const state = new SessionState(held);
+  holder[STATE] = state;
+  return state;
 }
 
 const installed = new WeakSet<object>();
@@ -37,13 +49,13 @@ function installAccessor(context: object): void {
     configurable: true,
     enumerable: false,
     get(this: SessionHolder) {
-      const state = this[STATE];
+      const state = stateOf(this);
       if (state === undefined) return undefined;
       state.accessed = true;
       return state.proxy;
     },
     set(this: SessionHolder, value: unknown) {
-      const state = this[STATE];
+      const state = stateOf(this);
       if (state === undefined) throw new TypeError('ctx.session was assigned outside the kvSession() middleware: app.use(kvSession()) must come before this middleware');
       state.accessed = true;
       state.assign(value);
@@ -93,14 +105,16 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
       }
       if (++reads >= MAX_CANDIDATES) break;
     }
-    state ??= new SessionState(settings);
-    (ctx as SessionHolder)[STATE] = state;
+    const holder = ctx as SessionHolder;
+    holder[STATE] = state ?? settings;
 
     await next();
 
     // A failed request may hold half-done session state: keep what is stored.
     if (ctx.status >= 500) return;
-    await commit(ctx, state.plan(Date.now()), state.accessed, signer);
+    const used = holder[STATE];
+    if (!(used instanceof SessionState)) return; // no session, never touched: nothing to do
+    await commit(ctx, used.plan(Date.now()), used.accessed, signer);
   } as KvSessionMiddleware;
 
   async function commit(ctx: Context, plan: CommitPlan, accessed: boolean, signer: ReturnType<typeof signerFor>): Promise<void> {

@@ -297,8 +297,13 @@ export class SessionState implements ProxyHandler<RecordData> {
   #dataChanged(): boolean {
     const stored = this.#stored;
     if (stored === undefined) return !isEmpty(this.#data);
-    if (!this.#replaced && this.#touched.size === 0 && this.#snapshots.size === 0) return false;
-    return this.#encode(stored.format) !== stored.payload;
+    if (this.#replaced || this.#touched.size > 0) return this.#encode(stored.format) !== stored.payload;
+    // Only objects were handed out: compare those, key by key, instead of encoding the whole session.
+    for (const [key, before] of this.#snapshots) {
+      const now = fingerprint(this.#data[key]);
+      if (before === undefined || now === undefined || !before.equals(now)) return true;
+    }
+    return false;
   }
 
   #isModified(): boolean {

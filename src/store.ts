@@ -1,7 +1,7 @@
-// The only code that talks to Keyv: load / save / remove / compare-and-set under the key prefix, with TTL, codec, timeout, retries and error mapping.
+// The only code that talks to the Keyv adapter: load / save / remove / compare-and-set under the key prefix, with TTL, codec, timeout, retries and error mapping.
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
-import { Keyv, type KeyvStoreAdapter } from 'keyv';
+import type { KeyvStoreAdapter } from 'keyv';
 import { atomicCompareAndSet, makeAdapterThrow, openAdapter, type CasResult, type CompareAndSet, type OpenedAdapter } from './adapters.js';
 import { CorruptRecordError, decodePayload, parseRecord, type SessionData, type StoredRecord } from './codec.js';
 import { SessionError, SessionStoreError } from './errors.js';
@@ -26,9 +26,38 @@ function describeStore(spec: StoreSpec): string {
   return spec.adapter instanceof Map ? 'the Map given as store' : 'the Keyv adapter given as store';
 }
 
+/** The three calls we make of an adapter, with our own key (no Keyv namespace, no Keyv envelope). */
+interface Io {
+  get(key: string): Promise<unknown>;
+  set(key: string, value: string, ttl: number): Promise<unknown>;
+  delete(key: string): Promise<unknown>;
+}
+
 interface Opened {
-  readonly keyv: Keyv;
+  readonly io: Io;
   readonly cas: CompareAndSet | undefined;
+}
+
+/**
+ * Calls the adapter directly rather than through a Keyv instance: the record string is already what
+ * should be stored, the key is already ours, and Keyv's hooks, statistics and envelope cost more per
+ * request than the rest of the library together. A plain Map gets the same three calls.
+ */
+function ioFor(adapter: KeyvStoreAdapter | Map<unknown, unknown>): Io {
+  if (adapter instanceof Map) {
+    return {
+      get: async (key) => adapter.get(key),
+      set: async (key, value) => adapter.set(key, value),
+      delete: async (key) => adapter.delete(key),
+    };
+  }
+  // As `new Keyv(adapter)` would, but with no namespace: the key is exactly <keyPrefix><sid>.
+  adapter.namespace = undefined;
+  return {
+    get: (key) => adapter.get(key),
+    set: (key, value, ttl) => adapter.set(key, value, ttl),
+    delete: (key) => adapter.delete(key),
+  };
 }
 
 export class SessionStore {
@@ -71,31 +100,24 @@ export class SessionStore {
       opened = { adapter, release: async () => {} };
     }
     this.#release = opened.release;
-    // Our own Keyv around the adapter: no Keyv namespace (the prefix is ours, so the key is exactly
-    // <keyPrefix><sid>), errors thrown instead of swallowed, and the record string stored as it is.
-    const keyv = new Keyv({
-      store: opened.adapter,
-      namespace: undefined,
-      useKeyPrefix: false,
-      throwOnErrors: true,
-      serialize: (data) => data.value as string,
-      deserialize: <Value>(raw: string) => ({ value: raw as Value }),
-    });
-    // Failures of calls reach us as exceptions (throwOnErrors); what is emitted besides (a dropped idle
-    // connection, say) is only worth a debug line, and without a listener some emitters would crash the process.
-    keyv.on('error', (error: unknown) => debug('store emitted an error: %s', (error as Error)?.message ?? error));
-    this.#opened = { keyv, cas: atomicCompareAndSet(opened.adapter) };
+    const adapter = opened.adapter;
+    if (!(adapter instanceof Map) && typeof adapter.on === 'function') {
+      // Failures of calls reach us as exceptions; what adapters emit besides (a dropped idle connection,
+      // say) is worth a debug line, and without a listener an emitter's 'error' would crash the process.
+      adapter.on('error', (error: unknown) => debug('store emitted an error: %s', (error as Error)?.message ?? error));
+    }
+    this.#opened = { io: ioFor(adapter), cas: atomicCompareAndSet(adapter) };
     return this.#opened;
   }
 
   /** Checks the store answers, for start-up: a read of a key that is never written. */
   async probe(): Promise<void> {
-    await this.#call('connect', ({ keyv }) => keyv.get(`${this.#config.keyPrefix}koa-kv-session-probe`));
+    await this.#call('connect', ({ io }) => io.get(`${this.#config.keyPrefix}koa-kv-session-probe`));
   }
 
   /** The record of a sid and its data, or undefined when there is none, it has expired, or it cannot be read (reported). */
   async load(sid: string, now: number): Promise<{ record: StoredRecord; data: SessionData } | undefined> {
-    const raw = await this.#call('get', ({ keyv }) => keyv.get(this.key(sid)));
+    const raw = await this.#call('get', ({ io }) => io.get(this.key(sid)));
     if (raw === undefined || raw === null) return undefined;
     try {
       // A record larger than we would ever write is not decoded: a planted or stale giant costs nothing.
@@ -114,11 +136,11 @@ export class SessionStore {
   }
 
   async save(sid: string, raw: string, ttl: number): Promise<void> {
-    await this.#call('set', ({ keyv }) => keyv.set(this.key(sid), raw, ttl));
+    await this.#call('set', ({ io }) => io.set(this.key(sid), raw, ttl));
   }
 
   async remove(sid: string): Promise<void> {
-    await this.#call('delete', ({ keyv }) => keyv.delete(this.key(sid)));
+    await this.#call('delete', ({ io }) => io.delete(this.key(sid)));
   }
 
   /**
@@ -132,10 +154,10 @@ export class SessionStore {
       const cas = opened.cas;
       return this.#call('set', () => cas(key, expected, next, ttl));
     }
-    const current: unknown = await this.#call('get', ({ keyv }) => keyv.get(key));
+    const current: unknown = await this.#call('get', ({ io }) => io.get(key));
     if (current === undefined || current === null) return { status: 'gone' };
     if (current !== expected) return { status: 'conflict', current: String(current) };
-    await this.#call('set', ({ keyv }) => keyv.set(key, next, ttl));
+    await this.#call('set', ({ io }) => io.set(key, next, ttl));
     return { status: 'saved' };
   }
 
