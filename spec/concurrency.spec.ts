@@ -198,6 +198,21 @@ describe.each(BACKENDS)('concurrency on $name', (backend) => {
     expect(await stored(sid)).toEqual({ x: 'new' });
   });
 
+  it('a hot session in one process: writes that queue up are merged and saved in batches', async () => {
+    const [a] = (await servers(1)) as [TestApp];
+    const { cookie, sid } = await seed(a, { base: '0' });
+    const names = Array.from({ length: 20 }, (_, i) => `h${i}`);
+    const replies = names.map((name, i) => a.request(`/set?k=${name}&v=${i}`, { cookie, headers: { 'x-hold': name } }));
+    await Promise.all(names.map((name) => holds.held(name)));
+    store.reset();
+    for (const name of names) holds.release(name);
+    for (const reply of await Promise.all(replies)) expect(reply.status).toBe(200);
+    expect(await stored(sid)).toEqual({ base: '0', ...Object.fromEntries(names.map((name, i) => [name, String(i)])) });
+    const writes = store.count('cas') + store.count('set');
+    expect(writes).toBeGreaterThan(0);
+    expect(writes).toBeLessThanOrEqual(names.length / 2);
+  });
+
   it('many overlapping writers of one session, each to its own key: nothing is lost', async () => {
     const [a, b] = (await servers(2)) as [TestApp, TestApp];
     const { cookie, sid } = await seed(a, { base: '0' });

@@ -1,4 +1,4 @@
-// Applies a session write to the store: a request's changes go onto the freshest record, never over a logout.
+// Applies session writes to the store: a request's changes go onto the freshest record, never over a logout.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodePayload, encodePayload, frameRecord, parseRecord, type Format } from './codec.js';
 import { SessionError } from './errors.js';
@@ -15,18 +15,28 @@ export interface CommitConfig {
   readonly maxSize: number;
 }
 
-// A conflict means another writer got in between; each retry merges onto what it wrote. Within one
-// process the writes of a sid are queued, so conflicts only come from other processes. Retries wait a
-// random, growing moment (so two processes do not collide again in lockstep) and stop at storeTimeout.
-const MAX_ATTEMPTS = 50;
+type Conditional = Extract<Write, { kind: 'merge' | 'refresh' }>;
 
-interface Lane {
-  /** The end of the queue of writes of this sid in this process. */
-  tail: Promise<unknown>;
-  /** The record this process wrote last for the sid while others were queued: the freshest one we know. */
-  latest: string | undefined;
-  users: number;
+interface Waiting {
+  readonly write: Conditional;
+  readonly resolve: (outcome: WriteOutcome) => void;
+  readonly reject: (error: unknown) => void;
 }
+
+/**
+ * The writes of one sid in this process. They run one batch at a time: everything that queued up
+ * while a batch was in flight is merged into the next one and saved with a single compare-and-set,
+ * so a hot session costs one store write per batch, not one per request, and never conflicts with itself.
+ */
+interface Lane {
+  readonly waiting: Waiting[];
+  /** The record this process wrote last for the sid while writes were queued: the freshest one we know. */
+  latest: string | undefined;
+}
+
+// Conflicts come only from other processes. Retries wait a random, growing moment, so two processes
+// do not collide again in lockstep, and stop at storeTimeout.
+const MAX_ATTEMPTS = 50;
 
 export class Committer {
   readonly #store: SessionStore;
@@ -43,43 +53,53 @@ export class Committer {
       await this.#store.save(write.sid, write.raw, write.ttl);
       return 'saved';
     }
-    return this.#inLane(write.sid, (lane) => this.#conditionalWrite(write, lane));
+    return new Promise<WriteOutcome>((resolve, reject) => {
+      const lane = this.#lanes.get(write.sid);
+      if (lane !== undefined) {
+        lane.waiting.push({ write, resolve, reject });
+        return;
+      }
+      const fresh: Lane = { waiting: [{ write, resolve, reject }], latest: undefined };
+      this.#lanes.set(write.sid, fresh);
+      void this.#drain(write.sid, fresh);
+    });
   }
 
-  /** Runs `job` after every earlier write of the same sid in this process. */
-  async #inLane<T>(sid: string, job: (lane: Lane) => Promise<T>): Promise<T> {
-    let lane = this.#lanes.get(sid);
-    if (lane === undefined) {
-      lane = { tail: Promise.resolve(), latest: undefined, users: 0 };
-      this.#lanes.set(sid, lane);
+  /** Saves batch after batch until nothing waits, then lets the lane go. */
+  async #drain(sid: string, lane: Lane): Promise<void> {
+    while (lane.waiting.length > 0) {
+      const batch = lane.waiting.splice(0);
+      try {
+        const outcomes = await this.#saveBatch(batch.map((w) => w.write), lane);
+        batch.forEach((waiting, i) => waiting.resolve(outcomes[i] as WriteOutcome));
+      } catch (error) {
+        for (const waiting of batch) waiting.reject(error);
+      }
     }
-    lane.users++;
-    const current = lane;
-    const run = current.tail.then(() => job(current));
-    current.tail = run.catch(() => {});
-    try {
-      return await run;
-    } finally {
-      if (--current.users === 0) this.#lanes.delete(sid);
-    }
+    this.#lanes.delete(sid);
   }
 
-  async #conditionalWrite(write: Extract<Write, { kind: 'merge' | 'refresh' }>, lane: Lane): Promise<WriteOutcome> {
-    let expected = lane.latest ?? write.base;
-    if (write.kind === 'refresh' && expected !== write.base) {
-      return 'skipped'; // written since we loaded it: that write already moved the expiry
-    }
-    let raw = expected === write.base ? write.raw : this.#merge(expected, write);
+  /** One compare-and-set for every write of the batch, in order; refreshes made moot by a newer write are skipped. */
+  async #saveBatch(writes: Conditional[], lane: Lane): Promise<WriteOutcome[]> {
+    let expected = lane.latest ?? (writes[0] as Conditional).base;
+    const merges = writes.filter((w) => w.kind === 'merge');
+    // A refresh only makes sense on the record it read: anything newer already moved the expiry.
+    const outcomes: WriteOutcome[] = writes.map((w) => (w.kind === 'refresh' && (merges.length > 0 || w.base !== expected) ? 'skipped' : 'saved'));
+    const active = merges.length > 0 ? merges : writes.filter((_, i) => outcomes[i] === 'saved');
+    if (active.length === 0) return outcomes;
+
+    const only = active.length === 1 ? (active[0] as Conditional) : undefined;
+    let raw = only !== undefined && only.base === expected ? only.raw : this.#merge(expected, active);
     const deadline = Date.now() + this.#config.storeTimeout;
     for (let attempt = 1; ; attempt++) {
-      if (raw === undefined) return 'gone';
-      const result = await this.#store.compareAndSet(write.sid, expected, raw, write.ttl);
+      if (raw === undefined) return writes.map(() => 'gone');
+      const result = await this.#store.compareAndSet((active[0] as Conditional).sid, expected, raw, (active[0] as Conditional).ttl);
       if (result.status === 'saved') {
         lane.latest = raw;
-        return 'saved';
+        return outcomes;
       }
-      if (result.status === 'gone') return 'gone';
-      if (write.kind === 'refresh') return 'skipped';
+      if (result.status === 'gone') return writes.map(() => 'gone');
+      if (merges.length === 0) return writes.map(() => 'skipped'); // refreshes only: someone else wrote
       const pause = Math.random() * Math.min(2 ** attempt, 100);
       if (attempt >= MAX_ATTEMPTS || Date.now() + pause >= deadline) {
         throw new SessionError(
@@ -90,16 +110,18 @@ export class Committer {
       }
       await sleep(pause);
       expected = result.current;
-      raw = this.#merge(expected, write);
+      raw = this.#merge(expected, active);
     }
   }
 
   /**
-   * This request's changes applied onto the record `current` holds; undefined when that record has
-   * expired (the session is gone, and must not come back). A record we cannot read is replaced by ours.
+   * The changes of `writes`, in order, applied onto the record `current` holds; undefined when that
+   * record has expired (the session is gone and must not come back). A record we cannot read is
+   * replaced by the last write's own.
    */
-  #merge(current: string, write: Extract<Write, { kind: 'merge' | 'refresh' }>): string | undefined {
-    if (write.kind === 'refresh') return write.raw;
+  #merge(current: string, writes: Conditional[]): string | undefined {
+    const last = writes[writes.length - 1] as Conditional;
+    if (last.kind === 'refresh') return last.raw;
     const now = Date.now();
     let record: ReturnType<typeof parseRecord>;
     let data: Record<string, unknown>;
@@ -107,12 +129,17 @@ export class Committer {
       record = parseRecord(current);
       data = decodePayload(record.payload, record.format);
     } catch {
-      return write.raw;
+      return last.raw;
     }
     if (record.expires <= now) return undefined;
-    const merged = applyChanges(data, write.changes);
+    let permanent = record.permanent;
+    for (const write of writes) {
+      if (write.kind !== 'merge') continue;
+      data = applyChanges(data, write.changes);
+      permanent = write.changes.permanent ?? permanent;
+    }
     const format = this.#config.serialization;
-    const raw = frameRecord(encodePayload(merged, format), format, now + this.#config.lifetime, write.changes.permanent ?? record.permanent);
+    const raw = frameRecord(encodePayload(data, format), format, now + this.#config.lifetime, permanent);
     checkSize(raw, this.#config.maxSize);
     return raw;
   }
