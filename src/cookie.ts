@@ -17,18 +17,27 @@ const EPOCH = 'Thu, 01 Jan 1970 00:00:00 GMT';
 
 // Signatures that verified recently: a returning cookie costs a Map lookup instead of an HMAC.
 // Only successes are kept, keyed by the whole signed string, so nothing is learned from a hit.
+// Both caches are bounded: when full they start over.
 const VERIFIED_CACHE_SIZE = 10_000;
 
 class HmacSigner implements Signer {
   readonly #keys: KeyObject[];
   readonly #verified = new Map<string, number>();
+  /** Signatures made recently: a permanent session's cookie is re-sent often, its signature never changes. */
+  readonly #signed = new Map<string, string>();
 
   constructor(keys: readonly (string | Buffer)[]) {
     this.#keys = keys.map((key) => createSecretKey(typeof key === 'string' ? Buffer.from(key) : key));
   }
 
   sign(data: string): string {
-    return createHmac('sha256', this.#keys[0] as KeyObject).update(data).digest('base64url');
+    let signature = this.#signed.get(data);
+    if (signature === undefined) {
+      signature = createHmac('sha256', this.#keys[0] as KeyObject).update(data).digest('base64url');
+      if (this.#signed.size >= VERIFIED_CACHE_SIZE) this.#signed.clear();
+      this.#signed.set(data, signature);
+    }
+    return signature;
   }
 
   index(data: string, signature: string): number {

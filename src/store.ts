@@ -183,48 +183,80 @@ export class SessionStore {
     if (this.#closed) {
       throw new SessionStoreError('SESSION_STORE_UNAVAILABLE', operation, 'koa-kv-session: the session store was closed');
     }
-    const timeout = this.#config.storeTimeout;
-    const deadline = Date.now() + timeout;
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+    const deadline = Date.now() + this.#config.storeTimeout;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#bounded(operation, this.#opened ? run(this.#opened) : this.#open().then(run), deadline);
+      } catch (error) {
+        if (error instanceof SessionError) throw error;
+        const backoff = 20 * 2 ** attempt;
+        if (attempt >= this.#config.storeRetries || Date.now() + backoff >= deadline) {
+          throw new SessionStoreError(
+            'SESSION_STORE_UNAVAILABLE',
+            operation,
+            `koa-kv-session: the session store (${describeStore(this.#config.store)}) failed a ${operation}: ${(error as Error)?.message ?? String(error)}`,
+            error,
+          );
+        }
+        await sleep(backoff);
+      }
+    }
+  }
+
+  /** `work`, or a SESSION_STORE_TIMEOUT once `deadline` has passed. */
+  #bounded<T>(operation: Operation, work: Promise<T>, deadline: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timeout = (): void =>
         reject(
           new SessionStoreError(
             'SESSION_STORE_TIMEOUT',
             operation,
-            `koa-kv-session: the session store (${describeStore(this.#config.store)}) did not answer a ${operation} within ${timeout} ms`,
+            `koa-kv-session: the session store (${describeStore(this.#config.store)}) did not answer a ${operation} within ${this.#config.storeTimeout} ms`,
           ),
         );
-      }, timeout);
+      const entry = { deadline, timeout };
+      watch(entry);
+      work.then(
+        (value) => {
+          if (unwatch(entry)) resolve(value);
+        },
+        (error: unknown) => {
+          if (unwatch(entry)) reject(error);
+        },
+      );
     });
-    expired.catch(() => {});
-    try {
-      for (let attempt = 0; ; attempt++) {
-        const work = this.#opened ? run(this.#opened) : this.#open().then(run);
-        try {
-          return await Promise.race([work, expired]);
-        } catch (error) {
-          if (error instanceof SessionStoreError) {
-            work.catch(() => {}); // the late outcome of a timed-out call has nobody to tell
-            throw error;
-          }
-          if (error instanceof SessionError) throw error;
-          const backoff = 20 * 2 ** attempt;
-          if (attempt >= this.#config.storeRetries || Date.now() + backoff >= deadline) {
-            throw new SessionStoreError(
-              'SESSION_STORE_UNAVAILABLE',
-              operation,
-              `koa-kv-session: the session store (${describeStore(this.#config.store)}) failed a ${operation}: ${(error as Error)?.message ?? String(error)}`,
-              error,
-            );
-          }
-          await Promise.race([sleep(backoff), expired]);
+  }
+}
+
+// One timer for every store call in flight, instead of a timer set and cleared per call: a call
+// past its deadline is failed by the next sweep, at most SWEEP_MS late.
+const SWEEP_MS = 20;
+const inFlight = new Set<{ readonly deadline: number; readonly timeout: () => void }>();
+let sweeper: NodeJS.Timeout | undefined;
+
+function watch(entry: { readonly deadline: number; readonly timeout: () => void }): void {
+  inFlight.add(entry);
+  if (sweeper === undefined) {
+    sweeper = setInterval(() => {
+      const now = Date.now();
+      for (const call of inFlight) {
+        if (call.deadline <= now) {
+          inFlight.delete(call);
+          call.timeout();
         }
       }
-    } finally {
-      clearTimeout(timer);
-    }
+      if (inFlight.size === 0 && sweeper !== undefined) {
+        clearInterval(sweeper);
+        sweeper = undefined;
+      }
+    }, SWEEP_MS);
+    sweeper.unref();
   }
+}
+
+/** True when the call was still waiting (not timed out), so its own outcome counts. */
+function unwatch(entry: { readonly deadline: number; readonly timeout: () => void }): boolean {
+  return inFlight.delete(entry);
 }
 
 function corrupt(key: string, cause: CorruptRecordError): SessionError {
