@@ -122,9 +122,9 @@ export class SessionState implements ProxyHandler<RecordData> {
   #isNew: boolean;
   readonly #retired: string[] = [];
   /** Top-level keys the handler set or deleted. */
-  readonly #touched = new Set<string>();
+  #touched: Set<string> | undefined;
   /** Keys whose object value was handed to the handler, with its encoding then: nested mutation shows as a difference. */
-  readonly #snapshots = new Map<string, Buffer | undefined>();
+  #snapshots: Map<string, Buffer | undefined> | undefined;
   /** The data was replaced or cleared as a whole. */
   #replaced = false;
   #forced = false;
@@ -158,9 +158,9 @@ export class SessionState implements ProxyHandler<RecordData> {
     const value = Reflect.get(target, key, receiver);
     if (
       typeof value === 'object' && value !== null && typeof key === 'string' &&
-      this.#stored !== undefined && !this.#touched.has(key) && !this.#snapshots.has(key) && Object.hasOwn(target, key)
+      this.#stored !== undefined && !this.#touched?.has(key) && !this.#snapshots?.has(key) && Object.hasOwn(target, key)
     ) {
-      this.#snapshots.set(key, fingerprint(value));
+      (this.#snapshots ??= new Map()).set(key, fingerprint(value));
     }
     return value;
   }
@@ -198,7 +198,7 @@ export class SessionState implements ProxyHandler<RecordData> {
 
   #touch(key: string | symbol): void {
     this.#encoded = undefined;
-    if (typeof key === 'string') this.#touched.add(key);
+    if (typeof key === 'string') (this.#touched ??= new Set()).add(key);
   }
 
   // --- Control members ---------------------------------------------------------------------
@@ -214,38 +214,42 @@ export class SessionState implements ProxyHandler<RecordData> {
         return this.#permanent;
       case 'modified':
         return this.#isModified();
-      case 'regenerate':
-        return this.#regenerate;
-      case 'destroy':
-        return this.#destroy;
       default:
-        return this.#clear;
+        this.#methods ??= {
+          regenerate: () => this.#regenerate(),
+          destroy: () => this.#destroy(),
+          clear: () => this.#clear(),
+        };
+        return this.#methods[key as 'regenerate' | 'destroy' | 'clear'];
     }
   }
 
-  readonly #regenerate = (): Promise<void> => {
+  /** The control methods, bound on first use: most requests never call one. */
+  #methods: { regenerate(): Promise<void>; destroy(): Promise<void>; clear(): void } | undefined;
+
+  #regenerate(): Promise<void> {
     this.#retire();
     return Promise.resolve();
-  };
+  }
 
-  readonly #destroy = (): Promise<void> => {
+  #destroy(): Promise<void> {
     this.#retire();
     this.#removeAll();
     this.#isNew = true;
     this.#permanent = this.#config.permanent;
-    this.#touched.clear();
-    this.#snapshots.clear();
+    this.#touched = undefined;
+    this.#snapshots = undefined;
     this.#replaced = false;
     this.#forced = false;
     this.#encoded = undefined;
     return Promise.resolve();
-  };
+  }
 
-  readonly #clear = (): void => {
+  #clear(): void {
     this.#removeAll();
     this.#replaced = true;
     this.#encoded = undefined;
-  };
+  }
 
   /** Replaces the data (`ctx.session = {...}`); `null` destroys the session. */
   assign(value: unknown): void {
@@ -282,7 +286,7 @@ export class SessionState implements ProxyHandler<RecordData> {
     if (this.#encoded?.format === format) return this.#encoded.payload;
     const stored = this.#stored;
     // Untouched data is still exactly what was stored: no need to encode it again.
-    if (stored?.format === format && !this.#replaced && this.#touched.size === 0 && this.#snapshots.size === 0) return stored.payload;
+    if (stored?.format === format && !this.#replaced && this.#touched === undefined && this.#snapshots === undefined) return stored.payload;
     let payload: string;
     try {
       payload = encodePayload(this.#data, format);
@@ -297,9 +301,9 @@ export class SessionState implements ProxyHandler<RecordData> {
   #dataChanged(): boolean {
     const stored = this.#stored;
     if (stored === undefined) return !isEmpty(this.#data);
-    if (this.#replaced || this.#touched.size > 0) return this.#encode(stored.format) !== stored.payload;
+    if (this.#replaced || this.#touched !== undefined) return this.#encode(stored.format) !== stored.payload;
     // Only objects were handed out: compare those, key by key, instead of encoding the whole session.
-    for (const [key, before] of this.#snapshots) {
+    for (const [key, before] of this.#snapshots ?? []) {
       const now = fingerprint(this.#data[key]);
       if (before === undefined || now === undefined || !before.equals(now)) return true;
     }
@@ -323,9 +327,9 @@ export class SessionState implements ProxyHandler<RecordData> {
       if (Object.hasOwn(this.#data, key)) set.set(key, this.#data[key]);
       else deleted.push(key);
     };
-    for (const key of this.#touched) note(key);
-    for (const [key, before] of this.#snapshots) {
-      if (this.#touched.has(key)) continue;
+    for (const key of this.#touched ?? []) note(key);
+    for (const [key, before] of this.#snapshots ?? []) {
+      if (this.#touched?.has(key)) continue;
       const now = Object.hasOwn(this.#data, key) ? fingerprint(this.#data[key]) : undefined;
       if (before === undefined || now === undefined || !before.equals(now)) note(key);
     }

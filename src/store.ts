@@ -149,7 +149,7 @@ export class SessionStore {
    */
   async compareAndSet(sid: string, expected: string, next: string, ttl: number): Promise<CasResult> {
     const key = this.key(sid);
-    const opened = await this.#call('set', async (o) => o);
+    const opened = this.#opened ?? (await this.#call('connect', async (o) => o));
     if (opened.cas) {
       const cas = opened.cas;
       return this.#call('set', () => cas(key, expected, next, ttl));
