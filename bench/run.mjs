@@ -16,7 +16,7 @@ const HERE = dirname(fileURLToPath(import.meta.url));
 const QUICK = process.argv.includes('--quick');
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const CONFIG = QUICK
-  ? { rounds: 2, duration: 2, connections: 50, pool: 1000, rss: [20_000, 100_000] }
+  ? { rounds: 2, duration: 1, connections: 50, pool: 300, rss: [10_000, 50_000] }
   : { rounds: 5, duration: 3, connections: 50, pool: 1000, rss: [100_000, 1_000_000] };
 const CLK_TCK = 100;
 
