@@ -29,6 +29,7 @@ describe('defaults', () => {
       keys: undefined,
       storeTimeout: 2000,
       storeRetries: 2,
+      cleanupEveryNRequests: 0,
     });
     expect(s.cookie).toEqual({
       name: 'session',
@@ -63,6 +64,7 @@ describe('every option has its variable; the option wins over the variable, the 
     ['keys', 'SESSION_SECRET_KEYS', 'a,b', ['c'], ['c'], (s) => s.keys],
     ['storeTimeout', 'SESSION_STORE_TIMEOUT', '5', 250, 250, (s) => s.storeTimeout],
     ['storeRetries', 'SESSION_STORE_RETRIES', '5', 0, 0, (s) => s.storeRetries],
+    ['cleanupEveryNRequests', 'SESSION_CLEANUP_N_REQUESTS', '100', 1000, 1000, (s) => s.cleanupEveryNRequests],
   ];
   it.each(cases)('%s / %s', (option, variable, envValue, optionValue, expected, read) => {
     const fromEnv = resolveSettings({ env: { [variable]: envValue } });
@@ -167,6 +169,7 @@ describe('invalid values throw at kvSession() time, naming the option or variabl
     [{ lifetme: '1h' }, 'lifetme', /unknown option/],
     [{ storeTimeout: 0 }, 'storeTimeout', /at least 1 ms/],
     [{ storeRetries: 11 }, 'storeRetries', /between 0 and 10/],
+    [{ cleanupEveryNRequests: -1 }, 'cleanupEveryNRequests', /0 \(never\) or a positive number/],
     [{ env: { SESSION_STORE_RETRIES: 'many' } }, 'SESSION_STORE_RETRIES', /whole number/],
     [{ onError: 'log' }, 'onError', /expected a function/],
   ] as Array<[Record<string, unknown>, string, RegExp]>)('%j -> %s', (options, culprit, message) => {

@@ -90,6 +90,35 @@ describe('npm pack output', () => {
     expect(run(first.cookie).views).toEqual(['3', '4']);
   });
 
+  it('the koa-kv-session command purges expired records from the store SESSION_* names', () => {
+    const db = join(WORK, 'cli.sqlite');
+    writeFileSync(
+      join(WORK, 'seed.mjs'),
+      `import { KeyvSqlite } from '@keyv/sqlite';
+const adapter = new KeyvSqlite({ uri: 'sqlite://${db}' });
+for (const key of ['cli:a', 'cli:b', 'cli:c']) await adapter.set(key, 'c1:1000:1:oA==');
+await adapter.set('cli:live', 'c1:${Date.now() + 3_600_000}:1:oA==');
+await adapter.set('other:d', 'c1:1000:1:oA==');
+await adapter.disconnect();
+`,
+    );
+    node('seed.mjs');
+    const cli = join(INSTALLED, 'dist', 'esm', 'cli.js');
+    const env = { SESSION_STORE: `sqlite://${db}`, SESSION_KEY_PREFIX: 'cli:' };
+    const out = execFileSync(process.execPath, [cli, 'purge'], { cwd: WORK, env: { ...process.env, ...env }, encoding: 'utf8' });
+    expect(out).toMatch(/^removed 3 expired session records under "cli:" from sqlite:\/\//);
+    // Run again: nothing left to remove under this prefix; the other prefix was never touched.
+    expect(execFileSync(process.execPath, [cli, 'purge'], { cwd: WORK, env: { ...process.env, ...env }, encoding: 'utf8' })).toMatch(/^removed 0 expired/);
+    const help = run(process.execPath, [cli, 'purge', '--help']);
+    expect(help.status).toBe(0);
+    const unknown = run(process.execPath, [cli, 'frobnicate']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.output).toMatch(/unknown command "frobnicate"/);
+    const badEnv = spawnResult(cli, { SESSION_STORE: 'ftp://nowhere' });
+    expect(badEnv.status).toBe(2);
+    expect(badEnv.output).toMatch(/SESSION_STORE/);
+  });
+
   it.each([
     ['ESM', 'consumer.mts', 'NodeNext'],
     ['CommonJS', 'consumer.cts', 'NodeNext'],
@@ -126,6 +155,17 @@ export const code: string = new SessionError('SESSION_TOO_LARGE', 'x').code;
     expect(result.status).toBe(0);
   });
 });
+
+/** Runs `koa-kv-session purge` with extra environment, returning status and output. */
+function spawnResult(cli: string, env: Record<string, string>): { status: number | null; output: string } {
+  try {
+    execFileSync(process.execPath, [cli, 'purge'], { cwd: WORK, env: { ...process.env, ...env }, encoding: 'utf8', stdio: 'pipe' });
+    return { status: 0, output: '' };
+  } catch (error) {
+    const failed = error as { status: number | null; stdout?: string; stderr?: string };
+    return { status: failed.status, output: `${failed.stdout ?? ''}${failed.stderr ?? ''}` };
+  }
+}
 
 /** Runs a command in WORK, returning its status and output instead of throwing. */
 function run(command: string, args: string[]): { status: number | null; output: string } {

@@ -75,6 +75,18 @@ export class MemoryAdapter extends EventEmitter {
     return { status: 'saved' };
   }
 
+  /** Removes the expired entries under `prefix` (by TTL, or by the expiry in a record's header); returns how many. */
+  async purgeExpired(prefix: string, now: number): Promise<number> {
+    let removed = 0;
+    for (const [key, entry] of this.#entries) {
+      if (key.startsWith(prefix) && (entry.expires <= now || expiryOf(entry.value) <= now)) {
+        this.#entries.delete(key);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   /** Removes expired entries; returns how many. */
   sweep(now = Date.now()): number {
     let removed = 0;
@@ -312,4 +324,76 @@ export function atomicCompareAndSet(adapter: object): CompareAndSet | undefined 
     if (reply === 0 || reply === null) return { status: 'gone' };
     return { status: 'conflict', current: String(reply) };
   };
+}
+
+/** The expiry in a stored record's header, or NaN for anything that is not a record (never purged). */
+function expiryOf(value: unknown): number {
+  if (typeof value !== 'string') return Number.NaN;
+  return Number(/^[cj]\d+:(\d{1,16}):/.exec(value)?.[1] ?? Number.NaN);
+}
+
+/** Deletes the expired session records under a key prefix; resolves with how many it removed. */
+export type PurgeExpired = (prefix: string, now: number) => Promise<number>;
+
+/** Rows purged per statement: bounded memory and short locks, however many rows have expired. */
+export const PURGE_BATCH = 10_000;
+
+/** A LIKE pattern matching every key that starts with `prefix` (with `\` as the escape character). */
+export function likePrefix(prefix: string): string {
+  return `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
+}
+
+/**
+ * How to purge expired records on this adapter: its own `purgeExpired` method (the memory store,
+ * the built-in PostgreSQL adapter, or yours), one DELETE per batch on a KeyvSqlite or KeyvPostgres
+ * instance, `'native'` where the server expires keys itself (Redis), or undefined.
+ */
+export function purgerFor(adapter: object): PurgeExpired | 'native' | undefined {
+  if (adapter instanceof Map) {
+    // A plain Map never forgets an entry: expired records are found by the expiry in their header.
+    return async (prefix, now) => {
+      let removed = 0;
+      for (const [key, value] of adapter) {
+        if (typeof key === 'string' && key.startsWith(prefix) && expiryOf(value) <= now) {
+          adapter.delete(key);
+          removed++;
+        }
+      }
+      return removed;
+    };
+  }
+  const own = (adapter as { purgeExpired?: unknown }).purgeExpired;
+  if (typeof own === 'function') return own.bind(adapter) as PurgeExpired;
+  if (isRedisAdapter(adapter)) return 'native';
+  if (isSqlAdapter(adapter, 'sqlite')) {
+    const table = adapter.opts.table as string;
+    // The record header is "<tag>:<expires>:": the expiry is read without decoding the payload.
+    const sql = `DELETE FROM ${table} WHERE key IN (SELECT key FROM ${table} WHERE key LIKE ? ESCAPE '\\' AND value GLOB '[cj][0-9]*:[0-9]*:*' AND CAST(substr(value, instr(value, ':') + 1, instr(substr(value, instr(value, ':') + 1), ':') - 1) AS INTEGER) <= ? LIMIT ?) RETURNING key`;
+    return async (prefix, now) => {
+      let total = 0;
+      for (;;) {
+        const rows = await adapter.query(sql, likePrefix(prefix), now, PURGE_BATCH);
+        total += rows.length;
+        if (rows.length < PURGE_BATCH) return total;
+      }
+    };
+  }
+  if (isSqlAdapter(adapter, 'postgres')) {
+    const table = `${adapter.opts.schema ?? 'public'}.${adapter.opts.table}`;
+    const sql = postgresPurgeStatement(table, true);
+    return async (prefix, now) => {
+      let total = 0;
+      for (;;) {
+        const rows = await adapter.query(sql, [likePrefix(prefix), now, PURGE_BATCH]);
+        total += rows.length;
+        if (rows.length < PURGE_BATCH) return total;
+      }
+    };
+  }
+  return undefined;
+}
+
+/** One batch of expired rows deleted in one statement; the CASE keeps rows of other shapes out of the cast. */
+export function postgresPurgeStatement(table: string, returning: boolean): string {
+  return `DELETE FROM ${table} WHERE key IN (SELECT key FROM ${table} WHERE key LIKE $1 ESCAPE '\\' AND (CASE WHEN value ~ '^[cj][0-9]+:[0-9]{1,16}:' THEN split_part(value, ':', 2)::bigint END) <= $2 LIMIT $3)${returning ? ' RETURNING key' : ''}`;
 }

@@ -11,7 +11,8 @@ export type SessionErrorCode =
   | 'SESSION_RECORD_CORRUPT'
   | 'SESSION_ADAPTER_MISSING'
   | 'SESSION_HEADERS_SENT'
-  | 'SESSION_CONFLICT';
+  | 'SESSION_CONFLICT'
+  | 'SESSION_UNSUPPORTED';
 
 /** Base class: `code` is stable across versions, `status` is what Koa answers with. */
 export class SessionError extends Error {

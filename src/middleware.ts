@@ -17,6 +17,8 @@ export interface KvSessionMiddleware extends Middleware {
   ready(): Promise<void>;
   /** Closes the store connection this middleware opened (never one you passed in, never one shared with another instance still open). */
   close(): Promise<void>;
+  /** Deletes expired session records (SQL, SQLite, memory; 0 on Redis, which expires keys itself) and resolves with how many. */
+  purge(): Promise<number>;
 }
 
 const STATE = Symbol('koa-kv-session');
@@ -82,8 +84,23 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     (error: Error) => report(error),
   );
 
+  // Background cleanup: never more than one purge at a time, never awaited by a request.
+  let purging: Promise<unknown> | undefined;
+  const maybePurge = (): void => {
+    const n = settings.cleanupEveryNRequests;
+    if (n === 0 || purging !== undefined || Math.random() * n >= 1) return;
+    purging = store
+      .purge()
+      .then((removed) => debug('background purge removed %d expired sessions', removed))
+      .catch((error: Error) => report(error))
+      .finally(() => {
+        purging = undefined;
+      });
+  };
+
   const middleware = async function kvSession(ctx: Context, next: Next): Promise<void> {
     installAccessor(ctx.app.context);
+    maybePurge();
     const signer = cookie.signed ? signerFor((settings.keys ?? ctx.app.keys) as KeysLike | undefined) : undefined;
     if (cookie.signed && signer === undefined) {
       throw new SessionError(
@@ -144,8 +161,10 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
   }
 
   middleware.ready = () => startup;
+  middleware.purge = () => store.purge();
   middleware.close = async () => {
     await settled;
+    await purging;
     await store.close();
   };
   return middleware;

@@ -55,6 +55,8 @@ export interface KvSessionOptions {
   storeTimeout?: number | string;
   /** How many times a failed store call is retried (with backoff, within storeTimeout). Env `SESSION_STORE_RETRIES`. Default 2. */
   storeRetries?: number;
+  /** On average one request in N starts a purge of expired records in the background (0: never). Env `SESSION_CLEANUP_N_REQUESTS`. Default 0. */
+  cleanupEveryNRequests?: number;
   /** Called with errors the library handles without failing the request (corrupt records, start-up failures). */
   onError?: (error: Error, ctx?: Context) => void;
   /** Where `SESSION_*` variables are read from. Default `process.env`. */
@@ -92,6 +94,7 @@ export interface Settings {
   readonly cookie: CookieSettings;
   readonly storeTimeout: number;
   readonly storeRetries: number;
+  readonly cleanupEveryNRequests: number;
   readonly onError: ((error: Error, ctx?: Context) => void) | undefined;
 }
 
@@ -304,7 +307,7 @@ function resolveCookie(input: unknown, env: Readonly<Record<string, string | und
 
 const KNOWN_OPTIONS = [
   'store', 'permanent', 'lifetime', 'refreshEachRequest', 'refreshInterval', 'sidLength', 'keyPrefix',
-  'serialization', 'maxSize', 'keys', 'cookie', 'storeTimeout', 'storeRetries', 'onError', 'env',
+  'serialization', 'maxSize', 'keys', 'cookie', 'storeTimeout', 'storeRetries', 'cleanupEveryNRequests', 'onError', 'env',
 ];
 
 /** Resolves options, then `SESSION_*` variables, then defaults, into frozen settings; throws `SessionOptionError`. */
@@ -373,6 +376,11 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     if (n < 0 || n > 10) fail(source, `must be between 0 and 10, got ${n}`);
     return n;
   }, 2);
+  const cleanupEveryNRequests = get('cleanupEveryNRequests', ['SESSION_CLEANUP_N_REQUESTS'], (value, source) => {
+    const n = parseInteger(value, source);
+    if (n < 0) fail(source, `must be 0 (never) or a positive number of requests, got ${n}`);
+    return n;
+  }, 0);
   if (input.onError !== undefined && typeof input.onError !== 'function') {
     throw new SessionOptionError('onError', `expected a function, got ${describe(input.onError)}`);
   }
@@ -391,6 +399,7 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     cookie,
     storeTimeout,
     storeRetries,
+    cleanupEveryNRequests,
     onError: input.onError,
   });
 }

@@ -6,7 +6,7 @@
 // so a KeyvPostgres instance you pass as `store` reads and writes the same rows.
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
-import type { CasResult } from './adapters.js';
+import { likePrefix, postgresPurgeStatement, PURGE_BATCH, type CasResult } from './adapters.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -95,6 +95,17 @@ export class PostgresAdapter extends EventEmitter {
     if ((updated.rowCount ?? 0) > 0) return { status: 'saved' };
     const current = await this.get(key);
     return current === undefined ? { status: 'gone' } : { status: 'conflict', current };
+  }
+
+  /** Deletes expired records under `prefix`, one statement per batch of rows: bounded memory for any number of rows. */
+  async purgeExpired(prefix: string, now: number): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const result = await this.query(postgresPurgeStatement('{table}', false), [likePrefix(prefix), now, PURGE_BATCH]);
+      const removed = result.rowCount ?? 0;
+      total += removed;
+      if (removed < PURGE_BATCH) return total;
+    }
   }
 
   async disconnect(): Promise<void> {

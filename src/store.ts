@@ -2,7 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
 import type { KeyvStoreAdapter } from 'keyv';
-import { atomicCompareAndSet, makeAdapterThrow, openAdapter, type CasResult, type CompareAndSet, type OpenedAdapter } from './adapters.js';
+import { atomicCompareAndSet, makeAdapterThrow, openAdapter, purgerFor, type CasResult, type CompareAndSet, type OpenedAdapter, type PurgeExpired } from './adapters.js';
 import { CorruptRecordError, decodePayload, parseRecord, type SessionData, type StoredRecord } from './codec.js';
 import { SessionError, SessionStoreError } from './errors.js';
 import { maskPassword, type StoreSpec } from './options.js';
@@ -36,6 +36,7 @@ interface Io {
 interface Opened {
   readonly io: Io;
   readonly cas: CompareAndSet | undefined;
+  readonly purge: PurgeExpired | 'native' | undefined;
 }
 
 /**
@@ -106,7 +107,7 @@ export class SessionStore {
       // say) is worth a debug line, and without a listener an emitter's 'error' would crash the process.
       adapter.on('error', (error: unknown) => debug('store emitted an error: %s', (error as Error)?.message ?? error));
     }
-    this.#opened = { io: ioFor(adapter), cas: atomicCompareAndSet(adapter) };
+    this.#opened = { io: ioFor(adapter), cas: atomicCompareAndSet(adapter), purge: purgerFor(adapter) };
     return this.#opened;
   }
 
@@ -159,6 +160,28 @@ export class SessionStore {
     if (current !== expected) return { status: 'conflict', current: String(current) };
     await this.#call('set', ({ io }) => io.set(key, next, ttl));
     return { status: 'saved' };
+  }
+
+  /**
+   * Deletes the expired records under the key prefix, one statement per batch on SQL backends, and
+   * resolves with how many. Backends that expire keys themselves (Redis) have nothing to purge: 0.
+   * Not bounded by storeTimeout: a purge of a million rows takes as long as it takes.
+   */
+  async purge(now = Date.now()): Promise<number> {
+    const opened = this.#opened ?? (await this.#call('connect', async (o) => o));
+    const purge = opened.purge;
+    if (purge === 'native') return 0;
+    if (purge === undefined) {
+      throw new SessionError(
+        'SESSION_UNSUPPORTED',
+        `koa-kv-session: the store (${describeStore(this.#config.store)}) cannot list or purge expired sessions; records expire only if the backend expires them`,
+      );
+    }
+    try {
+      return await purge(this.#config.keyPrefix, now);
+    } catch (error) {
+      throw new SessionStoreError('SESSION_STORE_UNAVAILABLE', 'purge', `koa-kv-session: purging expired sessions failed: ${(error as Error)?.message ?? String(error)}`, error);
+    }
   }
 
   /** Closes what this store opened; an adapter or Keyv instance given by the user is left open. */
