@@ -12,6 +12,7 @@ import { kvSession, type KvSessionMiddleware, type KvSessionOptions } from '../s
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+export const MYSQL_URL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test?table=kvs_test';
 /** Set by .ci/run: a test that would be skipped for want of a server fails instead. */
 export const REQUIRE_SERVERS = process.env.KV_SESSION_REQUIRE_SERVERS === '1';
 
@@ -151,6 +152,11 @@ export const BACKENDS: readonly Backend[] = [
     name: 'redis',
     unavailable: async () => ((await reachable(REDIS_URL)) ? undefined : `no Redis at ${REDIS_URL}`),
     open: async () => ({ ...(await openAdapter(REDIS_URL, 'redis', 2000)), cleanup: async () => {} }),
+  },
+  {
+    name: 'mariadb',
+    unavailable: async () => ((await reachable(MYSQL_URL)) ? undefined : `no MySQL/MariaDB at ${MYSQL_URL}`),
+    open: async () => ({ ...(await openAdapter(MYSQL_URL, 'mysql', 2000)), cleanup: async () => {} }),
   },
   {
     name: 'postgres',

@@ -12,7 +12,7 @@ export const STORE_SCHEMES: Readonly<Record<string, string | undefined>> = Objec
   rediss: '@keyv/redis',
   postgres: 'pg',
   postgresql: 'pg',
-  mysql: '@keyv/mysql',
+  mysql: 'mysql2',
   mongodb: '@keyv/mongo',
   'mongodb+srv': '@keyv/mongo',
   memcache: '@keyv/memcache',
@@ -104,29 +104,6 @@ export class MemoryAdapter extends EventEmitter {
   }
 }
 
-// Adapters that share one connection pool per URL across instances: disconnecting one breaks the
-// others, so the pool is closed only when the last user lets go.
-const sharedUsers = new Map<string, number>();
-
-function shared(url: string, adapter: KeyvStoreAdapter): OpenedAdapter {
-  sharedUsers.set(url, (sharedUsers.get(url) ?? 0) + 1);
-  let released = false;
-  return {
-    adapter,
-    release: async () => {
-      if (released) return;
-      released = true;
-      const users = (sharedUsers.get(url) ?? 1) - 1;
-      if (users > 0) {
-        sharedUsers.set(url, users);
-        return;
-      }
-      sharedUsers.delete(url);
-      await adapter.disconnect?.();
-    },
-  };
-}
-
 function owned(adapter: KeyvStoreAdapter): OpenedAdapter {
   let released = false;
   return {
@@ -143,23 +120,29 @@ function owned(adapter: KeyvStoreAdapter): OpenedAdapter {
 // biome-ignore lint/suspicious/noExplicitAny: untyped third-party boundary
 type AnyModule = any;
 
-/** The adapter class a package exports, by name or as its default export (ESM and CommonJS builds differ). */
-async function load(pkg: string, scheme: string, name: string): Promise<AnyModule> {
+/** An optional package, or SESSION_ADAPTER_MISSING with the exact command that installs it. */
+async function importOptional(pkg: string, scheme: string): Promise<AnyModule> {
   try {
-    const mod = await import(pkg);
-    return mod[name] ?? mod.default?.[name] ?? mod.default?.default ?? mod.default;
+    return await import(pkg);
   } catch (error) {
     const code = (error as { code?: string }).code;
     if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      const install = pkg.split('/').slice(0, pkg.startsWith('@') ? 2 : 1).join('/');
       throw new SessionError(
         'SESSION_ADAPTER_MISSING',
-        `koa-kv-session: the store URL ${scheme}:// needs the ${pkg} package, which is not installed: run \`npm install ${pkg}\``,
+        `koa-kv-session: the store URL ${scheme}:// needs the ${install} package, which is not installed: run \`npm install ${install}\``,
         500,
         { cause: error },
       );
     }
     throw error;
   }
+}
+
+/** The adapter class a package exports, by name or as its default export (ESM and CommonJS builds differ). */
+async function load(pkg: string, scheme: string, name: string): Promise<AnyModule> {
+  const mod = await importOptional(pkg, scheme);
+  return mod[name] ?? mod.default?.[name] ?? mod.default?.default ?? mod.default;
 }
 
 /** Splits `?table=...` and the like off a URL: our parameters, not the driver's. */
@@ -213,9 +196,10 @@ export async function openAdapter(url: string, scheme: string, timeout: number):
       return owned(new PostgresAdapter(uri, { ...params, timeout }) as unknown as KeyvStoreAdapter);
     }
     case 'mysql': {
-      const KeyvMysql = await load('@keyv/mysql', scheme, 'KeyvMysql');
+      const mysql = await importOptional('mysql2/promise', scheme);
+      const { MysqlAdapter } = await import('./mysql.js');
       const { url: uri, params } = takeParameters(url, ['table']);
-      return shared(uri, new KeyvMysql({ uri, connectTimeout: timeout, ...params }));
+      return owned(new MysqlAdapter(mysql.default ?? mysql, uri, { ...params, timeout }) as unknown as KeyvStoreAdapter);
     }
     case 'mongodb':
     case 'mongodb+srv': {
