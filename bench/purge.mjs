@@ -1,0 +1,124 @@
+// How long a purge of expired sessions takes on the SQL backends: 100 000 and 1 000 000 expired rows
+// (plus 1 000 live ones that must stay), each in a table of its own that is dropped afterwards.
+//   node bench/purge.mjs [--quick]      (quick: 10 000 and 100 000 rows)
+// Writes bench/results/purge.json and purge.md.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openAdapter, purgerFor } from '../dist/esm/adapters.js';
+import { encodePayload, frameRecord } from '../dist/esm/codec.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const QUICK = process.argv.includes('--quick');
+const SIZES = QUICK ? [10_000, 100_000] : [100_000, 1_000_000];
+const PREFIX = 'purge-bench:';
+const LIVE = 1000;
+
+const expired = frameRecord(encodePayload({ user: 'ada', roles: ['viewer'] }, 'cbor'), 'cbor', Date.now() - 60_000, true);
+const live = frameRecord(encodePayload({ user: 'bob' }, 'cbor'), 'cbor', Date.now() + 3_600_000, true);
+
+/** Each backend: how to open it on a fresh table, fill it in one statement, count rows, and drop it. */
+const BACKENDS = [
+  {
+    name: 'SQLite',
+    url: (table, dir) => `sqlite://${join(dir, 'purge.sqlite')}?table=${table}`,
+    scheme: 'sqlite',
+    fill: (a, n, value) =>
+      a.query(`INSERT INTO ${a.opts.table} (key, value) WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ?) SELECT ? || n, ? FROM seq`, n, n === LIVE ? `${PREFIX}live:` : PREFIX, value),
+    count: async (a) => (await a.query(`SELECT COUNT(*) AS n FROM ${a.opts.table}`))[0].n,
+    drop: (a) => a.query(`DROP TABLE IF EXISTS ${a.opts.table}`),
+  },
+  {
+    name: 'PostgreSQL',
+    url: (table) => `postgresql://postgres@127.0.0.1:5432/test?table=${table}`,
+    scheme: 'postgres',
+    fill: (a, n, value) => a.query("INSERT INTO {table} (key, value) SELECT $1 || g, $2 FROM generate_series(1, $3) AS g", [n === LIVE ? `${PREFIX}live:` : PREFIX, value, n]),
+    count: async (a) => Number((await a.query('SELECT COUNT(*) AS n FROM {table}')).rows[0].n),
+    drop: (a) => a.query('DROP TABLE IF EXISTS {table}'),
+  },
+  {
+    name: 'MariaDB',
+    url: (table) => `mysql://root@127.0.0.1:3306/test?table=${table}`,
+    scheme: 'mysql',
+    // A cross join of digit tables counts to a million without recursion (capped at 1 000 iterations here).
+    fill: (a, n, value) => {
+      const digits = '(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)';
+      const places = Math.ceil(Math.log10(n + 1));
+      const tables = Array.from({ length: places }, (_, i) => `${digits} t${i}`).join(' CROSS JOIN ');
+      const number = Array.from({ length: places }, (_, i) => `t${i}.d * ${10 ** i}`).join(' + ');
+      return a.query(`INSERT INTO {table} (id, value) SELECT CONCAT(?, ${number} + 1), ? FROM ${tables} WHERE ${number} < ?`, [n === LIVE ? `${PREFIX}live:` : PREFIX, value, n]);
+    },
+    count: async (a) => Number((await a.query('SELECT COUNT(*) AS n FROM {table}'))[0].n),
+    drop: (a) => a.query('DROP TABLE IF EXISTS {table}'),
+  },
+];
+
+async function main() {
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: join(HERE, '..'), stdio: 'inherit' });
+  const dir = mkdtempSync(join(tmpdir(), 'kvs-purge-'));
+  const rows = [];
+  try {
+    for (const backend of BACKENDS) {
+      for (const size of SIZES) {
+        const table = `kvs_purge_bench_${size}`;
+        const { adapter, release } = await openAdapter(backend.url(table, dir), backend.scheme, 600_000);
+        try {
+          await adapter.get('warm-up'); // creates the table
+          await backend.drop(adapter);
+          await release();
+        } catch (error) {
+          await release();
+          throw error;
+        }
+        const reopened = await openAdapter(backend.url(table, dir), backend.scheme, 600_000);
+        const a = reopened.adapter;
+        try {
+          await a.get('warm-up');
+          const filled = performance.now();
+          await backend.fill(a, size, expired);
+          await backend.fill(a, LIVE, live);
+          const fillSeconds = (performance.now() - filled) / 1000;
+          const heapBefore = process.memoryUsage().heapUsed;
+          const started = performance.now();
+          const removed = await purgerOf(a)(PREFIX, Date.now());
+          const seconds = (performance.now() - started) / 1000;
+          const left = await backend.count(a);
+          rows.push({ backend: backend.name, rows: size, removed, left, seconds, rowsPerSecond: Math.round(size / seconds), fillSeconds, heapGrowthMiB: (process.memoryUsage().heapUsed - heapBefore) / 1048576 });
+          process.stdout.write(`${backend.name} ${size} rows: removed ${removed} in ${seconds.toFixed(2)} s, ${left} left\n`);
+          if (removed !== size || left !== LIVE) throw new Error(`${backend.name}: removed ${removed} of ${size}, ${left} rows left (expected ${LIVE})`);
+        } finally {
+          await backend.drop(a).catch(() => {});
+          await reopened.release();
+        }
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const out = join(HERE, 'results');
+  mkdirSync(out, { recursive: true });
+  const name = QUICK ? 'purge-quick' : 'purge';
+  writeFileSync(join(out, `${name}.json`), `${JSON.stringify({ date: new Date().toISOString(), rows }, null, 2)}\n`);
+  const md = [
+    `Purge of expired sessions (${new Date().toISOString().slice(0, 10)}), one DELETE per batch of 10 000 rows, ${LIVE} live rows kept:`,
+    '',
+    '| backend | expired rows | seconds | rows/s | heap growth MiB |',
+    '|---|---:|---:|---:|---:|',
+    ...rows.map((r) => `| ${r.backend} | ${r.rows.toLocaleString('en')} | ${r.seconds.toFixed(2)} | ${r.rowsPerSecond.toLocaleString('en')} | ${r.heapGrowthMiB.toFixed(1)} |`),
+  ].join('\n');
+  writeFileSync(join(out, `${name}.md`), `${md}\n`);
+  process.stdout.write(`\n${md}\n`);
+}
+
+function purgerOf(adapter) {
+  const purge = purgerFor(adapter);
+  if (typeof purge !== 'function') throw new Error('this adapter cannot purge');
+  return purge;
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
