@@ -126,7 +126,10 @@ async function importOptional(pkg: string, scheme: string): Promise<AnyModule> {
     return await import(pkg);
   } catch (error) {
     const code = (error as { code?: string }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+    // Node says so with a code; bundlers and test runners that resolve imports themselves, in words.
+    const missing =
+      code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' || /(cannot find|could not resolve)[^\n]*\bpackage|could not resolve "/i.test(String((error as Error)?.message));
+    if (missing) {
       const install = pkg.split('/').slice(0, pkg.startsWith('@') ? 2 : 1).join('/');
       throw new SessionError(
         'SESSION_ADAPTER_MISSING',
