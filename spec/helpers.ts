@@ -13,6 +13,14 @@ import { kvSession, type KvSessionMiddleware, type KvSessionOptions } from '../s
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
 export const MYSQL_URL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test?table=kvs_test';
+/** Servers started by scripts/services.sh. */
+export const MEMCACHE_URL = process.env.TEST_MEMCACHE_URL ?? 'memcache://127.0.0.1:11311';
+export const ETCD_URL = process.env.TEST_ETCD_URL ?? 'etcd://127.0.0.1:2479';
+export const CLUSTER_URL = process.env.TEST_REDIS_CLUSTER_URL ?? 'redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103';
+export const DYNAMO_URL = process.env.TEST_DYNAMO_URL ?? 'dynamodb://127.0.0.1:4567?region=us-east-1&table=kvs_test';
+export const VALKEY_URL = process.env.TEST_VALKEY_URL ?? 'valkey://127.0.0.1:6379';
+/** No MongoDB server can be had on our machines: its tests run only when MONGO_URL is set. */
+export const MONGO_URL = process.env.MONGO_URL;
 /** Set by .ci/run: a test that would be skipped for want of a server fails instead. */
 export const REQUIRE_SERVERS = process.env.KV_SESSION_REQUIRE_SERVERS === '1';
 
@@ -22,7 +30,9 @@ export function uniquePrefix(label = 't'): string {
 }
 
 export async function reachable(url: string): Promise<boolean> {
-  const { hostname, port } = new URL(url);
+  // The first host of the URL (a cluster URL lists several: host:port,host:port).
+  const first = url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/^[^@/]*@/, '').split(/[,/?]/)[0] as string;
+  const { hostname, port } = new URL(`tcp://${first}`);
   return new Promise((resolve) => {
     const socket = new Socket();
     const done = (ok: boolean) => {
@@ -128,9 +138,23 @@ export class CountingAdapter {
 
 export interface Backend {
   readonly name: string;
+  /** Expires keys itself (no purge needed). */
+  readonly nativeTtl?: boolean;
+  /** Not required even under KV_SESSION_REQUIRE_SERVERS (MongoDB: no server can be obtained here). */
+  readonly optional?: boolean;
   /** Why it cannot run here, or undefined when it can. */
   unavailable(): Promise<string | undefined>;
   open(): Promise<OpenedAdapter & { cleanup(): Promise<void> }>;
+}
+
+/** A backend reached by URL on a server somebody else started. */
+function byUrl(name: string, url: string, scheme: string, extra: Partial<Backend> = {}): Backend {
+  return {
+    name,
+    unavailable: async () => ((await reachable(url)) ? undefined : `no ${name} at ${url} (scripts/services.sh up starts one)`),
+    open: async () => ({ ...(await openAdapter(url, scheme, 2000)), cleanup: async () => {} }),
+    ...extra,
+  };
 }
 
 export const BACKENDS: readonly Backend[] = [
@@ -150,9 +174,15 @@ export const BACKENDS: readonly Backend[] = [
   },
   {
     name: 'redis',
+    nativeTtl: true,
     unavailable: async () => ((await reachable(REDIS_URL)) ? undefined : `no Redis at ${REDIS_URL}`),
     open: async () => ({ ...(await openAdapter(REDIS_URL, 'redis', 2000)), cleanup: async () => {} }),
   },
+  byUrl('redis-cluster', CLUSTER_URL, 'redis+cluster', { nativeTtl: true }),
+  byUrl('valkey', VALKEY_URL, 'valkey', { nativeTtl: true }),
+  byUrl('memcached', MEMCACHE_URL, 'memcache', { nativeTtl: true }),
+  byUrl('etcd', ETCD_URL, 'etcd'),
+  byUrl('dynamodb', DYNAMO_URL, 'dynamodb'),
   {
     name: 'mariadb',
     unavailable: async () => ((await reachable(MYSQL_URL)) ? undefined : `no MySQL/MariaDB at ${MYSQL_URL}`),
@@ -163,13 +193,21 @@ export const BACKENDS: readonly Backend[] = [
     unavailable: async () => ((await reachable(POSTGRES_URL)) ? undefined : `no PostgreSQL at ${POSTGRES_URL}`),
     open: async () => ({ ...(await openAdapter(POSTGRES_URL, 'postgres', 2000)), cleanup: async () => {} }),
   },
+  MONGO_URL
+    ? byUrl('mongodb', MONGO_URL, 'mongodb', { optional: true })
+    : { name: 'mongodb', optional: true, unavailable: async () => 'MONGO_URL is not set (no MongoDB server can be obtained on these machines)', open: async () => { throw new Error('unreachable'); } },
 ];
+
+/** True when a missing server must fail the run instead of skipping (under .ci/run, MongoDB excepted). */
+export function mustRun(backend: Backend): boolean {
+  return REQUIRE_SERVERS && backend.optional !== true;
+}
 
 /** Skips (or, under .ci/run, fails) when a backend cannot run here; the reason shows in the report. */
 export async function skipUnlessAvailable(backend: Backend, skip: (note: string) => void): Promise<void> {
   const reason = await backend.unavailable();
   if (reason === undefined) return;
-  if (REQUIRE_SERVERS) throw new Error(`${backend.name} is required here (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
+  if (mustRun(backend)) throw new Error(`${backend.name} is required here (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
   skip(`${backend.name} skipped: ${reason}`);
 }
 

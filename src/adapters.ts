@@ -16,6 +16,10 @@ export const STORE_SCHEMES: Readonly<Record<string, string | undefined>> = Objec
   mongodb: '@keyv/mongo',
   'mongodb+srv': '@keyv/mongo',
   memcache: '@keyv/memcache',
+  'redis+cluster': '@keyv/redis',
+  valkey: '@keyv/valkey',
+  etcd: '@keyv/etcd',
+  dynamodb: '@keyv/dynamo',
 });
 
 /** The scheme of a connection URL, lower-cased, or undefined when it has none. */
@@ -121,7 +125,7 @@ function owned(adapter: KeyvStoreAdapter): OpenedAdapter {
 type AnyModule = any;
 
 /** An optional package, or SESSION_ADAPTER_MISSING with the exact command that installs it. */
-async function importOptional(pkg: string, scheme: string): Promise<AnyModule> {
+export async function importOptional(pkg: string, scheme: string): Promise<AnyModule> {
   try {
     return await import(pkg);
   } catch (error) {
@@ -161,6 +165,33 @@ function takeParameters(url: string, names: readonly string[]): { url: string; p
   }
   const rest = search.toString();
   return { url: url.slice(0, query) + (rest ? `?${rest}` : ''), params };
+}
+
+/** `host:port[,host:port]` of a URL, without scheme, credentials, path or query. */
+function hostsOf(url: string): string {
+  return url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/^[^@/]*@/, '').replace(/[/?].*$/, '');
+}
+
+/**
+ * `dynamodb://[key:secret@]host:port?region=...&table=...&tls=false`. Without credentials in the URL
+ * or the environment, a loopback endpoint (dynalite, DynamoDB Local) gets placeholder ones, so the
+ * SDK never goes looking for instance credentials over the network.
+ */
+function dynamoOptions(url: string): { endpoint: string; region: string; tableName: string; credentials?: { accessKeyId: string; secretAccessKey: string } } {
+  const parsed = new URL(url.replace(/^dynamodb:/i, 'http:'));
+  const tls = parsed.searchParams.get('tls');
+  const host = parsed.host;
+  const loopback = /^(127\.|localhost|\[::1\])/i.test(parsed.hostname);
+  const endpoint = `${tls === 'true' || (tls === null && !loopback) ? 'https' : 'http'}://${host}`;
+  const region = parsed.searchParams.get('region') ?? process.env.AWS_REGION ?? 'us-east-1';
+  const tableName = parsed.searchParams.get('table') ?? 'keyv';
+  if (parsed.username) {
+    return { endpoint, region, tableName, credentials: { accessKeyId: decodeURIComponent(parsed.username), secretAccessKey: decodeURIComponent(parsed.password) } };
+  }
+  if (loopback && !process.env.AWS_ACCESS_KEY_ID) {
+    return { endpoint, region, tableName, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } };
+  }
+  return { endpoint, region, tableName };
 }
 
 /** Opens the adapter for a connection URL; `timeout` bounds connection attempts of drivers that take one. */
@@ -212,7 +243,40 @@ export async function openAdapter(url: string, scheme: string, timeout: number):
     }
     case 'memcache': {
       const KeyvMemcache = await load('@keyv/memcache', scheme, 'KeyvMemcache');
-      return owned(new KeyvMemcache(url.replace(/^memcache:\/\//i, '')));
+      const { MemcacheAdapter } = await import('./wrappers.js');
+      return owned(new MemcacheAdapter(KeyvMemcache, hostsOf(url), timeout) as unknown as KeyvStoreAdapter);
+    }
+    case 'redis+cluster': {
+      const redis = await importOptional('@keyv/redis', scheme);
+      const KeyvRedis = redis.default?.default ?? redis.default;
+      const createCluster = redis.createCluster ?? redis.default?.createCluster;
+      const cluster = createCluster({
+        rootNodes: hostsOf(url).split(',').map((host) => ({ url: `redis://${host}` })),
+        defaults: {
+          disableOfflineQueue: true,
+          socket: { connectTimeout: timeout, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
+        },
+      });
+      const adapter = new KeyvRedis(cluster, { throwOnErrors: true, throwOnConnectError: true, connectionTimeout: timeout });
+      await adapter.getClient().catch(() => {});
+      return owned(adapter);
+    }
+    case 'valkey': {
+      const KeyvValkey = await load('@keyv/valkey', scheme, 'KeyvValkey');
+      const { ValkeyAdapter } = await import('./wrappers.js');
+      const adapter = new ValkeyAdapter(KeyvValkey, url, timeout);
+      await adapter.connected(timeout);
+      return owned(adapter as unknown as KeyvStoreAdapter);
+    }
+    case 'etcd': {
+      const KeyvEtcd = await load('@keyv/etcd', scheme, 'KeyvEtcd');
+      const { EtcdAdapter } = await import('./wrappers.js');
+      return owned(new EtcdAdapter(KeyvEtcd, hostsOf(url), timeout) as unknown as KeyvStoreAdapter);
+    }
+    case 'dynamodb': {
+      const KeyvDynamo = await load('@keyv/dynamo', scheme, 'KeyvDynamo');
+      const { DynamoAdapter } = await import('./wrappers.js');
+      return owned(new DynamoAdapter(KeyvDynamo, dynamoOptions(url)) as unknown as KeyvStoreAdapter);
     }
     default:
       throw new SessionError('SESSION_INVALID_OPTION', `koa-kv-session: unsupported store URL scheme ${scheme}://`);

@@ -1,0 +1,286 @@
+// Wrappers around Keyv adapters whose own behaviour would break session semantics; each says which quirk it fixes.
+import { EventEmitter } from 'node:events';
+import { createHash } from 'node:crypto';
+import type { CasResult } from './adapters.js';
+
+// Untyped third-party clients (memjs, iovalkey, etcd3, the AWS SDK) behind the adapters.
+// biome-ignore lint/suspicious/noExplicitAny: untyped third-party boundary
+type Any = any;
+
+const THIRTY_DAYS_S = 30 * 86_400;
+
+/** Reads the expiry from a record header (see codec.ts), NaN for anything else. */
+function headerExpiry(value: unknown): number {
+  return typeof value === 'string' ? Number(/^[cj]\d+:(\d{1,16}):/.exec(value)?.[1] ?? Number.NaN) : Number.NaN;
+}
+
+/**
+ * memcached through @keyv/memcache. Quirks fixed: a TTL over 30 days is read by memcached as an
+ * absolute Unix time (so the default 31-day lifetime expired at once); a miss comes back as an
+ * `{ value: undefined }` envelope and a hit as a Buffer run through Keyv's JSON deserializer;
+ * `clear()` flushes the whole server.
+ */
+export class MemcacheAdapter extends EventEmitter {
+  readonly opts: { readonly dialect: 'memcache'; readonly url: string };
+  namespace: string | undefined;
+  readonly #inner: Any;
+
+  constructor(KeyvMemcache: Any, servers: string, timeout: number) {
+    super();
+    this.opts = { dialect: 'memcache', url: servers };
+    this.#inner = new KeyvMemcache(servers, { deserialize: (raw: Buffer) => raw, timeout: timeout / 1000, retries: 1, keepAlive: true });
+    this.#inner.on('error', (error: unknown) => this.emit('error', error));
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const value: unknown = await this.#inner.get(key);
+    if (Buffer.isBuffer(value)) return value.toString('utf8');
+    return typeof value === 'string' ? value : undefined;
+  }
+
+  async set(key: string, value: string, ttl: number): Promise<boolean> {
+    const seconds = Math.ceil(ttl / 1000);
+    // Past 30 days memcached wants an absolute Unix time; @keyv/memcache divides what it gets by 1000.
+    const expires = seconds > THIRTY_DAYS_S ? Date.now() + ttl : ttl;
+    await this.#inner.set(key, value, expires);
+    return true;
+  }
+
+  delete(key: string): Promise<boolean> {
+    return this.#inner.delete(key);
+  }
+
+  async clear(): Promise<void> {
+    throw new Error('koa-kv-session: refusing to clear memcached: it would flush the whole server');
+  }
+
+  /** memcached expires keys itself (and cannot list them). */
+  async purgeExpired(): Promise<number> {
+    return 0;
+  }
+
+  async disconnect(): Promise<void> {
+    this.#inner.client.close();
+  }
+}
+
+/**
+ * Valkey through the iovalkey client of @keyv/valkey. Quirk fixed: that adapter either records every
+ * key in a set that never expires (unbounded growth) or rewrites the key as `namespace::<key>`, so we
+ * use its client directly: plain GET / SET PX / DEL under the exact key, and a compare-and-set script.
+ */
+export class ValkeyAdapter extends EventEmitter {
+  readonly opts: { readonly dialect: 'valkey'; readonly url: string };
+  namespace: string | undefined;
+  readonly #client: Any;
+
+  constructor(KeyvValkey: Any, url: string, timeout: number) {
+    super();
+    this.opts = { dialect: 'valkey', url };
+    const adapter = new KeyvValkey(url.replace(/^valkey(s?):\/\//i, 'redis$1://'), {
+      useRedisSets: false,
+      enableOfflineQueue: false,
+      connectTimeout: timeout,
+      maxRetriesPerRequest: 1,
+      retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2000),
+    });
+    this.#client = adapter.redis;
+    this.#client.on('error', (error: unknown) => this.emit('error', error));
+  }
+
+  /**
+   * Resolves once the first connection is up, or after `timeout`: without the offline queue a
+   * command sent while connecting fails. If the server is down, commands fail fast until it is back.
+   */
+  connected(timeout: number): Promise<void> {
+    if (this.#client.status === 'ready') return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeout);
+      this.#client.once('ready', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    return (await this.#client.get(key)) ?? undefined;
+  }
+
+  async set(key: string, value: string, ttl: number): Promise<boolean> {
+    await this.#client.set(key, value, 'PX', ttl);
+    return true;
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return (await this.#client.del(key)) > 0;
+  }
+
+  async clear(): Promise<void> {
+    throw new Error('koa-kv-session: refusing to clear a Valkey server');
+  }
+
+  async compareAndSet(key: string, expected: string, next: string, ttl: number): Promise<CasResult> {
+    const script = `local current = redis.call('GET', KEYS[1])
+if not current then return 0 end
+if redis.sha1hex(current) ~= ARGV[1] then return current end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`;
+    const reply: unknown = await this.#client.eval(script, 1, key, createHash('sha1').update(expected).digest('hex'), next, String(ttl));
+    if (reply === 1) return { status: 'saved' };
+    if (reply === 0 || reply === null) return { status: 'gone' };
+    return { status: 'conflict', current: String(reply) };
+  }
+
+  /** Valkey expires keys itself. */
+  async purgeExpired(): Promise<number> {
+    return 0;
+  }
+
+  async disconnect(): Promise<void> {
+    await this.#client.quit().catch(() => this.#client.disconnect());
+  }
+}
+
+/**
+ * etcd through the etcd3 client of @keyv/etcd. Quirks fixed: that adapter puts every key on one
+ * shared lease (so all sessions expire together), and has no conditional write. Here records carry
+ * their own expiry (checked on read, removed by purge), and compare-and-set is an etcd transaction.
+ */
+export class EtcdAdapter extends EventEmitter {
+  readonly opts: { readonly dialect: 'etcd'; readonly url: string };
+  namespace: string | undefined;
+  readonly #client: Any;
+
+  constructor(KeyvEtcd: Any, hosts: string, timeout: number) {
+    super();
+    this.opts = { dialect: 'etcd', url: hosts };
+    const adapter = new KeyvEtcd(hosts, { dialTimeout: timeout });
+    adapter.on('error', (error: unknown) => this.emit('error', error));
+    this.#client = adapter.client;
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    return (await this.#client.get(key).string()) ?? undefined;
+  }
+
+  async set(key: string, value: string): Promise<boolean> {
+    await this.#client.put(key).value(value);
+    return true;
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const result = await this.#client.delete().key(key);
+    return result.deleted !== '0';
+  }
+
+  async clear(): Promise<void> {
+    throw new Error('koa-kv-session: refusing to clear an etcd cluster');
+  }
+
+  async compareAndSet(key: string, expected: string, next: string): Promise<CasResult> {
+    const result = await this.#client.if(key, 'Value', '==', expected).then(this.#client.put(key).value(next)).else(this.#client.get(key)).commit();
+    if (result.succeeded) return { status: 'saved' };
+    const kvs = result.responses?.[0]?.response_range?.kvs ?? [];
+    return kvs.length === 0 ? { status: 'gone' } : { status: 'conflict', current: Buffer.from(kvs[0].value).toString('utf8') };
+  }
+
+  /** Deletes expired records under `prefix`, reading keys and values page by page. */
+  async purgeExpired(prefix: string, now: number): Promise<number> {
+    const all: Record<string, string> = await this.#client.getAll().prefix(prefix).strings();
+    let removed = 0;
+    for (const [key, value] of Object.entries(all)) {
+      if (headerExpiry(value) <= now) {
+        await this.#client.delete().key(key);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  async disconnect(): Promise<void> {
+    this.#client.close();
+  }
+}
+
+/**
+ * DynamoDB through @keyv/dynamo's document client. Quirks fixed: no conditional write (here a
+ * conditional put), `clear()` fails past 25 items, and DynamoDB's own TTL deletes items up to days
+ * late (dynalite not at all), so expiry is checked on read and purge scans by prefix.
+ */
+export class DynamoAdapter extends EventEmitter {
+  readonly opts: { readonly dialect: 'dynamo'; readonly tableName: string; readonly url: string };
+  namespace: string | undefined;
+  readonly #inner: Any;
+
+  constructor(KeyvDynamo: Any, options: { endpoint: string; region: string; tableName: string; credentials?: { accessKeyId: string; secretAccessKey: string } }) {
+    super();
+    this.opts = { dialect: 'dynamo', tableName: options.tableName, url: options.endpoint };
+    this.#inner = new KeyvDynamo({ ...options, maxAttempts: 2 });
+    this.#inner.on('error', (error: unknown) => this.emit('error', error));
+  }
+
+  get(key: string): Promise<string | undefined> {
+    return this.#inner.get(key);
+  }
+
+  async set(key: string, value: string, ttl: number): Promise<boolean> {
+    await this.#inner.set(key, value, ttl);
+    return true;
+  }
+
+  delete(key: string): Promise<boolean> {
+    return this.#inner.delete(key);
+  }
+
+  async clear(): Promise<void> {
+    throw new Error('koa-kv-session: refusing to clear a DynamoDB table');
+  }
+
+  async compareAndSet(key: string, expected: string, next: string, ttl: number): Promise<CasResult> {
+    await this.#inner.tableReady;
+    try {
+      await this.#inner.client.put({
+        TableName: this.opts.tableName,
+        Item: { id: key, value: next, expiresAt: Math.floor((Date.now() + ttl + 1000) / 1000) },
+        ConditionExpression: '#v = :expected',
+        ExpressionAttributeNames: { '#v': 'value' },
+        ExpressionAttributeValues: { ':expected': expected },
+      });
+      return { status: 'saved' };
+    } catch (error) {
+      if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
+      const current = await this.get(key);
+      return current === undefined ? { status: 'gone' } : { status: 'conflict', current };
+    }
+  }
+
+  /** Scans the table page by page for expired records under `prefix`, deleting each page's in batches of 25. */
+  async purgeExpired(prefix: string, now: number): Promise<number> {
+    await this.#inner.tableReady;
+    let removed = 0;
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.#inner.client.scan({
+        TableName: this.opts.tableName,
+        FilterExpression: 'begins_with(id, :prefix)',
+        ExpressionAttributeValues: { ':prefix': prefix },
+        Limit: 1000,
+        ...(start ? { ExclusiveStartKey: start } : {}),
+      });
+      const expired: string[] = (page.Items ?? []).filter((item: Any) => headerExpiry(item.value) <= now).map((item: Any) => item.id as string);
+      for (let i = 0; i < expired.length; i += 25) {
+        const batch = expired.slice(i, i + 25);
+        await this.#inner.client.batchWrite({ RequestItems: { [this.opts.tableName]: batch.map((id: string) => ({ DeleteRequest: { Key: { id } } })) } });
+        removed += batch.length;
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return removed;
+  }
+
+  async disconnect(): Promise<void> {
+    this.#inner.client.destroy?.();
+  }
+}
+
