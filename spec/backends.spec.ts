@@ -1,35 +1,19 @@
 // Adapter quirks that must not reach users, checked on each real backend: values, key case, the default lifetime, clean shutdown.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { openAdapter } from '../src/adapters.js';
 import { encodePayload, frameRecord } from '../src/codec.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { decodeStored } from './records.js';
-import { BACKENDS, cookiePair, CountingAdapter, mustRun, REQUIRE_SERVERS, sidOf, startApp, uniquePrefix, type Handler, type TestApp } from './helpers.js';
+import { BACKENDS, onBackend, cookiePair, CountingAdapter, REQUIRE_SERVERS, sidOf, startApp, uniquePrefix, type Handler } from './helpers.js';
 
 describe.each(BACKENDS)('values and keys on $name', (backend) => {
-  let opened: Awaited<ReturnType<typeof backend.open>> | undefined;
-  let reason: string | undefined;
+  const env = onBackend(backend, 'values');
   let store: CountingAdapter;
   let prefix: string;
-  const apps: TestApp[] = [];
-
-  beforeAll(async () => {
-    reason = await backend.unavailable();
-    if (reason !== undefined && mustRun(backend)) throw new Error(`${backend.name} is required (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
-    if (reason === undefined) opened = await backend.open();
-  });
-  afterAll(async () => {
-    await opened?.release();
-    await opened?.cleanup();
-  });
-  beforeEach((context) => {
-    if (reason !== undefined) context.skip(`${backend.name} skipped: ${reason}`);
-    store = new CountingAdapter(opened?.adapter as never);
-    prefix = uniquePrefix(`values-${backend.name}`);
-  });
-  afterEach(async () => {
-    await Promise.all(apps.splice(0).map((app) => app.close()));
-    await store?.cleanup();
+  const apps = env.apps;
+  beforeEach(() => {
+    store = env.store;
+    prefix = env.prefix;
   });
 
   async function roundTrip(write: Handler, read: Handler, options: KvSessionOptions) {

@@ -1,8 +1,8 @@
 // Overlapping requests of one session, held open by the test so the overlap is certain, on real backends.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Context } from 'koa';
 import { decodeStored } from './records.js';
-import { BACKENDS, cookiePair, CountingAdapter, gate, mustRun, REQUIRE_SERVERS, sidOf, startApp, uniquePrefix, type TestApp } from './helpers.js';
+import { BACKENDS, onBackend, cookiePair, CountingAdapter, gate, sidOf, startApp, type TestApp } from './helpers.js';
 
 /**
  * Requests with an `x-hold` header stop after the session is loaded, until the test releases them:
@@ -43,31 +43,15 @@ const MODES = [
 ] as const;
 
 describe.each(BACKENDS)('concurrency on $name', (backend) => {
-  let opened: Awaited<ReturnType<typeof backend.open>> | undefined;
-  let reason: string | undefined;
+  const env = onBackend(backend, 'cc');
   let store: CountingAdapter;
   let prefix: string;
   let holds: Holds;
-  const apps: TestApp[] = [];
-
-  beforeAll(async () => {
-    reason = await backend.unavailable();
-    if (reason !== undefined && mustRun(backend)) throw new Error(`${backend.name} is required (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
-    if (reason === undefined) opened = await backend.open();
-  });
-  afterAll(async () => {
-    await opened?.release();
-    await opened?.cleanup();
-  });
-  beforeEach((context) => {
-    if (reason !== undefined) context.skip(`${backend.name} skipped: ${reason}`);
-    store = new CountingAdapter(opened?.adapter as never);
-    prefix = uniquePrefix(`cc-${backend.name}`);
+  const apps = env.apps;
+  beforeEach(() => {
+    store = env.store;
+    prefix = env.prefix;
     holds = new Holds();
-  });
-  afterEach(async () => {
-    await Promise.all(apps.splice(0).map((app) => app.close()));
-    await store?.cleanup();
   });
 
   /**

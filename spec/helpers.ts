@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Koa, { type Context } from 'koa';
 import type { KeyvStoreAdapter } from 'keyv';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import { atomicCompareAndSet, openAdapter, purgerFor, type OpenedAdapter } from '../src/adapters.js';
 import { kvSession, type KvSessionMiddleware, type KvSessionOptions } from '../src/index.js';
 
@@ -300,4 +301,41 @@ export function gate(): { wait: Promise<void>; open: () => void } {
     open = resolve;
   });
   return { wait, open };
+}
+
+/** What each test of a backend's describe block gets: a fresh counting store and key prefix, and a list of apps to close. */
+export interface BackendTestState {
+  store: CountingAdapter;
+  prefix: string;
+  readonly apps: TestApp[];
+}
+
+/**
+ * Runs the tests of a describe block against a real backend: opens it once, skips each test (or,
+ * under .ci/run, fails) when the server is unreachable, gives every test its own counting store and
+ * key prefix, and afterwards closes the test's apps and deletes every key it wrote.
+ */
+export function onBackend(backend: Backend, label: string): BackendTestState {
+  const state: BackendTestState = { store: undefined as unknown as CountingAdapter, prefix: '', apps: [] };
+  let opened: Awaited<ReturnType<Backend['open']>> | undefined;
+  let reason: string | undefined;
+  beforeAll(async () => {
+    reason = await backend.unavailable();
+    if (reason !== undefined && mustRun(backend)) throw new Error(`${backend.name} is required (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
+    if (reason === undefined) opened = await backend.open();
+  });
+  afterAll(async () => {
+    await opened?.release();
+    await opened?.cleanup();
+  });
+  beforeEach((context) => {
+    if (reason !== undefined) context.skip(`${backend.name} skipped: ${reason}`);
+    state.store = new CountingAdapter(opened?.adapter as never);
+    state.prefix = uniquePrefix(`${label}-${backend.name}`);
+  });
+  afterEach(async () => {
+    await Promise.all(state.apps.splice(0).map((app) => app.close()));
+    await state.store?.cleanup();
+  });
+  return state;
 }

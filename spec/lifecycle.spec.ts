@@ -1,17 +1,16 @@
 // The request lifecycle table of the core issue, one test per row, on every backend reachable here.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { decodeStored } from './records.js';
 import { frameRecord, encodePayload } from '../src/codec.js';
 import type { KvSessionOptions } from '../src/index.js';
 import {
   attributesOf,
   BACKENDS,
+  onBackend,
   cookiePair,
   CountingAdapter,
-  mustRun, REQUIRE_SERVERS,
   sidOf,
   startApp,
-  uniquePrefix,
   type Handler,
   type TestApp,
 } from './helpers.js';
@@ -19,29 +18,13 @@ import {
 const LIFETIME = 3_600_000;
 
 describe.each(BACKENDS)('lifecycle on $name', (backend) => {
-  let opened: Awaited<ReturnType<typeof backend.open>> | undefined;
-  let reason: string | undefined;
+  const env = onBackend(backend, 'lifecycle');
   let store: CountingAdapter;
   let prefix: string;
-  const apps: TestApp[] = [];
-
-  beforeAll(async () => {
-    reason = await backend.unavailable();
-    if (reason !== undefined && mustRun(backend)) throw new Error(`${backend.name} is required (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
-    if (reason === undefined) opened = await backend.open();
-  });
-  afterAll(async () => {
-    await opened?.release();
-    await opened?.cleanup();
-  });
-  beforeEach((context) => {
-    if (reason !== undefined) context.skip(`${backend.name} skipped: ${reason}`);
-    store = new CountingAdapter(opened?.adapter as never);
-    prefix = uniquePrefix(backend.name);
-  });
-  afterEach(async () => {
-    await Promise.all(apps.splice(0).map((app) => app.close()));
-    await store?.cleanup();
+  const apps = env.apps;
+  beforeEach(() => {
+    store = env.store;
+    prefix = env.prefix;
   });
 
   /** The calls of a conditional write: one atomic script on Redis, a re-read then a write elsewhere. */

@@ -1,33 +1,18 @@
 // Expired-session cleanup: purge() per backend, key-prefix isolation, batches, and the background cleanup.
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { MemoryAdapter, PURGE_BATCH } from '../src/adapters.js';
 import { encodePayload, frameRecord } from '../src/codec.js';
 import { kvSession } from '../src/index.js';
 import { PostgresAdapter } from '../src/postgres.js';
-import { BACKENDS, CountingAdapter, gate, mustRun, REQUIRE_SERVERS, startApp, uniquePrefix, POSTGRES_URL, reachable } from './helpers.js';
+import { BACKENDS, onBackend, CountingAdapter, gate, REQUIRE_SERVERS, startApp, uniquePrefix, POSTGRES_URL, reachable } from './helpers.js';
 
 const record = (expires: number) => frameRecord(encodePayload({ user: 'ada' }, 'cbor'), 'cbor', expires, true);
 
 describe.each(BACKENDS)('purge on $name', (backend) => {
-  let opened: Awaited<ReturnType<typeof backend.open>> | undefined;
-  let reason: string | undefined;
+  const env = onBackend(backend, 'purge');
   let store: CountingAdapter;
-
-  beforeAll(async () => {
-    reason = await backend.unavailable();
-    if (reason !== undefined && mustRun(backend)) throw new Error(`${backend.name} is required (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
-    if (reason === undefined) opened = await backend.open();
-  });
-  afterAll(async () => {
-    await opened?.release();
-    await opened?.cleanup();
-  });
-  beforeEach((context) => {
-    if (reason !== undefined) context.skip(`${backend.name} skipped: ${reason}`);
-    store = new CountingAdapter(opened?.adapter as never);
-  });
-  afterEach(async () => {
-    await store?.cleanup();
+  beforeEach(() => {
+    store = env.store;
   });
 
   it('removes expired records under its own prefix only, and keeps live ones', async () => {

@@ -4,8 +4,9 @@
 // one instance breaks the others. The table layout is the same (id VARCHAR(255) PRIMARY KEY, value),
 // except that a table created here uses MEDIUMTEXT (a TEXT column holds at most 65 535 bytes, less
 // than the default maxSize) and a binary collation (see #prepare).
-import { EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
+import { QuietEmitter } from './wrappers.js';
 import { PURGE_BATCH, likePrefix, type CasResult } from './adapters.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
@@ -18,7 +19,7 @@ export interface MysqlAdapterOptions {
 
 type Mysql = typeof import('mysql2/promise');
 
-export class MysqlAdapter extends EventEmitter {
+export class MysqlAdapter extends QuietEmitter {
   readonly opts: { readonly dialect: 'mysql'; readonly table: string; readonly url: string };
   namespace: string | undefined;
   readonly #pool: Pool;
@@ -33,7 +34,7 @@ export class MysqlAdapter extends EventEmitter {
     this.#table = `\`${table}\``;
     this.#pool = mysql.createPool({ uri: url, connectTimeout: options.timeout, connectionLimit: 10, enableKeepAlive: true });
     // A connection dropped by the server is reported, not thrown at the process.
-    (this.#pool as unknown as EventEmitter).on('error', (error: unknown) => this.emit('error', error));
+    (this.#pool as unknown as EventEmitter).on('error', this.report);
   }
 
   #prepare(): Promise<void> {

@@ -4,8 +4,8 @@
 // breaks the others, and a pool whose server goes away emits an 'error' nobody listens to, which
 // crashes the process. The table layout is the same (key VARCHAR(255) PRIMARY KEY, value TEXT),
 // so a KeyvPostgres instance you pass as `store` reads and writes the same rows.
-import { EventEmitter } from 'node:events';
 import pg from 'pg';
+import { QuietEmitter } from './wrappers.js';
 import { likePrefix, postgresPurgeStatement, PURGE_BATCH, type CasResult } from './adapters.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -17,7 +17,7 @@ export interface PostgresAdapterOptions {
   readonly timeout: number;
 }
 
-export class PostgresAdapter extends EventEmitter {
+export class PostgresAdapter extends QuietEmitter {
   readonly opts: { readonly dialect: 'postgres'; readonly table: string; readonly schema: string; readonly url: string };
   namespace: string | undefined;
   readonly #pool: pg.Pool;
@@ -41,7 +41,7 @@ export class PostgresAdapter extends EventEmitter {
       idleTimeoutMillis: 30_000,
     });
     // An idle connection dropped by the server (restart, failover) is reported, not thrown.
-    this.#pool.on('error', (error) => this.emit('error', error));
+    this.#pool.on('error', this.report);
   }
 
   /** Creates the table once; a failure (server down) is retried on the next call. */

@@ -9,6 +9,16 @@ type Any = any;
 
 const THIRTY_DAYS_S = 30 * 86_400;
 
+/**
+ * An EventEmitter that only emits 'error' when someone listens: an adapter's background errors (a
+ * dropped connection, a table option the server does not support) must never crash the process.
+ */
+export class QuietEmitter extends EventEmitter {
+  report = (error: unknown): void => {
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+  };
+}
+
 /** Reads the expiry from a record header (see codec.ts), NaN for anything else. */
 function headerExpiry(value: unknown): number {
   return typeof value === 'string' ? Number(/^[cj]\d+:(\d{1,16}):/.exec(value)?.[1] ?? Number.NaN) : Number.NaN;
@@ -20,7 +30,7 @@ function headerExpiry(value: unknown): number {
  * `{ value: undefined }` envelope and a hit as a Buffer run through Keyv's JSON deserializer;
  * `clear()` flushes the whole server.
  */
-export class MemcacheAdapter extends EventEmitter {
+export class MemcacheAdapter extends QuietEmitter {
   readonly opts: { readonly dialect: 'memcache'; readonly url: string };
   namespace: string | undefined;
   readonly #inner: Any;
@@ -29,7 +39,7 @@ export class MemcacheAdapter extends EventEmitter {
     super();
     this.opts = { dialect: 'memcache', url: servers };
     this.#inner = new KeyvMemcache(servers, { deserialize: (raw: Buffer) => raw, timeout: timeout / 1000, retries: 1, keepAlive: true });
-    this.#inner.on('error', (error: unknown) => this.emit('error', error));
+    this.#inner.on('error', this.report);
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -69,7 +79,7 @@ export class MemcacheAdapter extends EventEmitter {
  * key in a set that never expires (unbounded growth) or rewrites the key as `namespace::<key>`, so we
  * use its client directly: plain GET / SET PX / DEL under the exact key, and a compare-and-set script.
  */
-export class ValkeyAdapter extends EventEmitter {
+export class ValkeyAdapter extends QuietEmitter {
   readonly opts: { readonly dialect: 'valkey'; readonly url: string };
   namespace: string | undefined;
   readonly #client: Any;
@@ -85,7 +95,7 @@ export class ValkeyAdapter extends EventEmitter {
       retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2000),
     });
     this.#client = adapter.redis;
-    this.#client.on('error', (error: unknown) => this.emit('error', error));
+    this.#client.on('error', this.report);
   }
 
   /**
@@ -147,7 +157,7 @@ return 1`;
  * shared lease (so all sessions expire together), and has no conditional write. Here records carry
  * their own expiry (checked on read, removed by purge), and compare-and-set is an etcd transaction.
  */
-export class EtcdAdapter extends EventEmitter {
+export class EtcdAdapter extends QuietEmitter {
   readonly opts: { readonly dialect: 'etcd'; readonly url: string };
   namespace: string | undefined;
   readonly #client: Any;
@@ -156,7 +166,7 @@ export class EtcdAdapter extends EventEmitter {
     super();
     this.opts = { dialect: 'etcd', url: hosts };
     const adapter = new KeyvEtcd(hosts, { dialTimeout: timeout });
-    adapter.on('error', (error: unknown) => this.emit('error', error));
+    adapter.on('error', this.report);
     this.#client = adapter.client;
   }
 
@@ -208,7 +218,7 @@ export class EtcdAdapter extends EventEmitter {
  * conditional put), `clear()` fails past 25 items, and DynamoDB's own TTL deletes items up to days
  * late (dynalite not at all), so expiry is checked on read and purge scans by prefix.
  */
-export class DynamoAdapter extends EventEmitter {
+export class DynamoAdapter extends QuietEmitter {
   readonly opts: { readonly dialect: 'dynamo'; readonly tableName: string; readonly url: string };
   namespace: string | undefined;
   readonly #inner: Any;
@@ -217,7 +227,7 @@ export class DynamoAdapter extends EventEmitter {
     super();
     this.opts = { dialect: 'dynamo', tableName: options.tableName, url: options.endpoint };
     this.#inner = new KeyvDynamo({ ...options, maxAttempts: 2 });
-    this.#inner.on('error', (error: unknown) => this.emit('error', error));
+    this.#inner.on('error', this.report);
   }
 
   get(key: string): Promise<string | undefined> {
