@@ -1,0 +1,12 @@
+// Before the run: which backends this run can reach, and why the others' tests will be skipped.
+import { BACKENDS, mustRun } from './helpers.js';
+
+export default async function reportBackends(): Promise<void> {
+  const lines: string[] = [];
+  for (const backend of BACKENDS) {
+    const reason = await backend.unavailable();
+    if (reason === undefined) lines.push(`  ${backend.name.padEnd(14)} reachable`);
+    else lines.push(`  ${backend.name.padEnd(14)} ${mustRun(backend) ? 'REQUIRED but unreachable' : 'skipped'}: ${reason}`);
+  }
+  process.stdout.write(`koa-kv-session backends for this run:\n${lines.join('\n')}\n`);
+}
