@@ -1,6 +1,7 @@
 // Demo: a small Koa site on koa-kv-session, configured only through SESSION_* variables.
 //   npm start                                          -> embedded SQLite file ./sessions.sqlite
 //   SESSION_STORE=redis://127.0.0.1:6379 npm start     -> Redis
+import { randomBytes, timingSafeEqual } from 'node:crypto';
 import Koa from 'koa';
 import { kvSession } from 'koa-kv-session';
 
@@ -27,27 +28,49 @@ function page(title, content) {
 <body><h1>${title}</h1>${content}</body></html>`;
 }
 
+/** The sign-in form's CSRF token lives in a short, browser-session pre-login session. */
+function csrfToken(ctx) {
+  if (!ctx.session.csrf) {
+    ctx.session.csrf = randomBytes(18).toString('base64url');
+    ctx.session.permanent = false;
+  }
+  return ctx.session.csrf;
+}
+
+function checkCsrf(ctx, fields) {
+  const sent = Buffer.from(fields.get('csrf') ?? '');
+  const expected = Buffer.from(ctx.session.csrf ?? '');
+  if (expected.length === 0 || sent.length !== expected.length || !timingSafeEqual(sent, expected)) ctx.throw(403, 'invalid form token');
+}
+
 app.use(async (ctx) => {
   if (ctx.method === 'POST' && ctx.path === '/login') {
     const fields = await form(ctx);
+    checkCsrf(ctx, fields);
     const user = (fields.get('user') ?? '').trim();
     if (!user) ctx.throw(400, 'a user name is needed');
     await ctx.session.regenerate(); // a new sid at login: no session fixation
-    ctx.session.user = user;
-    ctx.session.visits = 0;
+    ctx.session = { user, visits: 0, csrf: randomBytes(18).toString('base64url') };
     ctx.session.permanent = fields.get('remember') === 'on';
     ctx.redirect('/');
     return;
   }
   if (ctx.method === 'POST' && ctx.path === '/logout') {
+    checkCsrf(ctx, await form(ctx));
     await ctx.session.destroy();
-    ctx.redirect('/');
+    ctx.redirect('/logged-out');
+    return;
+  }
+  ctx.type = 'html';
+  if (ctx.path === '/logged-out') {
+    // Touches no session: after a logout the browser holds no session cookie at all.
+    ctx.body = page('Logged out', '<p>You are logged out. <a href="/">Sign in again</a></p>');
     return;
   }
   if (ctx.path !== '/') ctx.throw(404);
-  ctx.type = 'html';
   if (!ctx.session.user) {
     ctx.body = page('Sign in', `<form method="post" action="/login">
+<input type="hidden" name="csrf" value="${csrfToken(ctx)}">
 <p><label>User name <input name="user" autocomplete="username" required></label></p>
 <p><label><input type="checkbox" name="remember"> Remember me</label></p>
 <p><button>Log in</button></p></form>`);
@@ -55,8 +78,8 @@ app.use(async (ctx) => {
   }
   ctx.session.visits += 1;
   ctx.body = page(`Hello, ${escape(ctx.session.user)}`, `<p id="visits">Visits this session: ${ctx.session.visits}</p>
-<p id="kind">${ctx.session.permanent ? 'Remembered on this browser' : 'Session ends when the browser closes'}</p>
-<form method="post" action="/logout"><button>Log out</button></form>`);
+<p id="kind">${ctx.session.permanent ? 'Remembered on this browser (the cookie has an expiry)' : 'Session ends when the browser closes'}</p>
+<form method="post" action="/logout"><input type="hidden" name="csrf" value="${escape(ctx.session.csrf)}"><button>Log out</button></form>`);
 });
 
 const port = Number(process.env.PORT ?? 3000);

@@ -1,7 +1,10 @@
-// Before the run: which backends this run can reach, and why the others' tests will be skipped.
+// Before the run: build dist/ once (the package and demo specs use it), and say which backends this
+// run can reach and why the others' tests will be skipped.
+import { execFileSync } from 'node:child_process';
 import { BACKENDS, mustRun } from './helpers.js';
 
-export default async function reportBackends(): Promise<void> {
+export default async function setup(): Promise<void> {
+  execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });
   const lines: string[] = [];
   for (const backend of BACKENDS) {
     const reason = await backend.unavailable();

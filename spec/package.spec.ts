@@ -19,7 +19,9 @@ function node(file: string, env: Record<string, string> = {}): string {
 beforeAll(() => {
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(INSTALLED, { recursive: true });
-  const output = execFileSync('npm', ['pack', '--silent', '--pack-destination', WORK], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  // dist/ was built by the global setup; --ignore-scripts keeps prepack from rebuilding it under
+  // the feet of specs that run the demo from it at the same time.
+  const output = execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', WORK], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
   const tarball = join(WORK, output.trim().split('\n').pop() as string);
   execFileSync('tar', ['-xzf', tarball, '-C', INSTALLED, '--strip-components=1']);
 }, 180_000);

@@ -1,0 +1,140 @@
+// The demo app in a real browser (Debian's Chromium driven by playwright-core): what only a browser shows.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chromium, type BrowserContext } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { REQUIRE_SERVERS } from './helpers.js';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const ROOT = resolve(import.meta.dirname, '..');
+const SHOTS = join(ROOT, '.test-output', 'screenshots');
+const available = existsSync(CHROMIUM);
+
+let demo: ChildProcess | undefined;
+let url = '';
+let work = '';
+
+beforeAll(async () => {
+  if (!available) return;
+  work = mkdtempSync(join(tmpdir(), 'kvs-browser-'));
+  const port = 20_000 + Math.floor(Math.random() * 20_000);
+  url = `http://127.0.0.1:${port}`;
+  // The demo exactly as `npm start` runs it, configured only through SESSION_* variables.
+  demo = spawn(process.execPath, [join(ROOT, 'examples', 'server.mjs')], {
+    cwd: work,
+    env: { ...process.env, PORT: String(port), SESSION_STORE: `sqlite://${join(work, 'sessions.sqlite')}`, DEMO_SECRET: 'browser-test' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise<void>((ready, fail) => {
+    demo?.stdout?.on('data', (chunk: Buffer) => {
+      if (chunk.toString().includes('demo on')) ready();
+    });
+    demo?.once('exit', (code) => fail(new Error(`demo exited with ${code}`)));
+  });
+}, 60_000);
+
+afterAll(() => {
+  demo?.kill();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+/** A browser on a profile directory of its own; launching again on the same directory is "reopening the browser". */
+function launch(profile: string): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
+
+async function logIn(context: BrowserContext, user: string, remember: boolean): Promise<void> {
+  const page = context.pages()[0] ?? (await context.newPage());
+  await page.goto(url);
+  await page.fill('input[name=user]', user);
+  if (remember) await page.check('input[name=remember]');
+  await page.click('button');
+  await page.waitForSelector('#visits');
+}
+
+const sessionCookie = async (context: BrowserContext) => (await context.cookies(url)).find((c) => c.name === 'session');
+
+describe('the demo in Chromium', () => {
+  it.skipIf(!available && !REQUIRE_SERVERS)('login regenerates the sid; reloads keep the user logged in; the cookie is HttpOnly, SameSite=Lax, Path=/', async () => {
+    const profile = mkdtempSync(join(tmpdir(), 'kvs-profile-'));
+    const context = await launch(profile);
+    try {
+      const page = await context.newPage();
+      await page.goto(url);
+      const before = await sessionCookie(context); // the sign-in form's pre-login session
+      expect(before).toBeDefined();
+      await logIn(context, 'ada', false);
+      const after = await sessionCookie(context);
+      expect(after?.value.split('.')[0]).not.toBe(before?.value.split('.')[0]);
+      expect(after).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' });
+      await page.reload();
+      await page.reload();
+      expect(await page.textContent('h1')).toBe('Hello, ada');
+      expect(await page.textContent('#visits')).toBe('Visits this session: 3');
+      mkdirSync(SHOTS, { recursive: true });
+      await page.screenshot({ path: join(SHOTS, 'logged-in.png') });
+    } finally {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!available && !REQUIRE_SERVERS)('without "remember me" the cookie has no expiry and closing the browser logs the user out', async () => {
+    const profile = mkdtempSync(join(tmpdir(), 'kvs-profile-'));
+    try {
+      const first = await launch(profile);
+      await logIn(first, 'bob', false);
+      expect((await sessionCookie(first))?.expires).toBe(-1); // a browser-session cookie
+      await first.close();
+      const again = await launch(profile);
+      const page = again.pages()[0] ?? (await again.newPage());
+      await page.goto(url);
+      expect(await page.textContent('h1')).toBe('Sign in');
+      await again.close();
+    } finally {
+      rmSync(profile, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!available && !REQUIRE_SERVERS)('with "remember me" the cookie has an expiry and the user is still logged in after reopening the browser', async () => {
+    const profile = mkdtempSync(join(tmpdir(), 'kvs-profile-'));
+    try {
+      const first = await launch(profile);
+      await logIn(first, 'cyd', true);
+      const cookie = await sessionCookie(first);
+      expect(cookie?.expires).toBeGreaterThan(Date.now() / 1000 + 86_400);
+      await first.close();
+      const again = await launch(profile);
+      const page = again.pages()[0] ?? (await again.newPage());
+      await page.goto(url);
+      expect(await page.textContent('h1')).toBe('Hello, cyd');
+      await again.close();
+    } finally {
+      rmSync(profile, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!available && !REQUIRE_SERVERS)('log out removes the cookie from the browser, and the old sid no longer works when replayed', async () => {
+    const profile = mkdtempSync(join(tmpdir(), 'kvs-profile-'));
+    const context = await launch(profile);
+    try {
+      await logIn(context, 'dee', true);
+      const old = await sessionCookie(context);
+      const page = context.pages()[0] ?? (await context.newPage());
+      await page.click('button');
+      await page.waitForURL(`${url}/logged-out`);
+      expect(await sessionCookie(context)).toBeUndefined();
+      const replay = await fetch(url, { headers: { cookie: `session=${old?.value}` } });
+      expect(await replay.text()).toContain('<h1>Sign in</h1>');
+    } finally {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    }
+  });
+});
