@@ -1,4 +1,4 @@
-// Connection URL -> Keyv adapter, imported lazily; every adapter quirk the library works around lives here.
+// Connection URL -> Keyv adapter (imported lazily), and what each adapter can do: atomic compare-and-set, purge. Adapters whose own quirks break sessions are wrapped in wrappers.ts, postgres.ts and mysql.ts.
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { KeyvStoreAdapter } from 'keyv';
