@@ -2,6 +2,7 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { KeyvStoreAdapter } from 'keyv';
+import { recordExpiry } from './codec.js';
 import { SessionError } from './errors.js';
 
 /** URL schemes `store` accepts, with the npm package each one needs. */
@@ -73,8 +74,7 @@ export class MemoryAdapter extends EventEmitter {
   async compareAndSet(key: string, expected: string, next: string, ttl: number): Promise<CasResult> {
     const entry = this.#entries.get(key);
     const current = entry !== undefined && entry.expires > Date.now() ? entry.value : undefined;
-    if (current === undefined) return { status: 'gone' };
-    if (current !== expected) return { status: 'conflict', current: String(current) };
+    if (current !== expected) return missed(current);
     this.#entries.set(key, { value: next, expires: Date.now() + ttl });
     return { status: 'saved' };
   }
@@ -83,7 +83,7 @@ export class MemoryAdapter extends EventEmitter {
   async purgeExpired(prefix: string, now: number): Promise<number> {
     let removed = 0;
     for (const [key, entry] of this.#entries) {
-      if (key.startsWith(prefix) && (entry.expires <= now || expiryOf(entry.value) <= now)) {
+      if (key.startsWith(prefix) && (entry.expires <= now || recordExpiry(entry.value) <= now)) {
         this.#entries.delete(key);
         removed++;
       }
@@ -194,6 +194,33 @@ function dynamoOptions(url: string): { endpoint: string; region: string; tableNa
   return { endpoint, region, tableName };
 }
 
+/** Reconnection delays of every Redis-protocol client: 50 ms doubling, at most 2 s, for ever. */
+export const reconnectDelay = (retries: number): number => Math.min(50 * 2 ** retries, 2000);
+
+/**
+ * Options of a node-redis client (or of each node of a cluster): fail commands at once while
+ * disconnected instead of queueing them for ever, and keep reconnecting in the background so the
+ * app recovers when Redis returns.
+ */
+function redisClientOptions(timeout: number) {
+  return { disableOfflineQueue: true, socket: { connectTimeout: timeout, reconnectStrategy: reconnectDelay } };
+}
+
+/** @keyv/redis must throw, not swallow: Keyv's own option alone is not enough. */
+function keyvRedisOptions(timeout: number) {
+  return { throwOnErrors: true, throwOnConnectError: true, connectionTimeout: timeout };
+}
+
+/**
+ * Connects before the first command: without the offline queue, a command sent while the first
+ * connection is still being made fails. If Redis is down now, the client keeps reconnecting and
+ * commands fail fast (503) until it is back.
+ */
+async function connectedRedis(adapter: AnyModule): Promise<OpenedAdapter> {
+  await adapter.getClient().catch(() => {});
+  return owned(adapter);
+}
+
 /** Opens the adapter for a connection URL; `timeout` bounds connection attempts of drivers that take one. */
 export async function openAdapter(url: string, scheme: string, timeout: number): Promise<OpenedAdapter> {
   switch (scheme) {
@@ -207,21 +234,7 @@ export async function openAdapter(url: string, scheme: string, timeout: number):
     case 'redis':
     case 'rediss': {
       const KeyvRedis = await load('@keyv/redis', scheme, 'KeyvRedis');
-      const adapter = new KeyvRedis(
-        {
-          url,
-          // Fail commands at once while disconnected instead of queueing them forever;
-          // keep reconnecting in the background so the app recovers when Redis returns.
-          disableOfflineQueue: true,
-          socket: { connectTimeout: timeout, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
-        },
-        { throwOnErrors: true, throwOnConnectError: true, connectionTimeout: timeout },
-      );
-      // Connect before the first command: without the offline queue, a command sent while the first
-      // connection is still being made fails. If Redis is down now, the client keeps reconnecting and
-      // commands fail fast (503) until it is back.
-      await adapter.getClient().catch(() => {});
-      return owned(adapter);
+      return connectedRedis(new KeyvRedis({ url, ...redisClientOptions(timeout) }, keyvRedisOptions(timeout)));
     }
     case 'postgres':
     case 'postgresql': {
@@ -252,14 +265,9 @@ export async function openAdapter(url: string, scheme: string, timeout: number):
       const createCluster = redis.createCluster ?? redis.default?.createCluster;
       const cluster = createCluster({
         rootNodes: hostsOf(url).split(',').map((host) => ({ url: `redis://${host}` })),
-        defaults: {
-          disableOfflineQueue: true,
-          socket: { connectTimeout: timeout, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
-        },
+        defaults: redisClientOptions(timeout),
       });
-      const adapter = new KeyvRedis(cluster, { throwOnErrors: true, throwOnConnectError: true, connectionTimeout: timeout });
-      await adapter.getClient().catch(() => {});
-      return owned(adapter);
+      return connectedRedis(new KeyvRedis(cluster, keyvRedisOptions(timeout)));
     }
     case 'valkey': {
       const KeyvValkey = await load('@keyv/valkey', scheme, 'KeyvValkey');
@@ -296,12 +304,12 @@ export type CasResult = { readonly status: 'saved' } | { readonly status: 'gone'
 export type CompareAndSet = (key: string, expected: string, next: string, ttl: number) => Promise<CasResult>;
 
 // Compares by SHA-1 so a large record is not sent twice; returns 1 (written), 0 (no record) or the current value.
-const CAS_SCRIPT = `local current = redis.call('GET', KEYS[1])
+export const CAS_SCRIPT = `local current = redis.call('GET', KEYS[1])
 if not current then return 0 end
 if redis.sha1hex(current) ~= ARGV[1] then return current end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1`;
-const sha1 = (text: string): string => createHash('sha1').update(text).digest('hex');
+export const sha1 = (text: string): string => createHash('sha1').update(text).digest('hex');
 const CAS_SHA = sha1(CAS_SCRIPT);
 
 interface RedisScripting {
@@ -330,6 +338,26 @@ function isSqlAdapter(adapter: object, dialect: string): adapter is SqlAdapter {
   return typeof candidate.query === 'function' && candidate.opts?.dialect === dialect && typeof candidate.opts.table === 'string';
 }
 
+/** What a compare-and-set that did not write found instead: no record (gone), or another one. */
+export function missed(current: unknown): CasResult {
+  return current === undefined || current === null ? { status: 'gone' } : { status: 'conflict', current: String(current) };
+}
+
+/** The reply of CAS_SCRIPT: 1 written, 0 no record, or the record it holds. */
+export function casScriptResult(reply: unknown): CasResult {
+  return reply === 1 ? { status: 'saved' } : missed(reply === 0 ? undefined : reply);
+}
+
+/** Runs one batch of a purge after another until a batch comes back short; resolves with the total removed. */
+export async function purgeInBatches(deleteBatch: () => Promise<number>): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const removed = await deleteBatch();
+    total += removed;
+    if (removed < PURGE_BATCH) return total;
+  }
+}
+
 /**
  * One conditional UPDATE: it changes the row only if it still holds the expected value, atomically
  * in the database. When nothing was updated, a read tells "gone" from "changed".
@@ -342,9 +370,7 @@ function sqlCompareAndSet(adapter: SqlAdapter, table: string, placeholders: [str
   return async (key, expected, next) => {
     const updated = await query(update, [next, key, expected]);
     if (updated.length > 0) return { status: 'saved' };
-    const rows = await query(select, [key]);
-    const current = rows[0]?.value;
-    return current === undefined || current === null ? { status: 'gone' } : { status: 'conflict', current: String(current) };
+    return missed((await query(select, [key]))[0]?.value);
   };
 }
 
@@ -371,16 +397,8 @@ export function atomicCompareAndSet(adapter: object): CompareAndSet | undefined 
       if (!String((error as Error)?.message).includes('NOSCRIPT')) throw error;
       reply = await client.eval(CAS_SCRIPT, options);
     }
-    if (reply === 1) return { status: 'saved' };
-    if (reply === 0 || reply === null) return { status: 'gone' };
-    return { status: 'conflict', current: String(reply) };
+    return casScriptResult(reply);
   };
-}
-
-/** The expiry in a stored record's header, or NaN for anything that is not a record (never purged). */
-function expiryOf(value: unknown): number {
-  if (typeof value !== 'string') return Number.NaN;
-  return Number(/^[cj]\d+:(\d{1,16}):/.exec(value)?.[1] ?? Number.NaN);
 }
 
 /** Deletes the expired session records under a key prefix; resolves with how many it removed. */
@@ -405,7 +423,7 @@ export function purgerFor(adapter: object): PurgeExpired | 'native' | undefined 
     return async (prefix, now) => {
       let removed = 0;
       for (const [key, value] of adapter) {
-        if (typeof key === 'string' && key.startsWith(prefix) && expiryOf(value) <= now) {
+        if (typeof key === 'string' && key.startsWith(prefix) && recordExpiry(value) <= now) {
           adapter.delete(key);
           removed++;
         }
@@ -420,26 +438,12 @@ export function purgerFor(adapter: object): PurgeExpired | 'native' | undefined 
     const table = adapter.opts.table as string;
     // The record header is "<tag>:<expires>:": the expiry is read without decoding the payload.
     const sql = `DELETE FROM ${table} WHERE key IN (SELECT key FROM ${table} WHERE key LIKE ? ESCAPE '\\' AND value GLOB '[cj][0-9]*:[0-9]*:*' AND CAST(substr(value, instr(value, ':') + 1, instr(substr(value, instr(value, ':') + 1), ':') - 1) AS INTEGER) <= ? LIMIT ?) RETURNING key`;
-    return async (prefix, now) => {
-      let total = 0;
-      for (;;) {
-        const rows = await adapter.query(sql, likePrefix(prefix), now, PURGE_BATCH);
-        total += rows.length;
-        if (rows.length < PURGE_BATCH) return total;
-      }
-    };
+    return (prefix, now) => purgeInBatches(async () => (await adapter.query(sql, likePrefix(prefix), now, PURGE_BATCH)).length);
   }
   if (isSqlAdapter(adapter, 'postgres')) {
     const table = `${adapter.opts.schema ?? 'public'}.${adapter.opts.table}`;
     const sql = postgresPurgeStatement(table, true);
-    return async (prefix, now) => {
-      let total = 0;
-      for (;;) {
-        const rows = await adapter.query(sql, [likePrefix(prefix), now, PURGE_BATCH]);
-        total += rows.length;
-        if (rows.length < PURGE_BATCH) return total;
-      }
-    };
+    return (prefix, now) => purgeInBatches(async () => (await adapter.query(sql, [likePrefix(prefix), now, PURGE_BATCH])).length);
   }
   return undefined;
 }

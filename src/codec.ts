@@ -96,6 +96,11 @@ export function frameRecord(payload: string, format: Format, expires: number, pe
   return `${TAG[format]}:${expires}:${permanent ? '1' : '0'}:${payload}`;
 }
 
+/** The expiry in a stored value's header, read without decoding anything; NaN for a value that is not a record. */
+export function recordExpiry(raw: unknown): number {
+  return typeof raw === 'string' ? Number(/^[cj]\d+:(\d{1,16}):/.exec(raw)?.[1] ?? Number.NaN) : Number.NaN;
+}
+
 /** Splits a stored string into header and payload; throws CorruptRecordError for anything else. */
 export function parseRecord(raw: unknown): StoredRecord {
   if (typeof raw !== 'string') throw new CorruptRecordError(`session record is a ${typeof raw}, not a string`);

@@ -7,7 +7,7 @@
 import type { EventEmitter } from 'node:events';
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { QuietEmitter } from './wrappers.js';
-import { PURGE_BATCH, likePrefix, type CasResult } from './adapters.js';
+import { PURGE_BATCH, likePrefix, missed, purgeInBatches, type CasResult } from './adapters.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
@@ -84,20 +84,14 @@ export class MysqlAdapter extends QuietEmitter {
   async compareAndSet(key: string, expected: string, next: string): Promise<CasResult> {
     const result = await this.query<ResultSetHeader>('UPDATE {table} SET value = ? WHERE id = ? AND value = ?', [next, key, expected]);
     if (result.affectedRows > 0) return { status: 'saved' };
-    const current = await this.get(key);
-    return current === undefined ? { status: 'gone' } : { status: 'conflict', current };
+    return missed(await this.get(key));
   }
 
   /** Deletes expired records under `prefix`, one statement per batch of rows, reading the expiry from the record header. */
-  async purgeExpired(prefix: string, now: number): Promise<number> {
+  purgeExpired(prefix: string, now: number): Promise<number> {
     const sql = `DELETE FROM {table} WHERE id LIKE ? ESCAPE '\\\\' AND value REGEXP '^[cj][0-9]+:[0-9]{1,16}:'
       AND CAST(SUBSTRING_INDEX(SUBSTRING_INDEX(value, ':', 2), ':', -1) AS UNSIGNED) <= ? LIMIT ${PURGE_BATCH}`;
-    let total = 0;
-    for (;;) {
-      const result = await this.query<ResultSetHeader>(sql, [likePrefix(prefix), now]);
-      total += result.affectedRows;
-      if (result.affectedRows < PURGE_BATCH) return total;
-    }
+    return purgeInBatches(async () => (await this.query<ResultSetHeader>(sql, [likePrefix(prefix), now])).affectedRows);
   }
 
   async disconnect(): Promise<void> {

@@ -6,7 +6,7 @@
 // so a KeyvPostgres instance you pass as `store` reads and writes the same rows.
 import pg from 'pg';
 import { QuietEmitter } from './wrappers.js';
-import { likePrefix, postgresPurgeStatement, PURGE_BATCH, type CasResult } from './adapters.js';
+import { likePrefix, missed, postgresPurgeStatement, PURGE_BATCH, purgeInBatches, type CasResult } from './adapters.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -86,26 +86,20 @@ export class PostgresAdapter extends QuietEmitter {
   /** Deletes the keys of this adapter's namespace only; without a namespace it refuses, rather than empty a shared table. */
   async clear(): Promise<void> {
     if (!this.namespace) throw new Error('koa-kv-session: refusing to clear a PostgreSQL table without a namespace');
-    await this.query("DELETE FROM {table} WHERE key LIKE $1 ESCAPE '\\'", [`${this.namespace.replace(/[\\%_]/g, '\\$&')}:%`]);
+    await this.query("DELETE FROM {table} WHERE key LIKE $1 ESCAPE '\\'", [likePrefix(`${this.namespace}:`)]);
   }
 
   /** One conditional UPDATE, atomic in the database; a read tells "gone" from "changed" when it updated nothing. */
   async compareAndSet(key: string, expected: string, next: string): Promise<CasResult> {
     const updated = await this.query('UPDATE {table} SET value = $1 WHERE key = $2 AND value = $3', [next, key, expected]);
     if ((updated.rowCount ?? 0) > 0) return { status: 'saved' };
-    const current = await this.get(key);
-    return current === undefined ? { status: 'gone' } : { status: 'conflict', current };
+    return missed(await this.get(key));
   }
 
   /** Deletes expired records under `prefix`, one statement per batch of rows: bounded memory for any number of rows. */
-  async purgeExpired(prefix: string, now: number): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const result = await this.query(postgresPurgeStatement('{table}', false), [likePrefix(prefix), now, PURGE_BATCH]);
-      const removed = result.rowCount ?? 0;
-      total += removed;
-      if (removed < PURGE_BATCH) return total;
-    }
+  purgeExpired(prefix: string, now: number): Promise<number> {
+    const sql = postgresPurgeStatement('{table}', false);
+    return purgeInBatches(async () => (await this.query(sql, [likePrefix(prefix), now, PURGE_BATCH])).rowCount ?? 0);
   }
 
   async disconnect(): Promise<void> {

@@ -2,7 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
 import type { KeyvStoreAdapter } from 'keyv';
-import { atomicCompareAndSet, makeAdapterThrow, openAdapter, purgerFor, type CasResult, type CompareAndSet, type OpenedAdapter, type PurgeExpired } from './adapters.js';
+import { atomicCompareAndSet, makeAdapterThrow, missed, openAdapter, purgerFor, type CasResult, type CompareAndSet, type OpenedAdapter, type PurgeExpired } from './adapters.js';
 import { CorruptRecordError, decodePayload, parseRecord, type SessionData, type StoredRecord } from './codec.js';
 import { SessionError, SessionStoreError } from './errors.js';
 import { maskPassword, type StoreSpec } from './options.js';
@@ -156,8 +156,7 @@ export class SessionStore {
       return this.#call('set', () => cas(key, expected, next, ttl));
     }
     const current: unknown = await this.#call('get', ({ io }) => io.get(key));
-    if (current === undefined || current === null) return { status: 'gone' };
-    if (current !== expected) return { status: 'conflict', current: String(current) };
+    if (current !== expected) return missed(current);
     await this.#call('set', ({ io }) => io.set(key, next, ttl));
     return { status: 'saved' };
   }

@@ -1,7 +1,7 @@
 // Wrappers around Keyv adapters whose own behaviour would break session semantics; each says which quirk it fixes.
 import { EventEmitter } from 'node:events';
-import { createHash } from 'node:crypto';
-import type { CasResult } from './adapters.js';
+import { CAS_SCRIPT, casScriptResult, missed, reconnectDelay, sha1, type CasResult } from './adapters.js';
+import { recordExpiry } from './codec.js';
 
 // Untyped third-party clients (memjs, iovalkey, etcd3, the AWS SDK) behind the adapters.
 // biome-ignore lint/suspicious/noExplicitAny: untyped third-party boundary
@@ -17,11 +17,6 @@ export class QuietEmitter extends EventEmitter {
   report = (error: unknown): void => {
     if (this.listenerCount('error') > 0) this.emit('error', error);
   };
-}
-
-/** Reads the expiry from a record header (see codec.ts), NaN for anything else. */
-function headerExpiry(value: unknown): number {
-  return typeof value === 'string' ? Number(/^[cj]\d+:(\d{1,16}):/.exec(value)?.[1] ?? Number.NaN) : Number.NaN;
 }
 
 /**
@@ -92,7 +87,7 @@ export class ValkeyAdapter extends QuietEmitter {
       enableOfflineQueue: false,
       connectTimeout: timeout,
       maxRetriesPerRequest: 1,
-      retryStrategy: (times: number) => Math.min(50 * 2 ** times, 2000),
+      retryStrategy: reconnectDelay,
     });
     this.#client = adapter.redis;
     this.#client.on('error', this.report);
@@ -131,15 +126,7 @@ export class ValkeyAdapter extends QuietEmitter {
   }
 
   async compareAndSet(key: string, expected: string, next: string, ttl: number): Promise<CasResult> {
-    const script = `local current = redis.call('GET', KEYS[1])
-if not current then return 0 end
-if redis.sha1hex(current) ~= ARGV[1] then return current end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-return 1`;
-    const reply: unknown = await this.#client.eval(script, 1, key, createHash('sha1').update(expected).digest('hex'), next, String(ttl));
-    if (reply === 1) return { status: 'saved' };
-    if (reply === 0 || reply === null) return { status: 'gone' };
-    return { status: 'conflict', current: String(reply) };
+    return casScriptResult(await this.#client.eval(CAS_SCRIPT, 1, key, sha1(expected), next, String(ttl)));
   }
 
   /** Valkey expires keys itself. */
@@ -192,7 +179,7 @@ export class EtcdAdapter extends QuietEmitter {
     const result = await this.#client.if(key, 'Value', '==', expected).then(this.#client.put(key).value(next)).else(this.#client.get(key)).commit();
     if (result.succeeded) return { status: 'saved' };
     const kvs = result.responses?.[0]?.response_range?.kvs ?? [];
-    return kvs.length === 0 ? { status: 'gone' } : { status: 'conflict', current: Buffer.from(kvs[0].value).toString('utf8') };
+    return missed(kvs.length === 0 ? undefined : Buffer.from(kvs[0].value).toString('utf8'));
   }
 
   /** Deletes expired records under `prefix`, reading keys and values page by page. */
@@ -200,7 +187,7 @@ export class EtcdAdapter extends QuietEmitter {
     const all: Record<string, string> = await this.#client.getAll().prefix(prefix).strings();
     let removed = 0;
     for (const [key, value] of Object.entries(all)) {
-      if (headerExpiry(value) <= now) {
+      if (recordExpiry(value) <= now) {
         await this.#client.delete().key(key);
         removed++;
       }
@@ -260,8 +247,7 @@ export class DynamoAdapter extends QuietEmitter {
       return { status: 'saved' };
     } catch (error) {
       if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
-      const current = await this.get(key);
-      return current === undefined ? { status: 'gone' } : { status: 'conflict', current };
+      return missed(await this.get(key));
     }
   }
 
@@ -278,7 +264,7 @@ export class DynamoAdapter extends QuietEmitter {
         Limit: 1000,
         ...(start ? { ExclusiveStartKey: start } : {}),
       });
-      const expired: string[] = (page.Items ?? []).filter((item: Any) => headerExpiry(item.value) <= now).map((item: Any) => item.id as string);
+      const expired: string[] = (page.Items ?? []).filter((item: Any) => recordExpiry(item.value) <= now).map((item: Any) => item.id as string);
       for (let i = 0; i < expired.length; i += 25) {
         const batch = expired.slice(i, i + 25);
         await this.#inner.client.batchWrite({ RequestItems: { [this.opts.tableName]: batch.map((id: string) => ({ DeleteRequest: { Key: { id } } })) } });
