@@ -127,7 +127,7 @@ export class CountingAdapter {
 
   /** Deletes every key this adapter ever saw written, so the shared server is left as it was. */
   async cleanup(): Promise<void> {
-    const keys = new Set(this.calls.filter((call) => call.op === 'set').map((call) => call.key));
+    const keys = new Set(this.calls.filter((call) => call.op === 'set' || call.op === 'cas').map((call) => call.key));
     for (const key of this.#written) keys.add(key);
     await Promise.all([...keys].map((key) => this.#inner.delete(key)));
   }

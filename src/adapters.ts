@@ -71,7 +71,7 @@ export class MemoryAdapter extends EventEmitter {
   }
 
   /** Atomic by construction: nothing else runs between the check and the write. */
-  async compareAndSet(key: string, expected: string, next: string, ttl: number): Promise<CasResult> {
+  async compareAndSet(key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> {
     const entry = this.#entries.get(key);
     const current = entry !== undefined && entry.expires > Date.now() ? entry.value : undefined;
     if (current !== expected) return missed(current);
@@ -300,15 +300,22 @@ export function makeAdapterThrow(adapter: object): void {
 /** Outcome of a compare-and-set: written, the record is gone (destroyed, regenerated, expired), or it holds `current`. */
 export type CasResult = { readonly status: 'saved' } | { readonly status: 'gone' } | { readonly status: 'conflict'; readonly current: string };
 
-/** Writes `next` under `key` only if the stored value is still `expected`, in one atomic step. */
-export type CompareAndSet = (key: string, expected: string, next: string, ttl: number) => Promise<CasResult>;
+/**
+ * Writes `next` under `key` only if the stored value is still `expected` (or, with `expected`
+ * undefined, only if there is no value at all), in one atomic step.
+ */
+export type CompareAndSet = (key: string, expected: string | undefined, next: string, ttl: number) => Promise<CasResult>;
 
-// Compares by SHA-1 so a large record is not sent twice; returns 1 (written), 0 (no record) or the current value.
+// Compares by SHA-1 so a large record is not sent twice (an empty ARGV[1]: the key must be absent);
+// returns 1 (written), 0 (no record) or the current value.
 export const CAS_SCRIPT = `local current = redis.call('GET', KEYS[1])
-if not current then return 0 end
-if redis.sha1hex(current) ~= ARGV[1] then return current end
+if not current then
+  if ARGV[1] ~= '' then return 0 end
+elseif redis.sha1hex(current) ~= ARGV[1] then return current end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1`;
+/** What CAS_SCRIPT compares against: the SHA-1 of the expected value, or '' for "no value". */
+export const casDigest = (expected: string | undefined): string => (expected === undefined ? '' : sha1(expected));
 export const sha1 = (text: string): string => createHash('sha1').update(text).digest('hex');
 const CAS_SHA = sha1(CAS_SCRIPT);
 
@@ -365,10 +372,11 @@ export async function purgeInBatches(deleteBatch: () => Promise<number>): Promis
 function sqlCompareAndSet(adapter: SqlAdapter, table: string, placeholders: [string, string, string], spread: boolean): CompareAndSet {
   const [p1, p2, p3] = placeholders;
   const update = `UPDATE ${table} SET value = ${p1} WHERE key = ${p2} AND value = ${p3} RETURNING key`;
+  const insert = `INSERT INTO ${table} (key, value) VALUES (${p1}, ${p2}) ON CONFLICT (key) DO NOTHING RETURNING key`;
   const select = `SELECT value FROM ${table} WHERE key = ${p1}`;
   const query = (sql: string, params: unknown[]) => (spread ? adapter.query(sql, ...params) : adapter.query(sql, params));
   return async (key, expected, next) => {
-    const updated = await query(update, [next, key, expected]);
+    const updated = expected === undefined ? await query(insert, [key, next]) : await query(update, [next, key, expected]);
     if (updated.length > 0) return { status: 'saved' };
     return missed((await query(select, [key]))[0]?.value);
   };
@@ -389,7 +397,7 @@ export function atomicCompareAndSet(adapter: object): CompareAndSet | undefined 
   if (!isRedisAdapter(adapter)) return undefined;
   return async (key, expected, next, ttl) => {
     const client = await adapter.getClient();
-    const options = { keys: [adapter.createKeyPrefix(key, adapter.namespace)], arguments: [sha1(expected), next, String(ttl)] };
+    const options = { keys: [adapter.createKeyPrefix(key, adapter.namespace)], arguments: [casDigest(expected), next, String(ttl)] };
     let reply: unknown;
     try {
       reply = await client.evalSha(CAS_SHA, options);

@@ -12,6 +12,7 @@ export type SessionErrorCode =
   | 'SESSION_ADAPTER_MISSING'
   | 'SESSION_HEADERS_SENT'
   | 'SESSION_CONFLICT'
+  | 'SESSION_INVALID_USER'
   | 'SESSION_UNSUPPORTED';
 
 /** Base class: `code` is stable across versions, `status` is what Koa answers with. */

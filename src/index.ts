@@ -4,7 +4,8 @@ import { resolveSettings, type KvSessionOptions } from './options.js';
 import type { Session, SessionAssignment } from './session.js';
 
 export type { CookieOptions, KvSessionOptions, StoreOption } from './options.js';
-export type { KvSessionMiddleware } from './middleware.js';
+export { sessionExpires, type KvSessionMiddleware } from './middleware.js';
+export type { UserSession } from './users.js';
 export type { LooseSessionData, Session, SessionAssignment, SessionControls, SessionData } from './session.js';
 export { SessionError, SessionOptionError, SessionStoreError, type SessionErrorCode } from './errors.js';
 

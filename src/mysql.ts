@@ -80,9 +80,11 @@ export class MysqlAdapter extends QuietEmitter {
     await this.query<ResultSetHeader>("DELETE FROM {table} WHERE id LIKE ? ESCAPE '\\\\'", [likePrefix(`${this.namespace}:`)]);
   }
 
-  /** One conditional UPDATE, atomic in the database; a read tells "gone" from "changed" when it updated nothing. */
-  async compareAndSet(key: string, expected: string, next: string): Promise<CasResult> {
-    const result = await this.query<ResultSetHeader>('UPDATE {table} SET value = ? WHERE id = ? AND value = ?', [next, key, expected]);
+  /** One conditional UPDATE (or INSERT when no value is expected), atomic in the database; a read tells "gone" from "changed" when it updated nothing. */
+  async compareAndSet(key: string, expected: string | undefined, next: string): Promise<CasResult> {
+    const result = expected === undefined
+      ? await this.query<ResultSetHeader>('INSERT IGNORE INTO {table} (id, value) VALUES (?, ?)', [key, next])
+      : await this.query<ResultSetHeader>('UPDATE {table} SET value = ? WHERE id = ? AND value = ?', [next, key, expected]);
     if (result.affectedRows > 0) return { status: 'saved' };
     return missed(await this.get(key));
   }

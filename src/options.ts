@@ -3,6 +3,7 @@ import type { Context } from 'koa';
 import type { Keyv, KeyvStoreAdapter } from 'keyv';
 import { SessionOptionError } from './errors.js';
 import { STORE_SCHEMES, schemeOf } from './adapters.js';
+import { CONTROL_MEMBERS } from './session.js';
 
 /** Attributes of the sid cookie. */
 export interface CookieOptions {
@@ -57,6 +58,12 @@ export interface KvSessionOptions {
   storeRetries?: number;
   /** On average one request in N starts a purge of expired records in the background (0: never). Env `SESSION_CLEANUP_N_REQUESTS`. Default 0. */
   cleanupEveryNRequests?: number;
+  /**
+   * The session field that identifies the user (e.g. `'userId'`). When set, the store also keeps an
+   * index from each user to their sessions, for `listUserSessions(id)` and `revokeUserSessions(id)`
+   * ("log out everywhere"). Env `SESSION_USER_KEY`. Default: none (no index, no extra store calls).
+   */
+  userKey?: string;
   /** Called with errors the library handles without failing the request (corrupt records, start-up failures). */
   onError?: (error: Error, ctx?: Context) => void;
   /** Where `SESSION_*` variables are read from. Default `process.env`. */
@@ -95,6 +102,7 @@ export interface Settings {
   readonly storeTimeout: number;
   readonly storeRetries: number;
   readonly cleanupEveryNRequests: number;
+  readonly userKey: string | undefined;
   readonly onError: ((error: Error, ctx?: Context) => void) | undefined;
 }
 
@@ -307,7 +315,7 @@ function resolveCookie(input: unknown, env: Readonly<Record<string, string | und
 
 const KNOWN_OPTIONS = [
   'store', 'permanent', 'lifetime', 'refreshEachRequest', 'refreshInterval', 'sidLength', 'keyPrefix',
-  'serialization', 'maxSize', 'keys', 'cookie', 'storeTimeout', 'storeRetries', 'cleanupEveryNRequests', 'onError', 'env',
+  'serialization', 'maxSize', 'keys', 'cookie', 'storeTimeout', 'storeRetries', 'cleanupEveryNRequests', 'userKey', 'onError', 'env',
 ];
 
 /** Resolves options, then `SESSION_*` variables, then defaults, into frozen settings; throws `SessionOptionError`. */
@@ -381,6 +389,12 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     if (n < 0) fail(source, `must be 0 (never) or a positive number of requests, got ${n}`);
     return n;
   }, 0);
+  const userKey = get('userKey', ['SESSION_USER_KEY'], (value, source) => {
+    const text = parseString(value, source).trim();
+    if (text === '') fail(source, 'must name a session field, such as "userId"');
+    if (CONTROL_MEMBERS.has(text)) fail(source, `"${text}" is a control member of ctx.session, not a data field; name the field that holds the user id`);
+    return text;
+  }, undefined as string | undefined);
   if (input.onError !== undefined && typeof input.onError !== 'function') {
     throw new SessionOptionError('onError', `expected a function, got ${describe(input.onError)}`);
   }
@@ -400,6 +414,7 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     storeTimeout,
     storeRetries,
     cleanupEveryNRequests,
+    userKey,
     onError: input.onError,
   });
 }

@@ -89,9 +89,11 @@ export class PostgresAdapter extends QuietEmitter {
     await this.query("DELETE FROM {table} WHERE key LIKE $1 ESCAPE '\\'", [likePrefix(`${this.namespace}:`)]);
   }
 
-  /** One conditional UPDATE, atomic in the database; a read tells "gone" from "changed" when it updated nothing. */
-  async compareAndSet(key: string, expected: string, next: string): Promise<CasResult> {
-    const updated = await this.query('UPDATE {table} SET value = $1 WHERE key = $2 AND value = $3', [next, key, expected]);
+  /** One conditional UPDATE (or INSERT when no value is expected), atomic in the database; a read tells "gone" from "changed" when it updated nothing. */
+  async compareAndSet(key: string, expected: string | undefined, next: string): Promise<CasResult> {
+    const updated = expected === undefined
+      ? await this.query('INSERT INTO {table} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING', [key, next])
+      : await this.query('UPDATE {table} SET value = $1 WHERE key = $2 AND value = $3', [next, key, expected]);
     if ((updated.rowCount ?? 0) > 0) return { status: 'saved' };
     return missed(await this.get(key));
   }

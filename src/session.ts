@@ -2,6 +2,7 @@
 import { encodePayload, fingerprint, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
 import { SessionError } from './errors.js';
 import { generateSid } from './sid.js';
+import { userIdOf } from './users.js';
 
 /**
  * The shape of your session data. Describe it once by declaration merging and `ctx.session`
@@ -80,6 +81,10 @@ export interface CommitPlan {
   readonly remove: readonly string[];
   /** Cookie to send: a sid (with its expiry for permanent sessions), `clear`, or nothing. */
   readonly cookie: { readonly sid: string; readonly expires: number | undefined } | 'clear' | undefined;
+  /** With `userKey`: the user whose index must hold the written sid (before the write) ... */
+  readonly track?: { readonly user: string; readonly sid: string; readonly expires: number } | undefined;
+  /** ... and the user whose index must let go of the loaded sid (after the write and removals). */
+  readonly untrack?: { readonly user: string; readonly sid: string } | undefined;
 }
 
 /** What a session needs of the settings. */
@@ -91,6 +96,7 @@ export interface SessionConfig {
   readonly sidLength: number;
   readonly serialization: Format;
   readonly maxSize: number;
+  readonly userKey: string | undefined;
 }
 
 function controlError(key: string): TypeError {
@@ -131,6 +137,8 @@ export class SessionState implements ProxyHandler<RecordData> {
   /** The cookie was signed with an older key and should be re-signed. */
   readonly #staleCookie: boolean;
   #encoded: { format: Format; payload: string } | undefined;
+  /** With `userKey`: the loaded sid and the user it belonged to when loaded. */
+  readonly #loadedUser: { readonly sid: string; readonly user: string } | undefined;
 
   constructor(config: SessionConfig, loaded?: { sid: string; record: StoredRecord; data: RecordData; staleCookie: boolean }) {
     this.#config = config;
@@ -141,6 +149,16 @@ export class SessionState implements ProxyHandler<RecordData> {
       this.#permanent = loaded.record.permanent;
       this.#isNew = false;
       this.#staleCookie = loaded.staleCookie;
+      const userKey = config.userKey;
+      if (userKey !== undefined) {
+        let user: string | undefined;
+        try {
+          user = userIdOf(loaded.data[userKey], userKey);
+        } catch {
+          // A stored value that cannot be a user id: this session belongs to no one's index.
+        }
+        this.#loadedUser = user === undefined ? undefined : { sid: loaded.sid, user };
+      }
     } else {
       this.#data = {};
       this.#permanent = config.permanent;
@@ -343,8 +361,33 @@ export class SessionState implements ProxyHandler<RecordData> {
     return { raw, expires };
   }
 
-  /** Decides what the commit does. Throws SESSION_TOO_LARGE / SESSION_UNENCODABLE before anything is written. */
+  /** Decides what the commit does. Throws SESSION_TOO_LARGE / SESSION_UNENCODABLE / SESSION_INVALID_USER before anything is written. */
   plan(now: number): CommitPlan {
+    const plan = this.#planWrite(now);
+    const userKey = this.#config.userKey;
+    if (userKey === undefined) return plan;
+    const user = userIdOf(this.#data[userKey], userKey);
+    const write = plan.write;
+    const track = user !== undefined && write !== undefined ? { user, sid: write.sid, expires: now + this.#config.lifetime } : undefined;
+    const loaded = this.#loadedUser;
+    const kept = loaded !== undefined && loaded.user === user && !plan.remove.includes(loaded.sid) && plan.cookie !== 'clear';
+    const untrack = loaded !== undefined && !kept ? loaded : undefined;
+    return track === undefined && untrack === undefined ? plan : { ...plan, track, untrack };
+  }
+
+  /** When the session expires if this request ends now: undefined for a session that will not be stored. */
+  expiresAt(now: number): number | undefined {
+    const stored = this.#stored;
+    if (stored === undefined) return isEmpty(this.#data) ? undefined : now + this.#config.lifetime;
+    if (isEmpty(this.#data)) return undefined;
+    return this.#isModified() || this.#refreshDue(stored, now) ? now + this.#config.lifetime : stored.expires;
+  }
+
+  #refreshDue(stored: StoredRecord, now: number): boolean {
+    return this.#config.refreshEachRequest && now - (stored.expires - this.#config.lifetime) >= this.#config.refreshInterval;
+  }
+
+  #planWrite(now: number): CommitPlan {
     const remove = this.#retired;
     const stored = this.#stored;
     const lifetime = this.#config.lifetime;
@@ -375,8 +418,7 @@ export class SessionState implements ProxyHandler<RecordData> {
       };
     }
 
-    const refreshDue = this.#config.refreshEachRequest && now - (stored.expires - lifetime) >= this.#config.refreshInterval;
-    if (refreshDue) {
+    if (this.#refreshDue(stored, now)) {
       const { raw, expires } = this.#record(now);
       const sendCookie = this.#permanent || this.#staleCookie;
       return {

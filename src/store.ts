@@ -136,6 +136,13 @@ export class SessionStore {
     }
   }
 
+  /** The stored string under a name (a sid, or a user index), undecoded; undefined when there is none. */
+  async loadRaw(name: string): Promise<string | undefined> {
+    const raw = await this.#call('get', ({ io }) => io.get(this.key(name)));
+    if (raw === undefined || raw === null) return undefined;
+    return typeof raw === 'string' ? raw : String(raw);
+  }
+
   async save(sid: string, raw: string, ttl: number): Promise<void> {
     await this.#call('set', ({ io }) => io.set(this.key(sid), raw, ttl));
   }
@@ -145,17 +152,18 @@ export class SessionStore {
   }
 
   /**
-   * Writes `next` only if the record still is `expected`. Atomic where the backend allows it
-   * (Redis: one script); elsewhere a read right before the write, so the race window is one round trip.
+   * Writes `next` only if the record still is `expected` (undefined: only if there is none). Atomic
+   * where the backend allows it (Redis: one script); elsewhere a read right before the write, so the
+   * race window is one round trip.
    */
-  async compareAndSet(sid: string, expected: string, next: string, ttl: number): Promise<CasResult> {
+  async compareAndSet(sid: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> {
     const key = this.key(sid);
     const opened = this.#opened ?? (await this.#call('connect', async (o) => o));
     if (opened.cas) {
       const cas = opened.cas;
       return this.#call('set', () => cas(key, expected, next, ttl));
     }
-    const current: unknown = await this.#call('get', ({ io }) => io.get(key));
+    const current: unknown = (await this.#call('get', ({ io }) => io.get(key))) ?? undefined;
     if (current !== expected) return missed(current);
     await this.#call('set', ({ io }) => io.set(key, next, ttl));
     return { status: 'saved' };

@@ -1,6 +1,6 @@
 // Wrappers around Keyv adapters whose own behaviour would break session semantics; each says which quirk it fixes.
 import { EventEmitter } from 'node:events';
-import { CAS_SCRIPT, casScriptResult, missed, reconnectDelay, sha1, type CasResult } from './adapters.js';
+import { CAS_SCRIPT, casDigest, casScriptResult, missed, reconnectDelay, type CasResult } from './adapters.js';
 import { recordExpiry } from './codec.js';
 
 // Untyped third-party clients (memjs, iovalkey, etcd3, the AWS SDK) behind the adapters.
@@ -125,8 +125,8 @@ export class ValkeyAdapter extends QuietEmitter {
     throw new Error('koa-kv-session: refusing to clear a Valkey server');
   }
 
-  async compareAndSet(key: string, expected: string, next: string, ttl: number): Promise<CasResult> {
-    return casScriptResult(await this.#client.eval(CAS_SCRIPT, 1, key, sha1(expected), next, String(ttl)));
+  async compareAndSet(key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> {
+    return casScriptResult(await this.#client.eval(CAS_SCRIPT, 1, key, casDigest(expected), next, String(ttl)));
   }
 
   /** Valkey expires keys itself. */
@@ -175,8 +175,9 @@ export class EtcdAdapter extends QuietEmitter {
     throw new Error('koa-kv-session: refusing to clear an etcd cluster');
   }
 
-  async compareAndSet(key: string, expected: string, next: string): Promise<CasResult> {
-    const result = await this.#client.if(key, 'Value', '==', expected).then(this.#client.put(key).value(next)).else(this.#client.get(key)).commit();
+  async compareAndSet(key: string, expected: string | undefined, next: string): Promise<CasResult> {
+    const condition = expected === undefined ? this.#client.if(key, 'Create', '==', 0) : this.#client.if(key, 'Value', '==', expected);
+    const result = await condition.then(this.#client.put(key).value(next)).else(this.#client.get(key)).commit();
     if (result.succeeded) return { status: 'saved' };
     const kvs = result.responses?.[0]?.response_range?.kvs ?? [];
     return missed(kvs.length === 0 ? undefined : Buffer.from(kvs[0].value).toString('utf8'));
@@ -234,15 +235,16 @@ export class DynamoAdapter extends QuietEmitter {
     throw new Error('koa-kv-session: refusing to clear a DynamoDB table');
   }
 
-  async compareAndSet(key: string, expected: string, next: string, ttl: number): Promise<CasResult> {
+  async compareAndSet(key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> {
     await this.#inner.tableReady;
+    const condition = expected === undefined
+      ? { ConditionExpression: 'attribute_not_exists(id)' }
+      : { ConditionExpression: '#v = :expected', ExpressionAttributeNames: { '#v': 'value' }, ExpressionAttributeValues: { ':expected': expected } };
     try {
       await this.#inner.client.put({
         TableName: this.opts.tableName,
         Item: { id: key, value: next, expiresAt: Math.floor((Date.now() + ttl + 1000) / 1000) },
-        ConditionExpression: '#v = :expected',
-        ExpressionAttributeNames: { '#v': 'value' },
-        ExpressionAttributeValues: { ':expected': expected },
+        ...condition,
       });
       return { status: 'saved' };
     } catch (error) {

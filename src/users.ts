@@ -1,0 +1,271 @@
+// The sessions of a user: an index from user id to sids, kept in the same store under the same key
+// prefix, so that every backend (memcached and DynamoDB included) can list and revoke them without a scan.
+//
+// One index record per user, at `<keyPrefix>~user~<sha256(id), base64url>` ("~" never occurs in a sid,
+// so an index can never be loaded as a session). It is framed like a session record (JSON), so TTLs
+// and `purge` treat it as one:  j1:<expires>:0:{"user":"<id>","sessions":{"<sid>":[<covered>,<added>]}}
+//   covered  the entry stays until then: always later than the session's own expiry (a refresh that
+//            would pass it moves it forward, with a lifetime of headroom so that is rare)
+//   added    when the entry was made: a young entry whose record is not there yet is a login in flight
+// Every change is a compare-and-set onto the freshest index, so concurrent logins never drop a sid;
+// changes queued in this process for one user go out together in one compare-and-set.
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { frameRecord, parseRecord, type SessionData } from './codec.js';
+import { SessionError } from './errors.js';
+import type { SessionStore } from './store.js';
+
+/** Starts the store name of every index: "~" is not base64url, so no sid looks like this. */
+export const USER_INDEX_MARK = '~user~';
+
+/** The store name (key without prefix) of a user's index. */
+export function userIndexName(user: string): string {
+  return USER_INDEX_MARK + createHash('sha256').update(user).digest('base64url');
+}
+
+/** True for a store name that is a user index, not a session. */
+export function isUserIndexName(name: string): boolean {
+  return name.startsWith(USER_INDEX_MARK);
+}
+
+/** One session of a user, as `listUserSessions()` returns it. */
+export interface UserSession {
+  /** The session id: what `revoke` takes, and what the user's cookie carries. */
+  readonly sid: string;
+  /** When the session expires unless it is used again. */
+  readonly expires: Date;
+  /** Persistent cookie ("remember me") or browser-session cookie. */
+  readonly permanent: boolean;
+  /** The session data, decoded. */
+  readonly data: SessionData;
+}
+
+/**
+ * The user id a session field holds: a non-empty string, or a number (compared as its decimal
+ * string). Anything else cannot index a session; `undefined`/`null`/`''` mean "no user".
+ */
+export function userIdOf(value: unknown, userKey: string): string | undefined {
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (typeof value === 'bigint') return String(value);
+  throw new SessionError(
+    'SESSION_INVALID_USER',
+    `koa-kv-session: ctx.session.${userKey} (the userKey option) must be a string or a number to index the user's sessions, got ${Array.isArray(value) ? 'an array' : typeof value}`,
+  );
+}
+
+/** userIdOf() for data read from the store: something unusable there means "no user", never a failure. */
+function storedUserOf(data: SessionData, userKey: string): string | undefined {
+  try {
+    return userIdOf(data[userKey], userKey);
+  } catch {
+    return undefined;
+  }
+}
+
+interface Entry {
+  covered: number;
+  readonly added: number;
+}
+
+type Change = (entries: Map<string, Entry>, now: number) => void;
+
+interface Lane {
+  readonly user: string;
+  readonly waiting: Array<{ change: Change; resolve: () => void; reject: (error: unknown) => void }>;
+}
+
+export interface UserIndexConfig {
+  readonly userKey: string;
+  readonly lifetime: number;
+  readonly storeTimeout: number;
+}
+
+// Past this many entries, an update first drops entries whose session is gone (reads each one).
+const PRUNE_ABOVE = 200;
+// The most sids whose index coverage this process remembers (to skip reading the index on a refresh).
+const REMEMBERED = 10_000;
+const MAX_ATTEMPTS = 50;
+
+/** Runs `work` over `items` with at most `limit` at once; resolves with the results in order. */
+export async function mapConcurrently<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
+export class UserIndex {
+  readonly #store: SessionStore;
+  readonly #config: UserIndexConfig;
+  readonly #lanes = new Map<string, Lane>();
+  /** `<index name> <sid>` -> until when this process knows the index covers that sid. */
+  readonly #covered = new Map<string, number>();
+  /** Entries this young are never dropped as dead: their session may still be on its way to the store. */
+  readonly #grace: number;
+
+  constructor(store: SessionStore, config: UserIndexConfig) {
+    this.#store = store;
+    this.#config = config;
+    this.#grace = Math.max(10_000, 3 * config.storeTimeout);
+  }
+
+  /** Makes the index of `user` hold `sid` until after `expires`: call it before the session record is written. */
+  async track(user: string, sid: string, expires: number): Promise<void> {
+    const name = userIndexName(user);
+    const known = this.#covered.get(`${name} ${sid}`);
+    if (known !== undefined && known > expires) return;
+    const covered = expires + this.#config.lifetime;
+    await this.#change(user, (entries, now) => {
+      const entry = entries.get(sid);
+      if (entry === undefined) entries.set(sid, { covered, added: now });
+      else entry.covered = Math.max(entry.covered, covered);
+    });
+    this.#remember(`${name} ${sid}`, covered);
+  }
+
+  /** Drops `sids` from the index of `user`: call it after their records were deleted or changed hands. */
+  async untrack(user: string, sids: readonly string[]): Promise<void> {
+    const name = userIndexName(user);
+    for (const sid of sids) this.#covered.delete(`${name} ${sid}`);
+    await this.#change(user, (entries) => {
+      for (const sid of sids) entries.delete(sid);
+    });
+  }
+
+  /** The live sessions of `user`, soonest expiry last; entries whose session is gone are dropped from the index. */
+  async list(user: string): Promise<UserSession[]> {
+    const name = userIndexName(user);
+    const now = Date.now();
+    const entries = readEntries(await this.#store.loadRaw(name), now);
+    const found = await mapConcurrently([...entries], 16, async ([sid, entry]) => ({ sid, entry, loaded: await this.#store.load(sid, now) }));
+    const sessions: UserSession[] = [];
+    const dead: string[] = [];
+    for (const { sid, entry, loaded } of found) {
+      if (loaded !== undefined && storedUserOf(loaded.data, this.#config.userKey) === user) {
+        sessions.push({ sid, expires: new Date(loaded.record.expires), permanent: loaded.record.permanent, data: loaded.data });
+      } else if (entry.added < now - this.#grace) {
+        dead.push(sid);
+      }
+    }
+    if (dead.length > 0) await this.untrack(user, dead);
+    return sessions.sort((a, b) => b.expires.getTime() - a.expires.getTime());
+  }
+
+  /**
+   * Deletes every live session of `user` and resolves with how many. A session that logs in while
+   * this runs may survive it; it stays in the index, so the next call finds it.
+   */
+  async revoke(user: string): Promise<number> {
+    const sessions = await this.list(user);
+    await mapConcurrently(sessions, 16, (session) => this.#store.remove(session.sid));
+    if (sessions.length > 0) await this.untrack(user, sessions.map((s) => s.sid));
+    return sessions.length;
+  }
+
+  #remember(key: string, covered: number): void {
+    this.#covered.delete(key);
+    this.#covered.set(key, covered);
+    if (this.#covered.size > REMEMBERED) this.#covered.delete(this.#covered.keys().next().value as string);
+  }
+
+  /** Queues a change of one user's index; changes queued while a write is in flight go out together. */
+  #change(user: string, change: Change): Promise<void> {
+    const name = userIndexName(user);
+    return new Promise<void>((resolve, reject) => {
+      const lane = this.#lanes.get(name);
+      if (lane !== undefined) {
+        lane.waiting.push({ change, resolve, reject });
+        return;
+      }
+      const fresh: Lane = { user, waiting: [{ change, resolve, reject }] };
+      this.#lanes.set(name, fresh);
+      void this.#drain(name, fresh);
+    });
+  }
+
+  async #drain(name: string, lane: Lane): Promise<void> {
+    while (lane.waiting.length > 0) {
+      const batch = lane.waiting.splice(0);
+      try {
+        await this.#apply(name, lane.user, batch.map((w) => w.change));
+        for (const waiting of batch) waiting.resolve();
+      } catch (error) {
+        for (const waiting of batch) waiting.reject(error);
+      }
+    }
+    this.#lanes.delete(name);
+  }
+
+  /** Applies `changes` onto the freshest index with compare-and-set, re-reading on conflict. */
+  async #apply(name: string, user: string, changes: readonly Change[]): Promise<void> {
+    let current = await this.#store.loadRaw(name);
+    const deadline = Date.now() + this.#config.storeTimeout;
+    for (let attempt = 1; ; attempt++) {
+      const now = Date.now();
+      const entries = readEntries(current, now);
+      for (const change of changes) change(entries, now);
+      if (entries.size > PRUNE_ABOVE) await this.#dropDead(user, entries, now);
+      if (entries.size === 0 && current === undefined) return;
+      const next = writeEntries(user, entries, now);
+      if (next.raw === current) return;
+      const result = await this.#store.compareAndSet(name, current, next.raw, next.ttl);
+      if (result.status === 'saved') return;
+      current = result.status === 'gone' ? undefined : result.current;
+      const pause = Math.random() * Math.min(2 ** attempt, 100);
+      if (attempt >= MAX_ATTEMPTS || Date.now() + pause >= deadline) {
+        throw new SessionError('SESSION_CONFLICT', `koa-kv-session: the session index of a user kept changing during ${attempt} attempts to update it`, 503);
+      }
+      if (attempt > 1) await sleep(pause);
+    }
+  }
+
+  /** Removes entries (past their grace time) whose session record is gone or belongs to someone else now. */
+  async #dropDead(user: string, entries: Map<string, Entry>, now: number): Promise<void> {
+    const old = [...entries].filter(([, entry]) => entry.added < now - this.#grace).map(([sid]) => sid);
+    const alive = await mapConcurrently(old, 16, async (sid) => {
+      const loaded = await this.#store.load(sid, now);
+      return loaded !== undefined && storedUserOf(loaded.data, this.#config.userKey) === user;
+    });
+    old.forEach((sid, i) => {
+      if (!alive[i]) entries.delete(sid);
+    });
+  }
+}
+
+/** The unexpired entries of a stored index; an index that cannot be read counts as empty (it is rewritten). */
+function readEntries(raw: string | undefined, now: number): Map<string, Entry> {
+  const entries = new Map<string, Entry>();
+  if (raw === undefined) return entries;
+  try {
+    const record = parseRecord(raw);
+    const sessions = (JSON.parse(record.payload) as { sessions?: unknown }).sessions;
+    if (typeof sessions !== 'object' || sessions === null) return entries;
+    for (const [sid, value] of Object.entries(sessions)) {
+      if (!Array.isArray(value)) continue;
+      const [covered, added] = value as unknown[];
+      if (typeof covered === 'number' && typeof added === 'number' && covered > now) entries.set(sid, { covered, added });
+    }
+  } catch {
+    // Not an index we can read: start over rather than fail every login of this user.
+  }
+  return entries;
+}
+
+/** The index record for `entries`: expires with its last entry; an empty index lingers for a second. */
+function writeEntries(user: string, entries: Map<string, Entry>, now: number): { raw: string; ttl: number } {
+  let expires = now + 1000;
+  const sessions: Record<string, [number, number]> = {};
+  for (const [sid, entry] of entries) {
+    sessions[sid] = [entry.covered, entry.added];
+    expires = Math.max(expires, entry.covered);
+  }
+  return { raw: frameRecord(JSON.stringify({ user, sessions }), 'json', expires, false), ttl: expires - now };
+}
