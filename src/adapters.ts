@@ -91,6 +91,14 @@ export class MemoryAdapter extends EventEmitter {
     return removed;
   }
 
+  /** A page of the live entries under `prefix`, in key order. */
+  async scanPage(prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage> {
+    const now = Date.now();
+    const live = [...this.#entries].filter(([, entry]) => entry.expires > now).map(([key]) => key);
+    const { page, cursor: next } = pageOfKeys(live, prefix, cursor, count);
+    return { entries: page.map((key) => [key, String(this.#entries.get(key)?.value)] as const), cursor: next };
+  }
+
   /** Removes expired entries; returns how many. */
   sweep(now = Date.now()): number {
     let removed = 0;
@@ -459,4 +467,156 @@ export function purgerFor(adapter: object): PurgeExpired | 'native' | undefined 
 /** One batch of expired rows deleted in one statement; the CASE keeps rows of other shapes out of the cast. */
 export function postgresPurgeStatement(table: string, returning: boolean): string {
   return `DELETE FROM ${table} WHERE key IN (SELECT key FROM ${table} WHERE key LIKE $1 ESCAPE '\\' AND (CASE WHEN value ~ '^[cj][0-9]+:[0-9]{1,16}:' THEN split_part(value, ':', 2)::bigint END) <= $2 LIMIT $3)${returning ? ' RETURNING key' : ''}`;
+}
+
+/** One page of the records under a prefix, in key order where the backend has one; `cursor` resumes after it (undefined: no more). */
+export interface ScannedPage {
+  readonly entries: ReadonlyArray<readonly [key: string, value: string]>;
+  readonly cursor: string | undefined;
+}
+
+/** Reads the page of records under `prefix` that follows `cursor` (undefined: the first page), about `count` of them. */
+export type ScanPage = (prefix: string, cursor: string | undefined, count: number) => Promise<ScannedPage>;
+
+/** Conditional rewrites of many records in one step where the backend allows it; resolves with the keys it wrote. */
+export type CompareAndSetMany = (rows: ReadonlyArray<{ readonly key: string; readonly expected: string; readonly next: string }>) => Promise<ReadonlySet<string>>;
+
+/** The keys after `cursor` under `prefix`, sorted, at most `count`: a page of any sorted key list held in memory. */
+export function pageOfKeys(keys: Iterable<unknown>, prefix: string, cursor: string | undefined, count: number): { page: string[]; cursor: string | undefined } {
+  const after = cursor ?? '';
+  const matching: string[] = [];
+  for (const key of keys) if (typeof key === 'string' && key.startsWith(prefix) && key > after) matching.push(key);
+  matching.sort();
+  const page = matching.slice(0, count);
+  return { page, cursor: matching.length > count ? page[page.length - 1] : undefined };
+}
+
+/** A keyset page from a SQL table: `WHERE key LIKE prefix% AND key > cursor ORDER BY key LIMIT count`. */
+function sqlPages(run: (after: string, pattern: string, count: number) => Promise<Array<Record<string, unknown>>>, keyColumn: string): ScanPage {
+  return async (prefix, cursor, count) => {
+    const rows = await run(cursor ?? '', likePrefix(prefix), count);
+    const entries = rows.map((row) => [String(row[keyColumn]), String(row.value)] as const);
+    return { entries, cursor: entries.length === count ? entries[entries.length - 1]?.[0] : undefined };
+  };
+}
+
+/** Statements of a SQL dialect for scanning and rewriting: `{table}` is the table, `$n` or `?` its placeholders. */
+export function sqlScan(query: (sql: string, params: unknown[]) => Promise<Array<Record<string, unknown>>>, table: string, dialect: 'postgres' | 'sqlite' | 'mysql'): ScanPage {
+  const column = dialect === 'mysql' ? 'id' : 'key';
+  const escape = dialect === 'mysql' ? "'\\\\'" : "'\\'";
+  const [p1, p2, p3] = dialect === 'postgres' ? ['$1', '$2', '$3'] : ['?', '?', '?'];
+  const sql = `SELECT ${column}, value FROM ${table} WHERE ${column} LIKE ${p1} ESCAPE ${escape} AND ${column} > ${p2} ORDER BY ${column} LIMIT ${dialect === 'mysql' ? '?' : p3}`;
+  return sqlPages((after, pattern, count) => query(sql, [pattern, after, count]), column);
+}
+
+/**
+ * One UPDATE for a whole batch, joined to a VALUES list: each row changes only if it still holds
+ * its expected value (PostgreSQL and SQLite). One statement is one transaction: one disk sync per
+ * batch instead of one per record.
+ */
+export function sqlCompareAndSetMany(query: (sql: string, params: unknown[]) => Promise<Array<Record<string, unknown>>>, table: string, dialect: 'postgres' | 'sqlite'): CompareAndSetMany {
+  return async (rows) => {
+    if (rows.length === 0) return new Set();
+    const params: unknown[] = [];
+    const tuples = rows.map((row) => {
+      params.push(row.key, row.expected, row.next);
+      const n = params.length;
+      return dialect === 'postgres' ? `($${n - 2}, $${n - 1}, $${n})` : '(?, ?, ?)';
+    });
+    // PostgreSQL joins a VALUES list; SQLite (3.33+) the same list as a CTE. Both update through the key's index.
+    const sql = dialect === 'postgres'
+      ? `UPDATE ${table} AS t SET value = v.next FROM (VALUES ${tuples.join(', ')}) AS v(key, expected, next) WHERE t.key = v.key AND t.value = v.expected RETURNING t.key`
+      : `WITH v(key, expected, next) AS (VALUES ${tuples.join(', ')}) UPDATE ${table} AS t SET value = v.next FROM v WHERE t.key = v.key AND t.value = v.expected RETURNING key`;
+    const written = await query(sql, params);
+    return new Set(written.map((row) => String(row.key)));
+  };
+}
+
+interface RedisScanning {
+  scan(cursor: string, options: { MATCH: string; COUNT: number }): Promise<{ cursor: string; keys: string[] }>;
+  mGet(keys: string[]): Promise<Array<string | null>>;
+  get(key: string): Promise<string | null>;
+}
+
+interface RedisClusterScanning {
+  masters: unknown[];
+  nodeClient(node: unknown): Promise<RedisScanning>;
+  get(key: string): Promise<string | null>;
+}
+
+/** A MATCH pattern for every key starting with `prefix`. */
+export function globPrefix(prefix: string): string {
+  return `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+}
+
+/** SCAN pages of a Redis server, or of each master of a cluster in turn (cursor `<master>:<cursor>`). */
+function redisPages(adapter: RedisLikeAdapter): ScanPage {
+  return async (prefix, cursor, count) => {
+    const client = (await adapter.getClient()) as unknown as RedisScanning | RedisClusterScanning;
+    const [nodeText, position] = (cursor ?? '0:0').split(':') as [string, string];
+    let node = Number(nodeText);
+    const isCluster = 'masters' in client && Array.isArray(client.masters);
+    const scanner = isCluster ? await client.nodeClient(client.masters[node]) : (client as RedisScanning);
+    const reply = await scanner.scan(position, { MATCH: globPrefix(prefix), COUNT: count });
+    // Keys of one cluster node may sit in different slots: read them one by one (the client pipelines them).
+    const values = reply.keys.length === 0 ? [] : isCluster ? await Promise.all(reply.keys.map((key) => client.get(key))) : await scanner.mGet(reply.keys);
+    const entries: Array<readonly [string, string]> = [];
+    reply.keys.forEach((key, i) => {
+      const value = values[i];
+      if (typeof value === 'string') entries.push([key, value]);
+    });
+    let next: string | undefined = `${node}:${reply.cursor}`;
+    if (String(reply.cursor) === '0') {
+      node++;
+      next = isCluster && node < (client as RedisClusterScanning).masters.length ? `${node}:0` : undefined;
+    }
+    return { entries, cursor: next };
+  };
+}
+
+/**
+ * How to read the records under a prefix page by page: an adapter's own `scanPage` (memory, the
+ * built-in SQL adapters, Valkey, etcd, DynamoDB), keyset SQL on KeyvSqlite/KeyvPostgres, SCAN on
+ * Redis; undefined where the backend cannot list its keys (memcached, MongoDB).
+ */
+export function scannerFor(adapter: object): ScanPage | undefined {
+  if (adapter instanceof Map) {
+    return async (prefix, cursor, count) => {
+      const { page, cursor: next } = pageOfKeys(adapter.keys(), prefix, cursor, count);
+      return { entries: page.map((key) => [key, String(adapter.get(key))] as const), cursor: next };
+    };
+  }
+  const own = (adapter as { scanPage?: unknown }).scanPage;
+  if (typeof own === 'function') return own.bind(adapter) as ScanPage;
+  if (isRedisAdapter(adapter)) return redisPages(adapter);
+  if (isSqlAdapter(adapter, 'sqlite')) return sqlScan((sql, params) => adapter.query(sql, ...params), adapter.opts.table as string, 'sqlite');
+  if (isSqlAdapter(adapter, 'postgres')) return sqlScan((sql, params) => adapter.query(sql, params), `${adapter.opts.schema ?? 'public'}.${adapter.opts.table}`, 'postgres');
+  return undefined;
+}
+
+/** Batched compare-and-set where one statement can do a batch (SQL); undefined elsewhere (one compare-and-set per record). */
+export function batchCompareAndSetFor(adapter: object): CompareAndSetMany | undefined {
+  const own = (adapter as { compareAndSetMany?: unknown }).compareAndSetMany;
+  if (typeof own === 'function') return own.bind(adapter) as CompareAndSetMany;
+  if (isSqlAdapter(adapter, 'sqlite')) return sqlCompareAndSetMany((sql, params) => adapter.query(sql, ...params), adapter.opts.table as string, 'sqlite');
+  if (isSqlAdapter(adapter, 'postgres')) return sqlCompareAndSetMany((sql, params) => adapter.query(sql, params), `${adapter.opts.schema ?? 'public'}.${adapter.opts.table}`, 'postgres');
+  return undefined;
+}
+
+/** Counts the records under a prefix in one statement (SQL), for progress bars; undefined where that would mean a scan. */
+export type CountUnder = (prefix: string) => Promise<number>;
+
+export function sqlCount(query: (sql: string, params: unknown[]) => Promise<Array<Record<string, unknown>>>, table: string, dialect: 'postgres' | 'sqlite' | 'mysql'): CountUnder {
+  const column = dialect === 'mysql' ? 'id' : 'key';
+  const escape = dialect === 'mysql' ? "'\\\\'" : "'\\'";
+  const sql = `SELECT COUNT(*) AS n FROM ${table} WHERE ${column} LIKE ${dialect === 'postgres' ? '$1' : '?'} ESCAPE ${escape}`;
+  return async (prefix) => Number((await query(sql, [likePrefix(prefix)]))[0]?.n ?? 0);
+}
+
+export function counterFor(adapter: object): CountUnder | undefined {
+  const own = (adapter as { countUnder?: unknown }).countUnder;
+  if (typeof own === 'function') return own.bind(adapter) as CountUnder;
+  if (isSqlAdapter(adapter, 'sqlite')) return sqlCount((sql, params) => adapter.query(sql, ...params), adapter.opts.table as string, 'sqlite');
+  if (isSqlAdapter(adapter, 'postgres')) return sqlCount((sql, params) => adapter.query(sql, params), `${adapter.opts.schema ?? 'public'}.${adapter.opts.table}`, 'postgres');
+  return undefined;
 }

@@ -7,7 +7,7 @@
 import type { EventEmitter } from 'node:events';
 import type { Pool, ResultSetHeader, RowDataPacket } from 'mysql2/promise';
 import { QuietEmitter } from './wrappers.js';
-import { PURGE_BATCH, likePrefix, missed, purgeInBatches, type CasResult } from './adapters.js';
+import { PURGE_BATCH, likePrefix, missed, purgeInBatches, sqlCount, sqlScan, type CasResult, type CountUnder, type ScanPage } from './adapters.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
@@ -95,6 +95,11 @@ export class MysqlAdapter extends QuietEmitter {
       AND CAST(SUBSTRING_INDEX(SUBSTRING_INDEX(value, ':', 2), ':', -1) AS UNSIGNED) <= ? LIMIT ${PURGE_BATCH}`;
     return purgeInBatches(async () => (await this.query<ResultSetHeader>(sql, [likePrefix(prefix), now])).affectedRows);
   }
+
+  /** Pages of records under a prefix, in key order (keyset pagination: no OFFSET, however deep). */
+  readonly scanPage: ScanPage = sqlScan((sql, params) => this.query<RowDataPacket[]>(sql, params), '{table}', 'mysql');
+
+  readonly countUnder: CountUnder = sqlCount((sql, params) => this.query<RowDataPacket[]>(sql, params), '{table}', 'mysql');
 
   async disconnect(): Promise<void> {
     await this.#pool.end();

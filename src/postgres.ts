@@ -6,7 +6,7 @@
 // so a KeyvPostgres instance you pass as `store` reads and writes the same rows.
 import pg from 'pg';
 import { QuietEmitter } from './wrappers.js';
-import { likePrefix, missed, postgresPurgeStatement, PURGE_BATCH, purgeInBatches, type CasResult } from './adapters.js';
+import { likePrefix, missed, postgresPurgeStatement, PURGE_BATCH, purgeInBatches, sqlCompareAndSetMany, sqlCount, sqlScan, type CasResult, type CountUnder, type CompareAndSetMany, type ScanPage } from './adapters.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -103,6 +103,14 @@ export class PostgresAdapter extends QuietEmitter {
     const sql = postgresPurgeStatement('{table}', false);
     return purgeInBatches(async () => (await this.query(sql, [likePrefix(prefix), now, PURGE_BATCH])).rowCount ?? 0);
   }
+
+  /** Pages of records under a prefix, in key order (keyset pagination: no OFFSET, however deep). */
+  readonly scanPage: ScanPage = sqlScan(async (sql, params) => (await this.query(sql, params)).rows, '{table}', 'postgres');
+
+  readonly countUnder: CountUnder = sqlCount(async (sql, params) => (await this.query(sql, params)).rows, '{table}', 'postgres');
+
+  /** A batch of conditional rewrites in one UPDATE statement. */
+  readonly compareAndSetMany: CompareAndSetMany = sqlCompareAndSetMany(async (sql, params) => (await this.query(sql, params)).rows, '{table}', 'postgres');
 
   async disconnect(): Promise<void> {
     await this.#pool.end();

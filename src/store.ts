@@ -2,7 +2,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
 import type { KeyvStoreAdapter } from 'keyv';
-import { atomicCompareAndSet, makeAdapterThrow, missed, openAdapter, purgerFor, type CasResult, type CompareAndSet, type OpenedAdapter, type PurgeExpired } from './adapters.js';
+import {
+  atomicCompareAndSet, batchCompareAndSetFor, counterFor, makeAdapterThrow, missed, openAdapter, purgerFor, scannerFor,
+  type CasResult, type CompareAndSet, type CompareAndSetMany, type CountUnder, type OpenedAdapter, type PurgeExpired, type ScanPage,
+} from './adapters.js';
 import { CorruptRecordError, decodePayload, parseRecord, type SessionData, type StoredRecord } from './codec.js';
 import { SessionError, SessionStoreError } from './errors.js';
 import { maskPassword, type StoreSpec } from './options.js';
@@ -37,6 +40,15 @@ interface Opened {
   readonly io: Io;
   readonly cas: CompareAndSet | undefined;
   readonly purge: PurgeExpired | 'native' | undefined;
+  readonly scan: ScanPage | undefined;
+  readonly casMany: CompareAndSetMany | undefined;
+  readonly count: CountUnder | undefined;
+}
+
+/** A record as a listing sees it: its name under the key prefix (a sid, or a user index) and the stored string. */
+export interface ListedRecord {
+  readonly name: string;
+  readonly raw: string;
 }
 
 /**
@@ -59,6 +71,20 @@ function ioFor(adapter: KeyvStoreAdapter | Map<unknown, unknown>): Io {
     set: (key, value, ttl) => adapter.set(key, value, ttl),
     delete: (key) => adapter.delete(key),
   };
+}
+
+/** Runs `work` over `items` with at most `limit` at once; resolves with the results in order. */
+export async function mapConcurrently<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
 
 export class SessionStore {
@@ -107,7 +133,14 @@ export class SessionStore {
       // say) is worth a debug line, and without a listener an emitter's 'error' would crash the process.
       adapter.on('error', (error: unknown) => debug('store emitted an error: %s', (error as Error)?.message ?? error));
     }
-    this.#opened = { io: ioFor(adapter), cas: atomicCompareAndSet(adapter), purge: purgerFor(adapter) };
+    this.#opened = {
+      io: ioFor(adapter),
+      cas: atomicCompareAndSet(adapter),
+      purge: purgerFor(adapter),
+      scan: scannerFor(adapter),
+      casMany: batchCompareAndSetFor(adapter),
+      count: counterFor(adapter),
+    };
     return this.#opened;
   }
 
@@ -189,6 +222,48 @@ export class SessionStore {
     } catch (error) {
       throw new SessionStoreError('SESSION_STORE_UNAVAILABLE', 'purge', `koa-kv-session: purging expired sessions failed: ${(error as Error)?.message ?? String(error)}`, error);
     }
+  }
+
+  /** True when the backend can list its keys (what `scanPage` needs). */
+  async canList(): Promise<boolean> {
+    return (await this.#call('connect', async (o) => o)).scan !== undefined;
+  }
+
+  /** A page of the records under the key prefix, and the cursor of the next (undefined: that was the last). */
+  async scanPage(cursor: string | undefined, count: number): Promise<{ records: ListedRecord[]; cursor: string | undefined }> {
+    const opened = await this.#call('connect', async (o) => o);
+    const scan = opened.scan;
+    if (scan === undefined) {
+      throw new SessionError('SESSION_UNSUPPORTED', `koa-kv-session: the store (${describeStore(this.#config.store)}) cannot list its keys`);
+    }
+    const prefix = this.#config.keyPrefix;
+    const page = await this.#call('get', () => scan(prefix, cursor, count));
+    return { records: page.entries.map(([key, raw]) => ({ name: key.slice(prefix.length), raw })), cursor: page.cursor };
+  }
+
+  /** How many records are under the key prefix, where one statement can tell (SQL); undefined elsewhere. */
+  async countRecords(): Promise<number | undefined> {
+    const count = (await this.#call('connect', async (o) => o)).count;
+    return count === undefined ? undefined : this.#call('get', () => count(this.#config.keyPrefix));
+  }
+
+  /**
+   * Rewrites many records, each only if it still holds its expected value: one statement per batch
+   * on SQL, concurrent compare-and-sets elsewhere. Resolves with the names written.
+   */
+  async compareAndSetMany(rows: ReadonlyArray<{ name: string; expected: string; next: string; ttl: number }>): Promise<Set<string>> {
+    const opened = await this.#call('connect', async (o) => o);
+    const many = opened.casMany;
+    if (many !== undefined) {
+      const written = await this.#call('set', () => many(rows.map((row) => ({ key: this.key(row.name), expected: row.expected, next: row.next }))));
+      const prefix = this.#config.keyPrefix.length;
+      return new Set([...written].map((key) => key.slice(prefix)));
+    }
+    const saved = new Set<string>();
+    await mapConcurrently(rows, 32, async (row) => {
+      if ((await this.compareAndSet(row.name, row.expected, row.next, row.ttl)).status === 'saved') saved.add(row.name);
+    });
+    return saved;
   }
 
   /** Closes what this store opened; an adapter or Keyv instance given by the user is left open. */

@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { frameRecord, parseRecord, type SessionData } from './codec.js';
 import { SessionError } from './errors.js';
-import type { SessionStore } from './store.js';
+import { mapConcurrently, type SessionStore } from './store.js';
 
 /** Starts the store name of every index: "~" is not base64url, so no sid looks like this. */
 export const USER_INDEX_MARK = '~user~';
@@ -87,20 +87,6 @@ const PRUNE_ABOVE = 200;
 // The most sids whose index coverage this process remembers (to skip reading the index on a refresh).
 const REMEMBERED = 10_000;
 const MAX_ATTEMPTS = 50;
-
-/** Runs `work` over `items` with at most `limit` at once; resolves with the results in order. */
-export async function mapConcurrently<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
 
 export class UserIndex {
   readonly #store: SessionStore;

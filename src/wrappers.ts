@@ -1,6 +1,6 @@
 // Wrappers around Keyv adapters whose own behaviour would break session semantics; each says which quirk it fixes.
 import { EventEmitter } from 'node:events';
-import { CAS_SCRIPT, casDigest, casScriptResult, missed, reconnectDelay, type CasResult } from './adapters.js';
+import { CAS_SCRIPT, casDigest, casScriptResult, globPrefix, missed, reconnectDelay, type CasResult, type ScannedPage } from './adapters.js';
 import { recordExpiry } from './codec.js';
 
 // Untyped third-party clients (memjs, iovalkey, etcd3, the AWS SDK) behind the adapters.
@@ -129,6 +129,14 @@ export class ValkeyAdapter extends QuietEmitter {
     return casScriptResult(await this.#client.eval(CAS_SCRIPT, 1, key, casDigest(expected), next, String(ttl)));
   }
 
+  /** A SCAN page under `prefix` (cursor: Valkey's own). */
+  async scanPage(prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage> {
+    const [next, keys] = (await this.#client.scan(cursor ?? '0', 'MATCH', globPrefix(prefix), 'COUNT', count)) as [string, string[]];
+    const values: Array<string | null> = keys.length === 0 ? [] : await this.#client.mget(keys);
+    const entries = keys.flatMap((key, i) => (typeof values[i] === 'string' ? [[key, values[i] as string] as const] : []));
+    return { entries, cursor: next === '0' ? undefined : next };
+  }
+
   /** Valkey expires keys itself. */
   async purgeExpired(): Promise<number> {
     return 0;
@@ -183,6 +191,14 @@ export class EtcdAdapter extends QuietEmitter {
     return missed(kvs.length === 0 ? undefined : Buffer.from(kvs[0].value).toString('utf8'));
   }
 
+  /** A page of records under `prefix`, in key order: the key range after `cursor` up to the end of the prefix. */
+  async scanPage(prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage> {
+    const start = cursor === undefined ? Buffer.from(prefix) : Buffer.concat([Buffer.from(cursor), Buffer.from([0])]);
+    const found: Record<string, string> = await this.#client.getAll().inRange({ start, end: prefixEnd(prefix) }).limit(count).strings();
+    const entries = Object.entries(found).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return { entries, cursor: entries.length === count ? entries[entries.length - 1]?.[0] : undefined };
+  }
+
   /** Deletes expired records under `prefix`, reading keys and values page by page. */
   async purgeExpired(prefix: string, now: number): Promise<number> {
     const all: Record<string, string> = await this.#client.getAll().prefix(prefix).strings();
@@ -199,6 +215,18 @@ export class EtcdAdapter extends QuietEmitter {
   async disconnect(): Promise<void> {
     this.#client.close();
   }
+}
+
+/** The first key after every key that starts with `prefix` (etcd's range end for a prefix). */
+function prefixEnd(prefix: string): Buffer {
+  const end = Buffer.from(prefix);
+  for (let i = end.length - 1; i >= 0; i--) {
+    if ((end[i] as number) < 0xff) {
+      end[i] = (end[i] as number) + 1;
+      return end.subarray(0, i + 1);
+    }
+  }
+  return Buffer.from([0]);
 }
 
 /**
@@ -251,6 +279,20 @@ export class DynamoAdapter extends QuietEmitter {
       if ((error as { name?: string }).name !== 'ConditionalCheckFailedException') throw error;
       return missed(await this.get(key));
     }
+  }
+
+  /** A page of the table's records under `prefix` (a DynamoDB Scan page, filtered: it may come back short, even empty). */
+  async scanPage(prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage> {
+    await this.#inner.tableReady;
+    const page = await this.#inner.client.scan({
+      TableName: this.opts.tableName,
+      FilterExpression: 'begins_with(id, :prefix)',
+      ExpressionAttributeValues: { ':prefix': prefix },
+      Limit: count,
+      ...(cursor ? { ExclusiveStartKey: { id: cursor } } : {}),
+    });
+    const entries = (page.Items ?? []).map((item: Any) => [String(item.id), String(item.value)] as const);
+    return { entries, cursor: page.LastEvaluatedKey?.id };
   }
 
   /** Scans the table page by page for expired records under `prefix`, deleting each page's in batches of 25. */

@@ -1,0 +1,377 @@
+// The operator command end to end: the built CLI against real SQLite, Redis and PostgreSQL stores holding 100 000 sessions.
+import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openAdapter, type OpenedAdapter } from '../src/adapters.js';
+import { encodePayload, frameRecord, type Format } from '../src/codec.js';
+import { Progress } from '../src/progress.js';
+import { cookiePair, mustRun, POSTGRES_URL, reachable, REDIS_URL, MEMCACHE_URL, startApp, uniquePrefix, type Backend, BACKENDS } from './helpers.js';
+
+const CLI = join(import.meta.dirname, '..', 'dist', 'esm', 'cli.js');
+const SESSIONS = 100_000;
+
+interface Result {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built CLI with SESSION_* variables; `onProgress` sees each stderr chunk (and may signal the process). */
+function cli(args: string[], env: Record<string, string>, onProgress?: (chunk: string, child: ReturnType<typeof spawn>) => void): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      onProgress?.(chunk.toString(), child);
+    });
+    child.once('error', reject);
+    child.once('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+/** The number after `label` in stats output. */
+function stat(output: string, label: string): number {
+  const match = new RegExp(`^${label}\\s+(\\d+)`, 'm').exec(output);
+  if (!match) throw new Error(`no "${label}" in:\n${output}`);
+  return Number(match[1]);
+}
+
+const sidOf = (prefix: string, i: number): string => createHash('sha256').update(`${prefix}${i}`).digest('base64url');
+
+/** Store-specific seeding and cleanup, for the three stores the issue names. */
+interface Seeder {
+  readonly backend: Backend;
+  readonly url: (tag: string) => string;
+  readonly nativeTtl: boolean;
+  /** Writes [key, value, ttl] rows in bulk. */
+  seed(opened: OpenedAdapter, rows: Array<[string, string, number]>): Promise<void>;
+  /** Deletes everything the test wrote. */
+  cleanup(opened: OpenedAdapter, prefix: string): Promise<void>;
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the raw drivers behind the adapters
+type Any = any;
+const backendNamed = (name: string): Backend => BACKENDS.find((b) => b.name === name) as Backend;
+const dir = mkdtempSync(join(tmpdir(), 'kvs-cli-'));
+const table = `kvs_cli_${randomBytes(4).toString('hex')}`;
+
+const SEEDERS: Seeder[] = [
+  {
+    backend: backendNamed('sqlite'),
+    url: () => `sqlite://${join(dir, 'sessions.sqlite')}`,
+    nativeTtl: false,
+    async seed(opened, rows) {
+      const adapter = opened.adapter as Any;
+      await adapter.query('BEGIN');
+      for (let i = 0; i < rows.length; i += 500) {
+        const batch = rows.slice(i, i + 500);
+        await adapter.query(`INSERT INTO ${adapter.opts.table} (key, value) VALUES ${batch.map(() => '(?, ?)').join(', ')}`, ...batch.flatMap(([k, v]) => [k, v]));
+      }
+      await adapter.query('COMMIT');
+    },
+    async cleanup() {},
+  },
+  {
+    backend: backendNamed('redis'),
+    url: () => REDIS_URL,
+    nativeTtl: true,
+    async seed(opened, rows) {
+      const client = await (opened.adapter as Any).getClient();
+      for (let i = 0; i < rows.length; i += 1000) {
+        const multi = client.multi();
+        for (const [key, value, ttl] of rows.slice(i, i + 1000)) multi.set(key, value, { PX: ttl });
+        await multi.exec();
+      }
+    },
+    async cleanup(opened, prefix) {
+      const client = await (opened.adapter as Any).getClient();
+      let cursor = '0';
+      do {
+        const reply = await client.scan(cursor, { MATCH: `${prefix}*`, COUNT: 1000 });
+        cursor = String(reply.cursor);
+        if (reply.keys.length > 0) await client.del(reply.keys);
+      } while (cursor !== '0');
+    },
+  },
+  {
+    backend: backendNamed('postgres'),
+    url: () => `${POSTGRES_URL}?table=${table}`,
+    nativeTtl: false,
+    async seed(opened, rows) {
+      const adapter = opened.adapter as Any;
+      for (let i = 0; i < rows.length; i += 10_000) {
+        const batch = rows.slice(i, i + 10_000);
+        await adapter.query('INSERT INTO {table} (key, value) SELECT * FROM unnest($1::text[], $2::text[])', [batch.map((r) => r[0]), batch.map((r) => r[1])]);
+      }
+    },
+    async cleanup(opened) {
+      await (opened.adapter as Any).query('DROP TABLE IF EXISTS {table}');
+    },
+  },
+];
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 sessions', (seeder) => {
+  const prefix = uniquePrefix(`cli-${seeder.backend.name}`);
+  const url = seeder.url(prefix);
+  const env = { SESSION_STORE: url, SESSION_KEY_PREFIX: prefix, SESSION_USER_KEY: 'userId' };
+  let opened: OpenedAdapter | undefined;
+  let skipReason: string | undefined;
+  /** Cookies of the three sessions user "zed" logged in with through a real app. */
+  let zed: string[] = [];
+  const expiredSeeded = seeder.nativeTtl ? 0 : SESSIONS / 20;
+
+  beforeAll(async () => {
+    skipReason = await seeder.backend.unavailable();
+    if (skipReason !== undefined) {
+      if (mustRun(seeder.backend)) throw new Error(`${seeder.backend.name} is required: ${skipReason}`);
+      return;
+    }
+    opened = await openAdapter(url, seeder.backend.name === 'postgres' ? 'postgres' : seeder.backend.name, 5000);
+    const now = Date.now();
+    const rows: Array<[string, string, number]> = [];
+    for (let i = 0; i < SESSIONS; i++) {
+      // Every 20th expired (where the server keeps expired records), every 20th + 1 in JSON, the rest CBOR.
+      const expired = i % 20 === 0 && !seeder.nativeTtl;
+      const format: Format = i % 20 === 1 ? 'json' : 'cbor';
+      const expires = expired ? now - 60_000 : now + 3_600_000;
+      rows.push([prefix + sidOf(prefix, i), frameRecord(encodePayload({ userId: `user${i % 500}`, n: i }, format), format, expires, i % 2 === 0), 3_600_000]);
+    }
+    // One session whose data JSON cannot hold exactly.
+    rows.push([`${prefix}dated${'x'.repeat(38)}`, frameRecord(encodePayload({ at: new Date(0) }, 'cbor'), 'cbor', now + 3_600_000, true), 3_600_000]);
+    await seeder.seed(opened, rows);
+    // Three logins of one user through the app itself: sessions plus the user's index.
+    const app = await startApp({ store: url, keyPrefix: prefix, userKey: 'userId' }, async (ctx) => {
+      if (ctx.path === '/login') {
+        await ctx.session.regenerate();
+        ctx.session.userId = 'zed';
+      }
+      return String(ctx.session.userId ?? 'anonymous');
+    });
+    zed = [];
+    for (let i = 0; i < 3; i++) zed.push(cookiePair((await app.request('/login')).setCookies[0]));
+    await app.close();
+  }, 240_000);
+
+  afterAll(async () => {
+    if (opened) {
+      await seeder.cleanup(opened, prefix);
+      await opened.release();
+    }
+  });
+
+  const live = (context: { skip: (note: string) => void }) => {
+    if (skipReason !== undefined) context.skip(`${seeder.backend.name} skipped: ${skipReason}`);
+  };
+
+  it('stats counts sessions by encoding, expired records, user indexes and bytes', async (context) => {
+    live(context);
+    const result = await cli(['stats'], env);
+    expect(result.stderr).not.toMatch(/error/i);
+    expect(result.status).toBe(0);
+    expect(stat(result.stdout, 'sessions')).toBe(SESSIONS - expiredSeeded + 1 + 3);
+    expect(result.stdout).toMatch(new RegExp(`cbor ${SESSIONS - expiredSeeded - SESSIONS / 20 + 1 + 3}, json ${SESSIONS / 20}`));
+    expect(stat(result.stdout, 'expired')).toBe(expiredSeeded);
+    expect(stat(result.stdout, 'users')).toBe(1);
+    expect(stat(result.stdout, 'unreadable')).toBe(0);
+    expect(stat(result.stdout, 'bytes')).toBeGreaterThan(SESSIONS * 50);
+    // Not a terminal: plain progress lines on stderr.
+    expect(result.stderr).toMatch(/^stats: \d+(\/\d+ \(\d+%\))? records, \d+\/s$/m);
+  }, 120_000);
+
+  it('list prints a page of sessions with their user, and the command for the next page', async (context) => {
+    live(context);
+    const first = await cli(['list', '--limit', '25'], env);
+    expect(first.status).toBe(0);
+    const rows = (out: string) => out.split('\n').filter((line) => /^\S{12}… /.test(line));
+    expect(first.stdout.split('\n')[0]).toMatch(/^SID\s+EXPIRES\s+PERMANENT\s+BYTES\s+FORMAT\s+USER$/);
+    expect(rows(first.stdout).length).toBeGreaterThanOrEqual(25);
+    expect(first.stdout).toMatch(/ user\d+$/m);
+    const cursor = /next page: koa-kv-session list --limit 25 --cursor (\S+)/.exec(first.stdout)?.[1];
+    expect(cursor).toBeDefined();
+    const second = await cli(['list', '--limit', '25', '--cursor', cursor as string], env);
+    expect(second.status).toBe(0);
+    expect(rows(second.stdout).length).toBeGreaterThan(0);
+    const firstSids = new Set(rows(first.stdout).map((line) => line.slice(0, 12)));
+    expect(rows(second.stdout).filter((line) => firstSids.has(line.slice(0, 12)))).toEqual([]);
+  }, 60_000);
+
+  it('show prints a decoded record of either encoding, and exits with 3 for an unknown sid', async (context) => {
+    live(context);
+    const cbor = await cli(['show', sidOf(prefix, 2)], env);
+    expect(cbor.status).toBe(0);
+    expect(cbor.stdout).toMatch(/^format\s+cbor$/m);
+    expect(cbor.stdout).toMatch(/"n": 2\b/);
+    const json = await cli(['show', `${sidOf(prefix, 21)}.some-signature`], env);
+    expect(json.stdout).toMatch(/^format\s+json$/m);
+    expect(json.stdout).toMatch(/"userId": "user21"/);
+    const missing = await cli(['show', 'no-such-sid'], env);
+    expect(missing.status).toBe(3);
+    expect(missing.stderr).toMatch(/no session record no-such-sid/);
+  }, 60_000);
+
+  it('revoke <sid> deletes one session; a second revoke exits with 3', async (context) => {
+    live(context);
+    const sid = sidOf(prefix, 3);
+    const revoked = await cli(['revoke', sid], env);
+    expect(revoked.status).toBe(0);
+    expect(revoked.stdout).toBe(`revoked session ${sid}\n`);
+    expect((await cli(['show', sid], env)).status).toBe(3);
+    expect((await cli(['revoke', sid], env)).status).toBe(3);
+  }, 60_000);
+
+  it('revoke --user deletes every session of the user, through the index', async (context) => {
+    live(context);
+    const revoked = await cli(['revoke', '--user', 'zed'], env);
+    expect(revoked.status).toBe(0);
+    expect(revoked.stdout).toBe('revoked 3 sessions of user "zed"\n');
+    const app = await startApp({ store: url, keyPrefix: prefix, userKey: 'userId' }, (ctx) => String(ctx.session.userId ?? 'anonymous'));
+    try {
+      for (const cookie of zed) expect((await app.request('/', { cookie })).body).toBe('anonymous');
+    } finally {
+      await app.close();
+    }
+  }, 60_000);
+
+  it('migrate --to json rewrites every live session, keeps what JSON cannot hold, and the app still reads them', async (context) => {
+    live(context);
+    const before = await cli(['stats'], env);
+    const cborBefore = Number(/cbor (\d+)/.exec(before.stdout)?.[1]);
+    const migrated = await cli(['migrate', '--to', 'json'], env);
+    expect(migrated.status).toBe(0);
+    expect(stat(migrated.stdout, 'converted')).toBe(cborBefore - 1);
+    expect(migrated.stdout).toMatch(/unrepresentable in json 1,/);
+    expect(stat(migrated.stdout, 'expired')).toBe(expiredSeeded);
+    const after = await cli(['stats'], env);
+    expect(after.stdout).toMatch(/cbor 1, json \d+/);
+    expect(stat(after.stdout, 'sessions')).toBe(stat(before.stdout, 'sessions'));
+    // The app reads a converted record, data and all.
+    const app = await startApp({ store: url, keyPrefix: prefix, cookie: { signed: false } }, (ctx) => `${ctx.session.userId}:${ctx.session.n}`);
+    try {
+      expect((await app.request('/', { cookie: `session=${sidOf(prefix, 4)}` })).body).toBe('user4:4');
+    } finally {
+      await app.close();
+    }
+  }, 180_000);
+
+  it('migrate stops at Ctrl-C with a summary and exit code 130; running it again finishes the job', async (context) => {
+    live(context);
+    let signalled = false;
+    const stopped = await cli(['migrate', '--to', 'cbor'], env, (chunk, child) => {
+      if (!signalled && /records/.test(chunk)) {
+        signalled = true;
+        child.kill('SIGINT');
+      }
+    });
+    // The first progress line comes a tenth (or 25 000 records) in: most of the work is still ahead.
+    expect(signalled).toBe(true);
+    expect(stopped.status).toBe(130);
+    expect(stopped.stderr).toMatch(/stopping after the current page/);
+    expect(stopped.stderr).toMatch(/interrupted: .*running the command again is safe/);
+    expect(stat(stopped.stdout, 'converted')).toBeGreaterThan(0);
+    expect(stat(stopped.stdout, 'converted')).toBeLessThan(SESSIONS - expiredSeeded);
+    const partial = await cli(['stats'], env);
+    expect(partial.stdout).not.toMatch(/json 0\)/);
+    const again = await cli(['migrate', '--to', 'cbor'], env);
+    expect(again.status).toBe(0);
+    expect((await cli(['stats'], env)).stdout).toMatch(/cbor \d+, json 0/);
+  }, 180_000);
+
+  it('purge removes the expired records (and the user index emptied by revoke --user)', async (context) => {
+    live(context);
+    const purged = await cli(['purge'], env);
+    expect(purged.status).toBe(0);
+    // Redis drops expired keys itself; elsewhere the seeded expired sessions go, and zed's emptied index, a second after revoke.
+    expect(purged.stdout).toMatch(new RegExp(`^removed ${seeder.nativeTtl ? 0 : expiredSeeded + 1} expired session record`));
+    expect(stat((await cli(['stats'], env)).stdout, 'expired')).toBe(0);
+  }, 120_000);
+});
+
+describe('koa-kv-session CLI: usage, help and stores that cannot list', () => {
+  it.each(['stats', 'list', 'show', 'revoke', 'purge', 'migrate'])('%s --help describes the command and the exit codes', async (command) => {
+    const result = await cli([command, '--help'], {});
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(new RegExp(`^Usage: koa-kv-session ${command}`));
+    expect(result.stdout).toMatch(/Exit codes: 0 done, 1 the store failed, 2 bad usage/);
+  });
+
+  it.each([
+    [['migrate'], /migrate needs --to cbor or --to json/],
+    [['migrate', '--to', 'xml'], /got "xml"/],
+    [['list', '--limit', '0'], /--limit must be a whole number/],
+    [['list', '--bogus'], /Unknown option '--bogus'/],
+    [['show'], /show needs a session id/],
+    [['revoke', '--user', 'x'], /revoke --user needs SESSION_USER_KEY/],
+  ])('%j is a usage error (exit 2) that says what is wrong', async (args, message) => {
+    const result = await cli(args, { SESSION_STORE: 'memory://', SESSION_USER_KEY: '' });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toMatch(message);
+  });
+
+  it('a store that cannot list its keys gets exit code 4 and the commands it does support', async (context) => {
+    if (!(await reachable(MEMCACHE_URL))) {
+      if (mustRun(backendNamed('memcached'))) throw new Error('memcached is required');
+      context.skip('memcached is not running (scripts/services.sh up)');
+    }
+    const env = { SESSION_STORE: MEMCACHE_URL, SESSION_KEY_PREFIX: uniquePrefix('cli-mc'), SESSION_USER_KEY: 'userId' };
+    for (const command of ['stats', 'list', 'migrate --to json']) {
+      const result = await cli(command.split(' '), env);
+      expect(result.status).toBe(4);
+      expect(result.stderr).toMatch(/needs a store that can list its keys, and memcache:\/\/127\.0\.0\.1:11311 cannot/);
+      expect(result.stderr).toMatch(/you can still use: show <sid>, revoke <sid>, revoke --user <id>/);
+    }
+    // ...and what it supports works: the sessions of a user, through the index.
+    const app = await startApp({ store: MEMCACHE_URL, keyPrefix: env.SESSION_KEY_PREFIX, userKey: 'userId' }, async (ctx) => {
+      await ctx.session.regenerate();
+      ctx.session.userId = 'mia';
+      return ctx.session.sid;
+    });
+    try {
+      const sid = (await app.request('/')).body;
+      await app.request('/');
+      expect((await cli(['show', sid], env)).stdout).toMatch(/"userId": "mia"/);
+      expect((await cli(['revoke', '--user', 'mia'], env)).stdout).toBe('revoked 2 sessions of user "mia"\n');
+      expect((await cli(['show', sid], env)).status).toBe(3);
+    } finally {
+      await app.close();
+    }
+  }, 60_000);
+});
+
+describe('progress display', () => {
+  it('redraws one bar in place on a terminal', () => {
+    const writes: string[] = [];
+    const progress = new Progress({ isTTY: true, write: (text: string) => writes.push(text) }, 'migrate to json', 1000);
+    progress.advance(500);
+    progress.finish();
+    expect(writes[0]).toMatch(/^\r\x1b\[2Kmigrate to json \[#{15}-{15}\] 500\/1000 \(50%\) records, \d+\/s$/);
+    expect(writes.at(-1)).toBe('\n');
+    expect(writes.some((w) => w.includes('\n') && w !== '\n')).toBe(false);
+  });
+
+  it('writes a plain line at each tenth when it is not a terminal', () => {
+    const writes: string[] = [];
+    const progress = new Progress({ isTTY: false, write: (text: string) => writes.push(text) }, 'stats', 100);
+    for (let i = 0; i < 100; i++) progress.advance(1);
+    progress.finish();
+    expect(writes).toHaveLength(10);
+    expect(writes[9]).toMatch(/^stats: 100\/100 \(100%\) records, \d+\/s\n$/);
+    expect(writes.join('')).not.toMatch(/\r|\x1b/);
+  });
+
+  it('writes a plain line every 25 000 records when the total is unknown (Redis cannot count by prefix)', () => {
+    const writes: string[] = [];
+    const progress = new Progress({ write: (text: string) => writes.push(text) }, 'stats', undefined);
+    for (let i = 0; i < 100; i++) progress.advance(1000);
+    expect(writes.map((w) => w.replace(/, \d+\/s\n$/, ''))).toEqual(['stats: 25000 records', 'stats: 50000 records', 'stats: 75000 records', 'stats: 100000 records']);
+  });
+});

@@ -1,0 +1,233 @@
+// The work behind the operator commands: census, listing, showing, revoking and re-encoding stored records. No printing here.
+import { decodePayload, encodePayload, fingerprint, frameRecord, parseRecord, type Format, type SessionData, type StoredRecord } from './codec.js';
+import type { Progress } from './progress.js';
+import type { ListedRecord, SessionStore } from './store.js';
+import { isUserIndexName, userIdOf, type UserIndex } from './users.js';
+
+/** How a long command walks the store: page size, where progress goes, and when to stop early (Ctrl-C). */
+export interface WalkOptions {
+  readonly pageSize?: number;
+  readonly progress?: Progress;
+  readonly stopped?: () => boolean;
+}
+
+const PAGE_SIZE = 1000;
+
+/** Visits every page of records under the key prefix; false when it stopped before the end. */
+async function walk(store: SessionStore, options: WalkOptions, visit: (records: ListedRecord[]) => Promise<void>): Promise<boolean> {
+  let cursor: string | undefined;
+  do {
+    if (options.stopped?.()) return false;
+    const page = await store.scanPage(cursor, options.pageSize ?? PAGE_SIZE);
+    await visit(page.records);
+    options.progress?.advance(page.records.length);
+    cursor = page.cursor;
+  } while (cursor !== undefined);
+  return true;
+}
+
+/** What `stats` counts. */
+export interface Census {
+  /** Live session records. */
+  sessions: number;
+  /** Session records past their expiry, waiting for a purge (SQL) or for the server to drop them. */
+  expired: number;
+  /** Live sessions by encoding. */
+  cbor: number;
+  json: number;
+  /** User indexes (with the userKey option). */
+  users: number;
+  /** Records under the prefix that are not readable session records. */
+  unreadable: number;
+  /** Bytes of every record under the prefix (UTF-8). */
+  bytes: number;
+  /** False when interrupted: the counts cover part of the store. */
+  complete: boolean;
+}
+
+export async function census(store: SessionStore, options: WalkOptions = {}): Promise<Census> {
+  const counts: Census = { sessions: 0, expired: 0, cbor: 0, json: 0, users: 0, unreadable: 0, bytes: 0, complete: false };
+  const now = Date.now();
+  counts.complete = await walk(store, options, async (records) => {
+    for (const { name, raw } of records) {
+      counts.bytes += Buffer.byteLength(raw);
+      if (isUserIndexName(name)) {
+        counts.users++;
+        continue;
+      }
+      try {
+        const record = parseRecord(raw);
+        if (record.expires <= now) counts.expired++;
+        else {
+          counts.sessions++;
+          counts[record.format]++;
+        }
+      } catch {
+        counts.unreadable++;
+      }
+    }
+  });
+  return counts;
+}
+
+/** One line of `list`. */
+export interface ListedSession {
+  readonly sid: string;
+  /** Expiry (ms since the epoch); NaN for a record that cannot be read. */
+  readonly expires: number;
+  readonly permanent: boolean;
+  readonly format: Format | undefined;
+  readonly bytes: number;
+  /** The user id (with the userKey option), when the session has one. */
+  readonly user: string | undefined;
+}
+
+/** About `limit` session records from `cursor` on (user indexes left out), and the cursor of the next page. */
+export async function listPage(store: SessionStore, cursor: string | undefined, limit: number, userKey: string | undefined): Promise<{ sessions: ListedSession[]; cursor: string | undefined }> {
+  const sessions: ListedSession[] = [];
+  let next = cursor;
+  do {
+    const page = await store.scanPage(next, limit - sessions.length);
+    next = page.cursor;
+    for (const { name, raw } of page.records) {
+      if (isUserIndexName(name)) continue;
+      sessions.push(describeRecord(name, raw, userKey));
+    }
+  } while (sessions.length < limit && next !== undefined);
+  return { sessions, cursor: next };
+}
+
+function describeRecord(sid: string, raw: string, userKey: string | undefined): ListedSession {
+  const bytes = Buffer.byteLength(raw);
+  try {
+    const record = parseRecord(raw);
+    let user: string | undefined;
+    if (userKey !== undefined) {
+      try {
+        user = userIdOf(decodePayload(record.payload, record.format)[userKey], userKey);
+      } catch {
+        user = undefined;
+      }
+    }
+    return { sid, expires: record.expires, permanent: record.permanent, format: record.format, bytes, user };
+  } catch {
+    return { sid, expires: Number.NaN, permanent: false, format: undefined, bytes, user: undefined };
+  }
+}
+
+/** What `show` finds under a sid. */
+export type Shown =
+  | { readonly status: 'missing' }
+  | { readonly status: 'unreadable'; readonly raw: string; readonly reason: string }
+  | { readonly status: 'found'; readonly record: StoredRecord; readonly data: SessionData; readonly bytes: number };
+
+export async function showSession(store: SessionStore, sid: string): Promise<Shown> {
+  const raw = await store.loadRaw(sid);
+  if (raw === undefined) return { status: 'missing' };
+  try {
+    const record = parseRecord(raw);
+    return { status: 'found', record, data: decodePayload(record.payload, record.format), bytes: Buffer.byteLength(raw) };
+  } catch (error) {
+    return { status: 'unreadable', raw, reason: (error as Error).message };
+  }
+}
+
+/** Deletes one session record and its entry in its user's index; false when there was none. */
+export async function revokeSession(store: SessionStore, sid: string, users: UserIndex | undefined, userKey: string | undefined): Promise<boolean> {
+  const shown = await showSession(store, sid);
+  if (shown.status === 'missing') return false;
+  await store.remove(sid);
+  if (shown.status === 'found' && users !== undefined && userKey !== undefined) {
+    let user: string | undefined;
+    try {
+      user = userIdOf(shown.data[userKey], userKey);
+    } catch {
+      user = undefined;
+    }
+    if (user !== undefined) await users.untrack(user, [sid]);
+  }
+  return true;
+}
+
+/** What `migrate` did, record by record. */
+export interface MigrationReport {
+  /** Rewritten in the target encoding. */
+  converted: number;
+  /** Already in the target encoding. */
+  already: number;
+  /** Expired: left for purge. */
+  expired: number;
+  /** Data the target encoding cannot hold exactly (Dates, Maps, binary... in JSON): left as they are. */
+  unrepresentable: number;
+  /** Over maxSize in the target encoding: left as they are (a larger record would not load). */
+  tooLarge: number;
+  /** Not readable session records: left as they are. */
+  unreadable: number;
+  /** Changed by the application again and again while being converted: left to the application. */
+  busy: number;
+  /** False when interrupted: records not reached are unchanged (running it again continues). */
+  complete: boolean;
+}
+
+type Conversion = { kind: 'write'; next: string; ttl: number } | { kind: Exclude<keyof MigrationReport, 'converted' | 'busy' | 'complete'> };
+
+/** The record `raw` re-encoded as `to`, or why it is left as it is. */
+function convert(raw: string, to: Format, maxSize: number, now: number): Conversion {
+  let record: StoredRecord;
+  let data: SessionData;
+  try {
+    record = parseRecord(raw);
+    data = decodePayload(record.payload, record.format);
+  } catch {
+    return { kind: 'unreadable' };
+  }
+  if (record.expires <= now) return { kind: 'expired' };
+  if (record.format === to) return { kind: 'already' };
+  let payload: string;
+  try {
+    payload = encodePayload(data, to);
+    // Exact only if decoding the new encoding gives back the same data.
+    const before = fingerprint(data);
+    const after = fingerprint(decodePayload(payload, to));
+    if (before === undefined || after === undefined || !before.equals(after)) return { kind: 'unrepresentable' };
+  } catch {
+    return { kind: 'unrepresentable' };
+  }
+  const next = frameRecord(payload, to, record.expires, record.permanent);
+  if (Buffer.byteLength(next) > maxSize) return { kind: 'tooLarge' };
+  return { kind: 'write', next, ttl: record.expires - now };
+}
+
+// A record the application rewrites between our read and our write is read and converted again, this often.
+const ROUNDS = 5;
+
+/**
+ * Rewrites every live session record in `to`, keeping its expiry and permanence. Each rewrite is a
+ * compare-and-set on the record as read, so a concurrent change by the application is never overwritten.
+ */
+export async function migrate(store: SessionStore, to: Format, maxSize: number, options: WalkOptions = {}): Promise<MigrationReport> {
+  const report: MigrationReport = { converted: 0, already: 0, expired: 0, unrepresentable: 0, tooLarge: 0, unreadable: 0, busy: 0, complete: false };
+  report.complete = await walk(store, options, async (records) => {
+    let pending = records.filter((r) => !isUserIndexName(r.name));
+    for (let round = 1; pending.length > 0; round++) {
+      const now = Date.now();
+      const rows: Array<{ name: string; expected: string; next: string; ttl: number }> = [];
+      for (const { name, raw } of pending) {
+        const conversion = convert(raw, to, maxSize, now);
+        if (conversion.kind === 'write') rows.push({ name, expected: raw, next: conversion.next, ttl: conversion.ttl });
+        else report[conversion.kind]++;
+      }
+      const written = await store.compareAndSetMany(rows);
+      report.converted += written.size;
+      const missed = rows.filter((row) => !written.has(row.name));
+      if (round === ROUNDS) {
+        report.busy += missed.length;
+        break;
+      }
+      // Changed or deleted meanwhile: read again; a deleted one is simply gone.
+      const reread = await Promise.all(missed.map(async (row) => ({ name: row.name, raw: await store.loadRaw(row.name) })));
+      pending = reread.filter((r): r is ListedRecord => r.raw !== undefined);
+    }
+  });
+  return report;
+}
