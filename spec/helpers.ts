@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import Koa, { type Context } from 'koa';
 import type { KeyvStoreAdapter } from 'keyv';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
-import { atomicCompareAndSet, openAdapter, purgerFor, type OpenedAdapter } from '../src/adapters.js';
+import { atomicCompareAndSet, batchCompareAndSetFor, counterFor, openAdapter, purgerFor, scannerFor, type OpenedAdapter } from '../src/adapters.js';
 import { kvSession, type KvSessionMiddleware, type KvSessionOptions } from '../src/index.js';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -70,11 +70,18 @@ export class CountingAdapter {
     // Pass the backend's purge on (a server that expires keys itself has nothing to purge).
     const purge = purgerFor(inner);
     if (purge !== undefined) Object.assign(this, { purgeExpired: purge === 'native' ? async () => 0 : purge });
+    // Pass listing, counting and batched rewrites on (what the operator commands use), uncounted.
+    const scan = scannerFor(inner);
+    if (scan !== undefined) Object.assign(this, { scanPage: scan });
+    const count = counterFor(inner);
+    if (count !== undefined) Object.assign(this, { countUnder: count });
+    const many = batchCompareAndSetFor(inner);
+    if (many !== undefined) Object.assign(this, { compareAndSetMany: many });
     // Pass the backend's atomic compare-and-set on, counted as one call.
     const cas = atomicCompareAndSet(inner);
     if (cas) {
       Object.assign(this, {
-        compareAndSet: (key: string, expected: string, next: string, ttl: number) => {
+        compareAndSet: (key: string, expected: string | undefined, next: string, ttl: number) => {
           this.calls.push({ op: 'cas', key });
           return cas(key, expected, next, ttl);
         },
