@@ -3,12 +3,14 @@
 //   SESSION_STORE=redis://127.0.0.1:6379 npm start     -> Redis
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import Koa from 'koa';
-import { kvSession } from 'koa-kv-session';
+import { kvSession, sessionExpires } from 'koa-kv-session';
 
 const app = new Koa();
 // Signs the session cookie. In production put real secrets in SESSION_SECRET_KEYS.
 app.keys = [process.env.DEMO_SECRET ?? 'demo-secret-change-me'];
-const sessions = kvSession();
+// The store, lifetime, cookie... come from SESSION_* variables; the code only says which session
+// field names the user, so that "log out everywhere" can find every session of that user.
+const sessions = kvSession({ userKey: 'user' });
 app.use(sessions);
 
 const escape = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -61,6 +63,14 @@ app.use(async (ctx) => {
     ctx.redirect('/logged-out');
     return;
   }
+  if (ctx.method === 'POST' && ctx.path === '/logout-everywhere') {
+    checkCsrf(ctx, await form(ctx));
+    // Every session of this user, on every browser, this one included.
+    if (ctx.session.user) await sessions.revokeUserSessions(ctx.session.user);
+    ctx.session = null;
+    ctx.redirect('/logged-out');
+    return;
+  }
   ctx.type = 'html';
   if (ctx.path === '/logged-out') {
     // Touches no session: after a logout the browser holds no session cookie at all.
@@ -77,9 +87,15 @@ app.use(async (ctx) => {
     return;
   }
   ctx.session.visits += 1;
+  const expires = sessionExpires(ctx);
+  const browsers = (await sessions.listUserSessions(ctx.session.user)).length;
+  const csrf = `<input type="hidden" name="csrf" value="${escape(ctx.session.csrf)}">`;
   ctx.body = page(`Hello, ${escape(ctx.session.user)}`, `<p id="visits">Visits this session: ${ctx.session.visits}</p>
 <p id="kind">${ctx.session.permanent ? 'Remembered on this browser (the cookie has an expiry)' : 'Session ends when the browser closes'}</p>
-<form method="post" action="/logout"><input type="hidden" name="csrf" value="${escape(ctx.session.csrf)}"><button>Log out</button></form>`);
+<p id="expires">Unless you come back, this session expires at <time datetime="${expires?.toISOString()}">${expires?.toUTCString()}</time></p>
+<p id="browsers">Signed in on ${browsers} browser${browsers === 1 ? '' : 's'}</p>
+<form method="post" action="/logout">${csrf}<button id="logout">Log out</button></form>
+<form method="post" action="/logout-everywhere">${csrf}<button id="logout-everywhere">Log out everywhere</button></form>`);
 });
 
 const port = Number(process.env.PORT ?? 3000);

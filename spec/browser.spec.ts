@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type BrowserContext } from 'playwright-core';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REQUIRE_SERVERS } from './helpers.js';
 
@@ -77,6 +77,10 @@ describe('the demo in Chromium', () => {
       await page.reload();
       expect(await page.textContent('h1')).toBe('Hello, ada');
       expect(await page.textContent('#visits')).toBe('Visits this session: 3');
+      // The page shows when the session expires: a lifetime (31 days by default) from now.
+      const expires = Date.parse((await page.getAttribute('#expires time', 'datetime')) as string);
+      expect(expires).toBeGreaterThan(Date.now() + 30 * 86_400_000);
+      expect(expires).toBeLessThanOrEqual(Date.now() + 31 * 86_400_000);
       mkdirSync(SHOTS, { recursive: true });
       await page.screenshot({ path: join(SHOTS, 'logged-in.png') });
     } finally {
@@ -127,7 +131,7 @@ describe('the demo in Chromium', () => {
       await logIn(context, 'dee', true);
       const old = await sessionCookie(context);
       const page = context.pages()[0] ?? (await context.newPage());
-      await page.click('button');
+      await page.click('#logout');
       await page.waitForURL(`${url}/logged-out`);
       expect(await sessionCookie(context)).toBeUndefined();
       const replay = await fetch(url, { headers: { cookie: `session=${old?.value}` } });
@@ -135,6 +139,30 @@ describe('the demo in Chromium', () => {
     } finally {
       await context.close();
       rmSync(profile, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!available && !REQUIRE_SERVERS)('"log out everywhere" in one browser logs out a second browser profile of the same user', async () => {
+    const profiles = [mkdtempSync(join(tmpdir(), 'kvs-profile-')), mkdtempSync(join(tmpdir(), 'kvs-profile-'))];
+    const [laptop, phone] = await Promise.all(profiles.map((profile) => launch(profile)));
+    try {
+      await logIn(laptop as BrowserContext, 'eve', true);
+      await logIn(phone as BrowserContext, 'eve', false);
+      const laptopPage = (laptop as BrowserContext).pages()[0] as Page;
+      const phonePage = (phone as BrowserContext).pages()[0] as Page;
+      await laptopPage.reload();
+      expect(await laptopPage.textContent('#browsers')).toBe('Signed in on 2 browsers');
+      const phoneSid = (await sessionCookie(phone as BrowserContext))?.value;
+      await laptopPage.click('#logout-everywhere');
+      await laptopPage.waitForURL(`${url}/logged-out`);
+      expect(await sessionCookie(laptop as BrowserContext)).toBeUndefined();
+      // The other browser still holds its cookie, but its session is gone.
+      expect((await sessionCookie(phone as BrowserContext))?.value).toBe(phoneSid);
+      await phonePage.reload();
+      expect(await phonePage.textContent('h1')).toBe('Sign in');
+    } finally {
+      await Promise.all([laptop, phone].map((context) => context?.close()));
+      for (const profile of profiles) rmSync(profile, { recursive: true, force: true });
     }
   });
 });

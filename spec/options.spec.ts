@@ -30,6 +30,7 @@ describe('defaults', () => {
       storeTimeout: 2000,
       storeRetries: 2,
       cleanupEveryNRequests: 0,
+      userKey: undefined,
     });
     expect(s.cookie).toEqual({
       name: 'session',
@@ -65,6 +66,7 @@ describe('every option has its variable; the option wins over the variable, the 
     ['storeTimeout', 'SESSION_STORE_TIMEOUT', '5', 250, 250, (s) => s.storeTimeout],
     ['storeRetries', 'SESSION_STORE_RETRIES', '5', 0, 0, (s) => s.storeRetries],
     ['cleanupEveryNRequests', 'SESSION_CLEANUP_N_REQUESTS', '100', 1000, 1000, (s) => s.cleanupEveryNRequests],
+    ['userKey', 'SESSION_USER_KEY', 'accountId', 'userId', 'userId', (s) => s.userKey],
   ];
   it.each(cases)('%s / %s', (option, variable, envValue, optionValue, expected, read) => {
     const fromEnv = resolveSettings({ env: { [variable]: envValue } });
@@ -172,6 +174,9 @@ describe('invalid values throw at kvSession() time, naming the option or variabl
     [{ cleanupEveryNRequests: -1 }, 'cleanupEveryNRequests', /0 \(never\) or a positive number/],
     [{ env: { SESSION_STORE_RETRIES: 'many' } }, 'SESSION_STORE_RETRIES', /whole number/],
     [{ onError: 'log' }, 'onError', /expected a function/],
+    [{ userKey: '  ' }, 'userKey', /must name a session field/],
+    [{ userKey: 7 }, 'userKey', /expected a string/],
+    [{ env: { SESSION_USER_KEY: 'sid' } }, 'SESSION_USER_KEY', /"sid" is a control member of ctx.session/],
   ] as Array<[Record<string, unknown>, string, RegExp]>)('%j -> %s', (options, culprit, message) => {
     const run = () => kvSession({ env: {}, ...options } as KvSessionOptions);
     let error: unknown;

@@ -1,7 +1,7 @@
 // Types: declaration merging of SessionData makes ctx.session type-check and autocomplete in handlers.
 import Koa from 'koa';
 import { describe, expectTypeOf, it } from 'vitest';
-import { kvSession, type KvSessionMiddleware, type Session, type SessionError } from '../src/index.js';
+import { kvSession, sessionExpires, type KvSessionMiddleware, type Session, type SessionError, type UserSession } from '../src/index.js';
 
 declare module '../src/index.js' {
   interface SessionData {
@@ -64,5 +64,20 @@ describe('ctx.session types', () => {
     kvSession({ serialization: 'xml' });
     // @ts-expect-error unknown option
     kvSession({ lifetme: '1h' });
+  });
+
+  it('user sessions and sessionExpires() are typed', () => {
+    const sessions = kvSession({ store: 'memory://', userKey: 'userId' });
+    expectTypeOf(sessions.listUserSessions).parameter(0).toEqualTypeOf<string | number>();
+    expectTypeOf(sessions.listUserSessions).returns.toEqualTypeOf<Promise<UserSession[]>>();
+    expectTypeOf(sessions.revokeUserSessions).returns.toEqualTypeOf<Promise<number>>();
+    expectTypeOf<UserSession['expires']>().toEqualTypeOf<Date>();
+    expectTypeOf<UserSession['sid']>().toEqualTypeOf<string>();
+    const app = new Koa();
+    app.use((ctx) => {
+      expectTypeOf(sessionExpires(ctx)).toEqualTypeOf<Date | undefined>();
+    });
+    // @ts-expect-error userKey is a field name
+    kvSession({ userKey: 1 });
   });
 });
