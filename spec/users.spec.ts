@@ -225,6 +225,16 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
     expect(errors).toEqual(['SESSION_INVALID_USER']);
   });
 
+  it('serves a stored session whose user field cannot be a user id (written before userKey was set) instead of failing it', async () => {
+    const memory = new MemoryAdapter();
+    const target = await site({ store: memory as never, keyPrefix: 'p:', cookie: { signed: false }, refreshInterval: 0 }, (ctx) => String(ctx.session.note));
+    const sid = 'A'.repeat(43);
+    await memory.set(`p:${sid}`, `j1:${Date.now() + 60_000}:1:${JSON.stringify({ userId: { legacy: true }, note: 'kept' })}`, 60_000);
+    const reply = await target.request('/', { cookie: `session=${sid}` });
+    expect(reply.status).toBe(200);
+    expect(reply.body).toBe('kept');
+  });
+
   it('makes no index calls at all for sessions without a user', async () => {
     const counting = new CountingAdapter(new MemoryAdapter() as never);
     const target = await site({ store: counting as never }, (ctx) => {

@@ -501,7 +501,7 @@ function sqlPages(run: (after: string, pattern: string, count: number) => Promis
 }
 
 /** Statements of a SQL dialect for scanning and rewriting: `{table}` is the table, `$n` or `?` its placeholders. */
-export function sqlScan(query: (sql: string, params: unknown[]) => Promise<Array<Record<string, unknown>>>, table: string, dialect: 'postgres' | 'sqlite' | 'mysql'): ScanPage {
+export function sqlScan(query: SqlQuery, table: string, dialect: 'postgres' | 'sqlite' | 'mysql'): ScanPage {
   const column = dialect === 'mysql' ? 'id' : 'key';
   const escape = dialect === 'mysql' ? "'\\\\'" : "'\\'";
   const [p1, p2, p3] = dialect === 'postgres' ? ['$1', '$2', '$3'] : ['?', '?', '?'];
@@ -514,7 +514,7 @@ export function sqlScan(query: (sql: string, params: unknown[]) => Promise<Array
  * its expected value (PostgreSQL and SQLite). One statement is one transaction: one disk sync per
  * batch instead of one per record.
  */
-export function sqlCompareAndSetMany(query: (sql: string, params: unknown[]) => Promise<Array<Record<string, unknown>>>, table: string, dialect: 'postgres' | 'sqlite'): CompareAndSetMany {
+export function sqlCompareAndSetMany(query: SqlQuery, table: string, dialect: 'postgres' | 'sqlite'): CompareAndSetMany {
   return async (rows) => {
     if (rows.length === 0) return new Set();
     const params: unknown[] = [];
@@ -574,10 +574,29 @@ function redisPages(adapter: RedisLikeAdapter): ScanPage {
   };
 }
 
+type SqlQuery = (sql: string, params: unknown[]) => Promise<Array<Record<string, unknown>>>;
+
+/** A KeyvSqlite or KeyvPostgres instance as one query function, its table and its dialect; undefined for anything else. */
+function keyvSql(adapter: object): { query: SqlQuery; table: string; dialect: 'sqlite' | 'postgres' } | undefined {
+  if (isSqlAdapter(adapter, 'sqlite')) return { query: (sql, params) => adapter.query(sql, ...params), table: adapter.opts.table as string, dialect: 'sqlite' };
+  if (isSqlAdapter(adapter, 'postgres')) {
+    return { query: (sql, params) => adapter.query(sql, params), table: `${adapter.opts.schema ?? 'public'}.${adapter.opts.table}`, dialect: 'postgres' };
+  }
+  return undefined;
+}
+
+/** An adapter's own method `name` (bound), else what `fromSql` builds on a Keyv SQL adapter, else undefined. */
+function ability<T>(adapter: object, name: string, fromSql: (sql: NonNullable<ReturnType<typeof keyvSql>>) => T): T | undefined {
+  const own = (adapter as Record<string, unknown>)[name];
+  if (typeof own === 'function') return own.bind(adapter) as T;
+  const sql = keyvSql(adapter);
+  return sql === undefined ? undefined : fromSql(sql);
+}
+
 /**
  * How to read the records under a prefix page by page: an adapter's own `scanPage` (memory, the
- * built-in SQL adapters, Valkey, etcd, DynamoDB), keyset SQL on KeyvSqlite/KeyvPostgres, SCAN on
- * Redis; undefined where the backend cannot list its keys (memcached, MongoDB).
+ * built-in SQL adapters, Valkey, etcd, DynamoDB), SCAN on Redis, keyset SQL on KeyvSqlite and
+ * KeyvPostgres; undefined where the backend cannot list its keys (memcached, MongoDB).
  */
 export function scannerFor(adapter: object): ScanPage | undefined {
   if (adapter instanceof Map) {
@@ -586,37 +605,26 @@ export function scannerFor(adapter: object): ScanPage | undefined {
       return { entries: page.map((key) => [key, String(adapter.get(key))] as const), cursor: next };
     };
   }
-  const own = (adapter as { scanPage?: unknown }).scanPage;
-  if (typeof own === 'function') return own.bind(adapter) as ScanPage;
-  if (isRedisAdapter(adapter)) return redisPages(adapter);
-  if (isSqlAdapter(adapter, 'sqlite')) return sqlScan((sql, params) => adapter.query(sql, ...params), adapter.opts.table as string, 'sqlite');
-  if (isSqlAdapter(adapter, 'postgres')) return sqlScan((sql, params) => adapter.query(sql, params), `${adapter.opts.schema ?? 'public'}.${adapter.opts.table}`, 'postgres');
-  return undefined;
+  if (typeof (adapter as { scanPage?: unknown }).scanPage !== 'function' && isRedisAdapter(adapter)) return redisPages(adapter);
+  return ability(adapter, 'scanPage', (sql) => sqlScan(sql.query, sql.table, sql.dialect));
 }
 
 /** Batched compare-and-set where one statement can do a batch (SQL); undefined elsewhere (one compare-and-set per record). */
 export function batchCompareAndSetFor(adapter: object): CompareAndSetMany | undefined {
-  const own = (adapter as { compareAndSetMany?: unknown }).compareAndSetMany;
-  if (typeof own === 'function') return own.bind(adapter) as CompareAndSetMany;
-  if (isSqlAdapter(adapter, 'sqlite')) return sqlCompareAndSetMany((sql, params) => adapter.query(sql, ...params), adapter.opts.table as string, 'sqlite');
-  if (isSqlAdapter(adapter, 'postgres')) return sqlCompareAndSetMany((sql, params) => adapter.query(sql, params), `${adapter.opts.schema ?? 'public'}.${adapter.opts.table}`, 'postgres');
-  return undefined;
+  return ability(adapter, 'compareAndSetMany', (sql) => sqlCompareAndSetMany(sql.query, sql.table, sql.dialect));
 }
 
 /** Counts the records under a prefix in one statement (SQL), for progress bars; undefined where that would mean a scan. */
 export type CountUnder = (prefix: string) => Promise<number>;
 
-export function sqlCount(query: (sql: string, params: unknown[]) => Promise<Array<Record<string, unknown>>>, table: string, dialect: 'postgres' | 'sqlite' | 'mysql'): CountUnder {
+export function sqlCount(query: SqlQuery, table: string, dialect: 'postgres' | 'sqlite' | 'mysql'): CountUnder {
   const column = dialect === 'mysql' ? 'id' : 'key';
   const escape = dialect === 'mysql' ? "'\\\\'" : "'\\'";
   const sql = `SELECT COUNT(*) AS n FROM ${table} WHERE ${column} LIKE ${dialect === 'postgres' ? '$1' : '?'} ESCAPE ${escape}`;
   return async (prefix) => Number((await query(sql, [likePrefix(prefix)]))[0]?.n ?? 0);
 }
 
+/** Counting by prefix where one statement can (SQL); undefined elsewhere. */
 export function counterFor(adapter: object): CountUnder | undefined {
-  const own = (adapter as { countUnder?: unknown }).countUnder;
-  if (typeof own === 'function') return own.bind(adapter) as CountUnder;
-  if (isSqlAdapter(adapter, 'sqlite')) return sqlCount((sql, params) => adapter.query(sql, ...params), adapter.opts.table as string, 'sqlite');
-  if (isSqlAdapter(adapter, 'postgres')) return sqlCount((sql, params) => adapter.query(sql, params), `${adapter.opts.schema ?? 'public'}.${adapter.opts.table}`, 'postgres');
-  return undefined;
+  return ability(adapter, 'countUnder', (sql) => sqlCount(sql.query, sql.table, sql.dialect));
 }

@@ -366,7 +366,13 @@ export class SessionState implements ProxyHandler<RecordData> {
     const plan = this.#planWrite(now);
     const userKey = this.#config.userKey;
     if (userKey === undefined) return plan;
-    const user = userIdOf(this.#data[userKey], userKey);
+    let user: string | undefined;
+    try {
+      user = userIdOf(this.#data[userKey], userKey);
+    } catch (error) {
+      // The handler's own value fails the request; a stored one (from before userKey was set) is no user.
+      if (this.#stored === undefined || this.#replaced || this.#touched?.has(userKey)) throw error;
+    }
     const write = plan.write;
     const track = user !== undefined && write !== undefined ? { user, sid: write.sid, expires: now + this.#config.lifetime } : undefined;
     const loaded = this.#loadedUser;

@@ -199,22 +199,35 @@ export class EtcdAdapter extends QuietEmitter {
     return { entries, cursor: entries.length === count ? entries[entries.length - 1]?.[0] : undefined };
   }
 
-  /** Deletes expired records under `prefix`, reading keys and values page by page. */
-  async purgeExpired(prefix: string, now: number): Promise<number> {
-    const all: Record<string, string> = await this.#client.getAll().prefix(prefix).strings();
-    let removed = 0;
-    for (const [key, value] of Object.entries(all)) {
-      if (recordExpiry(value) <= now) {
-        await this.#client.delete().key(key);
-        removed++;
-      }
-    }
-    return removed;
+  /** Deletes expired records under `prefix`, page by page (bounded memory). */
+  purgeExpired(prefix: string, now: number): Promise<number> {
+    return purgePages(this, prefix, now, async (keys) => {
+      for (const key of keys) await this.#client.delete().key(key);
+    });
   }
 
   async disconnect(): Promise<void> {
     this.#client.close();
   }
+}
+
+/** Walks the pages of records under `prefix`, deleting the expired ones of each page; resolves with how many. */
+async function purgePages(
+  store: { scanPage(prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage> },
+  prefix: string,
+  now: number,
+  deleteKeys: (keys: string[]) => Promise<void>,
+): Promise<number> {
+  let removed = 0;
+  let cursor: string | undefined;
+  do {
+    const page = await store.scanPage(prefix, cursor, 1000);
+    const expired = page.entries.filter(([, value]) => recordExpiry(value) <= now).map(([key]) => key);
+    await deleteKeys(expired);
+    removed += expired.length;
+    cursor = page.cursor;
+  } while (cursor !== undefined);
+  return removed;
 }
 
 /** The first key after every key that starts with `prefix` (etcd's range end for a prefix). */
@@ -296,27 +309,13 @@ export class DynamoAdapter extends QuietEmitter {
   }
 
   /** Scans the table page by page for expired records under `prefix`, deleting each page's in batches of 25. */
-  async purgeExpired(prefix: string, now: number): Promise<number> {
-    await this.#inner.tableReady;
-    let removed = 0;
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await this.#inner.client.scan({
-        TableName: this.opts.tableName,
-        FilterExpression: 'begins_with(id, :prefix)',
-        ExpressionAttributeValues: { ':prefix': prefix },
-        Limit: 1000,
-        ...(start ? { ExclusiveStartKey: start } : {}),
-      });
-      const expired: string[] = (page.Items ?? []).filter((item: Any) => recordExpiry(item.value) <= now).map((item: Any) => item.id as string);
-      for (let i = 0; i < expired.length; i += 25) {
-        const batch = expired.slice(i, i + 25);
-        await this.#inner.client.batchWrite({ RequestItems: { [this.opts.tableName]: batch.map((id: string) => ({ DeleteRequest: { Key: { id } } })) } });
-        removed += batch.length;
+  purgeExpired(prefix: string, now: number): Promise<number> {
+    return purgePages(this, prefix, now, async (keys) => {
+      for (let i = 0; i < keys.length; i += 25) {
+        const batch = keys.slice(i, i + 25);
+        await this.#inner.client.batchWrite({ RequestItems: { [this.opts.tableName]: batch.map((id) => ({ DeleteRequest: { Key: { id } } })) } });
       }
-      start = page.LastEvaluatedKey;
-    } while (start);
-    return removed;
+    });
   }
 
   async disconnect(): Promise<void> {
