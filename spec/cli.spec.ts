@@ -348,6 +348,30 @@ describe('koa-kv-session CLI: usage, help and stores that cannot list', () => {
 });
 
 describe('progress display', () => {
+  it('draws a bar on a real terminal (a pseudo-terminal from util-linux script)', async (context) => {
+    const { existsSync } = await import('node:fs');
+    if (!existsSync('/usr/bin/script')) context.skip('util-linux script is not installed');
+    const file = join(dir, 'tty.sqlite');
+    const opened = await openAdapter(`sqlite://${file}`, 'sqlite', 5000);
+    const rows: Array<[string, string, number]> = Array.from({ length: 3000 }, (_, i) => [`tty:${sidOf('tty:', i)}`, frameRecord(encodePayload({ n: i }, 'cbor'), 'cbor', Date.now() + 3_600_000, true), 3_600_000]);
+    await (SEEDERS[0] as Seeder).seed(opened, rows);
+    await opened.release();
+    const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} migrate --to json`;
+    const result = await new Promise<Result>((resolve, reject) => {
+      const child = spawn('/usr/bin/script', ['-qec', command, '/dev/null'], { env: { ...process.env, SESSION_STORE: `sqlite://${file}`, SESSION_KEY_PREFIX: 'tty:' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      child.stdout.on('data', (chunk: Buffer) => {
+        stdout += chunk.toString();
+      });
+      child.once('error', reject);
+      child.once('close', (status) => resolve({ status, stdout, stderr: '' }));
+    });
+    expect(result.status).toBe(0);
+    expect(result.stdout).toMatch(/\r\x1b\[2Kmigrate to json \[#{30}\] 3000\/3000 \(100%\) records/);
+    expect(result.stdout).not.toMatch(/^migrate to json: /m);
+    expect(result.stdout).toMatch(/converted\s+3000/);
+  });
+
   it('redraws one bar in place on a terminal', () => {
     const writes: string[] = [];
     const progress = new Progress({ isTTY: true, write: (text: string) => writes.push(text) }, 'migrate to json', 1000);
