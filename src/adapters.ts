@@ -500,12 +500,18 @@ function sqlPages(run: (after: string, pattern: string, count: number) => Promis
   };
 }
 
-/** Statements of a SQL dialect for scanning and rewriting: `{table}` is the table, `$n` or `?` its placeholders. */
-export function sqlScan(query: SqlQuery, table: string, dialect: 'postgres' | 'sqlite' | 'mysql'): ScanPage {
+/** The key column of a dialect's sessions table, and "the key starts with the LIKE pattern of the first parameter". */
+function keyUnderPrefix(dialect: 'postgres' | 'sqlite' | 'mysql'): { column: string; condition: string } {
   const column = dialect === 'mysql' ? 'id' : 'key';
   const escape = dialect === 'mysql' ? "'\\\\'" : "'\\'";
-  const [p1, p2, p3] = dialect === 'postgres' ? ['$1', '$2', '$3'] : ['?', '?', '?'];
-  const sql = `SELECT ${column}, value FROM ${table} WHERE ${column} LIKE ${p1} ESCAPE ${escape} AND ${column} > ${p2} ORDER BY ${column} LIMIT ${dialect === 'mysql' ? '?' : p3}`;
+  return { column, condition: `${column} LIKE ${dialect === 'postgres' ? '$1' : '?'} ESCAPE ${escape}` };
+}
+
+/** Keyset pages of a SQL table under a prefix: `{table}` may stand for the table, as the built-in adapters' query() expects. */
+export function sqlScan(query: SqlQuery, table: string, dialect: 'postgres' | 'sqlite' | 'mysql'): ScanPage {
+  const { column, condition } = keyUnderPrefix(dialect);
+  const [after, limit] = dialect === 'postgres' ? ['$2', '$3'] : ['?', '?'];
+  const sql = `SELECT ${column}, value FROM ${table} WHERE ${condition} AND ${column} > ${after} ORDER BY ${column} LIMIT ${limit}`;
   return sqlPages((after, pattern, count) => query(sql, [pattern, after, count]), column);
 }
 
@@ -618,9 +624,7 @@ export function batchCompareAndSetFor(adapter: object): CompareAndSetMany | unde
 export type CountUnder = (prefix: string) => Promise<number>;
 
 export function sqlCount(query: SqlQuery, table: string, dialect: 'postgres' | 'sqlite' | 'mysql'): CountUnder {
-  const column = dialect === 'mysql' ? 'id' : 'key';
-  const escape = dialect === 'mysql' ? "'\\\\'" : "'\\'";
-  const sql = `SELECT COUNT(*) AS n FROM ${table} WHERE ${column} LIKE ${dialect === 'postgres' ? '$1' : '?'} ESCAPE ${escape}`;
+  const sql = `SELECT COUNT(*) AS n FROM ${table} WHERE ${keyUnderPrefix(dialect).condition}`;
   return async (prefix) => Number((await query(sql, [likePrefix(prefix)]))[0]?.n ?? 0);
 }
 

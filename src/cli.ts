@@ -292,8 +292,8 @@ async function main(argv: readonly string[], out = process.stdout, err = process
       err.write(`koa-kv-session ${command}: ${(error as Error).message}\n(koa-kv-session ${command} --help shows the options)\n`);
       return EXIT.usage;
     }
+    // Listing commands were checked above; this is a purge on a store that cannot purge.
     if (error instanceof SessionError && error.code === 'SESSION_UNSUPPORTED') {
-      if (LISTING.includes(command)) return cannotList(run, command);
       err.write(`koa-kv-session ${command}: ${error.message}\n`);
       return EXIT.unsupported;
     }

@@ -1,7 +1,7 @@
 // Applies session writes to the store: a request's changes go onto the freshest record, never over a logout.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodePayload, encodePayload, frameRecord, parseRecord, type Format } from './codec.js';
-import { SessionError } from './errors.js';
+import { conflictPause, Lanes } from './lanes.js';
 import { checkSize, type ChangeSet, type Write } from './session.js';
 import type { SessionStore } from './store.js';
 
@@ -17,31 +17,18 @@ export interface CommitConfig {
 
 type Conditional = Extract<Write, { kind: 'merge' | 'refresh' }>;
 
-interface Waiting {
-  readonly write: Conditional;
-  readonly resolve: (outcome: WriteOutcome) => void;
-  readonly reject: (error: unknown) => void;
-}
-
-/**
- * The writes of one sid in this process. They run one batch at a time: everything that queued up
- * while a batch was in flight is merged into the next one and saved with a single compare-and-set,
- * so a hot session costs one store write per batch, not one per request, and never conflicts with itself.
- */
-interface Lane {
-  readonly waiting: Waiting[];
-  /** The record this process wrote last for the sid while writes were queued: the freshest one we know. */
+/** What a sid's lane remembers between batches: the record this process wrote last, the freshest one we know. */
+interface LaneState {
   latest: string | undefined;
 }
-
-// Conflicts come only from other processes. Retries wait a random, growing moment, so two processes
-// do not collide again in lockstep, and stop at storeTimeout.
-const MAX_ATTEMPTS = 50;
 
 export class Committer {
   readonly #store: SessionStore;
   readonly #config: CommitConfig;
-  readonly #lanes = new Map<string, Lane>();
+  readonly #lanes = new Lanes<Conditional, WriteOutcome, LaneState>(
+    () => ({ latest: undefined }),
+    (writes, lane) => this.#saveBatch(writes, lane),
+  );
 
   constructor(store: SessionStore, config: CommitConfig) {
     this.#store = store;
@@ -53,34 +40,11 @@ export class Committer {
       await this.#store.save(write.sid, write.raw, write.ttl);
       return 'saved';
     }
-    return new Promise<WriteOutcome>((resolve, reject) => {
-      const lane = this.#lanes.get(write.sid);
-      if (lane !== undefined) {
-        lane.waiting.push({ write, resolve, reject });
-        return;
-      }
-      const fresh: Lane = { waiting: [{ write, resolve, reject }], latest: undefined };
-      this.#lanes.set(write.sid, fresh);
-      void this.#drain(write.sid, fresh);
-    });
-  }
-
-  /** Saves batch after batch until nothing waits, then lets the lane go. */
-  async #drain(sid: string, lane: Lane): Promise<void> {
-    while (lane.waiting.length > 0) {
-      const batch = lane.waiting.splice(0);
-      try {
-        const outcomes = await this.#saveBatch(batch.map((w) => w.write), lane);
-        batch.forEach((waiting, i) => waiting.resolve(outcomes[i] as WriteOutcome));
-      } catch (error) {
-        for (const waiting of batch) waiting.reject(error);
-      }
-    }
-    this.#lanes.delete(sid);
+    return this.#lanes.push(write.sid, write);
   }
 
   /** One compare-and-set for every write of the batch, in order; refreshes made moot by a newer write are skipped. */
-  async #saveBatch(writes: Conditional[], lane: Lane): Promise<WriteOutcome[]> {
+  async #saveBatch(writes: Conditional[], lane: LaneState): Promise<WriteOutcome[]> {
     let expected = lane.latest ?? (writes[0] as Conditional).base;
     const merges = writes.filter((w) => w.kind === 'merge');
     // A refresh only makes sense on the record it read: anything newer already moved the expiry.
@@ -100,15 +64,7 @@ export class Committer {
       }
       if (result.status === 'gone') return writes.map(() => 'gone');
       if (merges.length === 0) return writes.map(() => 'skipped'); // refreshes only: someone else wrote
-      const pause = Math.random() * Math.min(2 ** attempt, 100);
-      if (attempt >= MAX_ATTEMPTS || Date.now() + pause >= deadline) {
-        throw new SessionError(
-          'SESSION_CONFLICT',
-          `koa-kv-session: other processes kept changing the session during ${attempt} attempts to save it; nothing was saved by this request`,
-          503,
-        );
-      }
-      await sleep(pause);
+      await sleep(conflictPause(attempt, deadline, (n) => `koa-kv-session: other processes kept changing the session during ${n} attempts to save it; nothing was saved by this request`));
       expected = result.current;
       raw = this.#merge(expected, active);
     }

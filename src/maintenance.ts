@@ -2,7 +2,7 @@
 import { decodePayload, encodePayload, fingerprint, frameRecord, parseRecord, type Format, type SessionData, type StoredRecord } from './codec.js';
 import type { Progress } from './progress.js';
 import type { ListedRecord, SessionStore } from './store.js';
-import { isUserIndexName, userIdOf, type UserIndex } from './users.js';
+import { isUserIndexName, storedUserOf, type UserIndex } from './users.js';
 
 /** How a long command walks the store: page size, where progress goes, and when to stop early (Ctrl-C). */
 export interface WalkOptions {
@@ -104,9 +104,9 @@ function describeRecord(sid: string, raw: string, userKey: string | undefined): 
     let user: string | undefined;
     if (userKey !== undefined) {
       try {
-        user = userIdOf(decodePayload(record.payload, record.format)[userKey], userKey);
+        user = storedUserOf(decodePayload(record.payload, record.format), userKey);
       } catch {
-        user = undefined;
+        user = undefined; // the payload cannot be decoded: listed without a user
       }
     }
     return { sid, expires: record.expires, permanent: record.permanent, format: record.format, bytes, user };
@@ -138,12 +138,7 @@ export async function revokeSession(store: SessionStore, sid: string, users: Use
   if (shown.status === 'missing') return false;
   await store.remove(sid);
   if (shown.status === 'found' && users !== undefined && userKey !== undefined) {
-    let user: string | undefined;
-    try {
-      user = userIdOf(shown.data[userKey], userKey);
-    } catch {
-      user = undefined;
-    }
+    const user = storedUserOf(shown.data, userKey);
     if (user !== undefined) await users.untrack(user, [sid]);
   }
   return true;

@@ -2,7 +2,7 @@
 import { encodePayload, fingerprint, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
 import { SessionError } from './errors.js';
 import { generateSid } from './sid.js';
-import { userIdOf } from './users.js';
+import { storedUserOf, userIdOf } from './users.js';
 
 /**
  * The shape of your session data. Describe it once by declaration merging and `ctx.session`
@@ -149,16 +149,9 @@ export class SessionState implements ProxyHandler<RecordData> {
       this.#permanent = loaded.record.permanent;
       this.#isNew = false;
       this.#staleCookie = loaded.staleCookie;
-      const userKey = config.userKey;
-      if (userKey !== undefined) {
-        let user: string | undefined;
-        try {
-          user = userIdOf(loaded.data[userKey], userKey);
-        } catch {
-          // A stored value that cannot be a user id: this session belongs to no one's index.
-        }
-        this.#loadedUser = user === undefined ? undefined : { sid: loaded.sid, user };
-      }
+      // A stored value that cannot be a user id: this session belongs to no one's index.
+      const user = config.userKey === undefined ? undefined : storedUserOf(loaded.data, config.userKey);
+      this.#loadedUser = user === undefined ? undefined : { sid: loaded.sid, user };
     } else {
       this.#data = {};
       this.#permanent = config.permanent;

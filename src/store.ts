@@ -144,6 +144,11 @@ export class SessionStore {
     return this.#opened;
   }
 
+  /** The opened adapter and its abilities; connecting (bounded by storeTimeout) on first use. */
+  async #connected(): Promise<Opened> {
+    return this.#opened ?? this.#call('connect', async (opened) => opened);
+  }
+
   /** Checks the store answers, for start-up: a read of a key that is never written. */
   async probe(): Promise<void> {
     await this.#call('connect', ({ io }) => io.get(`${this.#config.keyPrefix}koa-kv-session-probe`));
@@ -191,7 +196,7 @@ export class SessionStore {
    */
   async compareAndSet(sid: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> {
     const key = this.key(sid);
-    const opened = this.#opened ?? (await this.#call('connect', async (o) => o));
+    const opened = await this.#connected();
     if (opened.cas) {
       const cas = opened.cas;
       return this.#call('set', () => cas(key, expected, next, ttl));
@@ -208,7 +213,7 @@ export class SessionStore {
    * Not bounded by storeTimeout: a purge of a million rows takes as long as it takes.
    */
   async purge(now = Date.now()): Promise<number> {
-    const opened = this.#opened ?? (await this.#call('connect', async (o) => o));
+    const opened = await this.#connected();
     const purge = opened.purge;
     if (purge === 'native') return 0;
     if (purge === undefined) {
@@ -226,12 +231,12 @@ export class SessionStore {
 
   /** True when the backend can list its keys (what `scanPage` needs). */
   async canList(): Promise<boolean> {
-    return (await this.#call('connect', async (o) => o)).scan !== undefined;
+    return (await this.#connected()).scan !== undefined;
   }
 
   /** A page of the records under the key prefix, and the cursor of the next (undefined: that was the last). */
   async scanPage(cursor: string | undefined, count: number): Promise<{ records: ListedRecord[]; cursor: string | undefined }> {
-    const opened = await this.#call('connect', async (o) => o);
+    const opened = await this.#connected();
     const scan = opened.scan;
     if (scan === undefined) {
       throw new SessionError('SESSION_UNSUPPORTED', `koa-kv-session: the store (${describeStore(this.#config.store)}) cannot list its keys`);
@@ -243,7 +248,7 @@ export class SessionStore {
 
   /** How many records are under the key prefix, where one statement can tell (SQL); undefined elsewhere. */
   async countRecords(): Promise<number | undefined> {
-    const count = (await this.#call('connect', async (o) => o)).count;
+    const count = (await this.#connected()).count;
     return count === undefined ? undefined : this.#call('get', () => count(this.#config.keyPrefix));
   }
 
@@ -252,7 +257,7 @@ export class SessionStore {
    * on SQL, concurrent compare-and-sets elsewhere. Resolves with the names written.
    */
   async compareAndSetMany(rows: ReadonlyArray<{ name: string; expected: string; next: string; ttl: number }>): Promise<Set<string>> {
-    const opened = await this.#call('connect', async (o) => o);
+    const opened = await this.#connected();
     const many = opened.casMany;
     if (many !== undefined) {
       const written = await this.#call('set', () => many(rows.map((row) => ({ key: this.key(row.name), expected: row.expected, next: row.next }))));

@@ -13,6 +13,7 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { frameRecord, parseRecord, type SessionData } from './codec.js';
 import { SessionError } from './errors.js';
+import { conflictPause, Lanes } from './lanes.js';
 import { mapConcurrently, type SessionStore } from './store.js';
 
 /** Starts the store name of every index: "~" is not base64url, so no sid looks like this. */
@@ -56,7 +57,7 @@ export function userIdOf(value: unknown, userKey: string): string | undefined {
 }
 
 /** userIdOf() for data read from the store: something unusable there means "no user", never a failure. */
-function storedUserOf(data: SessionData, userKey: string): string | undefined {
+export function storedUserOf(data: SessionData, userKey: string): string | undefined {
   try {
     return userIdOf(data[userKey], userKey);
   } catch {
@@ -71,9 +72,10 @@ interface Entry {
 
 type Change = (entries: Map<string, Entry>, now: number) => void;
 
-interface Lane {
+interface Queued {
+  readonly name: string;
   readonly user: string;
-  readonly waiting: Array<{ change: Change; resolve: () => void; reject: (error: unknown) => void }>;
+  readonly change: Change;
 }
 
 export interface UserIndexConfig {
@@ -86,12 +88,18 @@ export interface UserIndexConfig {
 const PRUNE_ABOVE = 200;
 // The most sids whose index coverage this process remembers (to skip reading the index on a refresh).
 const REMEMBERED = 10_000;
-const MAX_ATTEMPTS = 50;
 
 export class UserIndex {
   readonly #store: SessionStore;
   readonly #config: UserIndexConfig;
-  readonly #lanes = new Map<string, Lane>();
+  /** Changes queued per index name; the changes of one lane all concern one user. */
+  readonly #lanes = new Lanes<Queued, undefined, undefined>(
+    () => undefined,
+    async (batch) => {
+      await this.#apply(batch[0] as Queued, batch.map((queued) => queued.change));
+      return batch.map(() => undefined);
+    },
+  );
   /** `<index name> <sid>` -> until when this process knows the index covers that sid. */
   readonly #covered = new Map<string, number>();
   /** Entries this young are never dropped as dead: their session may still be on its way to the store. */
@@ -109,7 +117,7 @@ export class UserIndex {
     const known = this.#covered.get(`${name} ${sid}`);
     if (known !== undefined && known > expires) return;
     const covered = expires + this.#config.lifetime;
-    await this.#change(user, (entries, now) => {
+    await this.#change(name, user, (entries, now) => {
       const entry = entries.get(sid);
       if (entry === undefined) entries.set(sid, { covered, added: now });
       else entry.covered = Math.max(entry.covered, covered);
@@ -121,7 +129,7 @@ export class UserIndex {
   async untrack(user: string, sids: readonly string[]): Promise<void> {
     const name = userIndexName(user);
     for (const sid of sids) this.#covered.delete(`${name} ${sid}`);
-    await this.#change(user, (entries) => {
+    await this.#change(name, user, (entries) => {
       for (const sid of sids) entries.delete(sid);
     });
   }
@@ -162,36 +170,13 @@ export class UserIndex {
     if (this.#covered.size > REMEMBERED) this.#covered.delete(this.#covered.keys().next().value as string);
   }
 
-  /** Queues a change of one user's index; changes queued while a write is in flight go out together. */
-  #change(user: string, change: Change): Promise<void> {
-    const name = userIndexName(user);
-    return new Promise<void>((resolve, reject) => {
-      const lane = this.#lanes.get(name);
-      if (lane !== undefined) {
-        lane.waiting.push({ change, resolve, reject });
-        return;
-      }
-      const fresh: Lane = { user, waiting: [{ change, resolve, reject }] };
-      this.#lanes.set(name, fresh);
-      void this.#drain(name, fresh);
-    });
-  }
-
-  async #drain(name: string, lane: Lane): Promise<void> {
-    while (lane.waiting.length > 0) {
-      const batch = lane.waiting.splice(0);
-      try {
-        await this.#apply(name, lane.user, batch.map((w) => w.change));
-        for (const waiting of batch) waiting.resolve();
-      } catch (error) {
-        for (const waiting of batch) waiting.reject(error);
-      }
-    }
-    this.#lanes.delete(name);
+  /** Queues a change of the index `name` of `user`; changes queued while a write is in flight go out together. */
+  async #change(name: string, user: string, change: Change): Promise<void> {
+    await this.#lanes.push(name, { name, user, change });
   }
 
   /** Applies `changes` onto the freshest index with compare-and-set, re-reading on conflict. */
-  async #apply(name: string, user: string, changes: readonly Change[]): Promise<void> {
+  async #apply({ name, user }: Queued, changes: readonly Change[]): Promise<void> {
     let current = await this.#store.loadRaw(name);
     const deadline = Date.now() + this.#config.storeTimeout;
     for (let attempt = 1; ; attempt++) {
@@ -205,10 +190,7 @@ export class UserIndex {
       const result = await this.#store.compareAndSet(name, current, next.raw, next.ttl);
       if (result.status === 'saved') return;
       current = result.status === 'gone' ? undefined : result.current;
-      const pause = Math.random() * Math.min(2 ** attempt, 100);
-      if (attempt >= MAX_ATTEMPTS || Date.now() + pause >= deadline) {
-        throw new SessionError('SESSION_CONFLICT', `koa-kv-session: the session index of a user kept changing during ${attempt} attempts to update it`, 503);
-      }
+      const pause = conflictPause(attempt, deadline, (n) => `koa-kv-session: the session index of a user kept changing during ${n} attempts to update it`);
       if (attempt > 1) await sleep(pause);
     }
   }
