@@ -170,6 +170,12 @@ describe('corrupt stored records', () => {
 });
 
 describe('maxSize', () => {
+  it('a CBOR payload whose base64 text would exceed maxSize is refused before that text is made', () => {
+    const data = { big: 'z'.repeat(3000) };
+    expect(() => encodePayload(data, 'cbor', 1024)).toThrow(expect.objectContaining({ code: 'SESSION_TOO_LARGE' }));
+    expect(encodePayload(data, 'cbor', 8192)).toBe(encodePayload(data, 'cbor'));
+  });
+
   it('a session over maxSize fails the request with SESSION_TOO_LARGE and leaves the stored record untouched', async () => {
     const errors: unknown[] = [];
     let step = 0;

@@ -1,6 +1,7 @@
 // Overlapping requests of one session, held open by the test so the overlap is certain, on real backends.
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Context } from 'koa';
+import { recordFate } from '../src/codec.js';
 import { decodeStored } from './records.js';
 import { BACKENDS, onBackend, cookiePair, CountingAdapter, gate, sidOf, startApp, type TestApp } from './helpers.js';
 
@@ -69,7 +70,10 @@ describe.each(BACKENDS)('concurrency on $name', (backend) => {
         if (ctx.path === '/set') ctx.session[q.k as string] = q.v;
         else if (ctx.path === '/push') (ctx.session[q.k as string] as { items: string[] }).items.push(q.v as string);
         else if (ctx.path === '/logout') await ctx.session.destroy();
-        else if (ctx.path === '/login') await ctx.session.regenerate();
+        else if (ctx.path === '/login') {
+          await ctx.session.regenerate();
+          if (q.user) ctx.session.user = q.user;
+        }
         return before;
       });
       apps.push(app);
@@ -91,10 +95,84 @@ describe.each(BACKENDS)('concurrency on $name', (backend) => {
     return { cookie, sid };
   }
 
+  /** The data of the live session stored under `sid`, or undefined (none, expired, or retired by a regenerate). */
   const stored = async (sid: string) => {
     const raw = await store.raw(prefix + sid);
-    return raw === undefined || raw === null ? undefined : decodeStored(raw);
+    return recordFate(raw, Date.now()) === 'live' ? decodeStored(raw) : undefined;
   };
+
+  /** Every sid this test's apps wrote that still holds a live session. */
+  const liveSids = async (): Promise<string[]> => {
+    const written = new Set(store.calls.filter((c) => (c.op === 'set' || c.op === 'cas') && !c.key.includes('~user~')).map((c) => c.key));
+    const live: string[] = [];
+    for (const key of written) if (recordFate(await store.raw(key), Date.now()) === 'live') live.push(key.slice(prefix.length));
+    return live;
+  };
+
+  it.each(MODES)('a logout that lands while a regenerate() is in flight wins: nothing is written, the cookie is cleared (%s)', async (_mode, count) => {
+    const [a, b = a] = (await servers(count)) as [TestApp, TestApp?];
+    const { cookie, sid } = await seed(a, { user: 'ada' });
+    const login = a.request('/login', { cookie, headers: { 'x-hold': 'R' } });
+    await holds.held('R');
+    const logout = await (b as TestApp).request('/logout', { cookie });
+    expect(logout.setCookies).toHaveLength(1);
+    expect(logout.setCookies[0]).toMatch(/^session=;/);
+    holds.release('R');
+    const late = await login;
+    expect(late.status).toBe(200);
+    // No cookie for a new sid: the browser stays logged out.
+    expect(late.setCookies).toHaveLength(1);
+    expect(late.setCookies[0]).toMatch(/^session=;/);
+    expect(await stored(sid)).toBeUndefined();
+    expect(await liveSids()).toEqual([]);
+  });
+
+  it.each(MODES)('two overlapping regenerate() calls leave one new session, and the loser sends no cookie (%s)', async (_mode, count) => {
+    const [a, b = a] = (await servers(count)) as [TestApp, TestApp?];
+    const { cookie, sid } = await seed(a, { user: 'ada' });
+    const one = a.request('/login', { cookie, headers: { 'x-hold': 'A' } });
+    const two = (b as TestApp).request('/login', { cookie, headers: { 'x-hold': 'B' } });
+    await Promise.all([holds.held('A'), holds.held('B')]);
+    holds.release('A');
+    const first = await one;
+    const fresh = sidOf(first.setCookies[0]);
+    holds.release('B');
+    const second = await two;
+    expect(second.status).toBe(200);
+    // A deletion here would drop the cookie the browser just got from the first.
+    expect(second.setCookies).toEqual([]);
+    expect(await liveSids()).toEqual([fresh]);
+    expect(await stored(fresh)).toEqual({ user: 'ada' });
+    expect(await stored(sid)).toBeUndefined();
+  });
+
+  it.each(MODES)('a change made while a regenerate() is in flight moves with the session (%s)', async (_mode, count) => {
+    const [a, b = a] = (await servers(count)) as [TestApp, TestApp?];
+    const { cookie, sid } = await seed(a, { user: 'ada' });
+    const login = a.request('/login', { cookie, headers: { 'x-hold': 'R' } });
+    await holds.held('R');
+    expect((await (b as TestApp).request('/set?k=cart&v=full', { cookie })).status).toBe(200);
+    holds.release('R');
+    const fresh = sidOf((await login).setCookies[0]);
+    expect(fresh).not.toBe(sid);
+    expect(await stored(fresh)).toEqual({ user: 'ada', cart: 'full' });
+    expect(await stored(sid)).toBeUndefined();
+  });
+
+  it.each(MODES)('revokeUserSessions() while a regenerate() is in flight: the user stays signed out (%s)', async (_mode, count) => {
+    const [a, b = a] = (await servers(count, { userKey: 'user' })) as [TestApp, TestApp?];
+    const { cookie } = await seed(a, { user: 'ada' });
+    const login = a.request('/login', { cookie, headers: { 'x-hold': 'R' } });
+    await holds.held('R');
+    expect(await (b as TestApp).middleware.revokeUserSessions('ada')).toBe(1);
+    holds.release('R');
+    const late = await login;
+    expect(late.status).toBe(200);
+    expect(late.setCookies).toHaveLength(1);
+    expect(late.setCookies[0]).toMatch(/^session=;/);
+    expect(await liveSids()).toEqual([]);
+    expect(await a.middleware.listUserSessions('ada')).toEqual([]);
+  });
 
   it.each(MODES)('two requests changing different keys both keep their change (%s)', async (_mode, count) => {
     const [a, b = a] = (await servers(count)) as [TestApp, TestApp?];
@@ -165,7 +243,10 @@ describe.each(BACKENDS)('concurrency on $name', (backend) => {
     const fresh = sidOf(login.setCookies[0]);
     expect(fresh).not.toBe(sid);
     holds.release('slow');
-    expect((await slow).status).toBe(200);
+    const late = await slow;
+    expect(late.status).toBe(200);
+    // The browser may hold the login cookie by now: a deletion cookie would log it straight out.
+    expect(late.setCookies).toEqual([]);
     expect(await stored(sid)).toBeUndefined();
     expect(await stored(fresh)).toEqual({ user: 'ada' });
   });

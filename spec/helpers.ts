@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import Koa, { type Context } from 'koa';
 import type { KeyvStoreAdapter } from 'keyv';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
@@ -59,6 +60,8 @@ export interface StoreCall {
  */
 export class CountingAdapter {
   readonly calls: StoreCall[] = [];
+  /** Milliseconds every read / write waits before it reaches the real store: a slow store, for deadline specs. */
+  delay = { read: 0, write: 0 };
   readonly opts: unknown;
   namespace: string | undefined;
   readonly #inner: KeyvStoreAdapter;
@@ -81,8 +84,9 @@ export class CountingAdapter {
     const cas = atomicCompareAndSet(inner);
     if (cas) {
       Object.assign(this, {
-        compareAndSet: (key: string, expected: string | undefined, next: string, ttl: number) => {
+        compareAndSet: async (key: string, expected: string | undefined, next: string, ttl: number) => {
           this.calls.push({ op: 'cas', key });
+          await this.#slow('write');
           return cas(key, expected, next, ttl);
         },
       });
@@ -94,18 +98,25 @@ export class CountingAdapter {
     return 'compareAndSet' in this;
   }
 
+  async #slow(kind: 'read' | 'write'): Promise<void> {
+    if (this.delay[kind] > 0) await sleep(this.delay[kind]);
+  }
+
   async get(key: string): Promise<unknown> {
     this.calls.push({ op: 'get', key });
+    await this.#slow('read');
     return this.#inner.get(key);
   }
 
   async set(key: string, value: unknown, ttl?: number): Promise<unknown> {
     this.calls.push(ttl === undefined ? { op: 'set', key } : { op: 'set', key, ttl });
+    await this.#slow('write');
     return this.#inner.set(key, value, ttl);
   }
 
   async delete(key: string): Promise<boolean> {
     this.calls.push({ op: 'delete', key });
+    await this.#slow('write');
     return this.#inner.delete(key);
   }
 

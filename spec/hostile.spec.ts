@@ -1,6 +1,8 @@
 // Hostile input: whatever a client sends, it gets a fresh session or its own, never a 500, and impossible sids never reach the store.
+import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { Socket } from 'node:net';
+import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryAdapter } from '../src/adapters.js';
@@ -230,4 +232,15 @@ describe('stored records a client cannot choose but an operator may find', () =>
       await server.close();
     }
   });
+});
+
+describe('session data a handler takes from a client', () => {
+  it('ten refused 10 MB sessions leave no encoder buffer behind (no memory lever)', () => {
+    // dist/ is built by the global setup; the fixture runs in its own process to measure its heap.
+    const output = execFileSync(process.execPath, ['--expose-gc', resolve('spec/fixtures/encoder-lever.mjs'), resolve('dist/esm/index.js'), '10'], { encoding: 'utf8' });
+    const { statuses, arrayBuffers } = JSON.parse(output) as { statuses: number[]; arrayBuffers: number };
+    expect(new Set(statuses)).toEqual(new Set([500])); // SESSION_TOO_LARGE, nothing saved
+    // Before the fix the shared CBOR buffer kept ~60 MB; a fresh one is 8 KB.
+    expect(arrayBuffers).toBeLessThan(8 * 1024 * 1024);
+  }, 60_000);
 });

@@ -8,7 +8,7 @@ import { SessionError } from './errors.js';
 /** URL schemes `store` accepts, with the npm package each one needs. */
 export const STORE_SCHEMES: Readonly<Record<string, string | undefined>> = Object.freeze({
   memory: undefined,
-  sqlite: '@keyv/sqlite',
+  sqlite: 'sqlite3',
   redis: '@keyv/redis',
   rediss: '@keyv/redis',
   postgres: 'pg',
@@ -229,15 +229,39 @@ async function connectedRedis(adapter: AnyModule): Promise<OpenedAdapter> {
   return owned(adapter);
 }
 
+/**
+ * @keyv/mongo connects once, in its constructor, and when that fails its connection promise never
+ * settles: every later call would hang until our timeout, for ever. The open waits for it instead
+ * (bounded), so a failure fails the open, which the next request tries again.
+ */
+async function mongoConnected(adapter: AnyModule, timeout: number): Promise<void> {
+  let onError: ((error: unknown) => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      adapter.connect,
+      new Promise((_, reject) => {
+        onError = reject;
+        adapter.on('error', onError);
+        timer = setTimeout(() => reject(new Error(`MongoDB did not connect within ${timeout} ms`)), timeout + 1000);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    adapter.off('error', onError);
+  }
+}
+
 /** Opens the adapter for a connection URL; `timeout` bounds connection attempts of drivers that take one. */
 export async function openAdapter(url: string, scheme: string, timeout: number): Promise<OpenedAdapter> {
   switch (scheme) {
     case 'memory':
       return owned(new MemoryAdapter() as unknown as KeyvStoreAdapter);
     case 'sqlite': {
-      const KeyvSqlite = await load('@keyv/sqlite', scheme, 'KeyvSqlite');
+      const sqlite3 = await importOptional('sqlite3', scheme);
+      const { SqliteAdapter } = await import('./sqlite.js');
       const { url: uri, params } = takeParameters(url, ['table']);
-      return owned(new KeyvSqlite({ uri, busyTimeout: timeout, ...params }));
+      return owned(new SqliteAdapter(sqlite3.default ?? sqlite3, uri, { ...params, busyTimeout: timeout }) as unknown as KeyvStoreAdapter);
     }
     case 'redis':
     case 'rediss': {
@@ -260,7 +284,9 @@ export async function openAdapter(url: string, scheme: string, timeout: number):
     case 'mongodb+srv': {
       const KeyvMongo = await load('@keyv/mongo', scheme, 'KeyvMongo');
       const { url: uri, params } = takeParameters(url, ['collection']);
-      return owned(new KeyvMongo(uri, { serverSelectionTimeoutMS: timeout, ...params }));
+      const adapter = new KeyvMongo(uri, { serverSelectionTimeoutMS: timeout, ...params });
+      await mongoConnected(adapter, timeout);
+      return owned(adapter);
     }
     case 'memcache': {
       const KeyvMemcache = await load('@keyv/memcache', scheme, 'KeyvMemcache');

@@ -7,6 +7,7 @@
 // The expiry sits in plain text before the payload so that SQL can purge expired rows in one
 // statement without decoding CBOR, and a refresh decision needs no second read.
 import { Encoder } from 'cbor-x';
+import { SessionError } from './errors.js';
 
 export type Format = 'cbor' | 'json';
 export type SessionData = Record<string, unknown>;
@@ -54,11 +55,44 @@ function renameKeys(value: unknown, rename: (key: string) => string): unknown {
   return out;
 }
 
-export function encodePayload(data: SessionData, format: Format): string {
+// cbor-x encodes into one buffer that every encoder in the process shares and keeps, grown to
+// several times the largest value it was ever given (a refused 100 MB session would pin ~375 MB).
+// After a large encode, or a failed one, it gets a small buffer again.
+const KEEP_BUFFER_BELOW = 64 * 1024;
+const FRESH_BUFFER = 8192;
+// Present on every cbor-x Encoder, missing from its type declarations.
+const shared = cbor as unknown as { useBuffer(buffer: Buffer): void };
+
+function cborEncode(value: unknown): Buffer {
+  let bytes: Buffer | undefined;
+  try {
+    bytes = cbor.encode(value);
+    return bytes;
+  } finally {
+    if (bytes === undefined || bytes.length > KEEP_BUFFER_BELOW) shared.useBuffer(Buffer.allocUnsafeSlow(FRESH_BUFFER));
+  }
+}
+
+/**
+ * The payload of a record. With `maxSize`, a CBOR payload whose base64 text would exceed it is
+ * refused (SESSION_TOO_LARGE) before that text is made.
+ */
+export function encodePayload(data: SessionData, format: Format, maxSize = Number.POSITIVE_INFINITY): string {
   if (format === 'json') return JSON.stringify(data);
-  let bytes = cbor.encode(data);
-  if (bytes.indexOf(PROTO) !== -1) bytes = cbor.encode(renameKeys(data, (key) => (ESCAPE.test(key) ? `${key}_` : key)));
+  let bytes = cborEncode(data);
+  if (bytes.indexOf(PROTO) !== -1) bytes = cborEncode(renameKeys(data, (key) => (ESCAPE.test(key) ? `${key}_` : key)));
+  const length = Math.ceil(bytes.length / 3) * 4;
+  if (length > maxSize) throw tooLarge(length, maxSize);
   return bytes.toString('base64');
+}
+
+function tooLarge(bytes: number, max: number): SessionError {
+  return new SessionError('SESSION_TOO_LARGE', `koa-kv-session: the session record is ${bytes} bytes, over maxSize (${max}); nothing was saved`);
+}
+
+/** Refuses a record over maxSize, before anything is written. */
+export function checkSize(raw: string, max: number): void {
+  if (raw.length > max || (raw.length * 3 > max && Buffer.byteLength(raw) > max)) throw tooLarge(Buffer.byteLength(raw), max);
 }
 
 function decodeCbor(payload: string): unknown {
@@ -86,7 +120,7 @@ export function decodePayload(payload: string, format: Format): SessionData {
  */
 export function fingerprint(value: unknown): Buffer | undefined {
   try {
-    return cbor.encode(value);
+    return cborEncode(value);
   } catch {
     return undefined;
   }
@@ -94,6 +128,25 @@ export function fingerprint(value: unknown): Buffer | undefined {
 
 export function frameRecord(payload: string, format: Format, expires: number, permanent: boolean): string {
   return `${TAG[format]}:${expires}:${permanent ? '1' : '0'}:${payload}`;
+}
+
+/**
+ * What a regenerate leaves under the sid it moved away from, for a while: a record that has always
+ * expired (expiry 0), so it loads as no session, and that tells a request still holding the old sid
+ * that its session lives on under another one (its browser may hold that cookie already: leave it).
+ */
+export const RETIRED_RECORD = 'j1:0:0:{}';
+
+/**
+ * What a stored value (as a compare-and-set found it) says of its session: still there, gone
+ * (absent, expired: destroyed or timed out), or moved to a new sid by a regenerate. A value that is
+ * not a record counts as there: a write replaces it.
+ */
+export function recordFate(raw: unknown, now: number): 'live' | 'gone' | 'moved' {
+  if (raw === undefined || raw === null) return 'gone';
+  const expires = recordExpiry(raw);
+  if (expires === 0) return 'moved';
+  return expires <= now ? 'gone' : 'live';
 }
 
 /** The expiry in a stored value's header, read without decoding anything; NaN for a value that is not a record. */

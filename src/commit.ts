@@ -1,33 +1,42 @@
-// Applies session writes to the store: a request's changes go onto the freshest record, never over a logout.
+// Applies session writes to the store: a request's changes go onto the freshest record, never over a logout, and a regenerate only moves a session that still exists.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodePayload, encodePayload, frameRecord, parseRecord, type Format } from './codec.js';
+import { checkSize, decodePayload, encodePayload, frameRecord, parseRecord, recordFate, RETIRED_RECORD, type Format } from './codec.js';
 import { conflictPause, Lanes } from './lanes.js';
-import { checkSize, type ChangeSet, type Write } from './session.js';
+import type { ChangeSet, Write } from './session.js';
 import type { SessionStore } from './store.js';
 
-/** What became of a write: stored, not needed (someone else already wrote newer data), or the session is gone. */
-export type WriteOutcome = 'saved' | 'skipped' | 'gone';
+/**
+ * What became of a write: stored; not needed (someone else already wrote newer data); the session is
+ * gone (destroyed, revoked or expired meanwhile); or it moved to a new sid (another request's
+ * regenerate()), whose cookie the browser may hold already.
+ */
+export type WriteOutcome = 'saved' | 'skipped' | 'gone' | 'moved';
 
 export interface CommitConfig {
-  readonly storeTimeout: number;
   readonly lifetime: number;
   readonly serialization: Format;
   readonly maxSize: number;
 }
 
 type Conditional = Extract<Write, { kind: 'merge' | 'refresh' }>;
+type Rotate = Extract<Write, { kind: 'rotate' }>;
 
 /** What a sid's lane remembers between batches: the record this process wrote last, the freshest one we know. */
 interface LaneState {
   latest: string | undefined;
 }
 
+// How long the record a regenerate() retired keeps saying "moved" to requests that still hold the
+// old sid, before it expires like any other: long enough for slow requests, short enough to cost
+// nothing on apps that rotate often.
+const RETIRED_FOR = 10 * 60_000;
+
 export class Committer {
   readonly #store: SessionStore;
   readonly #config: CommitConfig;
   readonly #lanes = new Lanes<Conditional, WriteOutcome, LaneState>(
     () => ({ latest: undefined }),
-    (writes, lane) => this.#saveBatch(writes, lane),
+    (writes, lane, deadline) => this.#saveBatch(writes, lane, deadline),
   );
 
   constructor(store: SessionStore, config: CommitConfig) {
@@ -35,16 +44,18 @@ export class Committer {
     this.#config = config;
   }
 
-  async write(write: Write): Promise<WriteOutcome> {
+  /** Makes `write`; every store call and every wait in a queue ends by `deadline` (epoch ms). */
+  async write(write: Write, deadline: number): Promise<WriteOutcome> {
     if (write.kind === 'put') {
-      await this.#store.save(write.sid, write.raw, write.ttl);
+      await this.#store.save(write.sid, write.raw, write.ttl, deadline);
       return 'saved';
     }
-    return this.#lanes.push(write.sid, write);
+    if (write.kind === 'rotate') return this.#rotate(write, deadline);
+    return this.#lanes.push(write.sid, write, deadline, () => this.#store.timeout('set'));
   }
 
   /** One compare-and-set for every write of the batch, in order; refreshes made moot by a newer write are skipped. */
-  async #saveBatch(writes: Conditional[], lane: LaneState): Promise<WriteOutcome[]> {
+  async #saveBatch(writes: Conditional[], lane: LaneState, deadline: number): Promise<WriteOutcome[]> {
     let expected = lane.latest ?? (writes[0] as Conditional).base;
     const merges = writes.filter((w) => w.kind === 'merge');
     // A refresh only makes sense on the record it read: anything newer already moved the expiry.
@@ -52,50 +63,89 @@ export class Committer {
     const active = merges.length > 0 ? merges : writes.filter((_, i) => outcomes[i] === 'saved');
     if (active.length === 0) return outcomes;
 
-    const only = active.length === 1 ? (active[0] as Conditional) : undefined;
-    let raw = only !== undefined && only.base === expected ? only.raw : this.#merge(expected, active);
-    const deadline = Date.now() + this.#config.storeTimeout;
+    const first = active[0] as Conditional;
+    const only = active.length === 1 ? first : undefined;
+    let next = only !== undefined && only.base === expected ? only.raw : this.#merge(expected, active);
     for (let attempt = 1; ; attempt++) {
-      if (raw === undefined) return writes.map(() => 'gone');
-      const result = await this.#store.compareAndSet((active[0] as Conditional).sid, expected, raw, (active[0] as Conditional).ttl);
+      if (next === 'gone' || next === 'moved') return writes.map(() => next as WriteOutcome);
+      const result = await this.#store.compareAndSet(first.sid, expected, next, first.ttl, deadline);
       if (result.status === 'saved') {
-        lane.latest = raw;
+        lane.latest = next;
         return outcomes;
       }
       if (result.status === 'gone') return writes.map(() => 'gone');
+      const fate = recordFate(result.current, Date.now());
+      if (fate !== 'live') return writes.map(() => fate);
       if (merges.length === 0) return writes.map(() => 'skipped'); // refreshes only: someone else wrote
       await sleep(conflictPause(attempt, deadline, (n) => `koa-kv-session: other processes kept changing the session during ${n} attempts to save it; nothing was saved by this request`));
       expected = result.current;
-      raw = this.#merge(expected, active);
+      next = this.#merge(expected, active);
     }
   }
 
   /**
-   * The changes of `writes`, in order, applied onto the record `current` holds; undefined when that
-   * record has expired (the session is gone and must not come back). A record we cannot read is
-   * replaced by the last write's own.
+   * regenerate(): the new record first, then the old one retired by compare-and-set, so the move
+   * takes effect only if the loaded session still exists. Destroyed or revoked meanwhile (a logout
+   * that came first): the new record is deleted again and the outcome is "gone". Retired by another
+   * regenerate(): "moved". Changed meanwhile: the request's changes go onto the freshest copy.
    */
-  #merge(current: string, writes: Conditional[]): string | undefined {
+  async #rotate(write: Rotate, deadline: number): Promise<WriteOutcome> {
+    let expected = write.base;
+    let raw = write.raw;
+    for (let attempt = 1; ; attempt++) {
+      await this.#store.save(write.sid, raw, write.ttl, deadline);
+      let fate: 'live' | 'gone' | 'moved';
+      try {
+        const result = await this.#store.compareAndSet(write.from, expected, RETIRED_RECORD, Math.min(write.ttl, RETIRED_FOR), deadline);
+        if (result.status === 'saved') return 'saved';
+        fate = result.status === 'gone' ? 'gone' : recordFate(result.current, Date.now());
+        if (fate === 'live' && result.status === 'conflict') {
+          await sleep(conflictPause(attempt, deadline, (n) => `koa-kv-session: other processes kept changing the session during ${n} attempts to regenerate it; nothing was saved by this request`));
+          expected = result.current;
+          raw = this.#apply(expected, [write.changes], raw);
+          continue;
+        }
+      } catch (error) {
+        // No cookie will name the new record: it must not outlive this failed request.
+        await this.#store.remove(write.sid, deadline).catch(() => undefined);
+        throw error;
+      }
+      await this.#store.remove(write.sid, deadline);
+      return fate === 'moved' ? 'moved' : 'gone';
+    }
+  }
+
+  /**
+   * The changes of `writes`, in order, applied onto the record `current` holds; 'gone' or 'moved'
+   * when that record no longer holds a live session (which must not come back).
+   */
+  #merge(current: string, writes: Conditional[]): string | 'gone' | 'moved' {
+    const fate = recordFate(current, Date.now());
+    if (fate !== 'live') return fate;
     const last = writes[writes.length - 1] as Conditional;
     if (last.kind === 'refresh') return last.raw;
-    const now = Date.now();
+    const changes: ChangeSet[] = [];
+    for (const write of writes) if (write.kind === 'merge') changes.push(write.changes);
+    return this.#apply(current, changes, last.raw);
+  }
+
+  /** `changes` applied onto the data of the live record `current`; a record we cannot read is replaced by `fallback`. */
+  #apply(current: string, changes: readonly ChangeSet[], fallback: string): string {
     let record: ReturnType<typeof parseRecord>;
     let data: Record<string, unknown>;
     try {
       record = parseRecord(current);
       data = decodePayload(record.payload, record.format);
     } catch {
-      return last.raw;
+      return fallback;
     }
-    if (record.expires <= now) return undefined;
     let permanent = record.permanent;
-    for (const write of writes) {
-      if (write.kind !== 'merge') continue;
-      data = applyChanges(data, write.changes);
-      permanent = write.changes.permanent ?? permanent;
+    for (const change of changes) {
+      data = applyChanges(data, change);
+      permanent = change.permanent ?? permanent;
     }
     const format = this.#config.serialization;
-    const raw = frameRecord(encodePayload(data, format), format, now + this.#config.lifetime, permanent);
+    const raw = frameRecord(encodePayload(data, format, this.#config.maxSize), format, Date.now() + this.#config.lifetime, permanent);
     checkSize(raw, this.#config.maxSize);
     return raw;
   }

@@ -1,8 +1,11 @@
 // Per-key write queues and the retry pause of compare-and-set writers (session records and user indexes).
+import { bounded } from './deadline.js';
 import { SessionError } from './errors.js';
 
 interface Waiting<Item, Outcome> {
   readonly item: Item;
+  /** The writer's deadline: its wait in the queue counts against it too. */
+  readonly deadline: number;
   readonly resolve: (outcome: Outcome) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -20,25 +23,39 @@ interface Lane<Item, Outcome, State> {
 export class Lanes<Item, Outcome, State> {
   readonly #lanes = new Map<string, Lane<Item, Outcome, State>>();
   readonly #newState: () => State;
-  readonly #flush: (batch: Item[], state: State) => Promise<Outcome[]>;
+  readonly #flush: (batch: Item[], state: State, deadline: number) => Promise<Outcome[]>;
 
-  /** `flush` writes a batch and resolves with one outcome per item, in order. */
-  constructor(newState: () => State, flush: (batch: Item[], state: State) => Promise<Outcome[]>) {
+  /**
+   * `flush` writes a batch and resolves with one outcome per item, in order; its store calls end by
+   * `deadline`, the latest of the batch's writers.
+   */
+  constructor(newState: () => State, flush: (batch: Item[], state: State, deadline: number) => Promise<Outcome[]>) {
     this.#newState = newState;
     this.#flush = flush;
   }
 
-  /** Queues `item` on the lane of `key`; resolves with its outcome once its batch is written. */
-  push(key: string, item: Item): Promise<Outcome> {
-    return new Promise<Outcome>((resolve, reject) => {
-      const lane = this.#lanes.get(key);
+  /**
+   * Queues `item` on the lane of `key`; resolves with its outcome once its batch is written, or
+   * rejects with `timeout()` at `deadline` (epoch ms), queueing included. An item still waiting then
+   * is withdrawn: it is never written after its writer gave up.
+   */
+  push(key: string, item: Item, deadline: number, timeout: () => Error): Promise<Outcome> {
+    let waiting: Waiting<Item, Outcome> | undefined;
+    let lane = this.#lanes.get(key);
+    const queued = new Promise<Outcome>((resolve, reject) => {
+      waiting = { item, deadline, resolve, reject };
       if (lane !== undefined) {
-        lane.waiting.push({ item, resolve, reject });
+        lane.waiting.push(waiting);
         return;
       }
-      const fresh: Lane<Item, Outcome, State> = { waiting: [{ item, resolve, reject }], state: this.#newState() };
-      this.#lanes.set(key, fresh);
-      void this.#drain(key, fresh);
+      lane = { waiting: [waiting], state: this.#newState() };
+      this.#lanes.set(key, lane);
+      void this.#drain(key, lane);
+    });
+    return bounded(queued, deadline, timeout, () => {
+      const list = (lane as Lane<Item, Outcome, State>).waiting;
+      const at = list.indexOf(waiting as Waiting<Item, Outcome>);
+      if (at !== -1) list.splice(at, 1);
     });
   }
 
@@ -46,8 +63,9 @@ export class Lanes<Item, Outcome, State> {
   async #drain(key: string, lane: Lane<Item, Outcome, State>): Promise<void> {
     while (lane.waiting.length > 0) {
       const batch = lane.waiting.splice(0);
+      const deadline = batch.reduce((latest, w) => Math.max(latest, w.deadline), 0);
       try {
-        const outcomes = await this.#flush(batch.map((w) => w.item), lane.state);
+        const outcomes = await this.#flush(batch.map((w) => w.item), lane.state, deadline);
         batch.forEach((waiting, i) => waiting.resolve(outcomes[i] as Outcome));
       } catch (error) {
         for (const waiting of batch) waiting.reject(error);

@@ -1,5 +1,5 @@
 // The object handlers see as ctx.session: user data behind a Proxy, plus the status the commit is planned from.
-import { encodePayload, fingerprint, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
+import { checkSize, encodePayload, fingerprint, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
 import { SessionError } from './errors.js';
 import { generateSid } from './sid.js';
 import { storedUserOf, userIdOf } from './users.js';
@@ -64,13 +64,16 @@ export interface ChangeSet {
 
 /**
  * A store write the commit makes:
- * - `put`: a record under a sid that has none yet (new or regenerated session);
+ * - `put`: a record under a sid that has none yet (a new session, or one started after destroy());
+ * - `rotate`: a loaded session moved to a new sid by regenerate(), only if its record (`from`) is
+ *   still there: the request's changes onto the freshest copy under `sid`, `from` retired;
  * - `merge`: the request's changes onto the freshest record of an existing session;
  * - `refresh`: the same data with a later expiry, only if nobody wrote meanwhile.
  * `base` is the stored string the request loaded; `raw` the record as this request would write it.
  */
 export type Write =
   | { readonly kind: 'put'; readonly sid: string; readonly raw: string; readonly ttl: number }
+  | { readonly kind: 'rotate'; readonly sid: string; readonly from: string; readonly base: string; readonly raw: string; readonly ttl: number; readonly changes: ChangeSet }
   | { readonly kind: 'merge'; readonly sid: string; readonly base: string; readonly raw: string; readonly ttl: number; readonly changes: ChangeSet }
   | { readonly kind: 'refresh'; readonly sid: string; readonly base: string; readonly raw: string; readonly ttl: number };
 
@@ -123,6 +126,8 @@ export class SessionState implements ProxyHandler<RecordData> {
   #sid: string | undefined;
   /** The record stored under #sid when loaded; undefined once the sid is new, rotated or destroyed. */
   #stored: StoredRecord | undefined;
+  /** After regenerate(): the loaded sid and record, retired at commit only if still stored then. */
+  #rotatedFrom: { readonly sid: string; readonly record: StoredRecord } | undefined;
   readonly #loadedPermanent: boolean;
   #permanent: boolean;
   #isNew: boolean;
@@ -169,7 +174,7 @@ export class SessionState implements ProxyHandler<RecordData> {
     const value = Reflect.get(target, key, receiver);
     if (
       typeof value === 'object' && value !== null && typeof key === 'string' &&
-      this.#stored !== undefined && !this.#touched?.has(key) && !this.#snapshots?.has(key) && Object.hasOwn(target, key)
+      (this.#stored ?? this.#rotatedFrom) !== undefined && !this.#touched?.has(key) && !this.#snapshots?.has(key) && Object.hasOwn(target, key)
     ) {
       (this.#snapshots ??= new Map()).set(key, fingerprint(value));
     }
@@ -239,12 +244,16 @@ export class SessionState implements ProxyHandler<RecordData> {
   #methods: { regenerate(): Promise<void>; destroy(): Promise<void>; clear(): void } | undefined;
 
   #regenerate(): Promise<void> {
-    this.#retire();
+    if (this.#stored !== undefined && this.#sid !== undefined) this.#rotatedFrom = { sid: this.#sid, record: this.#stored };
+    this.#stored = undefined;
+    this.#sid = undefined;
     return Promise.resolve();
   }
 
   #destroy(): Promise<void> {
     this.#retire();
+    if (this.#rotatedFrom !== undefined) this.#retired.push(this.#rotatedFrom.sid);
+    this.#rotatedFrom = undefined;
     this.#removeAll();
     this.#isNew = true;
     this.#permanent = this.#config.permanent;
@@ -300,8 +309,9 @@ export class SessionState implements ProxyHandler<RecordData> {
     if (stored?.format === format && !this.#replaced && this.#touched === undefined && this.#snapshots === undefined) return stored.payload;
     let payload: string;
     try {
-      payload = encodePayload(this.#data, format);
+      payload = encodePayload(this.#data, format, this.#config.maxSize);
     } catch (error) {
+      if (error instanceof SessionError) throw error;
       throw new SessionError('SESSION_UNENCODABLE', `koa-kv-session: the session data cannot be encoded as ${format.toUpperCase()}: ${(error as Error).message}`, 500, { cause: error });
     }
     this.#encoded = { format, payload };
@@ -322,7 +332,7 @@ export class SessionState implements ProxyHandler<RecordData> {
   }
 
   #isModified(): boolean {
-    return this.#forced || this.#retired.length > 0 || this.#permanent !== this.#loadedPermanent || this.#dataChanged();
+    return this.#forced || this.#retired.length > 0 || this.#rotatedFrom !== undefined || this.#permanent !== this.#loadedPermanent || this.#dataChanged();
   }
 
   /** What this request changed, key by key: set or mutated in place, or deleted. */
@@ -369,7 +379,7 @@ export class SessionState implements ProxyHandler<RecordData> {
     const write = plan.write;
     const track = user !== undefined && write !== undefined ? { user, sid: write.sid, expires: now + this.#config.lifetime } : undefined;
     const loaded = this.#loadedUser;
-    const kept = loaded !== undefined && loaded.user === user && !plan.remove.includes(loaded.sid) && plan.cookie !== 'clear';
+    const kept = loaded !== undefined && loaded.user === user && write?.kind !== 'rotate' && !plan.remove.includes(loaded.sid) && plan.cookie !== 'clear';
     const untrack = loaded !== undefined && !kept ? loaded : undefined;
     return track === undefined && untrack === undefined ? plan : { ...plan, track, untrack };
   }
@@ -394,13 +404,20 @@ export class SessionState implements ProxyHandler<RecordData> {
 
     if (stored === undefined) {
       // New, regenerated or destroyed: nothing is stored under the current sid yet.
-      if (empty) return { write: undefined, remove, cookie: remove.length > 0 ? 'clear' : undefined };
-      this.#sid ??= generateSid(this.#config.sidLength);
+      const from = this.#rotatedFrom;
+      if (empty) {
+        // Regenerated and then emptied is a logout: the old record goes, unconditionally.
+        const gone = from === undefined ? remove : [...remove, from.sid];
+        return { write: undefined, remove: gone, cookie: gone.length > 0 ? 'clear' : undefined };
+      }
+      const sid = (this.#sid ??= generateSid(this.#config.sidLength));
       const { raw, expires } = this.#record(now);
       return {
-        write: { kind: 'put', sid: this.#sid, raw, ttl: lifetime },
+        write: from === undefined
+          ? { kind: 'put', sid, raw, ttl: lifetime }
+          : { kind: 'rotate', sid, from: from.sid, base: from.record.raw, raw, ttl: lifetime, changes: this.#changeSet() },
         remove,
-        cookie: { sid: this.#sid, expires: this.#permanent ? expires : undefined },
+        cookie: { sid, expires: this.#permanent ? expires : undefined },
       };
     }
 
@@ -428,15 +445,5 @@ export class SessionState implements ProxyHandler<RecordData> {
     }
     const cookie = this.#staleCookie ? { sid, expires: this.#permanent ? stored.expires : undefined } : undefined;
     return { write: undefined, remove, cookie };
-  }
-}
-
-/** Refuses a record over maxSize, before anything is written. */
-export function checkSize(raw: string, max: number): void {
-  if (raw.length > max || (raw.length * 3 > max && Buffer.byteLength(raw) > max)) {
-    throw new SessionError(
-      'SESSION_TOO_LARGE',
-      `koa-kv-session: the session record is ${Buffer.byteLength(raw)} bytes, over maxSize (${max}); nothing was saved`,
-    );
   }
 }

@@ -7,6 +7,7 @@ import {
   type CasResult, type CompareAndSet, type CompareAndSetMany, type CountUnder, type OpenedAdapter, type PurgeExpired, type ScanPage,
 } from './adapters.js';
 import { CorruptRecordError, decodePayload, parseRecord, type SessionData, type StoredRecord } from './codec.js';
+import { bounded } from './deadline.js';
 import { SessionError, SessionStoreError } from './errors.js';
 import { maskPassword, type StoreSpec } from './options.js';
 
@@ -111,7 +112,14 @@ export class SessionStore {
   }
 
   #open(): Promise<Opened> {
-    this.#opening ??= this.#connect();
+    if (this.#opening === undefined) {
+      const opening = this.#connect();
+      this.#opening = opening;
+      // A failed open is never kept: the next call tries again, and finds the store once it is back.
+      opening.catch(() => {
+        if (this.#opening === opening) this.#opening = undefined;
+      });
+    }
     return this.#opening;
   }
 
@@ -145,8 +153,8 @@ export class SessionStore {
   }
 
   /** The opened adapter and its abilities; connecting (bounded by storeTimeout) on first use. */
-  async #connected(): Promise<Opened> {
-    return this.#opened ?? this.#call('connect', async (opened) => opened);
+  async #connected(deadline?: number): Promise<Opened> {
+    return this.#opened ?? this.#call('connect', async (opened) => opened, deadline);
   }
 
   /** Checks the store answers, for start-up: a read of a key that is never written. */
@@ -155,8 +163,8 @@ export class SessionStore {
   }
 
   /** The record of a sid and its data, or undefined when there is none, it has expired, or it cannot be read (reported). */
-  async load(sid: string, now: number): Promise<{ record: StoredRecord; data: SessionData } | undefined> {
-    const raw = await this.#call('get', ({ io }) => io.get(this.key(sid)));
+  async load(sid: string, now: number, deadline?: number): Promise<{ record: StoredRecord; data: SessionData } | undefined> {
+    const raw = await this.#call('get', ({ io }) => io.get(this.key(sid)), deadline);
     if (raw === undefined || raw === null) return undefined;
     try {
       // A record larger than we would ever write is not decoded: a planted or stale giant costs nothing.
@@ -175,18 +183,18 @@ export class SessionStore {
   }
 
   /** The stored string under a name (a sid, or a user index), undecoded; undefined when there is none. */
-  async loadRaw(name: string): Promise<string | undefined> {
-    const raw = await this.#call('get', ({ io }) => io.get(this.key(name)));
+  async loadRaw(name: string, deadline?: number): Promise<string | undefined> {
+    const raw = await this.#call('get', ({ io }) => io.get(this.key(name)), deadline);
     if (raw === undefined || raw === null) return undefined;
     return typeof raw === 'string' ? raw : String(raw);
   }
 
-  async save(sid: string, raw: string, ttl: number): Promise<void> {
-    await this.#call('set', ({ io }) => io.set(this.key(sid), raw, ttl));
+  async save(sid: string, raw: string, ttl: number, deadline?: number): Promise<void> {
+    await this.#call('set', ({ io }) => io.set(this.key(sid), raw, ttl), deadline);
   }
 
-  async remove(sid: string): Promise<void> {
-    await this.#call('delete', ({ io }) => io.delete(this.key(sid)));
+  async remove(sid: string, deadline?: number): Promise<void> {
+    await this.#call('delete', ({ io }) => io.delete(this.key(sid)), deadline);
   }
 
   /**
@@ -194,16 +202,16 @@ export class SessionStore {
    * where the backend allows it (Redis: one script); elsewhere a read right before the write, so the
    * race window is one round trip.
    */
-  async compareAndSet(sid: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> {
+  async compareAndSet(sid: string, expected: string | undefined, next: string, ttl: number, deadline?: number): Promise<CasResult> {
     const key = this.key(sid);
-    const opened = await this.#connected();
+    const opened = await this.#connected(deadline);
     if (opened.cas) {
       const cas = opened.cas;
-      return this.#call('set', () => cas(key, expected, next, ttl));
+      return this.#call('set', () => cas(key, expected, next, ttl), deadline);
     }
-    const current: unknown = (await this.#call('get', ({ io }) => io.get(key))) ?? undefined;
+    const current: unknown = (await this.#call('get', ({ io }) => io.get(key), deadline)) ?? undefined;
     if (current !== expected) return missed(current);
-    await this.#call('set', ({ io }) => io.set(key, next, ttl));
+    await this.#call('set', ({ io }) => io.set(key, next, ttl), deadline);
     return { status: 'saved' };
   }
 
@@ -286,17 +294,19 @@ export class SessionStore {
 
   /**
    * Runs one store call with every failure mapped to a SessionStoreError. The whole call, retries
-   * included, is bounded by storeTimeout; failed attempts are retried with backoff (every write we
-   * make is idempotent: a full value, a delete, or a compare-and-set that re-checks).
+   * included, ends by `deadline` (a request's own: what it already waited for counts), or
+   * storeTimeout from now; failed attempts are retried with backoff (every write we make is
+   * idempotent: a full value, a delete, or a compare-and-set that re-checks).
    */
-  async #call<T>(operation: Operation, run: (opened: Opened) => Promise<T>): Promise<T> {
+  async #call<T>(operation: Operation, run: (opened: Opened) => Promise<T>, deadline = Date.now() + this.#config.storeTimeout): Promise<T> {
     if (this.#closed) {
       throw new SessionStoreError('SESSION_STORE_UNAVAILABLE', operation, 'koa-kv-session: the session store was closed');
     }
-    const deadline = Date.now() + this.#config.storeTimeout;
     for (let attempt = 0; ; attempt++) {
+      // A request whose time is up sends nothing more to the store.
+      if (Date.now() >= deadline) throw this.timeout(operation);
       try {
-        return await this.#bounded(operation, this.#opened ? run(this.#opened) : this.#open().then(run), deadline);
+        return await bounded(this.#opened ? run(this.#opened) : this.#open().then(run), deadline, () => this.timeout(operation));
       } catch (error) {
         if (error instanceof SessionError) throw error;
         const backoff = 20 * 2 ** attempt;
@@ -313,60 +323,14 @@ export class SessionStore {
     }
   }
 
-  /** `work`, or a SESSION_STORE_TIMEOUT once `deadline` has passed. */
-  #bounded<T>(operation: Operation, work: Promise<T>, deadline: number): Promise<T> {
-    return new Promise<T>((resolve, reject) => {
-      const timeout = (): void =>
-        reject(
-          new SessionStoreError(
-            'SESSION_STORE_TIMEOUT',
-            operation,
-            `koa-kv-session: the session store (${describeStore(this.#config.store)}) did not answer a ${operation} within ${this.#config.storeTimeout} ms`,
-          ),
-        );
-      const entry = { deadline, timeout };
-      watch(entry);
-      work.then(
-        (value) => {
-          if (unwatch(entry)) resolve(value);
-        },
-        (error: unknown) => {
-          if (unwatch(entry)) reject(error);
-        },
-      );
-    });
+  /** The error of a store call, or a wait for one, that ran out of time. */
+  timeout(operation: Operation): SessionStoreError {
+    return new SessionStoreError(
+      'SESSION_STORE_TIMEOUT',
+      operation,
+      `koa-kv-session: the session store (${describeStore(this.#config.store)}) did not answer a ${operation} within ${this.#config.storeTimeout} ms`,
+    );
   }
-}
-
-// One timer for every store call in flight, instead of a timer set and cleared per call: a call
-// past its deadline is failed by the next sweep, at most SWEEP_MS late.
-const SWEEP_MS = 20;
-const inFlight = new Set<{ readonly deadline: number; readonly timeout: () => void }>();
-let sweeper: NodeJS.Timeout | undefined;
-
-function watch(entry: { readonly deadline: number; readonly timeout: () => void }): void {
-  inFlight.add(entry);
-  if (sweeper === undefined) {
-    sweeper = setInterval(() => {
-      const now = Date.now();
-      for (const call of inFlight) {
-        if (call.deadline <= now) {
-          inFlight.delete(call);
-          call.timeout();
-        }
-      }
-      if (inFlight.size === 0 && sweeper !== undefined) {
-        clearInterval(sweeper);
-        sweeper = undefined;
-      }
-    }, SWEEP_MS);
-    sweeper.unref();
-  }
-}
-
-/** True when the call was still waiting (not timed out), so its own outcome counts. */
-function unwatch(entry: { readonly deadline: number; readonly timeout: () => void }): boolean {
-  return inFlight.delete(entry);
 }
 
 function corrupt(key: string, cause: CorruptRecordError): SessionError {

@@ -95,8 +95,8 @@ export class UserIndex {
   /** Changes queued per index name; the changes of one lane all concern one user. */
   readonly #lanes = new Lanes<Queued, undefined, undefined>(
     () => undefined,
-    async (batch) => {
-      await this.#apply(batch[0] as Queued, batch.map((queued) => queued.change));
+    async (batch, _state, deadline) => {
+      await this.#apply(batch[0] as Queued, batch.map((queued) => queued.change), deadline);
       return batch.map(() => undefined);
     },
   );
@@ -111,8 +111,11 @@ export class UserIndex {
     this.#grace = Math.max(10_000, 3 * config.storeTimeout);
   }
 
-  /** Makes the index of `user` hold `sid` until after `expires`: call it before the session record is written. */
-  async track(user: string, sid: string, expires: number): Promise<void> {
+  /**
+   * Makes the index of `user` hold `sid` until after `expires`: call it before the session record is
+   * written. Index changes end by `deadline` (a request's), or storeTimeout from now.
+   */
+  async track(user: string, sid: string, expires: number, deadline?: number): Promise<void> {
     const name = userIndexName(user);
     const known = this.#covered.get(`${name} ${sid}`);
     if (known !== undefined && known > expires) return;
@@ -121,17 +124,17 @@ export class UserIndex {
       const entry = entries.get(sid);
       if (entry === undefined) entries.set(sid, { covered, added: now });
       else entry.covered = Math.max(entry.covered, covered);
-    });
+    }, deadline);
     this.#remember(`${name} ${sid}`, covered);
   }
 
   /** Drops `sids` from the index of `user`: call it after their records were deleted or changed hands. */
-  async untrack(user: string, sids: readonly string[]): Promise<void> {
+  async untrack(user: string, sids: readonly string[], deadline?: number): Promise<void> {
     const name = userIndexName(user);
     for (const sid of sids) this.#covered.delete(`${name} ${sid}`);
     await this.#change(name, user, (entries) => {
       for (const sid of sids) entries.delete(sid);
-    });
+    }, deadline);
   }
 
   /** The live sessions of `user`, soonest expiry last; entries whose session is gone are dropped from the index. */
@@ -171,23 +174,22 @@ export class UserIndex {
   }
 
   /** Queues a change of the index `name` of `user`; changes queued while a write is in flight go out together. */
-  async #change(name: string, user: string, change: Change): Promise<void> {
-    await this.#lanes.push(name, { name, user, change });
+  async #change(name: string, user: string, change: Change, deadline = Date.now() + this.#config.storeTimeout): Promise<void> {
+    await this.#lanes.push(name, { name, user, change }, deadline, () => this.#store.timeout('set'));
   }
 
   /** Applies `changes` onto the freshest index with compare-and-set, re-reading on conflict. */
-  async #apply({ name, user }: Queued, changes: readonly Change[]): Promise<void> {
-    let current = await this.#store.loadRaw(name);
-    const deadline = Date.now() + this.#config.storeTimeout;
+  async #apply({ name, user }: Queued, changes: readonly Change[], deadline: number): Promise<void> {
+    let current = await this.#store.loadRaw(name, deadline);
     for (let attempt = 1; ; attempt++) {
       const now = Date.now();
       const entries = readEntries(current, now);
       for (const change of changes) change(entries, now);
-      if (entries.size > PRUNE_ABOVE) await this.#dropDead(user, entries, now);
+      if (entries.size > PRUNE_ABOVE) await this.#dropDead(user, entries, now, deadline);
       if (entries.size === 0 && current === undefined) return;
       const next = writeEntries(user, entries, now);
       if (next.raw === current) return;
-      const result = await this.#store.compareAndSet(name, current, next.raw, next.ttl);
+      const result = await this.#store.compareAndSet(name, current, next.raw, next.ttl, deadline);
       if (result.status === 'saved') return;
       current = result.status === 'gone' ? undefined : result.current;
       const pause = conflictPause(attempt, deadline, (n) => `koa-kv-session: the session index of a user kept changing during ${n} attempts to update it`);
@@ -196,10 +198,10 @@ export class UserIndex {
   }
 
   /** Removes entries (past their grace time) whose session record is gone or belongs to someone else now. */
-  async #dropDead(user: string, entries: Map<string, Entry>, now: number): Promise<void> {
+  async #dropDead(user: string, entries: Map<string, Entry>, now: number, deadline: number): Promise<void> {
     const old = [...entries].filter(([, entry]) => entry.added < now - this.#grace).map(([sid]) => sid);
     const alive = await mapConcurrently(old, 16, async (sid) => {
-      const loaded = await this.#store.load(sid, now);
+      const loaded = await this.#store.load(sid, now, deadline);
       return loaded !== undefined && storedUserOf(loaded.data, this.#config.userKey) === user;
     });
     old.forEach((sid, i) => {

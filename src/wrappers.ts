@@ -90,7 +90,9 @@ export class ValkeyAdapter extends QuietEmitter {
       retryStrategy: reconnectDelay,
     });
     this.#client = adapter.redis;
-    this.#client.on('error', this.report);
+    // The adapter re-emits every client error on itself: unheard, that would crash the process
+    // whenever the server is unreachable (at start-up, say).
+    adapter.on('error', this.report);
   }
 
   /**
@@ -251,6 +253,7 @@ export class DynamoAdapter extends QuietEmitter {
   readonly opts: { readonly dialect: 'dynamo'; readonly tableName: string; readonly url: string };
   namespace: string | undefined;
   readonly #inner: Any;
+  #ready: Promise<void> | undefined;
 
   constructor(KeyvDynamo: Any, options: { endpoint: string; region: string; tableName: string; credentials?: { accessKeyId: string; secretAccessKey: string } }) {
     super();
@@ -259,16 +262,40 @@ export class DynamoAdapter extends QuietEmitter {
     this.#inner.on('error', this.report);
   }
 
-  get(key: string): Promise<string | undefined> {
+  /**
+   * The table exists. @keyv/dynamo checks (and creates) it once, in its constructor, and when that
+   * fails (the endpoint is down at start-up) never again: every call would then fail for ever. Here
+   * a failure is checked again on the next call.
+   */
+  #table(): Promise<void> {
+    this.#ready ??= (async () => {
+      await this.#inner.tableReady; // the constructor's attempt; its errors went to 'error'
+      try {
+        await this.#inner.ensureTable(this.opts.tableName);
+      } catch {
+        // dynalite rejects UpdateTimeToLive right after creating a table: a second look finds it there.
+        await this.#inner.ensureTable(this.opts.tableName);
+      }
+    })().catch((error: unknown) => {
+      this.#ready = undefined;
+      throw error;
+    });
+    return this.#ready;
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    await this.#table();
     return this.#inner.get(key);
   }
 
   async set(key: string, value: string, ttl: number): Promise<boolean> {
+    await this.#table();
     await this.#inner.set(key, value, ttl);
     return true;
   }
 
-  delete(key: string): Promise<boolean> {
+  async delete(key: string): Promise<boolean> {
+    await this.#table();
     return this.#inner.delete(key);
   }
 
@@ -277,7 +304,7 @@ export class DynamoAdapter extends QuietEmitter {
   }
 
   async compareAndSet(key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> {
-    await this.#inner.tableReady;
+    await this.#table();
     const condition = expected === undefined
       ? { ConditionExpression: 'attribute_not_exists(id)' }
       : { ConditionExpression: '#v = :expected', ExpressionAttributeNames: { '#v': 'value' }, ExpressionAttributeValues: { ':expected': expected } };
@@ -296,7 +323,7 @@ export class DynamoAdapter extends QuietEmitter {
 
   /** A page of the table's records under `prefix` (a DynamoDB Scan page, filtered: it may come back short, even empty). */
   async scanPage(prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage> {
-    await this.#inner.tableReady;
+    await this.#table();
     const page = await this.#inner.client.scan({
       TableName: this.opts.tableName,
       FilterExpression: 'begins_with(id, :prefix)',
