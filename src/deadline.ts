@@ -4,7 +4,8 @@
 // deadline is failed by the next sweep, at most SWEEP_MS late.
 const SWEEP_MS = 20;
 
-interface Watched {
+/** A wait registered with the sweeper: `expire` runs once `deadline` has passed, unless it was let go first. */
+export interface Watched {
   readonly deadline: number;
   readonly expire: () => void;
 }
@@ -12,7 +13,8 @@ interface Watched {
 const inFlight = new Set<Watched>();
 let sweeper: NodeJS.Timeout | undefined;
 
-function watch(entry: Watched): void {
+/** Registers a wait: `entry.expire()` runs at the first sweep past `entry.deadline`. */
+export function watch(entry: Watched): void {
   inFlight.add(entry);
   if (sweeper !== undefined) return;
   sweeper = setInterval(() => {
@@ -31,6 +33,11 @@ function watch(entry: Watched): void {
   sweeper.unref();
 }
 
+/** Lets go of a wait; true when it had not expired yet (its own outcome counts). */
+export function unwatch(entry: Watched): boolean {
+  return inFlight.delete(entry);
+}
+
 /**
  * `work`'s outcome, or the error `timeout()` makes once `deadline` (epoch ms) has passed, whichever
  * comes first. `onExpire` runs when the deadline wins: the place to withdraw work not yet started.
@@ -47,10 +54,10 @@ export function bounded<T>(work: Promise<T>, deadline: number, timeout: () => Er
     watch(entry);
     work.then(
       (value) => {
-        if (inFlight.delete(entry)) resolve(value);
+        if (unwatch(entry)) resolve(value);
       },
       (error: unknown) => {
-        if (inFlight.delete(entry)) reject(error);
+        if (unwatch(entry)) reject(error);
       },
     );
   });

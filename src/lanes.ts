@@ -1,11 +1,10 @@
 // Per-key write queues and the retry pause of compare-and-set writers (session records and user indexes).
-import { bounded } from './deadline.js';
+import { unwatch, watch, type Watched } from './deadline.js';
 import { SessionError } from './errors.js';
 
-interface Waiting<Item, Outcome> {
+/** A queued write; it is its own entry in the deadline sweeper, so waiting costs no extra promise. */
+interface Waiting<Item, Outcome> extends Watched {
   readonly item: Item;
-  /** The writer's deadline: its wait in the queue counts against it too. */
-  readonly deadline: number;
   readonly resolve: (outcome: Outcome) => void;
   readonly reject: (error: unknown) => void;
 }
@@ -40,10 +39,21 @@ export class Lanes<Item, Outcome, State> {
    * is withdrawn: it is never written after its writer gave up.
    */
   push(key: string, item: Item, deadline: number, timeout: () => Error): Promise<Outcome> {
-    let waiting: Waiting<Item, Outcome> | undefined;
-    let lane = this.#lanes.get(key);
-    const queued = new Promise<Outcome>((resolve, reject) => {
-      waiting = { item, deadline, resolve, reject };
+    return new Promise<Outcome>((resolve, reject) => {
+      let lane = this.#lanes.get(key);
+      const waiting: Waiting<Item, Outcome> = {
+        item,
+        deadline,
+        resolve,
+        reject,
+        expire: () => {
+          const list = (lane as Lane<Item, Outcome, State>).waiting;
+          const at = list.indexOf(waiting);
+          if (at !== -1) list.splice(at, 1);
+          reject(timeout());
+        },
+      };
+      watch(waiting);
       if (lane !== undefined) {
         lane.waiting.push(waiting);
         return;
@@ -51,11 +61,6 @@ export class Lanes<Item, Outcome, State> {
       lane = { waiting: [waiting], state: this.#newState() };
       this.#lanes.set(key, lane);
       void this.#drain(key, lane);
-    });
-    return bounded(queued, deadline, timeout, () => {
-      const list = (lane as Lane<Item, Outcome, State>).waiting;
-      const at = list.indexOf(waiting as Waiting<Item, Outcome>);
-      if (at !== -1) list.splice(at, 1);
     });
   }
 
@@ -66,9 +71,11 @@ export class Lanes<Item, Outcome, State> {
       const deadline = batch.reduce((latest, w) => Math.max(latest, w.deadline), 0);
       try {
         const outcomes = await this.#flush(batch.map((w) => w.item), lane.state, deadline);
-        batch.forEach((waiting, i) => waiting.resolve(outcomes[i] as Outcome));
+        batch.forEach((waiting, i) => {
+          if (unwatch(waiting)) waiting.resolve(outcomes[i] as Outcome);
+        });
       } catch (error) {
-        for (const waiting of batch) waiting.reject(error);
+        for (const waiting of batch) if (unwatch(waiting)) waiting.reject(error);
       }
     }
     this.#lanes.delete(key);
