@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { openAdapter, purgerFor } from '../dist/esm/adapters.js';
+import { openBackend } from '../dist/esm/backends/registry.js';
 import { encodePayload, frameRecord } from '../dist/esm/codec.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -19,39 +19,32 @@ const LIVE = 1000;
 const expired = frameRecord(encodePayload({ user: 'ada', roles: ['viewer'] }, 'cbor'), 'cbor', Date.now() - 60_000, true);
 const live = frameRecord(encodePayload({ user: 'bob' }, 'cbor'), 'cbor', Date.now() + 3_600_000, true);
 
-/** Each backend: how to open it on a fresh table, fill it in one statement, count rows, and drop it. */
+/** Each backend: how to open it on a fresh table and fill it in one statement (counting and dropping are the same SQL everywhere). */
+const count = async (a) => Number((await a.sql.query(`SELECT COUNT(*) AS n FROM ${a.sql.table}`, [])).rows[0].n);
+const drop = (a) => a.sql.query(`DROP TABLE IF EXISTS ${a.sql.table}`, []);
 const BACKENDS = [
   {
     name: 'SQLite',
     url: (table, dir) => `sqlite://${join(dir, 'purge.sqlite')}?table=${table}`,
-    scheme: 'sqlite',
     fill: (a, n, value) =>
-      a.query(`INSERT INTO ${a.opts.table} (key, value) WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ?) SELECT ? || n, ? FROM seq`, n, n === LIVE ? `${PREFIX}live:` : PREFIX, value),
-    count: async (a) => (await a.query(`SELECT COUNT(*) AS n FROM ${a.opts.table}`))[0].n,
-    drop: (a) => a.query(`DROP TABLE IF EXISTS ${a.opts.table}`),
+      a.sql.query(`INSERT INTO ${a.sql.table} (key, value) WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ?) SELECT ? || n, ? FROM seq`, [n, n === LIVE ? `${PREFIX}live:` : PREFIX, value]),
   },
   {
     name: 'PostgreSQL',
     url: (table) => `postgresql://postgres@127.0.0.1:5432/test?table=${table}`,
-    scheme: 'postgres',
-    fill: (a, n, value) => a.query("INSERT INTO {table} (key, value) SELECT $1 || g, $2 FROM generate_series(1, $3) AS g", [n === LIVE ? `${PREFIX}live:` : PREFIX, value, n]),
-    count: async (a) => Number((await a.query('SELECT COUNT(*) AS n FROM {table}')).rows[0].n),
-    drop: (a) => a.query('DROP TABLE IF EXISTS {table}'),
+    fill: (a, n, value) => a.sql.query(`INSERT INTO ${a.sql.table} (key, value) SELECT $1 || g, $2 FROM generate_series(1, $3) AS g`, [n === LIVE ? `${PREFIX}live:` : PREFIX, value, n]),
   },
   {
     name: 'MariaDB',
     url: (table) => `mysql://root@127.0.0.1:3306/test?table=${table}`,
-    scheme: 'mysql',
     // A cross join of digit tables counts to a million without recursion (capped at 1 000 iterations here).
     fill: (a, n, value) => {
       const digits = '(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)';
       const places = Math.ceil(Math.log10(n + 1));
       const tables = Array.from({ length: places }, (_, i) => `${digits} t${i}`).join(' CROSS JOIN ');
       const number = Array.from({ length: places }, (_, i) => `t${i}.d * ${10 ** i}`).join(' + ');
-      return a.query(`INSERT INTO {table} (id, value) SELECT CONCAT(?, ${number} + 1), ? FROM ${tables} WHERE ${number} < ?`, [n === LIVE ? `${PREFIX}live:` : PREFIX, value, n]);
+      return a.sql.query(`INSERT INTO ${a.sql.table} (id, value) SELECT CONCAT(?, ${number} + 1), ? FROM ${tables} WHERE ${number} < ?`, [n === LIVE ? `${PREFIX}live:` : PREFIX, value, n]);
     },
-    count: async (a) => Number((await a.query('SELECT COUNT(*) AS n FROM {table}'))[0].n),
-    drop: (a) => a.query('DROP TABLE IF EXISTS {table}'),
   },
 ];
 
@@ -63,17 +56,14 @@ async function main() {
     for (const backend of BACKENDS) {
       for (const size of SIZES) {
         const table = `kvs_purge_bench_${size}`;
-        const { adapter, release } = await openAdapter(backend.url(table, dir), backend.scheme, 600_000);
+        const first = await openBackend(backend.url(table, dir), 600_000);
         try {
-          await adapter.get('warm-up'); // creates the table
-          await backend.drop(adapter);
-          await release();
-        } catch (error) {
-          await release();
-          throw error;
+          await first.get('warm-up'); // creates the table
+          await drop(first);
+        } finally {
+          await first.close();
         }
-        const reopened = await openAdapter(backend.url(table, dir), backend.scheme, 600_000);
-        const a = reopened.adapter;
+        const a = await openBackend(backend.url(table, dir), 600_000);
         try {
           await a.get('warm-up');
           const filled = performance.now();
@@ -82,15 +72,15 @@ async function main() {
           const fillSeconds = (performance.now() - filled) / 1000;
           const heapBefore = process.memoryUsage().heapUsed;
           const started = performance.now();
-          const removed = await purgerOf(a)(PREFIX, Date.now());
+          const removed = await a.purgeExpired(PREFIX, Date.now());
           const seconds = (performance.now() - started) / 1000;
-          const left = await backend.count(a);
+          const left = await count(a);
           rows.push({ backend: backend.name, rows: size, removed, left, seconds, rowsPerSecond: Math.round(size / seconds), fillSeconds, heapGrowthMiB: (process.memoryUsage().heapUsed - heapBefore) / 1048576 });
           process.stdout.write(`${backend.name} ${size} rows: removed ${removed} in ${seconds.toFixed(2)} s, ${left} left\n`);
           if (removed !== size || left !== LIVE) throw new Error(`${backend.name}: removed ${removed} of ${size}, ${left} rows left (expected ${LIVE})`);
         } finally {
-          await backend.drop(a).catch(() => {});
-          await reopened.release();
+          await drop(a).catch(() => {});
+          await a.close();
         }
       }
     }
@@ -110,12 +100,6 @@ async function main() {
   ].join('\n');
   writeFileSync(join(out, `${name}.md`), `${md}\n`);
   process.stdout.write(`\n${md}\n`);
-}
-
-function purgerOf(adapter) {
-  const purge = purgerFor(adapter);
-  if (typeof purge !== 'function') throw new Error('this adapter cannot purge');
-  return purge;
 }
 
 main().catch((error) => {

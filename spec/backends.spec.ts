@@ -1,6 +1,6 @@
 // Adapter quirks that must not reach users, checked on each real backend: values, key case, the default lifetime, clean shutdown.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { openAdapter } from '../src/adapters.js';
+import { openBackend } from '../src/backends/registry.js';
 import { encodePayload, frameRecord } from '../src/codec.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { decodeStored } from './records.js';
@@ -124,10 +124,9 @@ describe.each(BACKENDS.filter((b) => ['redis', 'postgres', 'mariadb'].includes(b
     } finally {
       await second.close();
       // Leave the shared server as it was.
-      const scheme = { redis: 'redis', postgres: 'postgres', mariadb: 'mysql' }[backend.name] as string;
-      const cleanup = await openAdapter(url, scheme, 2000);
-      if (sid) await cleanup.adapter.delete(prefix + sid);
-      await cleanup.release();
+      const cleanup = await openBackend(url, 2000);
+      if (sid) await cleanup.delete(prefix + sid);
+      await cleanup.close?.();
     }
   });
 });

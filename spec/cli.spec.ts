@@ -5,7 +5,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openAdapter, type OpenedAdapter } from '../src/adapters.js';
+import { createClient } from 'redis';
+import type { Backend as StoreBackend } from '../src/backends/contract.js';
+import type { SqlClient } from '../src/backends/sql.js';
+import { openBackend } from '../src/backends/registry.js';
 import { encodePayload, frameRecord, type Format } from '../src/codec.js';
 import { Progress } from '../src/progress.js';
 import { cookiePair, mustRun, POSTGRES_URL, reachable, REDIS_URL, MEMCACHE_URL, startApp, uniquePrefix, type Backend, BACKENDS } from './helpers.js';
@@ -52,13 +55,24 @@ interface Seeder {
   readonly url: (tag: string) => string;
   readonly nativeTtl: boolean;
   /** Writes [key, value, ttl] rows in bulk. */
-  seed(opened: OpenedAdapter, rows: Array<[string, string, number]>): Promise<void>;
+  seed(opened: StoreBackend, rows: Array<[string, string, number]>): Promise<void>;
   /** Deletes everything the test wrote. */
-  cleanup(opened: OpenedAdapter, prefix: string): Promise<void>;
+  cleanup(opened: StoreBackend, prefix: string): Promise<void>;
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: the raw drivers behind the adapters
-type Any = any;
+/** The table behind one of our SQL backends, to seed it in bulk. */
+const sqlOf = (backend: StoreBackend): SqlClient => (backend as StoreBackend & { sql: SqlClient }).sql;
+
+/** A Redis client of the test's own, for bulk writes and cleanup. */
+async function withRedis<T>(work: (client: ReturnType<typeof createClient>) => Promise<T>): Promise<T> {
+  const client = createClient({ url: REDIS_URL });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.quit();
+  }
+}
 const backendNamed = (name: string): Backend => BACKENDS.find((b) => b.name === name) as Backend;
 const dir = mkdtempSync(join(tmpdir(), 'kvs-cli-'));
 const table = `kvs_cli_${randomBytes(4).toString('hex')}`;
@@ -69,13 +83,13 @@ const SEEDERS: Seeder[] = [
     url: () => `sqlite://${join(dir, 'sessions.sqlite')}`,
     nativeTtl: false,
     async seed(opened, rows) {
-      const adapter = opened.adapter as Any;
-      await adapter.query('BEGIN');
+      const sql = sqlOf(opened);
+      await sql.query('BEGIN', []);
       for (let i = 0; i < rows.length; i += 500) {
         const batch = rows.slice(i, i + 500);
-        await adapter.query(`INSERT INTO ${adapter.opts.table} (key, value) VALUES ${batch.map(() => '(?, ?)').join(', ')}`, ...batch.flatMap(([k, v]) => [k, v]));
+        await sql.query(`INSERT INTO ${sql.table} (key, value) VALUES ${batch.map(() => '(?, ?)').join(', ')}`, batch.flatMap(([k, v]) => [k, v]));
       }
-      await adapter.query('COMMIT');
+      await sql.query('COMMIT', []);
     },
     async cleanup() {},
   },
@@ -83,22 +97,24 @@ const SEEDERS: Seeder[] = [
     backend: backendNamed('redis'),
     url: () => REDIS_URL,
     nativeTtl: true,
-    async seed(opened, rows) {
-      const client = await (opened.adapter as Any).getClient();
-      for (let i = 0; i < rows.length; i += 1000) {
-        const multi = client.multi();
-        for (const [key, value, ttl] of rows.slice(i, i + 1000)) multi.set(key, value, { PX: ttl });
-        await multi.exec();
-      }
+    async seed(_opened, rows) {
+      await withRedis(async (client) => {
+        for (let i = 0; i < rows.length; i += 1000) {
+          const multi = client.multi();
+          for (const [key, value, ttl] of rows.slice(i, i + 1000)) multi.set(key, value, { PX: ttl });
+          await multi.exec();
+        }
+      });
     },
-    async cleanup(opened, prefix) {
-      const client = await (opened.adapter as Any).getClient();
-      let cursor = '0';
-      do {
-        const reply = await client.scan(cursor, { MATCH: `${prefix}*`, COUNT: 1000 });
-        cursor = String(reply.cursor);
-        if (reply.keys.length > 0) await client.del(reply.keys);
-      } while (cursor !== '0');
+    async cleanup(_opened, prefix) {
+      await withRedis(async (client) => {
+        let cursor = '0';
+        do {
+          const reply = await client.scan(cursor, { MATCH: `${prefix}*`, COUNT: 1000 });
+          cursor = String(reply.cursor);
+          if (reply.keys.length > 0) await client.del(reply.keys);
+        } while (cursor !== '0');
+      });
     },
   },
   {
@@ -106,14 +122,15 @@ const SEEDERS: Seeder[] = [
     url: () => `${POSTGRES_URL}?table=${table}`,
     nativeTtl: false,
     async seed(opened, rows) {
-      const adapter = opened.adapter as Any;
+      const sql = sqlOf(opened);
       for (let i = 0; i < rows.length; i += 10_000) {
         const batch = rows.slice(i, i + 10_000);
-        await adapter.query('INSERT INTO {table} (key, value) SELECT * FROM unnest($1::text[], $2::text[])', [batch.map((r) => r[0]), batch.map((r) => r[1])]);
+        await sql.query(`INSERT INTO ${sql.table} (key, value) SELECT * FROM unnest($1::text[], $2::text[])`, [batch.map((r) => r[0]), batch.map((r) => r[1])]);
       }
     },
     async cleanup(opened) {
-      await (opened.adapter as Any).query('DROP TABLE IF EXISTS {table}');
+      const sql = sqlOf(opened);
+      await sql.query(`DROP TABLE IF EXISTS ${sql.table}`, []);
     },
   },
 ];
@@ -124,7 +141,7 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
   const prefix = uniquePrefix(`cli-${seeder.backend.name}`);
   const url = seeder.url(prefix);
   const env = { SESSION_STORE: url, SESSION_KEY_PREFIX: prefix, SESSION_USER_KEY: 'userId' };
-  let opened: OpenedAdapter | undefined;
+  let opened: StoreBackend | undefined;
   let skipReason: string | undefined;
   /** Cookies of the three sessions user "zed" logged in with through a real app. */
   let zed: string[] = [];
@@ -136,7 +153,7 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
       if (mustRun(seeder.backend)) throw new Error(`${seeder.backend.name} is required: ${skipReason}`);
       return;
     }
-    opened = await openAdapter(url, seeder.backend.name === 'postgres' ? 'postgres' : seeder.backend.name, 5000);
+    opened = await openBackend(url, 5000);
     const now = Date.now();
     const rows: Array<[string, string, number]> = [];
     for (let i = 0; i < SESSIONS; i++) {
@@ -165,7 +182,7 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
   afterAll(async () => {
     if (opened) {
       await seeder.cleanup(opened, prefix);
-      await opened.release();
+      await opened.close?.();
     }
   });
 
@@ -352,10 +369,10 @@ describe('progress display', () => {
     const { existsSync } = await import('node:fs');
     if (!existsSync('/usr/bin/script')) context.skip('util-linux script is not installed');
     const file = join(dir, 'tty.sqlite');
-    const opened = await openAdapter(`sqlite://${file}`, 'sqlite', 5000);
+    const opened = await openBackend(`sqlite://${file}`, 5000);
     const rows: Array<[string, string, number]> = Array.from({ length: 3000 }, (_, i) => [`tty:${sidOf('tty:', i)}`, frameRecord(encodePayload({ n: i }, 'cbor'), 'cbor', Date.now() + 3_600_000, true), 3_600_000]);
     await (SEEDERS[0] as Seeder).seed(opened, rows);
-    await opened.release();
+    await opened.close?.();
     const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} migrate --to json`;
     const result = await new Promise<Result>((resolve, reject) => {
       const child = spawn('/usr/bin/script', ['-qec', command, '/dev/null'], { env: { ...process.env, SESSION_STORE: `sqlite://${file}`, SESSION_KEY_PREFIX: 'tty:' }, stdio: ['ignore', 'pipe', 'pipe'] });

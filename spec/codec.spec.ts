@@ -1,6 +1,6 @@
 // Stored records: both encodings, reading the other one, corrupt input, and the size limit.
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryAdapter } from '../src/adapters.js';
+import { MemoryBackend } from '../src/backends/memory.js';
 import { CorruptRecordError, decodePayload, encodePayload, frameRecord, parseRecord } from '../src/codec.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { decodeStored } from './records.js';
@@ -11,7 +11,7 @@ afterEach(async () => {
   await Promise.all(apps.splice(0).map((app) => app.close()));
 });
 
-async function setup(handler: Handler, options: KvSessionOptions = {}, store = new CountingAdapter(new MemoryAdapter() as never)) {
+async function setup(handler: Handler, options: KvSessionOptions = {}, store = new CountingAdapter(new MemoryBackend() as never)) {
   const prefix = uniquePrefix('codec');
   const errors: Error[] = [];
   const app = await startApp({ store: store as never, keyPrefix: prefix, onError: (e) => errors.push(e), ...options }, handler);
@@ -113,7 +113,7 @@ describe('serialization option', () => {
     ['json', 'cbor'],
     ['cbor', 'json'],
   ] as const)('reads a %s record with serialization %s, and rewrites it in %s on its next write', async (stored, configured) => {
-    const inner = new MemoryAdapter();
+    const inner = new MemoryBackend();
     const store = new CountingAdapter(inner as never);
     // A session written by an app configured with the other format...
     const writer = await setup((ctx) => {

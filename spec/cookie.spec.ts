@@ -1,7 +1,7 @@
 // The sid cookie: signing and key rotation, attributes, and what happens without keys.
 import Keygrip from 'keygrip';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryAdapter } from '../src/adapters.js';
+import { MemoryBackend } from '../src/backends/memory.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { attributesOf, cookiePair, CountingAdapter, sidOf, startApp, uniquePrefix, type Handler, type TestApp } from './helpers.js';
 import type Koa from 'koa';
@@ -12,7 +12,7 @@ afterEach(async () => {
 });
 
 async function setup(handler: Handler, options: KvSessionOptions = {}, configure?: (app: Koa) => void) {
-  const store = new CountingAdapter(new MemoryAdapter() as never);
+  const store = new CountingAdapter(new MemoryBackend() as never);
   const prefix = uniquePrefix('cookie');
   const app = await startApp({ store: store as never, keyPrefix: prefix, ...options }, handler, configure);
   apps.push(app);

@@ -2,7 +2,9 @@
 import KeyvRedis from '@keyv/redis';
 import { Keyv } from 'keyv';
 import { afterEach, describe, expect, it } from 'vitest';
-import { importOptional, MemoryAdapter, STORE_SCHEMES } from '../src/adapters.js';
+import { MemoryBackend } from '../src/backends/memory.js';
+import { SCHEMES } from '../src/backends/registry.js';
+import { importOptional } from '../src/backends/url.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { decodeStored } from './records.js';
 import { cookiePair, sidOf, startApp, uniquePrefix, type Handler, type TestApp } from './helpers.js';
@@ -13,7 +15,7 @@ afterEach(async () => {
 });
 
 /** A fake store for error paths: a real in-memory store whose calls can be made to fail or hang. */
-class FlakyAdapter extends MemoryAdapter {
+class FlakyAdapter extends MemoryBackend {
   failGet = false;
   /** Fail this many reads, then answer again: a transient error. */
   failNextGets = 0;
@@ -40,7 +42,7 @@ class FlakyAdapter extends MemoryAdapter {
     return super.set(key, value, ttl);
   }
 
-  override async compareAndSet(key: string, expected: string, next: string, ttl: number): ReturnType<MemoryAdapter['compareAndSet']> {
+  override async compareAndSet(key: string, expected: string, next: string, ttl: number): ReturnType<MemoryBackend['compareAndSet']> {
     if (this.hang) return new Promise(() => {});
     if (this.failSet) throw new Error('READONLY You can\'t write against a read only replica.');
     this.sets++;
@@ -218,7 +220,8 @@ describe('store failures', () => {
   });
 
   it('every store URL scheme names the package it needs', () => {
-    expect(STORE_SCHEMES).toMatchObject({ mysql: 'mysql2', memcache: '@keyv/memcache', etcd: '@keyv/etcd', dynamodb: '@keyv/dynamo', valkey: '@keyv/valkey', mongodb: '@keyv/mongo' });
+    const packages = Object.fromEntries(Object.entries(SCHEMES).map(([scheme, row]) => [scheme, row.package]));
+    expect(packages).toMatchObject({ sqlite: 'sqlite3', postgres: 'pg', mysql: 'mysql2', memcache: '@keyv/memcache', etcd: '@keyv/etcd', dynamodb: '@keyv/dynamo', valkey: '@keyv/valkey', mongodb: '@keyv/mongo', memory: undefined });
   });
 
   it('after close(), requests fail with 503 instead of hanging', async () => {

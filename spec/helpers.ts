@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Koa, { type Context } from 'koa';
-import type { KeyvStoreAdapter } from 'keyv';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
-import { atomicCompareAndSet, batchCompareAndSetFor, counterFor, openAdapter, purgerFor, scannerFor, type OpenedAdapter } from '../src/adapters.js';
+import type { Backend as StoreBackend, CasResult } from '../src/backends/contract.js';
+import { openBackend } from '../src/backends/registry.js';
 import { kvSession, type KvSessionMiddleware, type KvSessionOptions } from '../src/index.js';
 
 export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -62,29 +62,22 @@ export class CountingAdapter {
   readonly calls: StoreCall[] = [];
   /** Milliseconds every read / write waits before it reaches the real store: a slow store, for deadline specs. */
   delay = { read: 0, write: 0 };
-  readonly opts: unknown;
   namespace: string | undefined;
-  readonly #inner: KeyvStoreAdapter;
+  readonly #inner: StoreBackend;
   readonly #written = new Set<string>();
 
-  constructor(inner: KeyvStoreAdapter) {
+  constructor(inner: StoreBackend) {
     this.#inner = inner;
-    this.opts = inner.opts;
-    // Pass the backend's purge on (a server that expires keys itself has nothing to purge).
-    const purge = purgerFor(inner);
-    if (purge !== undefined) Object.assign(this, { purgeExpired: purge === 'native' ? async () => 0 : purge });
-    // Pass listing, counting and batched rewrites on (what the operator commands use), uncounted.
-    const scan = scannerFor(inner);
-    if (scan !== undefined) Object.assign(this, { scanPage: scan });
-    const count = counterFor(inner);
-    if (count !== undefined) Object.assign(this, { countUnder: count });
-    const many = batchCompareAndSetFor(inner);
-    if (many !== undefined) Object.assign(this, { compareAndSetMany: many });
+    // Pass purge, listing, counting and batched rewrites on (what the operator commands use), uncounted.
+    for (const name of ['purgeExpired', 'scanPage', 'countUnder', 'compareAndSetMany'] as const) {
+      const ability = inner[name];
+      if (ability !== undefined) Object.assign(this, { [name]: ability.bind(inner) });
+    }
     // Pass the backend's atomic compare-and-set on, counted as one call.
-    const cas = atomicCompareAndSet(inner);
+    const cas = inner.compareAndSet?.bind(inner);
     if (cas) {
       Object.assign(this, {
-        compareAndSet: async (key: string, expected: string | undefined, next: string, ttl: number) => {
+        compareAndSet: async (key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> => {
           this.calls.push({ op: 'cas', key });
           await this.#slow('write');
           return cas(key, expected, next, ttl);
@@ -108,13 +101,13 @@ export class CountingAdapter {
     return this.#inner.get(key);
   }
 
-  async set(key: string, value: unknown, ttl?: number): Promise<unknown> {
+  async set(key: string, value: string, ttl?: number): Promise<unknown> {
     this.calls.push(ttl === undefined ? { op: 'set', key } : { op: 'set', key, ttl });
     await this.#slow('write');
-    return this.#inner.set(key, value, ttl);
+    return this.#inner.set(key, value, ttl as number);
   }
 
-  async delete(key: string): Promise<boolean> {
+  async delete(key: string): Promise<unknown> {
     this.calls.push({ op: 'delete', key });
     await this.#slow('write');
     return this.#inner.delete(key);
@@ -134,7 +127,7 @@ export class CountingAdapter {
   }
 
   /** Writes straight to the real store, without counting. */
-  async put(key: string, value: string, ttl?: number): Promise<void> {
+  async put(key: string, value: string, ttl = 60_000): Promise<void> {
     this.#written.add(key);
     await this.#inner.set(key, value, ttl);
   }
@@ -163,15 +156,15 @@ export interface Backend {
   readonly optional?: boolean;
   /** Why it cannot run here, or undefined when it can. */
   unavailable(): Promise<string | undefined>;
-  open(): Promise<OpenedAdapter & { cleanup(): Promise<void> }>;
+  open(): Promise<{ readonly backend: StoreBackend; cleanup(): Promise<void> }>;
 }
 
 /** A backend reached by URL on a server somebody else started. */
-function byUrl(name: string, url: string, scheme: string, extra: Partial<Backend> = {}): Backend {
+function byUrl(name: string, url: string, extra: Partial<Backend> = {}): Backend {
   return {
     name,
     unavailable: async () => ((await reachable(url)) ? undefined : `no ${name} at ${url} (scripts/services.sh up starts one)`),
-    open: async () => ({ ...(await openAdapter(url, scheme, 2000)), cleanup: async () => {} }),
+    open: async () => ({ backend: await openBackend(url, 2000), cleanup: async () => {} }),
     ...extra,
   };
 }
@@ -180,40 +173,40 @@ export const BACKENDS: readonly Backend[] = [
   {
     name: 'memory',
     unavailable: async () => undefined,
-    open: async () => ({ ...(await openAdapter('memory://', 'memory', 2000)), cleanup: async () => {} }),
+    open: async () => ({ backend: await openBackend('memory://', 2000), cleanup: async () => {} }),
   },
   {
     name: 'sqlite',
     unavailable: async () => undefined,
     open: async () => {
       const dir = mkdtempSync(join(tmpdir(), 'kvs-sqlite-'));
-      const opened = await openAdapter(`sqlite://${join(dir, 'sessions.sqlite')}`, 'sqlite', 2000);
-      return { ...opened, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+      const backend = await openBackend(`sqlite://${join(dir, 'sessions.sqlite')}`, 2000);
+      return { backend, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
     },
   },
   {
     name: 'redis',
     nativeTtl: true,
     unavailable: async () => ((await reachable(REDIS_URL)) ? undefined : `no Redis at ${REDIS_URL}`),
-    open: async () => ({ ...(await openAdapter(REDIS_URL, 'redis', 2000)), cleanup: async () => {} }),
+    open: async () => ({ backend: await openBackend(REDIS_URL, 2000), cleanup: async () => {} }),
   },
-  byUrl('redis-cluster', CLUSTER_URL, 'redis+cluster', { nativeTtl: true }),
-  byUrl('valkey', VALKEY_URL, 'valkey', { nativeTtl: true }),
-  byUrl('memcached', MEMCACHE_URL, 'memcache', { nativeTtl: true }),
-  byUrl('etcd', ETCD_URL, 'etcd'),
-  byUrl('dynamodb', DYNAMO_URL, 'dynamodb'),
+  byUrl('redis-cluster', CLUSTER_URL, { nativeTtl: true }),
+  byUrl('valkey', VALKEY_URL, { nativeTtl: true }),
+  byUrl('memcached', MEMCACHE_URL, { nativeTtl: true }),
+  byUrl('etcd', ETCD_URL),
+  byUrl('dynamodb', DYNAMO_URL),
   {
     name: 'mariadb',
     unavailable: async () => ((await reachable(MYSQL_URL)) ? undefined : `no MySQL/MariaDB at ${MYSQL_URL}`),
-    open: async () => ({ ...(await openAdapter(MYSQL_URL, 'mysql', 2000)), cleanup: async () => {} }),
+    open: async () => ({ backend: await openBackend(MYSQL_URL, 2000), cleanup: async () => {} }),
   },
   {
     name: 'postgres',
     unavailable: async () => ((await reachable(POSTGRES_URL)) ? undefined : `no PostgreSQL at ${POSTGRES_URL}`),
-    open: async () => ({ ...(await openAdapter(POSTGRES_URL, 'postgres', 2000)), cleanup: async () => {} }),
+    open: async () => ({ backend: await openBackend(POSTGRES_URL, 2000), cleanup: async () => {} }),
   },
   MONGO_URL
-    ? byUrl('mongodb', MONGO_URL, 'mongodb', { optional: true })
+    ? byUrl('mongodb', MONGO_URL, { optional: true })
     : { name: 'mongodb', optional: true, unavailable: async () => 'MONGO_URL is not set (no MongoDB server can be obtained on these machines)', open: async () => { throw new Error('unreachable'); } },
 ];
 
@@ -343,12 +336,12 @@ export function onBackend(backend: Backend, label: string): BackendTestState {
     if (reason === undefined) opened = await backend.open();
   });
   afterAll(async () => {
-    await opened?.release();
+    await opened?.backend.close?.();
     await opened?.cleanup();
   });
   beforeEach((context) => {
     if (reason !== undefined) context.skip(`${backend.name} skipped: ${reason}`);
-    state.store = new CountingAdapter(opened?.adapter as never);
+    state.store = new CountingAdapter(opened?.backend as StoreBackend);
     state.prefix = uniquePrefix(`${label}-${backend.name}`);
   });
   afterEach(async () => {

@@ -5,7 +5,7 @@ import { Socket } from 'node:net';
 import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryAdapter } from '../src/adapters.js';
+import { MemoryBackend } from '../src/backends/memory.js';
 import { generateSid, isWellFormedSid } from '../src/sid.js';
 import { cookiePair, CountingAdapter, sidOf, startApp, uniquePrefix, type TestApp } from './helpers.js';
 
@@ -46,7 +46,7 @@ const port = () => Number(new URL(app.url).port);
 const sign = (value: string) => createHmac('sha256', KEY).update(`session=${value}`).digest('base64url');
 
 beforeAll(async () => {
-  store = new CountingAdapter(new MemoryAdapter() as never);
+  store = new CountingAdapter(new MemoryBackend() as never);
   prefix = uniquePrefix('hostile');
   app = await startApp({ store: store as never, keyPrefix: prefix }, (ctx) => {
     if (ctx.path === '/login') ctx.session.user = 'ada';
@@ -171,7 +171,7 @@ describe('session ids', () => {
   }, 120_000);
 
   it('fixation: a sid the client chose is never adopted (unsigned cookies)', async () => {
-    const local = new CountingAdapter(new MemoryAdapter() as never);
+    const local = new CountingAdapter(new MemoryBackend() as never);
     const localPrefix = uniquePrefix('fixation');
     const server = await startApp({ store: local as never, keyPrefix: localPrefix, cookie: { signed: false } }, (ctx) => {
       ctx.session.user = 'victim';
@@ -193,7 +193,7 @@ describe('session ids', () => {
 describe('stored records a client cannot choose but an operator may find', () => {
   it('a record over maxSize is not decoded: fresh session, onError told', async () => {
     const errors: Error[] = [];
-    const local = new CountingAdapter(new MemoryAdapter() as never);
+    const local = new CountingAdapter(new MemoryBackend() as never);
     const localPrefix = uniquePrefix('oversized');
     const server = await startApp({ store: local as never, keyPrefix: localPrefix, maxSize: 1024, onError: (e) => errors.push(e) }, (ctx) => {
       if (ctx.path === '/login') ctx.session.user = 'ada';
@@ -214,7 +214,7 @@ describe('stored records a client cannot choose but an operator may find', () =>
 
   it('a record labelled CBOR that holds JSON (the other encoding): fresh session, onError told', async () => {
     const errors: Error[] = [];
-    const local = new CountingAdapter(new MemoryAdapter() as never);
+    const local = new CountingAdapter(new MemoryBackend() as never);
     const localPrefix = uniquePrefix('mislabelled');
     const server = await startApp({ store: local as never, keyPrefix: localPrefix, onError: (e) => errors.push(e) }, (ctx) => {
       if (ctx.path === '/login') ctx.session.user = 'ada';

@@ -1,6 +1,6 @@
 // Options and SESSION_* variables: defaults, precedence (option > env > default), and errors that name the culprit.
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryAdapter } from '../src/adapters.js';
+import { MemoryBackend } from '../src/backends/memory.js';
 import { kvSession, SessionOptionError, type KvSessionOptions } from '../src/index.js';
 import { resolveSettings } from '../src/options.js';
 import { cookiePair, CountingAdapter, startApp, uniquePrefix, type TestApp } from './helpers.js';
@@ -125,7 +125,7 @@ describe('every option has its variable; the option wins over the variable, the 
 
   it('accepts a Keyv instance, a bare adapter and a Map as store', () => {
     const keyv = new Keyv();
-    const adapter = new MemoryAdapter();
+    const adapter = new MemoryBackend();
     const map = new Map();
     expect(resolveSettings({ env: {}, store: keyv }).store).toEqual({ kind: 'keyv', keyv });
     expect(resolveSettings({ env: {}, store: adapter as never }).store).toEqual({ kind: 'adapter', adapter });
@@ -199,7 +199,7 @@ describe('invalid values throw at kvSession() time, naming the option or variabl
 
 describe('options that shape behaviour', () => {
   it.each([16, 24, 32, 48])('sidLength %i gives base64url sids of ceil(n * 4 / 3) characters', async (sidLength) => {
-    const store = new CountingAdapter(new MemoryAdapter() as never);
+    const store = new CountingAdapter(new MemoryBackend() as never);
     const app = await startApp({ store: store as never, keyPrefix: uniquePrefix('sid'), sidLength }, (ctx) => {
       ctx.session.x = 1;
       return ctx.session.sid;
@@ -219,7 +219,7 @@ describe('options that shape behaviour', () => {
   });
 
   it('lifetime sets the TTL of every write and the cookie expiry', async () => {
-    const store = new CountingAdapter(new MemoryAdapter() as never);
+    const store = new CountingAdapter(new MemoryBackend() as never);
     const app = await startApp({ store: store as never, keyPrefix: uniquePrefix('life'), lifetime: '90m' }, (ctx) => {
       ctx.session.x = 1;
     });
@@ -233,7 +233,7 @@ describe('options that shape behaviour', () => {
   });
 
   it('SESSION_KEY_PREFIX decides the store key', async () => {
-    const store = new CountingAdapter(new MemoryAdapter() as never);
+    const store = new CountingAdapter(new MemoryBackend() as never);
     const prefix = uniquePrefix('env');
     const app = await startApp({ store: store as never, env: { SESSION_KEY_PREFIX: prefix } }, (ctx) => {
       ctx.session.x = 1;

@@ -1,9 +1,11 @@
 // Expired-session cleanup: purge() per backend, key-prefix isolation, batches, and the background cleanup.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { MemoryAdapter, PURGE_BATCH } from '../src/adapters.js';
+import { PURGE_BATCH } from '../src/backends/contract.js';
+import { MemoryBackend } from '../src/backends/memory.js';
 import { encodePayload, frameRecord } from '../src/codec.js';
 import { kvSession } from '../src/index.js';
-import { PostgresAdapter } from '../src/postgres.js';
+import { openBackend } from '../src/backends/registry.js';
+import type { PostgresBackend } from '../src/backends/postgres.js';
 import { BACKENDS, onBackend, CountingAdapter, gate, REQUIRE_SERVERS, startApp, uniquePrefix, POSTGRES_URL, reachable } from './helpers.js';
 
 const record = (expires: number) => frameRecord(encodePayload({ user: 'ada' }, 'cbor'), 'cbor', expires, true);
@@ -53,29 +55,31 @@ describe('purge in batches on PostgreSQL', () => {
       context.skip(`no PostgreSQL at ${POSTGRES_URL}`);
     }
     const table = `kvs_purge_${Date.now().toString(36)}`;
-    const adapter = new PostgresAdapter(`${POSTGRES_URL}`, { table, timeout: 5000 });
+    const adapter = (await openBackend(`${POSTGRES_URL}?table=${table}`, 5000)) as PostgresBackend;
     const prefix = uniquePrefix('batch');
     try {
       const rows = PURGE_BATCH * 2 + 500;
-      await adapter.query(
-        "INSERT INTO {table} (key, value) SELECT $1 || g, $2 FROM generate_series(1, $3) AS g",
+      await adapter.sql.query(
+        `INSERT INTO ${adapter.sql.table} (key, value) SELECT $1 || g, $2 FROM generate_series(1, $3) AS g`,
         [prefix, record(Date.now() - 1000), rows],
       );
-      await adapter.set(`${prefix}live`, record(Date.now() + 60_000));
+      await adapter.set(`${prefix}live`, record(Date.now() + 60_000), 60_000);
       const statements: string[] = [];
-      const original = adapter.query.bind(adapter);
-      adapter.query = async (sql, params) => {
-        statements.push(sql);
-        return original(sql, params);
-      };
+      const original = adapter.sql.query;
+      Object.assign(adapter.sql, {
+        query: async (sql: string, params: readonly unknown[]) => {
+          statements.push(sql);
+          return original(sql, params);
+        },
+      });
       const middleware = kvSession({ store: adapter as never, keyPrefix: prefix, env: {} });
       expect(await middleware.purge()).toBe(rows);
       await middleware.close();
       expect(statements.filter((sql) => sql.startsWith('DELETE'))).toHaveLength(3);
       expect(await adapter.get(`${prefix}live`)).toBeDefined();
     } finally {
-      await adapter.query('DROP TABLE IF EXISTS {table}').catch(() => {});
-      await adapter.disconnect();
+      await adapter.sql.query(`DROP TABLE IF EXISTS ${adapter.sql.table}`, []).catch(() => {});
+      await adapter.close();
     }
   });
 });
@@ -84,7 +88,7 @@ describe('background cleanup (cleanupEveryNRequests)', () => {
   it('with N = 1 every request starts a purge, never two at once, and never delays the response', async () => {
     const purges = { started: 0, running: 0, maxRunning: 0 };
     const release = gate();
-    class SlowPurge extends MemoryAdapter {
+    class SlowPurge extends MemoryBackend {
       override async purgeExpired(prefix: string, now: number): Promise<number> {
         purges.started++;
         purges.running++;
@@ -112,7 +116,7 @@ describe('background cleanup (cleanupEveryNRequests)', () => {
 
   it('with N = 0 (the default) no request purges', async () => {
     let purges = 0;
-    class Counting extends MemoryAdapter {
+    class Counting extends MemoryBackend {
       override async purgeExpired(prefix: string, now: number): Promise<number> {
         purges++;
         return super.purgeExpired(prefix, now);

@@ -1,6 +1,6 @@
 // ctx.session as handlers see it: a plain object of user data, plus control members that are never stored.
 import { afterEach, describe, expect, it } from 'vitest';
-import { MemoryAdapter } from '../src/adapters.js';
+import { MemoryBackend } from '../src/backends/memory.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { decodeStored } from './records.js';
 import { cookiePair, CountingAdapter, sidOf, startApp, uniquePrefix, type Handler, type TestApp } from './helpers.js';
@@ -11,7 +11,7 @@ afterEach(async () => {
 });
 
 async function setup(handler: Handler, options: KvSessionOptions = {}) {
-  const store = new CountingAdapter(new MemoryAdapter() as never);
+  const store = new CountingAdapter(new MemoryBackend() as never);
   const prefix = uniquePrefix('session');
   const app = await startApp({ store: store as never, keyPrefix: prefix, ...options }, handler);
   apps.push(app);

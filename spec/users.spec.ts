@@ -2,7 +2,7 @@
 import type { Context } from 'koa';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { MemoryAdapter } from '../src/adapters.js';
+import { MemoryBackend } from '../src/backends/memory.js';
 import { parseRecord } from '../src/codec.js';
 import { kvSession, sessionExpires, type KvSessionOptions } from '../src/index.js';
 import { userIndexName } from '../src/users.js';
@@ -226,7 +226,7 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
   });
 
   it('serves a stored session whose user field cannot be a user id (written before userKey was set) instead of failing it', async () => {
-    const memory = new MemoryAdapter();
+    const memory = new MemoryBackend();
     const target = await site({ store: memory as never, keyPrefix: 'p:', cookie: { signed: false }, refreshInterval: 0 }, (ctx) => String(ctx.session.note));
     const sid = 'A'.repeat(43);
     await memory.set(`p:${sid}`, `j1:${Date.now() + 60_000}:1:${JSON.stringify({ userId: { legacy: true }, note: 'kept' })}`, 60_000);
@@ -236,7 +236,7 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
   });
 
   it('makes no index calls at all for sessions without a user', async () => {
-    const counting = new CountingAdapter(new MemoryAdapter() as never);
+    const counting = new CountingAdapter(new MemoryBackend() as never);
     const target = await site({ store: counting as never }, (ctx) => {
       ctx.session.views = Number(ctx.session.views ?? 0) + 1;
     });
@@ -246,7 +246,7 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
   });
 
   it('rebuilds an index record it cannot read instead of failing logins', async () => {
-    const memory = new MemoryAdapter();
+    const memory = new MemoryBackend();
     const target = await site({ store: memory as never, keyPrefix: 'p:' });
     await memory.set(`p:${userIndexName('frank')}`, 'garbage', 60_000);
     const sid = (await target.request('/login?user=frank')).body;
@@ -254,7 +254,7 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
   });
 
   it('drops index entries whose session is gone once they are past the grace time, and keeps young ones', async () => {
-    const memory = new MemoryAdapter();
+    const memory = new MemoryBackend();
     const target = await site({ store: memory as never, keyPrefix: 'p:' });
     const sid = (await target.request('/login?user=gina')).body;
     const key = `p:${userIndexName('gina')}`;
@@ -270,7 +270,7 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
   });
 
   it('past 200 entries, an update drops the old entries whose session is gone, so the index stays as large as the live sessions', async () => {
-    const memory = new MemoryAdapter();
+    const memory = new MemoryBackend();
     const target = await site({ store: memory as never, keyPrefix: 'p:' });
     const live = (await target.request('/login?user=hal')).body;
     const key = `p:${userIndexName('hal')}`;
@@ -284,7 +284,7 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
   });
 
   it('sessionExpires(ctx): a lifetime from now for a written session, the stored expiry for an unchanged one, undefined without one', async () => {
-    const memory = new MemoryAdapter();
+    const memory = new MemoryBackend();
     const target = await site({ store: memory as never, keyPrefix: 'p:', lifetime: 60_000, refreshInterval: 30_000 }, (ctx) => {
       if (ctx.path === '/write') ctx.session.n = Number(ctx.session.n ?? 0) + 1;
       return String(sessionExpires(ctx)?.getTime() ?? 'none');

@@ -3,7 +3,9 @@
 import { parseArgs } from 'node:util';
 import { SessionError } from './errors.js';
 import { census, listPage, migrate, revokeSession, showSession, type WalkOptions } from './maintenance.js';
-import { maskPassword, resolveSettings, type Settings } from './options.js';
+import { backendsThat } from './backends/registry.js';
+import { maskPassword } from './backends/url.js';
+import { resolveSettings, type Settings } from './options.js';
 import { Progress } from './progress.js';
 import { SessionStore } from './store.js';
 import { UserIndex } from './users.js';
@@ -97,8 +99,8 @@ function sidArgument(value: string | undefined, command: string): string {
 /** What a store that cannot list its keys can still do, said plainly. */
 function cannotList(run: Run, command: string): number {
   run.err.write(
-    `koa-kv-session: ${command} needs a store that can list its keys, and ${run.where} cannot (memcached and MongoDB cannot; ` +
-      'SQLite, PostgreSQL, MySQL/MariaDB, Redis, Redis Cluster, Valkey, etcd and DynamoDB can).\n' +
+    `koa-kv-session: ${command} needs a store that can list its keys, and ${run.where} cannot (${backendsThat('list', false).join(' and ')} cannot; ` +
+      `${backendsThat('list').filter((name) => name !== 'memory').join(', ')} can).\n` +
       'On this store you can still use: show <sid>, revoke <sid>, revoke --user <id> (with SESSION_USER_KEY) and purge.\n',
   );
   return EXIT.unsupported;

@@ -2,7 +2,8 @@
 import type { Context } from 'koa';
 import type { Keyv, KeyvStoreAdapter } from 'keyv';
 import { SessionOptionError } from './errors.js';
-import { STORE_SCHEMES, schemeOf } from './adapters.js';
+import { SCHEMES } from './backends/registry.js';
+import { maskPassword, schemeOf } from './backends/url.js';
 import { CONTROL_MEMBERS } from './session.js';
 
 /** Attributes of the sid cookie. */
@@ -238,10 +239,10 @@ function parseStore(value: unknown, source: Source): StoreSpec {
   if (typeof value === 'string') {
     const url = value.trim();
     const scheme = schemeOf(url);
-    if (scheme === undefined || !(scheme in STORE_SCHEMES)) {
+    if (scheme === undefined || !Object.hasOwn(SCHEMES, scheme)) {
       fail(
         source,
-        `unsupported store URL ${JSON.stringify(maskPassword(url))}: expected one of ${Object.keys(STORE_SCHEMES)
+        `unsupported store URL ${JSON.stringify(maskPassword(url))}: expected one of ${Object.keys(SCHEMES)
           .map((s) => `${s}://`)
           .join(', ')}`,
       );
@@ -254,11 +255,6 @@ function parseStore(value: unknown, source: Source): StoreSpec {
     if (isAdapter(value)) return { kind: 'adapter', adapter: value };
   }
   return fail(source, `expected a connection URL, a Keyv instance or a Keyv adapter, got ${describe(value)}`);
-}
-
-/** Hides the password of a connection URL, for messages and logs. */
-export function maskPassword(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i, '$1****@');
 }
 
 function cookieAttribute(value: string, source: Source): string {

@@ -1,15 +1,14 @@
 // The only code that talks to the Keyv adapter: load / save / remove / compare-and-set under the key prefix, with TTL, codec, timeout, retries and error mapping.
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
-import type { KeyvStoreAdapter } from 'keyv';
-import {
-  atomicCompareAndSet, batchCompareAndSetFor, counterFor, makeAdapterThrow, missed, openAdapter, purgerFor, scannerFor,
-  type CasResult, type CompareAndSet, type CompareAndSetMany, type CountUnder, type OpenedAdapter, type PurgeExpired, type ScanPage,
-} from './adapters.js';
+import { missed, type Backend, type BatchRow, type CasResult } from './backends/contract.js';
+import { handedInBackend } from './backends/keyv.js';
+import { openBackend } from './backends/registry.js';
+import { maskPassword } from './backends/url.js';
 import { CorruptRecordError, decodePayload, parseRecord, type SessionData, type StoredRecord } from './codec.js';
 import { bounded } from './deadline.js';
 import { SessionError, SessionStoreError } from './errors.js';
-import { maskPassword, type StoreSpec } from './options.js';
+import type { StoreSpec } from './options.js';
 
 type Operation = SessionStoreError['operation'];
 
@@ -30,48 +29,10 @@ function describeStore(spec: StoreSpec): string {
   return spec.adapter instanceof Map ? 'the Map given as store' : 'the Keyv adapter given as store';
 }
 
-/** The three calls we make of an adapter, with our own key (no Keyv namespace, no Keyv envelope). */
-interface Io {
-  get(key: string): Promise<unknown>;
-  set(key: string, value: string, ttl: number): Promise<unknown>;
-  delete(key: string): Promise<unknown>;
-}
-
-interface Opened {
-  readonly io: Io;
-  readonly cas: CompareAndSet | undefined;
-  readonly purge: PurgeExpired | 'native' | undefined;
-  readonly scan: ScanPage | undefined;
-  readonly casMany: CompareAndSetMany | undefined;
-  readonly count: CountUnder | undefined;
-}
-
 /** A record as a listing sees it: its name under the key prefix (a sid, or a user index) and the stored string. */
 export interface ListedRecord {
   readonly name: string;
   readonly raw: string;
-}
-
-/**
- * Calls the adapter directly rather than through a Keyv instance: the record string is already what
- * should be stored, the key is already ours, and Keyv's hooks, statistics and envelope cost more per
- * request than the rest of the library together. A plain Map gets the same three calls.
- */
-function ioFor(adapter: KeyvStoreAdapter | Map<unknown, unknown>): Io {
-  if (adapter instanceof Map) {
-    return {
-      get: async (key) => adapter.get(key),
-      set: async (key, value) => adapter.set(key, value),
-      delete: async (key) => adapter.delete(key),
-    };
-  }
-  // As `new Keyv(adapter)` would, but with no namespace: the key is exactly <keyPrefix><sid>.
-  adapter.namespace = undefined;
-  return {
-    get: (key) => adapter.get(key),
-    set: (key, value, ttl) => adapter.set(key, value, ttl),
-    delete: (key) => adapter.delete(key),
-  };
 }
 
 /** Runs `work` over `items` with at most `limit` at once; resolves with the results in order. */
@@ -91,9 +52,8 @@ export async function mapConcurrently<T, R>(items: readonly T[], limit: number, 
 export class SessionStore {
   readonly #config: StoreConfig;
   readonly #report: (error: Error) => void;
-  #opening: Promise<Opened> | undefined;
-  #opened: Opened | undefined;
-  #release: (() => Promise<void>) | undefined;
+  #opening: Promise<Backend> | undefined;
+  #opened: Backend | undefined;
   #closed = false;
 
   constructor(config: StoreConfig, report: (error: Error) => void) {
@@ -108,10 +68,10 @@ export class SessionStore {
 
   /** True when the backend does compare-and-set atomically (one server-side step). */
   async isAtomic(): Promise<boolean> {
-    return (await this.#open()).cas !== undefined;
+    return (await this.#open()).compareAndSet !== undefined;
   }
 
-  #open(): Promise<Opened> {
+  #open(): Promise<Backend> {
     if (this.#opening === undefined) {
       const opening = this.#connect();
       this.#opening = opening;
@@ -123,48 +83,35 @@ export class SessionStore {
     return this.#opening;
   }
 
-  async #connect(): Promise<Opened> {
+  /**
+   * A URL opens a backend of ours (closed by close()); a Keyv instance, an adapter or a Map handed in
+   * is wrapped (and left open). Either way the backend is called directly, not through Keyv: the
+   * record string is already what should be stored, the key is already ours, and Keyv's hooks,
+   * statistics and envelope cost more per request than the rest of the library together.
+   */
+  async #connect(): Promise<Backend> {
     const spec = this.#config.store;
-    let opened: OpenedAdapter;
-    if (spec.kind === 'url') {
-      opened = await openAdapter(spec.url, spec.scheme, this.#config.storeTimeout);
-    } else {
-      // Someone else's adapter: we use it, we do not close it.
-      const adapter = spec.kind === 'keyv' ? (spec.keyv.store as KeyvStoreAdapter) : spec.adapter;
-      makeAdapterThrow(adapter);
-      opened = { adapter, release: async () => {} };
-    }
-    this.#release = opened.release;
-    const adapter = opened.adapter;
-    if (!(adapter instanceof Map) && typeof adapter.on === 'function') {
-      // Failures of calls reach us as exceptions; what adapters emit besides (a dropped idle connection,
-      // say) is worth a debug line, and without a listener an emitter's 'error' would crash the process.
-      adapter.on('error', (error: unknown) => debug('store emitted an error: %s', (error as Error)?.message ?? error));
-    }
-    this.#opened = {
-      io: ioFor(adapter),
-      cas: atomicCompareAndSet(adapter),
-      purge: purgerFor(adapter),
-      scan: scannerFor(adapter),
-      casMany: batchCompareAndSetFor(adapter),
-      count: counterFor(adapter),
-    };
-    return this.#opened;
+    const backend = spec.kind === 'url' ? await openBackend(spec.url, this.#config.storeTimeout) : handedInBackend(spec);
+    // Failures of calls reach us as exceptions; what a backend emits besides (a dropped idle
+    // connection, say) is worth a debug line, and without a listener an emitter's 'error' would crash the process.
+    backend.on?.('error', (error: unknown) => debug('store emitted an error: %s', (error as Error)?.message ?? error));
+    this.#opened = backend;
+    return backend;
   }
 
   /** The opened adapter and its abilities; connecting (bounded by storeTimeout) on first use. */
-  async #connected(deadline?: number): Promise<Opened> {
-    return this.#opened ?? this.#call('connect', async (opened) => opened, deadline);
+  async #connected(deadline?: number): Promise<Backend> {
+    return this.#opened ?? this.#call('connect', async (backend) => backend, deadline);
   }
 
   /** Checks the store answers, for start-up: a read of a key that is never written. */
   async probe(): Promise<void> {
-    await this.#call('connect', ({ io }) => io.get(`${this.#config.keyPrefix}koa-kv-session-probe`));
+    await this.#call('connect', (backend) => backend.get(`${this.#config.keyPrefix}koa-kv-session-probe`));
   }
 
   /** The record of a sid and its data, or undefined when there is none, it has expired, or it cannot be read (reported). */
   async load(sid: string, now: number, deadline?: number): Promise<{ record: StoredRecord; data: SessionData } | undefined> {
-    const raw = await this.#call('get', ({ io }) => io.get(this.key(sid)), deadline);
+    const raw = await this.#call('get', (backend) => backend.get(this.key(sid)), deadline);
     if (raw === undefined || raw === null) return undefined;
     try {
       // A record larger than we would ever write is not decoded: a planted or stale giant costs nothing.
@@ -184,17 +131,17 @@ export class SessionStore {
 
   /** The stored string under a name (a sid, or a user index), undecoded; undefined when there is none. */
   async loadRaw(name: string, deadline?: number): Promise<string | undefined> {
-    const raw = await this.#call('get', ({ io }) => io.get(this.key(name)), deadline);
+    const raw = await this.#call('get', (backend) => backend.get(this.key(name)), deadline);
     if (raw === undefined || raw === null) return undefined;
     return typeof raw === 'string' ? raw : String(raw);
   }
 
   async save(sid: string, raw: string, ttl: number, deadline?: number): Promise<void> {
-    await this.#call('set', ({ io }) => io.set(this.key(sid), raw, ttl), deadline);
+    await this.#call('set', (backend) => backend.set(this.key(sid), raw, ttl), deadline);
   }
 
   async remove(sid: string, deadline?: number): Promise<void> {
-    await this.#call('delete', ({ io }) => io.delete(this.key(sid)), deadline);
+    await this.#call('delete', (backend) => backend.delete(this.key(sid)), deadline);
   }
 
   /**
@@ -204,14 +151,12 @@ export class SessionStore {
    */
   async compareAndSet(sid: string, expected: string | undefined, next: string, ttl: number, deadline?: number): Promise<CasResult> {
     const key = this.key(sid);
-    const opened = await this.#connected(deadline);
-    if (opened.cas) {
-      const cas = opened.cas;
-      return this.#call('set', () => cas(key, expected, next, ttl), deadline);
-    }
-    const current: unknown = (await this.#call('get', ({ io }) => io.get(key), deadline)) ?? undefined;
+    const backend = await this.#connected(deadline);
+    const atomic = backend.compareAndSet?.bind(backend);
+    if (atomic !== undefined) return this.#call('set', () => atomic(key, expected, next, ttl), deadline);
+    const current: unknown = (await this.#call('get', (backend) => backend.get(key), deadline)) ?? undefined;
     if (current !== expected) return missed(current);
-    await this.#call('set', ({ io }) => io.set(key, next, ttl), deadline);
+    await this.#call('set', (backend) => backend.set(key, next, ttl), deadline);
     return { status: 'saved' };
   }
 
@@ -221,9 +166,8 @@ export class SessionStore {
    * Not bounded by storeTimeout: a purge of a million rows takes as long as it takes.
    */
   async purge(now = Date.now()): Promise<number> {
-    const opened = await this.#connected();
-    const purge = opened.purge;
-    if (purge === 'native') return 0;
+    const backend = await this.#connected();
+    const purge = backend.purgeExpired?.bind(backend);
     if (purge === undefined) {
       throw new SessionError(
         'SESSION_UNSUPPORTED',
@@ -239,13 +183,13 @@ export class SessionStore {
 
   /** True when the backend can list its keys (what `scanPage` needs). */
   async canList(): Promise<boolean> {
-    return (await this.#connected()).scan !== undefined;
+    return (await this.#connected()).scanPage !== undefined;
   }
 
   /** A page of the records under the key prefix, and the cursor of the next (undefined: that was the last). */
   async scanPage(cursor: string | undefined, count: number): Promise<{ records: ListedRecord[]; cursor: string | undefined }> {
-    const opened = await this.#connected();
-    const scan = opened.scan;
+    const backend = await this.#connected();
+    const scan = backend.scanPage?.bind(backend);
     if (scan === undefined) {
       throw new SessionError('SESSION_UNSUPPORTED', `koa-kv-session: the store (${describeStore(this.#config.store)}) cannot list its keys`);
     }
@@ -256,7 +200,8 @@ export class SessionStore {
 
   /** How many records are under the key prefix, where one statement can tell (SQL); undefined elsewhere. */
   async countRecords(): Promise<number | undefined> {
-    const count = (await this.#connected()).count;
+    const backend = await this.#connected();
+    const count = backend.countUnder?.bind(backend);
     return count === undefined ? undefined : this.#call('get', () => count(this.#config.keyPrefix));
   }
 
@@ -265,10 +210,11 @@ export class SessionStore {
    * on SQL, concurrent compare-and-sets elsewhere. Resolves with the names written.
    */
   async compareAndSetMany(rows: ReadonlyArray<{ name: string; expected: string; next: string; ttl: number }>): Promise<Set<string>> {
-    const opened = await this.#connected();
-    const many = opened.casMany;
+    const backend = await this.#connected();
+    const many = backend.compareAndSetMany?.bind(backend);
     if (many !== undefined) {
-      const written = await this.#call('set', () => many(rows.map((row) => ({ key: this.key(row.name), expected: row.expected, next: row.next }))));
+      const batch: BatchRow[] = rows.map((row) => ({ key: this.key(row.name), expected: row.expected, next: row.next }));
+      const written = await this.#call('set', () => many(batch));
       const prefix = this.#config.keyPrefix.length;
       return new Set([...written].map((key) => key.slice(prefix)));
     }
@@ -284,12 +230,13 @@ export class SessionStore {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#opening === undefined) return;
+    let backend: Backend;
     try {
-      await this.#opening;
+      backend = await this.#opening;
     } catch {
       return;
     }
-    await this.#release?.();
+    await backend.close?.();
   }
 
   /**
@@ -298,7 +245,7 @@ export class SessionStore {
    * storeTimeout from now; failed attempts are retried with backoff (every write we make is
    * idempotent: a full value, a delete, or a compare-and-set that re-checks).
    */
-  async #call<T>(operation: Operation, run: (opened: Opened) => Promise<T>, deadline = Date.now() + this.#config.storeTimeout): Promise<T> {
+  async #call<T>(operation: Operation, run: (backend: Backend) => Promise<T>, deadline = Date.now() + this.#config.storeTimeout): Promise<T> {
     if (this.#closed) {
       throw new SessionStoreError('SESSION_STORE_UNAVAILABLE', operation, 'koa-kv-session: the session store was closed');
     }

@@ -1,0 +1,107 @@
+// The contract every backend implements: three calls, plus abilities a backend has or has not, found by their presence.
+import { EventEmitter } from 'node:events';
+import { recordExpiry } from '../codec.js';
+
+/** Outcome of a compare-and-set: written, the record is gone (or was never there), or it holds `current`. */
+export type CasResult = { readonly status: 'saved' } | { readonly status: 'gone' } | { readonly status: 'conflict'; readonly current: string };
+
+/** One page of the records under a prefix, in key order where the backend has one; `cursor` resumes after it (undefined: no more). */
+export interface ScannedPage {
+  readonly entries: ReadonlyArray<readonly [key: string, value: string]>;
+  readonly cursor: string | undefined;
+}
+
+/** One conditional rewrite of a batch: `next` replaces the value under `key` only if it is still `expected`. */
+export interface BatchRow {
+  readonly key: string;
+  readonly expected: string;
+  readonly next: string;
+}
+
+/**
+ * A session store. Keys are exactly what koa-kv-session passes (`<keyPrefix><sid>`), values are
+ * whole record strings, `ttl` is in milliseconds from now. The optional members are abilities:
+ * the store uses each one when it is there, and does without (or says it cannot) when it is not.
+ */
+export interface Backend {
+  get(key: string): Promise<unknown>;
+  set(key: string, value: string, ttl: number): Promise<unknown>;
+  delete(key: string): Promise<unknown>;
+  /**
+   * Writes `next` only if the stored value is still `expected` (with `expected` undefined: only if
+   * there is none), in one atomic step. Without it, koa-kv-session reads right before writing.
+   */
+  compareAndSet?(key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult>;
+  /** Reads the page of records under `prefix` that follows `cursor` (undefined: the first page), about `count` of them. */
+  scanPage?(prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage>;
+  /** Deletes the expired records under `prefix` and resolves with how many (0 where the server expires keys itself). */
+  purgeExpired?(prefix: string, now: number): Promise<number>;
+  /** Conditional rewrites of many records in one step; resolves with the keys written. */
+  compareAndSetMany?(rows: readonly BatchRow[]): Promise<ReadonlySet<string>>;
+  /** How many records are under `prefix`, in one statement (not a scan). */
+  countUnder?(prefix: string): Promise<number>;
+  /** Lets go of what the backend opened; a backend wrapping something the user handed in leaves it open. */
+  close?(): Promise<void>;
+  /** Background errors (a dropped idle connection) go here; a backend must never throw them at the process. */
+  on?(event: 'error', listener: (error: unknown) => void): unknown;
+}
+
+/** What a compare-and-set that did not write found instead: no record (gone), or another one. */
+export function missed(current: unknown): CasResult {
+  return current === undefined || current === null ? { status: 'gone' } : { status: 'conflict', current: String(current) };
+}
+
+/**
+ * An EventEmitter that only emits 'error' when someone listens: a backend's background errors (a
+ * dropped connection, a table option the server does not support) must never crash the process.
+ */
+export class QuietEmitter extends EventEmitter {
+  report = (error: unknown): void => {
+    if (this.listenerCount('error') > 0) this.emit('error', error);
+  };
+}
+
+/** Rows purged per statement or page: bounded memory and short locks, however many rows have expired. */
+export const PURGE_BATCH = 10_000;
+
+/** Runs one batch of a purge after another until a batch comes back short; resolves with the total removed. */
+export async function purgeInBatches(deleteBatch: () => Promise<number>, batch = PURGE_BATCH): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const removed = await deleteBatch();
+    total += removed;
+    if (removed < batch) return total;
+  }
+}
+
+/** The keys after `cursor` under `prefix`, sorted, at most `count`: a page of any key list held in memory. */
+export function pageOfKeys(keys: Iterable<unknown>, prefix: string, cursor: string | undefined, count: number): { page: string[]; cursor: string | undefined } {
+  const after = cursor ?? '';
+  const matching: string[] = [];
+  for (const key of keys) if (typeof key === 'string' && key.startsWith(prefix) && key > after) matching.push(key);
+  matching.sort();
+  const page = matching.slice(0, count);
+  return { page, cursor: matching.length > count ? page[page.length - 1] : undefined };
+}
+
+/**
+ * A purge for backends that can list but not delete by expiry in one statement: walks the pages of
+ * records under `prefix` and deletes the expired ones of each page (bounded memory); resolves with how many.
+ */
+export async function purgePages(
+  backend: Required<Pick<Backend, 'scanPage'>>,
+  prefix: string,
+  now: number,
+  deleteKeys: (keys: string[]) => Promise<void>,
+): Promise<number> {
+  let removed = 0;
+  let cursor: string | undefined;
+  do {
+    const page = await backend.scanPage(prefix, cursor, 1000);
+    const expired = page.entries.filter(([, value]) => recordExpiry(value) <= now).map(([key]) => key);
+    await deleteKeys(expired);
+    removed += expired.length;
+    cursor = page.cursor;
+  } while (cursor !== undefined);
+  return removed;
+}

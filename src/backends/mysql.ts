@@ -1,0 +1,75 @@
+// MySQL and MariaDB on mysql2 (`mysql://`), with a pool of its own.
+//
+// Why not @keyv/mysql for URLs: like @keyv/postgres it keeps one pool per process and URL, so closing
+// one instance breaks the others. The table layout is the same (id VARCHAR(255) PRIMARY KEY, value),
+// except that a table created here uses MEDIUMTEXT (a TEXT column holds at most 65 535 bytes, less
+// than the default maxSize) and a binary collation (see #prepare).
+import { QuietEmitter, type Backend } from './contract.js';
+import { sqlBackend, type SqlClient, type SqlResult } from './sql.js';
+import { importOptional, takeParameters } from './url.js';
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+/** The part of a mysql2/promise Pool this backend uses: rows for a SELECT, a header with affectedRows otherwise. */
+interface Pool {
+  query(sql: string, params?: readonly unknown[]): Promise<[unknown, unknown]>;
+  on(event: 'error', listener: (error: unknown) => void): unknown;
+  end(): Promise<void>;
+}
+
+export class MysqlBackend extends QuietEmitter implements Backend {
+  /** The sessions table, as the SQL of sql.ts reaches it. */
+  readonly sql: SqlClient;
+  readonly #pool: Pool;
+  #ready: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(pool: Pool, table: string) {
+    super();
+    if (!IDENTIFIER.test(table)) throw new TypeError(`koa-kv-session: the table parameter of a mysql:// URL must be a plain SQL identifier, got ${JSON.stringify(table)}`);
+    this.#pool = pool;
+    // A connection dropped by the server is reported, not thrown at the process.
+    this.#pool.on('error', this.report);
+    this.sql = { dialect: 'mysql', table: `\`${table}\``, query: (sql, params) => this.#query(sql, params) };
+    Object.assign(this, sqlBackend(this.sql));
+  }
+
+  #prepare(): Promise<void> {
+    this.#ready ??= this.#pool
+      // Binary collation: sids and base64 payloads are case-sensitive, and the server's default
+      // (case-insensitive) collation would make "abc" and "ABC" the same key.
+      .query(`CREATE TABLE IF NOT EXISTS ${this.sql.table} (id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY, value MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin)`)
+      .then(
+        () => undefined,
+        (error: unknown) => {
+          this.#ready = undefined; // the server may be down now: try again on the next call
+          throw error;
+        },
+      );
+    return this.#ready;
+  }
+
+  async #query(sql: string, params: readonly unknown[]): Promise<SqlResult> {
+    await this.#prepare();
+    const [result] = await this.#pool.query(sql, params);
+    if (Array.isArray(result)) return { rows: result as Array<Record<string, unknown>>, changed: 0 };
+    return { rows: [], changed: (result as { affectedRows?: number }).affectedRows ?? 0 };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#pool.end();
+  }
+}
+
+// The members sqlBackend() assigns in the constructor.
+export interface MysqlBackend extends ReturnType<typeof sqlBackend> {}
+
+/** `mysql://user@host/db` (`?table=`). */
+export async function openMysql(url: string, scheme: string, timeout: number): Promise<Backend> {
+  const mysql = await importOptional('mysql2/promise', scheme);
+  const { url: uri, params } = takeParameters(url, ['table']);
+  const pool = (mysql.default ?? mysql).createPool({ uri, connectTimeout: timeout, connectionLimit: 10, enableKeepAlive: true });
+  return new MysqlBackend(pool, params.table ?? 'keyv');
+}

@@ -1,0 +1,82 @@
+// PostgreSQL on pg (`postgres://`, `postgresql://`), with a pool of its own: errors reported, never thrown at the process.
+//
+// Why not @keyv/postgres for URLs: its pool is one per process and URL, so closing one instance
+// breaks the others, and a pool whose server goes away emits an 'error' nobody listens to, which
+// crashes the process. The table layout is the same (key VARCHAR(255) PRIMARY KEY, value TEXT),
+// so a KeyvPostgres instance you pass as `store` reads and writes the same rows.
+import { QuietEmitter, type Backend } from './contract.js';
+import { sqlBackend, type SqlClient, type SqlResult } from './sql.js';
+import { importOptional, takeParameters } from './url.js';
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** The part of a pg Pool this backend uses. */
+interface Pool {
+  query(sql: string, params?: readonly unknown[]): Promise<{ rows: Array<Record<string, unknown>>; rowCount: number | null }>;
+  on(event: 'error', listener: (error: unknown) => void): unknown;
+  end(): Promise<void>;
+}
+
+export class PostgresBackend extends QuietEmitter implements Backend {
+  /** The sessions table, as the SQL of sql.ts reaches it. */
+  readonly sql: SqlClient;
+  readonly #pool: Pool;
+  readonly #schema: string;
+  #ready: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(pool: Pool, table: string, schema: string) {
+    super();
+    for (const [name, value] of [['table', table], ['schema', schema]] as const) {
+      if (!IDENTIFIER.test(value)) throw new TypeError(`koa-kv-session: the ${name} parameter of a postgres:// URL must be a plain SQL identifier, got ${JSON.stringify(value)}`);
+    }
+    this.#pool = pool;
+    this.#schema = schema;
+    // An idle connection dropped by the server (restart, failover) is reported, not thrown.
+    this.#pool.on('error', this.report);
+    this.sql = { dialect: 'postgres', table: `"${schema}"."${table}"`, query: (sql, params) => this.#query(sql, params) };
+    Object.assign(this, sqlBackend(this.sql));
+  }
+
+  /** Creates the table once; a failure (server down) is retried on the next call. */
+  #prepare(): Promise<void> {
+    this.#ready ??= (async () => {
+      const schema = this.#schema === 'public' ? '' : `CREATE SCHEMA IF NOT EXISTS "${this.#schema}"; `;
+      try {
+        await this.#pool.query(`${schema}CREATE TABLE IF NOT EXISTS ${this.sql.table} (key VARCHAR(255) PRIMARY KEY, value TEXT)`);
+      } catch (error) {
+        // Two processes creating the table at once: one loses the race, the table exists.
+        const code = (error as { code?: string }).code;
+        if (code !== '23505' && code !== '42P07') throw error;
+      }
+    })().catch((error: unknown) => {
+      this.#ready = undefined;
+      throw error;
+    });
+    return this.#ready;
+  }
+
+  async #query(sql: string, params: readonly unknown[]): Promise<SqlResult> {
+    await this.#prepare();
+    const result = await this.#pool.query(sql, params);
+    return { rows: result.rows, changed: result.rowCount ?? result.rows.length };
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.#pool.end();
+  }
+}
+
+// The members sqlBackend() assigns in the constructor.
+export interface PostgresBackend extends ReturnType<typeof sqlBackend> {}
+
+/** `postgres://user@host/db` (`?table=`, `?schema=`); `timeout` bounds connecting and each statement. */
+export async function openPostgres(url: string, scheme: string, timeout: number): Promise<Backend> {
+  const pg = await importOptional('pg', scheme);
+  const { url: uri, params } = takeParameters(url, ['table', 'schema']);
+  const Pool = (pg.default ?? pg).Pool;
+  const pool = new Pool({ connectionString: uri, connectionTimeoutMillis: timeout, query_timeout: timeout, max: 10, idleTimeoutMillis: 30_000 });
+  return new PostgresBackend(pool, params.table ?? 'keyv', params.schema ?? 'public');
+}

@@ -1,0 +1,125 @@
+// What Redis, Redis Cluster and Valkey share: the compare-and-set script, client options, SCAN pages.
+import { createHash } from 'node:crypto';
+import { missed, type Backend, type CasResult, type ScannedPage } from './contract.js';
+
+// Compares by SHA-1 so a large record is not sent twice (an empty ARGV[1]: the key must be absent);
+// returns 1 (written), 0 (no record) or the current value.
+export const CAS_SCRIPT = `local current = redis.call('GET', KEYS[1])
+if not current then
+  if ARGV[1] ~= '' then return 0 end
+elseif redis.sha1hex(current) ~= ARGV[1] then return current end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`;
+
+const sha1 = (text: string): string => createHash('sha1').update(text).digest('hex');
+export const CAS_SHA = sha1(CAS_SCRIPT);
+
+/** The script's arguments: the SHA-1 of the expected value ('' for "no value"), the new value, the TTL. */
+export function casArguments(expected: string | undefined, next: string, ttl: number): string[] {
+  return [expected === undefined ? '' : sha1(expected), next, String(ttl)];
+}
+
+/** The reply of CAS_SCRIPT: 1 written, 0 no record, or the record it holds. */
+export function casScriptResult(reply: unknown): CasResult {
+  return reply === 1 ? { status: 'saved' } : missed(reply === 0 ? undefined : reply);
+}
+
+/** The node-redis client calls the script needs. */
+export interface RedisScripting {
+  evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+}
+
+/** CAS_SCRIPT on a node-redis client (a single server, or the key's node of a cluster), loading it when the server does not know it yet. */
+export async function redisCompareAndSet(client: RedisScripting, key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> {
+  const options = { keys: [key], arguments: casArguments(expected, next, ttl) };
+  let reply: unknown;
+  try {
+    reply = await client.evalSha(CAS_SHA, options);
+  } catch (error) {
+    if (!String((error as Error)?.message).includes('NOSCRIPT')) throw error;
+    reply = await client.eval(CAS_SCRIPT, options);
+  }
+  return casScriptResult(reply);
+}
+
+/** Reconnection delays of every Redis-protocol client: 50 ms doubling, at most 2 s, for ever. */
+export const reconnectDelay = (retries: number): number => Math.min(50 * 2 ** retries, 2000);
+
+/**
+ * Options of a node-redis client (or of each node of a cluster): fail commands at once while
+ * disconnected instead of queueing them for ever, and keep reconnecting in the background so the
+ * app recovers when Redis returns.
+ */
+export function redisClientOptions(timeout: number) {
+  return { disableOfflineQueue: true, socket: { connectTimeout: timeout, reconnectStrategy: reconnectDelay } };
+}
+
+/** @keyv/redis must throw, not swallow: Keyv's own option alone is not enough. */
+export function keyvRedisOptions(timeout: number) {
+  return { throwOnErrors: true, throwOnConnectError: true, connectionTimeout: timeout };
+}
+
+/** A MATCH pattern for every key starting with `prefix`. */
+export function globPrefix(prefix: string): string {
+  return `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+}
+
+interface RedisScanning {
+  scan(cursor: string, options: { MATCH: string; COUNT: number }): Promise<{ cursor: string; keys: string[] }>;
+  mGet(keys: string[]): Promise<Array<string | null>>;
+  get(key: string): Promise<string | null>;
+}
+
+interface RedisClusterScanning {
+  masters: unknown[];
+  nodeClient(node: unknown): Promise<RedisScanning>;
+  get(key: string): Promise<string | null>;
+}
+
+/** SCAN pages of a node-redis server, or of each master of a cluster in turn (cursor `<master>:<cursor>`). */
+export async function redisScanPage(connection: unknown, prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage> {
+  const client = connection as RedisScanning | RedisClusterScanning;
+  const [nodeText, position] = (cursor ?? '0:0').split(':') as [string, string];
+  let node = Number(nodeText);
+  const cluster = 'masters' in client && Array.isArray(client.masters) ? client : undefined;
+  const scanner = cluster ? await cluster.nodeClient(cluster.masters[node]) : (client as RedisScanning);
+  const reply = await scanner.scan(position, { MATCH: globPrefix(prefix), COUNT: count });
+  // Keys of one cluster node may sit in different slots: read them one by one (the client pipelines them).
+  const values = reply.keys.length === 0 ? [] : cluster ? await Promise.all(reply.keys.map((key) => cluster.get(key))) : await scanner.mGet(reply.keys);
+  const entries: Array<readonly [string, string]> = [];
+  reply.keys.forEach((key, i) => {
+    const value = values[i];
+    if (typeof value === 'string') entries.push([key, value]);
+  });
+  let next: string | undefined = `${node}:${reply.cursor}`;
+  if (String(reply.cursor) === '0') {
+    node++;
+    next = cluster && node < cluster.masters.length ? `${node}:0` : undefined;
+  }
+  return { entries, cursor: next };
+}
+
+/** What a @keyv/redis adapter (ours, or one handed in) offers besides get/set/delete. */
+export interface KeyvRedisLike {
+  getClient(): Promise<unknown>;
+  createKeyPrefix(key: string, namespace?: string): string;
+  namespace?: string | undefined;
+}
+
+/** True for a @keyv/redis adapter: it has a client to run scripts on and its own key prefixing. */
+export function isKeyvRedis(adapter: object): adapter is KeyvRedisLike {
+  const candidate = adapter as Partial<KeyvRedisLike>;
+  return typeof candidate.getClient === 'function' && typeof candidate.createKeyPrefix === 'function';
+}
+
+/** The abilities of a @keyv/redis adapter, single server or cluster: the script, SCAN pages, and Redis's own expiry. */
+export function keyvRedisAbilities(adapter: KeyvRedisLike): Required<Pick<Backend, 'compareAndSet' | 'scanPage' | 'purgeExpired'>> {
+  return {
+    // One script, atomic on the server (on the key's node in a cluster).
+    compareAndSet: async (key, expected, next, ttl) =>
+      redisCompareAndSet((await adapter.getClient()) as RedisScripting, adapter.createKeyPrefix(key, adapter.namespace), expected, next, ttl),
+    scanPage: async (prefix, cursor, count) => redisScanPage(await adapter.getClient(), prefix, cursor, count),
+    purgeExpired: async () => 0,
+  };
+}

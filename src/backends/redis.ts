@@ -1,0 +1,33 @@
+// Redis and Redis Cluster through @keyv/redis: its get/set/delete, our compare-and-set script and SCAN pages on its client.
+import type { Backend } from './contract.js';
+import { adapterBackend, type KeyvAdapterLike } from './keyv.js';
+import { keyvRedisOptions, redisClientOptions } from './redis-family.js';
+import { exportOf, hostsOf, importOptional, type AnyModule } from './url.js';
+
+/**
+ * Connects before the first command: without the offline queue, a command sent while the first
+ * connection is still being made fails. If Redis is down now, the client keeps reconnecting and
+ * commands fail fast (503) until it is back.
+ */
+async function connected(adapter: AnyModule): Promise<Backend> {
+  await adapter.getClient().catch(() => {});
+  return adapterBackend(adapter as KeyvAdapterLike, true);
+}
+
+/** `redis://` and `rediss://`. */
+export async function openRedis(url: string, scheme: string, timeout: number): Promise<Backend> {
+  const KeyvRedis = await exportOf('@keyv/redis', scheme, 'KeyvRedis');
+  return connected(new KeyvRedis({ url, ...redisClientOptions(timeout) }, keyvRedisOptions(timeout)));
+}
+
+/** `redis+cluster://host:port,host:port`: the listed nodes are where the client starts; it finds the rest. */
+export async function openRedisCluster(url: string, scheme: string, timeout: number): Promise<Backend> {
+  const redis = await importOptional('@keyv/redis', scheme);
+  const KeyvRedis = redis.default?.default ?? redis.default;
+  const createCluster = redis.createCluster ?? redis.default?.createCluster;
+  const cluster = createCluster({
+    rootNodes: hostsOf(url).split(',').map((host: string) => ({ url: `redis://${host}` })),
+    defaults: redisClientOptions(timeout),
+  });
+  return connected(new KeyvRedis(cluster, keyvRedisOptions(timeout)));
+}

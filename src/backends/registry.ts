@@ -1,0 +1,79 @@
+// One row per URL scheme: the package it needs, what it can do, and how to open it (its file is loaded only then).
+import { SessionError } from '../errors.js';
+import type { Backend } from './contract.js';
+import { schemeOf } from './url.js';
+
+/** What a backend can do; the store finds the same by the presence of the contract's optional members. */
+export interface Abilities {
+  /** Compare-and-set in one atomic step; without it, a read right before the write (a one-round-trip window between processes). */
+  readonly atomic: boolean;
+  /** Can list its keys: what the operator's `stats`, `list` and `migrate` need. */
+  readonly list: boolean;
+  /** The server expires keys by itself; otherwise expiry is checked on read and purge removes expired records. */
+  readonly ownExpiry: boolean;
+}
+
+export interface SchemeRow {
+  /** The backend's name in messages and docs. */
+  readonly name: string;
+  /** The npm package the scheme needs, undefined when none. */
+  readonly package: string | undefined;
+  readonly abilities: Abilities;
+  /** Opens the backend; `timeout` bounds connecting, where the driver takes one. */
+  open(url: string, scheme: string, timeout: number): Promise<Backend>;
+}
+
+const ALL = { atomic: true, list: true, ownExpiry: false };
+const REDIS = { atomic: true, list: true, ownExpiry: true };
+
+const sqlite: SchemeRow = { name: 'SQLite', package: 'sqlite3', abilities: ALL, open: async (...a) => (await import('./sqlite.js')).openSqlite(...a) };
+const redis: SchemeRow = { name: 'Redis', package: '@keyv/redis', abilities: REDIS, open: async (...a) => (await import('./redis.js')).openRedis(...a) };
+const postgres: SchemeRow = { name: 'PostgreSQL', package: 'pg', abilities: ALL, open: async (...a) => (await import('./postgres.js')).openPostgres(...a) };
+const mongo: SchemeRow = {
+  name: 'MongoDB',
+  package: '@keyv/mongo',
+  abilities: { atomic: false, list: false, ownExpiry: true },
+  open: async (...a) => (await import('./mongo.js')).openMongo(...a),
+};
+
+/** Every URL scheme `store` accepts. */
+export const SCHEMES: Readonly<Record<string, SchemeRow>> = Object.freeze({
+  memory: { name: 'memory', package: undefined, abilities: ALL, open: async () => new (await import('./memory.js')).MemoryBackend() },
+  sqlite,
+  redis,
+  rediss: redis,
+  'redis+cluster': { name: 'Redis Cluster', package: '@keyv/redis', abilities: REDIS, open: async (...a) => (await import('./redis.js')).openRedisCluster(...a) },
+  valkey: { name: 'Valkey', package: '@keyv/valkey', abilities: REDIS, open: async (...a) => (await import('./valkey.js')).openValkey(...a) },
+  postgres,
+  postgresql: postgres,
+  mysql: { name: 'MySQL/MariaDB', package: 'mysql2', abilities: ALL, open: async (...a) => (await import('./mysql.js')).openMysql(...a) },
+  memcache: {
+    name: 'memcached',
+    package: '@keyv/memcache',
+    abilities: { atomic: false, list: false, ownExpiry: true },
+    open: async (...a) => (await import('./memcache.js')).openMemcache(...a),
+  },
+  etcd: { name: 'etcd', package: '@keyv/etcd', abilities: ALL, open: async (...a) => (await import('./etcd.js')).openEtcd(...a) },
+  dynamodb: { name: 'DynamoDB', package: '@keyv/dynamo', abilities: ALL, open: async (url, scheme) => (await import('./dynamo.js')).openDynamo(url, scheme) },
+  mongodb: mongo,
+  'mongodb+srv': mongo,
+});
+
+/** The row of a connection URL's scheme; undefined for a scheme we do not know. */
+export function schemeRow(url: string): SchemeRow | undefined {
+  const scheme = schemeOf(url);
+  return scheme !== undefined && Object.hasOwn(SCHEMES, scheme) ? SCHEMES[scheme] : undefined;
+}
+
+/** Opens the backend of a connection URL; `timeout` bounds connecting where the driver takes one. */
+export async function openBackend(url: string, timeout: number): Promise<Backend> {
+  const scheme = schemeOf(url);
+  const row = scheme === undefined ? undefined : schemeRow(url);
+  if (row === undefined) throw new SessionError('SESSION_INVALID_OPTION', `koa-kv-session: unsupported store URL scheme ${scheme ?? '(none)'}://`);
+  return row.open(url, scheme as string, timeout);
+}
+
+/** The names of the backends with an ability, for messages ("SQLite, PostgreSQL ... can"). */
+export function backendsThat(ability: keyof Abilities, has = true): string[] {
+  return [...new Set(Object.values(SCHEMES).filter((row) => row.abilities[ability] === has).map((row) => row.name))];
+}
