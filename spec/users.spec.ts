@@ -5,7 +5,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../src/backends/memory.js';
 import { parseRecord } from '../src/codec.js';
 import { kvSession, sessionExpires, type KvSessionOptions } from '../src/index.js';
-import { userIndexName } from '../src/users.js';
+import { userIndexName } from '../src/user-id.js';
 import { BACKENDS, cookiePair, CountingAdapter, onBackend, sidOf, startApp, type Handler, type TestApp } from './helpers.js';
 
 /** Routes: /login?user= (regenerates), /whoami, /logout, /switch?user=, /regenerate, /set?k=&v=. */

@@ -2,6 +2,7 @@
 import type { Context } from 'koa';
 import type { Keyv, KeyvStoreAdapter } from 'keyv';
 import { SessionOptionError } from './errors.js';
+import type { StoreSpec } from './store.js';
 import { SCHEMES } from './backends/registry.js';
 import { maskPassword, schemeOf } from './backends/url.js';
 import { CONTROL_MEMBERS } from './session.js';
@@ -70,11 +71,6 @@ export interface KvSessionOptions {
   /** Where `SESSION_*` variables are read from. Default `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
 }
-
-export type StoreSpec =
-  | { readonly kind: 'url'; readonly url: string; readonly scheme: string }
-  | { readonly kind: 'keyv'; readonly keyv: Keyv }
-  | { readonly kind: 'adapter'; readonly adapter: KeyvStoreAdapter | Map<unknown, unknown> };
 
 export interface CookieSettings {
   readonly name: string;

@@ -2,7 +2,7 @@
 import { checkSize, encodePayload, fingerprint, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
 import { SessionError } from './errors.js';
 import { generateSid } from './sid.js';
-import { storedUserOf, userIdOf } from './users.js';
+import { storedUserOf, userIdOf } from './user-id.js';
 
 /**
  * The shape of your session data. Describe it once by declaration merging and `ctx.session`

@@ -1,6 +1,7 @@
 // The only code that talks to the Keyv adapter: load / save / remove / compare-and-set under the key prefix, with TTL, codec, timeout, retries and error mapping.
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
+import type { Keyv, KeyvStoreAdapter } from 'keyv';
 import { missed, type Backend, type BatchRow, type CasResult } from './backends/contract.js';
 import { handedInBackend } from './backends/keyv.js';
 import { openBackend } from './backends/registry.js';
@@ -8,11 +9,16 @@ import { maskPassword } from './backends/url.js';
 import { CorruptRecordError, decodePayload, parseRecord, type SessionData, type StoredRecord } from './codec.js';
 import { bounded } from './deadline.js';
 import { SessionError, SessionStoreError } from './errors.js';
-import type { StoreSpec } from './options.js';
 
 type Operation = SessionStoreError['operation'];
 
 const debug = createDebug('koa-kv-session:store');
+
+/** What the `store` option resolved to: a connection URL, or something the user hands in. */
+export type StoreSpec =
+  | { readonly kind: 'url'; readonly url: string; readonly scheme: string }
+  | { readonly kind: 'keyv'; readonly keyv: Keyv }
+  | { readonly kind: 'adapter'; readonly adapter: KeyvStoreAdapter | Map<unknown, unknown> };
 
 export interface StoreConfig {
   readonly store: StoreSpec;

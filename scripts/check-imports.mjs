@@ -1,0 +1,25 @@
+// `npm run lint` part: fails on an import cycle in src/ (type-only imports count too), and on an
+// import across the line between the core and the backends:
+//   - src/backends/ may import only its own files and the leaves errors.ts and codec.ts;
+//   - the core reaches backends only through contract.ts, registry.ts, keyv.ts and url.ts
+//     (a backend's own file is loaded by the registry, lazily).
+import madge from 'madge';
+
+const LEAVES = new Set(['errors.ts', 'codec.ts']);
+const DOORS = new Set(['backends/contract.ts', 'backends/registry.ts', 'backends/keyv.ts', 'backends/url.ts']);
+
+const result = await madge('src/', { fileExtensions: ['ts'], tsConfig: 'tsconfig.json' });
+const problems = result.circular().map((cycle) => `import cycle: ${[...cycle, cycle[0]].join(' -> ')}`);
+for (const [file, imports] of Object.entries(result.obj())) {
+  const inBackends = file.startsWith('backends/');
+  for (const imported of imports) {
+    const target = imported.startsWith('backends/');
+    if (inBackends && !target && !LEAVES.has(imported)) problems.push(`upward import: ${file} -> ${imported} (backends may import only errors.ts and codec.ts outside backends/)`);
+    if (!inBackends && target && !DOORS.has(imported)) problems.push(`core import of a backend's own file: ${file} -> ${imported} (go through backends/registry.ts)`);
+  }
+}
+if (problems.length > 0) {
+  process.stderr.write(`${problems.join('\n')}\n`);
+  process.exit(1);
+}
+process.stdout.write(`imports: ${Object.keys(result.obj()).length} files in src/, no cycles, no imports across the core/backends line\n`);
