@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['spec/**/*.spec.ts'],
-    globalSetup: ['spec/global-setup.ts'],
+    globalSetup: ['spec/support/global-setup.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     typecheck: {

@@ -1,10 +1,12 @@
 // Adapter quirks that must not reach users, checked on each real backend: values, key case, the default lifetime, clean shutdown.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { openBackend } from '../src/backends/registry.js';
+import { openBackend, SCHEMES } from '../src/backends/registry.js';
 import { encodePayload, frameRecord } from '../src/codec.js';
 import type { KvSessionOptions } from '../src/index.js';
-import { decodeStored } from './records.js';
-import { BACKENDS, onBackend, cookiePair, CountingAdapter, REQUIRE_SERVERS, sidOf, startApp, uniquePrefix, type Handler } from './helpers.js';
+import { decodeStored } from './support/records.js';
+import { cookiePair, sidOf, startApp, type Handler } from './support/app.js';
+import { CountingAdapter } from './support/counting.js';
+import { BACKENDS, mustRun, onBackend, REQUIRE_SERVERS, uniquePrefix } from './support/servers.js';
 
 describe.each(BACKENDS)('values and keys on $name', (backend) => {
   const env = onBackend(backend, 'values');
@@ -127,6 +129,27 @@ describe.each(BACKENDS.filter((b) => ['redis', 'postgres', 'mariadb'].includes(b
       const cleanup = await openBackend(url, 2000);
       if (sid) await cleanup.delete(prefix + sid);
       await cleanup.close?.();
+    }
+  });
+});
+
+describe.each(BACKENDS)('registry row of $name', (backend) => {
+  it('states the abilities the backend really has (atomic compare-and-set, listing, its own expiry)', async (context) => {
+    const reason = await backend.unavailable();
+    if (reason !== undefined) {
+      if (mustRun(backend)) throw new Error(`${backend.name} is required: ${reason}`);
+      context.skip(`${backend.name} skipped: ${reason}`);
+    }
+    const row = SCHEMES[backend.scheme];
+    expect(row).toBeDefined();
+    const { backend: opened, cleanup } = await backend.open();
+    try {
+      expect({ atomic: opened.compareAndSet !== undefined, list: opened.scanPage !== undefined, ownExpiry: backend.nativeTtl === true }).toEqual(row?.abilities);
+      // Every backend can purge; one that expires keys itself has nothing to do.
+      expect(opened.purgeExpired).toBeDefined();
+    } finally {
+      await opened.close?.();
+      await cleanup();
     }
   });
 });

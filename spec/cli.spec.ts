@@ -10,10 +10,11 @@ import type { Backend as StoreBackend } from '../src/backends/contract.js';
 import type { SqlClient } from '../src/backends/sql.js';
 import { openBackend } from '../src/backends/registry.js';
 import { encodePayload, frameRecord, type Format } from '../src/codec.js';
-import { Progress } from '../src/progress.js';
-import { cookiePair, mustRun, POSTGRES_URL, reachable, REDIS_URL, MEMCACHE_URL, startApp, uniquePrefix, type Backend, BACKENDS } from './helpers.js';
+import { Progress } from '../src/cli/progress.js';
+import { cookiePair, startApp } from './support/app.js';
+import { mustRun, POSTGRES_URL, reachable, REDIS_URL, MEMCACHE_URL, uniquePrefix, type Backend, BACKENDS } from './support/servers.js';
 
-const CLI = join(import.meta.dirname, '..', 'dist', 'esm', 'cli.js');
+const CLI = join(import.meta.dirname, '..', 'dist', 'esm', 'cli', 'main.js');
 const SESSIONS = 100_000;
 
 interface Result {

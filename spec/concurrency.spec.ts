@@ -2,8 +2,10 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Context } from 'koa';
 import { recordFate } from '../src/codec.js';
-import { decodeStored } from './records.js';
-import { BACKENDS, onBackend, cookiePair, CountingAdapter, gate, sidOf, startApp, type TestApp } from './helpers.js';
+import { decodeStored } from './support/records.js';
+import { cookiePair, gate, sidOf, startApp, type TestApp } from './support/app.js';
+import { CountingAdapter } from './support/counting.js';
+import { BACKENDS, onBackend } from './support/servers.js';
 
 /**
  * Requests with an `x-hold` header stop after the session is loaded, until the test releases them:

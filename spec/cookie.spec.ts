@@ -3,7 +3,9 @@ import Keygrip from 'keygrip';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../src/backends/memory.js';
 import type { KvSessionOptions } from '../src/index.js';
-import { attributesOf, cookiePair, CountingAdapter, sidOf, startApp, uniquePrefix, type Handler, type TestApp } from './helpers.js';
+import { attributesOf, cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
+import { CountingAdapter } from './support/counting.js';
+import { uniquePrefix } from './support/servers.js';
 import type Koa from 'koa';
 
 const apps: TestApp[] = [];

@@ -1,8 +1,10 @@
 // One storeTimeout is all the store time a request gets: loading, waiting in the write queue and writing, on every backend made slow.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { decodeStored } from './records.js';
-import { BACKENDS, cookiePair, onBackend, startApp, type CountingAdapter, type TestApp } from './helpers.js';
+import { decodeStored } from './support/records.js';
+import { cookiePair, startApp, type TestApp } from './support/app.js';
+import { type CountingAdapter } from './support/counting.js';
+import { BACKENDS, onBackend } from './support/servers.js';
 
 const TIMEOUT = 1500;
 // What "within storeTimeout" allows for scheduling on a loaded 2-core machine (the sweep runs every 20 ms).

@@ -6,8 +6,9 @@ import { MemoryBackend } from '../src/backends/memory.js';
 import { SCHEMES } from '../src/backends/registry.js';
 import { importOptional } from '../src/backends/url.js';
 import type { KvSessionOptions } from '../src/index.js';
-import { decodeStored } from './records.js';
-import { cookiePair, sidOf, startApp, uniquePrefix, type Handler, type TestApp } from './helpers.js';
+import { decodeStored } from './support/records.js';
+import { cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
+import { uniquePrefix } from './support/servers.js';
 
 const apps: TestApp[] = [];
 afterEach(async () => {

@@ -7,7 +7,9 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../src/backends/memory.js';
 import { generateSid, isWellFormedSid } from '../src/sid.js';
-import { cookiePair, CountingAdapter, sidOf, startApp, uniquePrefix, type TestApp } from './helpers.js';
+import { cookiePair, sidOf, startApp, type TestApp } from './support/app.js';
+import { CountingAdapter } from './support/counting.js';
+import { uniquePrefix } from './support/servers.js';
 
 let app: TestApp;
 let store: CountingAdapter;

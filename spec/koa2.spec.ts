@@ -4,7 +4,8 @@ import Koa2 from 'koa2';
 import Koa3 from 'koa';
 import { describe, expect, it } from 'vitest';
 import { kvSession } from '../src/index.js';
-import { cookiePair, uniquePrefix } from './helpers.js';
+import { cookiePair } from './support/app.js';
+import { uniquePrefix } from './support/servers.js';
 
 describe.each([
   ['Koa 2', Koa2 as unknown as typeof Koa3],

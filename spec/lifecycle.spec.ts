@@ -1,19 +1,11 @@
 // The request lifecycle table of the core issue, one test per row, on every backend reachable here.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { decodeStored } from './records.js';
+import { decodeStored } from './support/records.js';
 import { frameRecord, encodePayload, RETIRED_RECORD } from '../src/codec.js';
 import type { KvSessionOptions } from '../src/index.js';
-import {
-  attributesOf,
-  BACKENDS,
-  onBackend,
-  cookiePair,
-  CountingAdapter,
-  sidOf,
-  startApp,
-  type Handler,
-  type TestApp,
-} from './helpers.js';
+import { attributesOf, cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
+import { CountingAdapter } from './support/counting.js';
+import { BACKENDS, onBackend } from './support/servers.js';
 
 const LIFETIME = 3_600_000;
 

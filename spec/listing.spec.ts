@@ -1,7 +1,8 @@
 // What the operator commands and the user index ask of each real backend: listing by prefix, batched and insert-if-absent compare-and-set.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { SessionStore } from '../src/store.js';
-import { BACKENDS, onBackend, type CountingAdapter } from './helpers.js';
+import { type CountingAdapter } from './support/counting.js';
+import { BACKENDS, onBackend } from './support/servers.js';
 
 describe.each(BACKENDS)('listing and conditional writes on $name', (backend) => {
   const env = onBackend(backend, 'listing');

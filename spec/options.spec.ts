@@ -3,7 +3,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../src/backends/memory.js';
 import { kvSession, SessionOptionError, type KvSessionOptions } from '../src/index.js';
 import { resolveSettings } from '../src/options.js';
-import { cookiePair, CountingAdapter, startApp, uniquePrefix, type TestApp } from './helpers.js';
+import { cookiePair, startApp, type TestApp } from './support/app.js';
+import { CountingAdapter } from './support/counting.js';
+import { uniquePrefix } from './support/servers.js';
 import { Keyv } from 'keyv';
 
 const apps: TestApp[] = [];

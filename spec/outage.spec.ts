@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cookiePair, REQUIRE_SERVERS, startApp, uniquePrefix, type TestApp } from './helpers.js';
+import { cookiePair, startApp, type TestApp } from './support/app.js';
+import { REQUIRE_SERVERS, uniquePrefix } from './support/servers.js';
 
 async function freePort(): Promise<number> {
   const server = createServer();

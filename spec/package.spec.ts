@@ -105,7 +105,7 @@ await adapter.disconnect();
 `,
     );
     node('seed.mjs');
-    const cli = join(INSTALLED, 'dist', 'esm', 'cli.js');
+    const cli = join(INSTALLED, 'dist', 'esm', 'cli', 'main.js');
     const env = { SESSION_STORE: `sqlite://${db}`, SESSION_KEY_PREFIX: 'cli:' };
     const out = execFileSync(process.execPath, [cli, 'purge'], { cwd: WORK, env: { ...process.env, ...env }, encoding: 'utf8' });
     expect(out).toMatch(/^removed 3 expired session records under "cli:" from sqlite:\/\//);

@@ -6,7 +6,9 @@ import { encodePayload, frameRecord } from '../src/codec.js';
 import { kvSession } from '../src/index.js';
 import { openBackend } from '../src/backends/registry.js';
 import type { PostgresBackend } from '../src/backends/postgres.js';
-import { BACKENDS, onBackend, CountingAdapter, gate, REQUIRE_SERVERS, startApp, uniquePrefix, POSTGRES_URL, reachable } from './helpers.js';
+import { gate, startApp } from './support/app.js';
+import { CountingAdapter } from './support/counting.js';
+import { BACKENDS, onBackend, REQUIRE_SERVERS, uniquePrefix, POSTGRES_URL, reachable } from './support/servers.js';
 
 const record = (expires: number) => frameRecord(encodePayload({ user: 'ada' }, 'cbor'), 'cbor', expires, true);
 

@@ -2,8 +2,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../src/backends/memory.js';
 import type { KvSessionOptions } from '../src/index.js';
-import { decodeStored } from './records.js';
-import { cookiePair, CountingAdapter, sidOf, startApp, uniquePrefix, type Handler, type TestApp } from './helpers.js';
+import { decodeStored } from './support/records.js';
+import { cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
+import { CountingAdapter } from './support/counting.js';
+import { uniquePrefix } from './support/servers.js';
 
 const apps: TestApp[] = [];
 afterEach(async () => {

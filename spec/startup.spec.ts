@@ -6,11 +6,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import type { Context } from 'koa';
-import { Gate } from './gate.js';
-import {
-  BACKENDS, CLUSTER_URL, cookiePair, DYNAMO_URL, ETCD_URL, MEMCACHE_URL, MONGO_URL, MYSQL_URL, mustRun, POSTGRES_URL, REDIS_URL,
-  startApp, uniquePrefix, VALKEY_URL, type TestApp,
-} from './helpers.js';
+import { Gate } from './support/tcp-gate.js';
+import { cookiePair, startApp, type TestApp } from './support/app.js';
+import { BACKENDS, CLUSTER_URL, DYNAMO_URL, ETCD_URL, MEMCACHE_URL, MONGO_URL, MYSQL_URL, mustRun, POSTGRES_URL, REDIS_URL, uniquePrefix, VALKEY_URL } from './support/servers.js';
 
 const counter = async (ctx: Context) => {
   if (ctx.path === '/logout') {

@@ -6,7 +6,9 @@ import { MemoryBackend } from '../src/backends/memory.js';
 import { parseRecord } from '../src/codec.js';
 import { kvSession, sessionExpires, type KvSessionOptions } from '../src/index.js';
 import { userIndexName } from '../src/user-id.js';
-import { BACKENDS, cookiePair, CountingAdapter, onBackend, sidOf, startApp, type Handler, type TestApp } from './helpers.js';
+import { cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
+import { CountingAdapter } from './support/counting.js';
+import { BACKENDS, onBackend } from './support/servers.js';
 
 /** Routes: /login?user= (regenerates), /whoami, /logout, /switch?user=, /regenerate, /set?k=&v=. */
 async function route(ctx: Context): Promise<unknown> {

@@ -1,9 +1,10 @@
-// Applies session writes to the store: a request's changes go onto the freshest record, never over a logout, and a regenerate only moves a session that still exists.
+// Every store step of a commit, in order (index track, write, removals, untrack): a request's changes go onto the freshest record, never over a logout, and a regenerate only moves a session that still exists.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkSize, decodePayload, encodePayload, frameRecord, parseRecord, recordFate, RETIRED_RECORD, type Format } from './codec.js';
 import { conflictPause, Lanes } from './lanes.js';
-import type { ChangeSet, Write } from './session.js';
+import type { ChangeSet, CommitPlan, Write } from './session.js';
 import type { SessionStore } from './store.js';
+import type { UserIndex } from './users.js';
 
 /**
  * What became of a write: stored; not needed (someone else already wrote newer data); the session is
@@ -34,18 +35,48 @@ const RETIRED_FOR = 10 * 60_000;
 export class Committer {
   readonly #store: SessionStore;
   readonly #config: CommitConfig;
+  readonly #users: UserIndex | undefined;
   readonly #lanes = new Lanes<Conditional, WriteOutcome, LaneState>(
     () => ({ latest: undefined }),
     (writes, lane, deadline) => this.#saveBatch(writes, lane, deadline),
   );
 
-  constructor(store: SessionStore, config: CommitConfig) {
+  /** `users`: the index of each user's sessions, with the `userKey` option. */
+  constructor(store: SessionStore, config: CommitConfig, users: UserIndex | undefined) {
     this.#store = store;
     this.#config = config;
+    this.#users = users;
+  }
+
+  /**
+   * Carries out `plan` and resolves with the cookie to send. Every store call and every wait in a
+   * queue ends by `deadline` (epoch ms). Index clean-up that fails goes to `report`: the session
+   * itself is already right, and an entry left behind is dropped by the next listing.
+   */
+  async commit(plan: CommitPlan, deadline: number, report: (error: Error) => void): Promise<CommitPlan['cookie']> {
+    let cookie = plan.cookie;
+    const users = this.#users;
+    const untrack = plan.untrack === undefined ? [] : [plan.untrack];
+    // The index learns of a sid before its record exists, so revoking a user never misses one.
+    if (plan.track !== undefined) await (users as UserIndex).track(plan.track.user, plan.track.sid, plan.track.expires, deadline);
+    if (plan.write !== undefined) {
+      const outcome = await this.#write(plan.write, deadline);
+      if (outcome === 'gone' || outcome === 'moved') {
+        // Destroyed or revoked meanwhile: it stays gone, and this browser's cookie for it is cleared.
+        // Moved by another request's regenerate(): the browser may hold the new cookie already, and
+        // a deletion would log it out, so no cookie at all.
+        cookie = outcome === 'gone' ? 'clear' : undefined;
+        if (plan.track !== undefined && plan.track.sid !== plan.untrack?.sid) untrack.push(plan.track);
+      }
+    }
+    if (plan.remove.length === 1) await this.#store.remove(plan.remove[0] as string, deadline);
+    else if (plan.remove.length > 1) await Promise.all(plan.remove.map((sid) => this.#store.remove(sid, deadline)));
+    for (const entry of untrack) await (users as UserIndex).untrack(entry.user, [entry.sid], deadline).catch(report);
+    return cookie;
   }
 
   /** Makes `write`; every store call and every wait in a queue ends by `deadline` (epoch ms). */
-  async write(write: Write, deadline: number): Promise<WriteOutcome> {
+  async #write(write: Write, deadline: number): Promise<WriteOutcome> {
     if (write.kind === 'put') {
       await this.#store.save(write.sid, write.raw, write.ttl, deadline);
       return 'saved';

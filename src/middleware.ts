@@ -101,8 +101,8 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     }
   };
   const store = new SessionStore(settings, report);
-  const committer = new Committer(store, settings);
   const users = settings.userKey === undefined ? undefined : new UserIndex(store, { ...settings, userKey: settings.userKey });
+  const committer = new Committer(store, settings, users);
   const indexOf = (method: string): UserIndex => {
     if (users === undefined) {
       throw new SessionError('SESSION_INVALID_OPTION', `koa-kv-session: ${method}() needs the userKey option (or SESSION_USER_KEY): the session field that holds the user id`);
@@ -176,27 +176,9 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     await commit(ctx, used.plan(now), used.accessed, signer, now + settings.storeTimeout - loadSpent);
   } as KvSessionMiddleware;
 
+  /** The store steps of the commit (commit.ts), then what the response says of the session: Set-Cookie and Vary. */
   async function commit(ctx: Context, plan: CommitPlan, accessed: boolean, signer: ReturnType<typeof signerFor>, deadline: number): Promise<void> {
-    let cookieToSend = plan.cookie;
-    const index = users as UserIndex;
-    const untrack = plan.untrack === undefined ? [] : [plan.untrack];
-    // The index learns of a sid before its record exists, so revoking a user never misses one.
-    if (plan.track !== undefined) await index.track(plan.track.user, plan.track.sid, plan.track.expires, deadline);
-    if (plan.write !== undefined) {
-      const outcome = await committer.write(plan.write, deadline);
-      if (outcome === 'gone' || outcome === 'moved') {
-        // Destroyed or revoked meanwhile: it stays gone, and this browser's cookie for it is cleared.
-        // Moved by another request's regenerate(): the browser may hold the new cookie already, and
-        // a deletion would log it out, so no cookie at all.
-        cookieToSend = outcome === 'gone' ? 'clear' : undefined;
-        if (plan.track !== undefined && plan.track.sid !== plan.untrack?.sid) untrack.push(plan.track);
-      }
-    }
-    if (plan.remove.length === 1) await store.remove(plan.remove[0] as string, deadline);
-    else if (plan.remove.length > 1) await Promise.all(plan.remove.map((sid) => store.remove(sid, deadline)));
-    // The session itself is already right; an entry left behind is dropped by the next listing.
-    for (const entry of untrack) await index.untrack(entry.user, [entry.sid], deadline).catch((error: Error) => report(error, ctx));
-
+    const cookieToSend = await committer.commit(plan, deadline, (error) => report(error, ctx));
     if (cookieToSend !== undefined || accessed) {
       if (ctx.headerSent) {
         if (cookieToSend !== undefined) {

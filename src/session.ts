@@ -15,7 +15,7 @@ import { storedUserOf, userIdOf } from './user-id.js';
  * ```
  * While it is left empty, `ctx.session` accepts any key.
  */
-// biome-ignore lint/suspicious/noEmptyInterface: filled in by users through declaration merging
+// Deliberately empty: filled in by users through declaration merging.
 export interface SessionData {}
 
 /** Members of `ctx.session` that control the session itself. They are never stored and never enumerated. */
@@ -37,7 +37,7 @@ export interface SessionControls {
 }
 
 /** Any key goes while `SessionData` is not declared. */
-// biome-ignore lint/suspicious/noExplicitAny: deliberate: untyped session data
+// `any` on purpose: session data nobody has declared is untyped.
 export interface LooseSessionData { [key: string]: any }
 
 type UserFields = [keyof SessionData] extends [never] ? LooseSessionData : Partial<SessionData>;

@@ -33,7 +33,7 @@ export function hostsOf(url: string): string {
 }
 
 // Optional drivers are loaded by name at run time; their types are not available at build time.
-// biome-ignore lint/suspicious/noExplicitAny: untyped third-party boundary
+// `any` on purpose: an untyped third-party boundary.
 export type AnyModule = any;
 
 /** An optional package, or SESSION_ADAPTER_MISSING with the exact command that installs it. */

@@ -1,5 +1,5 @@
 // Reading stored records in tests, through the library's own codec.
-import { decodePayload, parseRecord } from '../src/codec.js';
+import { decodePayload, parseRecord } from '../../src/codec.js';
 
 /** The session data of a stored record. */
 export function decodeStored(raw: unknown): Record<string, unknown> {

@@ -2,7 +2,7 @@
 // run can reach and why the others' tests will be skipped.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { BACKENDS, mustRun } from './helpers.js';
+import { BACKENDS, mustRun } from './servers.js';
 
 export default async function setup(): Promise<void> {
   execFileSync(process.execPath, ['scripts/build.mjs'], { stdio: 'inherit' });

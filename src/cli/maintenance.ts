@@ -1,9 +1,9 @@
 // The work behind the operator commands: census, listing, showing, revoking and re-encoding stored records. No printing here.
-import { decodePayload, encodePayload, fingerprint, frameRecord, parseRecord, type Format, type SessionData, type StoredRecord } from './codec.js';
+import { decodePayload, encodePayload, fingerprint, frameRecord, parseRecord, type Format, type SessionData, type StoredRecord } from '../codec.js';
 import type { Progress } from './progress.js';
-import type { ListedRecord, SessionStore } from './store.js';
-import { isUserIndexName, storedUserOf } from './user-id.js';
-import type { UserIndex } from './users.js';
+import type { ListedRecord, SessionStore } from '../store.js';
+import { isUserIndexName, storedUserOf } from '../user-id.js';
+import type { UserIndex } from '../users.js';
 
 /** How a long command walks the store: page size, where progress goes, and when to stop early (Ctrl-C). */
 export interface WalkOptions {

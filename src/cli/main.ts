@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // The operator command: `npx koa-kv-session <command>`, configured by the same SESSION_* environment as the app.
 import { parseArgs } from 'node:util';
-import { SessionError } from './errors.js';
+import { SessionError } from '../errors.js';
 import { census, listPage, migrate, revokeSession, showSession, type WalkOptions } from './maintenance.js';
-import { backendsThat } from './backends/registry.js';
-import { maskPassword } from './backends/url.js';
-import { resolveSettings, type Settings } from './options.js';
+import { backendsThat } from '../backends/registry.js';
+import { maskPassword } from '../backends/url.js';
+import { resolveSettings, type Settings } from '../options.js';
 import { Progress } from './progress.js';
-import { SessionStore } from './store.js';
-import { UserIndex } from './users.js';
+import { SessionStore } from '../store.js';
+import { UserIndex } from '../users.js';
 
 /** Exit codes, as documented in the README and in `--help`. */
 const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, unsupported: 4, interrupted: 130 } as const;

@@ -1,0 +1,104 @@
+// A pass-through store that records every call (and can be made slow): lets a spec say "one read, no write" about a real backend.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Backend as StoreBackend, CasResult } from '../../src/backends/contract.js';
+
+/** One store call as the counting adapter saw it. */
+export interface StoreCall {
+  op: 'get' | 'set' | 'delete' | 'cas';
+  key: string;
+  ttl?: number;
+}
+
+/**
+ * Delegates every call to a real adapter and records it: lets a test say "one read, no write"
+ * about a real backend. Not a mock: the data lives in the real store.
+ */
+export class CountingAdapter {
+  readonly calls: StoreCall[] = [];
+  /** Milliseconds every read / write waits before it reaches the real store: a slow store, for deadline specs. */
+  delay = { read: 0, write: 0 };
+  namespace: string | undefined;
+  readonly #inner: StoreBackend;
+  readonly #written = new Set<string>();
+
+  constructor(inner: StoreBackend) {
+    this.#inner = inner;
+    // Pass purge, listing, counting and batched rewrites on (what the operator commands use), uncounted.
+    for (const name of ['purgeExpired', 'scanPage', 'countUnder', 'compareAndSetMany'] as const) {
+      const ability = inner[name];
+      if (ability !== undefined) Object.assign(this, { [name]: ability.bind(inner) });
+    }
+    // Pass the backend's atomic compare-and-set on, counted as one call.
+    const cas = inner.compareAndSet?.bind(inner);
+    if (cas) {
+      Object.assign(this, {
+        compareAndSet: async (key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> => {
+          this.calls.push({ op: 'cas', key });
+          await this.#slow('write');
+          return cas(key, expected, next, ttl);
+        },
+      });
+    }
+  }
+
+  /** True when writes of existing sessions are one atomic compare-and-set. */
+  get atomic(): boolean {
+    return 'compareAndSet' in this;
+  }
+
+  async #slow(kind: 'read' | 'write'): Promise<void> {
+    if (this.delay[kind] > 0) await sleep(this.delay[kind]);
+  }
+
+  async get(key: string): Promise<unknown> {
+    this.calls.push({ op: 'get', key });
+    await this.#slow('read');
+    return this.#inner.get(key);
+  }
+
+  async set(key: string, value: string, ttl?: number): Promise<unknown> {
+    this.calls.push(ttl === undefined ? { op: 'set', key } : { op: 'set', key, ttl });
+    await this.#slow('write');
+    return this.#inner.set(key, value, ttl as number);
+  }
+
+  async delete(key: string): Promise<unknown> {
+    this.calls.push({ op: 'delete', key });
+    await this.#slow('write');
+    return this.#inner.delete(key);
+  }
+
+  async clear(): Promise<void> {
+    throw new Error('tests never clear a shared store');
+  }
+
+  on(): this {
+    return this;
+  }
+
+  /** Reads a key straight from the real store, without counting. */
+  raw(key: string): Promise<unknown> {
+    return this.#inner.get(key);
+  }
+
+  /** Writes straight to the real store, without counting. */
+  async put(key: string, value: string, ttl = 60_000): Promise<void> {
+    this.#written.add(key);
+    await this.#inner.set(key, value, ttl);
+  }
+
+  reset(): void {
+    this.calls.length = 0;
+  }
+
+  /** Deletes every key this adapter ever saw written, so the shared server is left as it was. */
+  async cleanup(): Promise<void> {
+    const keys = new Set(this.calls.filter((call) => call.op === 'set' || call.op === 'cas').map((call) => call.key));
+    for (const key of this.#written) keys.add(key);
+    await Promise.all([...keys].map((key) => this.#inner.delete(key)));
+  }
+
+  count(op: StoreCall['op']): number {
+    return this.calls.filter((call) => call.op === op).length;
+  }
+}

@@ -1,0 +1,167 @@
+// The real servers a test run reaches: their URLs, the backend table every behavioural spec runs over, and per-test prefixes.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
+import type { Backend as StoreBackend } from '../../src/backends/contract.js';
+import { openBackend } from '../../src/backends/registry.js';
+import { schemeOf } from '../../src/backends/url.js';
+import type { TestApp } from './app.js';
+import { CountingAdapter } from './counting.js';
+
+export const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+export const MYSQL_URL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/test?table=kvs_test';
+/** Servers started by scripts/services.sh. */
+export const MEMCACHE_URL = process.env.TEST_MEMCACHE_URL ?? 'memcache://127.0.0.1:11311';
+export const ETCD_URL = process.env.TEST_ETCD_URL ?? 'etcd://127.0.0.1:2479';
+export const CLUSTER_URL = process.env.TEST_REDIS_CLUSTER_URL ?? 'redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103';
+export const DYNAMO_URL = process.env.TEST_DYNAMO_URL ?? 'dynamodb://127.0.0.1:4567?region=us-east-1&table=kvs_test';
+export const VALKEY_URL = process.env.TEST_VALKEY_URL ?? 'valkey://127.0.0.1:6379';
+/** No MongoDB server can be had on our machines: its tests run only when MONGO_URL is set. */
+export const MONGO_URL = process.env.MONGO_URL;
+/** Set by .ci/run: a test that would be skipped for want of a server fails instead. */
+export const REQUIRE_SERVERS = process.env.KV_SESSION_REQUIRE_SERVERS === '1';
+
+/** A fresh key prefix per test: tests share servers with whatever ran before. */
+export function uniquePrefix(label = 't'): string {
+  return `kvs-test:${label}:${randomBytes(6).toString('hex')}:`;
+}
+
+export async function reachable(url: string): Promise<boolean> {
+  // The first host of the URL (a cluster URL lists several: host:port,host:port).
+  const first = url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/^[^@/]*@/, '').split(/[,/?]/)[0] as string;
+  const { hostname, port } = new URL(`tcp://${first}`);
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1000, () => done(false));
+    socket.once('error', () => done(false));
+    socket.connect(Number(port), hostname, () => done(true));
+  });
+}
+
+export interface Backend {
+  readonly name: string;
+  /** Its URL scheme: the row of src/backends/registry.ts it is opened by. */
+  readonly scheme: string;
+  /** Expires keys itself (no purge needed). */
+  readonly nativeTtl?: boolean;
+  /** Not required even under KV_SESSION_REQUIRE_SERVERS (MongoDB: no server can be obtained here). */
+  readonly optional?: boolean;
+  /** Why it cannot run here, or undefined when it can. */
+  unavailable(): Promise<string | undefined>;
+  open(): Promise<{ readonly backend: StoreBackend; cleanup(): Promise<void> }>;
+}
+
+/** A backend reached by URL on a server somebody else started. */
+function byUrl(name: string, url: string, extra: Partial<Backend> = {}): Backend {
+  return {
+    name,
+    scheme: schemeOf(url) as string,
+    unavailable: async () => ((await reachable(url)) ? undefined : `no ${name} at ${url} (scripts/services.sh up starts one)`),
+    open: async () => ({ backend: await openBackend(url, 2000), cleanup: async () => {} }),
+    ...extra,
+  };
+}
+
+export const BACKENDS: readonly Backend[] = [
+  {
+    name: 'memory',
+    scheme: 'memory',
+    unavailable: async () => undefined,
+    open: async () => ({ backend: await openBackend('memory://', 2000), cleanup: async () => {} }),
+  },
+  {
+    name: 'sqlite',
+    scheme: 'sqlite',
+    unavailable: async () => undefined,
+    open: async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'kvs-sqlite-'));
+      const backend = await openBackend(`sqlite://${join(dir, 'sessions.sqlite')}`, 2000);
+      return { backend, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+    },
+  },
+  {
+    name: 'redis',
+    scheme: 'redis',
+    nativeTtl: true,
+    unavailable: async () => ((await reachable(REDIS_URL)) ? undefined : `no Redis at ${REDIS_URL}`),
+    open: async () => ({ backend: await openBackend(REDIS_URL, 2000), cleanup: async () => {} }),
+  },
+  byUrl('redis-cluster', CLUSTER_URL, { nativeTtl: true }),
+  byUrl('valkey', VALKEY_URL, { nativeTtl: true }),
+  byUrl('memcached', MEMCACHE_URL, { nativeTtl: true }),
+  byUrl('etcd', ETCD_URL),
+  byUrl('dynamodb', DYNAMO_URL),
+  {
+    name: 'mariadb',
+    scheme: 'mysql',
+    unavailable: async () => ((await reachable(MYSQL_URL)) ? undefined : `no MySQL/MariaDB at ${MYSQL_URL}`),
+    open: async () => ({ backend: await openBackend(MYSQL_URL, 2000), cleanup: async () => {} }),
+  },
+  {
+    name: 'postgres',
+    scheme: 'postgres',
+    unavailable: async () => ((await reachable(POSTGRES_URL)) ? undefined : `no PostgreSQL at ${POSTGRES_URL}`),
+    open: async () => ({ backend: await openBackend(POSTGRES_URL, 2000), cleanup: async () => {} }),
+  },
+  MONGO_URL
+    ? byUrl('mongodb', MONGO_URL, { optional: true, nativeTtl: true })
+    : { name: 'mongodb', scheme: 'mongodb', nativeTtl: true, optional: true, unavailable: async () => 'MONGO_URL is not set (no MongoDB server can be obtained on these machines)', open: async () => { throw new Error('unreachable'); } },
+];
+
+/** True when a missing server must fail the run instead of skipping (under .ci/run, MongoDB excepted). */
+export function mustRun(backend: Backend): boolean {
+  return REQUIRE_SERVERS && backend.optional !== true;
+}
+
+/** Skips (or, under .ci/run, fails) when a backend cannot run here; the reason shows in the report. */
+export async function skipUnlessAvailable(backend: Backend, skip: (note: string) => void): Promise<void> {
+  const reason = await backend.unavailable();
+  if (reason === undefined) return;
+  if (mustRun(backend)) throw new Error(`${backend.name} is required here (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
+  skip(`${backend.name} skipped: ${reason}`);
+}
+
+/** What each test of a backend's describe block gets: a fresh counting store and key prefix, and a list of apps to close. */
+export interface BackendTestState {
+  store: CountingAdapter;
+  prefix: string;
+  readonly apps: TestApp[];
+}
+
+/**
+ * Runs the tests of a describe block against a real backend: opens it once, skips each test (or,
+ * under .ci/run, fails) when the server is unreachable, gives every test its own counting store and
+ * key prefix, and afterwards closes the test's apps and deletes every key it wrote.
+ */
+export function onBackend(backend: Backend, label: string): BackendTestState {
+  const state: BackendTestState = { store: undefined as unknown as CountingAdapter, prefix: '', apps: [] };
+  let opened: Awaited<ReturnType<Backend['open']>> | undefined;
+  let reason: string | undefined;
+  beforeAll(async () => {
+    reason = await backend.unavailable();
+    if (reason !== undefined && mustRun(backend)) throw new Error(`${backend.name} is required (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
+    if (reason === undefined) opened = await backend.open();
+  });
+  afterAll(async () => {
+    await opened?.backend.close?.();
+    await opened?.cleanup();
+  });
+  beforeEach((context) => {
+    if (reason !== undefined) context.skip(`${backend.name} skipped: ${reason}`);
+    state.store = new CountingAdapter(opened?.backend as StoreBackend);
+    state.prefix = uniquePrefix(`${label}-${backend.name}`);
+  });
+  afterEach(async () => {
+    await Promise.all(state.apps.splice(0).map((app) => app.close()));
+    await state.store?.cleanup();
+  });
+  return state;
+}
