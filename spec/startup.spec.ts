@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import type { Context } from 'koa';
 import { Gate } from './support/tcp-gate.js';
 import { cookiePair, startApp, type TestApp } from './support/app.js';
-import { BACKENDS, CLUSTER_URL, DYNAMO_URL, ETCD_URL, MEMCACHE_URL, MONGO_URL, MYSQL_URL, mustRun, POSTGRES_URL, REDIS_URL, uniquePrefix, VALKEY_URL } from './support/servers.js';
+import { BACKENDS, CLUSTER_URL, DYNAMO_URL, ETCD_URL, MEMCACHE_URL, MONGO_URL, MYSQL_URL, mustRun, POSTGRES_URL, REDIS_URL, uniquePrefix, VALKEY_CLUSTER_URL, VALKEY_URL } from './support/servers.js';
 
 const counter = async (ctx: Context) => {
   if (ctx.path === '/logout') {
@@ -27,7 +27,8 @@ function firstHost(url: string): string {
 /** `url` with its (first) server replaced by the gate; a cluster is reached through one gated root node. */
 function through(url: string, port: number): string {
   const host = firstHost(url);
-  if (url.startsWith('redis+cluster:')) return `redis+cluster://127.0.0.1:${port}`;
+  const cluster = /^(redis|valkey)\+cluster:/.exec(url);
+  if (cluster) return `${cluster[1]}+cluster://127.0.0.1:${port}`;
   return url.replace(host, `127.0.0.1:${port}`);
 }
 
@@ -35,6 +36,7 @@ const GATED: ReadonlyArray<{ name: string; url: string | undefined }> = [
   { name: 'redis', url: REDIS_URL },
   { name: 'redis-cluster', url: CLUSTER_URL },
   { name: 'valkey', url: VALKEY_URL },
+  { name: 'valkey-cluster', url: VALKEY_CLUSTER_URL },
   { name: 'memcached', url: MEMCACHE_URL },
   { name: 'etcd', url: ETCD_URL },
   { name: 'dynamodb', url: DYNAMO_URL },

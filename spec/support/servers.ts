@@ -20,6 +20,7 @@ export const ETCD_URL = process.env.TEST_ETCD_URL ?? 'etcd://127.0.0.1:2479';
 export const CLUSTER_URL = process.env.TEST_REDIS_CLUSTER_URL ?? 'redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103';
 export const DYNAMO_URL = process.env.TEST_DYNAMO_URL ?? 'dynamodb://127.0.0.1:4567?region=us-east-1&table=kvs_test';
 export const VALKEY_URL = process.env.TEST_VALKEY_URL ?? 'valkey://127.0.0.1:6379';
+export const VALKEY_CLUSTER_URL = process.env.TEST_VALKEY_CLUSTER_URL ?? 'valkey+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103';
 /** No MongoDB server can be had on our machines: its tests run only when MONGO_URL is set. */
 export const MONGO_URL = process.env.MONGO_URL;
 /** Set by .ci/run: a test that would be skipped for want of a server fails instead. */
@@ -96,6 +97,7 @@ export const BACKENDS: readonly Backend[] = [
   },
   byUrl('redis-cluster', CLUSTER_URL, { nativeTtl: true }),
   byUrl('valkey', VALKEY_URL, { nativeTtl: true }),
+  byUrl('valkey-cluster', VALKEY_CLUSTER_URL, { nativeTtl: true }),
   byUrl('memcached', MEMCACHE_URL, { nativeTtl: true }),
   byUrl('etcd', ETCD_URL),
   byUrl('dynamodb', DYNAMO_URL),

@@ -44,6 +44,7 @@ export const SCHEMES: Readonly<Record<string, SchemeRow>> = Object.freeze({
   rediss: redis,
   'redis+cluster': { name: 'Redis Cluster', package: '@keyv/redis', abilities: REDIS, open: async (...a) => (await import('./redis.js')).openRedisCluster(...a) },
   valkey: { name: 'Valkey', package: '@keyv/valkey', abilities: REDIS, open: async (...a) => (await import('./valkey.js')).openValkey(...a) },
+  'valkey+cluster': { name: 'Valkey Cluster', package: 'iovalkey', abilities: REDIS, open: async (...a) => (await import('./valkey-cluster.js')).openValkeyCluster(...a) },
   postgres,
   postgresql: postgres,
   mysql: { name: 'MySQL/MariaDB', package: 'mysql2', abilities: ALL, open: async (...a) => (await import('./mysql.js')).openMysql(...a) },

@@ -9,21 +9,14 @@ import { exportOf, type AnyModule } from './url.js';
  * SET PX / DEL under the exact key, and the compare-and-set script of the Redis family.
  */
 export class ValkeyBackend extends QuietEmitter implements Backend {
-  readonly #client: AnyModule;
+  /** The iovalkey client: one server here, a cluster in valkey-cluster.ts (same commands). */
+  protected readonly client: AnyModule;
 
-  constructor(KeyvValkey: AnyModule, url: string, timeout: number) {
+  /** `client`: an iovalkey client; `errors`: what emits its errors (they must be heard, or they crash the process). */
+  constructor(client: AnyModule, errors: { on(event: 'error', listener: (error: unknown) => void): unknown }) {
     super();
-    const adapter = new KeyvValkey(url.replace(/^valkey(s?):\/\//i, 'redis$1://'), {
-      useRedisSets: false,
-      enableOfflineQueue: false,
-      connectTimeout: timeout,
-      maxRetriesPerRequest: 1,
-      retryStrategy: reconnectDelay,
-    });
-    this.#client = adapter.redis;
-    // The adapter re-emits every client error on itself: unheard, that would crash the process
-    // whenever the server is unreachable (at start-up, say).
-    adapter.on('error', this.report);
+    this.client = client;
+    errors.on('error', this.report);
   }
 
   /**
@@ -31,10 +24,10 @@ export class ValkeyBackend extends QuietEmitter implements Backend {
    * command sent while connecting fails. If the server is down, commands fail fast until it is back.
    */
   connected(timeout: number): Promise<void> {
-    if (this.#client.status === 'ready') return Promise.resolve();
+    if (this.client.status === 'ready') return Promise.resolve();
     return new Promise((resolve) => {
       const timer = setTimeout(resolve, timeout);
-      this.#client.once('ready', () => {
+      this.client.once('ready', () => {
         clearTimeout(timer);
         resolve();
       });
@@ -42,26 +35,26 @@ export class ValkeyBackend extends QuietEmitter implements Backend {
   }
 
   async get(key: string): Promise<string | undefined> {
-    return (await this.#client.get(key)) ?? undefined;
+    return (await this.client.get(key)) ?? undefined;
   }
 
   async set(key: string, value: string, ttl: number): Promise<boolean> {
-    await this.#client.set(key, value, 'PX', ttl);
+    await this.client.set(key, value, 'PX', ttl);
     return true;
   }
 
   async delete(key: string): Promise<boolean> {
-    return (await this.#client.del(key)) > 0;
+    return (await this.client.del(key)) > 0;
   }
 
   async compareAndSet(key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> {
-    return casScriptResult(await this.#client.eval(CAS_SCRIPT, 1, key, ...casArguments(expected, next, ttl)));
+    return casScriptResult(await this.client.eval(CAS_SCRIPT, 1, key, ...casArguments(expected, next, ttl)));
   }
 
   /** A SCAN page under `prefix` (cursor: Valkey's own). */
   async scanPage(prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage> {
-    const [next, keys] = (await this.#client.scan(cursor ?? '0', 'MATCH', globPrefix(prefix), 'COUNT', count)) as [string, string[]];
-    const values: Array<string | null> = keys.length === 0 ? [] : await this.#client.mget(keys);
+    const [next, keys] = (await this.client.scan(cursor ?? '0', 'MATCH', globPrefix(prefix), 'COUNT', count)) as [string, string[]];
+    const values: Array<string | null> = keys.length === 0 ? [] : await this.client.mget(keys);
     const entries = keys.flatMap((key, i) => (typeof values[i] === 'string' ? [[key, values[i] as string] as const] : []));
     return { entries, cursor: next === '0' ? undefined : next };
   }
@@ -72,12 +65,23 @@ export class ValkeyBackend extends QuietEmitter implements Backend {
   }
 
   async close(): Promise<void> {
-    await this.#client.quit().catch(() => this.#client.disconnect());
+    await this.client.quit().catch(() => this.client.disconnect());
   }
 }
 
+/** `valkey://host:port` (`valkeys://` with TLS). */
 export async function openValkey(url: string, scheme: string, timeout: number): Promise<Backend> {
-  const backend = new ValkeyBackend(await exportOf('@keyv/valkey', scheme, 'KeyvValkey'), url, timeout);
+  const KeyvValkey = await exportOf('@keyv/valkey', scheme, 'KeyvValkey');
+  const adapter = new KeyvValkey(url.replace(/^valkey(s?):\/\//i, 'redis$1://'), {
+    useRedisSets: false,
+    enableOfflineQueue: false,
+    connectTimeout: timeout,
+    maxRetriesPerRequest: 1,
+    retryStrategy: reconnectDelay,
+  });
+  // The adapter re-emits every client error on itself: unheard, that would crash the process
+  // whenever the server is unreachable (at start-up, say).
+  const backend = new ValkeyBackend(adapter.redis, adapter);
   await backend.connected(timeout);
   return backend;
 }
