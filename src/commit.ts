@@ -2,7 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkSize, decodePayload, encodePayload, frameRecord, parseRecord, recordFate, RETIRED_RECORD, type Format } from './codec.js';
 import { conflictPause, Lanes } from './lanes.js';
-import type { ChangeSet, CommitPlan, Write } from './session.js';
+import type { ChangeSet, CommitPlan, Write } from './plan.js';
 import type { SessionStore } from './store.js';
 import type { UserIndex } from './users.js';
 

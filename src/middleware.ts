@@ -5,7 +5,8 @@ import { cookieValue, cookieValues, deletionCookie, serializeCookie, sidFromCook
 import { Committer } from './commit.js';
 import { SessionError } from './errors.js';
 import type { Settings } from './options.js';
-import { SessionState, type CommitPlan } from './session.js';
+import type { CommitPlan } from './plan.js';
+import { SessionState } from './session.js';
 import { isWellFormedSid } from './sid.js';
 import { SessionStore } from './store.js';
 import { UserIndex, type UserSession } from './users.js';

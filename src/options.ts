@@ -2,6 +2,7 @@
 import type { Context } from 'koa';
 import type { Keyv, KeyvStoreAdapter } from 'keyv';
 import { SessionOptionError } from './errors.js';
+import { DAY, describe, fail, lookup, parseBoolean, parseChoice, parseDuration, parseInteger, parseSize, parseString, type Source } from './parse.js';
 import type { StoreSpec } from './store.js';
 import { SCHEMES } from './backends/registry.js';
 import { maskPassword, schemeOf } from './backends/url.js';
@@ -104,115 +105,10 @@ export interface Settings {
 }
 
 export const DEFAULT_STORE = 'sqlite://./sessions.sqlite';
-const DAY = 86_400_000;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: DAY, w: 7 * DAY };
-const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/i;
-const SIZE = /^(\d+)\s*(b|kb|kib|mb|mib)?$/i;
-const SIZE_UNIT: Record<string, number> = { b: 1, kb: 1000, kib: 1024, mb: 1_000_000, mib: 1_048_576 };
 // RFC 6265 token characters: what a cookie name may hold.
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Attribute values must not end the attribute early or smuggle another one in.
 const COOKIE_ATTRIBUTE = /^[\x21-\x3a\x3c-\x7e]+$/;
-
-/** One source of a value: the option, or else the first environment variable that is set. */
-interface Source {
-  readonly name: string;
-  readonly fromEnv: boolean;
-}
-
-function fail(source: Source, message: string): never {
-  throw new SessionOptionError(source.name, message);
-}
-
-function parseBoolean(value: unknown, source: Source): boolean {
-  if (typeof value === 'boolean') return value;
-  if (source.fromEnv && typeof value === 'string') {
-    const word = value.trim().toLowerCase();
-    if (['true', '1', 'yes', 'on'].includes(word)) return true;
-    if (['false', '0', 'no', 'off'].includes(word)) return false;
-    fail(source, `expected true or false (also 1/0, yes/no, on/off), got ${JSON.stringify(value)}`);
-  }
-  return fail(source, `expected a boolean, got ${describe(value)}`);
-}
-
-/**
- * Durations: an option number is milliseconds, an environment number is whole seconds (as Flask's
- * PERMANENT_SESSION_LIFETIME); both take a string with a unit (`500ms`, `30s`, `30m`, `12h`, `31d`, `2w`).
- */
-function parseDuration(value: unknown, source: Source): number {
-  let ms: number;
-  if (typeof value === 'number') {
-    if (source.fromEnv) ms = value * 1000;
-    else ms = value;
-  } else if (typeof value === 'string') {
-    const text = value.trim();
-    const match = DURATION.exec(text);
-    if (match) ms = Number(match[1]) * (UNIT_MS[(match[2] as string).toLowerCase()] as number);
-    else if (source.fromEnv && /^\d+$/.test(text)) ms = Number(text) * 1000;
-    else {
-      return fail(
-        source,
-        `expected ${source.fromEnv ? 'whole seconds or ' : 'milliseconds or '}a duration such as "30m", "12h" or "31d", got ${JSON.stringify(value)}`,
-      );
-    }
-  } else {
-    return fail(source, `expected milliseconds or a duration string, got ${describe(value)}`);
-  }
-  if (!Number.isFinite(ms) || ms < 0) fail(source, `must be a finite, non-negative duration, got ${describe(value)}`);
-  return Math.round(ms);
-}
-
-function parseInteger(value: unknown, source: Source): number {
-  const n = typeof value === 'string' && source.fromEnv && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n)) fail(source, `expected a whole number, got ${describe(value)}`);
-  return n;
-}
-
-function parseSize(value: unknown, source: Source): number {
-  if (typeof value === 'string' && source.fromEnv) {
-    const match = SIZE.exec(value.trim());
-    if (!match) return fail(source, `expected a size in bytes such as 65536 or "64KiB", got ${JSON.stringify(value)}`);
-    return Number(match[1]) * (SIZE_UNIT[(match[2] ?? 'b').toLowerCase()] as number);
-  }
-  return parseInteger(value, source);
-}
-
-function parseString(value: unknown, source: Source): string {
-  if (typeof value !== 'string') fail(source, `expected a string, got ${describe(value)}`);
-  return value;
-}
-
-function parseChoice<T extends string>(choices: readonly T[], value: unknown, source: Source): T {
-  const word = typeof value === 'string' ? value.trim().toLowerCase() : value;
-  if (!choices.includes(word as T)) {
-    fail(source, `expected one of ${choices.map((c) => JSON.stringify(c)).join(', ')}, got ${describe(value)}`);
-  }
-  return word as T;
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return `${typeof value} ${String(value)}`;
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : typeof value;
-}
-
-/** Looks a value up: explicit option, then the environment (first variable set and not empty), then none. */
-function lookup(
-  options: object,
-  option: string,
-  env: Readonly<Record<string, string | undefined>>,
-  variables: readonly string[],
-): { value: unknown; source: Source } | undefined {
-  const value = (options as Record<string, unknown>)[option];
-  if (value !== undefined) return { value, source: { name: option, fromEnv: false } };
-  for (const variable of variables) {
-    const text = env[variable];
-    if (text !== undefined && text !== '') return { value: text, source: { name: variable, fromEnv: true } };
-  }
-  return undefined;
-}
 
 function isKeyvInstance(value: object): value is Keyv {
   const candidate = value as { opts?: unknown; store?: unknown; get?: unknown; hooks?: unknown };

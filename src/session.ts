@@ -1,6 +1,7 @@
 // The object handlers see as ctx.session: user data behind a Proxy, plus the status the commit is planned from.
 import { checkSize, encodePayload, fingerprint, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
 import { SessionError } from './errors.js';
+import type { ChangeSet, CommitPlan } from './plan.js';
 import { generateSid } from './sid.js';
 import { storedUserOf, userIdOf } from './user-id.js';
 
@@ -49,46 +50,6 @@ export type Session = SessionControls & UserFields;
 export type SessionAssignment = UserFields | null;
 
 export const CONTROL_MEMBERS: ReadonlySet<string> = new Set(['sid', 'isNew', 'permanent', 'modified', 'regenerate', 'destroy', 'clear']);
-
-/** What a request changed, to be applied onto the freshest stored record at commit. */
-export interface ChangeSet {
-  /** The data was replaced or cleared as a whole: ours wins over whatever is stored. */
-  readonly replaced: boolean;
-  /** Keys set (or mutated in place), with their values now. */
-  readonly set: ReadonlyMap<string, unknown>;
-  /** Keys deleted. */
-  readonly deleted: readonly string[];
-  /** The new permanent flag, when the request changed it. */
-  readonly permanent: boolean | undefined;
-}
-
-/**
- * A store write the commit makes:
- * - `put`: a record under a sid that has none yet (a new session, or one started after destroy());
- * - `rotate`: a loaded session moved to a new sid by regenerate(), only if its record (`from`) is
- *   still there: the request's changes onto the freshest copy under `sid`, `from` retired;
- * - `merge`: the request's changes onto the freshest record of an existing session;
- * - `refresh`: the same data with a later expiry, only if nobody wrote meanwhile.
- * `base` is the stored string the request loaded; `raw` the record as this request would write it.
- */
-export type Write =
-  | { readonly kind: 'put'; readonly sid: string; readonly raw: string; readonly ttl: number }
-  | { readonly kind: 'rotate'; readonly sid: string; readonly from: string; readonly base: string; readonly raw: string; readonly ttl: number; readonly changes: ChangeSet }
-  | { readonly kind: 'merge'; readonly sid: string; readonly base: string; readonly raw: string; readonly ttl: number; readonly changes: ChangeSet }
-  | { readonly kind: 'refresh'; readonly sid: string; readonly base: string; readonly raw: string; readonly ttl: number };
-
-/** How the session state was left by the handler; what the commit turns into store operations. */
-export interface CommitPlan {
-  readonly write: Write | undefined;
-  /** Sids whose records must be deleted (after the write). */
-  readonly remove: readonly string[];
-  /** Cookie to send: a sid (with its expiry for permanent sessions), `clear`, or nothing. */
-  readonly cookie: { readonly sid: string; readonly expires: number | undefined } | 'clear' | undefined;
-  /** With `userKey`: the user whose index must hold the written sid (before the write) ... */
-  readonly track?: { readonly user: string; readonly sid: string; readonly expires: number } | undefined;
-  /** ... and the user whose index must let go of the loaded sid (after the write and removals). */
-  readonly untrack?: { readonly user: string; readonly sid: string } | undefined;
-}
 
 /** What a session needs of the settings. */
 export interface SessionConfig {
