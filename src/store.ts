@@ -1,4 +1,4 @@
-// The only code that talks to the Keyv adapter: load / save / remove / compare-and-set under the key prefix, with TTL, codec, timeout, retries and error mapping.
+// The one place that calls a backend: load / save / remove / compare-and-set under the key prefix, with TTL, codec, one deadline per request, retries and error mapping.
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
 import type { Keyv, KeyvStoreAdapter } from 'keyv';
@@ -105,7 +105,7 @@ export class SessionStore {
     return backend;
   }
 
-  /** The opened adapter and its abilities; connecting (bounded by storeTimeout) on first use. */
+  /** The opened backend; connecting (bounded by the deadline, or storeTimeout) on first use. */
   async #connected(deadline?: number): Promise<Backend> {
     return this.#opened ?? this.#call('connect', async (backend) => backend, deadline);
   }
