@@ -1,7 +1,7 @@
 // The operator command end to end: the built CLI against real SQLite, Redis and PostgreSQL stores holding 100 000 sessions.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -333,6 +333,22 @@ describe('koa-kv-session CLI: usage, help and stores that cannot list', () => {
     const result = await cli(args, { SESSION_STORE: 'memory://', SESSION_USER_KEY: '' });
     expect(result.status).toBe(2);
     expect(result.stderr).toMatch(message);
+  });
+
+  it('--version prints the version of the package', async () => {
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-v']) {
+      const result = await cli([flag], {});
+      expect(result.status).toBe(0);
+      expect(result.stdout).toBe(`koa-kv-session ${version}\n`);
+    }
+  });
+
+  it('a failing store is reported once, with the command and without a doubled prefix (exit 1)', async () => {
+    const result = await cli(['purge'], { SESSION_STORE: 'redis://127.0.0.1:1', SESSION_STORE_TIMEOUT: '1' });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toMatch(/^koa-kv-session purge: the session store \(redis:\/\/127\.0\.0\.1:1\) (failed|did not answer)/);
+    expect(result.stderr).not.toMatch(/koa-kv-session: koa-kv-session|purge: koa-kv-session:/);
   });
 
   it('a store that cannot list its keys gets exit code 4 and the commands it does support', async (context) => {

@@ -232,3 +232,30 @@ describe('store failures', () => {
     expect(reply.status).toBe(503);
   });
 });
+
+describe('what a store can do', () => {
+  /** A bare adapter with only get/set/delete: no compare-and-set, no listing, no purge. */
+  const plainAdapter = () => {
+    const map = new Map<string, string>();
+    return { get: (key: string) => map.get(key), set: (key: string, value: string) => map.set(key, value), delete: (key: string) => map.delete(key) };
+  };
+
+  it('a store without atomic compare-and-set is reported once through onError, and ready() says so', async () => {
+    const reported: Error[] = [];
+    const { app } = await setup(counter, { store: plainAdapter() as never, onError: (error) => reported.push(error) });
+    await expect(app.middleware.ready()).resolves.toEqual({ atomic: false, list: false, purge: false });
+    const one = await app.request();
+    for (let i = 0; i < 3; i++) expect((await app.request('/', { cookie: cookiePair(one.setCookies[0]) })).status).toBe(200);
+    const warnings = reported.filter((error) => (error as { code?: string }).code === 'SESSION_STORE_NOT_ATOMIC');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]?.message).toMatch(/no atomic compare-and-set.*two processes writing one session at the same moment can lose one change/);
+  });
+
+  it('a store with compare-and-set is not reported, and ready() lists its abilities', async () => {
+    const reported: Error[] = [];
+    const { app } = await setup(counter, { store: new MemoryBackend() as never, onError: (error) => reported.push(error) });
+    await expect(app.middleware.ready()).resolves.toEqual({ atomic: true, list: true, purge: true });
+    expect((await app.request()).status).toBe(200);
+    expect(reported).toEqual([]);
+  });
+});

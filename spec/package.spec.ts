@@ -1,6 +1,6 @@
 // The packed package, as a user installs it: ESM import, CommonJS require, type declarations, and the zero-config default.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -57,12 +57,16 @@ function appScript(kind: 'esm' | 'cjs', options: string): string {
 }
 
 describe('npm pack output', () => {
-  it('ships dist (ESM and CommonJS with declarations), README and CHANGELOG, not sources or specs', () => {
-    for (const file of ['dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/cjs/index.js', 'dist/cjs/index.d.ts', 'README.md', 'CHANGELOG.md']) {
+  it('ships dist (ESM and CommonJS with declarations), README, docs, CHANGELOG and LICENSE, not sources or specs', () => {
+    for (const file of ['dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/cjs/index.js', 'dist/cjs/index.d.ts', 'README.md', 'docs/guarantees.md', 'CHANGELOG.md', 'LICENSE']) {
       expect(existsSync(join(INSTALLED, file)), file).toBe(true);
     }
     expect(existsSync(join(INSTALLED, 'src'))).toBe(false);
     expect(existsSync(join(INSTALLED, 'spec'))).toBe(false);
+  });
+
+  it('says it has no side effects at import (bundlers may drop what is unused)', () => {
+    expect(JSON.parse(readFileSync(join(INSTALLED, 'package.json'), 'utf8'))).toMatchObject({ license: 'MIT', sideEffects: false });
   });
 
   it('imports under ESM', () => {

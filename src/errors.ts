@@ -13,7 +13,8 @@ export type SessionErrorCode =
   | 'SESSION_HEADERS_SENT'
   | 'SESSION_CONFLICT'
   | 'SESSION_INVALID_USER'
-  | 'SESSION_UNSUPPORTED';
+  | 'SESSION_UNSUPPORTED'
+  | 'SESSION_STORE_NOT_ATOMIC';
 
 /** Base class: `code` is stable across versions, `status` is what Koa answers with. */
 export class SessionError extends Error {

@@ -4,6 +4,7 @@ import { resolveSettings, type KvSessionOptions } from './options.js';
 import type { Session, SessionAssignment } from './session.js';
 
 export type { CookieOptions, KvSessionOptions, StoreOption } from './options.js';
+export type { StoreAbilities } from './store.js';
 export { sessionExpires, type KvSessionMiddleware } from './middleware.js';
 export type { UserSession } from './users.js';
 export type { LooseSessionData, Session, SessionAssignment, SessionControls, SessionData } from './session.js';

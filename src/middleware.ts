@@ -8,7 +8,7 @@ import type { Settings } from './options.js';
 import type { CommitPlan } from './plan.js';
 import { SessionState } from './session.js';
 import { isWellFormedSid } from './sid.js';
-import { SessionStore } from './store.js';
+import { SessionStore, type StoreAbilities } from './store.js';
 import { UserIndex, type UserSession } from './users.js';
 
 const debug = createDebug('koa-kv-session');
@@ -16,10 +16,15 @@ const debug = createDebug('koa-kv-session');
 /** The middleware `kvSession()` returns, with a way to let go of the store. */
 export interface KvSessionMiddleware extends Middleware {
   /**
-   * Resolves once the store has answered a read; rejects with the error otherwise. Called again
-   * after a failure, it tries again (a store that was down at start-up may be up now).
+   * Resolves once the store has answered a read, with what it can do; rejects with the error
+   * otherwise. Called again after a failure, it tries again (a store that was down at start-up may
+   * be up now).
+   *
+   * ```ts
+   * const { atomic } = await sessions.ready();   // atomic: concurrent writes across processes all land
+   * ```
    */
-  ready(): Promise<void>;
+  ready(): Promise<StoreAbilities>;
   /** Closes the store connection this middleware opened (never one you passed in, never one shared with another instance still open). */
   close(): Promise<void>;
   /** Deletes expired session records (SQL, SQLite, memory; 0 on Redis, which expires keys itself) and resolves with how many. */
@@ -197,9 +202,10 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     ctx.append('Set-Cookie', header);
   }
 
-  middleware.ready = () => {
+  middleware.ready = async () => {
     startup = startup.catch(() => store.probe());
-    return startup;
+    await startup;
+    return store.abilities();
   };
   middleware.purge = () => store.purge();
   middleware.listUserSessions = async (user) => indexOf('listUserSessions').list(userArgument('listUserSessions', user));

@@ -20,6 +20,16 @@ export type StoreSpec =
   | { readonly kind: 'keyv'; readonly keyv: Keyv }
   | { readonly kind: 'adapter'; readonly adapter: KeyvStoreAdapter | Map<unknown, unknown> };
 
+/** What the store can do, as `ready()` reports it. */
+export interface StoreAbilities {
+  /** Compare-and-set in one atomic step: concurrent writes of one session in different processes all land. */
+  readonly atomic: boolean;
+  /** Can list its keys: what the operator's `stats`, `list` and `migrate` need. */
+  readonly list: boolean;
+  /** `purge()` works (it resolves with 0 where the server expires keys itself). */
+  readonly purge: boolean;
+}
+
 export interface StoreConfig {
   readonly store: StoreSpec;
   readonly keyPrefix: string;
@@ -61,6 +71,7 @@ export class SessionStore {
   #opening: Promise<Backend> | undefined;
   #opened: Backend | undefined;
   #closed = false;
+  #warned = false;
 
   constructor(config: StoreConfig, report: (error: Error) => void) {
     this.#config = config;
@@ -72,9 +83,10 @@ export class SessionStore {
     return this.#config.keyPrefix + sid;
   }
 
-  /** True when the backend does compare-and-set atomically (one server-side step). */
-  async isAtomic(): Promise<boolean> {
-    return (await this.#open()).compareAndSet !== undefined;
+  /** What the backend can do (connecting first, bounded by storeTimeout). */
+  async abilities(): Promise<StoreAbilities> {
+    const backend = await this.#connected();
+    return { atomic: backend.compareAndSet !== undefined, list: backend.scanPage !== undefined, purge: backend.purgeExpired !== undefined };
   }
 
   #open(): Promise<Backend> {
@@ -101,6 +113,16 @@ export class SessionStore {
     // Failures of calls reach us as exceptions; what a backend emits besides (a dropped idle
     // connection, say) is worth a debug line, and without a listener an emitter's 'error' would crash the process.
     backend.on?.('error', (error: unknown) => debug('store emitted an error: %s', (error as Error)?.message ?? error));
+    if (backend.compareAndSet === undefined && !this.#warned) {
+      // Said once, not on every write: it is a property of the store, not of a request.
+      this.#warned = true;
+      this.#report(
+        new SessionError(
+          'SESSION_STORE_NOT_ATOMIC',
+          `koa-kv-session: the store (${describeStore(spec)}) has no atomic compare-and-set, so a write reads the session right before it writes: two processes writing one session at the same moment can lose one change. Within one process nothing is lost. Use a store with compare-and-set (see docs/guarantees.md) if several processes share sessions.`,
+        ),
+      );
+    }
     this.#opened = backend;
     return backend;
   }

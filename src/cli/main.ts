@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // The operator command: `npx koa-kv-session <command>`, configured by the same SESSION_* environment as the app.
+import { readFileSync, realpathSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SessionError } from '../errors.js';
 import { census, listPage, migrate, revokeSession, showSession, type WalkOptions } from './maintenance.js';
@@ -27,6 +29,7 @@ Commands:
   purge                  delete expired session records
   migrate --to cbor|json rewrite every session record in the other encoding
   help [command]         show this text, or a command's
+  --version              print the version of koa-kv-session
 
 "koa-kv-session <command> --help" shows a command's options. The store, key prefix and the rest
 come from the same environment as your app: SESSION_STORE, SESSION_KEY_PREFIX, SESSION_USER_KEY,
@@ -247,11 +250,26 @@ const COMMANDS: Record<string, (run: Run, args: string[]) => Promise<number>> = 
   migrate: migrateCommand,
 };
 
+/** The version of the installed package: dist/esm/cli/main.js is three folders below its package.json. */
+function packageVersion(): string {
+  const file = join(dirname(realpathSync(process.argv[1] as string)), '..', '..', '..', 'package.json');
+  return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+}
+
+/** An error's message without our own prefix: the command line says "koa-kv-session <command>:" once. */
+function reason(error: unknown): string {
+  return String((error as Error)?.message ?? error).replace(/^koa-kv-session: /, '');
+}
+
 async function main(argv: readonly string[], out = process.stdout, err = process.stderr): Promise<number> {
   const [command, ...args] = argv;
   if (command === undefined) {
     err.write(`${USAGE}\n`);
     return EXIT.usage;
+  }
+  if (command === '--version' || command === '-v' || command === 'version') {
+    out.write(`koa-kv-session ${packageVersion()}\n`);
+    return EXIT.ok;
   }
   if (command === 'help' || command === '--help' || command === '-h') {
     const topic = args[0];
@@ -291,15 +309,15 @@ async function main(argv: readonly string[], out = process.stdout, err = process
     return await handler(run, args);
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      err.write(`koa-kv-session ${command}: ${(error as Error).message}\n(koa-kv-session ${command} --help shows the options)\n`);
+      err.write(`koa-kv-session ${command}: ${reason(error)}\n(koa-kv-session ${command} --help shows the options)\n`);
       return EXIT.usage;
     }
     // Listing commands were checked above; this is a purge on a store that cannot purge.
     if (error instanceof SessionError && error.code === 'SESSION_UNSUPPORTED') {
-      err.write(`koa-kv-session ${command}: ${error.message}\n`);
+      err.write(`koa-kv-session ${command}: ${reason(error)}\n`);
       return EXIT.unsupported;
     }
-    err.write(`koa-kv-session ${command}: ${(error as Error).message}\n`);
+    err.write(`koa-kv-session ${command}: ${reason(error)}\n`);
     return error instanceof SessionError && error.code === 'SESSION_INVALID_OPTION' ? EXIT.usage : EXIT.failed;
   } finally {
     process.off('SIGINT', onSigint);
