@@ -38,19 +38,10 @@ export function unwatch(entry: Watched): boolean {
   return inFlight.delete(entry);
 }
 
-/**
- * `work`'s outcome, or the error `timeout()` makes once `deadline` (epoch ms) has passed, whichever
- * comes first. `onExpire` runs when the deadline wins: the place to withdraw work not yet started.
- */
-export function bounded<T>(work: Promise<T>, deadline: number, timeout: () => Error, onExpire?: () => void): Promise<T> {
+/** `work`'s outcome, or the error `timeout()` makes once `deadline` (epoch ms) has passed, whichever comes first. */
+export function bounded<T>(work: Promise<T>, deadline: number, timeout: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const entry: Watched = {
-      deadline,
-      expire: () => {
-        onExpire?.();
-        reject(timeout());
-      },
-    };
+    const entry: Watched = { deadline, expire: () => reject(timeout()) };
     watch(entry);
     work.then(
       (value) => {

@@ -4,7 +4,7 @@ import type { Keyv, KeyvStoreAdapter } from 'keyv';
 import { SessionOptionError } from './errors.js';
 import { DAY, describe, fail, lookup, parseBoolean, parseChoice, parseDuration, parseInteger, parseSize, parseString, type Source } from './parse.js';
 import type { StoreSpec } from './store.js';
-import { SCHEMES } from './backends/registry.js';
+import { SCHEMES, schemeRow } from './backends/registry.js';
 import { maskPassword, schemeOf } from './backends/url.js';
 import { CONTROL_MEMBERS } from './session.js';
 
@@ -131,7 +131,7 @@ function parseStore(value: unknown, source: Source): StoreSpec {
   if (typeof value === 'string') {
     const url = value.trim();
     const scheme = schemeOf(url);
-    if (scheme === undefined || !Object.hasOwn(SCHEMES, scheme)) {
+    if (schemeRow(scheme) === undefined) {
       fail(
         source,
         `unsupported store URL ${JSON.stringify(maskPassword(url))}: expected one of ${Object.keys(SCHEMES)
@@ -139,7 +139,7 @@ function parseStore(value: unknown, source: Source): StoreSpec {
           .join(', ')}`,
       );
     }
-    return { kind: 'url', url, scheme };
+    return { kind: 'url', url, scheme: scheme as string };
   }
   if (value instanceof Map) return { kind: 'adapter', adapter: value };
   if (typeof value === 'object' && value !== null) {

@@ -34,6 +34,12 @@ function keyvSqlClient(adapter: object): SqlClient | undefined {
   return undefined;
 }
 
+/** The SQL abilities of a KeyvSqlite or KeyvPostgres instance; none for anything else. */
+function sqlAbilitiesOf(adapter: object): Partial<Backend> {
+  const client = keyvSqlClient(adapter);
+  return client === undefined ? {} : sqlAbilities(client);
+}
+
 function rowsOnly(rows: Array<Record<string, unknown>>) {
   return { rows, changed: rows.length };
 }
@@ -51,13 +57,13 @@ export function adapterBackend(adapter: KeyvAdapterLike, owned: boolean): Backen
   if (typeof errors.throwOnErrors === 'boolean') errors.throwOnErrors = true;
   // As `new Keyv(adapter)` would, but with no namespace: the key is exactly <keyPrefix><sid>.
   adapter.namespace = undefined;
-  const sql = isKeyvRedis(adapter) ? undefined : keyvSqlClient(adapter);
+  const kind = isKeyvRedis(adapter) ? keyvRedisAbilities(adapter) : sqlAbilitiesOf(adapter);
   const backend: Backend = {
     // Through an async function, so an adapter whose calls are synchronous works too.
     get: async (key) => adapter.get(key),
     set: async (key, value, ttl) => adapter.set(key, value, ttl),
     delete: async (key) => adapter.delete(key),
-    ...(isKeyvRedis(adapter) ? keyvRedisAbilities(adapter) : sql ? sqlAbilities(sql) : {}),
+    ...kind,
   };
   for (const name of ABILITIES) {
     const method: unknown = Reflect.get(adapter, name);

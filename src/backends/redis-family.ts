@@ -60,6 +60,14 @@ export function keyvRedisOptions(timeout: number) {
   return { throwOnErrors: true, throwOnConnectError: true, connectionTimeout: timeout };
 }
 
+/** A SCAN page's keys with the values read for them; a key that expired in between is left out. */
+export function scannedEntries(keys: readonly string[], values: ReadonlyArray<string | null | undefined>): Array<readonly [string, string]> {
+  return keys.flatMap((key, i) => {
+    const value = values[i];
+    return typeof value === 'string' ? [[key, value] as const] : [];
+  });
+}
+
 /** A MATCH pattern for every key starting with `prefix`. */
 export function globPrefix(prefix: string): string {
   return `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
@@ -87,11 +95,7 @@ export async function redisScanPage(connection: unknown, prefix: string, cursor:
   const reply = await scanner.scan(position, { MATCH: globPrefix(prefix), COUNT: count });
   // Keys of one cluster node may sit in different slots: read them one by one (the client pipelines them).
   const values = reply.keys.length === 0 ? [] : cluster ? await Promise.all(reply.keys.map((key) => cluster.get(key))) : await scanner.mGet(reply.keys);
-  const entries: Array<readonly [string, string]> = [];
-  reply.keys.forEach((key, i) => {
-    const value = values[i];
-    if (typeof value === 'string') entries.push([key, value]);
-  });
+  const entries = scannedEntries(reply.keys, values);
   let next: string | undefined = `${node}:${reply.cursor}`;
   if (String(reply.cursor) === '0') {
     node++;

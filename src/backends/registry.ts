@@ -60,16 +60,15 @@ export const SCHEMES: Readonly<Record<string, SchemeRow>> = Object.freeze({
   'mongodb+srv': mongo,
 });
 
-/** The row of a connection URL's scheme; undefined for a scheme we do not know. */
-export function schemeRow(url: string): SchemeRow | undefined {
-  const scheme = schemeOf(url);
+/** The row of a URL scheme (as `schemeOf()` gives it); undefined for a scheme we do not know. */
+export function schemeRow(scheme: string | undefined): SchemeRow | undefined {
   return scheme !== undefined && Object.hasOwn(SCHEMES, scheme) ? SCHEMES[scheme] : undefined;
 }
 
 /** Opens the backend of a connection URL; `timeout` bounds connecting where the driver takes one. */
 export async function openBackend(url: string, timeout: number): Promise<Backend> {
   const scheme = schemeOf(url);
-  const row = scheme === undefined ? undefined : schemeRow(url);
+  const row = schemeRow(scheme);
   if (row === undefined) throw new SessionError('SESSION_INVALID_OPTION', `koa-kv-session: unsupported store URL scheme ${scheme ?? '(none)'}://`);
   return row.open(url, scheme as string, timeout);
 }

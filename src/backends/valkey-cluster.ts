@@ -1,6 +1,6 @@
 // A Valkey (or Redis) Cluster through iovalkey's Cluster client (`valkey+cluster://host:port,host:port`).
 import type { Backend, ScannedPage } from './contract.js';
-import { globPrefix, reconnectDelay } from './redis-family.js';
+import { globPrefix, reconnectDelay, scannedEntries } from './redis-family.js';
 import { hostsOf, importOptional, type AnyModule } from './url.js';
 import { ValkeyBackend } from './valkey.js';
 
@@ -19,7 +19,7 @@ export class ValkeyClusterBackend extends ValkeyBackend {
     if (master === undefined) return { entries: [], cursor: undefined };
     const [next, keys] = (await master.scan(position, 'MATCH', globPrefix(prefix), 'COUNT', count)) as [string, string[]];
     const values: Array<string | null> = await Promise.all(keys.map((key) => this.client.get(key)));
-    const entries = keys.flatMap((key, i) => (typeof values[i] === 'string' ? [[key, values[i] as string] as const] : []));
+    const entries = scannedEntries(keys, values);
     if (next !== '0') return { entries, cursor: `${node}:${next}` };
     return { entries, cursor: node + 1 < masters.length ? `${node + 1}:0` : undefined };
   }

@@ -1,6 +1,6 @@
 // Valkey through the iovalkey client of @keyv/valkey (`valkey://host:port`).
 import { QuietEmitter, type Backend, type CasResult, type ScannedPage } from './contract.js';
-import { CAS_SCRIPT, casArguments, casScriptResult, globPrefix, reconnectDelay } from './redis-family.js';
+import { CAS_SCRIPT, casArguments, casScriptResult, globPrefix, reconnectDelay, scannedEntries } from './redis-family.js';
 import { exportOf, type AnyModule } from './url.js';
 
 /**
@@ -55,7 +55,7 @@ export class ValkeyBackend extends QuietEmitter implements Backend {
   async scanPage(prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage> {
     const [next, keys] = (await this.client.scan(cursor ?? '0', 'MATCH', globPrefix(prefix), 'COUNT', count)) as [string, string[]];
     const values: Array<string | null> = keys.length === 0 ? [] : await this.client.mget(keys);
-    const entries = keys.flatMap((key, i) => (typeof values[i] === 'string' ? [[key, values[i] as string] as const] : []));
+    const entries = scannedEntries(keys, values);
     return { entries, cursor: next === '0' ? undefined : next };
   }
 
