@@ -144,9 +144,10 @@ describe.each(BACKENDS)('registry row of $name', (backend) => {
     expect(row).toBeDefined();
     const { backend: opened, cleanup } = await backend.open();
     try {
-      expect({ atomic: opened.compareAndSet !== undefined, list: opened.scanPage !== undefined, ownExpiry: backend.nativeTtl === true }).toEqual(row?.abilities);
-      // Every backend can purge; one that expires keys itself has nothing to do.
-      expect(opened.purgeExpired).toBeDefined();
+      expect({ atomic: opened.compareAndSet !== undefined, list: opened.scanPage !== undefined, ownExpiry: backend.nativeTtl === true }).toEqual(backend.abilities ?? row?.abilities);
+      // Every backend of ours can purge; one that expires keys itself has nothing to do. (An adapter
+      // handed in, with abilities of its own, purges only if it has the method.)
+      if (backend.abilities === undefined) expect(opened.purgeExpired).toBeDefined();
     } finally {
       await opened.close?.();
       await cleanup();

@@ -1,11 +1,11 @@
 // User options and SESSION_* variables -> one frozen, validated settings object; every error names the option or variable at fault.
 import type { Context } from 'koa';
-import type { Keyv, KeyvStoreAdapter } from 'keyv';
 import { SessionOptionError } from './errors.js';
 import { DAY, describe, fail, lookup, parseBoolean, parseChoice, parseDuration, parseInteger, parseSize, parseString, type Source } from './parse.js';
 import type { StoreSpec } from './store.js';
 import { SCHEMES, schemeRow } from './backends/registry.js';
 import { maskPassword, schemeOf } from './backends/url.js';
+import { isKeyvInstance, type KeyvAdapterLike, type KeyvInstanceLike } from './backends/keyv.js';
 import { CONTROL_MEMBERS } from './session.js';
 
 /** Attributes of the sid cookie. */
@@ -28,8 +28,8 @@ export interface CookieOptions {
   signed?: boolean;
 }
 
-/** Anything `store` accepts: a connection URL, a Keyv instance, a bare Keyv adapter, or a Map. */
-export type StoreOption = string | Keyv | KeyvStoreAdapter | Map<unknown, unknown>;
+/** Anything `store` accepts: a connection URL, a Keyv 5 or 6 instance, a bare Keyv 5 or 6 adapter, or a Map. */
+export type StoreOption = string | KeyvInstanceLike | KeyvAdapterLike | Map<unknown, unknown>;
 
 /** Options of `kvSession()`. Each one can also come from a `SESSION_*` environment variable. */
 export interface KvSessionOptions {
@@ -110,19 +110,7 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Attribute values must not end the attribute early or smuggle another one in.
 const COOKIE_ATTRIBUTE = /^[\x21-\x3a\x3c-\x7e]+$/;
 
-function isKeyvInstance(value: object): value is Keyv {
-  const candidate = value as { opts?: unknown; store?: unknown; get?: unknown; hooks?: unknown };
-  return (
-    typeof candidate.get === 'function' &&
-    typeof candidate.opts === 'object' &&
-    candidate.opts !== null &&
-    typeof candidate.store === 'object' &&
-    candidate.store !== null &&
-    candidate.hooks !== undefined
-  );
-}
-
-function isAdapter(value: object): value is KeyvStoreAdapter {
+function isAdapter(value: object): value is KeyvAdapterLike {
   const candidate = value as Record<string, unknown>;
   return ['get', 'set', 'delete'].every((method) => typeof candidate[method] === 'function');
 }

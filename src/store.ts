@@ -1,9 +1,8 @@
 // The one place that calls a backend: load / save / remove / compare-and-set under the key prefix, with TTL, codec, one deadline per request, retries and error mapping.
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
-import type { Keyv, KeyvStoreAdapter } from 'keyv';
 import { missed, type Backend, type BatchRow, type CasResult } from './backends/contract.js';
-import { handedInBackend } from './backends/keyv.js';
+import { handedInBackend, type KeyvAdapterLike, type KeyvInstanceLike } from './backends/keyv.js';
 import { openBackend } from './backends/registry.js';
 import { maskPassword } from './backends/url.js';
 import { CorruptRecordError, decodePayload, parseRecord, type SessionData, type StoredRecord } from './codec.js';
@@ -17,8 +16,8 @@ const debug = createDebug('koa-kv-session:store');
 /** What the `store` option resolved to: a connection URL, or something the user hands in. */
 export type StoreSpec =
   | { readonly kind: 'url'; readonly url: string; readonly scheme: string }
-  | { readonly kind: 'keyv'; readonly keyv: Keyv }
-  | { readonly kind: 'adapter'; readonly adapter: KeyvStoreAdapter | Map<unknown, unknown> };
+  | { readonly kind: 'keyv'; readonly keyv: KeyvInstanceLike }
+  | { readonly kind: 'adapter'; readonly adapter: KeyvAdapterLike | Map<unknown, unknown> };
 
 /** What the store can do, as `ready()` reports it. */
 export interface StoreAbilities {

@@ -6,8 +6,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import type { Backend as StoreBackend } from '../../src/backends/contract.js';
-import { openBackend } from '../../src/backends/registry.js';
+import { handedInBackend } from '../../src/backends/keyv.js';
+import { openBackend, type SchemeRow } from '../../src/backends/registry.js';
 import { schemeOf } from '../../src/backends/url.js';
+import { keyv6Unavailable, loadKeyv6 } from '../keyv6/load.js';
 import type { TestApp } from './app.js';
 import { CountingAdapter } from './counting.js';
 
@@ -55,6 +57,8 @@ export interface Backend {
   readonly nativeTtl?: boolean;
   /** Not required even under KV_SESSION_REQUIRE_SERVERS (MongoDB: no server can be obtained here). */
   readonly optional?: boolean;
+  /** What it can do, where that is not its scheme's registry row (a Keyv 6 adapter handed in). */
+  readonly abilities?: SchemeRow['abilities'];
   /** Why it cannot run here, or undefined when it can. */
   unavailable(): Promise<string | undefined>;
   open(): Promise<{ readonly backend: StoreBackend; cleanup(): Promise<void> }>;
@@ -70,6 +74,63 @@ function byUrl(name: string, url: string, extra: Partial<Backend> = {}): Backend
     ...extra,
   };
 }
+
+/** Set by .ci/run on Node >= 22.19: the Keyv 6 rows must run there, not skip. */
+const REQUIRE_KEYV6 = process.env.KV_SESSION_REQUIRE_KEYV6 === '1';
+
+/**
+ * A Keyv 6 adapter (or instance) handed in, as `kvSession({ store })` wraps it. `make` builds it
+ * from the Keyv 6 packages in spec/keyv6; `server` is the URL it needs reachable, if any.
+ */
+function keyv6Row(name: string, scheme: string, abilities: SchemeRow['abilities'], server: string | undefined, make: (keyv6: ReturnType<typeof loadKeyv6>, dir: string) => { store: object; close(): Promise<void> }): Backend {
+  return {
+    name,
+    scheme,
+    abilities,
+    nativeTtl: abilities.ownExpiry,
+    optional: !REQUIRE_KEYV6,
+    unavailable: async () => keyv6Unavailable() ?? (server !== undefined && !(await reachable(server)) ? `no server at ${server}` : undefined),
+    open: async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'kvs-keyv6-'));
+      const made = make(loadKeyv6(), dir);
+      const isInstance = 'stats' in made.store;
+      const backend = handedInBackend(isInstance ? { kind: 'keyv', keyv: made.store as { store: unknown } } : { kind: 'adapter', adapter: made.store });
+      return {
+        backend,
+        cleanup: async () => {
+          await made.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  };
+}
+
+const atomicListed = { atomic: true, list: true, ownExpiry: false };
+/** A Keyv 6 SQL adapter: no compare-and-set or listing of ours (its table is not the one sql.ts speaks), its own expiry column. */
+const keyv6Sql = { atomic: false, list: false, ownExpiry: true };
+
+/** The behavioural suite on Keyv 6: bare adapters, adapters inside a Keyv 6 instance, and a Keyv 6 instance over a Keyv 5 adapter. */
+export const KEYV6_BACKENDS: readonly Backend[] = [
+  keyv6Row('keyv6-redis', 'redis', { atomic: true, list: true, ownExpiry: true }, REDIS_URL, (k) => {
+    const adapter = new k.KeyvRedis(REDIS_URL);
+    return { store: adapter, close: () => adapter.disconnect() };
+  }),
+  keyv6Row('keyv6-instance-redis', 'redis', { atomic: true, list: true, ownExpiry: true }, REDIS_URL, (k) => {
+    const adapter = new k.KeyvRedis(REDIS_URL);
+    return { store: new k.Keyv(adapter), close: () => adapter.disconnect() };
+  }),
+  keyv6Row('keyv6-sqlite', 'sqlite', keyv6Sql, undefined, (k, dir) => {
+    const adapter = new k.KeyvSqlite({ uri: `sqlite://${join(dir, 'keyv6.sqlite')}`, driver: 'node:sqlite' });
+    return { store: adapter, close: () => adapter.disconnect() };
+  }),
+  keyv6Row('keyv6-postgres', 'postgres', keyv6Sql, POSTGRES_URL, (k) => {
+    // A table of its own: Keyv 6 migrates a Keyv 5 table in place (new columns, no primary key).
+    const adapter = new k.KeyvPostgres({ uri: POSTGRES_URL, table: 'kvs_keyv6' });
+    return { store: adapter, close: () => adapter.disconnect() };
+  }),
+  keyv6Row('keyv6-instance-map', 'memory', atomicListed, undefined, (k) => ({ store: new k.Keyv(new Map()), close: async () => {} })),
+];
 
 export const BACKENDS: readonly Backend[] = [
   {
@@ -116,6 +177,7 @@ export const BACKENDS: readonly Backend[] = [
   MONGO_URL
     ? byUrl('mongodb', MONGO_URL, { optional: true, nativeTtl: true })
     : { name: 'mongodb', scheme: 'mongodb', nativeTtl: true, optional: true, unavailable: async () => 'MONGO_URL is not set (no MongoDB server can be obtained on these machines)', open: async () => { throw new Error('unreachable'); } },
+  ...KEYV6_BACKENDS,
 ];
 
 /** True when a missing server must fail the run instead of skipping (under .ci/run, MongoDB excepted). */

@@ -4,14 +4,59 @@ import type { Backend } from './contract.js';
 import { isKeyvRedis, keyvRedisAbilities } from './redis-family.js';
 import { sqlAbilities, type SqlClient } from './sql.js';
 
-/** The calls of a Keyv adapter this wrapper uses; everything else is looked for, not required. */
+/**
+ * The calls of a Keyv adapter this wrapper uses, Keyv 5 or 6; everything else is looked for, not
+ * required. Calls may be synchronous. The third argument of `set` is a TTL in ms for a Keyv 5
+ * adapter and an absolute expiry time (ms since the epoch) for a Keyv 6 one.
+ */
 export interface KeyvAdapterLike {
   get(key: string): unknown;
-  set(key: string, value: string, ttl?: number): unknown;
+  set(key: string, value: string, ttlOrExpires?: number): unknown;
   delete(key: string): unknown;
   namespace?: string | undefined;
   disconnect?(): Promise<void> | void;
   on?(event: 'error', listener: (error: unknown) => void): unknown;
+}
+
+/** A Keyv instance, version 5 or 6: a front with hooks and statistics over an adapter in `store`. */
+export interface KeyvInstanceLike {
+  readonly store: unknown;
+  readonly stats: unknown;
+  readonly hooks: unknown;
+  get(key: string): unknown;
+  set(key: string, value: string, ttl?: number): unknown;
+}
+
+/** True for a Keyv 5 or 6 instance. Told by what it is (adapters have neither `stats` nor a `store` adapter), not by version-specific fields such as Keyv 5's `opts`. */
+export function isKeyvInstance(value: object): value is KeyvInstanceLike {
+  const candidate = value as Partial<Record<keyof KeyvInstanceLike, unknown>>;
+  return (
+    typeof candidate.get === 'function' &&
+    typeof candidate.set === 'function' &&
+    candidate.stats !== undefined &&
+    candidate.hooks !== undefined &&
+    typeof candidate.store === 'object' &&
+    candidate.store !== null
+  );
+}
+
+/** True when `adapter.set()` takes an absolute expiry time: the Keyv 6 storage contract, which its adapters declare as `capabilities.expires`. */
+function takesAbsoluteExpiry(adapter: object): boolean {
+  const { capabilities } = adapter as { capabilities?: { expires?: unknown } };
+  return typeof capabilities === 'object' && capabilities !== null && capabilities.expires === true;
+}
+
+/**
+ * What a Keyv 6 instance wraps a store in, unwrapped: `new Keyv(map)` holds the Map inside a
+ * KeyvMemoryAdapter and `new Keyv(keyv5Adapter)` the adapter inside a KeyvBridgeAdapter. Using the
+ * store itself keeps its abilities (the Map's compare-and-set, the Keyv 5 Redis script and SQL).
+ */
+function unwrapped(adapter: object): object {
+  if (!takesAbsoluteExpiry(adapter)) return adapter;
+  const inner: unknown = Reflect.get(adapter, 'store');
+  if (inner instanceof Map) return inner;
+  if (typeof inner === 'object' && inner !== null && ['get', 'set', 'delete'].every((m) => typeof Reflect.get(inner, m) === 'function')) return inner;
+  return adapter;
 }
 
 const ABILITIES = ['compareAndSet', 'scanPage', 'purgeExpired', 'compareAndSetMany', 'countUnder'] as const;
@@ -52,19 +97,31 @@ function rowsOnly(rows: Array<Record<string, unknown>>) {
  * instance the SQL of its table; anything else has get/set/delete only. `owned`: close() disconnects it.
  */
 export function adapterBackend(adapter: KeyvAdapterLike, owned: boolean): Backend {
+  const absolute = takesAbsoluteExpiry(adapter);
   // Keyv's own option alone is not enough: @keyv/redis swallows errors unless told otherwise.
   const errors = adapter as { throwOnErrors?: unknown };
   if (typeof errors.throwOnErrors === 'boolean') errors.throwOnErrors = true;
   // As `new Keyv(adapter)` would, but with no namespace: the key is exactly <keyPrefix><sid>.
   adapter.namespace = undefined;
-  const kind = isKeyvRedis(adapter) ? keyvRedisAbilities(adapter) : sqlAbilitiesOf(adapter);
+  // The SQL of a Keyv 6 adapter's table (namespace and expires columns) is not the one sql.ts speaks.
+  const kind = isKeyvRedis(adapter) ? keyvRedisAbilities(adapter) : absolute ? {} : sqlAbilitiesOf(adapter);
   const backend: Backend = {
     // Through an async function, so an adapter whose calls are synchronous works too.
     get: async (key) => adapter.get(key),
-    set: async (key, value, ttl) => adapter.set(key, value, ttl),
+    // A Keyv 6 adapter given a TTL would store every record already expired.
+    set: async (key, value, ttl) => adapter.set(key, value, absolute ? Date.now() + ttl : ttl),
     delete: async (key) => adapter.delete(key),
     ...kind,
   };
+  // A Keyv 6 adapter keeps each entry's expiry beside it and never returns an expired one: it
+  // expires keys itself; its clearExpired() (SQLite, PostgreSQL) deletes the dead rows, without a count.
+  const clearExpired: unknown = Reflect.get(adapter, 'clearExpired');
+  if (absolute && typeof clearExpired === 'function') {
+    backend.purgeExpired = async () => {
+      await clearExpired.call(adapter);
+      return 0;
+    };
+  }
   for (const name of ABILITIES) {
     const method: unknown = Reflect.get(adapter, name);
     if (typeof method === 'function') Object.assign(backend, { [name]: method.bind(adapter) });
@@ -84,9 +141,9 @@ export function adapterBackend(adapter: KeyvAdapterLike, owned: boolean): Backen
 /** What the `store` option can hand in, once options.ts has told a Keyv instance from a bare adapter. */
 export type HandedIn = { readonly kind: 'keyv'; readonly keyv: { readonly store: unknown } } | { readonly kind: 'adapter'; readonly adapter: object };
 
-/** The backend for what a user handed in: a Map, a Keyv instance (its adapter is used) or a bare adapter. Left open by close(). */
+/** The backend for what a user handed in: a Map, a Keyv 5 or 6 instance (its adapter is used) or a bare adapter. Left open by close(). */
 export function handedInBackend(spec: HandedIn): Backend {
-  const adapter = spec.kind === 'keyv' ? spec.keyv.store : spec.adapter;
+  const adapter = unwrapped((spec.kind === 'keyv' ? spec.keyv.store : spec.adapter) as object);
   if (adapter instanceof Map) return mapBackend(adapter);
   return adapterBackend(adapter as KeyvAdapterLike, false);
 }
