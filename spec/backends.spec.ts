@@ -64,8 +64,8 @@ describe.each(BACKENDS)('values and keys on $name', (backend) => {
   it.each(['cbor', 'json'] as const)('%s: a session of exactly the default maxSize (64 KiB) is stored and read back', async (serialization) => {
     const maxSize = 65_536;
     // Grow a string until the framed record is exactly maxSize bytes.
-    const frame = (text: string) => frameRecord(encodePayload({ s: text }, serialization), serialization, Date.now() + 31 * 86_400_000, true);
-    let text = 'a'.repeat(serialization === 'json' ? maxSize - 40 : Math.floor((maxSize - 40) * 0.74));
+    const frame = (text: string) => frameRecord(encodePayload({ s: text }, serialization), serialization, Date.now() + 31 * 86_400_000, true, { created: Date.now() });
+    let text = 'a'.repeat(serialization === 'json' ? maxSize - 80 : Math.floor((maxSize - 80) * 0.74));
     while (Buffer.byteLength(frame(`${text}a`)) <= maxSize) text += 'a';
     const reply = await roundTrip(
       (ctx) => {

@@ -227,10 +227,11 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
     live(context);
     const cbor = await cli(['show', sidOf(prefix, 2)], env);
     expect(cbor.status).toBe(0);
-    expect(cbor.stdout).toMatch(/^format\s+cbor$/m);
+    expect(cbor.stdout).toMatch(/^format\s+cbor \(record format 2\)$/m);
+    expect(cbor.stdout).toMatch(/^created\s+unknown$/m);
     expect(cbor.stdout).toMatch(/"n": 2\b/);
     const json = await cli(['show', `${sidOf(prefix, 21)}.some-signature`], env);
-    expect(json.stdout).toMatch(/^format\s+json$/m);
+    expect(json.stdout).toMatch(/^format\s+json \(record format 2\)$/m);
     expect(json.stdout).toMatch(/"userId": "user21"/);
     const missing = await cli(['show', 'no-such-sid'], env);
     expect(missing.status).toBe(3);
@@ -432,4 +433,37 @@ describe('progress display', () => {
     for (let i = 0; i < 100; i++) progress.advance(1000);
     expect(writes.map((w) => w.replace(/, \d+\/s\n$/, ''))).toEqual(['stats: 25000 records', 'stats: 50000 records', 'stats: 75000 records', 'stats: 100000 records']);
   });
+});
+
+describe('migrate and format-1 records', () => {
+  it('migrate --to cbor rewrites format-1 records (before 0.2) as format 2, CBOR and JSON alike; run again, everything is already there', async () => {
+    const file = join(dir, 'format1.sqlite');
+    const opened = await openBackend(`sqlite://${file}`, 5000);
+    const expires = Date.now() + 3_600_000;
+    const old = new Map<string, string>([
+      ['f1:a', `c1:${expires}:1:${encodePayload({ n: 1, at: new Date(0) }, 'cbor')}`],
+      ['f1:b', `j1:${expires}:0:${encodePayload({ n: 2 }, 'json')}`],
+      ['f1:c', frameRecord(encodePayload({ n: 3 }, 'cbor'), 'cbor', expires, true, { created: 1 })],
+    ]);
+    await (SEEDERS[0] as Seeder).seed(opened, [...old].map(([key, value]) => [key, value, 3_600_000]));
+    try {
+      const env = { SESSION_STORE: `sqlite://${file}`, SESSION_KEY_PREFIX: 'f1:' };
+      const first = await cli(['migrate', '--to', 'cbor'], env);
+      expect(first.status).toBe(0);
+      expect(stat(first.stdout, 'converted')).toBe(2);
+      expect(first.stdout).toMatch(/already cbor\s+1/);
+      const a = String(await opened.get('f1:a'));
+      const b = String(await opened.get('f1:b'));
+      expect(a).toMatch(new RegExp(`^c2:${expires}:1:[\\w-]{8}::`));
+      expect(b).toMatch(new RegExp(`^c2:${expires}:0:[\\w-]{8}::`));
+      // The CBOR payload is kept as it was; the JSON one re-encoded.
+      expect(a.endsWith(`:${(old.get('f1:a') as string).split(':')[3]}`)).toBe(true);
+      expect(await opened.get('f1:c')).toBe(old.get('f1:c'));
+      const again = await cli(['migrate', '--to', 'cbor'], env);
+      expect(stat(again.stdout, 'converted')).toBe(0);
+      expect(again.stdout).toMatch(/already cbor\s+3/);
+    } finally {
+      await opened.close?.();
+    }
+  }, 60_000);
 });

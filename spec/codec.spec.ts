@@ -1,7 +1,7 @@
 // Stored records: both encodings, reading the other one, corrupt input, and the size limit.
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../src/backends/memory.js';
-import { CorruptRecordError, decodePayload, encodePayload, frameRecord, parseRecord } from '../src/codec.js';
+import { casStamp, CorruptRecordError, decodePayload, encodePayload, frameRecord, parseRecord, sameRecord } from '../src/codec.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { decodeStored } from './support/records.js';
 import { cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
@@ -24,15 +24,49 @@ async function setup(handler: Handler, options: KvSessionOptions = {}, store = n
 }
 
 describe('record layout', () => {
-  it('puts tag, expiry and permanent flag in a text header before the payload', () => {
-    const raw = frameRecord(encodePayload({ a: 1 }, 'json'), 'json', 1767225600000, true);
-    expect(raw).toBe('j1:1767225600000:1:{"a":1}');
-    expect(parseRecord(raw)).toEqual({ format: 'json', expires: 1767225600000, permanent: true, payload: '{"a":1}', raw });
+  it('format 2: tag, expiry, permanent flag, version token, creation time and own lifetime in a text header before the payload', () => {
+    const raw = frameRecord(encodePayload({ a: 1 }, 'json'), 'json', 1767225600000, true, { created: 1764547200000, lifetime: 7_200_000 });
+    expect(raw).toMatch(/^j2:1767225600000:1:[\w-]{8}:1764547200000:7200000:\{"a":1\}$/);
+    expect(parseRecord(raw)).toEqual({ recordFormat: 2, format: 'json', expires: 1767225600000, permanent: true, created: 1764547200000, lifetime: 7_200_000, payload: '{"a":1}', raw });
+    // Unknown creation time, the configured lifetime: empty fields.
+    const bare = frameRecord('{}', 'json', 1767225600000, false);
+    expect(bare).toMatch(/^j2:1767225600000:0:[\w-]{8}:::\{\}$/);
+    expect(parseRecord(bare)).toMatchObject({ created: undefined, lifetime: undefined, permanent: false });
   });
 
   it('CBOR records keep the expiry readable without decoding CBOR', () => {
     const raw = frameRecord(encodePayload({ a: 1 }, 'cbor'), 'cbor', 1767225600000, false);
-    expect(raw.split(':').slice(0, 3)).toEqual(['c1', '1767225600000', '0']);
+    expect(raw.split(':').slice(0, 3)).toEqual(['c2', '1767225600000', '0']);
+  });
+
+  it('the version token is new on every framing of the same data (48 random bits), and only it tells the two apart', () => {
+    const tokens = new Set<string>();
+    let previous = frameRecord('{"a":1}', 'json', 1767225600000, true, { created: 1 });
+    for (let i = 0; i < 2000; i++) {
+      const raw = frameRecord('{"a":1}', 'json', 1767225600000, true, { created: 1 });
+      tokens.add(raw.split(':')[3] as string);
+      expect(sameRecord(raw, previous)).toBe(true);
+      expect(raw).not.toBe(previous);
+      previous = raw;
+    }
+    expect(tokens.size).toBe(2000);
+    expect(sameRecord(previous, frameRecord('{"a":2}', 'json', 1767225600000, true, { created: 1 }))).toBe(false);
+    expect(sameRecord(previous, frameRecord('{"a":1}', 'json', 1767225600001, true, { created: 1 }))).toBe(false);
+  });
+
+  it('a compare-and-set stamp is the header through the version token (format 2), or the whole value (format 1, anything else)', () => {
+    const raw = frameRecord('{"a":1}', 'json', 1767225600000, true, { created: 5 });
+    const { stamp, whole } = casStamp(raw);
+    expect(whole).toBe(false);
+    expect(stamp).toBe(raw.split(':').slice(0, 4).join(':') + ':');
+    expect(casStamp('j1:1767225600000:1:{"a":1}')).toEqual({ stamp: 'j1:1767225600000:1:{"a":1}', whole: true });
+    expect(casStamp('value-x')).toEqual({ stamp: 'value-x', whole: true });
+  });
+
+  it('reads format-1 records (no version token, creation time unknown)', () => {
+    const raw = 'c1:1767225600000:0:oWFhAQ==';
+    expect(parseRecord(raw)).toEqual({ recordFormat: 1, format: 'cbor', expires: 1767225600000, permanent: false, created: undefined, lifetime: undefined, payload: 'oWFhAQ==', raw });
+    expect(decodePayload(parseRecord(raw).payload, 'cbor')).toEqual({ a: 1 });
   });
 
   it.each(['cbor', 'json'] as const)('%s round-trips text, numbers, nesting, non-ASCII and odd keys', (format) => {
@@ -107,7 +141,7 @@ describe('serialization option', () => {
     }, { serialization });
     const reply = await app.request();
     const raw = String(await store.raw(prefix + sidOf(reply.setCookies[0])));
-    expect(raw.slice(0, 2)).toBe(serialization === 'cbor' ? 'c1' : 'j1');
+    expect(raw.slice(0, 2)).toBe(serialization === 'cbor' ? 'c2' : 'j2');
     expect(decodeStored(raw)).toEqual({ user: 'ada' });
   });
 
@@ -200,7 +234,7 @@ describe('maxSize', () => {
   });
 
   it('a session of exactly maxSize bytes is saved (non-ASCII counted in bytes)', async () => {
-    const probe = frameRecord(encodePayload({ s: '' }, 'json'), 'json', Date.now() + 1e12, true);
+    const probe = frameRecord(encodePayload({ s: '' }, 'json'), 'json', Date.now() + 1e12, true, { created: Date.now() });
     const maxSize = 512;
     const room = maxSize - Buffer.byteLength(probe);
     const text = 'é'.repeat(Math.floor(room / 2)) + 'a'.repeat(room % 2);
@@ -214,7 +248,7 @@ describe('maxSize', () => {
   });
 
   it('one byte over maxSize (non-ASCII) is refused', async () => {
-    const probe = frameRecord(encodePayload({ s: '' }, 'json'), 'json', Date.now() + 1e12, true);
+    const probe = frameRecord(encodePayload({ s: '' }, 'json'), 'json', Date.now() + 1e12, true, { created: Date.now() });
     const maxSize = 512;
     const room = maxSize - Buffer.byteLength(probe) + 1;
     const text = 'é'.repeat(Math.floor(room / 2)) + 'a'.repeat(room % 2);

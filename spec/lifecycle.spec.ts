@@ -1,7 +1,7 @@
 // The request lifecycle table of the core issue, one test per row, on every backend reachable here.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { decodeStored } from './support/records.js';
-import { frameRecord, encodePayload, RETIRED_RECORD } from '../src/codec.js';
+import { frameRecord, encodePayload, recordExpiry, RETIRED_RECORD } from '../src/codec.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { attributesOf, cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
 import { CountingAdapter } from './support/counting.js';
@@ -33,13 +33,14 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   }
 
   /** Stores a session directly, as if written `age` ms ago, and returns a cookie for it. */
-  async function existing(app: TestApp, data: Record<string, unknown>, age: number, permanent = true): Promise<{ cookie: string; sid: string }> {
+  async function existing(app: TestApp, data: Record<string, unknown>, age: number, permanent = true): Promise<{ cookie: string; sid: string; expires: number }> {
     const created = await app.request('/__seed', { headers: { 'x-seed': JSON.stringify(data) } });
     const sid = sidOf(created.setCookies[0]);
-    const raw = frameRecord(encodePayload(data, 'cbor'), 'cbor', Date.now() - age + LIFETIME, permanent);
+    const expires = Date.now() - age + LIFETIME;
+    const raw = frameRecord(encodePayload(data, 'cbor'), 'cbor', expires, permanent);
     await store.put(prefix + sid, raw, LIFETIME);
     store.reset();
-    return { cookie: cookiePair(created.setCookies[0]), sid };
+    return { cookie: cookiePair(created.setCookies[0]), sid, expires };
   }
 
   /** Wraps a handler so that /__seed requests create a session from the x-seed header. */
@@ -80,7 +81,7 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
     const sid = sidOf(reply.setCookies[0]);
     expect(store.calls).toEqual([{ op: 'set', key: prefix + sid, ttl: LIFETIME }]);
     // Committed before the response left: the record is there the moment the reply is.
-    expect(await store.raw(prefix + sid)).toMatch(/^c1:\d+:1:/);
+    expect(await store.raw(prefix + sid)).toMatch(/^c2:\d+:1:[\w-]{8}:\d+::/);
     expect(reply.setCookies).toHaveLength(1);
     const attrs = attributesOf(reply.setCookies[0] as string);
     const expires = Date.parse(attrs.get('expires') as string);
@@ -194,24 +195,68 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
     expect(reply.setCookies).toEqual([]);
   });
 
-  it('session modified: one read, one (conditional) write, cookie re-sent for a permanent session', async () => {
+  // A write moves the expiry (and a permanent cookie's Expires) only when a refresh is due; Flask's
+  // settings (refreshInterval 0, or refreshEachRequest false) move it on every write.
+  it.each([
+    ['refresh not due', {}, 0, false],
+    ['refresh due', { refreshInterval: '10m' }, 11 * 60_000, true],
+    ['refreshInterval 0 (Flask-exact)', { refreshInterval: 0 }, 0, true],
+    ['refreshEachRequest false (Flask)', { refreshEachRequest: false }, 0, true],
+  ] as const)('permanent session modified, %s: one read, one (conditional) write; expiry and cookie move only then', async (_label, options, age, moves) => {
     const app = await start(seeding((ctx) => {
       ctx.session.visits = Number(ctx.session.visits ?? 0) + 1;
-    }));
-    const { cookie, sid } = await existing(app, { visits: 1 }, 0);
+    }), options);
+    const { cookie, sid, expires } = await existing(app, { visits: 1 }, age);
+    const before = Date.now();
     const reply = await app.request('/', { cookie });
-    expect(store.calls).toEqual([{ op: 'get', key: prefix + sid }, ...conditionalWrite(prefix + sid)]);
-    expect(sidOf(reply.setCookies[0])).toBe(sid);
-    expect(decodeStored(await store.raw(prefix + sid))).toEqual({ visits: 2 });
+    expect(store.calls.map((c) => c.op)).toEqual(['get', ...conditionalWrite(prefix + sid).map((c) => c.op)]);
+    const raw = await store.raw(prefix + sid);
+    expect(decodeStored(raw)).toEqual({ visits: 2 });
+    if (moves) {
+      expect(recordExpiry(raw)).toBeGreaterThanOrEqual(before + LIFETIME);
+      expect(sidOf(reply.setCookies[0])).toBe(sid);
+      const cookieExpires = Date.parse(attributesOf(reply.setCookies[0] as string).get('expires') as string);
+      expect(Math.abs(cookieExpires - recordExpiry(raw))).toBeLessThan(2000);
+    } else {
+      expect(recordExpiry(raw)).toBe(expires);
+      expect(reply.setCookies).toEqual([]);
+    }
   });
 
-  it('non-permanent session modified: one read, one (conditional) write, no cookie (nothing in it changed)', async () => {
+  it.each(['cbor', 'json'] as const)('a format-1 %s record of the previous version is read as it is, and rewritten as format 2 on its next write', async (format) => {
+    const app = await start(seeding((ctx) => {
+      if (ctx.path === '/write') ctx.session.visits = Number(ctx.session.visits) + 1;
+      return JSON.stringify(ctx.session);
+    }));
+    const { cookie, sid } = await existing(app, { visits: 1 }, 0);
+    // What 0.1 wrote: <c1|j1>:<expires>:<permanent>:<payload>, no version token, no creation time.
+    const expires = Date.now() + LIFETIME;
+    const old = `${format === 'cbor' ? 'c1' : 'j1'}:${expires}:1:${encodePayload({ visits: 1, note: 'héllo' }, format)}`;
+    await store.put(prefix + sid, old, LIFETIME);
+    store.reset();
+    const read = await app.request('/', { cookie });
+    expect(JSON.parse(read.body)).toEqual({ visits: 1, note: 'héllo' });
+    expect(store.calls.map((c) => c.op)).toEqual(['get']);
+    expect(await store.raw(prefix + sid)).toBe(old);
+    store.reset();
+    const write = await app.request('/write', { cookie });
+    expect(JSON.parse(write.body)).toEqual({ visits: 2, note: 'héllo' });
+    // The conditional write found the format-1 record it read (compared whole) and replaced it.
+    expect(store.calls.map((c) => c.op)).toEqual(['get', ...conditionalWrite(prefix + sid).map((c) => c.op)]);
+    const raw = String(await store.raw(prefix + sid));
+    expect(raw).toMatch(/^c2:\d+:1:[\w-]{8}:\d+::/);
+    expect(decodeStored(raw)).toEqual({ visits: 2, note: 'héllo' });
+    expect(recordExpiry(raw)).toBe(expires);
+  });
+
+  it('non-permanent session modified: one read, one (conditional) write keeping the expiry (no refresh due), no cookie (nothing in it changed)', async () => {
     const app = await start(seeding((ctx) => {
       ctx.session.visits = Number(ctx.session.visits ?? 0) + 1;
     }), { permanent: false });
-    const { cookie, sid } = await existing(app, { visits: 1 }, 0, false);
+    const { cookie, sid, expires } = await existing(app, { visits: 1 }, 0, false);
     const reply = await app.request('/', { cookie });
-    expect(store.calls).toEqual([{ op: 'get', key: prefix + sid }, ...conditionalWrite(prefix + sid)]);
+    expect(store.calls.map((c) => c.op)).toEqual(['get', ...conditionalWrite(prefix + sid).map((c) => c.op)]);
+    expect(recordExpiry(await store.raw(prefix + sid))).toBe(expires);
     expect(reply.setCookies).toEqual([]);
   });
 

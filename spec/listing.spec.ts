@@ -1,5 +1,6 @@
 // What the operator commands and the user index ask of each real backend: listing by prefix, batched and insert-if-absent compare-and-set.
 import { beforeEach, describe, expect, it } from 'vitest';
+import { encodePayload, frameRecord } from '../src/codec.js';
 import { SessionStore } from '../src/store.js';
 import { type CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend } from './support/servers.js';
@@ -64,5 +65,21 @@ describe.each(BACKENDS)('listing and conditional writes on $name', (backend) => 
     expect(await store.compareAndSet('fresh', 'first', 'third', 60_000)).toEqual({ status: 'saved' });
     expect(await counting.raw(`${env.prefix}fresh`)).toBe('third');
     await counting.put(`${env.prefix}fresh`, 'third', 60_000); // registered for cleanup
+  });
+
+  it('a compare-and-set on a format-2 record compares its version token: the same data written again (a new token) is a conflict', async () => {
+    const store = storeUnder(env.prefix);
+    const key = `${env.prefix}versioned`;
+    const expires = Date.now() + 60_000;
+    const frame = (n: number) => frameRecord(encodePayload({ n }, 'cbor'), 'cbor', expires, true, { created: 1 });
+    const first = frame(1);
+    const again = frame(1);
+    await counting.put(key, first, 60_000);
+    await counting.put(key, again, 60_000);
+    const lost = await store.compareAndSet('versioned', first, frame(2), 60_000);
+    expect(lost).toEqual({ status: 'conflict', current: again });
+    const next = frame(3);
+    expect(await store.compareAndSet('versioned', again, next, 60_000)).toEqual({ status: 'saved' });
+    expect(await counting.raw(key)).toBe(next);
   });
 });

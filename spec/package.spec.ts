@@ -47,7 +47,8 @@ function appScript(kind: 'esm' | 'cjs', options: string): string {
   const url = 'http://127.0.0.1:' + server.address().port + '/';
   const cookie = process.env.COOKIE;
   const one = await fetch(url, cookie ? { headers: { cookie } } : {});
-  const set = one.headers.getSetCookie()[0].split(';')[0];
+  // A known session written before a refresh is due gets no new cookie: keep the one sent.
+  const set = one.headers.getSetCookie()[0]?.split(';')[0] ?? cookie;
   const two = await fetch(url, { headers: { cookie: set } });
   console.log(JSON.stringify({ views: [await one.text(), await two.text()], cookie: set }));
   server.close();

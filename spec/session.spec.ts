@@ -162,7 +162,7 @@ describe('control members', () => {
     expect(two.body).toBe('true');
     expect(two.setCookies).toHaveLength(1);
     expect(two.setCookies[0]).not.toMatch(/Expires=/);
-    expect(String(await store.raw(prefix + sidOf(one.setCookies[0])))).toMatch(/^c1:\d+:0:/);
+    expect(String(await store.raw(prefix + sidOf(one.setCookies[0])))).toMatch(/^c2:\d+:0:/);
   });
 
   it('permanent = true on a browser-session session ("remember me"): persistent cookie', async () => {

@@ -1,11 +1,16 @@
-// The stored record: a text header with the expiry, then the session data in CBOR or JSON; reads either format.
+// The stored record: a text header with the expiry, then the session data in CBOR or JSON; reads formats 1 and 2.
 //
-// Layout (one string, as every Keyv adapter needs):  <tag>:<expires>:<permanent>:<payload>
-//   tag        "c1" (CBOR, base64) or "j1" (JSON); the digit is the record version
+// Format 2 (written):  <tag>:<expires>:<permanent>:<version>:<created>:<lifetime>:<payload>
+//   tag        "c2" (CBOR, base64) or "j2" (JSON); the digit is the record format
 //   expires    absolute expiry, milliseconds since the epoch, in decimal
 //   permanent  "1" for a permanent session, "0" for a browser-session one
-// The expiry sits in plain text before the payload so that SQL can purge expired rows in one
+//   version    8 random base64url characters, new on every write: what a compare-and-set compares
+//   created    when the session was created (or last regenerated), ms since the epoch
+//   lifetime   this session's own lifetime in ms, or empty for the configured one
+// Format 1 (read, rewritten as 2 on its next write):  <tag>:<expires>:<permanent>:<payload>, tag c1 / j1.
+// The expiry sits in plain text, second in both formats, so that SQL can purge expired rows in one
 // statement without decoding CBOR, and a refresh decision needs no second read.
+import { randomFillSync } from 'node:crypto';
 import { Encoder } from 'cbor-x';
 import { SessionError } from './errors.js';
 
@@ -14,9 +19,15 @@ export type SessionData = Record<string, unknown>;
 
 /** A record as stored, with the payload still encoded: decoding waits until it is needed. */
 export interface StoredRecord {
+  /** The record format it was stored in: 2 is written, 1 (before version 0.2) is read and rewritten as 2. */
+  readonly recordFormat: 1 | 2;
   readonly format: Format;
   readonly expires: number;
   readonly permanent: boolean;
+  /** When the session was created or last regenerated; undefined when unknown (a format-1 record did not keep it). */
+  readonly created: number | undefined;
+  /** The session's own lifetime (ms), when it has one. */
+  readonly lifetime: number | undefined;
   /** The encoded data exactly as stored: the baseline that change detection compares against. */
   readonly payload: string;
   /** The whole stored string: what a compare-and-set expects to find. */
@@ -30,9 +41,9 @@ export class CorruptRecordError extends Error {
 
 // Plain CBOR maps for objects (no cbor-x records, so other decoders can read it); Maps keep tag 259.
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
-const TAG: Record<Format, string> = { cbor: 'c1', json: 'j1' };
-const HEADER = /^([cj])(\d+):(\d{1,16}):([01]):/;
-const CURRENT_VERSION = '1';
+const TAG: Record<Format, string> = { cbor: 'c2', json: 'j2' };
+const HEADER_1 = /^([cj])1:(\d{1,16}):([01]):/;
+const HEADER_2 = /^([cj])2:(\d{1,16}):([01]):([\w-]{8}):(\d{0,16}):(\d{0,16}):/;
 
 // cbor-x decodes a "__proto__" key as "__proto_" (its guard against prototype pollution), so such
 // keys are escaped with one more trailing underscore: "__proto__" <-> "__proto___", and so on. The
@@ -126,8 +137,51 @@ export function fingerprint(value: unknown): Buffer | undefined {
   }
 }
 
-export function frameRecord(payload: string, format: Format, expires: number, permanent: boolean): string {
-  return `${TAG[format]}:${expires}:${permanent ? '1' : '0'}:${payload}`;
+// Version tokens from a pool of random bytes: one getrandom call per 512 tokens, not one per write.
+const POOL = Buffer.allocUnsafe(6 * 512);
+let poolUsed = POOL.length;
+
+/** A new version token: 8 base64url characters (48 random bits). */
+export function newVersion(): string {
+  if (poolUsed === POOL.length) {
+    randomFillSync(POOL);
+    poolUsed = 0;
+  }
+  poolUsed += 6;
+  return POOL.toString('base64url', poolUsed - 6, poolUsed);
+}
+
+/** What a record keeps about its session besides the data: when it was created, and its own lifetime if it has one (each empty when unknown or none). */
+export interface RecordMeta {
+  readonly created: number | undefined;
+  readonly lifetime?: number | undefined;
+}
+
+/** A format-2 record: the header (with a new version token), then the payload. Without `meta`: creation time unknown, the configured lifetime. */
+export function frameRecord(payload: string, format: Format, expires: number, permanent: boolean, meta: RecordMeta = { created: undefined }): string {
+  return `${TAG[format]}:${expires}:${permanent ? '1' : '0'}:${newVersion()}:${meta.created ?? ''}:${meta.lifetime ?? ''}:${payload}`;
+}
+
+/** True when `a` and `b` hold the same record, apart from the version token (which every framing draws anew). */
+export function sameRecord(a: string, b: string | undefined): boolean {
+  if (b === undefined || a.length !== b.length) return false;
+  const header = HEADER_2.exec(a);
+  if (header === null) return a === b;
+  // "c2:" + expiry + ":1:" is 6 characters besides the expiry; the token is the 8 after them.
+  const at = (header[2] as string).length + 6;
+  return a.slice(0, at) === b.slice(0, at) && a.slice(at + 8) === b.slice(at + 8);
+}
+
+/**
+ * What a compare-and-set expecting `expected` must find: a stored value starting with `stamp`. For a
+ * format-2 record that is its header up to the version token (which changes on every write), so a
+ * store compares a few dozen bytes and hashes nothing; any other value is compared whole.
+ */
+export function casStamp(expected: string): { readonly stamp: string; readonly whole: boolean } {
+  const match = HEADER_2.exec(expected);
+  if (match === null) return { stamp: expected, whole: true };
+  // Through "<version>:": "c2:" + expiry + ":1:" + 8 characters + ":".
+  return { stamp: expected.slice(0, (match[2] as string).length + 15), whole: false };
 }
 
 /**
@@ -135,7 +189,7 @@ export function frameRecord(payload: string, format: Format, expires: number, pe
  * expired (expiry 0), so it loads as no session, and that tells a request still holding the old sid
  * that its session lives on under another one (its browser may hold that cookie already: leave it).
  */
-export const RETIRED_RECORD = 'j1:0:0:{}';
+export const RETIRED_RECORD = 'j2:0:0:retired0:0::{}';
 
 /**
  * What a stored value (as a compare-and-set found it) says of its session: still there, gone
@@ -154,19 +208,29 @@ export function recordExpiry(raw: unknown): number {
   return typeof raw === 'string' ? Number(/^[cj]\d+:(\d{1,16}):/.exec(raw)?.[1] ?? Number.NaN) : Number.NaN;
 }
 
-/** Splits a stored string into header and payload; throws CorruptRecordError for anything else. */
+/** Splits a stored string (format 2 or 1) into header and payload; throws CorruptRecordError for anything else. */
 export function parseRecord(raw: unknown): StoredRecord {
   if (typeof raw !== 'string') throw new CorruptRecordError(`session record is a ${typeof raw}, not a string`);
-  const match = HEADER.exec(raw);
-  if (!match) throw new CorruptRecordError('session record has no valid header');
-  if (match[2] !== CURRENT_VERSION) {
-    throw new CorruptRecordError(`session record version ${match[2]} is not supported by this version of koa-kv-session`);
+  const match = HEADER_2.exec(raw);
+  if (match !== null) {
+    return {
+      recordFormat: 2,
+      format: match[1] === 'c' ? 'cbor' : 'json',
+      expires: Number(match[2]),
+      permanent: match[3] === '1',
+      created: match[5] === '' ? undefined : Number(match[5]),
+      lifetime: match[6] === '' ? undefined : Number(match[6]),
+      payload: raw.slice(match[0].length),
+      raw,
+    };
   }
-  return {
-    format: match[1] === 'c' ? 'cbor' : 'json',
-    expires: Number(match[3]),
-    permanent: match[4] === '1',
-    payload: raw.slice(match[0].length),
-    raw,
-  };
+  const old = HEADER_1.exec(raw);
+  if (old !== null) {
+    return { recordFormat: 1, format: old[1] === 'c' ? 'cbor' : 'json', expires: Number(old[2]), permanent: old[3] === '1', created: undefined, lifetime: undefined, payload: raw.slice(old[0].length), raw };
+  }
+  const format = /^[cj](\d+):/.exec(raw)?.[1];
+  if (format !== undefined && format !== '1' && format !== '2') {
+    throw new CorruptRecordError(`session record format ${format} is not supported by this version of koa-kv-session`);
+  }
+  throw new CorruptRecordError('session record has no valid header');
 }

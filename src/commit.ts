@@ -1,6 +1,6 @@
 // Every store step of a commit, in order (index track, write, removals, untrack): a request's changes go onto the freshest record, never over a logout, and a regenerate only moves a session that still exists.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { checkSize, decodePayload, encodePayload, frameRecord, parseRecord, recordFate, RETIRED_RECORD, type Format } from './codec.js';
+import { checkSize, decodePayload, encodePayload, frameRecord, parseRecord, recordExpiry, recordFate, RETIRED_RECORD, type Format } from './codec.js';
 import { conflictPause, Lanes } from './lanes.js';
 import type { ChangeSet, CommitPlan, Write } from './plan.js';
 import type { SessionStore } from './store.js';
@@ -99,7 +99,8 @@ export class Committer {
     let next = only !== undefined && only.base === expected ? only.raw : this.#merge(expected, active);
     for (let attempt = 1; ; attempt++) {
       if (next === 'gone' || next === 'moved') return writes.map(() => next as WriteOutcome);
-      const result = await this.#store.compareAndSet(first.sid, expected, next, first.ttl, deadline);
+      // The record's own expiry: a merge onto a fresher record may have kept that one's later expiry.
+      const result = await this.#store.compareAndSet(first.sid, expected, next, next === first.raw ? first.ttl : ttlOf(next, first.ttl), deadline);
       if (result.status === 'saved') {
         lane.latest = next;
         return outcomes;
@@ -124,7 +125,7 @@ export class Committer {
     let expected = write.base;
     let raw = write.raw;
     for (let attempt = 1; ; attempt++) {
-      await this.#store.save(write.sid, raw, write.ttl, deadline);
+      await this.#store.save(write.sid, raw, raw === write.raw ? write.ttl : ttlOf(raw, write.ttl), deadline);
       let fate: 'live' | 'gone' | 'moved';
       try {
         const result = await this.#store.compareAndSet(write.from, expected, RETIRED_RECORD, Math.min(write.ttl, RETIRED_FOR), deadline);
@@ -160,15 +161,26 @@ export class Committer {
     return this.#apply(current, changes, last.raw);
   }
 
-  /** `changes` applied onto the data of the live record `current`; a record we cannot read is replaced by `fallback`. */
-  #apply(current: string, changes: readonly ChangeSet[], fallback: string): string {
+  /**
+   * `changes` applied onto the data of the live record `current`; a record we cannot read is replaced
+   * by `planned` (the record as this request would write it). The creation time is the planned one
+   * (a regenerate starts a new one), the expiry the later of the two: the cookie this request sends
+   * must not outlive the record, nor may it cut short a refresh another request made.
+   */
+  #apply(current: string, changes: readonly ChangeSet[], planned: string): string {
     let record: ReturnType<typeof parseRecord>;
     let data: Record<string, unknown>;
+    let plan: ReturnType<typeof parseRecord>;
+    try {
+      plan = parseRecord(planned);
+    } catch {
+      return planned;
+    }
     try {
       record = parseRecord(current);
       data = decodePayload(record.payload, record.format);
     } catch {
-      return fallback;
+      return planned;
     }
     let permanent = record.permanent;
     for (const change of changes) {
@@ -176,10 +188,17 @@ export class Committer {
       permanent = change.permanent ?? permanent;
     }
     const format = this.#config.serialization;
-    const raw = frameRecord(encodePayload(data, format, this.#config.maxSize), format, Date.now() + this.#config.lifetime, permanent);
+    const meta = { created: plan.created, lifetime: plan.lifetime };
+    const raw = frameRecord(encodePayload(data, format, this.#config.maxSize), format, Math.max(plan.expires, record.expires), permanent, meta);
     checkSize(raw, this.#config.maxSize);
     return raw;
   }
+}
+
+/** The TTL that makes the store expire `raw` when its header says; `fallback` for a value without one. */
+function ttlOf(raw: string, fallback: number): number {
+  const expires = recordExpiry(raw);
+  return Number.isFinite(expires) ? Math.max(1, expires - Date.now()) : fallback;
 }
 
 function applyChanges(data: Record<string, unknown>, changes: ChangeSet): Record<string, unknown> {

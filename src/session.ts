@@ -318,11 +318,23 @@ export class SessionState implements ProxyHandler<RecordData> {
     return { replaced: false, set, deleted, permanent };
   }
 
-  #record(now: number): { raw: string; expires: number } {
-    const expires = now + this.#config.lifetime;
-    const raw = frameRecord(this.#encode(this.#config.serialization), this.#config.serialization, expires, this.#permanent);
+  /** The record to write, expiring at `expires`; a new or regenerated session starts a new creation time. */
+  #record(now: number, expires = now + this.#config.lifetime): { raw: string; expires: number } {
+    const stored = this.#stored;
+    // A format-1 record did not keep its creation time: its last refresh is the best known.
+    const created = stored === undefined ? now : (stored.created ?? stored.expires - this.#config.lifetime);
+    const raw = frameRecord(this.#encode(this.#config.serialization), this.#config.serialization, expires, this.#permanent, { created });
     checkSize(raw, this.#config.maxSize);
     return { raw, expires };
+  }
+
+  /**
+   * A write moves the expiry (and a permanent cookie's Expires with it) only when a refresh is due,
+   * so a session written on every request does not re-send its cookie on every response. Without
+   * refreshEachRequest, as in Flask, every write moves it.
+   */
+  #expiryMoves(stored: StoredRecord, now: number): boolean {
+    return !this.#config.refreshEachRequest || this.#refreshDue(stored, now);
   }
 
   /** Decides what the commit does. Throws SESSION_TOO_LARGE / SESSION_UNENCODABLE / SESSION_INVALID_USER before anything is written. */
@@ -350,7 +362,9 @@ export class SessionState implements ProxyHandler<RecordData> {
     const stored = this.#stored;
     if (stored === undefined) return isEmpty(this.#data) ? undefined : now + this.#config.lifetime;
     if (isEmpty(this.#data)) return undefined;
-    return this.#isModified() || this.#refreshDue(stored, now) ? now + this.#config.lifetime : stored.expires;
+    if (this.#permanent !== this.#loadedPermanent) return now + this.#config.lifetime;
+    const written = this.#isModified() || this.#refreshDue(stored, now);
+    return written && this.#expiryMoves(stored, now) ? now + this.#config.lifetime : stored.expires;
   }
 
   #refreshDue(stored: StoredRecord, now: number): boolean {
@@ -386,10 +400,11 @@ export class SessionState implements ProxyHandler<RecordData> {
     const permanentChanged = this.#permanent !== this.#loadedPermanent;
     if (this.#forced || permanentChanged || this.#dataChanged()) {
       if (empty) return { write: undefined, remove: [sid], cookie: 'clear' };
-      const { raw, expires } = this.#record(now);
-      const sendCookie = this.#permanent || permanentChanged || this.#staleCookie;
+      const moves = permanentChanged || this.#expiryMoves(stored, now);
+      const { raw, expires } = this.#record(now, moves ? now + lifetime : stored.expires);
+      const sendCookie = (moves && this.#permanent) || permanentChanged || this.#staleCookie;
       return {
-        write: { kind: 'merge', sid, base: stored.raw, raw, ttl: lifetime, changes: this.#changeSet() },
+        write: { kind: 'merge', sid, base: stored.raw, raw, ttl: expires - now, changes: this.#changeSet() },
         remove,
         cookie: sendCookie ? { sid, expires: this.#permanent ? expires : undefined } : undefined,
       };

@@ -10,7 +10,7 @@
 // Every change is a compare-and-set onto the freshest index, so concurrent logins never drop a sid;
 // changes queued in this process for one user go out together in one compare-and-set.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { frameRecord, parseRecord, type SessionData } from './codec.js';
+import { frameRecord, parseRecord, sameRecord, type SessionData } from './codec.js';
 import { conflictPause, Lanes } from './lanes.js';
 import { mapConcurrently, type SessionStore } from './store.js';
 import { storedUserOf, userIndexName } from './user-id.js';
@@ -150,7 +150,7 @@ export class UserIndex {
       if (entries.size > PRUNE_ABOVE) await this.#dropDead(user, entries, now, deadline);
       if (entries.size === 0 && current === undefined) return;
       const next = writeEntries(user, entries, now);
-      if (next.raw === current) return;
+      if (sameRecord(next.raw, current)) return;
       const result = await this.#store.compareAndSet(name, current, next.raw, next.ttl, deadline);
       if (result.status === 'saved') return;
       current = result.status === 'gone' ? undefined : result.current;
@@ -199,5 +199,5 @@ function writeEntries(user: string, entries: Map<string, Entry>, now: number): {
     sessions[sid] = [entry.covered, entry.added];
     expires = Math.max(expires, entry.covered);
   }
-  return { raw: frameRecord(JSON.stringify({ user, sessions }), 'json', expires, false), ttl: expires - now };
+  return { raw: frameRecord(JSON.stringify({ user, sessions }), 'json', expires, false, { created: undefined }), ttl: expires - now };
 }

@@ -1,4 +1,5 @@
 // DynamoDB through @keyv/dynamo's document client (`dynamodb://[key:secret@]host:port?region=...&table=...`).
+import { casStamp } from '../codec.js';
 import { missed, purgePages, QuietEmitter, type Backend, type CasResult, type ScannedPage } from './contract.js';
 import { exportOf, type AnyModule } from './url.js';
 
@@ -67,7 +68,7 @@ export class DynamoBackend extends QuietEmitter implements Backend {
     await this.#table();
     const condition = expected === undefined
       ? { ConditionExpression: 'attribute_not_exists(id)' }
-      : { ConditionExpression: '#v = :expected', ExpressionAttributeNames: { '#v': 'value' }, ExpressionAttributeValues: { ':expected': expected } };
+      : stampCondition(expected);
     try {
       await this.#inner.client.put({
         TableName: this.#tableName,
@@ -131,4 +132,14 @@ function dynamoOptions(url: string): DynamoOptions {
 /** `dynamodb://[key:secret@]host:port?region=...&table=...&tls=false`. */
 export async function openDynamo(url: string, scheme: string): Promise<Backend> {
   return new DynamoBackend(await exportOf('@keyv/dynamo', scheme, 'KeyvDynamo'), dynamoOptions(url));
+}
+
+/** The condition on the stored value: it starts with the record's header through its version token (a format-1 record: equals it). */
+function stampCondition(expected: string) {
+  const { stamp, whole } = casStamp(expected);
+  return {
+    ConditionExpression: whole ? '#v = :expected' : 'begins_with(#v, :expected)',
+    ExpressionAttributeNames: { '#v': 'value' },
+    ExpressionAttributeValues: { ':expected': stamp },
+  };
 }

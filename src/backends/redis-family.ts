@@ -1,22 +1,30 @@
 // What Redis, Redis Cluster and Valkey share: the compare-and-set script, client options, SCAN pages.
 import { createHash } from 'node:crypto';
+import { casStamp } from '../codec.js';
 import { missed, type Backend, type CasResult, type ScannedPage } from './contract.js';
 
-// Compares by SHA-1 so a large record is not sent twice (an empty ARGV[1]: the key must be absent);
-// returns 1 (written), 0 (no record) or the current value.
+// ARGV[1] is what the stored value must start with: a record's header through its version token
+// (a few dozen bytes, nothing hashed), or with ARGV[4] = 'whole' the whole value it must equal
+// (a format-1 record); '' means the key must be absent. Returns 1 (written), 0 (no record) or the
+// current value.
 export const CAS_SCRIPT = `local current = redis.call('GET', KEYS[1])
+local expected = ARGV[1]
 if not current then
-  if ARGV[1] ~= '' then return 0 end
-elseif redis.sha1hex(current) ~= ARGV[1] then return current end
+  if expected ~= '' then return 0 end
+elseif expected == '' then return current
+elseif ARGV[4] == 'whole' then
+  if current ~= expected then return current end
+elseif string.sub(current, 1, #expected) ~= expected then return current end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1`;
 
-const sha1 = (text: string): string => createHash('sha1').update(text).digest('hex');
-export const CAS_SHA = sha1(CAS_SCRIPT);
+export const CAS_SHA = createHash('sha1').update(CAS_SCRIPT).digest('hex');
 
-/** The script's arguments: the SHA-1 of the expected value ('' for "no value"), the new value, the TTL. */
+/** The script's arguments: the expected stamp ('' for "no value"), the new value, the TTL, and how to compare. */
 export function casArguments(expected: string | undefined, next: string, ttl: number): string[] {
-  return [expected === undefined ? '' : sha1(expected), next, String(ttl)];
+  if (expected === undefined) return ['', next, String(ttl), 'prefix'];
+  const { stamp, whole } = casStamp(expected);
+  return [stamp, next, String(ttl), whole ? 'whole' : 'prefix'];
 }
 
 /** The reply of CAS_SCRIPT: 1 written, 0 no record, or the record it holds. */

@@ -4,6 +4,7 @@
 // MySQL names the key column `id`), so a Keyv adapter handed in and a URL opened here share rows.
 // The record header "<tag>:<expires>:" lets SQL read the expiry without decoding the payload.
 import type { Backend, BatchRow, CasResult, ScannedPage } from './contract.js';
+import { casStamp } from '../codec.js';
 import { missed, PURGE_BATCH, purgeInBatches } from './contract.js';
 
 export type Dialect = 'postgres' | 'sqlite' | 'mysql';
@@ -42,6 +43,8 @@ function statements(dialect: Dialect, table: string) {
       : `INSERT INTO ${table} (key, value) VALUES (${p(1)}, ${p(2)}) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     delete: `DELETE FROM ${table} WHERE ${key} = ${p(1)}${returning}`,
     update: `UPDATE ${table} SET value = ${p(1)} WHERE ${key} = ${p(2)} AND value = ${p(3)}${returning}`,
+    // A record's header through its version token: a few dozen characters compared, not the record.
+    updateStamped: `UPDATE ${table} SET value = ${p(1)} WHERE ${key} = ${p(2)} AND substr(value, 1, ${p(3)}) = ${p(4)}${returning}`,
     // mysql2 reports a found-but-unchanged duplicate as changed under ON DUPLICATE KEY; INSERT IGNORE reports 0.
     insertIfAbsent: dialect === 'mysql'
       ? `INSERT IGNORE INTO ${table} (id, value) VALUES (?, ?)`
@@ -73,10 +76,14 @@ export type SqlAbilities = Required<Pick<Backend, 'compareAndSet' | 'purgeExpire
 export function sqlAbilities(client: SqlClient): SqlAbilities {
   const sql = statements(client.dialect, client.table);
   const value = async (key: string): Promise<unknown> => (await client.query(sql.get, [key])).rows[0]?.value;
+  const conditionalUpdate = (key: string, expected: string, next: string): [string, unknown[]] => {
+    const { stamp, whole } = casStamp(expected);
+    return whole ? [sql.update, [next, key, expected]] : [sql.updateStamped, [next, key, stamp.length, stamp]];
+  };
   const abilities: SqlAbilities = {
     // One conditional statement, atomic in the database; a read tells "gone" from "changed" when it wrote nothing.
     async compareAndSet(key: string, expected: string | undefined, next: string): Promise<CasResult> {
-      const result = expected === undefined ? await client.query(sql.insertIfAbsent, [key, next]) : await client.query(sql.update, [next, key, expected]);
+      const result = expected === undefined ? await client.query(sql.insertIfAbsent, [key, next]) : await client.query(...conditionalUpdate(key, expected, next));
       return result.changed > 0 ? { status: 'saved' } : missed(await value(key));
     },
     purgeExpired: (prefix: string, now: number) => purgeInBatches(async () => (await client.query(sql.purge, [likePrefix(prefix), now, PURGE_BATCH])).changed),

@@ -189,7 +189,8 @@ async function show(run: Run, args: string[]): Promise<number> {
   const state = record.expires <= Date.now() ? ' (expired)' : '';
   run.out.write(
     `sid        ${sid}\nexpires    ${new Date(record.expires).toISOString()}${state}\npermanent  ${record.permanent}\n` +
-      `format     ${record.format}\nbytes      ${shown.bytes}\ndata       ${printable(shown.data)}\n`,
+      `created    ${record.created === undefined ? 'unknown' : new Date(record.created).toISOString()}\n` +
+      `format     ${record.format} (record format ${record.recordFormat})\nbytes      ${shown.bytes}\ndata       ${printable(shown.data)}\n`,
   );
   return EXIT.ok;
 }

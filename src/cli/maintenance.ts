@@ -178,18 +178,21 @@ function convert(raw: string, to: Format, maxSize: number, now: number): Convers
     return { kind: 'unreadable' };
   }
   if (record.expires <= now) return { kind: 'expired' };
-  if (record.format === to) return { kind: 'already' };
-  let payload: string;
-  try {
-    payload = encodePayload(data, to);
-    // Exact only if decoding the new encoding gives back the same data.
-    const before = fingerprint(data);
-    const after = fingerprint(decodePayload(payload, to));
-    if (before === undefined || after === undefined || !before.equals(after)) return { kind: 'unrepresentable' };
-  } catch {
-    return { kind: 'unrepresentable' };
+  if (record.format === to && record.recordFormat === 2) return { kind: 'already' };
+  // A format-1 record of the target encoding keeps its payload; only its header becomes format 2.
+  let payload = record.payload;
+  if (record.format !== to) {
+    try {
+      payload = encodePayload(data, to);
+      // Exact only if decoding the new encoding gives back the same data.
+      const before = fingerprint(data);
+      const after = fingerprint(decodePayload(payload, to));
+      if (before === undefined || after === undefined || !before.equals(after)) return { kind: 'unrepresentable' };
+    } catch {
+      return { kind: 'unrepresentable' };
+    }
   }
-  const next = frameRecord(payload, to, record.expires, record.permanent);
+  const next = frameRecord(payload, to, record.expires, record.permanent, { created: record.created, lifetime: record.lifetime });
   if (Buffer.byteLength(next) > maxSize) return { kind: 'tooLarge' };
   return { kind: 'write', next, ttl: record.expires - now };
 }
