@@ -3,12 +3,13 @@
 // Prints one JSON line: requests, rps, latency percentiles, errors and non-2xx responses.
 import autocannon from 'autocannon';
 
-const { url, cookies = [], connections = 50, duration, amount } = JSON.parse(process.argv[2]);
+const { url, cookies = [], connections = 50, duration, amount, rate } = JSON.parse(process.argv[2]);
 let next = 0;
 const result = await autocannon({
   url,
   connections,
   ...(amount ? { amount } : { duration }),
+  ...(rate ? { overallRate: rate } : {}),
   requests: [
     {
       setupRequest(request) {

@@ -7,17 +7,29 @@ export function renderMarkdown(results) {
   const m = results.machine;
   lines.push(`Benchmark (${results.mode}, ${results.date.slice(0, 10)}): ${m.cpus} x ${m.cpuModel}, ${m.memoryGiB} GiB, Node ${m.node}, Redis ${m.redis} on loopback; autocannon with ${results.config.connections} connections in its own process, ${results.config.rounds} interleaved rounds of ${results.config.duration} s, medians.`);
   lines.push('');
-  lines.push('| scenario | contender | req/s | x limit | server CPU us/req | CPU over limit | store round trips/req | Redis commands/req | p99 ms |');
-  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
-  for (const scenario of Object.values(results.scenarios)) {
+  const before = results.previous?.ratios ?? {};
+  lines.push(`| scenario | contender | req/s | x limit | x limit before${results.previous ? ` (${results.previous.date.slice(0, 10)})` : ''} | server CPU us/req | CPU over limit | Redis CPU us/req | store round trips/req | Redis commands/req | p99 ms |`);
+  lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const [id, scenario] of Object.entries(results.scenarios)) {
     for (const [name, c] of Object.entries(scenario.contenders)) {
       const cmds = Object.entries(c.commands).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ');
-      lines.push(`| ${scenario.title} | ${name}${name === scenario.limit ? ' (limit)' : ''} | ${fmt(c.rps)} | ${fmt(c.ratio, 2)} | ${fmt(c.cpuUs)} | ${fmt(c.cpuOverLimitUs)} | ${fmt(c.roundTripsPerRequest, 2)} | ${fmt(c.commandsPerRequest, 2)}${cmds ? ` (${cmds})` : ''} | ${fmt(c.p99)} |`);
+      lines.push(`| ${scenario.title} | ${name}${name === scenario.limit ? ' (limit)' : ''} | ${fmt(c.rps)} | ${fmt(c.ratio, 2)} | ${fmt(before[id]?.[name], 2)} | ${fmt(c.cpuUs)} | ${fmt(c.cpuOverLimitUs)} | ${fmt(c.redisCpuUs, 1)} | ${fmt(c.roundTripsPerRequest, 2)} | ${fmt(c.commandsPerRequest, 2)}${cmds ? ` (${cmds})` : ''} | ${fmt(c.p99)} |`);
     }
   }
   lines.push('');
-  lines.push('Redis commands include those a script runs inside Redis (INFO commandstats counts them); round trips subtract the GET and SET of our compare-and-set script. Server CPU is the server process\'s user + system time over the run, per request.');
+  lines.push('Redis commands include those a script runs inside Redis (INFO commandstats counts them); round trips subtract the GET and SET of our compare-and-set script. Server CPU is the server process\'s user + system time over the run, per request; Redis CPU is the Redis server\'s (INFO cpu), per request. "Before" is the ratio in the previous run of the same mode (the results file this run replaced).');
   lines.push('');
+  const large = results.large?.scenarios ?? {};
+  if (Object.keys(large).length > 0) {
+    lines.push(`With ${results.large.sessions.toLocaleString('en')} live sessions in the store (requests still spread over ${results.config.pool.toLocaleString('en')}), 3 rounds:`);
+    lines.push('');
+    lines.push('| scenario | contender | req/s | x limit | x limit with the pool alone |');
+    lines.push('|---|---|---:|---:|---:|');
+    for (const [id, names] of Object.entries(large)) {
+      for (const [name, c] of Object.entries(names)) lines.push(`| ${results.scenarios[id].title} | ${name} | ${fmt(c.rps)} | ${fmt(c.ratio, 2)} | ${fmt(c.ratioWithPool, 2)} |`);
+    }
+    lines.push('');
+  }
   for (const [name, marks] of Object.entries(results.rss)) {
     lines.push(`RSS of ${name} under (c): ${Object.entries(marks).map(([n, rss]) => `${Number(n).toLocaleString('en')} requests: ${fmt(rss / 1048576, 1)} MiB`).join('; ')}.`);
   }

@@ -9,6 +9,11 @@ import { kvSession } from 'koa-kv-session';
 const require = createRequire(import.meta.url);
 const [contender, variant = 'default', portText = '0', prefix = 'bench:'] = process.argv.slice(2);
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';
+/** The table every PostgreSQL contender shares (keys under each one's own prefix). */
+const PG_TABLE = 'kvs_bench';
+/** The SQLite file of the SQLite contenders: one per contender process (BENCH_SQLITE_DIR, made by run.mjs). */
+const SQLITE_FILE = `${process.env.BENCH_SQLITE_DIR ?? '/tmp'}/${contender}.sqlite`;
 const SECRET = 'bench-secret-key';
 const flask = variant === 'flask';
 
@@ -83,14 +88,63 @@ async function koaApp(useSession) {
   return app;
 }
 
+/** The store URL (or adapter) of a koa-kv-session contender. */
+async function kvStore() {
+  switch (contender) {
+    case 'kv-memory':
+      return 'memory://';
+    case 'kv-pg':
+      return `${POSTGRES_URL}?table=${PG_TABLE}`;
+    case 'kv-sqlite':
+      // The zero-config default, in a file of its own.
+      return `sqlite://${SQLITE_FILE}`;
+    case 'kv-sqlite-0.1': {
+      // What 0.1's default ran on: @keyv/sqlite with its own settings (rollback journal, full sync, no busy timeout).
+      const { default: KeyvSqlite } = await import('@keyv/sqlite');
+      return new KeyvSqlite(`sqlite://${SQLITE_FILE}`);
+    }
+    default:
+      return REDIS_URL;
+  }
+}
+
+/** A raw SQL client for the limits: get(key) and set(key, value) with prepared statements, nothing else. */
+async function rawSql() {
+  if (contender === 'raw-pg') {
+    const { default: pg } = await import('pg');
+    const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 10 });
+    await pool.query(`CREATE TABLE IF NOT EXISTS ${PG_TABLE} (key VARCHAR(255) PRIMARY KEY, value TEXT)`);
+    return {
+      get: async (key) => (await pool.query({ name: 'get', text: `SELECT value FROM ${PG_TABLE} WHERE key = $1`, values: [key] })).rows[0]?.value,
+      set: async (key, value) => pool.query({ name: 'set', text: `INSERT INTO ${PG_TABLE} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, values: [key, value] }),
+    };
+  }
+  // raw-sqlite: sqlite3 on a WAL file, tuned as our default is: the limit of the embedded store.
+  const { default: sqlite3 } = await import('sqlite3');
+  const db = new sqlite3.Database(SQLITE_FILE);
+  const run = (sql, params = []) => new Promise((resolve, reject) => db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows))));
+  await run('PRAGMA journal_mode = WAL');
+  await run('PRAGMA synchronous = NORMAL');
+  await run('CREATE TABLE IF NOT EXISTS keyv (key VARCHAR(255) PRIMARY KEY, value TEXT)');
+  const get = db.prepare('SELECT value FROM keyv WHERE key = ?');
+  const set = db.prepare('INSERT INTO keyv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
+  return {
+    get: (key) => new Promise((resolve, reject) => get.get([key], (error, row) => (error ? reject(error) : resolve(row?.value)))),
+    set: (key, value) => new Promise((resolve, reject) => set.run([key, value], (error) => (error ? reject(error) : resolve()))),
+  };
+}
+
 async function build() {
   switch (contender) {
     case 'kv-cbor':
     case 'kv-json':
     case 'kv-memory':
+    case 'kv-pg':
+    case 'kv-sqlite':
+    case 'kv-sqlite-0.1':
       return koaApp(async (app) => {
         const middleware = kvSession({
-          store: contender === 'kv-memory' ? 'memory://' : REDIS_URL,
+          store: await kvStore(),
           serialization: contender === 'kv-json' ? 'json' : 'cbor',
           keyPrefix: prefix,
           // Flask itself rewrites on every request; ours refreshes at most once per interval.
@@ -133,12 +187,15 @@ async function build() {
       return app;
     }
     case 'raw':
-    case 'raw-memory': {
+    case 'raw-memory':
+    case 'raw-pg':
+    case 'raw-sqlite': {
       // The limit: exactly the store round trips a session needs, nothing else. Unsigned sid cookie.
       const map = new Map();
       const client = contender === 'raw' ? await redisClient() : undefined;
-      const get = client ? (key) => client.get(key) : async (key) => map.get(key);
-      const set = client ? (key, value) => client.set(key, value, { PX: 86_400_000 }) : async (key, value) => void map.set(key, value);
+      const sql = contender === 'raw-pg' || contender === 'raw-sqlite' ? await rawSql() : undefined;
+      const get = sql ? sql.get : client ? (key) => client.get(key) : async (key) => map.get(key);
+      const set = sql ? sql.set : client ? (key, value) => client.set(key, value, { PX: 86_400_000 }) : async (key, value) => void map.set(key, value);
       return koaApp(async (app) => {
         app.use(async (ctx) => {
           if (ctx.path === '/a') {

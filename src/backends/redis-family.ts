@@ -3,18 +3,19 @@ import { createHash } from 'node:crypto';
 import { casStamp } from '../codec.js';
 import { missed, type Backend, type CasResult, type ScannedPage } from './contract.js';
 
-// ARGV[1] is what the stored value must start with: a record's header through its version token
-// (a few dozen bytes, nothing hashed), or with ARGV[4] = 'whole' the whole value it must equal
-// (a format-1 record); '' means the key must be absent. Returns 1 (written), 0 (no record) or the
-// current value.
-export const CAS_SCRIPT = `local current = redis.call('GET', KEYS[1])
-local expected = ARGV[1]
-if not current then
-  if expected ~= '' then return 0 end
-elseif expected == '' then return current
-elseif ARGV[4] == 'whole' then
-  if current ~= expected then return current end
-elseif string.sub(current, 1, #expected) ~= expected then return current end
+// ARGV[1] is what the stored value must start with: a record's header through its version token.
+// Only that many bytes are read (GETRANGE): the record itself never enters the script unless the
+// write is refused. With ARGV[4] = 'whole' the stored value must equal ARGV[1] (a format-1 record,
+// or anything else); with ARGV[1] = '' the key must be absent. Returns 1 (written), 0 (no record)
+// or the current value.
+export const CAS_SCRIPT = `local expected = ARGV[1]
+if expected == '' then
+  if redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3], 'NX') then return 1 end
+  return redis.call('GET', KEYS[1]) or 0
+end
+local found
+if ARGV[4] == 'whole' then found = redis.call('GET', KEYS[1]) else found = redis.call('GETRANGE', KEYS[1], 0, #expected - 1) end
+if found ~= expected then return redis.call('GET', KEYS[1]) or 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1`;
 
