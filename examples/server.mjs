@@ -11,6 +11,12 @@ app.keys = [process.env.DEMO_SECRET ?? 'demo-secret-change-me'];
 // The store, lifetime, cookie... come from SESSION_* variables; the code only says which session
 // field names the user, so that "log out everywhere" can find every session of that user.
 const sessions = kvSession({ userKey: 'user' });
+// With SESSION_ABSOLUTE_LIFETIME set (seconds, or a duration such as 12h), a session ends that long
+// after the login however active it is; the page shows when.
+const absolute = process.env.SESSION_ABSOLUTE_LIFETIME;
+const UNIT = { '': 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+const [, amount, unit] = /^(\d+)\s*([smhdw]?)$/.exec(absolute?.trim() ?? '') ?? [];
+const absoluteMs = amount === undefined ? undefined : Number(amount) * UNIT[unit];
 app.use(sessions);
 
 const escape = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -52,7 +58,7 @@ app.use(async (ctx) => {
     const user = (fields.get('user') ?? '').trim();
     if (!user) ctx.throw(400, 'a user name is needed');
     await ctx.session.regenerate(); // a new sid at login: no session fixation
-    ctx.session = { user, visits: 0, csrf: randomBytes(18).toString('base64url') };
+    ctx.session = { user, visits: 0, csrf: randomBytes(18).toString('base64url'), signedInAt: Date.now() };
     ctx.session.permanent = fields.get('remember') === 'on';
     ctx.redirect('/');
     return;
@@ -93,6 +99,7 @@ app.use(async (ctx) => {
   ctx.body = page(`Hello, ${escape(ctx.session.user)}`, `<p id="visits">Visits this session: ${ctx.session.visits}</p>
 <p id="kind">${ctx.session.permanent ? 'Remembered on this browser (the cookie has an expiry)' : 'Session ends when the browser closes'}</p>
 <p id="expires">Unless you come back, this session expires at <time datetime="${expires?.toISOString()}">${expires?.toUTCString()}</time></p>
+${absoluteMs === undefined ? '' : `<p id="absolute">Signed in at ${new Date(ctx.session.signedInAt).toUTCString()}: however active, this session ends by ${new Date(ctx.session.signedInAt + absoluteMs).toUTCString()}</p>`}
 <p id="browsers">Signed in on ${browsers} browser${browsers === 1 ? '' : 's'}</p>
 <form method="post" action="/logout">${csrf}<button id="logout">Log out</button></form>
 <form method="post" action="/logout-everywhere">${csrf}<button id="logout-everywhere">Log out everywhere</button></form>`);

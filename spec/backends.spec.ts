@@ -144,7 +144,7 @@ describe.each(BACKENDS)('registry row of $name', (backend) => {
     expect(row).toBeDefined();
     const { backend: opened, cleanup } = await backend.open();
     try {
-      expect({ atomic: opened.compareAndSet !== undefined, list: opened.scanPage !== undefined, ownExpiry: backend.nativeTtl === true }).toEqual(backend.abilities ?? row?.abilities);
+      expect({ atomic: opened.compareAndSet !== undefined, list: opened.scanPage !== undefined, ownExpiry: opened.expiresKeys === true }).toEqual(backend.abilities ?? row?.abilities);
       // Every backend of ours can purge; one that expires keys itself has nothing to do. (An adapter
       // handed in, with abilities of its own, purges only if it has the method.)
       if (backend.abilities === undefined) expect(opened.purgeExpired).toBeDefined();

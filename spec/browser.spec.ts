@@ -24,7 +24,7 @@ beforeAll(async () => {
   // The demo exactly as `npm start` runs it, configured only through SESSION_* variables.
   demo = spawn(process.execPath, [join(ROOT, 'examples', 'server.mjs')], {
     cwd: work,
-    env: { ...process.env, PORT: String(port), SESSION_STORE: `sqlite://${join(work, 'sessions.sqlite')}`, DEMO_SECRET: 'browser-test' },
+    env: { ...process.env, PORT: String(port), SESSION_STORE: `sqlite://${join(work, 'sessions.sqlite')}`, SESSION_ABSOLUTE_LIFETIME: '40d', DEMO_SECRET: 'browser-test' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((ready, fail) => {
@@ -81,6 +81,10 @@ describe('the demo in Chromium', () => {
       const expires = Date.parse((await page.getAttribute('#expires time', 'datetime')) as string);
       expect(expires).toBeGreaterThan(Date.now() + 30 * 86_400_000);
       expect(expires).toBeLessThanOrEqual(Date.now() + 31 * 86_400_000);
+      // With SESSION_ABSOLUTE_LIFETIME set, the page says when the session ends however active.
+      const absolute = /ends by (.+)$/.exec((await page.textContent('#absolute')) ?? '')?.[1];
+      expect(Date.parse(absolute as string)).toBeGreaterThan(Date.now() + 39 * 86_400_000);
+      expect(Date.parse(absolute as string)).toBeLessThanOrEqual(Date.now() + 40 * 86_400_000);
       mkdirSync(SHOTS, { recursive: true });
       await page.screenshot({ path: join(SHOTS, 'logged-in.png') });
     } finally {

@@ -243,7 +243,7 @@ describe('what a store can do', () => {
   it('a store without atomic compare-and-set is reported once through onError, and ready() says so', async () => {
     const reported: Error[] = [];
     const { app } = await setup(counter, { store: plainAdapter() as never, onError: (error) => reported.push(error) });
-    await expect(app.middleware.ready()).resolves.toEqual({ atomic: false, list: false, purge: false });
+    await expect(app.middleware.ready()).resolves.toEqual({ atomic: false, list: false, purge: false, ownExpiry: false });
     const one = await app.request();
     for (let i = 0; i < 3; i++) expect((await app.request('/', { cookie: cookiePair(one.setCookies[0]) })).status).toBe(200);
     const warnings = reported.filter((error) => (error as { code?: string }).code === 'SESSION_STORE_NOT_ATOMIC');
@@ -254,7 +254,7 @@ describe('what a store can do', () => {
   it('a store with compare-and-set is not reported, and ready() lists its abilities', async () => {
     const reported: Error[] = [];
     const { app } = await setup(counter, { store: new MemoryBackend() as never, onError: (error) => reported.push(error) });
-    await expect(app.middleware.ready()).resolves.toEqual({ atomic: true, list: true, purge: true });
+    await expect(app.middleware.ready()).resolves.toEqual({ atomic: true, list: true, purge: true, ownExpiry: false });
     expect((await app.request()).status).toBe(200);
     expect(reported).toEqual([]);
   });

@@ -64,7 +64,7 @@ describe('Keyv 6 handed in', () => {
     const ttl = await redis.pTTL(prefix + sid);
     expect(ttl).toBeGreaterThan(2 * 3600_000 - 60_000);
     expect(ttl).toBeLessThanOrEqual(2 * 3600_000);
-    expect(abilities).toEqual({ atomic: true, list: true, purge: true });
+    expect(abilities).toEqual({ atomic: true, list: true, purge: true, ownExpiry: true });
   });
 
   it('a Keyv 6 instance is told from an adapter without Keyv 5 `opts`: the record is ours, unwrapped, under exactly <prefix><sid>, and the Redis script is used', async () => {
@@ -93,7 +93,7 @@ describe('Keyv 6 handed in', () => {
     const { body, sid, abilities } = await loginAndRead(new keyv6.Keyv(map));
     expect(body).toBe('ada');
     expect(map.has(prefix + sid)).toBe(true);
-    expect(abilities).toEqual({ atomic: true, list: true, purge: true });
+    expect(abilities).toEqual({ atomic: true, list: true, purge: true, ownExpiry: false });
   });
 
   it('a bare adapter with synchronous calls (@keyv/bigmap) serves sessions, and is reported as not atomic', async () => {

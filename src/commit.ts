@@ -14,7 +14,6 @@ import type { UserIndex } from './users.js';
 export type WriteOutcome = 'saved' | 'skipped' | 'gone' | 'moved';
 
 export interface CommitConfig {
-  readonly lifetime: number;
   readonly serialization: Format;
   readonly maxSize: number;
 }

@@ -6,7 +6,7 @@ import { Committer } from './commit.js';
 import { SessionError } from './errors.js';
 import type { Settings } from './options.js';
 import type { CommitPlan } from './plan.js';
-import { SessionState } from './session.js';
+import { pastAbsoluteLifetime, SessionState } from './session.js';
 import { isWellFormedSid } from './sid.js';
 import { SessionStore, type StoreAbilities } from './store.js';
 import { UserIndex, type UserSession } from './users.js';
@@ -27,7 +27,7 @@ export interface KvSessionMiddleware extends Middleware {
   ready(): Promise<StoreAbilities>;
   /** Closes the store connection this middleware opened (never one you passed in, never one shared with another instance still open). */
   close(): Promise<void>;
-  /** Deletes expired session records (SQL, SQLite, memory; 0 on Redis, which expires keys itself) and resolves with how many. */
+  /** Deletes expired session records (SQL, SQLite, memory; 0 on Redis, which expires keys itself) and resolves with how many. The `cleanupInterval` timer calls it for you. */
   purge(): Promise<number>;
   /**
    * The live sessions of a user (the value of the `userKey` field), latest expiry first. Reads the
@@ -52,7 +52,8 @@ interface SessionHolder {
 
 /**
  * When the session of this request expires if the request ends now: its stored expiry, or a lifetime
- * from now when this request writes or refreshes it. Undefined when there is no session to store.
+ * from now when this request writes or refreshes it, whichever limit ends it first (its idle
+ * lifetime, its own lifetime, the absolute lifetime). Undefined when there is no session to store.
  *
  * ```ts
  * ctx.body = `Your session ends ${sessionExpires(ctx)?.toISOString() ?? 'with this request'}`;
@@ -129,9 +130,8 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
 
   // Background cleanup: never more than one purge at a time, never awaited by a request.
   let purging: Promise<unknown> | undefined;
-  const maybePurge = (): void => {
-    const n = settings.cleanupEveryNRequests;
-    if (n === 0 || purging !== undefined || Math.random() * n >= 1) return;
+  const purgeInBackground = (): void => {
+    if (purging !== undefined) return;
     purging = store
       .purge()
       .then((removed) => debug('background purge removed %d expired sessions', removed))
@@ -139,6 +139,29 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
       .finally(() => {
         purging = undefined;
       });
+  };
+  const maybePurge = (): void => {
+    const n = settings.cleanupEveryNRequests;
+    if (n !== 0 && Math.random() * n < 1) purgeInBackground();
+  };
+  // On a timer, where the store keeps expired records until purged. The timer never keeps the
+  // process alive, and stops for good on a store that expires keys itself or cannot purge.
+  let cleanup: NodeJS.Timeout | undefined;
+  if (settings.cleanupInterval > 0) {
+    cleanup = setInterval(() => {
+      store.abilities().then(
+        ({ purge, ownExpiry }) => {
+          if (purge && !ownExpiry) purgeInBackground();
+          else stopCleanup();
+        },
+        (error: Error) => report(error),
+      );
+    }, settings.cleanupInterval);
+    cleanup.unref();
+  }
+  const stopCleanup = (): void => {
+    clearInterval(cleanup);
+    cleanup = undefined;
   };
 
   const middleware = async function kvSession(ctx: Context, next: Next): Promise<void> {
@@ -161,8 +184,10 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     for (const value of values) {
       const found = sidFromCookie(value, cookie, signer, isWellFormed);
       if (found === undefined) continue;
-      const loaded = await store.load(found.sid, Date.now(), loadDeadline);
-      if (loaded !== undefined) {
+      const now = Date.now();
+      const loaded = await store.load(found.sid, now, loadDeadline);
+      // Past absoluteLifetime, however active: as if gone (its stored expiry never reaches past that either).
+      if (loaded !== undefined && !pastAbsoluteLifetime(loaded.record, settings, now)) {
         state = new SessionState(settings, { sid: found.sid, record: loaded.record, data: loaded.data, staleCookie: found.stale });
         break;
       }
@@ -211,6 +236,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
   middleware.listUserSessions = async (user) => indexOf('listUserSessions').list(userArgument('listUserSessions', user));
   middleware.revokeUserSessions = async (user) => indexOf('revokeUserSessions').revoke(userArgument('revokeUserSessions', user));
   middleware.close = async () => {
+    stopCleanup();
     await settled;
     await purging;
     await store.close();

@@ -39,6 +39,10 @@ export interface KvSessionOptions {
   permanent?: boolean;
   /** Session lifetime: milliseconds or a duration (`'30m'`, `'12h'`, `'31d'`). Env `SESSION_LIFETIME` / `PERMANENT_SESSION_LIFETIME` (seconds or a duration). Default 31 days. */
   lifetime?: number | string;
+  /** Server-side lifetime of a non-permanent (browser-session) session: milliseconds or a duration. Env `SESSION_NON_PERMANENT_LIFETIME` (seconds or a duration). Default: `lifetime`, as in Flask. */
+  nonPermanentLifetime?: number | string;
+  /** A session ends this long after it was created (or last regenerated), however active it is: milliseconds or a duration. Env `SESSION_ABSOLUTE_LIFETIME` (seconds or a duration). Default: none. */
+  absoluteLifetime?: number | string;
   /** An active session keeps living: its expiry moves forward on use. Env `SESSION_REFRESH_EACH_REQUEST`. Default `true`. */
   refreshEachRequest?: boolean;
   /** An unmodified session is rewritten to extend its expiry at most once per this interval (`0`: every request, as Flask). Env `SESSION_REFRESH_INTERVAL`. Default min(60 s, lifetime / 10). */
@@ -61,6 +65,14 @@ export interface KvSessionOptions {
   storeRetries?: number;
   /** On average one request in N starts a purge of expired records in the background (0: never). Env `SESSION_CLEANUP_N_REQUESTS`. Default 0. */
   cleanupEveryNRequests?: number;
+  /**
+   * A purge of expired records runs in the background this often: milliseconds or a duration (`0`
+   * turns it off). Only on stores that keep expired records until purged (SQLite, PostgreSQL,
+   * MySQL, memory, etcd, DynamoDB); never on Redis, Valkey or memcached, which expire keys
+   * themselves. The timer never keeps the process alive; `close()` stops it. Env
+   * `SESSION_CLEANUP_INTERVAL` (seconds or a duration). Default one hour.
+   */
+  cleanupInterval?: number | string;
   /**
    * The session field that identifies the user (e.g. `'userId'`). When set, the store also keeps an
    * index from each user to their sessions, for `listUserSessions(id)` and `revokeUserSessions(id)`
@@ -89,6 +101,10 @@ export interface Settings {
   readonly store: StoreSpec;
   readonly permanent: boolean;
   readonly lifetime: number;
+  /** The idle lifetime of non-permanent sessions (equal to `lifetime` unless set). */
+  readonly nonPermanentLifetime: number;
+  /** How long after its creation a session ends at the latest; undefined: no such limit. */
+  readonly absoluteLifetime: number | undefined;
   readonly refreshEachRequest: boolean;
   readonly refreshInterval: number;
   readonly sidLength: number;
@@ -100,6 +116,8 @@ export interface Settings {
   readonly storeTimeout: number;
   readonly storeRetries: number;
   readonly cleanupEveryNRequests: number;
+  /** Milliseconds between background purges (0: none); they run only on stores that keep expired records. */
+  readonly cleanupInterval: number;
   readonly userKey: string | undefined;
   readonly onError: ((error: Error, ctx?: Context) => void) | undefined;
 }
@@ -190,7 +208,7 @@ function resolveCookie(input: unknown, env: Readonly<Record<string, string | und
 }
 
 const KNOWN_OPTIONS = [
-  'store', 'permanent', 'lifetime', 'refreshEachRequest', 'refreshInterval', 'sidLength', 'keyPrefix',
+  'store', 'permanent', 'lifetime', 'nonPermanentLifetime', 'absoluteLifetime', 'cleanupInterval', 'refreshEachRequest', 'refreshInterval', 'sidLength', 'keyPrefix',
   'serialization', 'maxSize', 'keys', 'cookie', 'storeTimeout', 'storeRetries', 'cleanupEveryNRequests', 'userKey', 'onError', 'env',
 ];
 
@@ -217,11 +235,23 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
   if (lifetime < 1000) {
     fail(lifetimeSource?.source ?? { name: 'lifetime', fromEnv: false }, `must be at least one second, got ${lifetime} ms`);
   }
+  const atLeastOneSecond = (value: unknown, source: Source): number => {
+    const ms = parseDuration(value, source);
+    if (ms < 1000) fail(source, `must be at least one second, got ${ms} ms`);
+    return ms;
+  };
+  const nonPermanentLifetime = get('nonPermanentLifetime', ['SESSION_NON_PERMANENT_LIFETIME'], atLeastOneSecond, lifetime);
+  const absoluteLifetime = get('absoluteLifetime', ['SESSION_ABSOLUTE_LIFETIME'], atLeastOneSecond, undefined as number | undefined);
+  const cleanupInterval = get('cleanupInterval', ['SESSION_CLEANUP_INTERVAL'], (value, source) => {
+    const ms = parseDuration(value, source);
+    if (ms !== 0 && ms < 1000) fail(source, `must be 0 (no background cleanup) or at least one second, got ${ms} ms`);
+    return ms;
+  }, 3_600_000);
   const refreshEachRequest = get('refreshEachRequest', ['SESSION_REFRESH_EACH_REQUEST'], parseBoolean, true);
   const intervalSource = lookup(input, 'refreshInterval', env, ['SESSION_REFRESH_INTERVAL']);
   const refreshInterval = intervalSource
     ? parseDuration(intervalSource.value, intervalSource.source)
-    : Math.min(60_000, Math.floor(lifetime / 10));
+    : Math.min(60_000, Math.floor(Math.min(lifetime, nonPermanentLifetime) / 10));
   if (intervalSource && refreshInterval > lifetime) {
     fail(intervalSource.source, `must not be longer than the lifetime (${lifetime} ms), got ${refreshInterval} ms`);
   }
@@ -279,6 +309,8 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     store,
     permanent,
     lifetime,
+    nonPermanentLifetime,
+    absoluteLifetime,
     refreshEachRequest,
     refreshInterval,
     sidLength,
@@ -290,6 +322,7 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     storeTimeout,
     storeRetries,
     cleanupEveryNRequests,
+    cleanupInterval,
     userKey,
     onError: input.onError,
   });

@@ -1,6 +1,7 @@
 // The object handlers see as ctx.session: user data behind a Proxy, plus the status the commit is planned from.
 import { checkSize, encodePayload, fingerprint, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
-import { SessionError } from './errors.js';
+import { SessionError, SessionOptionError } from './errors.js';
+import { parseDuration } from './parse.js';
 import type { ChangeSet, CommitPlan } from './plan.js';
 import { generateSid } from './sid.js';
 import { storedUserOf, userIdOf } from './user-id.js';
@@ -29,6 +30,13 @@ export interface SessionControls {
   permanent: boolean;
   /** True when this request changed the session; set to true to force a save. */
   modified: boolean;
+  /**
+   * This session's idle lifetime in ms. Set a number of ms or a duration (`'2h'`) to give this
+   * session its own lifetime from now on (server TTL, refresh and a permanent cookie's Expires);
+   * set `null` to return to the configured one. Kept in the record, and through `regenerate()`.
+   */
+  get lifetime(): number;
+  set lifetime(value: number | string | null);
   /** Moves the data to a new sid and deletes the old record at commit. Call it at login. */
   regenerate(): Promise<void>;
   /** Deletes the record and clears the cookie at commit: logout. Data set afterwards starts a new session. */
@@ -49,12 +57,14 @@ export type Session = SessionControls & UserFields;
 /** What `ctx.session` can be assigned: an object of data replaces the data, `null` destroys the session. */
 export type SessionAssignment = UserFields | null;
 
-export const CONTROL_MEMBERS: ReadonlySet<string> = new Set(['sid', 'isNew', 'permanent', 'modified', 'regenerate', 'destroy', 'clear']);
+export const CONTROL_MEMBERS: ReadonlySet<string> = new Set(['sid', 'isNew', 'permanent', 'modified', 'lifetime', 'regenerate', 'destroy', 'clear']);
 
 /** What a session needs of the settings. */
 export interface SessionConfig {
   readonly permanent: boolean;
   readonly lifetime: number;
+  readonly nonPermanentLifetime: number;
+  readonly absoluteLifetime: number | undefined;
   readonly refreshEachRequest: boolean;
   readonly refreshInterval: number;
   readonly sidLength: number;
@@ -91,6 +101,11 @@ export class SessionState implements ProxyHandler<RecordData> {
   #rotatedFrom: { readonly sid: string; readonly record: StoredRecord } | undefined;
   readonly #loadedPermanent: boolean;
   #permanent: boolean;
+  /** The session's own idle lifetime (ms), when it has one; as loaded, and as the handler set it. */
+  readonly #loadedLifetime: number | undefined;
+  #ownLifetime: number | undefined;
+  /** When the session was created (or last regenerated); undefined for one not stored yet: its creation is this request's commit. */
+  #created: number | undefined;
   #isNew: boolean;
   readonly #retired: string[] = [];
   /** Top-level keys the handler set or deleted. */
@@ -113,6 +128,8 @@ export class SessionState implements ProxyHandler<RecordData> {
       this.#stored = loaded.record;
       this.#data = loaded.data;
       this.#permanent = loaded.record.permanent;
+      this.#ownLifetime = loaded.record.lifetime;
+      this.#created = createdOf(loaded.record, config);
       this.#isNew = false;
       this.#staleCookie = loaded.staleCookie;
       // A stored value that cannot be a user id: this session belongs to no one's index.
@@ -125,6 +142,7 @@ export class SessionState implements ProxyHandler<RecordData> {
       this.#staleCookie = false;
     }
     this.#loadedPermanent = this.#permanent;
+    this.#loadedLifetime = this.#ownLifetime;
     this.proxy = new Proxy(this.#data, this) as unknown as Session;
   }
 
@@ -152,6 +170,10 @@ export class SessionState implements ProxyHandler<RecordData> {
       if (key === 'modified') {
         if (typeof value !== 'boolean') throw new TypeError(`ctx.session.modified must be a boolean, got ${typeof value}`);
         this.#forced = value;
+        return true;
+      }
+      if (key === 'lifetime') {
+        this.#ownLifetime = ownLifetimeOf(value);
         return true;
       }
       throw controlError(key);
@@ -191,6 +213,8 @@ export class SessionState implements ProxyHandler<RecordData> {
         return this.#permanent;
       case 'modified':
         return this.#isModified();
+      case 'lifetime':
+        return this.#idleLifetime();
       default:
         this.#methods ??= {
           regenerate: () => this.#regenerate(),
@@ -208,6 +232,8 @@ export class SessionState implements ProxyHandler<RecordData> {
     if (this.#stored !== undefined && this.#sid !== undefined) this.#rotatedFrom = { sid: this.#sid, record: this.#stored };
     this.#stored = undefined;
     this.#sid = undefined;
+    // A login starts a new session as far as the absolute lifetime goes; its own lifetime stays.
+    this.#created = undefined;
     return Promise.resolve();
   }
 
@@ -218,6 +244,8 @@ export class SessionState implements ProxyHandler<RecordData> {
     this.#removeAll();
     this.#isNew = true;
     this.#permanent = this.#config.permanent;
+    this.#ownLifetime = undefined;
+    this.#created = undefined;
     this.#touched = undefined;
     this.#snapshots = undefined;
     this.#replaced = false;
@@ -293,7 +321,7 @@ export class SessionState implements ProxyHandler<RecordData> {
   }
 
   #isModified(): boolean {
-    return this.#forced || this.#retired.length > 0 || this.#rotatedFrom !== undefined || this.#permanent !== this.#loadedPermanent || this.#dataChanged();
+    return this.#forced || this.#retired.length > 0 || this.#rotatedFrom !== undefined || this.#settingsChanged() || this.#dataChanged();
   }
 
   /** What this request changed, key by key: set or mutated in place, or deleted. */
@@ -318,12 +346,31 @@ export class SessionState implements ProxyHandler<RecordData> {
     return { replaced: false, set, deleted, permanent };
   }
 
+  /** This session's idle lifetime: its own, or the configured one for its kind (permanent or not). */
+  #idleLifetime(): number {
+    return this.#ownLifetime ?? idleLifetimeOf(this.#permanent, this.#config);
+  }
+
+  /** When this session ends however active it is (absoluteLifetime after its creation); Infinity without that limit. */
+  #absoluteEnd(now: number): number {
+    const absolute = this.#config.absoluteLifetime;
+    return absolute === undefined ? Number.POSITIVE_INFINITY : (this.#created ?? now) + absolute;
+  }
+
+  /** The expiry a write made now gives the session: a lifetime from now, never past the absolute end. */
+  #expiryFrom(now: number): number {
+    return Math.min(now + this.#idleLifetime(), this.#absoluteEnd(now));
+  }
+
+  /** The permanent flag or the session's own lifetime changed in this request: the expiry and cookie follow. */
+  #settingsChanged(): boolean {
+    return this.#permanent !== this.#loadedPermanent || this.#ownLifetime !== this.#loadedLifetime;
+  }
+
   /** The record to write, expiring at `expires`; a new or regenerated session starts a new creation time. */
-  #record(now: number, expires = now + this.#config.lifetime): { raw: string; expires: number } {
-    const stored = this.#stored;
-    // A format-1 record did not keep its creation time: its last refresh is the best known.
-    const created = stored === undefined ? now : (stored.created ?? stored.expires - this.#config.lifetime);
-    const raw = frameRecord(this.#encode(this.#config.serialization), this.#config.serialization, expires, this.#permanent, { created });
+  #record(now: number, expires: number): { raw: string; expires: number } {
+    const meta = { created: this.#created ?? now, lifetime: this.#ownLifetime };
+    const raw = frameRecord(this.#encode(this.#config.serialization), this.#config.serialization, expires, this.#permanent, meta);
     checkSize(raw, this.#config.maxSize);
     return { raw, expires };
   }
@@ -350,7 +397,7 @@ export class SessionState implements ProxyHandler<RecordData> {
       if (this.#stored === undefined || this.#replaced || this.#touched?.has(userKey)) throw error;
     }
     const write = plan.write;
-    const track = user !== undefined && write !== undefined ? { user, sid: write.sid, expires: now + this.#config.lifetime } : undefined;
+    const track = user !== undefined && write !== undefined ? { user, sid: write.sid, expires: now + write.ttl } : undefined;
     const loaded = this.#loadedUser;
     const kept = loaded !== undefined && loaded.user === user && write?.kind !== 'rotate' && !plan.remove.includes(loaded.sid) && plan.cookie !== 'clear';
     const untrack = loaded !== undefined && !kept ? loaded : undefined;
@@ -360,21 +407,24 @@ export class SessionState implements ProxyHandler<RecordData> {
   /** When the session expires if this request ends now: undefined for a session that will not be stored. */
   expiresAt(now: number): number | undefined {
     const stored = this.#stored;
-    if (stored === undefined) return isEmpty(this.#data) ? undefined : now + this.#config.lifetime;
     if (isEmpty(this.#data)) return undefined;
-    if (this.#permanent !== this.#loadedPermanent) return now + this.#config.lifetime;
+    if (stored === undefined || this.#settingsChanged()) return this.#expiryFrom(now);
     const written = this.#isModified() || this.#refreshDue(stored, now);
-    return written && this.#expiryMoves(stored, now) ? now + this.#config.lifetime : stored.expires;
+    return written && this.#expiryMoves(stored, now) ? this.#expiryFrom(now) : stored.expires;
   }
 
+  /** The refresh interval has passed since the stored expiry last moved, and moving it would gain something. */
   #refreshDue(stored: StoredRecord, now: number): boolean {
-    return this.#config.refreshEachRequest && now - (stored.expires - this.#config.lifetime) >= this.#config.refreshInterval;
+    if (!this.#config.refreshEachRequest) return false;
+    // A session already expiring at its absolute end cannot be extended.
+    if (stored.expires >= this.#absoluteEnd(now)) return false;
+    const lifetime = stored.lifetime ?? idleLifetimeOf(stored.permanent, this.#config);
+    return now - (stored.expires - lifetime) >= this.#config.refreshInterval;
   }
 
   #planWrite(now: number): CommitPlan {
     const remove = this.#retired;
     const stored = this.#stored;
-    const lifetime = this.#config.lifetime;
     const empty = isEmpty(this.#data);
 
     if (stored === undefined) {
@@ -386,23 +436,24 @@ export class SessionState implements ProxyHandler<RecordData> {
         return { write: undefined, remove: gone, cookie: gone.length > 0 ? 'clear' : undefined };
       }
       const sid = (this.#sid ??= generateSid(this.#config.sidLength));
-      const { raw, expires } = this.#record(now);
+      const { raw, expires } = this.#record(now, this.#expiryFrom(now));
+      const ttl = expires - now;
       return {
         write: from === undefined
-          ? { kind: 'put', sid, raw, ttl: lifetime }
-          : { kind: 'rotate', sid, from: from.sid, base: from.record.raw, raw, ttl: lifetime, changes: this.#changeSet() },
+          ? { kind: 'put', sid, raw, ttl }
+          : { kind: 'rotate', sid, from: from.sid, base: from.record.raw, raw, ttl, changes: this.#changeSet() },
         remove,
         cookie: { sid, expires: this.#permanent ? expires : undefined },
       };
     }
 
     const sid = this.#sid as string;
-    const permanentChanged = this.#permanent !== this.#loadedPermanent;
-    if (this.#forced || permanentChanged || this.#dataChanged()) {
+    const settingsChanged = this.#settingsChanged();
+    if (this.#forced || settingsChanged || this.#dataChanged()) {
       if (empty) return { write: undefined, remove: [sid], cookie: 'clear' };
-      const moves = permanentChanged || this.#expiryMoves(stored, now);
-      const { raw, expires } = this.#record(now, moves ? now + lifetime : stored.expires);
-      const sendCookie = (moves && this.#permanent) || permanentChanged || this.#staleCookie;
+      const moves = settingsChanged || this.#expiryMoves(stored, now);
+      const { raw, expires } = this.#record(now, moves ? this.#expiryFrom(now) : stored.expires);
+      const sendCookie = (moves && this.#permanent) || this.#permanent !== this.#loadedPermanent || this.#staleCookie;
       return {
         write: { kind: 'merge', sid, base: stored.raw, raw, ttl: expires - now, changes: this.#changeSet() },
         remove,
@@ -411,10 +462,10 @@ export class SessionState implements ProxyHandler<RecordData> {
     }
 
     if (this.#refreshDue(stored, now)) {
-      const { raw, expires } = this.#record(now);
+      const { raw, expires } = this.#record(now, this.#expiryFrom(now));
       const sendCookie = this.#permanent || this.#staleCookie;
       return {
-        write: { kind: 'refresh', sid, base: stored.raw, raw, ttl: lifetime },
+        write: { kind: 'refresh', sid, base: stored.raw, raw, ttl: expires - now },
         remove,
         cookie: sendCookie ? { sid, expires: this.#permanent ? expires : undefined } : undefined,
       };
@@ -422,4 +473,33 @@ export class SessionState implements ProxyHandler<RecordData> {
     const cookie = this.#staleCookie ? { sid, expires: this.#permanent ? stored.expires : undefined } : undefined;
     return { write: undefined, remove, cookie };
   }
+}
+
+/** The configured idle lifetime of a permanent or a browser-session session. */
+function idleLifetimeOf(permanent: boolean, config: SessionConfig): number {
+  return permanent ? config.lifetime : config.nonPermanentLifetime;
+}
+
+/** When a stored session was created; a format-1 record did not keep it, and its last refresh is the best known. */
+export function createdOf(record: StoredRecord, config: SessionConfig): number {
+  return record.created ?? record.expires - (record.lifetime ?? idleLifetimeOf(record.permanent, config));
+}
+
+/** True when a loaded session has outlived `absoluteLifetime`: it loads as no session. */
+export function pastAbsoluteLifetime(record: StoredRecord, config: SessionConfig, now: number): boolean {
+  return config.absoluteLifetime !== undefined && createdOf(record, config) + config.absoluteLifetime <= now;
+}
+
+/** A value assigned to ctx.session.lifetime, as ms; undefined for null (the configured lifetime). */
+function ownLifetimeOf(value: unknown): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  let ms: number;
+  try {
+    ms = parseDuration(value, { name: 'ctx.session.lifetime', fromEnv: false });
+  } catch (error) {
+    if (error instanceof SessionOptionError) throw new TypeError(error.message);
+    throw error;
+  }
+  if (ms < 1000) throw new TypeError(`koa-kv-session: ctx.session.lifetime must be at least one second, got ${ms} ms`);
+  return ms;
 }

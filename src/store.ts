@@ -27,6 +27,8 @@ export interface StoreAbilities {
   readonly list: boolean;
   /** `purge()` works (it resolves with 0 where the server expires keys itself). */
   readonly purge: boolean;
+  /** The store deletes expired records itself (Redis, Valkey, memcached, MongoDB); elsewhere the background cleanup (`cleanupInterval`) does. */
+  readonly ownExpiry: boolean;
 }
 
 export interface StoreConfig {
@@ -85,7 +87,7 @@ export class SessionStore {
   /** What the backend can do (connecting first, bounded by storeTimeout). */
   async abilities(): Promise<StoreAbilities> {
     const backend = await this.#connected();
-    return { atomic: backend.compareAndSet !== undefined, list: backend.scanPage !== undefined, purge: backend.purgeExpired !== undefined };
+    return { atomic: backend.compareAndSet !== undefined, list: backend.scanPage !== undefined, purge: backend.purgeExpired !== undefined, ownExpiry: backend.expiresKeys === true };
   }
 
   #open(): Promise<Backend> {

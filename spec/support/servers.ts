@@ -82,12 +82,12 @@ const REQUIRE_KEYV6 = process.env.KV_SESSION_REQUIRE_KEYV6 === '1';
  * A Keyv 6 adapter (or instance) handed in, as `kvSession({ store })` wraps it. `make` builds it
  * from the Keyv 6 packages in spec/keyv6; `server` is the URL it needs reachable, if any.
  */
-function keyv6Row(name: string, scheme: string, abilities: SchemeRow['abilities'], server: string | undefined, make: (keyv6: ReturnType<typeof loadKeyv6>, dir: string) => { store: object; close(): Promise<void> }): Backend {
+function keyv6Row(name: string, scheme: string, abilities: SchemeRow['abilities'], nativeTtl: boolean, server: string | undefined, make: (keyv6: ReturnType<typeof loadKeyv6>, dir: string) => { store: object; close(): Promise<void> }): Backend {
   return {
     name,
     scheme,
     abilities,
-    nativeTtl: abilities.ownExpiry,
+    nativeTtl,
     optional: !REQUIRE_KEYV6,
     unavailable: async () => keyv6Unavailable() ?? (server !== undefined && !(await reachable(server)) ? `no server at ${server}` : undefined),
     open: async () => {
@@ -107,29 +107,33 @@ function keyv6Row(name: string, scheme: string, abilities: SchemeRow['abilities'
 }
 
 const atomicListed = { atomic: true, list: true, ownExpiry: false };
-/** A Keyv 6 SQL adapter: no compare-and-set or listing of ours (its table is not the one sql.ts speaks), its own expiry column. */
-const keyv6Sql = { atomic: false, list: false, ownExpiry: true };
+/**
+ * A Keyv 6 SQL adapter: no compare-and-set or listing of ours (its table is not the one sql.ts
+ * speaks); it never returns an expired row (its own expires column), but keeps the rows until its
+ * clearExpired() (our purge) deletes them.
+ */
+const keyv6Sql = { atomic: false, list: false, ownExpiry: false };
 
 /** The behavioural suite on Keyv 6: bare adapters, adapters inside a Keyv 6 instance, and a Keyv 6 instance over a Keyv 5 adapter. */
 export const KEYV6_BACKENDS: readonly Backend[] = [
-  keyv6Row('keyv6-redis', 'redis', { atomic: true, list: true, ownExpiry: true }, REDIS_URL, (k) => {
+  keyv6Row('keyv6-redis', 'redis', { atomic: true, list: true, ownExpiry: true }, true, REDIS_URL, (k) => {
     const adapter = new k.KeyvRedis(REDIS_URL);
     return { store: adapter, close: () => adapter.disconnect() };
   }),
-  keyv6Row('keyv6-instance-redis', 'redis', { atomic: true, list: true, ownExpiry: true }, REDIS_URL, (k) => {
+  keyv6Row('keyv6-instance-redis', 'redis', { atomic: true, list: true, ownExpiry: true }, true, REDIS_URL, (k) => {
     const adapter = new k.KeyvRedis(REDIS_URL);
     return { store: new k.Keyv(adapter), close: () => adapter.disconnect() };
   }),
-  keyv6Row('keyv6-sqlite', 'sqlite', keyv6Sql, undefined, (k, dir) => {
+  keyv6Row('keyv6-sqlite', 'sqlite', keyv6Sql, true, undefined, (k, dir) => {
     const adapter = new k.KeyvSqlite({ uri: `sqlite://${join(dir, 'keyv6.sqlite')}`, driver: 'node:sqlite' });
     return { store: adapter, close: () => adapter.disconnect() };
   }),
-  keyv6Row('keyv6-postgres', 'postgres', keyv6Sql, POSTGRES_URL, (k) => {
+  keyv6Row('keyv6-postgres', 'postgres', keyv6Sql, true, POSTGRES_URL, (k) => {
     // A table of its own: Keyv 6 migrates a Keyv 5 table in place (new columns, no primary key).
     const adapter = new k.KeyvPostgres({ uri: POSTGRES_URL, table: 'kvs_keyv6' });
     return { store: adapter, close: () => adapter.disconnect() };
   }),
-  keyv6Row('keyv6-instance-map', 'memory', atomicListed, undefined, (k) => ({ store: new k.Keyv(new Map()), close: async () => {} })),
+  keyv6Row('keyv6-instance-map', 'memory', atomicListed, false, undefined, (k) => ({ store: new k.Keyv(new Map()), close: async () => {} })),
 ];
 
 export const BACKENDS: readonly Backend[] = [

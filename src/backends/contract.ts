@@ -40,6 +40,8 @@ export interface Backend {
   compareAndSetMany?(rows: readonly BatchRow[]): Promise<ReadonlySet<string>>;
   /** How many records are under `prefix`, in one statement (not a scan). */
   countUnder?(prefix: string): Promise<number>;
+  /** The store deletes expired keys itself (Redis, Valkey, memcached, MongoDB): a purge has nothing to do, and no background cleanup runs. */
+  readonly expiresKeys?: boolean;
   /** Lets go of what the backend opened; a backend wrapping something the user handed in leaves it open. */
   close?(): Promise<void>;
   /** Background errors (a dropped idle connection) go here; a backend must never throw them at the process. */

@@ -11,6 +11,7 @@ const THIRTY_DAYS_S = 30 * 86_400;
  * called here). No compare-and-set (memjs has no `cas`), and no way to list keys.
  */
 export class MemcacheBackend extends QuietEmitter implements Backend {
+  readonly expiresKeys = true;
   readonly #inner: AnyModule;
 
   constructor(KeyvMemcache: AnyModule, servers: string, timeout: number) {

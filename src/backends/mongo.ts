@@ -32,5 +32,6 @@ export async function openMongo(url: string, scheme: string, timeout: number): P
   const { url: uri, params } = takeParameters(url, ['collection']);
   const adapter = new KeyvMongo(uri, { serverSelectionTimeoutMS: timeout, ...params });
   await connected(adapter, timeout);
-  return adapterBackend(adapter as KeyvAdapterLike, true);
+  // @keyv/mongo keeps a TTL index on the expiry it stores: MongoDB deletes expired documents itself.
+  return { ...adapterBackend(adapter as KeyvAdapterLike, true), expiresKeys: true };
 }

@@ -127,8 +127,9 @@ export function isKeyvRedis(adapter: object): adapter is KeyvRedisLike {
 }
 
 /** The abilities of a @keyv/redis adapter, single server or cluster: the script, SCAN pages, and Redis's own expiry. */
-export function keyvRedisAbilities(adapter: KeyvRedisLike): Required<Pick<Backend, 'compareAndSet' | 'scanPage' | 'purgeExpired'>> {
+export function keyvRedisAbilities(adapter: KeyvRedisLike): Required<Pick<Backend, 'compareAndSet' | 'scanPage' | 'purgeExpired' | 'expiresKeys'>> {
   return {
+    expiresKeys: true,
     // One script, atomic on the server (on the key's node in a cluster).
     compareAndSet: async (key, expected, next, ttl) =>
       redisCompareAndSet((await adapter.getClient()) as RedisScripting, adapter.createKeyPrefix(key, adapter.namespace), expected, next, ttl),

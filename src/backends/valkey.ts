@@ -9,6 +9,7 @@ import { exportOf, type AnyModule } from './url.js';
  * SET PX / DEL under the exact key, and the compare-and-set script of the Redis family.
  */
 export class ValkeyBackend extends QuietEmitter implements Backend {
+  readonly expiresKeys = true;
   /** The iovalkey client: one server here, a cluster in valkey-cluster.ts (same commands). */
   protected readonly client: AnyModule;
 
