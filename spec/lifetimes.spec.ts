@@ -110,6 +110,19 @@ describe.each(BACKENDS)('lifetimes on $name', (backend) => {
     expect(recordExpiry(await store.raw(prefix + sidOf(login.setCookies[0])))).toBeGreaterThanOrEqual(now + HOUR - 1000);
   });
 
+  it('nonPermanentLifetime, in real time: a browser-session session is gone after it, a permanent one lives on', async () => {
+    const app = await start(async (ctx) => {
+      if (ctx.path === '/remember') ctx.session.permanent = true;
+      if (ctx.path !== '/') ctx.session.user = ctx.path.slice(1);
+      return String(ctx.session.user ?? 'anonymous');
+    }, { permanent: false, nonPermanentLifetime: '2s' });
+    const browser = cookiePair((await app.request('/forget')).setCookies[0]);
+    const remembered = cookiePair((await app.request('/remember')).setCookies[0]);
+    await new Promise((done) => setTimeout(done, 3200));
+    expect((await app.request('/', { cookie: browser })).body).toBe('anonymous');
+    expect((await app.request('/', { cookie: remembered })).body).toBe('remember');
+  });
+
   it('nonPermanentLifetime: a browser-session session expires after it on the server, a permanent one after lifetime', async () => {
     const app = await start(route, { nonPermanentLifetime: '30m' });
     const before = Date.now();

@@ -70,6 +70,32 @@ describe('npm pack output', () => {
     expect(JSON.parse(readFileSync(join(INSTALLED, 'package.json'), 'utf8'))).toMatchObject({ license: 'MIT', sideEffects: false });
   });
 
+  it('source maps resolve without src/: every map carries the source it points at', () => {
+    for (const build of ['esm', 'cjs']) {
+      const map = JSON.parse(readFileSync(join(INSTALLED, 'dist', build, 'session.js.map'), 'utf8')) as { sources: string[]; sourcesContent?: string[] };
+      expect(map.sources).toHaveLength(1);
+      expect(map.sourcesContent?.[0]).toMatch(/^\/\/ The object handlers see as ctx\.session/);
+    }
+  });
+
+  it('SessionError is one class for ESM and CommonJS: instanceof and isSessionError() hold across the two builds', () => {
+    writeFileSync(join(WORK, 'identity.mjs'), `import { createRequire } from 'node:module';
+import * as esm from 'koa-kv-session';
+const cjs = createRequire(import.meta.url)('koa-kv-session');
+const fromCjs = (() => { try { cjs.kvSession({ sidLength: 1 }); } catch (error) { return error; } })();
+const fromEsm = (() => { try { esm.kvSession({ sidLength: 1 }); } catch (error) { return error; } })();
+console.log(JSON.stringify({
+  distinctClasses: esm.SessionError !== cjs.SessionError,
+  cjsIsEsm: fromCjs instanceof esm.SessionError && fromCjs instanceof esm.SessionOptionError,
+  esmIsCjs: fromEsm instanceof cjs.SessionError && fromEsm instanceof cjs.SessionOptionError,
+  notStore: fromCjs instanceof esm.SessionStoreError,
+  plainError: new Error('x') instanceof esm.SessionError,
+  guards: [esm.isSessionError(fromCjs), cjs.isSessionError(fromEsm), esm.isSessionError(new Error('x'))],
+}));
+`);
+    expect(JSON.parse(node('identity.mjs'))).toEqual({ distinctClasses: true, cjsIsEsm: true, esmIsCjs: true, notStore: false, plainError: false, guards: [true, true, false] });
+  });
+
   it('imports under ESM', () => {
     writeFileSync(join(WORK, 'esm.mjs'), appScript('esm', "{ store: 'memory://' }"));
     expect(JSON.parse(node('esm.mjs')).views).toEqual(['1', '2']);

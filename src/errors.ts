@@ -16,6 +16,11 @@ export type SessionErrorCode =
   | 'SESSION_UNSUPPORTED'
   | 'SESSION_STORE_NOT_ATOMIC';
 
+// The ESM and the CommonJS build are two copies of this module: an error made by one must still be
+// an instance of the other's classes. Each error carries the names of its classes under a global
+// symbol, and instanceof asks for those.
+const KINDS = Symbol.for('koa-kv-session.error-kinds');
+
 /** Base class: `code` is stable across versions, `status` is what Koa answers with. */
 export class SessionError extends Error {
   readonly code: SessionErrorCode;
@@ -29,7 +34,21 @@ export class SessionError extends Error {
     this.name = new.target.name;
     this.code = code;
     this.status = status;
+    const kinds: string[] = [];
+    for (let kind: unknown = new.target; typeof kind === 'function' && kind !== Error; kind = Object.getPrototypeOf(kind)) kinds.push((kind as { name: string }).name);
+    Object.defineProperty(this, KINDS, { value: kinds });
   }
+
+  /** `error instanceof SessionError` (or a subclass) holds across the ESM and CommonJS builds. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    const kinds: unknown = typeof value === 'object' && value !== null ? Reflect.get(value, KINDS) : undefined;
+    return Array.isArray(kinds) && kinds.includes(this.name);
+  }
+}
+
+/** True for any error of koa-kv-session, from either build (ESM or CommonJS): the same as `instanceof SessionError`. */
+export function isSessionError(value: unknown): value is SessionError {
+  return value instanceof SessionError;
 }
 
 /** An option or `SESSION_*` variable has a value we cannot use; thrown by `kvSession()`. */

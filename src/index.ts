@@ -9,7 +9,7 @@ export type { KeyvAdapterLike, KeyvInstanceLike } from './backends/keyv.js';
 export { sessionExpires, type KvSessionMiddleware } from './middleware.js';
 export type { UserSession } from './users.js';
 export type { LooseSessionData, Session, SessionAssignment, SessionControls, SessionData } from './session.js';
-export { SessionError, SessionOptionError, SessionStoreError, type SessionErrorCode } from './errors.js';
+export { isSessionError, SessionError, SessionOptionError, SessionStoreError, type SessionErrorCode } from './errors.js';
 
 /**
  * Server-side sessions for Koa: only a random, signed session id travels in the cookie; the data
