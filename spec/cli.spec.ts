@@ -467,3 +467,23 @@ describe('migrate and format-1 records', () => {
     }
   }, 60_000);
 });
+
+describe('sids that start with "-"', () => {
+  it('revoke and show take a sid that starts with "-" as a sid, not as an unknown option', async () => {
+    const file = join(dir, 'dash.sqlite');
+    const opened = await openBackend(`sqlite://${file}`, 5000);
+    const sid = `-${'a'.repeat(42)}`;
+    await (SEEDERS[0] as Seeder).seed(opened, [[`d:${sid}`, frameRecord(encodePayload({ n: 1 }, 'cbor'), 'cbor', Date.now() + 3_600_000, true), 3_600_000]]);
+    try {
+      const env = { SESSION_STORE: `sqlite://${file}`, SESSION_KEY_PREFIX: 'd:' };
+      expect((await cli(['show', sid], env)).status).toBe(0);
+      const revoked = await cli(['revoke', sid], env);
+      expect(revoked.stderr).toBe('');
+      expect(revoked.stdout).toBe(`revoked session ${sid}\n`);
+      expect(await opened.get(`d:${sid}`)).toBeUndefined();
+      expect((await cli(['revoke', '--bogus'], env)).status).toBe(2);
+    } finally {
+      await opened.close?.();
+    }
+  }, 60_000);
+});

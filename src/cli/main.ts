@@ -93,6 +93,9 @@ function countOf(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
+/** An argument that starts with "-" but is a sid (or a whole cookie value), not an option. */
+const SID_LIKE = /^-[A-Za-z0-9_-]{15,}(?:\.\S*)?$/;
+
 /** A sid given on the command line; a whole cookie value (`<sid>.<signature>`) is accepted too. */
 function sidArgument(value: string | undefined, command: string): string {
   if (value === undefined || value === '') throw new UsageError(`${command} needs a session id: koa-kv-session ${command} <sid>`);
@@ -201,7 +204,11 @@ function userIndexOf(run: Run): UserIndex | undefined {
 }
 
 async function revoke(run: Run, args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { user: { type: 'string' } }, allowPositionals: true, strict: true });
+  // A sid is base64url and may start with "-": such an argument is a sid, not an unknown option.
+  const sids = args.filter((arg) => SID_LIKE.test(arg));
+  const parsed = parseArgs({ args: args.filter((arg) => !SID_LIKE.test(arg)), options: { user: { type: 'string' } }, allowPositionals: true, strict: true });
+  const { values } = parsed;
+  const positionals = [...parsed.positionals, ...sids];
   if (values.user !== undefined) {
     if (positionals.length > 0) throw new UsageError('revoke takes either a sid or --user <id>, not both');
     const users = userIndexOf(run);
