@@ -5,7 +5,7 @@ import { DAY, describe, fail, lookup, parseBoolean, parseChoice, parseDuration, 
 import type { StoreSpec } from './store.js';
 import { SCHEMES, schemeRow } from './backends/registry.js';
 import { maskPassword, schemeOf } from './backends/url.js';
-import { isKeyvInstance, type KeyvAdapterLike, type KeyvInstanceLike } from './backends/keyv.js';
+import { isKeyvAdapter, isKeyvInstance, type KeyvAdapterLike, type KeyvInstanceLike } from './backends/keyv.js';
 import { CONTROL_MEMBERS } from './session.js';
 
 /** Attributes of the sid cookie. */
@@ -128,11 +128,6 @@ const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Attribute values must not end the attribute early or smuggle another one in.
 const COOKIE_ATTRIBUTE = /^[\x21-\x3a\x3c-\x7e]+$/;
 
-function isAdapter(value: object): value is KeyvAdapterLike {
-  const candidate = value as Record<string, unknown>;
-  return ['get', 'set', 'delete'].every((method) => typeof candidate[method] === 'function');
-}
-
 function parseStore(value: unknown, source: Source): StoreSpec {
   if (typeof value === 'string') {
     const url = value.trim();
@@ -150,7 +145,7 @@ function parseStore(value: unknown, source: Source): StoreSpec {
   if (value instanceof Map) return { kind: 'adapter', adapter: value };
   if (typeof value === 'object' && value !== null) {
     if (isKeyvInstance(value)) return { kind: 'keyv', keyv: value };
-    if (isAdapter(value)) return { kind: 'adapter', adapter: value };
+    if (isKeyvAdapter(value)) return { kind: 'adapter', adapter: value };
   }
   return fail(source, `expected a connection URL, a Keyv instance or a Keyv adapter, got ${describe(value)}`);
 }

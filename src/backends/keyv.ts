@@ -40,6 +40,11 @@ export function isKeyvInstance(value: object): value is KeyvInstanceLike {
   );
 }
 
+/** True for anything with the get/set/delete calls of a Keyv adapter (Keyv 5 or 6, sync or async). */
+export function isKeyvAdapter(value: object): value is KeyvAdapterLike {
+  return ['get', 'set', 'delete'].every((method) => typeof Reflect.get(value, method) === 'function');
+}
+
 /** True when `adapter.set()` takes an absolute expiry time: the Keyv 6 storage contract, which its adapters declare as `capabilities.expires`. */
 function takesAbsoluteExpiry(adapter: object): boolean {
   const { capabilities } = adapter as { capabilities?: { expires?: unknown } };
@@ -55,7 +60,7 @@ function unwrapped(adapter: object): object {
   if (!takesAbsoluteExpiry(adapter)) return adapter;
   const inner: unknown = Reflect.get(adapter, 'store');
   if (inner instanceof Map) return inner;
-  if (typeof inner === 'object' && inner !== null && ['get', 'set', 'delete'].every((m) => typeof Reflect.get(inner, m) === 'function')) return inner;
+  if (typeof inner === 'object' && inner !== null && isKeyvAdapter(inner)) return inner;
   return adapter;
 }
 
