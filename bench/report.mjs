@@ -34,9 +34,12 @@ export function renderMarkdown(results) {
     lines.push(`RSS of ${name} under (c): ${Object.entries(marks).map(([n, rss]) => `${Number(n).toLocaleString('en')} requests: ${fmt(rss / 1048576, 1)} MiB`).join('; ')}.`);
   }
   lines.push('');
-  lines.push('| codec | session | bytes | encode ops/s | decode ops/s | Dates kept |');
-  lines.push('|---|---|---:|---:|---:|---|');
-  for (const row of results.codec) lines.push(`| ${row.format} | ${row.size} | ${row.bytes} | ${row.encodeOps.toLocaleString('en')} | ${row.decodeOps.toLocaleString('en')} | ${row.keepsDates ? 'yes' : 'no'} |`);
+  lines.push('| codec | session | bytes | encode ops/s | decode ops/s | Dates kept | base64 out + in, us | header + bytes Buffer, us |');
+  lines.push('|---|---|---:|---:|---:|---|---:|---:|');
+  const us = (value) => (value === undefined ? '-' : String(value));
+  for (const row of results.codec) {
+    lines.push(`| ${row.format} | ${row.size} | ${row.bytes} | ${row.encodeOps.toLocaleString('en')} | ${row.decodeOps.toLocaleString('en')} | ${row.keepsDates ? 'yes' : 'no'} | ${us(row.base64Us)} | ${us(row.bufferFrameUs)} |`);
+  }
   return `${lines.join('\n')}\n`;
 }
 
