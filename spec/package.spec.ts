@@ -1,6 +1,6 @@
 // The packed package, as a user installs it: ESM import, CommonJS require, type declarations, and the zero-config default.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,6 +68,26 @@ describe('npm pack output', () => {
 
   it('says it has no side effects at import (bundlers may drop what is unused)', () => {
     expect(JSON.parse(readFileSync(join(INSTALLED, 'package.json'), 'utf8'))).toMatchObject({ license: 'MIT', sideEffects: false });
+  });
+
+  it('depends on cbor-x and debug only: every store driver the code loads is an optional peer, none is installed for everyone', () => {
+    const manifest = JSON.parse(readFileSync(join(INSTALLED, 'package.json'), 'utf8'));
+    expect(Object.keys(manifest.dependencies).sort()).toEqual(['cbor-x', 'debug']);
+    // The packages src/ loads on demand (importOptional / exportOf), as `npm install` names them.
+    const loaded = new Set<string>();
+    for (const file of readdirSync(join(ROOT, 'src', 'backends'))) {
+      for (const match of readFileSync(join(ROOT, 'src', 'backends', file), 'utf8').matchAll(/(?:importOptional|exportOf)\('([^']+)'/g)) {
+        const name = match[1] as string;
+        loaded.add(name.split('/').slice(0, name.startsWith('@') ? 2 : 1).join('/'));
+      }
+    }
+    expect([...loaded].sort()).toEqual(['@keyv/dynamo', '@keyv/etcd', '@keyv/memcache', '@keyv/mongo', '@keyv/redis', '@keyv/valkey', 'iovalkey', 'mysql2', 'pg', 'sqlite3']);
+    for (const name of loaded) {
+      expect(manifest.peerDependencies[name], name).toBeTypeOf('string');
+      expect(manifest.peerDependenciesMeta[name], name).toEqual({ optional: true });
+    }
+    expect(manifest.peerDependencies.koa).toBe('^2.13.0 || ^3.0.0');
+    expect(manifest.peerDependenciesMeta.koa).toBeUndefined();
   });
 
   it('source maps resolve without src/: every map carries the source it points at', () => {

@@ -75,6 +75,9 @@ function byUrl(name: string, url: string, extra: Partial<Backend> = {}): Backend
   };
 }
 
+/** This Node has the built-in node:sqlite (the sqlite:// default there; sqlite3 otherwise). */
+export const HAS_NODE_SQLITE = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule?.('node:sqlite') !== undefined;
+
 /** Set by .ci/run on Node >= 22.19: the Keyv 6 rows must run there, not skip. */
 const REQUIRE_KEYV6 = process.env.KV_SESSION_REQUIRE_KEYV6 === '1';
 
@@ -150,6 +153,18 @@ export const BACKENDS: readonly Backend[] = [
     open: async () => {
       const dir = mkdtempSync(join(tmpdir(), 'kvs-sqlite-'));
       const backend = await openBackend(`sqlite://${join(dir, 'sessions.sqlite')}`, 2000);
+      return { backend, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
+    },
+  },
+  {
+    // The sqlite3 package where node:sqlite is the default (Node 22.13+); on older Node the row above is this one.
+    name: 'sqlite-sqlite3',
+    scheme: 'sqlite',
+    optional: !HAS_NODE_SQLITE,
+    unavailable: async () => (HAS_NODE_SQLITE ? undefined : `the sqlite row runs on sqlite3 already (Node ${process.version} has no node:sqlite)`),
+    open: async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'kvs-sqlite3-'));
+      const backend = await openBackend(`sqlite://${join(dir, 'sessions.sqlite')}?driver=sqlite3`, 2000);
       return { backend, cleanup: async () => rmSync(dir, { recursive: true, force: true }) };
     },
   },

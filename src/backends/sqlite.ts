@@ -1,4 +1,10 @@
-// SQLite files on sqlite3 (`sqlite://path`, the zero-config default), tuned as web apps tune SQLite, whose open is retried until it succeeds.
+// SQLite files (`sqlite://path`, the zero-config default), tuned as web apps tune SQLite, whose open is retried until it succeeds.
+//
+// Driver: the built-in `node:sqlite` where the running Node has it (22.13 and later, 23.4 and later:
+// nothing to install or compile), else the `sqlite3` package (an optional peer, compiled or
+// downloaded at install). `?driver=node` or `?driver=sqlite3` picks one. Both run the same
+// statements on one connection per file; node:sqlite runs them synchronously, in microseconds,
+// except when the file is locked by another process (then for up to the busy timeout).
 //
 // Tuning: WAL journal (readers never wait for the writer), synchronous=NORMAL (a commit no longer
 // waits for a disk sync: a power cut may lose the last commits, but never corrupts the file), a busy
@@ -9,6 +15,7 @@
 // fails every later request, long after the lock is gone, and the half-opened handle can never be
 // closed. The table layout is the same (key VARCHAR(255) PRIMARY KEY, value TEXT), so a KeyvSqlite
 // instance you pass as `store` reads and writes the same rows.
+import { SessionError } from '../errors.js';
 import { QuietEmitter, type Backend } from './contract.js';
 import { sqlBackend, type SqlClient, type SqlResult } from './sql.js';
 import { importOptional, takeParameters } from './url.js';
@@ -17,34 +24,168 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
 type Rows = Array<Record<string, unknown>>;
 
-/** The part of sqlite3's Statement this backend uses. */
+/** A prepared statement, whichever driver prepared it. */
 interface Statement {
-  all(params: readonly unknown[], callback: (error: Error | null, rows: Rows) => void): void;
-  finalize(callback: () => void): void;
+  all(params: readonly unknown[]): Promise<Rows>;
+  finalize(): Promise<void>;
 }
 
-/** The part of sqlite3's Database this backend uses. */
+/** One open SQLite file, whichever driver opened it. */
 interface Database {
-  configure(option: 'busyTimeout', value: number): void;
-  all(sql: string, params: readonly unknown[], callback: (error: Error | null, rows: Rows) => void): void;
-  prepare(sql: string, callback: (error: Error | null) => void): Statement;
-  close(callback: (error: Error | null) => void): void;
+  all(sql: string, params: readonly unknown[]): Promise<Rows>;
+  prepare(sql: string): Promise<Statement>;
+  close(): Promise<void>;
+}
+
+/** Opens a file with its busy timeout (ms). */
+export interface SqliteDriver {
+  /** `node:sqlite` or `sqlite3`, for messages and `ready()`. */
+  readonly name: 'node:sqlite' | 'sqlite3';
+  open(file: string, busyTimeout: number): Promise<Database>;
 }
 
 // Statements kept prepared per connection; past this many (batched rewrites vary in length), the oldest goes.
 const PREPARED = 64;
 
-/** The part of the sqlite3 module this backend uses. */
+/** The part of the sqlite3 package this backend uses (its callback API). */
 interface Sqlite3 {
-  Database: new (path: string, callback: (error: Error | null) => void) => Database;
+  Database: new (path: string, callback: (error: Error | null) => void) => Sqlite3Database;
+}
+interface Sqlite3Database {
+  configure(option: 'busyTimeout', value: number): void;
+  all(sql: string, params: readonly unknown[], callback: (error: Error | null, rows: Rows) => void): void;
+  prepare(sql: string, callback: (error: Error | null) => void): Sqlite3Statement;
+  close(callback: (error: Error | null) => void): void;
+}
+interface Sqlite3Statement {
+  all(params: readonly unknown[], callback: (error: Error | null, rows: Rows) => void): void;
+  finalize(callback: () => void): void;
 }
 
-function all(db: Database, sql: string, params: readonly unknown[]): Promise<Rows> {
-  return new Promise((resolve, reject) => db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows))));
+/** The `sqlite3` package, its callbacks as promises. */
+export function sqlite3Driver(sqlite3: Sqlite3): SqliteDriver {
+  return {
+    name: 'sqlite3',
+    async open(file, busyTimeout) {
+      const db = await new Promise<Sqlite3Database>((resolve, reject) => {
+        const opened: Sqlite3Database = new sqlite3.Database(file, (error) => (error ? reject(error) : resolve(opened)));
+      });
+      db.configure('busyTimeout', busyTimeout);
+      const all = (sql: string, params: readonly unknown[]) =>
+        new Promise<Rows>((resolve, reject) => db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows))));
+      return {
+        all,
+        prepare: (sql) =>
+          new Promise<Statement>((resolve, reject) => {
+            const prepared = db.prepare(sql, (error) => {
+              if (error) return reject(error);
+              resolve({
+                all: (params) => new Promise<Rows>((done, fail) => prepared.all(params, (err, rows) => (err ? fail(err) : done(rows)))),
+                finalize: () => new Promise<void>((done) => prepared.finalize(done)),
+              });
+            });
+          }),
+        close: () => new Promise<void>((resolve) => db.close(() => resolve())),
+      };
+    },
+  };
 }
 
-function closeQuietly(db: Database): Promise<void> {
-  return new Promise((resolve) => db.close(() => resolve()));
+/** The part of `node:sqlite` this backend uses. */
+interface NodeSqlite {
+  DatabaseSync: new (path: string) => {
+    prepare(sql: string): { all(...params: unknown[]): unknown[] };
+    close(): void;
+  };
+}
+
+// A synchronous driver never lets the event loop turn by itself: a loop of statements (a purge in
+// batches, the operator command's pages) would hold off timers, signals and every other request
+// until it ended. When statements have run for more than this many ms without the event loop
+// turning, the next one waits for it to turn once.
+const HOLD_LOOP_MS = 10;
+let holdingSince = 0;
+
+async function letLoopTurn(): Promise<void> {
+  if (holdingSince === 0) {
+    holdingSince = performance.now();
+    setImmediate(() => {
+      holdingSince = 0;
+    });
+  } else if (performance.now() - holdingSince > HOLD_LOOP_MS) {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+}
+
+/** The built-in `node:sqlite`: synchronous calls, wrapped so that a failure is a rejection like any driver's. */
+export function nodeSqliteDriver(sqlite: NodeSqlite): SqliteDriver {
+  return {
+    name: 'node:sqlite',
+    async open(file, busyTimeout) {
+      const db = new sqlite.DatabaseSync(file);
+      const prepare = (sql: string) => {
+        const statement = db.prepare(sql);
+        const all = async (params: readonly unknown[]): Promise<Rows> => {
+          await letLoopTurn();
+          return statement.all(...params) as Rows;
+        };
+        return { all, finalize: async () => {} };
+      };
+      try {
+        prepare(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyTimeout))}`).all([]);
+      } catch (error) {
+        db.close();
+        throw error;
+      }
+      return {
+        all: async (sql, params) => prepare(sql).all(params),
+        prepare: async (sql) => prepare(sql),
+        close: async () => db.close(),
+      };
+    },
+  };
+}
+
+/** `node:sqlite` when this Node has it without a flag, else undefined. */
+function builtinSqlite(): NodeSqlite | undefined {
+  // getBuiltinModule (Node 20.16+, 22.3+) answers undefined for a module this Node does not have.
+  const load = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule;
+  try {
+    const sqlite = load?.call(process, 'node:sqlite') as Partial<NodeSqlite> | undefined;
+    return typeof sqlite?.DatabaseSync === 'function' ? (sqlite as NodeSqlite) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The driver a sqlite:// URL asks for (`?driver=`), or the default: node:sqlite when present, else sqlite3. */
+export async function sqliteDriver(choice: string | undefined, scheme: string): Promise<SqliteDriver> {
+  if (choice !== undefined && choice !== 'node' && choice !== 'sqlite3') {
+    throw new SessionError('SESSION_INVALID_OPTION', `koa-kv-session: the driver parameter of a sqlite:// URL is "node" or "sqlite3", got ${JSON.stringify(choice)}`);
+  }
+  const builtin = choice === 'sqlite3' ? undefined : builtinSqlite();
+  if (builtin !== undefined) return nodeSqliteDriver(builtin);
+  if (choice === 'node') {
+    throw new SessionError(
+      'SESSION_ADAPTER_MISSING',
+      `koa-kv-session: the store URL sqlite://...?driver=node needs node:sqlite, which Node ${process.version} does not have without a flag (Node 22.13 or later has it); or drop ?driver=node and run \`npm install sqlite3\``,
+      500,
+    );
+  }
+  try {
+    const sqlite3 = await importOptional('sqlite3', scheme);
+    return sqlite3Driver((sqlite3.default ?? sqlite3) as Sqlite3);
+  } catch (error) {
+    if (error instanceof SessionError && choice === undefined) {
+      throw new SessionError(
+        'SESSION_ADAPTER_MISSING',
+        `koa-kv-session: the store URL sqlite:// needs node:sqlite (built into Node 22.13 and later; this is ${process.version}) or the sqlite3 package: run \`npm install sqlite3\`, or run on Node 22 or later`,
+        500,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
 }
 
 /** An open file with its prepared statements. */
@@ -56,17 +197,20 @@ interface Connection {
 export class SqliteBackend extends QuietEmitter implements Backend {
   /** The sessions table, as the SQL of sql.ts reaches it. Statements that change rows say so with RETURNING. */
   readonly sql: SqlClient;
+  /** The driver that opens the file: `node:sqlite` or `sqlite3`. */
+  readonly driver: SqliteDriver['name'];
   readonly #file: string;
-  readonly #sqlite3: Sqlite3;
+  readonly #driver: SqliteDriver;
   readonly #busyTimeout: number;
   #ready: Promise<Connection> | undefined;
   #closed = false;
 
-  constructor(sqlite3: Sqlite3, file: string, table: string, busyTimeout: number) {
+  constructor(driver: SqliteDriver, file: string, table: string, busyTimeout: number) {
     super();
     if (!IDENTIFIER.test(table)) throw new TypeError(`koa-kv-session: the table parameter of a sqlite:// URL must be a plain SQL identifier, got ${JSON.stringify(table)}`);
     this.#file = file;
-    this.#sqlite3 = sqlite3;
+    this.#driver = driver;
+    this.driver = driver.name;
     this.#busyTimeout = busyTimeout;
     this.sql = { dialect: 'sqlite', table, query: (sql, params) => this.#query(sql, params) };
     Object.assign(this, sqlBackend(this.sql));
@@ -75,18 +219,15 @@ export class SqliteBackend extends QuietEmitter implements Backend {
   /** Opens the file and creates the table; a failure (a lock, a missing folder) is retried on the next call. */
   #open(): Promise<Connection> {
     this.#ready ??= (async () => {
-      const db = await new Promise<Database>((resolve, reject) => {
-        const opened: Database = new this.#sqlite3.Database(this.#file, (error) => (error ? reject(error) : resolve(opened)));
-      });
+      const db = await this.#driver.open(this.#file, this.#busyTimeout);
       try {
-        db.configure('busyTimeout', this.#busyTimeout);
         // WAL is a property of the file (it stays on for every later connection); NORMAL is per connection.
-        await all(db, 'PRAGMA journal_mode = WAL', []);
-        await all(db, 'PRAGMA synchronous = NORMAL', []);
-        await all(db, `CREATE TABLE IF NOT EXISTS ${this.sql.table} (key VARCHAR(255) PRIMARY KEY, value TEXT)`, []);
+        await db.all('PRAGMA journal_mode = WAL', []);
+        await db.all('PRAGMA synchronous = NORMAL', []);
+        await db.all(`CREATE TABLE IF NOT EXISTS ${this.sql.table} (key VARCHAR(255) PRIMARY KEY, value TEXT)`, []);
         return { db, statements: new Map() };
       } catch (error) {
-        await closeQuietly(db);
+        await db.close().catch(() => {});
         throw error;
       }
     })().catch((error: unknown) => {
@@ -100,25 +241,23 @@ export class SqliteBackend extends QuietEmitter implements Backend {
     if (this.#closed) throw new Error('koa-kv-session: the SQLite store was closed');
     const connection = await this.#open();
     // Transaction control stays unprepared: it is rare, and BEGIN/COMMIT must not be held by a cache.
-    if (/^\s*(BEGIN|COMMIT|ROLLBACK|PRAGMA|CREATE|DROP)\b/i.test(sql)) return rowsOf(await all(connection.db, sql, params));
+    if (/^\s*(BEGIN|COMMIT|ROLLBACK|PRAGMA|CREATE|DROP)\b/i.test(sql)) return rowsOf(await connection.db.all(sql, params));
     const statement = await this.#prepared(connection, sql);
-    return rowsOf(await new Promise<Rows>((resolve, reject) => statement.all(params, (error, rows) => (error ? reject(error) : resolve(rows)))));
+    return rowsOf(await statement.all(params));
   }
 
   /** The prepared statement of `sql` on this connection, prepared on first use. */
   #prepared(connection: Connection, sql: string): Promise<Statement> {
     let statement = connection.statements.get(sql);
     if (statement === undefined) {
-      statement = new Promise<Statement>((resolve, reject) => {
-        const prepared = connection.db.prepare(sql, (error) => (error ? reject(error) : resolve(prepared)));
-      });
+      statement = connection.db.prepare(sql);
       // A statement that failed to prepare (a table dropped meanwhile, say) is prepared again next time.
       statement.catch(() => connection.statements.delete(sql));
       connection.statements.set(sql, statement);
       if (connection.statements.size > PREPARED) {
         const [oldest, evicted] = connection.statements.entries().next().value as [string, Promise<Statement>];
         connection.statements.delete(oldest);
-        void evicted.then((s) => s.finalize(() => {}), () => {});
+        void evicted.then((s) => s.finalize(), () => {});
       }
     }
     return statement;
@@ -130,8 +269,8 @@ export class SqliteBackend extends QuietEmitter implements Backend {
     this.#ready = undefined;
     const connection = await ready?.catch(() => undefined);
     if (connection === undefined) return;
-    for (const statement of connection.statements.values()) await statement.then((s) => new Promise<void>((done) => s.finalize(done)), () => {});
-    await closeQuietly(connection.db);
+    for (const statement of connection.statements.values()) await statement.then((s) => s.finalize(), () => {});
+    await connection.db.close().catch(() => {});
   }
 }
 
@@ -142,9 +281,9 @@ function rowsOf(rows: Rows): SqlResult {
 // The members sqlBackend() assigns in the constructor.
 export interface SqliteBackend extends ReturnType<typeof sqlBackend> {}
 
-/** `sqlite://path` (`?table=name`). */
+/** `sqlite://path` (`?table=name`, `?driver=node|sqlite3`). */
 export async function openSqlite(url: string, scheme: string, timeout: number): Promise<Backend> {
-  const sqlite3 = await importOptional('sqlite3', scheme);
-  const { url: uri, params } = takeParameters(url, ['table']);
-  return new SqliteBackend(sqlite3.default ?? sqlite3, uri.replace(/^sqlite:\/\//i, ''), params.table ?? 'keyv', timeout);
+  const { url: uri, params } = takeParameters(url, ['table', 'driver']);
+  const driver = await sqliteDriver(params.driver, scheme);
+  return new SqliteBackend(driver, uri.replace(/^sqlite:\/\//i, ''), params.table ?? 'keyv', timeout);
 }
