@@ -1,7 +1,7 @@
 // The operator command end to end: the built CLI against real SQLite, Redis and PostgreSQL stores holding 100 000 sessions.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,7 @@ import { openBackend } from '../src/backends/registry.js';
 import { encodePayload, frameRecord, type Format } from '../src/codec.js';
 import { Progress } from '../src/cli/progress.js';
 import { cookiePair, startApp } from './support/app.js';
-import { mustRun, POSTGRES_URL, reachable, REDIS_URL, MEMCACHE_URL, uniquePrefix, type Backend, BACKENDS } from './support/servers.js';
+import { mustRun, MYSQL_URL, POSTGRES_URL, reachable, REDIS_URL, MEMCACHE_URL, uniquePrefix, type Backend, BACKENDS } from './support/servers.js';
 
 const CLI = join(import.meta.dirname, '..', 'dist', 'esm', 'cli', 'main.js');
 const SESSIONS = 100_000;
@@ -223,6 +223,55 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
     expect(rows(second.stdout).filter((line) => firstSids.has(line.slice(0, 12)))).toEqual([]);
   }, 60_000);
 
+  it('list --json pages through every session exactly once, and no cursor holds a whole sid', async (context) => {
+    live(context);
+    const all = new Set(Array.from({ length: SESSIONS }, (_, i) => sidOf(prefix, i).slice(0, 12)));
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    const cursors: string[] = [];
+    do {
+      const result = await cli(['list', '--limit', '10000', '--json', ...(cursor === null ? [] : ['--cursor', cursor])], env);
+      expect(result.status, result.stderr).toBe(0);
+      const page = JSON.parse(result.stdout) as { sessions: Array<{ sid: string; expires: string | null; expired: boolean; user: string | null; format: string }>; next: string | null };
+      for (const session of page.sessions) {
+        expect(session.sid).toHaveLength(12);
+        seen.push(session.sid);
+      }
+      cursor = page.next;
+      if (cursor !== null) cursors.push(cursor);
+    } while (cursor !== null);
+    // Every seeded session once (the expired ones are listed too, as expired), plus "dated" and zed's three.
+    expect(seen.length).toBe(new Set(seen).size);
+    expect([...all].filter((sid) => !seen.includes(sid))).toEqual([]);
+    expect(seen.length).toBe(SESSIONS + 1 + 3);
+    expect(cursors.length).toBeGreaterThan(0);
+    for (const c of cursors) {
+      // At most 12 characters of a sid: "after:<12>" on stores that resume anywhere, the server's own number on Redis.
+      expect(c).toMatch(seeder.backend.name === 'redis' ? /^scan:\d+:\d+$/ : /^after:[\w-]{12}$/);
+    }
+  }, 180_000);
+
+  it('stats, show and purge --json print one JSON document', async (context) => {
+    live(context);
+    const stats = JSON.parse((await cli(['stats', '--json'], env)).stdout);
+    expect(stats).toMatchObject({ prefix, users: 1, unreadable: 0, expired: expiredSeeded, complete: true });
+    expect(stats.sessions).toBe(stats.cbor + stats.json);
+    const shown = JSON.parse((await cli(['show', sidOf(prefix, 4), '--json'], env)).stdout);
+    expect(shown).toMatchObject({ sid: sidOf(prefix, 4), permanent: true, format: 'cbor', recordFormat: 2, created: null, expired: false, data: { userId: 'user4', n: 4 } });
+    expect(Date.parse(shown.expires)).toBeGreaterThan(Date.now());
+    const dated = JSON.parse((await cli(['show', `dated${'x'.repeat(38)}`, '--json'], env)).stdout);
+    expect(dated.data).toEqual({ at: '1970-01-01T00:00:00.000Z' });
+    const purged = JSON.parse((await cli(['purge', '--json'], { ...env, SESSION_KEY_PREFIX: `${prefix}none:` })).stdout);
+    expect(purged).toMatchObject({ removed: 0, prefix: `${prefix}none:` });
+  }, 120_000);
+
+  it('a cursor list did not print is a usage error', async (context) => {
+    live(context);
+    const bad = await cli(['list', '--cursor', `${prefix}${sidOf(prefix, 5)}`], env);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/is not a cursor that koa-kv-session list printed for this store/);
+  }, 60_000);
+
   it('show prints a decoded record of either encoding, and exits with 3 for an unknown sid', async (context) => {
     live(context);
     const cbor = await cli(['show', sidOf(prefix, 2)], env);
@@ -350,6 +399,66 @@ describe('koa-kv-session CLI: usage, help and stores that cannot list', () => {
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/^koa-kv-session purge: the session store \(redis:\/\/127\.0\.0\.1:1\) (failed|did not answer)/);
     expect(result.stderr).not.toMatch(/koa-kv-session: koa-kv-session|purge: koa-kv-session:/);
+  });
+
+  it('on a SQLite path that does not exist, every command exits with 5 and creates no file', async () => {
+    const file = join(dir, 'mistyped', 'nowhere.sqlite');
+    for (const command of ['stats', 'list', 'show abc', 'revoke abc', 'purge', 'migrate --to json']) {
+      const result = await cli(command.split(' '), { SESSION_STORE: `sqlite://${file}`, SESSION_USER_KEY: '' });
+      expect(result.status, command).toBe(5);
+      expect(result.stderr).toBe(`koa-kv-session ${command.split(' ')[0]}: the SQLite file ${file} does not exist, and create=false creates nothing (check the store URL; the app creates it on its first start)\n`);
+    }
+    expect(existsSync(join(dir, 'mistyped'))).toBe(false);
+  }, 60_000);
+
+  it('a SQLite file without the table: exit 5, and no table is created', async () => {
+    const file = join(dir, 'other.sqlite');
+    const opened = await openBackend(`sqlite://${file}?table=other`, 5000);
+    await opened.get('x');
+    await opened.close?.();
+    const result = await cli(['stats'], { SESSION_STORE: `sqlite://${file}?table=sessions` });
+    expect(result.status).toBe(5);
+    expect(result.stderr).toMatch(/the table sessions in the SQLite file .* does not exist/);
+    const check = await openBackend(`sqlite://${file}?table=other`, 5000);
+    try {
+      expect((await sqlOf(check).query("SELECT name FROM sqlite_master WHERE type = 'table'", [])).rows.map((row) => row.name)).toEqual(['other']);
+    } finally {
+      await check.close?.();
+    }
+  }, 60_000);
+
+  it.for<[name: string, url: () => string, what: string]>([
+    ['postgres', () => POSTGRES_URL, 'PostgreSQL table "public".'],
+    ['mariadb', () => MYSQL_URL.replace(/table=[^&]*/, ''), 'MySQL table '],
+  ])('on %s, a table name that does not exist: exit 5, and no table is created', { timeout: 60_000 }, async ([name, url, what], context) => {
+    const backend = backendNamed(name);
+    const reason = await backend.unavailable();
+    if (reason !== undefined) {
+      if (mustRun(backend)) throw new Error(`${name} is required: ${reason}`);
+      context.skip(reason);
+    }
+    const missing = `kvs_cli_missing_${randomBytes(4).toString('hex')}`;
+    const base = url();
+    const store = `${base}${base.includes('?') ? '&' : '?'}table=${missing}`.replace('?&', '?');
+    for (const command of ['stats', 'list', 'purge']) {
+      const result = await cli([command], { SESSION_STORE: store, SESSION_USER_KEY: '' });
+      expect(result.status, `${command}: ${result.stderr}`).toBe(5);
+      expect(result.stderr).toContain(`${what}${name === 'postgres' ? `"${missing}"` : missing} does not exist`);
+    }
+    // The app, opened as usual, would create it: the table is really absent, not just unseen.
+    const probe = await openBackend(`${store}${store.includes('?') ? '&' : '?'}create=false`, 5000);
+    try {
+      await expect(probe.get('x')).rejects.toMatchObject({ code: 'SESSION_STORE_MISSING' });
+    } finally {
+      await probe.close?.();
+    }
+  });
+
+  it('a store URL with create=maybe is refused, naming the parameter', async () => {
+    await expect(openBackend(`sqlite://${join(dir, 'x.sqlite')}?create=maybe`, 1000)).rejects.toMatchObject({
+      code: 'SESSION_INVALID_OPTION',
+      message: 'koa-kv-session: the create parameter of a sqlite:// URL is true or false, got "maybe"',
+    });
   });
 
   it('a store that cannot list its keys gets exit code 4 and the commands it does support', async (context) => {

@@ -14,7 +14,8 @@ export type SessionErrorCode =
   | 'SESSION_CONFLICT'
   | 'SESSION_INVALID_USER'
   | 'SESSION_UNSUPPORTED'
-  | 'SESSION_STORE_NOT_ATOMIC';
+  | 'SESSION_STORE_NOT_ATOMIC'
+  | 'SESSION_STORE_MISSING';
 
 // The ESM and the CommonJS build are two copies of this module: an error made by one must still be
 // an instance of the other's classes. Each error carries the names of its classes under a global

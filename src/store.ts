@@ -206,6 +206,7 @@ export class SessionStore {
     try {
       return await purge(this.#config.keyPrefix, now);
     } catch (error) {
+      if (error instanceof SessionError) throw error;
       throw new SessionStoreError('SESSION_STORE_UNAVAILABLE', 'purge', `koa-kv-session: purging expired sessions failed: ${(error as Error)?.message ?? String(error)}`, error);
     }
   }
@@ -213,6 +214,11 @@ export class SessionStore {
   /** True when the backend can list its keys (what `scanPage` needs). */
   async canList(): Promise<boolean> {
     return (await this.#connected()).scanPage !== undefined;
+  }
+
+  /** True when the backend's pages are in key order and resume after any string (see `Backend.scansInKeyOrder`). */
+  async scansInKeyOrder(): Promise<boolean> {
+    return (await this.#connected()).scansInKeyOrder === true;
   }
 
   /** A page of the records under the key prefix, and the cursor of the next (undefined: that was the last). */

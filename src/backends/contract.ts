@@ -38,6 +38,11 @@ export interface Backend {
   purgeExpired?(prefix: string, now: number): Promise<number>;
   /** Conditional rewrites of many records in one step; resolves with the keys written. */
   compareAndSetMany?(rows: readonly BatchRow[]): Promise<ReadonlySet<string>>;
+  /**
+   * `scanPage` lists keys in order and resumes after any string given as its cursor, a key or not
+   * (SQL, etcd, memory): the operator command's cursor then needs no whole session id.
+   */
+  readonly scansInKeyOrder?: boolean;
   /** How many records are under `prefix`, in one statement (not a scan). */
   countUnder?(prefix: string): Promise<number>;
   /** The store deletes expired keys itself (Redis, Valkey, memcached, MongoDB): a purge has nothing to do, and no background cleanup runs. */

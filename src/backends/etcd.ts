@@ -8,6 +8,7 @@ import { exportOf, hostsOf, type AnyModule } from './url.js';
  * purge), and compare-and-set is an etcd transaction.
  */
 export class EtcdBackend extends QuietEmitter implements Backend {
+  readonly scansInKeyOrder = true;
   readonly #client: AnyModule;
 
   constructor(KeyvEtcd: AnyModule, hosts: string, timeout: number) {

@@ -131,7 +131,7 @@ export function adapterBackend(adapter: KeyvAdapterLike, owned: boolean): Backen
     const method: unknown = Reflect.get(adapter, name);
     if (typeof method === 'function') Object.assign(backend, { [name]: method.bind(adapter) });
   }
-  if (Reflect.get(adapter, 'expiresKeys') === true) Object.assign(backend, { expiresKeys: true });
+  for (const flag of ['expiresKeys', 'scansInKeyOrder'] as const) if (Reflect.get(adapter, flag) === true) Object.assign(backend, { [flag]: true });
   if (typeof adapter.on === 'function') backend.on = (event, listener) => adapter.on?.(event, listener);
   if (owned) {
     let closed = false;

@@ -8,6 +8,7 @@ import { missed, pageOfKeys, type Backend, type CasResult, type ScannedPage } fr
  * runs between a check and a write.
  */
 export class MemoryBackend implements Backend {
+  readonly scansInKeyOrder = true;
   readonly #entries = new Map<string, { value: unknown; expires: number }>();
   #writes = 0;
 
@@ -102,6 +103,7 @@ export function mapBackend(map: Map<unknown, unknown>): Backend {
       }
       return removed;
     },
+    scansInKeyOrder: true,
     async scanPage(prefix, cursor, count) {
       const { page, cursor: next } = pageOfKeys(map.keys(), prefix, cursor, count);
       return { entries: page.map((key) => [key, String(map.get(key))] as const), cursor: next };

@@ -6,7 +6,7 @@
 // than the default maxSize) and a binary collation (see #prepare).
 import { QuietEmitter, type Backend } from './contract.js';
 import { sqlBackend, type SqlClient, type SqlResult } from './sql.js';
-import { importOptional, takeParameters } from './url.js';
+import { createParameter, importOptional, storeMissing, takeParameters } from './url.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
@@ -21,11 +21,15 @@ export class MysqlBackend extends QuietEmitter implements Backend {
   /** The sessions table, as the SQL of sql.ts reaches it. */
   readonly sql: SqlClient;
   readonly #pool: Pool;
+  readonly #table: string;
+  readonly #create: boolean;
   #ready: Promise<void> | undefined;
   #closed = false;
 
-  constructor(pool: Pool, table: string) {
+  constructor(pool: Pool, table: string, create = true) {
     super();
+    this.#table = table;
+    this.#create = create;
     if (!IDENTIFIER.test(table)) throw new TypeError(`koa-kv-session: the table parameter of a mysql:// URL must be a plain SQL identifier, got ${JSON.stringify(table)}`);
     this.#pool = pool;
     // A connection dropped by the server is reported, not thrown at the process.
@@ -35,18 +39,27 @@ export class MysqlBackend extends QuietEmitter implements Backend {
   }
 
   #prepare(): Promise<void> {
-    this.#ready ??= this.#pool
+    this.#ready ??= (this.#create ? this.#createTable() : this.#findTable()).then(
+      () => undefined,
+      (error: unknown) => {
+        this.#ready = undefined; // the server may be down now: try again on the next call
+        throw error;
+      },
+    );
+    return this.#ready;
+  }
+
+  /** With create=false: fails with SESSION_STORE_MISSING unless the table is there. */
+  async #findTable(): Promise<void> {
+    const [rows] = await this.#pool.query('SELECT 1 AS found FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?', [this.#table]);
+    if (!Array.isArray(rows) || rows.length === 0) throw storeMissing(`the MySQL table ${this.#table}`);
+  }
+
+  #createTable(): Promise<unknown> {
+    return this.#pool
       // Binary collation: sids and base64 payloads are case-sensitive, and the server's default
       // (case-insensitive) collation would make "abc" and "ABC" the same key.
-      .query(`CREATE TABLE IF NOT EXISTS ${this.sql.table} (id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY, value MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin)`)
-      .then(
-        () => undefined,
-        (error: unknown) => {
-          this.#ready = undefined; // the server may be down now: try again on the next call
-          throw error;
-        },
-      );
-    return this.#ready;
+      .query(`CREATE TABLE IF NOT EXISTS ${this.sql.table} (id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY, value MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin)`);
   }
 
   async #query(sql: string, params: readonly unknown[]): Promise<SqlResult> {
@@ -69,7 +82,8 @@ export interface MysqlBackend extends ReturnType<typeof sqlBackend> {}
 /** `mysql://user@host/db` (`?table=`). */
 export async function openMysql(url: string, scheme: string, timeout: number): Promise<Backend> {
   const mysql = await importOptional('mysql2/promise', scheme);
-  const { url: uri, params } = takeParameters(url, ['table']);
+  const { url: uri, params } = takeParameters(url, ['table', 'create']);
+  const create = createParameter(params.create, scheme);
   const pool = (mysql.default ?? mysql).createPool({ uri, connectTimeout: timeout, connectionLimit: 10, enableKeepAlive: true });
-  return new MysqlBackend(pool, params.table ?? 'keyv');
+  return new MysqlBackend(pool, params.table ?? 'keyv', create);
 }

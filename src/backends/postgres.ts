@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { QuietEmitter, type Backend } from './contract.js';
 import { sqlBackend, type SqlClient, type SqlResult } from './sql.js';
-import { importOptional, takeParameters } from './url.js';
+import { createParameter, importOptional, storeMissing, takeParameters } from './url.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
@@ -23,11 +23,13 @@ export class PostgresBackend extends QuietEmitter implements Backend {
   readonly sql: SqlClient;
   readonly #pool: Pool;
   readonly #schema: string;
+  readonly #create: boolean;
   #ready: Promise<void> | undefined;
   #closed = false;
 
-  constructor(pool: Pool, table: string, schema: string) {
+  constructor(pool: Pool, table: string, schema: string, create = true) {
     super();
+    this.#create = create;
     for (const [name, value] of [['table', table], ['schema', schema]] as const) {
       if (!IDENTIFIER.test(value)) throw new TypeError(`koa-kv-session: the ${name} parameter of a postgres:// URL must be a plain SQL identifier, got ${JSON.stringify(value)}`);
     }
@@ -42,6 +44,11 @@ export class PostgresBackend extends QuietEmitter implements Backend {
   /** Creates the table once; a failure (server down) is retried on the next call. */
   #prepare(): Promise<void> {
     this.#ready ??= (async () => {
+      if (!this.#create) {
+        const { rows } = await this.#pool.query('SELECT to_regclass($1) AS found', [this.sql.table]);
+        if (rows[0]?.found === null || rows[0]?.found === undefined) throw storeMissing(`the PostgreSQL table ${this.sql.table}`);
+        return;
+      }
       const schema = this.#schema === 'public' ? '' : `CREATE SCHEMA IF NOT EXISTS "${this.#schema}"; `;
       try {
         await this.#pool.query(`${schema}CREATE TABLE IF NOT EXISTS ${this.sql.table} (key VARCHAR(255) PRIMARY KEY, value TEXT)`);
@@ -90,8 +97,9 @@ export interface PostgresBackend extends ReturnType<typeof sqlBackend> {}
 /** `postgres://user@host/db` (`?table=`, `?schema=`); `timeout` bounds connecting and each statement. */
 export async function openPostgres(url: string, scheme: string, timeout: number): Promise<Backend> {
   const pg = await importOptional('pg', scheme);
-  const { url: uri, params } = takeParameters(url, ['table', 'schema']);
+  const { url: uri, params } = takeParameters(url, ['table', 'schema', 'create']);
+  const create = createParameter(params.create, scheme);
   const Pool = (pg.default ?? pg).Pool;
   const pool = new Pool({ connectionString: uri, connectionTimeoutMillis: timeout, query_timeout: timeout, max: 10, idleTimeoutMillis: 30_000 });
-  return new PostgresBackend(pool, params.table ?? 'keyv', params.schema ?? 'public');
+  return new PostgresBackend(pool, params.table ?? 'keyv', params.schema ?? 'public', create);
 }

@@ -71,7 +71,7 @@ function batchUpdate(dialect: Dialect, table: string, rows: number): string | un
 }
 
 /** The abilities SQL gives any table of ours: atomic compare-and-set, purge, listing, counting and (not MySQL) batched rewrites. */
-export type SqlAbilities = Required<Pick<Backend, 'compareAndSet' | 'purgeExpired' | 'scanPage' | 'countUnder'>> & Pick<Backend, 'compareAndSetMany'>;
+export type SqlAbilities = Required<Pick<Backend, 'compareAndSet' | 'purgeExpired' | 'scanPage' | 'countUnder' | 'scansInKeyOrder'>> & Pick<Backend, 'compareAndSetMany'>;
 
 export function sqlAbilities(client: SqlClient): SqlAbilities {
   const sql = statements(client.dialect, client.table);
@@ -81,6 +81,7 @@ export function sqlAbilities(client: SqlClient): SqlAbilities {
     return whole ? [sql.update, [next, key, expected]] : [sql.updateStamped, [next, key, stamp.length, stamp]];
   };
   const abilities: SqlAbilities = {
+    scansInKeyOrder: true,
     // One conditional statement, atomic in the database; a read tells "gone" from "changed" when it wrote nothing.
     async compareAndSet(key: string, expected: string | undefined, next: string): Promise<CasResult> {
       const result = expected === undefined ? await client.query(sql.insertIfAbsent, [key, next]) : await client.query(...conditionalUpdate(key, expected, next));

@@ -18,7 +18,8 @@
 import { SessionError } from '../errors.js';
 import { QuietEmitter, type Backend } from './contract.js';
 import { sqlBackend, type SqlClient, type SqlResult } from './sql.js';
-import { importOptional, takeParameters } from './url.js';
+import { existsSync } from 'node:fs';
+import { createParameter, importOptional, storeMissing, takeParameters } from './url.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
 
@@ -202,16 +203,18 @@ export class SqliteBackend extends QuietEmitter implements Backend {
   readonly #file: string;
   readonly #driver: SqliteDriver;
   readonly #busyTimeout: number;
+  readonly #create: boolean;
   #ready: Promise<Connection> | undefined;
   #closed = false;
 
-  constructor(driver: SqliteDriver, file: string, table: string, busyTimeout: number) {
+  constructor(driver: SqliteDriver, file: string, table: string, busyTimeout: number, create = true) {
     super();
     if (!IDENTIFIER.test(table)) throw new TypeError(`koa-kv-session: the table parameter of a sqlite:// URL must be a plain SQL identifier, got ${JSON.stringify(table)}`);
     this.#file = file;
     this.#driver = driver;
     this.driver = driver.name;
     this.#busyTimeout = busyTimeout;
+    this.#create = create;
     this.sql = { dialect: 'sqlite', table, query: (sql, params) => this.#query(sql, params) };
     Object.assign(this, sqlBackend(this.sql));
   }
@@ -219,12 +222,19 @@ export class SqliteBackend extends QuietEmitter implements Backend {
   /** Opens the file and creates the table; a failure (a lock, a missing folder) is retried on the next call. */
   #open(): Promise<Connection> {
     this.#ready ??= (async () => {
+      const inMemory = this.#file === ':memory:' || this.#file === '';
+      if (!this.#create && !inMemory && !existsSync(this.#file)) throw storeMissing(`the SQLite file ${this.#file}`);
       const db = await this.#driver.open(this.#file, this.#busyTimeout);
       try {
+        if (!this.#create) {
+          const found = await db.all("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", [this.sql.table]);
+          if (found.length === 0) throw storeMissing(`the table ${this.sql.table} in the SQLite file ${this.#file}`);
+        }
         // WAL is a property of the file (it stays on for every later connection); NORMAL is per connection.
-        await db.all('PRAGMA journal_mode = WAL', []);
+        // With create=false (the operator command) the file is left in the mode the app gave it.
+        if (this.#create) await db.all('PRAGMA journal_mode = WAL', []);
         await db.all('PRAGMA synchronous = NORMAL', []);
-        await db.all(`CREATE TABLE IF NOT EXISTS ${this.sql.table} (key VARCHAR(255) PRIMARY KEY, value TEXT)`, []);
+        if (this.#create) await db.all(`CREATE TABLE IF NOT EXISTS ${this.sql.table} (key VARCHAR(255) PRIMARY KEY, value TEXT)`, []);
         return { db, statements: new Map() };
       } catch (error) {
         await db.close().catch(() => {});
@@ -281,9 +291,10 @@ function rowsOf(rows: Rows): SqlResult {
 // The members sqlBackend() assigns in the constructor.
 export interface SqliteBackend extends ReturnType<typeof sqlBackend> {}
 
-/** `sqlite://path` (`?table=name`, `?driver=node|sqlite3`). */
+/** `sqlite://path` (`?table=name`, `?driver=node|sqlite3`, `?create=false`). */
 export async function openSqlite(url: string, scheme: string, timeout: number): Promise<Backend> {
-  const { url: uri, params } = takeParameters(url, ['table', 'driver']);
+  const { url: uri, params } = takeParameters(url, ['table', 'driver', 'create']);
+  const create = createParameter(params.create, scheme);
   const driver = await sqliteDriver(params.driver, scheme);
-  return new SqliteBackend(driver, uri.replace(/^sqlite:\/\//i, ''), params.table ?? 'keyv', timeout);
+  return new SqliteBackend(driver, uri.replace(/^sqlite:\/\//i, ''), params.table ?? 'keyv', timeout, create);
 }

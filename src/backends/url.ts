@@ -27,6 +27,22 @@ export function takeParameters(url: string, names: readonly string[]): { url: st
   return { url: url.slice(0, query) + (rest ? `?${rest}` : ''), params };
 }
 
+/**
+ * The `create` parameter of a SQL store URL: true (the default) creates the file, schema and table
+ * when missing; `create=false` never does, and a missing one fails with SESSION_STORE_MISSING
+ * (the operator command opens stores so, and so may an app whose database user has no DDL rights).
+ */
+export function createParameter(value: string | undefined, scheme: string): boolean {
+  if (value === undefined || value === 'true' || value === '1') return true;
+  if (value === 'false' || value === '0') return false;
+  throw new SessionError('SESSION_INVALID_OPTION', `koa-kv-session: the create parameter of a ${scheme}:// URL is true or false, got ${JSON.stringify(value)}`);
+}
+
+/** What a store opened with `create=false` says when its file, schema or table does not exist. */
+export function storeMissing(what: string): SessionError {
+  return new SessionError('SESSION_STORE_MISSING', `koa-kv-session: ${what} does not exist, and create=false creates nothing (check the store URL; the app creates it on its first start)`);
+}
+
 /** `host:port[,host:port]` of a URL, without scheme, credentials, path or query. */
 export function hostsOf(url: string): string {
   return url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/^[^@/]*@/, '').replace(/[/?].*$/, '');

@@ -4,7 +4,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SessionError } from '../errors.js';
-import { census, listPage, migrate, revokeSession, showSession, type WalkOptions } from './maintenance.js';
+import { BadCursorError, census, listPage, migrate, revokeSession, showSession, type WalkOptions } from './maintenance.js';
 import { backendsThat } from '../backends/registry.js';
 import { maskPassword } from '../backends/url.js';
 import { resolveSettings, type Settings } from '../options.js';
@@ -13,10 +13,23 @@ import { SessionStore } from '../store.js';
 import { UserIndex } from '../users.js';
 
 /** Exit codes, as documented in the README and in `--help`. */
-const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, unsupported: 4, interrupted: 130 } as const;
+const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, unsupported: 4, missing: 5, interrupted: 130 } as const;
 
 const EXIT_CODES = `Exit codes: 0 done, 1 the store failed, 2 bad usage or configuration, 3 no such session,
-4 the store cannot do this (it cannot list its keys), 130 interrupted (safe to run again).`;
+4 the store cannot do this (it cannot list its keys), 5 the store's SQLite file or SQL table does
+not exist (the command creates nothing), 130 interrupted (safe to run again).`;
+
+/** SQL stores create their file and table when missing; the operator command never does (create=false). */
+const CREATES = new Set(['sqlite', 'postgres', 'postgresql', 'mysql']);
+
+function withoutCreating(settings: Settings): Settings {
+  const { store } = settings;
+  if (store.kind !== 'url' || !CREATES.has(store.scheme)) return settings;
+  const [base, query = ''] = store.url.split(/\?(.*)/s) as [string, string?];
+  const params = new URLSearchParams(query);
+  params.set('create', 'false');
+  return { ...settings, store: { ...store, url: `${base}?${params.toString()}` } };
+}
 
 const USAGE = `Usage: koa-kv-session <command> [options]
 
@@ -24,6 +37,7 @@ Commands:
   stats                  count sessions, expired records, users and bytes
   list                   list sessions page by page (sid prefix, expiry, size, user)
   show <sid>             print one session record, decoded (CBOR or JSON)
+                         (stats, list, show and purge print JSON with --json)
   revoke <sid>           delete one session
   revoke --user <id>     delete every session of a user (needs SESSION_USER_KEY)
   purge                  delete expired session records
@@ -38,33 +52,37 @@ SESSION_STORE_TIMEOUT, ... (see the README).
 ${EXIT_CODES}`;
 
 const HELP: Record<string, string> = {
-  stats: `Usage: koa-kv-session stats
+  stats: `Usage: koa-kv-session stats [--json]
 
 Reads every record under SESSION_KEY_PREFIX and prints how many are live sessions (by encoding),
 how many have expired and wait for a purge, how many user indexes there are, how many records
 cannot be read, and their total size in bytes. Needs a store that can list its keys.
-Shows a progress bar on a terminal, progress lines otherwise; Ctrl-C stops it with partial counts.`,
-  list: `Usage: koa-kv-session list [--limit N] [--cursor C]
+Shows a progress bar on a terminal, progress lines otherwise; Ctrl-C stops it with partial counts.
+--json prints the counts as one JSON object (progress still goes to stderr).`,
+  list: `Usage: koa-kv-session list [--limit N] [--cursor C] [--json]
 
 Prints one page of sessions: the first 12 characters of the sid, expiry, permanence, size, encoding
 and (with SESSION_USER_KEY) the user. --limit sets the page size (default 50; Redis pages are
-approximate); the last line gives the command for the next page (--cursor). Needs a store that can
-list its keys.`,
-  show: `Usage: koa-kv-session show <sid>
+approximate); the last line gives the command for the next page (--cursor). A cursor holds at
+most 12 characters of a sid, never a whole one (DynamoDB's excepted: its Scan resumes only from an
+exact key). --json prints {"sessions": [...], "next": cursor or null}. Needs a store that can list
+its keys.`,
+  show: `Usage: koa-kv-session show <sid> [--json]
 
 Prints the session record stored under <sid> (a cookie value "<sid>.<signature>" works too):
-expiry, permanence, encoding, size and the data as JSON. Exits with 3 when there is no such record.`,
+expiry, permanence, encoding, size and the data as JSON. Exits with 3 when there is no such record.
+--json prints all of it as one JSON object.`,
   revoke: `Usage: koa-kv-session revoke <sid>
        koa-kv-session revoke --user <id>
 
 Deletes one session (the user is logged out on their next request), or with --user every session
 of a user, found through the user index (SESSION_USER_KEY must name the same field as the app's
 userKey). Works on every store, memcached and DynamoDB included. Exits with 3 when <sid> has no record.`,
-  purge: `Usage: koa-kv-session purge
+  purge: `Usage: koa-kv-session purge [--json]
 
 Deletes the expired session records under SESSION_KEY_PREFIX in SESSION_STORE: one statement per
 batch of rows on SQL backends (bounded memory), nothing to do on Redis (it expires keys itself).
-Prints the number of records removed.`,
+Prints the number of records removed (--json: {"removed": n, ...}).`,
   migrate: `Usage: koa-kv-session migrate --to cbor|json
 
 Rewrites every live session record in the given encoding, keeping its expiry and permanence. Each
@@ -77,6 +95,8 @@ Needs a store that can list its keys.`,
 };
 
 const LISTING = ['stats', 'list', 'migrate'];
+/** The commands that print a JSON document with --json. */
+const JSON_COMMANDS = ['stats', 'list', 'show', 'purge'];
 
 interface Run {
   readonly settings: Settings;
@@ -85,6 +105,13 @@ interface Run {
   readonly out: NodeJS.WriteStream;
   readonly err: NodeJS.WriteStream;
   readonly stopped: () => boolean;
+  /** --json: one JSON document on stdout instead of the text for people. */
+  readonly json: boolean;
+}
+
+/** Writes one JSON document (what --json prints), with what JSON has no word for spelled out. */
+function writeJson(run: Run, value: unknown): void {
+  run.out.write(`${printable(value)}\n`);
 }
 
 class UsageError extends Error {}
@@ -127,6 +154,11 @@ async function stats(run: Run): Promise<number> {
   const options = await walkOptions(run, 'stats');
   const counts = await census(run.store, options);
   options.progress.finish();
+  if (run.json) {
+    const { complete, ...numbers } = counts;
+    writeJson(run, { store: run.where, prefix: run.settings.keyPrefix, ...numbers, complete });
+    return interrupted(run, counts.complete);
+  }
   run.out.write(
     `store       ${run.where}, prefix "${run.settings.keyPrefix}"\n` +
       `sessions    ${counts.sessions} (cbor ${counts.cbor}, json ${counts.json})\n` +
@@ -142,8 +174,24 @@ async function list(run: Run, args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { limit: { type: 'string' }, cursor: { type: 'string' } }, strict: true });
   const limit = values.limit === undefined ? 50 : Number(values.limit);
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError(`--limit must be a whole number from 1 to 10000, got ${JSON.stringify(values.limit)}`);
-  const { sessions, cursor } = await listPage(run.store, values.cursor, limit, run.settings.userKey);
+  const { sessions, cursor } = await listPage(run.store, values.cursor, limit, run.settings.userKey).catch((error: unknown) => {
+    throw error instanceof BadCursorError ? new UsageError(error.message) : error;
+  });
   const now = Date.now();
+  if (run.json) {
+    const listed = sessions.map((s) => ({
+      sid: s.sid.slice(0, 12),
+      expires: Number.isNaN(s.expires) ? null : new Date(s.expires).toISOString(),
+      expired: !Number.isNaN(s.expires) && s.expires <= now,
+      unreadable: Number.isNaN(s.expires),
+      permanent: s.permanent,
+      bytes: s.bytes,
+      format: s.format ?? null,
+      user: s.user ?? null,
+    }));
+    writeJson(run, { sessions: listed, next: cursor ?? null });
+    return EXIT.ok;
+  }
   const rows = sessions.map((s) => [
     `${s.sid.slice(0, 12)}…`,
     Number.isNaN(s.expires) ? 'unreadable' : s.expires <= now ? 'expired' : new Date(s.expires).toISOString(),
@@ -183,6 +231,24 @@ async function show(run: Run, args: string[]): Promise<number> {
   if (shown.status === 'missing') {
     run.err.write(`koa-kv-session: no session record ${sid} under "${run.settings.keyPrefix}" in ${run.where}\n`);
     return EXIT.notFound;
+  }
+  if (run.json) {
+    if (shown.status === 'unreadable') writeJson(run, { sid, unreadable: shown.reason, raw: shown.raw.slice(0, 200) });
+    else {
+      const { record } = shown;
+      writeJson(run, {
+        sid,
+        expires: new Date(record.expires).toISOString(),
+        expired: record.expires <= Date.now(),
+        permanent: record.permanent,
+        created: record.created === undefined ? null : new Date(record.created).toISOString(),
+        format: record.format,
+        recordFormat: record.recordFormat,
+        bytes: shown.bytes,
+        data: shown.data,
+      });
+    }
+    return EXIT.ok;
   }
   if (shown.status === 'unreadable') {
     run.out.write(`sid        ${sid}\nunreadable ${shown.reason}\nraw        ${shown.raw.slice(0, 200)}${shown.raw.length > 200 ? '…' : ''}\n`);
@@ -230,6 +296,10 @@ async function revoke(run: Run, args: string[]): Promise<number> {
 
 async function purge(run: Run): Promise<number> {
   const removed = await run.store.purge();
+  if (run.json) {
+    writeJson(run, { removed, prefix: run.settings.keyPrefix, store: run.where });
+    return EXIT.ok;
+  }
   run.out.write(`removed ${countOf(removed, 'expired session record')} under "${run.settings.keyPrefix}" from ${run.where}\n`);
   return EXIT.ok;
 }
@@ -269,8 +339,22 @@ function reason(error: unknown): string {
   return String((error as Error)?.message ?? error).replace(/^koa-kv-session: /, '');
 }
 
+/**
+ * Node 22 warns that node:sqlite is experimental the first time a SQLite store opens it. Apps see
+ * that once at start-up; in a command's output it is noise that scripts would have to filter.
+ */
+function quietSqliteWarning(): void {
+  const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
+    if (/SQLite is an experimental feature/.test(String((warning as Error)?.message ?? warning))) return;
+    emitWarning(warning, ...rest);
+  }) as typeof process.emitWarning;
+}
+
 async function main(argv: readonly string[], out = process.stdout, err = process.stderr): Promise<number> {
-  const [command, ...args] = argv;
+  const [command, ...given] = argv;
+  const json = given.includes('--json') && command !== undefined && JSON_COMMANDS.includes(command);
+  const args = json ? given.filter((arg) => arg !== '--json') : given;
   if (command === undefined) {
     err.write(`${USAGE}\n`);
     return EXIT.usage;
@@ -302,7 +386,7 @@ async function main(argv: readonly string[], out = process.stdout, err = process
     return EXIT.usage;
   }
   const where = settings.store.kind === 'url' ? maskPassword(settings.store.url) : 'the configured store';
-  const store = new SessionStore(settings, () => {});
+  const store = new SessionStore(withoutCreating(settings), () => {});
   // Ctrl-C: finish the page in flight, print the summary, exit 130. A second Ctrl-C quits at once.
   let stopping = false;
   const onSigint = (): void => {
@@ -311,7 +395,7 @@ async function main(argv: readonly string[], out = process.stdout, err = process
     err.write('\nstopping after the current page (Ctrl-C again to quit now)\n');
   };
   process.on('SIGINT', onSigint);
-  const run: Run = { settings, store, where, out, err, stopped: () => stopping };
+  const run: Run = { settings, store, where, out, err, stopped: () => stopping, json };
   try {
     if (LISTING.includes(command) && !(await store.canList())) return cannotList(run, command);
     return await handler(run, args);
@@ -319,6 +403,10 @@ async function main(argv: readonly string[], out = process.stdout, err = process
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       err.write(`koa-kv-session ${command}: ${reason(error)}\n(koa-kv-session ${command} --help shows the options)\n`);
       return EXIT.usage;
+    }
+    if (error instanceof SessionError && error.code === 'SESSION_STORE_MISSING') {
+      err.write(`koa-kv-session ${command}: ${reason(error)}\n`);
+      return EXIT.missing;
     }
     // Listing commands were checked above; this is a purge on a store that cannot purge.
     if (error instanceof SessionError && error.code === 'SESSION_UNSUPPORTED') {
@@ -333,6 +421,7 @@ async function main(argv: readonly string[], out = process.stdout, err = process
   }
 }
 
+quietSqliteWarning();
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
 });

@@ -84,18 +84,45 @@ export interface ListedSession {
 }
 
 /** About `limit` session records from `cursor` on (user indexes left out), and the cursor of the next page. */
+/** How many characters of a sid the operator's cursor keeps: 72 bits, never the whole secret. */
+const CURSOR_SID_CHARACTERS = 12;
+
+/** A cursor that `list` did not print. */
+export class BadCursorError extends Error {}
+
+/**
+ * One page of sessions, and the operator's cursor of the next page (undefined: that was the last).
+ * Where the store resumes after any string (SQL, etcd, memory), the cursor is `after:` and the first
+ * 12 characters of the last sid read, never a whole one; records starting with those 12 characters
+ * are skipped on the next page (the last one read, and others only with odds of 2^-72 each).
+ * Elsewhere it is the store's own, `scan:<cursor>`: a number on Redis; DynamoDB's Scan resumes only
+ * from an exact key, so its cursor is the last key read.
+ */
 export async function listPage(store: SessionStore, cursor: string | undefined, limit: number, userKey: string | undefined): Promise<{ sessions: ListedSession[]; cursor: string | undefined }> {
+  const ordered = await store.scansInKeyOrder();
+  let next: string | undefined;
+  let skip: string | undefined;
+  if (cursor !== undefined) {
+    const [kind, value] = [cursor.slice(0, cursor.indexOf(':')), cursor.slice(cursor.indexOf(':') + 1)];
+    if (kind === 'after' && ordered && value !== '') [next, skip] = [store.key(value), value];
+    else if (kind === 'scan' && !ordered && value !== '') next = value;
+    else throw new BadCursorError(`--cursor ${JSON.stringify(cursor)} is not a cursor that koa-kv-session list printed for this store`);
+  }
   const sessions: ListedSession[] = [];
-  let next = cursor;
+  let last: string | undefined;
   do {
     const page = await store.scanPage(next, limit - sessions.length);
     next = page.cursor;
     for (const { name, raw } of page.records) {
+      last = name;
+      if (skip !== undefined && name.startsWith(skip)) continue;
       if (isUserIndexName(name)) continue;
       sessions.push(describeRecord(name, raw, userKey));
     }
+    skip = undefined;
   } while (sessions.length < limit && next !== undefined);
-  return { sessions, cursor: next };
+  if (next === undefined) return { sessions, cursor: undefined };
+  return { sessions, cursor: ordered && last !== undefined ? `after:${last.slice(0, CURSOR_SID_CHARACTERS)}` : `scan:${next}` };
 }
 
 function describeRecord(sid: string, raw: string, userKey: string | undefined): ListedSession {
