@@ -27,7 +27,11 @@ const microseconds = (run, budgetMs) => Math.round((1e6 / opsPerSecond(run, budg
 export function codecBenchmark(quick) {
   const budget = quick ? 100 : 500;
   const rows = [];
-  for (const [label, size] of [['100 B', 100], ['1 KB', 1024], ['32 KB', 32 * 1024]]) {
+  for (const [label, size] of [
+    ['100 B', 100],
+    ['1 KB', 1024],
+    ['32 KB', 32 * 1024],
+  ]) {
     const data = session(size);
     for (const format of ['cbor', 'json']) {
       const payload = encodePayload(data, format);

@@ -22,12 +22,14 @@ const result = await autocannon({
     },
   ],
 });
-process.stdout.write(`${JSON.stringify({
-  requests: result.requests.total,
-  rps: result.requests.average,
-  seconds: result.duration,
-  p50: result.latency.p50,
-  p99: result.latency.p99,
-  errors: result.errors + result.timeouts,
-  non2xx: result.non2xx,
-})}\n`);
+process.stdout.write(
+  `${JSON.stringify({
+    requests: result.requests.total,
+    rps: result.requests.average,
+    seconds: result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    errors: result.errors + result.timeouts,
+    non2xx: result.non2xx,
+  })}\n`,
+);

@@ -27,7 +27,11 @@ const BACKENDS = [
     name: 'SQLite',
     url: (table, dir) => `sqlite://${join(dir, 'purge.sqlite')}?table=${table}`,
     fill: (a, n, value) =>
-      a.sql.query(`INSERT INTO ${a.sql.table} (key, value) WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ?) SELECT ? || n, ? FROM seq`, [n, n === LIVE ? `${PREFIX}live:` : PREFIX, value]),
+      a.sql.query(`INSERT INTO ${a.sql.table} (key, value) WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ?) SELECT ? || n, ? FROM seq`, [
+        n,
+        n === LIVE ? `${PREFIX}live:` : PREFIX,
+        value,
+      ]),
   },
   {
     name: 'PostgreSQL',
@@ -39,7 +43,8 @@ const BACKENDS = [
     url: (table) => `mysql://root@127.0.0.1:3306/test?table=${table}`,
     // A cross join of digit tables counts to a million without recursion (capped at 1 000 iterations here).
     fill: (a, n, value) => {
-      const digits = '(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)';
+      const digits =
+        '(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)';
       const places = Math.ceil(Math.log10(n + 1));
       const tables = Array.from({ length: places }, (_, i) => `${digits} t${i}`).join(' CROSS JOIN ');
       const number = Array.from({ length: places }, (_, i) => `t${i}.d * ${10 ** i}`).join(' + ');
@@ -75,7 +80,16 @@ async function main() {
           const removed = await a.purgeExpired(PREFIX, Date.now());
           const seconds = (performance.now() - started) / 1000;
           const left = await count(a);
-          rows.push({ backend: backend.name, rows: size, removed, left, seconds, rowsPerSecond: Math.round(size / seconds), fillSeconds, heapGrowthMiB: (process.memoryUsage().heapUsed - heapBefore) / 1048576 });
+          rows.push({
+            backend: backend.name,
+            rows: size,
+            removed,
+            left,
+            seconds,
+            rowsPerSecond: Math.round(size / seconds),
+            fillSeconds,
+            heapGrowthMiB: (process.memoryUsage().heapUsed - heapBefore) / 1048576,
+          });
           process.stdout.write(`${backend.name} ${size} rows: removed ${removed} in ${seconds.toFixed(2)} s, ${left} left\n`);
           if (removed !== size || left !== LIVE) throw new Error(`${backend.name}: removed ${removed} of ${size}, ${left} rows left (expected ${LIVE})`);
         } finally {

@@ -5,19 +5,29 @@ const fmt = (n, digits = 0) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 export function renderMarkdown(results) {
   const lines = [];
   const m = results.machine;
-  lines.push(`Benchmark (${results.mode}, ${results.date.slice(0, 10)}): ${m.cpus} x ${m.cpuModel}, ${m.memoryGiB} GiB, Node ${m.node}, Redis ${m.redis} on loopback; autocannon with ${results.config.connections} connections in its own process, ${results.config.rounds} interleaved rounds of ${results.config.duration} s, medians.`);
+  lines.push(
+    `Benchmark (${results.mode}, ${results.date.slice(0, 10)}): ${m.cpus} x ${m.cpuModel}, ${m.memoryGiB} GiB, Node ${m.node}, Redis ${m.redis} on loopback; autocannon with ${results.config.connections} connections in its own process, ${results.config.rounds} interleaved rounds of ${results.config.duration} s, medians.`,
+  );
   lines.push('');
   const before = results.previous?.ratios ?? {};
-  lines.push(`| scenario | contender | req/s | x limit | x limit before${results.previous ? ` (${results.previous.date.slice(0, 10)})` : ''} | server CPU us/req | CPU over limit | Redis CPU us/req | store round trips/req | Redis commands/req | p99 ms |`);
+  lines.push(
+    `| scenario | contender | req/s | x limit | x limit before${results.previous ? ` (${results.previous.date.slice(0, 10)})` : ''} | server CPU us/req | CPU over limit | Redis CPU us/req | store round trips/req | Redis commands/req | p99 ms |`,
+  );
   lines.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const [id, scenario] of Object.entries(results.scenarios)) {
     for (const [name, c] of Object.entries(scenario.contenders)) {
-      const cmds = Object.entries(c.commands).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(', ');
-      lines.push(`| ${scenario.title} | ${name}${name === scenario.limit ? ' (limit)' : ''} | ${fmt(c.rps)} | ${fmt(c.ratio, 2)} | ${fmt(before[id]?.[name], 2)} | ${fmt(c.cpuUs)} | ${fmt(c.cpuOverLimitUs)} | ${fmt(c.redisCpuUs, 1)} | ${fmt(c.roundTripsPerRequest, 2)} | ${fmt(c.commandsPerRequest, 2)}${cmds ? ` (${cmds})` : ''} | ${fmt(c.p99)} |`);
+      const cmds = Object.entries(c.commands)
+        .map(([k, v]) => `${k} ${fmt(v, 2)}`)
+        .join(', ');
+      lines.push(
+        `| ${scenario.title} | ${name}${name === scenario.limit ? ' (limit)' : ''} | ${fmt(c.rps)} | ${fmt(c.ratio, 2)} | ${fmt(before[id]?.[name], 2)} | ${fmt(c.cpuUs)} | ${fmt(c.cpuOverLimitUs)} | ${fmt(c.redisCpuUs, 1)} | ${fmt(c.roundTripsPerRequest, 2)} | ${fmt(c.commandsPerRequest, 2)}${cmds ? ` (${cmds})` : ''} | ${fmt(c.p99)} |`,
+      );
     }
   }
   lines.push('');
-  lines.push('Redis commands include those a script runs inside Redis (INFO commandstats counts them); round trips subtract the GET and SET of our compare-and-set script. Server CPU is the server process\'s user + system time over the run, per request; Redis CPU is the Redis server\'s (INFO cpu), per request. "Before" is the ratio in the previous run of the same mode (the results file this run replaced).');
+  lines.push(
+    'Redis commands include those a script runs inside Redis (INFO commandstats counts them); round trips subtract the GET and SET of our compare-and-set script. Server CPU is the server process\'s user + system time over the run, per request; Redis CPU is the Redis server\'s (INFO cpu), per request. "Before" is the ratio in the previous run of the same mode (the results file this run replaced).',
+  );
   lines.push('');
   const large = results.large?.scenarios ?? {};
   if (Object.keys(large).length > 0) {
@@ -31,14 +41,20 @@ export function renderMarkdown(results) {
     lines.push('');
   }
   for (const [name, marks] of Object.entries(results.rss)) {
-    lines.push(`RSS of ${name} under (c): ${Object.entries(marks).map(([n, rss]) => `${Number(n).toLocaleString('en')} requests: ${fmt(rss / 1048576, 1)} MiB`).join('; ')}.`);
+    lines.push(
+      `RSS of ${name} under (c): ${Object.entries(marks)
+        .map(([n, rss]) => `${Number(n).toLocaleString('en')} requests: ${fmt(rss / 1048576, 1)} MiB`)
+        .join('; ')}.`,
+    );
   }
   lines.push('');
   lines.push('| codec | session | bytes | encode ops/s | decode ops/s | Dates kept | base64 out + in, us | header + bytes Buffer, us |');
   lines.push('|---|---|---:|---:|---:|---|---:|---:|');
   const us = (value) => (value === undefined ? '-' : String(value));
   for (const row of results.codec) {
-    lines.push(`| ${row.format} | ${row.size} | ${row.bytes} | ${row.encodeOps.toLocaleString('en')} | ${row.decodeOps.toLocaleString('en')} | ${row.keepsDates ? 'yes' : 'no'} | ${us(row.base64Us)} | ${us(row.bufferFrameUs)} |`);
+    lines.push(
+      `| ${row.format} | ${row.size} | ${row.bytes} | ${row.encodeOps.toLocaleString('en')} | ${row.decodeOps.toLocaleString('en')} | ${row.keepsDates ? 'yes' : 'no'} | ${us(row.base64Us)} | ${us(row.bufferFrameUs)} |`,
+    );
   }
   return `${lines.join('\n')}\n`;
 }

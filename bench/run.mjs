@@ -186,7 +186,7 @@ async function main() {
       requests: result.requests,
       p99: result.p99,
       bad: result.errors + result.non2xx,
-      cpuUs: (cpu / CLK_TCK) * 1e6 / requests,
+      cpuUs: ((cpu / CLK_TCK) * 1e6) / requests,
       redisCpuUs: redisUs / requests,
       commandsPerRequest: total / requests,
       roundTripsPerRequest: (total - inner) / requests,
@@ -219,7 +219,9 @@ async function main() {
       for (const name of order) {
         const entry = await measure(id, name);
         ((samples[id] ??= {})[name] ??= []).push(entry);
-        process.stdout.write(`round ${round + 1}/${CONFIG.rounds} ${id} ${name.padEnd(24)} ${Math.round(entry.rps)} req/s  ${entry.cpuUs.toFixed(0)} us cpu  ${entry.roundTripsPerRequest.toFixed(2)} round trips/req${entry.bad ? `  ${entry.bad} bad` : ''}\n`);
+        process.stdout.write(
+          `round ${round + 1}/${CONFIG.rounds} ${id} ${name.padEnd(24)} ${Math.round(entry.rps)} req/s  ${entry.cpuUs.toFixed(0)} us cpu  ${entry.roundTripsPerRequest.toFixed(2)} round trips/req${entry.bad ? `  ${entry.bad} bad` : ''}\n`,
+        );
       }
     }
   }
@@ -264,25 +266,30 @@ async function main() {
     scenarios[id] = {
       title: scenario.title,
       limit: scenario.limit,
-      contenders: Object.fromEntries(scenario.contenders.map((name) => {
-        const list = samples[id][name];
-        const rps = median(list.map((s) => s.rps));
-        const cpuUs = median(list.map((s) => s.cpuUs));
-        const commands = {};
-        for (const key of new Set(list.flatMap((s) => Object.keys(s.commands)))) commands[key] = median(list.map((s) => s.commands[key] ?? 0));
-        return [name, {
-          rps,
-          ratio: rps / limit,
-          cpuUs,
-          cpuOverLimitUs: cpuUs - limitCpu,
-          p99: median(list.map((s) => s.p99)),
-          redisCpuUs: median(list.map((s) => s.redisCpuUs)),
-          commandsPerRequest: median(list.map((s) => s.commandsPerRequest)),
-          roundTripsPerRequest: median(list.map((s) => s.roundTripsPerRequest)),
-          commands,
-          bad: list.reduce((sum, s) => sum + s.bad, 0),
-        }];
-      })),
+      contenders: Object.fromEntries(
+        scenario.contenders.map((name) => {
+          const list = samples[id][name];
+          const rps = median(list.map((s) => s.rps));
+          const cpuUs = median(list.map((s) => s.cpuUs));
+          const commands = {};
+          for (const key of new Set(list.flatMap((s) => Object.keys(s.commands)))) commands[key] = median(list.map((s) => s.commands[key] ?? 0));
+          return [
+            name,
+            {
+              rps,
+              ratio: rps / limit,
+              cpuUs,
+              cpuOverLimitUs: cpuUs - limitCpu,
+              p99: median(list.map((s) => s.p99)),
+              redisCpuUs: median(list.map((s) => s.redisCpuUs)),
+              commandsPerRequest: median(list.map((s) => s.commandsPerRequest)),
+              roundTripsPerRequest: median(list.map((s) => s.roundTripsPerRequest)),
+              commands,
+              bad: list.reduce((sum, s) => sum + s.bad, 0),
+            },
+          ];
+        }),
+      ),
     };
   }
 
@@ -290,10 +297,12 @@ async function main() {
   for (const [id, names] of Object.entries(largeSamples)) {
     const limitName = SCENARIOS[id].limit;
     const limit = median(names[limitName].map((s) => s.rps));
-    large[id] = Object.fromEntries(Object.keys(names).map((name) => {
-      const rps = median(names[name].map((s) => s.rps));
-      return [name, { rps, ratio: rps / limit, ratioWithPool: scenarios[id].contenders[name].ratio }];
-    }));
+    large[id] = Object.fromEntries(
+      Object.keys(names).map((name) => {
+        const rps = median(names[name].map((s) => s.rps));
+        return [name, { rps, ratio: rps / limit, ratioWithPool: scenarios[id].contenders[name].ratio }];
+      }),
+    );
   }
 
   const dir = join(HERE, 'results');
@@ -301,10 +310,18 @@ async function main() {
   const previous = existsSync(previousFile) ? JSON.parse(readFileSync(previousFile, 'utf8')) : undefined;
   const results = {
     date: new Date().toISOString(),
-    previous: previous ? { date: previous.date, ratios: Object.fromEntries(Object.entries(previous.scenarios).map(([id, sc]) => [id, Object.fromEntries(Object.entries(sc.contenders).map(([n, c]) => [n, c.ratio]))])) } : undefined,
+    previous: previous
+      ? { date: previous.date, ratios: Object.fromEntries(Object.entries(previous.scenarios).map(([id, sc]) => [id, Object.fromEntries(Object.entries(sc.contenders).map(([n, c]) => [n, c.ratio]))])) }
+      : undefined,
     large: { sessions: CONFIG.large, scenarios: large },
     mode: QUICK ? 'quick' : 'full',
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, redis: (await redis.info('server')).match(/redis_version:(\S+)/)?.[1] },
+    machine: {
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      memoryGiB: Math.round(totalmem() / 2 ** 30),
+      node: process.version,
+      redis: (await redis.info('server')).match(/redis_version:(\S+)/)?.[1],
+    },
     config: CONFIG,
     scenarios,
     rss,

@@ -19,7 +19,7 @@ const [, amount, unit] = /^(\d+)\s*([smhdw]?)$/.exec(absolute?.trim() ?? '') ?? 
 const absoluteMs = amount === undefined ? undefined : Number(amount) * UNIT[unit];
 app.use(sessions);
 
-const escape = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 async function form(ctx) {
   let body = '';
@@ -85,24 +85,30 @@ app.use(async (ctx) => {
   }
   if (ctx.path !== '/') ctx.throw(404);
   if (!ctx.session.user) {
-    ctx.body = page('Sign in', `<form method="post" action="/login">
+    ctx.body = page(
+      'Sign in',
+      `<form method="post" action="/login">
 <input type="hidden" name="csrf" value="${csrfToken(ctx)}">
 <p><label>User name <input name="user" autocomplete="username" required></label></p>
 <p><label><input type="checkbox" name="remember"> Remember me</label></p>
-<p><button>Log in</button></p></form>`);
+<p><button>Log in</button></p></form>`,
+    );
     return;
   }
   ctx.session.visits += 1;
   const expires = sessionExpires(ctx);
   const browsers = (await sessions.listUserSessions(ctx.session.user)).length;
-  const csrf = `<input type="hidden" name="csrf" value="${escape(ctx.session.csrf)}">`;
-  ctx.body = page(`Hello, ${escape(ctx.session.user)}`, `<p id="visits">Visits this session: ${ctx.session.visits}</p>
+  const csrf = `<input type="hidden" name="csrf" value="${escapeHtml(ctx.session.csrf)}">`;
+  ctx.body = page(
+    `Hello, ${escapeHtml(ctx.session.user)}`,
+    `<p id="visits">Visits this session: ${ctx.session.visits}</p>
 <p id="kind">${ctx.session.permanent ? 'Remembered on this browser (the cookie has an expiry)' : 'Session ends when the browser closes'}</p>
 <p id="expires">Unless you come back, this session expires at <time datetime="${expires?.toISOString()}">${expires?.toUTCString()}</time></p>
 ${absoluteMs === undefined ? '' : `<p id="absolute">Signed in at ${new Date(ctx.session.signedInAt).toUTCString()}: however active, this session ends by ${new Date(ctx.session.signedInAt + absoluteMs).toUTCString()}</p>`}
 <p id="browsers">Signed in on ${browsers} browser${browsers === 1 ? '' : 's'}</p>
 <form method="post" action="/logout">${csrf}<button id="logout">Log out</button></form>
-<form method="post" action="/logout-everywhere">${csrf}<button id="logout-everywhere">Log out everywhere</button></form>`);
+<form method="post" action="/logout-everywhere">${csrf}<button id="logout-everywhere">Log out everywhere</button></form>`,
+  );
 });
 
 const port = Number(process.env.PORT ?? 3000);

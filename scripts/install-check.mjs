@@ -100,7 +100,9 @@ function install(label, manager, deps) {
     return undefined;
   }
   const row = { label, manager, packages: packages(dir), mb: footprint(join(dir, 'node_modules')) / 1e6, seconds, compiled: compiled(dir) };
-  console.log(`install-check: ${label} (${manager}, Node ${process.version}): ${row.packages} packages, ${row.mb.toFixed(1)} MB, ${seconds.toFixed(1)} s${row.compiled.length ? `, compiled: ${row.compiled.join(', ')}` : ', nothing compiled'}`);
+  console.log(
+    `install-check: ${label} (${manager}, Node ${process.version}): ${row.packages} packages, ${row.mb.toFixed(1)} MB, ${seconds.toFixed(1)} s${row.compiled.length ? `, compiled: ${row.compiled.join(', ')}` : ', nothing compiled'}`,
+  );
   return { ...row, dir };
 }
 
@@ -146,7 +148,10 @@ function zeroConfig(row) {
 
 try {
   execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', work], { cwd: ROOT, encoding: 'utf8' });
-  const tarball = join(work, readdirSync(work).find((name) => name.endsWith('.tgz')));
+  const tarball = join(
+    work,
+    readdirSync(work).find((name) => name.endsWith('.tgz')),
+  );
   for (const manager of managers) {
     const row = install(`koa-kv-session-${manager}`, manager, [tarball, 'koa']);
     if (row === undefined) continue;

@@ -5,7 +5,7 @@ import { encodePayload, frameRecord } from '../src/codec.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { decodeStored } from './support/records.js';
 import { cookiePair, sidOf, startApp, type Handler } from './support/app.js';
-import { CountingAdapter } from './support/counting.js';
+import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, mustRun, onBackend, REQUIRE_SERVERS, uniquePrefix } from './support/servers.js';
 
 describe.each(BACKENDS)('values and keys on $name', (backend) => {

@@ -118,11 +118,14 @@ describe('background cleanup', () => {
   it('a process with only the timer left exits on its own', () => {
     const script = join(dir, 'exits.mjs');
     const entry = new URL('../dist/esm/index.js', import.meta.url).href;
-    writeFileSync(script, `import { kvSession } from ${JSON.stringify(entry)};
+    writeFileSync(
+      script,
+      `import { kvSession } from ${JSON.stringify(entry)};
 const middleware = kvSession({ store: 'sqlite://${join(dir, 'exits.sqlite')}', cleanupInterval: 1000 });
 await middleware.ready();
 console.log('ready');
-`);
+`,
+    );
     const started = Date.now();
     const out = execFileSync(process.execPath, [script], { encoding: 'utf8', timeout: 20_000 });
     expect(out.trim()).toBe('ready');

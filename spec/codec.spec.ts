@@ -58,7 +58,7 @@ describe('record layout', () => {
     const raw = frameRecord('{"a":1}', 'json', 1767225600000, true, { created: 5 });
     const { stamp, whole } = casStamp(raw);
     expect(whole).toBe(false);
-    expect(stamp).toBe(raw.split(':').slice(0, 4).join(':') + ':');
+    expect(stamp).toBe(`${raw.split(':').slice(0, 4).join(':')}:`);
     expect(casStamp('j1:1767225600000:1:{"a":1}')).toEqual({ stamp: 'j1:1767225600000:1:{"a":1}', whole: true });
     expect(casStamp('value-x')).toEqual({ stamp: 'value-x', whole: true });
   });
@@ -136,9 +136,12 @@ describe('record layout', () => {
 
 describe('serialization option', () => {
   it.each(['cbor', 'json'] as const)('writes records in %s', async (serialization) => {
-    const { app, store, prefix } = await setup((ctx) => {
-      ctx.session.user = 'ada';
-    }, { serialization });
+    const { app, store, prefix } = await setup(
+      (ctx) => {
+        ctx.session.user = 'ada';
+      },
+      { serialization },
+    );
     const reply = await app.request();
     const raw = String(await store.raw(prefix + sidOf(reply.setCookies[0])));
     expect(raw.slice(0, 2)).toBe(serialization === 'cbor' ? 'c2' : 'j2');
@@ -152,23 +155,24 @@ describe('serialization option', () => {
     const inner = new MemoryBackend();
     const store = new CountingAdapter(inner as never);
     // A session written by an app configured with the other format...
-    const writer = await setup((ctx) => {
-      ctx.session.user = 'ada';
-    }, { serialization: stored }, store);
+    const writer = await setup(
+      (ctx) => {
+        ctx.session.user = 'ada';
+      },
+      { serialization: stored },
+      store,
+    );
     const first = await writer.app.request();
     const cookie = cookiePair(first.setCookies[0]);
     const key = writer.prefix + sidOf(first.setCookies[0]);
     expect(String(await store.raw(key)).slice(0, 1)).toBe(stored[0]);
     // ...is read by an app configured with this one (same prefix, same store).
     let step = 0;
-    const reader = await startApp(
-      { store: store as never, keyPrefix: writer.prefix, serialization: configured, refreshEachRequest: false },
-      (ctx) => {
-        if (step++ === 0) return String(ctx.session.user);
-        ctx.session.visits = 1;
-        return 'written';
-      },
-    );
+    const reader = await startApp({ store: store as never, keyPrefix: writer.prefix, serialization: configured, refreshEachRequest: false }, (ctx) => {
+      if (step++ === 0) return String(ctx.session.user);
+      ctx.session.visits = 1;
+      return 'written';
+    });
     apps.push(reader);
     const read = await reader.request('/', { cookie });
     expect(read.body).toBe('ada');
@@ -215,10 +219,13 @@ describe('maxSize', () => {
   it('a session over maxSize fails the request with SESSION_TOO_LARGE and leaves the stored record untouched', async () => {
     const errors: unknown[] = [];
     let step = 0;
-    const { app, store, prefix } = await setup((ctx) => {
-      if (step++ === 0) ctx.session.small = 'x';
-      else ctx.session.big = 'y'.repeat(2000);
-    }, { maxSize: 1024 });
+    const { app, store, prefix } = await setup(
+      (ctx) => {
+        if (step++ === 0) ctx.session.small = 'x';
+        else ctx.session.big = 'y'.repeat(2000);
+      },
+      { maxSize: 1024 },
+    );
     app.app.on('error', (error) => errors.push(error));
     const one = await app.request();
     const key = prefix + sidOf(one.setCookies[0]);
@@ -238,9 +245,12 @@ describe('maxSize', () => {
     const maxSize = 512;
     const room = maxSize - Buffer.byteLength(probe);
     const text = 'é'.repeat(Math.floor(room / 2)) + 'a'.repeat(room % 2);
-    const { app, store, prefix } = await setup((ctx) => {
-      ctx.session.s = text;
-    }, { maxSize, serialization: 'json' });
+    const { app, store, prefix } = await setup(
+      (ctx) => {
+        ctx.session.s = text;
+      },
+      { maxSize, serialization: 'json' },
+    );
     const reply = await app.request();
     expect(reply.status).toBe(200);
     const raw = String(await store.raw(prefix + sidOf(reply.setCookies[0])));
@@ -252,9 +262,12 @@ describe('maxSize', () => {
     const maxSize = 512;
     const room = maxSize - Buffer.byteLength(probe) + 1;
     const text = 'é'.repeat(Math.floor(room / 2)) + 'a'.repeat(room % 2);
-    const { app, store } = await setup((ctx) => {
-      ctx.session.s = text;
-    }, { maxSize, serialization: 'json' });
+    const { app, store } = await setup(
+      (ctx) => {
+        ctx.session.s = text;
+      },
+      { maxSize, serialization: 'json' },
+    );
     const reply = await app.request();
     expect(reply.status).toBe(500);
     expect(store.count('set')).toBe(0);

@@ -4,7 +4,7 @@ import type { Context } from 'koa';
 import { recordFate } from '../src/codec.js';
 import { decodeStored } from './support/records.js';
 import { cookiePair, gate, sidOf, startApp, type TestApp } from './support/app.js';
-import { CountingAdapter } from './support/counting.js';
+import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend } from './support/servers.js';
 
 /**

@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { decodeStored } from './support/records.js';
 import { cookiePair, startApp, type TestApp } from './support/app.js';
-import { type CountingAdapter } from './support/counting.js';
+import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend } from './support/servers.js';
 
 const TIMEOUT = 1500;

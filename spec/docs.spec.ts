@@ -16,7 +16,12 @@ function tableUnder(markdown: string, heading: string): string[][] {
   const rows: string[][] = [];
   for (const line of lines.slice(first + 2)) {
     if (!line.startsWith('|')) break;
-    rows.push(line.slice(1, -1).split(/(?<!\\)\|/).map((cell) => cell.trim()));
+    rows.push(
+      line
+        .slice(1, -1)
+        .split(/(?<!\\)\|/)
+        .map((cell) => cell.trim()),
+    );
   }
   return rows;
 }
@@ -77,9 +82,24 @@ describe('docs/from-flask-session.md', () => {
   const rows = tableUnder(page('from-flask-session.md'), '## Settings');
   // Flask-Session 0.8's settings, and Flask's own that it honours.
   const THEIRS = [
-    'SESSION_TYPE', 'SESSION_PERMANENT', 'PERMANENT_SESSION_LIFETIME', 'SESSION_REFRESH_EACH_REQUEST', 'SESSION_KEY_PREFIX', 'SESSION_ID_LENGTH',
-    'SESSION_SERIALIZATION_FORMAT', 'SESSION_USE_SIGNER', 'SESSION_CLEANUP_N_REQUESTS', 'SESSION_COOKIE_NAME', 'SESSION_COOKIE_DOMAIN', 'SESSION_COOKIE_PATH',
-    'SESSION_COOKIE_HTTPONLY', 'SESSION_COOKIE_SECURE', 'SESSION_COOKIE_SAMESITE', 'SESSION_COOKIE_PARTITIONED', 'SESSION_SQLALCHEMY_TABLE', 'SECRET_KEY',
+    'SESSION_TYPE',
+    'SESSION_PERMANENT',
+    'PERMANENT_SESSION_LIFETIME',
+    'SESSION_REFRESH_EACH_REQUEST',
+    'SESSION_KEY_PREFIX',
+    'SESSION_ID_LENGTH',
+    'SESSION_SERIALIZATION_FORMAT',
+    'SESSION_USE_SIGNER',
+    'SESSION_CLEANUP_N_REQUESTS',
+    'SESSION_COOKIE_NAME',
+    'SESSION_COOKIE_DOMAIN',
+    'SESSION_COOKIE_PATH',
+    'SESSION_COOKIE_HTTPONLY',
+    'SESSION_COOKIE_SECURE',
+    'SESSION_COOKIE_SAMESITE',
+    'SESSION_COOKIE_PARTITIONED',
+    'SESSION_SQLALCHEMY_TABLE',
+    'SECRET_KEY',
   ];
 
   it('maps every Flask-Session setting', () => {

@@ -38,14 +38,14 @@ class FlakyAdapter extends MemoryBackend {
 
   override async set(key: string, value: unknown, ttl?: number): Promise<boolean> {
     if (this.hang) return new Promise(() => {});
-    if (this.failSet) throw new Error('READONLY You can\'t write against a read only replica.');
+    if (this.failSet) throw new Error("READONLY You can't write against a read only replica.");
     this.sets++;
     return super.set(key, value, ttl);
   }
 
   override async compareAndSet(key: string, expected: string, next: string, ttl: number): ReturnType<MemoryBackend['compareAndSet']> {
     if (this.hang) return new Promise(() => {});
-    if (this.failSet) throw new Error('READONLY You can\'t write against a read only replica.');
+    if (this.failSet) throw new Error("READONLY You can't write against a read only replica.");
     this.sets++;
     return super.compareAndSet(key, expected, next, ttl);
   }
@@ -69,10 +69,13 @@ describe('store failures', () => {
   it('a failing read answers 503 SESSION_STORE_UNAVAILABLE, never an empty session, and nothing is written', async () => {
     const store = new FlakyAdapter();
     let handlerRuns = 0;
-    const { app, errors } = await setup((ctx) => {
-      handlerRuns++;
-      return counter(ctx);
-    }, { store: store as never });
+    const { app, errors } = await setup(
+      (ctx) => {
+        handlerRuns++;
+        return counter(ctx);
+      },
+      { store: store as never },
+    );
     const one = await app.request();
     const cookie = cookiePair(one.setCookies[0]);
     store.failGet = true;
@@ -153,13 +156,16 @@ describe('store failures', () => {
   it('a write that times out is reported and the cookie is not changed', async () => {
     const store = new FlakyAdapter();
     let step = 0;
-    const { app, errors } = await setup(async (ctx) => {
-      if (step++ === 1) {
-        store.hang = true; // after the read: only the write hangs
-        await ctx.session.regenerate();
-      }
-      return counter(ctx);
-    }, { store: store as never, storeTimeout: 200 });
+    const { app, errors } = await setup(
+      async (ctx) => {
+        if (step++ === 1) {
+          store.hang = true; // after the read: only the write hangs
+          await ctx.session.regenerate();
+        }
+        return counter(ctx);
+      },
+      { store: store as never, storeTimeout: 200 },
+    );
     const one = await app.request();
     const two = await app.request('/', { cookie: cookiePair(one.setCookies[0]) });
     expect(two.status).toBe(503);
@@ -169,11 +175,14 @@ describe('store failures', () => {
 
   it('a handler error is never masked: the handler throws while the store would fail the write', async () => {
     const store = new FlakyAdapter();
-    const { app } = await setup((ctx) => {
-      ctx.session.x = 1;
-      store.failSet = true;
-      ctx.throw(409, 'conflict from the handler');
-    }, { store: store as never });
+    const { app } = await setup(
+      (ctx) => {
+        ctx.session.x = 1;
+        store.failSet = true;
+        ctx.throw(409, 'conflict from the handler');
+      },
+      { store: store as never },
+    );
     const reply = await app.request();
     expect(reply.status).toBe(409);
     expect(reply.body).toBe('conflict from the handler');
@@ -222,7 +231,17 @@ describe('store failures', () => {
 
   it('every store URL scheme names the package it needs', () => {
     const packages = Object.fromEntries(Object.entries(SCHEMES).map(([scheme, row]) => [scheme, row.package]));
-    expect(packages).toMatchObject({ sqlite: 'sqlite3', postgres: 'pg', mysql: 'mysql2', memcache: '@keyv/memcache', etcd: '@keyv/etcd', dynamodb: '@keyv/dynamo', valkey: '@keyv/valkey', mongodb: '@keyv/mongo', memory: undefined });
+    expect(packages).toMatchObject({
+      sqlite: 'sqlite3',
+      postgres: 'pg',
+      mysql: 'mysql2',
+      memcache: '@keyv/memcache',
+      etcd: '@keyv/etcd',
+      dynamodb: '@keyv/dynamo',
+      valkey: '@keyv/valkey',
+      mongodb: '@keyv/mongo',
+      memory: undefined,
+    });
   });
 
   it('after close(), requests fail with 503 instead of hanging', async () => {

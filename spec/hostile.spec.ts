@@ -34,11 +34,7 @@ function rawRequest(port: number, headerLines: Buffer[]): Promise<{ status: numb
       resolve({ status, body: text.slice(text.indexOf('\r\n\r\n') + 4) });
     });
     socket.connect(port, '127.0.0.1', () => {
-      const head = Buffer.concat([
-        Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n'),
-        ...headerLines.flatMap((line) => [line, Buffer.from('\r\n')]),
-        Buffer.from('\r\n'),
-      ]);
+      const head = Buffer.concat([Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n'), ...headerLines.flatMap((line) => [line, Buffer.from('\r\n')]), Buffer.from('\r\n')]);
       socket.write(head);
     });
   });
@@ -142,10 +138,7 @@ describe('cookie values a client can send', () => {
 
   it('duplicated Cookie headers: the genuine cookie still works, with one store read', async () => {
     store.reset();
-    const reply = await rawRequest(port(), [
-      Buffer.from(`Cookie: session=${'x'.repeat(43)}.${'y'.repeat(43)}`),
-      Buffer.from(`Cookie: ${genuine}`),
-    ]);
+    const reply = await rawRequest(port(), [Buffer.from(`Cookie: session=${'x'.repeat(43)}.${'y'.repeat(43)}`), Buffer.from(`Cookie: ${genuine}`)]);
     expect(reply.status).toBe(200);
     expect(reply.body).toBe('ada');
     expect(store.count('get')).toBe(1);

@@ -88,7 +88,7 @@ describe('Keyv 6 handed in', () => {
     expect(abilities.atomic).toBe(true);
   });
 
-  it('a Keyv 6 instance over a Map keeps the Map\'s compare-and-set', async () => {
+  it("a Keyv 6 instance over a Map keeps the Map's compare-and-set", async () => {
     const map = new Map<unknown, unknown>();
     const { body, sid, abilities } = await loginAndRead(new keyv6.Keyv(map));
     expect(body).toBe('ada');

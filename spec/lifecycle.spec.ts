@@ -4,7 +4,7 @@ import { decodeStored } from './support/records.js';
 import { frameRecord, encodePayload, recordExpiry, RETIRED_RECORD } from '../src/codec.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { attributesOf, cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
-import { CountingAdapter } from './support/counting.js';
+import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend } from './support/servers.js';
 
 const LIFETIME = 3_600_000;
@@ -21,7 +21,12 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
 
   /** The calls of a conditional write: one atomic script on Redis, a re-read then a write elsewhere. */
   function conditionalWrite(key: string, ttl = LIFETIME): Array<{ op: string; key: string; ttl?: number }> {
-    return store.atomic ? [{ op: 'cas', key }] : [{ op: 'get', key }, { op: 'set', key, ttl }];
+    return store.atomic
+      ? [{ op: 'cas', key }]
+      : [
+          { op: 'get', key },
+          { op: 'set', key, ttl },
+        ];
   }
 
   async function start(handler: Handler, options: KvSessionOptions = {}): Promise<TestApp> {
@@ -95,9 +100,12 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   });
 
   it('new non-permanent session: one write with TTL = lifetime, cookie without Expires or Max-Age', async () => {
-    const app = await start((ctx) => {
-      ctx.session.user = 'ada';
-    }, { permanent: false });
+    const app = await start(
+      (ctx) => {
+        ctx.session.user = 'ada';
+      },
+      { permanent: false },
+    );
     const reply = await app.request();
     const sid = sidOf(reply.setCookies[0]);
     expect(store.calls).toEqual([{ op: 'set', key: prefix + sid, ttl: LIFETIME }]);
@@ -122,10 +130,12 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   });
 
   it('cookie whose sid is unknown: one read, and a fresh sid (the client sid is never adopted)', async () => {
-    const app = await start(seeding((ctx) => {
-      ctx.session.user = 'mallory';
-      return ctx.session.isNew ? 'new' : 'old';
-    }));
+    const app = await start(
+      seeding((ctx) => {
+        ctx.session.user = 'mallory';
+        return ctx.session.isNew ? 'new' : 'old';
+      }),
+    );
     const { cookie, sid } = await existing(app, { user: 'ada' }, 0);
     await store.cleanup(); // the record is gone: the signed cookie now names an unknown sid
     store.reset();
@@ -147,7 +157,10 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   });
 
   it('existing permanent session, unmodified, refresh interval not passed: one read, no write, no Set-Cookie', async () => {
-    const app = await start(seeding((ctx) => String(ctx.session.user)), { refreshInterval: '10m' });
+    const app = await start(
+      seeding((ctx) => String(ctx.session.user)),
+      { refreshInterval: '10m' },
+    );
     const { cookie } = await existing(app, { user: 'ada' }, 60_000);
     const reply = await app.request('/', { cookie });
     expect(reply.body).toBe('ada');
@@ -156,7 +169,10 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   });
 
   it('existing permanent session, unmodified, refresh interval passed: one read, one (conditional) write, fresh Expires', async () => {
-    const app = await start(seeding((ctx) => String(ctx.session.user)), { refreshInterval: '10m' });
+    const app = await start(
+      seeding((ctx) => String(ctx.session.user)),
+      { refreshInterval: '10m' },
+    );
     const { cookie, sid } = await existing(app, { user: 'ada' }, 11 * 60_000);
     const before = Date.now();
     const reply = await app.request('/', { cookie });
@@ -168,7 +184,10 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   });
 
   it('refreshInterval 0 (exactly as Flask): every request of an unmodified permanent session writes and re-sends the cookie', async () => {
-    const app = await start(seeding((ctx) => String(ctx.session.user)), { refreshInterval: 0 });
+    const app = await start(
+      seeding((ctx) => String(ctx.session.user)),
+      { refreshInterval: 0 },
+    );
     const { cookie, sid } = await existing(app, { user: 'ada' }, 0);
     for (let i = 0; i < 3; i++) {
       store.reset();
@@ -179,7 +198,10 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   });
 
   it('existing non-permanent session, refresh passed: the store expiry moves forward, no cookie to refresh', async () => {
-    const app = await start(seeding((ctx) => String(ctx.session.user)), { refreshInterval: '10m' });
+    const app = await start(
+      seeding((ctx) => String(ctx.session.user)),
+      { refreshInterval: '10m' },
+    );
     const { cookie, sid } = await existing(app, { user: 'ada' }, 11 * 60_000, false);
     const reply = await app.request('/', { cookie });
     expect(store.calls).toEqual([{ op: 'get', key: prefix + sid }, ...conditionalWrite(prefix + sid)]);
@@ -187,7 +209,10 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   });
 
   it('existing session, unmodified, refreshEachRequest false: one read only, however old the record', async () => {
-    const app = await start(seeding((ctx) => String(ctx.session.user)), { refreshEachRequest: false, refreshInterval: 0 });
+    const app = await start(
+      seeding((ctx) => String(ctx.session.user)),
+      { refreshEachRequest: false, refreshInterval: 0 },
+    );
     const { cookie } = await existing(app, { user: 'ada' }, LIFETIME / 2);
     const reply = await app.request('/', { cookie });
     expect(reply.body).toBe('ada');
@@ -203,9 +228,12 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
     ['refreshInterval 0 (Flask-exact)', { refreshInterval: 0 }, 0, true],
     ['refreshEachRequest false (Flask)', { refreshEachRequest: false }, 0, true],
   ] as const)('permanent session modified, %s: one read, one (conditional) write; expiry and cookie move only then', async (_label, options, age, moves) => {
-    const app = await start(seeding((ctx) => {
-      ctx.session.visits = Number(ctx.session.visits ?? 0) + 1;
-    }), options);
+    const app = await start(
+      seeding((ctx) => {
+        ctx.session.visits = Number(ctx.session.visits ?? 0) + 1;
+      }),
+      options,
+    );
     const { cookie, sid, expires } = await existing(app, { visits: 1 }, age);
     const before = Date.now();
     const reply = await app.request('/', { cookie });
@@ -224,10 +252,12 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   });
 
   it.each(['cbor', 'json'] as const)('a format-1 %s record of the previous version is read as it is, and rewritten as format 2 on its next write', async (format) => {
-    const app = await start(seeding((ctx) => {
-      if (ctx.path === '/write') ctx.session.visits = Number(ctx.session.visits) + 1;
-      return JSON.stringify(ctx.session);
-    }));
+    const app = await start(
+      seeding((ctx) => {
+        if (ctx.path === '/write') ctx.session.visits = Number(ctx.session.visits) + 1;
+        return JSON.stringify(ctx.session);
+      }),
+    );
     const { cookie, sid } = await existing(app, { visits: 1 }, 0);
     // What 0.1 wrote: <c1|j1>:<expires>:<permanent>:<payload>, no version token, no creation time.
     const expires = Date.now() + LIFETIME;
@@ -250,9 +280,12 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   });
 
   it('non-permanent session modified: one read, one (conditional) write keeping the expiry (no refresh due), no cookie (nothing in it changed)', async () => {
-    const app = await start(seeding((ctx) => {
-      ctx.session.visits = Number(ctx.session.visits ?? 0) + 1;
-    }), { permanent: false });
+    const app = await start(
+      seeding((ctx) => {
+        ctx.session.visits = Number(ctx.session.visits ?? 0) + 1;
+      }),
+      { permanent: false },
+    );
     const { cookie, sid, expires } = await existing(app, { visits: 1 }, 0, false);
     const reply = await app.request('/', { cookie });
     expect(store.calls.map((c) => c.op)).toEqual(['get', ...conditionalWrite(prefix + sid).map((c) => c.op)]);
@@ -261,10 +294,30 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   });
 
   it.each([
-    ['emptied key by key', (ctx: Parameters<Handler>[0]) => { delete ctx.session.user; }],
-    ['cleared', (ctx: Parameters<Handler>[0]) => { ctx.session.clear(); }],
-    ['destroyed', async (ctx: Parameters<Handler>[0]) => { await ctx.session.destroy(); }],
-    ['set to null', (ctx: Parameters<Handler>[0]) => { ctx.session = null; }],
+    [
+      'emptied key by key',
+      (ctx: Parameters<Handler>[0]) => {
+        delete ctx.session.user;
+      },
+    ],
+    [
+      'cleared',
+      (ctx: Parameters<Handler>[0]) => {
+        ctx.session.clear();
+      },
+    ],
+    [
+      'destroyed',
+      async (ctx: Parameters<Handler>[0]) => {
+        await ctx.session.destroy();
+      },
+    ],
+    [
+      'set to null',
+      (ctx: Parameters<Handler>[0]) => {
+        ctx.session = null;
+      },
+    ],
   ])('session %s: record deleted, deletion cookie repeating every attribute', async (_label, act) => {
     const app = await start(seeding(act), {
       cookie: { domain: 'example.test', path: '/app', secure: true, sameSite: 'strict', partitioned: true },
@@ -291,21 +344,24 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   });
 
   it('regenerate(): new record written, then the old one retired by compare-and-set, cookie with the new sid, same data', async () => {
-    const app = await start(seeding(async (ctx) => {
-      await ctx.session.regenerate();
-      return String(ctx.session.user ?? 'nobody');
-    }));
+    const app = await start(
+      seeding(async (ctx) => {
+        await ctx.session.regenerate();
+        return String(ctx.session.user ?? 'nobody');
+      }),
+    );
     const { cookie, sid } = await existing(app, { user: 'ada' }, 0);
     const reply = await app.request('/', { cookie });
     const fresh = sidOf(reply.setCookies[0]);
     expect(fresh).not.toBe(sid);
     // Atomic backends retire the old record in one compare-and-set; the others read it right before.
-    const retire = store.atomic ? [{ op: 'cas', key: prefix + sid }] : [{ op: 'get', key: prefix + sid }, { op: 'set', key: prefix + sid, ttl: Math.min(LIFETIME, 600_000) }];
-    expect(store.calls).toEqual([
-      { op: 'get', key: prefix + sid },
-      { op: 'set', key: prefix + fresh, ttl: LIFETIME },
-      ...retire,
-    ]);
+    const retire = store.atomic
+      ? [{ op: 'cas', key: prefix + sid }]
+      : [
+          { op: 'get', key: prefix + sid },
+          { op: 'set', key: prefix + sid, ttl: Math.min(LIFETIME, 600_000) },
+        ];
+    expect(store.calls).toEqual([{ op: 'get', key: prefix + sid }, { op: 'set', key: prefix + fresh, ttl: LIFETIME }, ...retire]);
     expect(await store.raw(prefix + sid)).toBe(RETIRED_RECORD);
     const next = await app.request('/', { cookie: cookiePair(reply.setCookies[0]) });
     expect(next.body).toBe('ada');
@@ -314,10 +370,12 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   });
 
   it('handler throws: nothing written, the handler error and status reach the client unchanged', async () => {
-    const app = await start(seeding((ctx) => {
-      ctx.session.user = 'eve';
-      ctx.throw(418, 'teapot');
-    }));
+    const app = await start(
+      seeding((ctx) => {
+        ctx.session.user = 'eve';
+        ctx.throw(418, 'teapot');
+      }),
+    );
     const { cookie, sid } = await existing(app, { user: 'ada' }, 0);
     const reply = await app.request('/', { cookie });
     expect(reply.status).toBe(418);
@@ -328,11 +386,13 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   });
 
   it('handler sets a 5xx status: nothing written, status unchanged', async () => {
-    const app = await start(seeding((ctx) => {
-      ctx.session.user = 'eve';
-      ctx.status = 503;
-      ctx.body = 'down for maintenance';
-    }));
+    const app = await start(
+      seeding((ctx) => {
+        ctx.session.user = 'eve';
+        ctx.status = 503;
+        ctx.body = 'down for maintenance';
+      }),
+    );
     const { cookie, sid } = await existing(app, { user: 'ada' }, 0);
     const reply = await app.request('/', { cookie });
     expect(reply.status).toBe(503);

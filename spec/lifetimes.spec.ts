@@ -4,7 +4,7 @@ import { encodePayload, frameRecord, parseRecord, recordExpiry, type RecordMeta 
 import { kvSession, sessionExpires, type KvSessionOptions } from '../src/index.js';
 import { decodeStored } from './support/records.js';
 import { attributesOf, cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
-import { CountingAdapter } from './support/counting.js';
+import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend } from './support/servers.js';
 
 const HOUR = 3_600_000;
@@ -111,11 +111,14 @@ describe.each(BACKENDS)('lifetimes on $name', (backend) => {
   });
 
   it('nonPermanentLifetime, in real time: a browser-session session is gone after it, a permanent one lives on', async () => {
-    const app = await start(async (ctx) => {
-      if (ctx.path === '/remember') ctx.session.permanent = true;
-      if (ctx.path !== '/') ctx.session.user = ctx.path.slice(1);
-      return String(ctx.session.user ?? 'anonymous');
-    }, { permanent: false, nonPermanentLifetime: '2s' });
+    const app = await start(
+      async (ctx) => {
+        if (ctx.path === '/remember') ctx.session.permanent = true;
+        if (ctx.path !== '/') ctx.session.user = ctx.path.slice(1);
+        return String(ctx.session.user ?? 'anonymous');
+      },
+      { permanent: false, nonPermanentLifetime: '2s' },
+    );
     const browser = cookiePair((await app.request('/forget')).setCookies[0]);
     const remembered = cookiePair((await app.request('/remember')).setCookies[0]);
     await new Promise((done) => setTimeout(done, 3200));
@@ -150,10 +153,13 @@ describe('lifetimes: options and the control member', () => {
 
   it('reads them from the environment in seconds or as durations', async () => {
     const errors: Error[] = [];
-    const app = await startApp({ store: 'memory://', env: { SESSION_NON_PERMANENT_LIFETIME: '1800', SESSION_ABSOLUTE_LIFETIME: '12h', SESSION_PERMANENT: 'false' }, onError: (e) => errors.push(e) }, (ctx) => {
-      ctx.session.user = 'ada';
-      return String(ctx.session.lifetime);
-    });
+    const app = await startApp(
+      { store: 'memory://', env: { SESSION_NON_PERMANENT_LIFETIME: '1800', SESSION_ABSOLUTE_LIFETIME: '12h', SESSION_PERMANENT: 'false' }, onError: (e) => errors.push(e) },
+      (ctx) => {
+        ctx.session.user = 'ada';
+        return String(ctx.session.lifetime);
+      },
+    );
     try {
       expect((await app.request('/')).body).toBe(String(1_800_000));
       expect(errors).toEqual([]);
@@ -165,7 +171,20 @@ describe('lifetimes: options and the control member', () => {
   it('lifetime is a reserved name; a bad value is a TypeError that names it', async () => {
     const seen: string[] = [];
     const app = await startApp({ store: 'memory://' }, (ctx) => {
-      for (const act of [() => { ctx.session = { lifetime: 5 }; }, () => { delete (ctx.session as { lifetime?: unknown }).lifetime; }, () => { ctx.session.lifetime = 'soon'; }, () => { ctx.session.lifetime = 10; }]) {
+      for (const act of [
+        () => {
+          ctx.session = { lifetime: 5 };
+        },
+        () => {
+          delete (ctx.session as { lifetime?: unknown }).lifetime;
+        },
+        () => {
+          ctx.session.lifetime = 'soon';
+        },
+        () => {
+          ctx.session.lifetime = 10;
+        },
+      ]) {
         try {
           act();
           seen.push('no error');

@@ -2,7 +2,7 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { encodePayload, frameRecord } from '../src/codec.js';
 import { SessionStore } from '../src/store.js';
-import { type CountingAdapter } from './support/counting.js';
+import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend } from './support/servers.js';
 
 describe.each(BACKENDS)('listing and conditional writes on $name', (backend) => {

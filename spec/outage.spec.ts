@@ -134,8 +134,7 @@ describe('PostgreSQL stopped, then started again', () => {
   const bin = existsSync('/usr/lib/postgresql') ? execFileSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin | tail -1'], { encoding: 'utf8' }).trim() : '';
   let dir: string;
   let port: number;
-  const asPostgres = (command: string, args: string[]) =>
-    execFileSync('runuser', ['-u', 'postgres', '--', join(bin, command), ...args], { encoding: 'utf8', stdio: 'pipe' });
+  const asPostgres = (command: string, args: string[]) => execFileSync('runuser', ['-u', 'postgres', '--', join(bin, command), ...args], { encoding: 'utf8', stdio: 'pipe' });
   const start = () => asPostgres('pg_ctl', ['-D', join(dir, 'data'), '-w', '-l', join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`, 'start']);
   const stop = () => asPostgres('pg_ctl', ['-D', join(dir, 'data'), '-w', '-m', 'immediate', 'stop']);
   let usable = false;

@@ -32,9 +32,7 @@ afterAll(() => {
 
 /** A script that serves one app with kvSession(), makes two requests and prints the views counts. */
 function appScript(kind: 'esm' | 'cjs', options: string): string {
-  const head = kind === 'esm'
-    ? "import Koa from 'koa';\nimport { kvSession } from 'koa-kv-session';\n"
-    : "const Koa = require('koa');\nconst { kvSession } = require('koa-kv-session');\n";
+  const head = kind === 'esm' ? "import Koa from 'koa';\nimport { kvSession } from 'koa-kv-session';\n" : "const Koa = require('koa');\nconst { kvSession } = require('koa-kv-session');\n";
   return `${head}
 (async () => {
   const app = new Koa();
@@ -78,7 +76,12 @@ describe('npm pack output', () => {
     for (const file of readdirSync(join(ROOT, 'src', 'backends'))) {
       for (const match of readFileSync(join(ROOT, 'src', 'backends', file), 'utf8').matchAll(/(?:importOptional|exportOf)\('([^']+)'/g)) {
         const name = match[1] as string;
-        loaded.add(name.split('/').slice(0, name.startsWith('@') ? 2 : 1).join('/'));
+        loaded.add(
+          name
+            .split('/')
+            .slice(0, name.startsWith('@') ? 2 : 1)
+            .join('/'),
+        );
       }
     }
     expect([...loaded].sort()).toEqual(['@keyv/dynamo', '@keyv/etcd', '@keyv/memcache', '@keyv/mongo', '@keyv/redis', '@keyv/valkey', 'iovalkey', 'mysql2', 'pg', 'sqlite3']);
@@ -99,7 +102,9 @@ describe('npm pack output', () => {
   });
 
   it('SessionError is one class for ESM and CommonJS: instanceof and isSessionError() hold across the two builds', () => {
-    writeFileSync(join(WORK, 'identity.mjs'), `import { createRequire } from 'node:module';
+    writeFileSync(
+      join(WORK, 'identity.mjs'),
+      `import { createRequire } from 'node:module';
 import * as esm from 'koa-kv-session';
 const cjs = createRequire(import.meta.url)('koa-kv-session');
 const fromCjs = (() => { try { cjs.kvSession({ sidLength: 1 }); } catch (error) { return error; } })();
@@ -112,7 +117,8 @@ console.log(JSON.stringify({
   plainError: new Error('x') instanceof esm.SessionError,
   guards: [esm.isSessionError(fromCjs), cjs.isSessionError(fromEsm), esm.isSessionError(new Error('x'))],
 }));
-`);
+`,
+    );
     expect(JSON.parse(node('identity.mjs'))).toEqual({ distinctClasses: true, cjsIsEsm: true, esmIsCjs: true, notStore: false, plainError: false, guards: [true, true, false] });
   });
 

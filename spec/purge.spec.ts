@@ -7,7 +7,7 @@ import { kvSession } from '../src/index.js';
 import { openBackend } from '../src/backends/registry.js';
 import type { PostgresBackend } from '../src/backends/postgres.js';
 import { gate, startApp } from './support/app.js';
-import { CountingAdapter } from './support/counting.js';
+import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend, REQUIRE_SERVERS, uniquePrefix, POSTGRES_URL, reachable } from './support/servers.js';
 
 const record = (expires: number) => frameRecord(encodePayload({ user: 'ada' }, 'cbor'), 'cbor', expires, true);
@@ -61,10 +61,7 @@ describe('purge in batches on PostgreSQL', () => {
     const prefix = uniquePrefix('batch');
     try {
       const rows = PURGE_BATCH * 2 + 500;
-      await adapter.sql.query(
-        `INSERT INTO ${adapter.sql.table} (key, value) SELECT $1 || g, $2 FROM generate_series(1, $3) AS g`,
-        [prefix, record(Date.now() - 1000), rows],
-      );
+      await adapter.sql.query(`INSERT INTO ${adapter.sql.table} (key, value) SELECT $1 || g, $2 FROM generate_series(1, $3) AS g`, [prefix, record(Date.now() - 1000), rows]);
       await adapter.set(`${prefix}live`, record(Date.now() + 60_000), 60_000);
       const statements: string[] = [];
       const original = adapter.sql.query;

@@ -63,9 +63,14 @@ describe('ctx.session behaves as a plain object of user data', () => {
     const { two } = await twoRequests(
       (ctx) => {
         ctx.session._x = 'underscore';
+        // biome-ignore lint/suspicious/noProto: a data key named __proto__ is what this test stores
         ctx.session.__proto__ = 'proto';
         const data: Record<string, unknown> = ctx.session;
-        for (const [key, value] of [['constructor', 'ctor'], ['toString', 'str']] as const) data[key as string] = value;
+        for (const [key, value] of [
+          ['constructor', 'ctor'],
+          ['toString', 'str'],
+        ] as const)
+          data[key as string] = value;
       },
       (ctx) => JSON.stringify({ keys: Object.keys(ctx.session).sort(), x: ctx.session._x, p: Object.getOwnPropertyDescriptor(ctx.session, '__proto__')?.value }),
     );

@@ -21,7 +21,10 @@ const counter = async (ctx: Context) => {
 
 /** The first host:port of a connection URL. */
 function firstHost(url: string): string {
-  return url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/^[^@/]*@/, '').split(/[,/?]/)[0] as string;
+  return url
+    .replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
+    .replace(/^[^@/]*@/, '')
+    .split(/[,/?]/)[0] as string;
 }
 
 /** `url` with its (first) server replaced by the gate; a cluster is reached through one gated root node. */
@@ -95,7 +98,11 @@ describe('sqlite locked by another process when the app starts', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kvs-startup-'));
     const file = join(dir, 'sessions.sqlite');
     // Another process holds an exclusive lock on the (new) file until told to let go.
-    const locker: ChildProcess = spawn(process.execPath, ['-e', `
+    const locker: ChildProcess = spawn(
+      process.execPath,
+      [
+        '-e',
+        `
       const sqlite3 = require('sqlite3');
       const db = new sqlite3.Database(${JSON.stringify(file)});
       db.exec('BEGIN EXCLUSIVE; CREATE TABLE held (x); ', (error) => {
@@ -103,7 +110,10 @@ describe('sqlite locked by another process when the app starts', () => {
         process.stdout.write('locked\\n');
       });
       process.stdin.once('data', () => db.exec('COMMIT', () => db.close(() => process.exit(0))));
-    `], { stdio: ['pipe', 'pipe', 'inherit'] });
+    `,
+      ],
+      { stdio: ['pipe', 'pipe', 'inherit'] },
+    );
     await new Promise<void>((resolve, reject) => {
       locker.stdout?.once('data', () => resolve());
       locker.once('exit', (code) => reject(new Error(`the locking process exited with ${code}`)));

@@ -226,7 +226,16 @@ export function parseRecord(raw: unknown): StoredRecord {
   }
   const old = HEADER_1.exec(raw);
   if (old !== null) {
-    return { recordFormat: 1, format: old[1] === 'c' ? 'cbor' : 'json', expires: Number(old[2]), permanent: old[3] === '1', created: undefined, lifetime: undefined, payload: raw.slice(old[0].length), raw };
+    return {
+      recordFormat: 1,
+      format: old[1] === 'c' ? 'cbor' : 'json',
+      expires: Number(old[2]),
+      permanent: old[3] === '1',
+      created: undefined,
+      lifetime: undefined,
+      payload: raw.slice(old[0].length),
+      raw,
+    };
   }
   const format = /^[cj](\d+):/.exec(raw)?.[1];
   if (format !== undefined && format !== '1' && format !== '2') {

@@ -33,7 +33,9 @@ class HmacSigner implements Signer {
   sign(data: string): string {
     let signature = this.#signed.get(data);
     if (signature === undefined) {
-      signature = createHmac('sha256', this.#keys[0] as KeyObject).update(data).digest('base64url');
+      signature = createHmac('sha256', this.#keys[0] as KeyObject)
+        .update(data)
+        .digest('base64url');
       if (this.#signed.size >= VERIFIED_CACHE_SIZE) this.#signed.clear();
       this.#signed.set(data, signature);
     }
@@ -48,7 +50,9 @@ class HmacSigner implements Signer {
     const given = Buffer.from(signature, 'base64url');
     if (given.length !== SIGNATURE_BYTES) return -1;
     for (let i = 0; i < this.#keys.length; i++) {
-      const expected = createHmac('sha256', this.#keys[i] as KeyObject).update(data).digest();
+      const expected = createHmac('sha256', this.#keys[i] as KeyObject)
+        .update(data)
+        .digest();
       if (timingSafeEqual(expected, given)) {
         if (this.#verified.size >= VERIFIED_CACHE_SIZE) this.#verified.clear();
         this.#verified.set(cacheKey, i);
@@ -108,12 +112,7 @@ export function cookieValue(sid: string, cookie: CookieSettings, signer: Signer 
  * The sid a cookie value carries if its signature verifies: `{ sid, stale }`, where `stale` means an
  * older key signed it (the cookie is re-signed with the first key). Undefined for anything else.
  */
-export function sidFromCookie(
-  value: string,
-  cookie: CookieSettings,
-  signer: Signer | undefined,
-  isWellFormed: (sid: string) => boolean,
-): { sid: string; stale: boolean } | undefined {
+export function sidFromCookie(value: string, cookie: CookieSettings, signer: Signer | undefined, isWellFormed: (sid: string) => boolean): { sid: string; stale: boolean } | undefined {
   if (!cookie.signed) return isWellFormed(value) ? { sid: value, stale: false } : undefined;
   if (signer === undefined) return undefined;
   const dot = value.lastIndexOf('.');

@@ -43,6 +43,7 @@ export class SessionError extends Error {
   /** `error instanceof SessionError` (or a subclass) holds across the ESM and CommonJS builds. */
   static override [Symbol.hasInstance](value: unknown): boolean {
     const kinds: unknown = typeof value === 'object' && value !== null ? Reflect.get(value, KINDS) : undefined;
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof asks about (a subclass too), not always SessionError
     return Array.isArray(kinds) && kinds.includes(this.name);
   }
 }
@@ -68,12 +69,7 @@ export class SessionStoreError extends SessionError {
   /** Which store call failed. */
   readonly operation: 'connect' | 'get' | 'set' | 'delete' | 'purge' | 'close';
 
-  constructor(
-    code: 'SESSION_STORE_UNAVAILABLE' | 'SESSION_STORE_TIMEOUT',
-    operation: SessionStoreError['operation'],
-    message: string,
-    cause?: unknown,
-  ) {
+  constructor(code: 'SESSION_STORE_UNAVAILABLE' | 'SESSION_STORE_TIMEOUT', operation: SessionStoreError['operation'], message: string, cause?: unknown) {
     super(code, message, 503, { cause });
     this.operation = operation;
   }

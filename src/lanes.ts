@@ -70,7 +70,11 @@ export class Lanes<Item, Outcome, State> {
       const batch = lane.waiting.splice(0);
       const deadline = batch.reduce((latest, w) => Math.max(latest, w.deadline), 0);
       try {
-        const outcomes = await this.#flush(batch.map((w) => w.item), lane.state, deadline);
+        const outcomes = await this.#flush(
+          batch.map((w) => w.item),
+          lane.state,
+          deadline,
+        );
         batch.forEach((waiting, i) => {
           if (unwatch(waiting)) waiting.resolve(outcomes[i] as Outcome);
         });

@@ -171,7 +171,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     if (cookie.signed && signer === undefined) {
       throw new SessionError(
         'SESSION_NO_KEYS',
-        'koa-kv-session: signed session cookies need secret keys: set app.keys = [\'a long random secret\'], pass kvSession({ keys: [...] }), or set SESSION_SECRET_KEYS (or turn signing off with cookie.signed: false)',
+        "koa-kv-session: signed session cookies need secret keys: set app.keys = ['a long random secret'], pass kvSession({ keys: [...] }), or set SESSION_SECRET_KEYS (or turn signing off with cookie.signed: false)",
       );
     }
 
@@ -221,9 +221,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     }
     if (cookieToSend === undefined) return;
     const secure = cookie.secure === 'auto' ? ctx.secure : cookie.secure;
-    const header = cookieToSend === 'clear'
-      ? deletionCookie(cookie, secure)
-      : serializeCookie(cookieValue(cookieToSend.sid, cookie, signer), cookie, secure, cookieToSend.expires);
+    const header = cookieToSend === 'clear' ? deletionCookie(cookie, secure) : serializeCookie(cookieValue(cookieToSend.sid, cookie, signer), cookie, secure, cookieToSend.expires);
     ctx.append('Set-Cookie', header);
   }
 

@@ -170,27 +170,45 @@ function resolveCookie(input: unknown, env: Readonly<Record<string, string | und
     const source = found.source.fromEnv ? found.source : { name: `cookie.${key}`, fromEnv: false };
     return parse(found.value, source);
   };
-  const name = get('name', 'SESSION_COOKIE_NAME', (value, source) => {
-    const text = parseString(value, source);
-    if (!COOKIE_NAME.test(text)) fail(source, `must be a cookie token (letters, digits and !#$%&'*+-.^_\`|~), got ${JSON.stringify(text)}`);
-    return text;
-  }, 'session');
+  const name = get(
+    'name',
+    'SESSION_COOKIE_NAME',
+    (value, source) => {
+      const text = parseString(value, source);
+      if (!COOKIE_NAME.test(text)) fail(source, `must be a cookie token (letters, digits and !#$%&'*+-.^_\`|~), got ${JSON.stringify(text)}`);
+      return text;
+    },
+    'session',
+  );
   const domain = get('domain', 'SESSION_COOKIE_DOMAIN', (v, s) => cookieAttribute(parseString(v, s), s), undefined as string | undefined);
-  const path = get('path', 'SESSION_COOKIE_PATH', (value, source) => {
-    const text = cookieAttribute(parseString(value, source), source);
-    if (!text.startsWith('/')) fail(source, `must start with "/", got ${JSON.stringify(text)}`);
-    return text;
-  }, '/');
+  const path = get(
+    'path',
+    'SESSION_COOKIE_PATH',
+    (value, source) => {
+      const text = cookieAttribute(parseString(value, source), source);
+      if (!text.startsWith('/')) fail(source, `must start with "/", got ${JSON.stringify(text)}`);
+      return text;
+    },
+    '/',
+  );
   const httpOnly = get('httpOnly', 'SESSION_COOKIE_HTTPONLY', parseBoolean, true);
-  const secure = get('secure', 'SESSION_COOKIE_SECURE', (value, source): boolean | 'auto' =>
-    value === 'auto' || (typeof value === 'string' && value.trim().toLowerCase() === 'auto') ? 'auto' : parseBoolean(value, source),
-  'auto');
-  const sameSite = get('sameSite', 'SESSION_COOKIE_SAMESITE', (value, source): CookieSettings['sameSite'] => {
-    if (value === false || (source.fromEnv && typeof value === 'string' && ['false', 'off', 'no'].includes(value.trim().toLowerCase()))) {
-      return false;
-    }
-    return parseChoice(['lax', 'strict', 'none'] as const, value, source);
-  }, 'lax' as CookieSettings['sameSite']);
+  const secure = get(
+    'secure',
+    'SESSION_COOKIE_SECURE',
+    (value, source): boolean | 'auto' => (value === 'auto' || (typeof value === 'string' && value.trim().toLowerCase() === 'auto') ? 'auto' : parseBoolean(value, source)),
+    'auto',
+  );
+  const sameSite = get(
+    'sameSite',
+    'SESSION_COOKIE_SAMESITE',
+    (value, source): CookieSettings['sameSite'] => {
+      if (value === false || (source.fromEnv && typeof value === 'string' && ['false', 'off', 'no'].includes(value.trim().toLowerCase()))) {
+        return false;
+      }
+      return parseChoice(['lax', 'strict', 'none'] as const, value, source);
+    },
+    'lax' as CookieSettings['sameSite'],
+  );
   const partitioned = get('partitioned', 'SESSION_COOKIE_PARTITIONED', parseBoolean, false);
   const signed = get('signed', 'SESSION_COOKIE_SIGNED', parseBoolean, true);
   if (sameSite === 'none' && secure === false) {
@@ -203,8 +221,26 @@ function resolveCookie(input: unknown, env: Readonly<Record<string, string | und
 }
 
 const KNOWN_OPTIONS = [
-  'store', 'permanent', 'lifetime', 'nonPermanentLifetime', 'absoluteLifetime', 'cleanupInterval', 'refreshEachRequest', 'refreshInterval', 'sidLength', 'keyPrefix',
-  'serialization', 'maxSize', 'keys', 'cookie', 'storeTimeout', 'storeRetries', 'cleanupEveryNRequests', 'userKey', 'onError', 'env',
+  'store',
+  'permanent',
+  'lifetime',
+  'nonPermanentLifetime',
+  'absoluteLifetime',
+  'cleanupInterval',
+  'refreshEachRequest',
+  'refreshInterval',
+  'sidLength',
+  'keyPrefix',
+  'serialization',
+  'maxSize',
+  'keys',
+  'cookie',
+  'storeTimeout',
+  'storeRetries',
+  'cleanupEveryNRequests',
+  'userKey',
+  'onError',
+  'env',
 ];
 
 /** Resolves options, then `SESSION_*` variables, then defaults, into frozen settings; throws `SessionOptionError`. */
@@ -237,65 +273,108 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
   };
   const nonPermanentLifetime = get('nonPermanentLifetime', ['SESSION_NON_PERMANENT_LIFETIME'], atLeastOneSecond, lifetime);
   const absoluteLifetime = get('absoluteLifetime', ['SESSION_ABSOLUTE_LIFETIME'], atLeastOneSecond, undefined as number | undefined);
-  const cleanupInterval = get('cleanupInterval', ['SESSION_CLEANUP_INTERVAL'], (value, source) => {
-    const ms = parseDuration(value, source);
-    if (ms !== 0 && ms < 1000) fail(source, `must be 0 (no background cleanup) or at least one second, got ${ms} ms`);
-    return ms;
-  }, 3_600_000);
+  const cleanupInterval = get(
+    'cleanupInterval',
+    ['SESSION_CLEANUP_INTERVAL'],
+    (value, source) => {
+      const ms = parseDuration(value, source);
+      if (ms !== 0 && ms < 1000) fail(source, `must be 0 (no background cleanup) or at least one second, got ${ms} ms`);
+      return ms;
+    },
+    3_600_000,
+  );
   const refreshEachRequest = get('refreshEachRequest', ['SESSION_REFRESH_EACH_REQUEST'], parseBoolean, true);
   const intervalSource = lookup(input, 'refreshInterval', env, ['SESSION_REFRESH_INTERVAL']);
-  const refreshInterval = intervalSource
-    ? parseDuration(intervalSource.value, intervalSource.source)
-    : Math.min(60_000, Math.floor(Math.min(lifetime, nonPermanentLifetime) / 10));
+  const refreshInterval = intervalSource ? parseDuration(intervalSource.value, intervalSource.source) : Math.min(60_000, Math.floor(Math.min(lifetime, nonPermanentLifetime) / 10));
   if (intervalSource && refreshInterval > lifetime) {
     fail(intervalSource.source, `must not be longer than the lifetime (${lifetime} ms), got ${refreshInterval} ms`);
   }
-  const sidLength = get('sidLength', ['SESSION_ID_LENGTH'], (value, source) => {
-    const n = parseInteger(value, source);
-    if (n < 16) fail(source, `must be at least 16 bytes of entropy (128 bits), got ${n}`);
-    if (n > 256) fail(source, `must be at most 256 bytes, got ${n}`);
-    return n;
-  }, 32);
-  const keyPrefix = get('keyPrefix', ['SESSION_KEY_PREFIX'], (value, source) => {
-    const text = parseString(value, source);
-    if (text.length > 128 || /[\s\0]/.test(text)) fail(source, `must be at most 128 characters without whitespace, got ${JSON.stringify(text)}`);
-    return text;
-  }, 'session:');
+  const sidLength = get(
+    'sidLength',
+    ['SESSION_ID_LENGTH'],
+    (value, source) => {
+      const n = parseInteger(value, source);
+      if (n < 16) fail(source, `must be at least 16 bytes of entropy (128 bits), got ${n}`);
+      if (n > 256) fail(source, `must be at most 256 bytes, got ${n}`);
+      return n;
+    },
+    32,
+  );
+  const keyPrefix = get(
+    'keyPrefix',
+    ['SESSION_KEY_PREFIX'],
+    (value, source) => {
+      const text = parseString(value, source);
+      if (text.length > 128 || /[\s\0]/.test(text)) fail(source, `must be at most 128 characters without whitespace, got ${JSON.stringify(text)}`);
+      return text;
+    },
+    'session:',
+  );
   const serialization = get('serialization', ['SESSION_SERIALIZATION_FORMAT'], (v, s) => parseChoice(['cbor', 'json'] as const, v, s), 'cbor' as const);
-  const maxSize = get('maxSize', ['SESSION_MAX_SIZE'], (value, source) => {
-    const n = parseSize(value, source);
-    if (n < 64) fail(source, `must be at least 64 bytes, got ${n}`);
-    return n;
-  }, 65_536);
-  const keys = get('keys', ['SESSION_SECRET_KEYS'], (value, source): readonly string[] => {
-    const list = source.fromEnv && typeof value === 'string' ? value.split(',').map((k) => k.trim()) : value;
-    if (!Array.isArray(list) || list.length === 0 || !list.every((k) => typeof k === 'string' && k.length > 0)) {
-      fail(source, source.fromEnv ? 'expected a comma-separated list of non-empty keys' : `expected a non-empty array of non-empty strings, got ${describe(value)}`);
-    }
-    return Object.freeze([...(list as string[])]);
-  }, undefined as readonly string[] | undefined);
+  const maxSize = get(
+    'maxSize',
+    ['SESSION_MAX_SIZE'],
+    (value, source) => {
+      const n = parseSize(value, source);
+      if (n < 64) fail(source, `must be at least 64 bytes, got ${n}`);
+      return n;
+    },
+    65_536,
+  );
+  const keys = get(
+    'keys',
+    ['SESSION_SECRET_KEYS'],
+    (value, source): readonly string[] => {
+      const list = source.fromEnv && typeof value === 'string' ? value.split(',').map((k) => k.trim()) : value;
+      if (!Array.isArray(list) || list.length === 0 || !list.every((k) => typeof k === 'string' && k.length > 0)) {
+        fail(source, source.fromEnv ? 'expected a comma-separated list of non-empty keys' : `expected a non-empty array of non-empty strings, got ${describe(value)}`);
+      }
+      return Object.freeze([...(list as string[])]);
+    },
+    undefined as readonly string[] | undefined,
+  );
   const cookie = resolveCookie(input.cookie, env);
-  const storeTimeout = get('storeTimeout', ['SESSION_STORE_TIMEOUT'], (value, source) => {
-    const ms = parseDuration(value, source);
-    if (ms < 1) fail(source, 'must be at least 1 ms');
-    return ms;
-  }, 2000);
-  const storeRetries = get('storeRetries', ['SESSION_STORE_RETRIES'], (value, source) => {
-    const n = parseInteger(value, source);
-    if (n < 0 || n > 10) fail(source, `must be between 0 and 10, got ${n}`);
-    return n;
-  }, 2);
-  const cleanupEveryNRequests = get('cleanupEveryNRequests', ['SESSION_CLEANUP_N_REQUESTS'], (value, source) => {
-    const n = parseInteger(value, source);
-    if (n < 0) fail(source, `must be 0 (never) or a positive number of requests, got ${n}`);
-    return n;
-  }, 0);
-  const userKey = get('userKey', ['SESSION_USER_KEY'], (value, source) => {
-    const text = parseString(value, source).trim();
-    if (text === '') fail(source, 'must name a session field, such as "userId"');
-    if (CONTROL_MEMBERS.has(text)) fail(source, `"${text}" is a control member of ctx.session, not a data field; name the field that holds the user id`);
-    return text;
-  }, undefined as string | undefined);
+  const storeTimeout = get(
+    'storeTimeout',
+    ['SESSION_STORE_TIMEOUT'],
+    (value, source) => {
+      const ms = parseDuration(value, source);
+      if (ms < 1) fail(source, 'must be at least 1 ms');
+      return ms;
+    },
+    2000,
+  );
+  const storeRetries = get(
+    'storeRetries',
+    ['SESSION_STORE_RETRIES'],
+    (value, source) => {
+      const n = parseInteger(value, source);
+      if (n < 0 || n > 10) fail(source, `must be between 0 and 10, got ${n}`);
+      return n;
+    },
+    2,
+  );
+  const cleanupEveryNRequests = get(
+    'cleanupEveryNRequests',
+    ['SESSION_CLEANUP_N_REQUESTS'],
+    (value, source) => {
+      const n = parseInteger(value, source);
+      if (n < 0) fail(source, `must be 0 (never) or a positive number of requests, got ${n}`);
+      return n;
+    },
+    0,
+  );
+  const userKey = get(
+    'userKey',
+    ['SESSION_USER_KEY'],
+    (value, source) => {
+      const text = parseString(value, source).trim();
+      if (text === '') fail(source, 'must name a session field, such as "userId"');
+      if (CONTROL_MEMBERS.has(text)) fail(source, `"${text}" is a control member of ctx.session, not a data field; name the field that holds the user id`);
+      return text;
+    },
+    undefined as string | undefined,
+  );
   if (input.onError !== undefined && typeof input.onError !== 'function') {
     throw new SessionOptionError('onError', `expected a function, got ${describe(input.onError)}`);
   }

@@ -42,10 +42,7 @@ export function parseDuration(value: unknown, source: Source): number {
     if (match) ms = Number(match[1]) * (UNIT_MS[(match[2] as string).toLowerCase()] as number);
     else if (source.fromEnv && /^\d+$/.test(text)) ms = Number(text) * 1000;
     else {
-      return fail(
-        source,
-        `expected ${source.fromEnv ? 'whole seconds or ' : 'milliseconds or '}a duration such as "30m", "12h" or "31d", got ${JSON.stringify(value)}`,
-      );
+      return fail(source, `expected ${source.fromEnv ? 'whole seconds or ' : 'milliseconds or '}a duration such as "30m", "12h" or "31d", got ${JSON.stringify(value)}`);
     }
   } else {
     return fail(source, `expected milliseconds or a duration string, got ${describe(value)}`);
@@ -91,12 +88,7 @@ export function describe(value: unknown): string {
 }
 
 /** Looks a value up: explicit option, then the environment (first variable set and not empty), then none. */
-export function lookup(
-  options: object,
-  option: string,
-  env: Readonly<Record<string, string | undefined>>,
-  variables: readonly string[],
-): { value: unknown; source: Source } | undefined {
+export function lookup(options: object, option: string, env: Readonly<Record<string, string | undefined>>, variables: readonly string[]): { value: unknown; source: Source } | undefined {
   const value = (options as Record<string, unknown>)[option];
   if (value !== undefined) return { value, source: { name: option, fromEnv: false } };
   for (const variable of variables) {

@@ -18,6 +18,7 @@ import { storedUserOf, userIdOf } from './user-id.js';
  * While it is left empty, `ctx.session` accepts any key.
  */
 // Deliberately empty: filled in by users through declaration merging.
+// biome-ignore lint/suspicious/noEmptyInterface: the empty interface is what users merge their session fields into
 export interface SessionData {}
 
 /** Members of `ctx.session` that control the session itself. They are never stored and never enumerated. */
@@ -46,8 +47,10 @@ export interface SessionControls {
 }
 
 /** Any key goes while `SessionData` is not declared. */
-// `any` on purpose: session data nobody has declared is untyped.
-export interface LooseSessionData { [key: string]: any }
+export interface LooseSessionData {
+  // biome-ignore lint/suspicious/noExplicitAny: session data nobody has declared is untyped
+  [key: string]: any;
+}
 
 type UserFields = [keyof SessionData] extends [never] ? LooseSessionData : Partial<SessionData>;
 
@@ -74,9 +77,7 @@ export interface SessionConfig {
 }
 
 function controlError(key: string): TypeError {
-  return new TypeError(
-    `ctx.session.${key} is a control member of koa-kv-session and cannot be used as a session data key; choose another name`,
-  );
+  return new TypeError(`ctx.session.${key} is a control member of koa-kv-session and cannot be used as a session data key; choose another name`);
 }
 
 function isEmpty(data: object): boolean {
@@ -152,8 +153,13 @@ export class SessionState implements ProxyHandler<RecordData> {
     if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) return this.#control(key);
     const value = Reflect.get(target, key, receiver);
     if (
-      typeof value === 'object' && value !== null && typeof key === 'string' &&
-      (this.#stored ?? this.#rotatedFrom) !== undefined && !this.#touched?.has(key) && !this.#snapshots?.has(key) && Object.hasOwn(target, key)
+      typeof value === 'object' &&
+      value !== null &&
+      typeof key === 'string' &&
+      (this.#stored ?? this.#rotatedFrom) !== undefined &&
+      !this.#touched?.has(key) &&
+      !this.#snapshots?.has(key) &&
+      Object.hasOwn(target, key)
     ) {
       (this.#snapshots ??= new Map()).set(key, fingerprint(value));
     }
@@ -439,9 +445,7 @@ export class SessionState implements ProxyHandler<RecordData> {
       const { raw, expires } = this.#record(now, this.#expiryFrom(now));
       const ttl = expires - now;
       return {
-        write: from === undefined
-          ? { kind: 'put', sid, raw, ttl }
-          : { kind: 'rotate', sid, from: from.sid, base: from.record.raw, raw, ttl, changes: this.#changeSet() },
+        write: from === undefined ? { kind: 'put', sid, raw, ttl } : { kind: 'rotate', sid, from: from.sid, base: from.record.raw, raw, ttl, changes: this.#changeSet() },
         remove,
         cookie: { sid, expires: this.#permanent ? expires : undefined },
       };

@@ -58,7 +58,11 @@ export class UserIndex {
   readonly #lanes = new Lanes<Queued, undefined, undefined>(
     () => undefined,
     async (batch, _state, deadline) => {
-      await this.#apply(batch[0] as Queued, batch.map((queued) => queued.change), deadline);
+      await this.#apply(
+        batch[0] as Queued,
+        batch.map((queued) => queued.change),
+        deadline,
+      );
       return batch.map(() => undefined);
     },
   );
@@ -82,11 +86,16 @@ export class UserIndex {
     const known = this.#covered.get(`${name} ${sid}`);
     if (known !== undefined && known > expires) return;
     const covered = expires + this.#config.lifetime;
-    await this.#change(name, user, (entries, now) => {
-      const entry = entries.get(sid);
-      if (entry === undefined) entries.set(sid, { covered, added: now });
-      else entry.covered = Math.max(entry.covered, covered);
-    }, deadline);
+    await this.#change(
+      name,
+      user,
+      (entries, now) => {
+        const entry = entries.get(sid);
+        if (entry === undefined) entries.set(sid, { covered, added: now });
+        else entry.covered = Math.max(entry.covered, covered);
+      },
+      deadline,
+    );
     this.#remember(`${name} ${sid}`, covered);
   }
 
@@ -94,9 +103,14 @@ export class UserIndex {
   async untrack(user: string, sids: readonly string[], deadline?: number): Promise<void> {
     const name = userIndexName(user);
     for (const sid of sids) this.#covered.delete(`${name} ${sid}`);
-    await this.#change(name, user, (entries) => {
-      for (const sid of sids) entries.delete(sid);
-    }, deadline);
+    await this.#change(
+      name,
+      user,
+      (entries) => {
+        for (const sid of sids) entries.delete(sid);
+      },
+      deadline,
+    );
   }
 
   /** The live sessions of `user`, soonest expiry last; entries whose session is gone are dropped from the index. */
@@ -125,7 +139,11 @@ export class UserIndex {
   async revoke(user: string): Promise<number> {
     const sessions = await this.list(user);
     await mapConcurrently(sessions, 16, (session) => this.#store.remove(session.sid));
-    if (sessions.length > 0) await this.untrack(user, sessions.map((s) => s.sid));
+    if (sessions.length > 0)
+      await this.untrack(
+        user,
+        sessions.map((s) => s.sid),
+      );
     return sessions.length;
   }
 

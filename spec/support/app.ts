@@ -27,7 +27,7 @@ export async function startApp(options: KvSessionOptions, handler: Handler, conf
   const app = new Koa();
   app.keys = ['test-key-new', 'test-key-old'];
   app.silent = true;
-  if (process.env.KV_SESSION_TEST_LOG_ERRORS) app.on("error", (error) => console.error("app error:", error.code, error.message));
+  if (process.env.KV_SESSION_TEST_LOG_ERRORS) app.on('error', (error) => console.error('app error:', error.code, error.message));
   configure?.(app);
   const middleware = kvSession(options);
   app.use(middleware);

@@ -35,7 +35,10 @@ export function uniquePrefix(label = 't'): string {
 
 export async function reachable(url: string): Promise<boolean> {
   // The first host of the URL (a cluster URL lists several: host:port,host:port).
-  const first = url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/^[^@/]*@/, '').split(/[,/?]/)[0] as string;
+  const first = url
+    .replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
+    .replace(/^[^@/]*@/, '')
+    .split(/[,/?]/)[0] as string;
   const { hostname, port } = new URL(`tcp://${first}`);
   return new Promise((resolve) => {
     const socket = new Socket();
@@ -85,7 +88,14 @@ const REQUIRE_KEYV6 = process.env.KV_SESSION_REQUIRE_KEYV6 === '1';
  * A Keyv 6 adapter (or instance) handed in, as `kvSession({ store })` wraps it. `make` builds it
  * from the Keyv 6 packages in spec/keyv6; `server` is the URL it needs reachable, if any.
  */
-function keyv6Row(name: string, scheme: string, abilities: SchemeRow['abilities'], nativeTtl: boolean, server: string | undefined, make: (keyv6: ReturnType<typeof loadKeyv6>, dir: string) => { store: object; close(): Promise<void> }): Backend {
+function keyv6Row(
+  name: string,
+  scheme: string,
+  abilities: SchemeRow['abilities'],
+  nativeTtl: boolean,
+  server: string | undefined,
+  make: (keyv6: ReturnType<typeof loadKeyv6>, dir: string) => { store: object; close(): Promise<void> },
+): Backend {
   return {
     name,
     scheme,
@@ -195,7 +205,16 @@ export const BACKENDS: readonly Backend[] = [
   },
   MONGO_URL
     ? byUrl('mongodb', MONGO_URL, { optional: true, nativeTtl: true })
-    : { name: 'mongodb', scheme: 'mongodb', nativeTtl: true, optional: true, unavailable: async () => 'MONGO_URL is not set (no MongoDB server can be obtained on these machines)', open: async () => { throw new Error('unreachable'); } },
+    : {
+        name: 'mongodb',
+        scheme: 'mongodb',
+        nativeTtl: true,
+        optional: true,
+        unavailable: async () => 'MONGO_URL is not set (no MongoDB server can be obtained on these machines)',
+        open: async () => {
+          throw new Error('unreachable');
+        },
+      },
   ...KEYV6_BACKENDS,
 ];
 

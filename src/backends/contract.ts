@@ -95,12 +95,7 @@ export function pageOfKeys(keys: Iterable<unknown>, prefix: string, cursor: stri
  * A purge for backends that can list but not delete by expiry in one statement: walks the pages of
  * records under `prefix` and deletes the expired ones of each page (bounded memory); resolves with how many.
  */
-export async function purgePages(
-  backend: Required<Pick<Backend, 'scanPage'>>,
-  prefix: string,
-  now: number,
-  deleteKeys: (keys: string[]) => Promise<void>,
-): Promise<number> {
+export async function purgePages(backend: Required<Pick<Backend, 'scanPage'>>, prefix: string, now: number, deleteKeys: (keys: string[]) => Promise<void>): Promise<number> {
   let removed = 0;
   let cursor: string | undefined;
   do {

@@ -66,9 +66,7 @@ export class DynamoBackend extends QuietEmitter implements Backend {
 
   async compareAndSet(key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> {
     await this.#table();
-    const condition = expected === undefined
-      ? { ConditionExpression: 'attribute_not_exists(id)' }
-      : stampCondition(expected);
+    const condition = expected === undefined ? { ConditionExpression: 'attribute_not_exists(id)' } : stampCondition(expected);
     try {
       await this.#inner.client.put({
         TableName: this.#tableName,

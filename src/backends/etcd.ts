@@ -43,7 +43,11 @@ export class EtcdBackend extends QuietEmitter implements Backend {
   /** A page of records under `prefix`, in key order: the key range after `cursor` up to the end of the prefix. */
   async scanPage(prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage> {
     const start = cursor === undefined ? Buffer.from(prefix) : Buffer.concat([Buffer.from(cursor), Buffer.from([0])]);
-    const found: Record<string, string> = await this.#client.getAll().inRange({ start, end: prefixEnd(prefix) }).limit(count).strings();
+    const found: Record<string, string> = await this.#client
+      .getAll()
+      .inRange({ start, end: prefixEnd(prefix) })
+      .limit(count)
+      .strings();
     const entries = Object.entries(found).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
     return { entries, cursor: entries.length === count ? entries[entries.length - 1]?.[0] : undefined };
   }

@@ -17,6 +17,7 @@ interface Pool {
   end(): Promise<void>;
 }
 
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface below declares what sqlBackend() assigns in the constructor
 export class MysqlBackend extends QuietEmitter implements Backend {
   /** The sessions table, as the SQL of sql.ts reaches it. */
   readonly sql: SqlClient;
@@ -56,10 +57,12 @@ export class MysqlBackend extends QuietEmitter implements Backend {
   }
 
   #createTable(): Promise<unknown> {
-    return this.#pool
-      // Binary collation: sids and base64 payloads are case-sensitive, and the server's default
-      // (case-insensitive) collation would make "abc" and "ABC" the same key.
-      .query(`CREATE TABLE IF NOT EXISTS ${this.sql.table} (id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY, value MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin)`);
+    return (
+      this.#pool
+        // Binary collation: sids and base64 payloads are case-sensitive, and the server's default
+        // (case-insensitive) collation would make "abc" and "ABC" the same key.
+        .query(`CREATE TABLE IF NOT EXISTS ${this.sql.table} (id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY, value MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin)`)
+    );
   }
 
   async #query(sql: string, params: readonly unknown[]): Promise<SqlResult> {

@@ -18,6 +18,7 @@ interface Pool {
   end(): Promise<void>;
 }
 
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface below declares what sqlBackend() assigns in the constructor
 export class PostgresBackend extends QuietEmitter implements Backend {
   /** The sessions table, as the SQL of sql.ts reaches it. */
   readonly sql: SqlClient;
@@ -30,7 +31,10 @@ export class PostgresBackend extends QuietEmitter implements Backend {
   constructor(pool: Pool, table: string, schema: string, create = true) {
     super();
     this.#create = create;
-    for (const [name, value] of [['table', table], ['schema', schema]] as const) {
+    for (const [name, value] of [
+      ['table', table],
+      ['schema', schema],
+    ] as const) {
       if (!IDENTIFIER.test(value)) throw new TypeError(`koa-kv-session: the ${name} parameter of a postgres:// URL must be a plain SQL identifier, got ${JSON.stringify(value)}`);
     }
     this.#pool = pool;

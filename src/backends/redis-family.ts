@@ -131,8 +131,7 @@ export function keyvRedisAbilities(adapter: KeyvRedisLike): Required<Pick<Backen
   return {
     expiresKeys: true,
     // One script, atomic on the server (on the key's node in a cluster).
-    compareAndSet: async (key, expected, next, ttl) =>
-      redisCompareAndSet((await adapter.getClient()) as RedisScripting, adapter.createKeyPrefix(key, adapter.namespace), expected, next, ttl),
+    compareAndSet: async (key, expected, next, ttl) => redisCompareAndSet((await adapter.getClient()) as RedisScripting, adapter.createKeyPrefix(key, adapter.namespace), expected, next, ttl),
     scanPage: async (prefix, cursor, count) => redisScanPage(await adapter.getClient(), prefix, cursor, count),
     purgeExpired: async () => 0,
   };

@@ -26,7 +26,9 @@ export async function openRedisCluster(url: string, scheme: string, timeout: num
   const KeyvRedis = redis.default?.default ?? redis.default;
   const createCluster = redis.createCluster ?? redis.default?.createCluster;
   const cluster = createCluster({
-    rootNodes: hostsOf(url).split(',').map((host: string) => ({ url: `redis://${host}` })),
+    rootNodes: hostsOf(url)
+      .split(',')
+      .map((host: string) => ({ url: `redis://${host}` })),
     defaults: redisClientOptions(timeout),
   });
   return connected(new KeyvRedis(cluster, keyvRedisOptions(timeout)));

@@ -75,5 +75,11 @@ export async function openBackend(url: string, timeout: number): Promise<Backend
 
 /** The names of the backends with an ability, for messages ("SQLite, PostgreSQL ... can"). */
 export function backendsThat(ability: keyof Abilities, has = true): string[] {
-  return [...new Set(Object.values(SCHEMES).filter((row) => row.abilities[ability] === has).map((row) => row.name))];
+  return [
+    ...new Set(
+      Object.values(SCHEMES)
+        .filter((row) => row.abilities[ability] === has)
+        .map((row) => row.name),
+    ),
+  ];
 }

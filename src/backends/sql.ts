@@ -33,22 +33,22 @@ function statements(dialect: Dialect, table: string) {
   const p = (n: number): string => (dialect === 'postgres' ? `$${n}` : '?');
   const key = dialect === 'mysql' ? 'id' : 'key';
   const returning = dialect === 'mysql' ? '' : ` RETURNING ${key}`;
-  const escape = dialect === 'mysql' ? "'\\\\'" : "'\\'";
-  const underPrefix = `${key} LIKE ${p(1)} ESCAPE ${escape}`;
+  const escapeCharacter = dialect === 'mysql' ? "'\\\\'" : "'\\'";
+  const underPrefix = `${key} LIKE ${p(1)} ESCAPE ${escapeCharacter}`;
   return {
     key,
     get: `SELECT value FROM ${table} WHERE ${key} = ${p(1)}`,
-    set: dialect === 'mysql'
-      ? `INSERT INTO ${table} (id, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value)`
-      : `INSERT INTO ${table} (key, value) VALUES (${p(1)}, ${p(2)}) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+    set:
+      dialect === 'mysql'
+        ? `INSERT INTO ${table} (id, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value)`
+        : `INSERT INTO ${table} (key, value) VALUES (${p(1)}, ${p(2)}) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
     delete: `DELETE FROM ${table} WHERE ${key} = ${p(1)}${returning}`,
     update: `UPDATE ${table} SET value = ${p(1)} WHERE ${key} = ${p(2)} AND value = ${p(3)}${returning}`,
     // A record's header through its version token: a few dozen characters compared, not the record.
     updateStamped: `UPDATE ${table} SET value = ${p(1)} WHERE ${key} = ${p(2)} AND substr(value, 1, ${p(3)}) = ${p(4)}${returning}`,
     // mysql2 reports a found-but-unchanged duplicate as changed under ON DUPLICATE KEY; INSERT IGNORE reports 0.
-    insertIfAbsent: dialect === 'mysql'
-      ? `INSERT IGNORE INTO ${table} (id, value) VALUES (?, ?)`
-      : `INSERT INTO ${table} (key, value) VALUES (${p(1)}, ${p(2)}) ON CONFLICT (key) DO NOTHING${returning}`,
+    insertIfAbsent:
+      dialect === 'mysql' ? `INSERT IGNORE INTO ${table} (id, value) VALUES (?, ?)` : `INSERT INTO ${table} (key, value) VALUES (${p(1)}, ${p(2)}) ON CONFLICT (key) DO NOTHING${returning}`,
     // One batch of expired rows per statement; rows that are not records are never cast.
     purge: {
       postgres: `DELETE FROM ${table} WHERE key IN (SELECT key FROM ${table} WHERE ${underPrefix} AND (CASE WHEN value ~ '^[cj][0-9]+:[0-9]{1,16}:' THEN split_part(value, ':', 2)::bigint END) <= $2 LIMIT $3) RETURNING key`,
@@ -100,7 +100,10 @@ export function sqlAbilities(client: SqlClient): SqlAbilities {
     abilities.compareAndSetMany = async (rows: readonly BatchRow[]): Promise<ReadonlySet<string>> => {
       if (rows.length === 0) return new Set();
       const statement = batchUpdate(client.dialect, client.table, rows.length) as string;
-      const written = await client.query(statement, rows.flatMap((row) => [row.key, row.expected, row.next]));
+      const written = await client.query(
+        statement,
+        rows.flatMap((row) => [row.key, row.expected, row.next]),
+      );
       return new Set(written.rows.map((row) => String(row.key)));
     };
   }

@@ -72,8 +72,7 @@ export function sqlite3Driver(sqlite3: Sqlite3): SqliteDriver {
         const opened: Sqlite3Database = new sqlite3.Database(file, (error) => (error ? reject(error) : resolve(opened)));
       });
       db.configure('busyTimeout', busyTimeout);
-      const all = (sql: string, params: readonly unknown[]) =>
-        new Promise<Rows>((resolve, reject) => db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows))));
+      const all = (sql: string, params: readonly unknown[]) => new Promise<Rows>((resolve, reject) => db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows))));
       return {
         all,
         prepare: (sql) =>
@@ -94,7 +93,9 @@ export function sqlite3Driver(sqlite3: Sqlite3): SqliteDriver {
 
 /** The part of `node:sqlite` this backend uses. */
 interface NodeSqlite {
-  DatabaseSync: new (path: string) => {
+  DatabaseSync: new (
+    path: string,
+  ) => {
     prepare(sql: string): { all(...params: unknown[]): unknown[] };
     close(): void;
   };
@@ -133,7 +134,8 @@ export function nodeSqliteDriver(sqlite: NodeSqlite): SqliteDriver {
         return { all, finalize: async () => {} };
       };
       try {
-        prepare(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyTimeout))}`).all([]);
+        // At once, synchronously: every later statement must find the busy timeout set.
+        db.prepare(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyTimeout))}`).all();
       } catch (error) {
         db.close();
         throw error;
@@ -195,6 +197,7 @@ interface Connection {
   readonly statements: Map<string, Promise<Statement>>;
 }
 
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface below declares what sqlBackend() assigns in the constructor
 export class SqliteBackend extends QuietEmitter implements Backend {
   /** The sessions table, as the SQL of sql.ts reaches it. Statements that change rows say so with RETURNING. */
   readonly sql: SqlClient;
@@ -267,7 +270,10 @@ export class SqliteBackend extends QuietEmitter implements Backend {
       if (connection.statements.size > PREPARED) {
         const [oldest, evicted] = connection.statements.entries().next().value as [string, Promise<Statement>];
         connection.statements.delete(oldest);
-        void evicted.then((s) => s.finalize(), () => {});
+        void evicted.then(
+          (s) => s.finalize(),
+          () => {},
+        );
       }
     }
     return statement;
@@ -279,7 +285,11 @@ export class SqliteBackend extends QuietEmitter implements Backend {
     this.#ready = undefined;
     const connection = await ready?.catch(() => undefined);
     if (connection === undefined) return;
-    for (const statement of connection.statements.values()) await statement.then((s) => s.finalize(), () => {});
+    for (const statement of connection.statements.values())
+      await statement.then(
+        (s) => s.finalize(),
+        () => {},
+      );
     await connection.db.close().catch(() => {});
   }
 }

@@ -45,11 +45,14 @@ export function storeMissing(what: string): SessionError {
 
 /** `host:port[,host:port]` of a URL, without scheme, credentials, path or query. */
 export function hostsOf(url: string): string {
-  return url.replace(/^[a-z][a-z0-9+.-]*:\/\//i, '').replace(/^[^@/]*@/, '').replace(/[/?].*$/, '');
+  return url
+    .replace(/^[a-z][a-z0-9+.-]*:\/\//i, '')
+    .replace(/^[^@/]*@/, '')
+    .replace(/[/?].*$/, '');
 }
 
 // Optional drivers are loaded by name at run time; their types are not available at build time.
-// `any` on purpose: an untyped third-party boundary.
+// biome-ignore lint/suspicious/noExplicitAny: an untyped third-party boundary
 export type AnyModule = any;
 
 /** An optional package, or SESSION_ADAPTER_MISSING with the exact command that installs it. */
@@ -59,16 +62,15 @@ export async function importOptional(pkg: string, scheme: string): Promise<AnyMo
   } catch (error) {
     const code = (error as { code?: string }).code;
     // Node says so with a code; bundlers and test runners that resolve imports themselves, in words.
-    const missing =
-      code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' || /(cannot find|could not resolve)[^\n]*\bpackage|could not resolve "/i.test(String((error as Error)?.message));
+    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' || /(cannot find|could not resolve)[^\n]*\bpackage|could not resolve "/i.test(String((error as Error)?.message));
     if (missing) {
-      const install = pkg.split('/').slice(0, pkg.startsWith('@') ? 2 : 1).join('/');
-      throw new SessionError(
-        'SESSION_ADAPTER_MISSING',
-        `koa-kv-session: the store URL ${scheme}:// needs the ${install} package, which is not installed: run \`npm install ${install}\``,
-        500,
-        { cause: error },
-      );
+      const install = pkg
+        .split('/')
+        .slice(0, pkg.startsWith('@') ? 2 : 1)
+        .join('/');
+      throw new SessionError('SESSION_ADAPTER_MISSING', `koa-kv-session: the store URL ${scheme}:// needs the ${install} package, which is not installed: run \`npm install ${install}\``, 500, {
+        cause: error,
+      });
     }
     throw error;
   }

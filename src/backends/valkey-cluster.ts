@@ -28,10 +28,12 @@ export class ValkeyClusterBackend extends ValkeyBackend {
 export async function openValkeyCluster(url: string, scheme: string, timeout: number): Promise<Backend> {
   const iovalkey = await importOptional('iovalkey', scheme);
   const Cluster = iovalkey.Cluster ?? iovalkey.default?.Cluster;
-  const nodes = hostsOf(url).split(',').map((host) => {
-    const [name, port] = host.split(':');
-    return { host: name, port: Number(port ?? 6379) };
-  });
+  const nodes = hostsOf(url)
+    .split(',')
+    .map((host) => {
+      const [name, port] = host.split(':');
+      return { host: name, port: Number(port ?? 6379) };
+    });
   // Like a single server: fail commands at once while disconnected, keep reconnecting meanwhile.
   const cluster = new Cluster(nodes, {
     enableOfflineQueue: false,

@@ -133,7 +133,9 @@ function sidArgument(value: string | undefined, command: string): string {
 function cannotList(run: Run, command: string): number {
   run.err.write(
     `koa-kv-session: ${command} needs a store that can list its keys, and ${run.where} cannot (${backendsThat('list', false).join(' and ')} cannot; ` +
-      `${backendsThat('list').filter((name) => name !== 'memory').join(', ')} can).\n` +
+      `${backendsThat('list')
+        .filter((name) => name !== 'memory')
+        .join(', ')} can).\n` +
       'On this store you can still use: show <sid>, revoke <sid>, revoke --user <id> (with SESSION_USER_KEY) and purge.\n',
   );
   return EXIT.unsupported;
@@ -202,8 +204,16 @@ async function list(run: Run, args: string[]): Promise<number> {
   ]);
   const header = ['SID', 'EXPIRES', 'PERMANENT', 'BYTES', 'FORMAT', 'USER'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
-  for (const row of [header, ...rows]) run.out.write(`${row.map((cell, i) => cell.padEnd(widths[i] as number)).join('  ').trimEnd()}\n`);
-  run.out.write(cursor === undefined ? `(${countOf(sessions.length, 'session')}, last page)\n` : `(${countOf(sessions.length, 'session')}) next page: koa-kv-session list --limit ${limit} --cursor ${cursor}\n`);
+  for (const row of [header, ...rows])
+    run.out.write(
+      `${row
+        .map((cell, i) => cell.padEnd(widths[i] as number))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
+  run.out.write(
+    cursor === undefined ? `(${countOf(sessions.length, 'session')}, last page)\n` : `(${countOf(sessions.length, 'session')}) next page: koa-kv-session list --limit ${limit} --cursor ${cursor}\n`,
+  );
   return EXIT.ok;
 }
 
@@ -278,7 +288,7 @@ async function revoke(run: Run, args: string[]): Promise<number> {
   if (values.user !== undefined) {
     if (positionals.length > 0) throw new UsageError('revoke takes either a sid or --user <id>, not both');
     const users = userIndexOf(run);
-    if (users === undefined) throw new UsageError('revoke --user needs SESSION_USER_KEY: the session field that holds the user id, as the app\'s userKey option');
+    if (users === undefined) throw new UsageError("revoke --user needs SESSION_USER_KEY: the session field that holds the user id, as the app's userKey option");
     if (values.user === '') throw new UsageError('--user needs a user id');
     const revoked = await users.revoke(values.user);
     run.out.write(`revoked ${countOf(revoked, 'session')} of user ${JSON.stringify(values.user)}\n`);

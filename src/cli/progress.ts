@@ -61,9 +61,7 @@ export class Progress {
     this.#lastDraw = now;
     this.#drawn = true;
     const total = this.#total;
-    const bar = total === undefined
-      ? ''
-      : `[${'#'.repeat(Math.round((BAR_WIDTH * Math.min(this.#done, total)) / total)).padEnd(BAR_WIDTH, '-')}] `;
+    const bar = total === undefined ? '' : `[${'#'.repeat(Math.round((BAR_WIDTH * Math.min(this.#done, total)) / total)).padEnd(BAR_WIDTH, '-')}] `;
     this.#stream.write(`\r\x1b[2K${this.#label} ${bar}${this.#describe(now)}`);
   }
 
