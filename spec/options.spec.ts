@@ -70,6 +70,12 @@ describe('every option has its variable; the option wins over the variable, the 
     ['cleanupEveryNRequests', 'SESSION_CLEANUP_N_REQUESTS', '100', 1000, 1000, (s) => s.cleanupEveryNRequests],
     ['userKey', 'SESSION_USER_KEY', 'accountId', 'userId', 'userId', (s) => s.userKey],
   ];
+  it('maxSessionsPerUser / SESSION_MAX_SESSIONS_PER_USER (with userKey)', () => {
+    const env = { SESSION_USER_KEY: 'userId', SESSION_MAX_SESSIONS_PER_USER: '5' };
+    expect(resolveSettings({ env }).maxSessionsPerUser).toBe(5);
+    expect(resolveSettings({ env, maxSessionsPerUser: 2 }).maxSessionsPerUser).toBe(2);
+    expect(resolveSettings({ env: { SESSION_USER_KEY: 'userId' } }).maxSessionsPerUser).toBeUndefined();
+  });
   it.each(cases)('%s / %s', (option, variable, envValue, optionValue, expected, read) => {
     const fromEnv = resolveSettings({ env: { [variable]: envValue } });
     const fromOption = resolveSettings({ env: { [variable]: envValue }, [option]: optionValue } as KvSessionOptions);
@@ -156,6 +162,10 @@ describe('invalid values throw at kvSession() time, naming the option or variabl
     [{ maxSize: 10 }, 'maxSize', /at least 64 bytes/],
     [{ env: { SESSION_MAX_SIZE: 'big' } }, 'SESSION_MAX_SIZE', /size in bytes/],
     [{ keys: [] }, 'keys', /non-empty array/],
+    [{ maxSessionsPerUser: 0, userKey: 'userId' }, 'maxSessionsPerUser', /at least 1 session/],
+    [{ maxSessionsPerUser: 3 }, 'maxSessionsPerUser', /needs userKey/],
+    [{ env: { SESSION_MAX_SESSIONS_PER_USER: 'many', SESSION_USER_KEY: 'u' } }, 'SESSION_MAX_SESSIONS_PER_USER', /whole number/],
+    [{ describe: 'Firefox' }, 'describe', /expected a function of ctx/],
     [{ keys: 'secret' }, 'keys', /non-empty array/],
     [{ env: { SESSION_SECRET_KEYS: ',' } }, 'SESSION_SECRET_KEYS', /comma-separated/],
     [{ store: 'ftp://example.test' }, 'store', /unsupported store URL "ftp:\/\/example.test"/],

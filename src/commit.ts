@@ -16,6 +16,7 @@ export type WriteOutcome = 'saved' | 'skipped' | 'gone' | 'moved';
 export interface CommitConfig {
   readonly serialization: Format;
   readonly maxSize: number;
+  readonly maxSessionsPerUser?: number | undefined;
 }
 
 type Conditional = Extract<Write, { kind: 'merge' | 'refresh' }>;
@@ -52,14 +53,18 @@ export class Committer {
    * queue ends by `deadline` (epoch ms). Index clean-up that fails goes to `report`: the session
    * itself is already right, and an entry left behind is dropped by the next listing.
    */
-  async commit(plan: CommitPlan, deadline: number, report: (error: Error) => void): Promise<CommitPlan['cookie']> {
+  async commit(plan: CommitPlan, deadline: number, report: (error: Error) => void, describe?: () => string | undefined): Promise<CommitPlan['cookie']> {
     let cookie = plan.cookie;
     const users = this.#users;
     const untrack = plan.untrack === undefined ? [] : [plan.untrack];
     // The index learns of a sid before its record exists, so revoking a user never misses one.
-    if (plan.track !== undefined) await (users as UserIndex).track(plan.track.user, plan.track.sid, plan.track.expires, deadline);
+    const login = plan.track !== undefined && (await (users as UserIndex).track(plan.track.user, plan.track.sid, plan.track.expires, deadline, describe));
     if (plan.write !== undefined) {
       const outcome = await this.#write(plan.write, deadline);
+      // A session new to its user's index is stored: past maxSessionsPerUser, the least recently active others go.
+      if (login && outcome === 'saved' && plan.track !== undefined && this.#config.maxSessionsPerUser !== undefined) {
+        await (users as UserIndex).enforceLimit(plan.track.user, plan.track.sid, this.#config.maxSessionsPerUser, deadline).catch(report);
+      }
       if (outcome === 'gone' || outcome === 'moved') {
         // Destroyed or revoked meanwhile: it stays gone, and this browser's cookie for it is cleared.
         // Moved by another request's regenerate(): the browser may hold the new cookie already, and

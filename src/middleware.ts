@@ -6,8 +6,9 @@ import { Committer } from './commit.js';
 import { SessionError } from './errors.js';
 import type { Settings } from './options.js';
 import type { CommitPlan } from './plan.js';
-import { pastAbsoluteLifetime, SessionState } from './session.js';
-import { isWellFormedSid } from './sid.js';
+import { createdOf, pastAbsoluteLifetime, type Session, SessionState } from './session.js';
+import { isWellFormedSid, sidFingerprint } from './sid.js';
+import { storedUserOf } from './user-id.js';
 import { SessionStore, type StoreAbilities } from './store.js';
 import { UserIndex, type UserSession } from './users.js';
 
@@ -34,8 +35,47 @@ export interface KvSessionMiddleware extends Middleware {
    * user's index and each session it names: no scan, on every backend. Needs the `userKey` option.
    */
   listUserSessions(user: string | number): Promise<UserSession[]>;
-  /** Deletes every live session of a user ("log out everywhere") and resolves with how many. Needs the `userKey` option. */
-  revokeUserSessions(user: string | number): Promise<number>;
+  /**
+   * Deletes every live session of a user ("log out everywhere") and resolves with how many; with
+   * `except`, all but that session (after a password change: `{ except: ctx.session.sid }`). Needs
+   * the `userKey` option.
+   */
+  revokeUserSessions(user: string | number, options?: { readonly except?: string }): Promise<number>;
+  /**
+   * Signs one session out, wherever it is used: deletes its record (and its entry in the user's
+   * index) and resolves true, or false when there was no such live session. A request of that
+   * session in flight cannot bring it back. Takes the sid, or `{ user, id }` with the safe `id` of a
+   * `listUserSessions()` entry (a devices page never needs the sid; `{ user, id }` needs `userKey`).
+   */
+  revokeSession(session: string | { readonly user: string | number; readonly id: string }): Promise<boolean>;
+  /**
+   * The session a Cookie header names, read-only, or undefined: for a WebSocket upgrade
+   * (`server.on('upgrade', (req) => sessions.load(req.headers.cookie))`) or an SSE stream. The
+   * signature and the sid are checked exactly as for a request, before the store is read. Signing
+   * keys come from the `keys` option, else from `app.keys` once the app has served a request.
+   */
+  load(cookieHeader: string | undefined): Promise<LoadedSession | undefined>;
+  /**
+   * Changes one session outside a request (an admin action, a background job) through the same
+   * per-key merge and compare-and-set as a request, so requests of that session racing it lose
+   * nothing. `change` gets the session as a handler gets `ctx.session` (set and delete keys, set
+   * `permanent` or `lifetime`, `destroy()`); resolves false when the session is gone (destroyed,
+   * revoked, expired), and writes nothing then.
+   */
+  update(sid: string, change: (session: Session) => void | Promise<void>): Promise<boolean>;
+}
+
+/** A session as `load()` reads it: a copy of its data (changing it changes nothing stored). */
+export interface LoadedSession {
+  /** The session id: a bearer secret, as `UserSession.sid`. */
+  readonly sid: string;
+  /** Its safe fingerprint, as `UserSession.id` and `sessionId(ctx)`. */
+  readonly id: string;
+  readonly data: Record<string, unknown>;
+  readonly permanent: boolean;
+  readonly expires: Date;
+  /** When it was created or last regenerated; undefined for a record written before 0.2. */
+  readonly createdAt: Date | undefined;
 }
 
 const STATE = Symbol('koa-kv-session');
@@ -63,6 +103,15 @@ export function sessionExpires(ctx: object): Date | undefined {
   const state = stateOf(ctx as SessionHolder);
   const at = state?.expiresAt(Date.now());
   return at === undefined ? undefined : new Date(at);
+}
+
+/**
+ * The safe id of this request's session (the `id` of its `listUserSessions()` entry), or undefined
+ * when it has no sid yet: what a devices page marks "this device" with, without handling sids.
+ */
+export function sessionId(ctx: object): string | undefined {
+  const sid = stateOf(ctx as SessionHolder)?.knownSid;
+  return sid === undefined ? undefined : sidFingerprint(sid);
 }
 
 function stateOf(holder: SessionHolder): SessionState | undefined {
@@ -122,6 +171,45 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     return String(user);
   };
   const isWellFormed = (sid: string): boolean => isWellFormedSid(sid, settings.sidLength);
+  // The signing keys of the app, as its latest request had them: load() outside a request needs them.
+  let appKeys: unknown;
+  const signerNow = (keys: unknown, method: string): ReturnType<typeof signerFor> => {
+    const signer = cookie.signed ? signerFor((settings.keys ?? keys) as KeysLike | undefined) : undefined;
+    if (cookie.signed && signer === undefined) {
+      throw new SessionError(
+        'SESSION_NO_KEYS',
+        method === 'request'
+          ? "koa-kv-session: signed session cookies need secret keys: set app.keys = ['a long random secret'], pass kvSession({ keys: [...] }), or set SESSION_SECRET_KEYS (or turn signing off with cookie.signed: false)"
+          : `koa-kv-session: ${method}() checks signed cookies and needs the keys: pass kvSession({ keys: [...] }) or set SESSION_SECRET_KEYS (app.keys is known only once the app has served a request)`,
+      );
+    }
+    return signer;
+  };
+  /** The first live session the values of the session cookie name, as a request would load it. */
+  const loadFromCookie = async (header: string | undefined, signer: ReturnType<typeof signerFor>, deadline: number) => {
+    const values = cookieValues(header, cookie.name);
+    let reads = 0;
+    for (const value of values) {
+      const found = sidFromCookie(value, cookie, signer, isWellFormed);
+      if (found === undefined) continue;
+      const now = Date.now();
+      const loaded = await store.load(found.sid, now, deadline);
+      // Past absoluteLifetime, however active: as if gone (its stored expiry never reaches past that either).
+      if (loaded !== undefined && !pastAbsoluteLifetime(loaded.record, settings, now)) return { ...found, ...loaded };
+      if (++reads >= MAX_CANDIDATES) break;
+    }
+    return undefined;
+  };
+  /** Deletes a live session and its index entry; false when there was none. */
+  const revokeSid = async (sid: string): Promise<boolean> => {
+    if (typeof sid !== 'string' || !isWellFormed(sid)) return false;
+    const loaded = await store.load(sid, Date.now());
+    if (loaded === undefined) return false;
+    await store.remove(sid);
+    const user = settings.userKey === undefined ? undefined : storedUserOf(loaded.data, settings.userKey);
+    if (user !== undefined) await users?.untrack(user, [sid]).catch((error: Error) => report(error));
+    return true;
+  };
   let startup = store.probe();
   const settled = startup.then(
     () => undefined,
@@ -167,33 +255,15 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
   const middleware = async function kvSession(ctx: Context, next: Next): Promise<void> {
     installAccessor(ctx.app.context);
     maybePurge();
-    const signer = cookie.signed ? signerFor((settings.keys ?? ctx.app.keys) as KeysLike | undefined) : undefined;
-    if (cookie.signed && signer === undefined) {
-      throw new SessionError(
-        'SESSION_NO_KEYS',
-        "koa-kv-session: signed session cookies need secret keys: set app.keys = ['a long random secret'], pass kvSession({ keys: [...] }), or set SESSION_SECRET_KEYS (or turn signing off with cookie.signed: false)",
-      );
-    }
+    appKeys = ctx.app.keys;
+    const signer = signerNow(ctx.app.keys, 'request');
 
-    let state: SessionState | undefined;
-    const values = cookieValues(ctx.request.headers.cookie, cookie.name);
+    const header = ctx.request.headers.cookie;
     // One storeTimeout is all the store time a request gets: loading, queueing and committing together.
     const loadStarted = Date.now();
-    const loadDeadline = loadStarted + settings.storeTimeout;
-    let reads = 0;
-    for (const value of values) {
-      const found = sidFromCookie(value, cookie, signer, isWellFormed);
-      if (found === undefined) continue;
-      const now = Date.now();
-      const loaded = await store.load(found.sid, now, loadDeadline);
-      // Past absoluteLifetime, however active: as if gone (its stored expiry never reaches past that either).
-      if (loaded !== undefined && !pastAbsoluteLifetime(loaded.record, settings, now)) {
-        state = new SessionState(settings, { sid: found.sid, record: loaded.record, data: loaded.data, staleCookie: found.stale });
-        break;
-      }
-      if (++reads >= MAX_CANDIDATES) break;
-    }
-    const loadSpent = values.length === 0 ? 0 : Date.now() - loadStarted;
+    const found = header === undefined ? undefined : await loadFromCookie(header, signer, loadStarted + settings.storeTimeout);
+    const state = found === undefined ? undefined : new SessionState(settings, { sid: found.sid, record: found.record, data: found.data, staleCookie: found.stale });
+    const loadSpent = header === undefined ? 0 : Date.now() - loadStarted;
     const holder = ctx as SessionHolder;
     holder[STATE] = state ?? settings;
 
@@ -209,7 +279,19 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
 
   /** The store steps of the commit (commit.ts), then what the response says of the session: Set-Cookie and Vary. */
   async function commit(ctx: Context, plan: CommitPlan, accessed: boolean, signer: ReturnType<typeof signerFor>, deadline: number): Promise<void> {
-    const cookieToSend = await committer.commit(plan, deadline, (error) => report(error, ctx));
+    const describe = settings.describe;
+    const label =
+      describe === undefined
+        ? undefined
+        : () => {
+            try {
+              return describe(ctx);
+            } catch (error) {
+              report(error as Error, ctx);
+              return undefined;
+            }
+          };
+    const cookieToSend = await committer.commit(plan, deadline, (error) => report(error, ctx), label);
     if (cookieToSend !== undefined || accessed) {
       if (ctx.headerSent) {
         if (cookieToSend !== undefined) {
@@ -232,7 +314,44 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
   };
   middleware.purge = () => store.purge();
   middleware.listUserSessions = async (user) => indexOf('listUserSessions').list(userArgument('listUserSessions', user));
-  middleware.revokeUserSessions = async (user) => indexOf('revokeUserSessions').revoke(userArgument('revokeUserSessions', user));
+  middleware.revokeUserSessions = async (user, options) => indexOf('revokeUserSessions').revoke(userArgument('revokeUserSessions', user), options?.except);
+  middleware.revokeSession = async (session) => {
+    if (typeof session === 'string') return revokeSid(session);
+    if (typeof session !== 'object' || session === null || typeof session.id !== 'string') {
+      throw new TypeError('koa-kv-session: revokeSession() takes a sid, or { user, id } with the id of a listUserSessions() entry');
+    }
+    const user = userArgument('revokeSession', session.user);
+    const entry = (await indexOf('revokeSession').list(user)).find((candidate) => candidate.id === session.id);
+    return entry === undefined ? false : revokeSid(entry.sid);
+  };
+  middleware.load = async (header) => {
+    if (header !== undefined && typeof header !== 'string') throw new TypeError('koa-kv-session: load() takes the Cookie header (a string), or undefined');
+    const found = await loadFromCookie(header, signerNow(appKeys, 'load'), Date.now() + settings.storeTimeout);
+    if (found === undefined) return undefined;
+    const { sid, record, data } = found;
+    return {
+      sid,
+      id: sidFingerprint(sid),
+      data,
+      permanent: record.permanent,
+      expires: new Date(record.expires),
+      createdAt: record.created === undefined ? undefined : new Date(createdOf(record, settings)),
+    };
+  };
+  middleware.update = async (sid, change) => {
+    if (typeof change !== 'function') throw new TypeError('koa-kv-session: update(sid, change) takes a function that changes the session');
+    if (typeof sid !== 'string' || !isWellFormed(sid)) return false;
+    const started = Date.now();
+    const deadline = started + settings.storeTimeout;
+    const loaded = await store.load(sid, started, deadline);
+    if (loaded === undefined || pastAbsoluteLifetime(loaded.record, settings, started)) return false;
+    const state = new SessionState(settings, { sid, record: loaded.record, data: loaded.data, staleCookie: false });
+    await change(state.proxy);
+    const plan = state.plan(Date.now());
+    const cookieAfter = await committer.commit(plan, deadline, (error) => report(error));
+    // A write that found the record gone clears the cookie: the session was destroyed or revoked meanwhile.
+    return !(plan.write !== undefined && cookieAfter === 'clear');
+  };
   middleware.close = async () => {
     stopCleanup();
     await settled;

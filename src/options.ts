@@ -79,6 +79,18 @@ export interface KvSessionOptions {
    * ("log out everywhere"). Env `SESSION_USER_KEY`. Default: none (no index, no extra store calls).
    */
   userKey?: string;
+  /**
+   * With `userKey`: at most this many live sessions per user. A login past it signs out the user's
+   * least recently active sessions, in the same compare-and-set as the index update where the store
+   * has one. Env `SESSION_MAX_SESSIONS_PER_USER`. Default: no limit.
+   */
+  maxSessionsPerUser?: number;
+  /**
+   * With `userKey`: a label for a session, made once, when it is first indexed (a login), and shown
+   * as `label` by `listUserSessions()`: e.g. browser and OS from the User-Agent. At most 200
+   * characters are kept; a label that contains the sid is dropped (a sid is a secret).
+   */
+  describe?: (ctx: Context) => string | undefined;
   /** Called with errors the library handles without failing the request (corrupt records, start-up failures). */
   onError?: (error: Error, ctx?: Context) => void;
   /** Where `SESSION_*` variables are read from. Default `process.env`. */
@@ -119,6 +131,9 @@ export interface Settings {
   /** Milliseconds between background purges (0: none); they run only on stores that keep expired records. */
   readonly cleanupInterval: number;
   readonly userKey: string | undefined;
+  /** Live sessions a user may have at once (with userKey); undefined: no limit. */
+  readonly maxSessionsPerUser: number | undefined;
+  readonly describe: ((ctx: Context) => string | undefined) | undefined;
   readonly onError: ((error: Error, ctx?: Context) => void) | undefined;
 }
 
@@ -239,6 +254,8 @@ const KNOWN_OPTIONS = [
   'storeRetries',
   'cleanupEveryNRequests',
   'userKey',
+  'maxSessionsPerUser',
+  'describe',
   'onError',
   'env',
 ];
@@ -375,6 +392,23 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     },
     undefined as string | undefined,
   );
+  const maxSessionsPerUser = get(
+    'maxSessionsPerUser',
+    ['SESSION_MAX_SESSIONS_PER_USER'],
+    (value, source) => {
+      const n = parseInteger(value, source);
+      if (n < 1) fail(source, `must be at least 1 session, got ${n}`);
+      return n;
+    },
+    undefined as number | undefined,
+  );
+  if (maxSessionsPerUser !== undefined && userKey === undefined) {
+    const source = lookup(input, 'maxSessionsPerUser', env, ['SESSION_MAX_SESSIONS_PER_USER'])?.source ?? { name: 'maxSessionsPerUser', fromEnv: false };
+    fail(source, 'needs userKey (or SESSION_USER_KEY): the session field that holds the user id, so that the sessions of a user can be counted');
+  }
+  if (input.describe !== undefined && typeof input.describe !== 'function') {
+    throw new SessionOptionError('describe', `expected a function of ctx that returns a label, got ${describe(input.describe)}`);
+  }
   if (input.onError !== undefined && typeof input.onError !== 'function') {
     throw new SessionOptionError('onError', `expected a function, got ${describe(input.onError)}`);
   }
@@ -398,6 +432,8 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     cleanupEveryNRequests,
     cleanupInterval,
     userKey,
+    maxSessionsPerUser,
+    describe: input.describe,
     onError: input.onError,
   });
 }

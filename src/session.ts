@@ -93,6 +93,11 @@ export class SessionState implements ProxyHandler<RecordData> {
   readonly proxy: Session;
   /** ctx.session was read or assigned: the response depends on the cookie (Vary: Cookie). */
   accessed = false;
+
+  /** The sid of this session if it has one yet (reading ctx.session.sid would make one). */
+  get knownSid(): string | undefined {
+    return this.#sid;
+  }
   readonly #config: SessionConfig;
   readonly #data: RecordData;
   #sid: string | undefined;
@@ -487,6 +492,14 @@ function idleLifetimeOf(permanent: boolean, config: SessionConfig): number {
 /** When a stored session was created; a format-1 record did not keep it, and its last refresh is the best known. */
 export function createdOf(record: StoredRecord, config: SessionConfig): number {
   return record.created ?? record.expires - (record.lifetime ?? idleLifetimeOf(record.permanent, config));
+}
+
+/**
+ * When a stored session was last refreshed or written (its expiry less the idle lifetime it was
+ * given then): the last time it was used, to within `refreshInterval`.
+ */
+export function lastSeenOf(record: StoredRecord, config: SessionConfig): number {
+  return Math.max(createdOf(record, config), record.expires - (record.lifetime ?? idleLifetimeOf(record.permanent, config)));
 }
 
 /** True when a loaded session has outlived `absoluteLifetime`: it loads as no session. */

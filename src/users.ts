@@ -11,14 +11,30 @@
 // changes queued in this process for one user go out together in one compare-and-set.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { frameRecord, parseRecord, sameRecord, type SessionData } from './codec.js';
+import { createdOf, lastSeenOf, type SessionConfig } from './session.js';
+import { sidFingerprint } from './sid.js';
 import { conflictPause, Lanes } from './lanes.js';
 import { mapConcurrently, type SessionStore } from './store.js';
 import { storedUserOf, userIndexName } from './user-id.js';
 
 /** One session of a user, as `listUserSessions()` returns it. */
 export interface UserSession {
-  /** The session id: what `revoke` takes, and what the user's cookie carries. */
+  /**
+   * The session id: what the user's cookie carries. A bearer secret: whoever has it is signed in as
+   * this user. Never put it in a page or a log; use `id`.
+   */
   readonly sid: string;
+  /**
+   * A short fingerprint of the sid (16 characters) that is safe to render: a devices page lists
+   * sessions by it, `revokeSession({ user, id })` takes it, `sessionId(ctx)` gives the current one.
+   */
+  readonly id: string;
+  /** When the session was created, or last regenerated (a login); undefined for a record written before 0.2. */
+  readonly createdAt: Date | undefined;
+  /** When the session was last used, to within `refreshInterval` (an unchanged session is only rewritten that often). */
+  readonly lastSeenAt: Date;
+  /** What the `describe(ctx)` option said of it at login (e.g. "Firefox on Linux"); undefined without one. */
+  readonly label: string | undefined;
   /** When the session expires unless it is used again. */
   readonly expires: Date;
   /** Persistent cookie ("remember me") or browser-session cookie. */
@@ -30,7 +46,12 @@ export interface UserSession {
 interface Entry {
   covered: number;
   readonly added: number;
+  /** What `describe(ctx)` said of the session when it was first indexed. */
+  readonly label?: string | undefined;
 }
+
+/** The longest label kept. */
+const LABEL_LENGTH = 200;
 
 type Change = (entries: Map<string, Entry>, now: number) => void;
 
@@ -40,9 +61,8 @@ interface Queued {
   readonly change: Change;
 }
 
-export interface UserIndexConfig {
+export interface UserIndexConfig extends SessionConfig {
   readonly userKey: string;
-  readonly lifetime: number;
   readonly storeTimeout: number;
 }
 
@@ -79,24 +99,31 @@ export class UserIndex {
 
   /**
    * Makes the index of `user` hold `sid` until after `expires`: call it before the session record is
-   * written. Index changes end by `deadline` (a request's), or storeTimeout from now.
+   * written. Index changes end by `deadline` (a request's), or storeTimeout from now. Resolves true
+   * when the index did not hold `sid` before (a login): `describe` then labels the entry.
    */
-  async track(user: string, sid: string, expires: number, deadline?: number): Promise<void> {
+  async track(user: string, sid: string, expires: number, deadline?: number, describe?: () => string | undefined): Promise<boolean> {
     const name = userIndexName(user);
     const known = this.#covered.get(`${name} ${sid}`);
-    if (known !== undefined && known > expires) return;
+    if (known !== undefined && known > expires) return false;
     const covered = expires + this.#config.lifetime;
+    // Only a session this process has not indexed yet may be new to the index: only then is a label made.
+    const label = known === undefined && describe !== undefined ? labelOf(describe, sid) : undefined;
+    let added = false;
     await this.#change(
       name,
       user,
       (entries, now) => {
         const entry = entries.get(sid);
-        if (entry === undefined) entries.set(sid, { covered, added: now });
+        // Set on every attempt of the compare-and-set: the last one is the one that was written.
+        added = entry === undefined;
+        if (entry === undefined) entries.set(sid, label === undefined ? { covered, added: now } : { covered, added: now, label });
         else entry.covered = Math.max(entry.covered, covered);
       },
       deadline,
     );
     this.#remember(`${name} ${sid}`, covered);
+    return added;
   }
 
   /** Drops `sids` from the index of `user`: call it after their records were deleted or changed hands. */
@@ -123,7 +150,17 @@ export class UserIndex {
     const dead: string[] = [];
     for (const { sid, entry, loaded } of found) {
       if (loaded !== undefined && storedUserOf(loaded.data, this.#config.userKey) === user) {
-        sessions.push({ sid, expires: new Date(loaded.record.expires), permanent: loaded.record.permanent, data: loaded.data });
+        const { record } = loaded;
+        sessions.push({
+          sid,
+          id: sidFingerprint(sid),
+          createdAt: record.created === undefined ? undefined : new Date(createdOf(record, this.#config)),
+          lastSeenAt: new Date(lastSeenOf(record, this.#config)),
+          label: entry.label,
+          expires: new Date(record.expires),
+          permanent: record.permanent,
+          data: loaded.data,
+        });
       } else if (entry.added < now - this.#grace) {
         dead.push(sid);
       }
@@ -133,11 +170,11 @@ export class UserIndex {
   }
 
   /**
-   * Deletes every live session of `user` and resolves with how many. A session that logs in while
-   * this runs may survive it; it stays in the index, so the next call finds it.
+   * Deletes every live session of `user` but `except` and resolves with how many. A session that
+   * logs in while this runs may survive it; it stays in the index, so the next call finds it.
    */
-  async revoke(user: string): Promise<number> {
-    const sessions = await this.list(user);
+  async revoke(user: string, except?: string): Promise<number> {
+    const sessions = (await this.list(user)).filter((session) => session.sid !== except);
     await mapConcurrently(sessions, 16, (session) => this.#store.remove(session.sid));
     if (sessions.length > 0)
       await this.untrack(
@@ -145,6 +182,44 @@ export class UserIndex {
         sessions.map((s) => s.sid),
       );
     return sessions.length;
+  }
+
+  /**
+   * Keeps `user` at `max` live sessions after `keep` logged in (its record written): signs out the
+   * least recently active others. They leave the index in one compare-and-set, then their records
+   * are deleted. A young entry whose record is not there yet is a login still in flight: it is left
+   * alone, and that login's own call counts it once its record exists. Resolves with the sids revoked.
+   */
+  async enforceLimit(user: string, keep: string, max: number, deadline?: number): Promise<string[]> {
+    const name = userIndexName(user);
+    const now = Date.now();
+    const entries = readEntries(await this.#store.loadRaw(name, deadline), now);
+    if (entries.size <= max) return [];
+    const others = [...entries].filter(([sid]) => sid !== keep);
+    const loaded = await mapConcurrently(others, 16, async ([sid]) => this.#store.load(sid, now, deadline));
+    const alive: Array<{ sid: string; seen: number }> = [];
+    const dead: string[] = [];
+    others.forEach(([sid, entry], i) => {
+      const found = loaded[i];
+      if (found !== undefined && storedUserOf(found.data, this.#config.userKey) === user) alive.push({ sid, seen: lastSeenOf(found.record, this.#config) });
+      else if (entry.added < now - this.#grace) dead.push(sid);
+    });
+    // The most recently active stay, `keep` among them; the rest go.
+    alive.sort((a, b) => b.seen - a.seen);
+    const victims = alive.slice(Math.max(0, max - 1)).map(({ sid }) => sid);
+    if (victims.length === 0 && dead.length === 0) return [];
+    const gone = [...victims, ...dead];
+    for (const sid of gone) this.#covered.delete(`${name} ${sid}`);
+    await this.#change(
+      name,
+      user,
+      (current) => {
+        for (const sid of gone) current.delete(sid);
+      },
+      deadline,
+    );
+    await mapConcurrently(victims, 16, (sid) => this.#store.remove(sid, deadline));
+    return victims;
   }
 
   #remember(key: string, covered: number): void {
@@ -190,6 +265,13 @@ export class UserIndex {
   }
 }
 
+/** A label from the `describe` option: a string, at most LABEL_LENGTH characters, never holding the sid; else none. */
+function labelOf(describe: () => string | undefined, sid: string): string | undefined {
+  const text = describe();
+  if (typeof text !== 'string' || text === '' || text.includes(sid)) return undefined;
+  return text.length > LABEL_LENGTH ? text.slice(0, LABEL_LENGTH) : text;
+}
+
 /** The unexpired entries of a stored index; an index that cannot be read counts as empty (it is rewritten). */
 function readEntries(raw: string | undefined, now: number): Map<string, Entry> {
   const entries = new Map<string, Entry>();
@@ -200,8 +282,9 @@ function readEntries(raw: string | undefined, now: number): Map<string, Entry> {
     if (typeof sessions !== 'object' || sessions === null) return entries;
     for (const [sid, value] of Object.entries(sessions)) {
       if (!Array.isArray(value)) continue;
-      const [covered, added] = value as unknown[];
-      if (typeof covered === 'number' && typeof added === 'number' && covered > now) entries.set(sid, { covered, added });
+      const [covered, added, label] = value as unknown[];
+      if (typeof covered !== 'number' || typeof added !== 'number' || covered <= now) continue;
+      entries.set(sid, typeof label === 'string' ? { covered, added, label } : { covered, added });
     }
   } catch {
     // Not an index we can read: start over rather than fail every login of this user.
@@ -212,9 +295,9 @@ function readEntries(raw: string | undefined, now: number): Map<string, Entry> {
 /** The index record for `entries`: expires with its last entry; an empty index lingers for a second. */
 function writeEntries(user: string, entries: Map<string, Entry>, now: number): { raw: string; ttl: number } {
   let expires = now + 1000;
-  const sessions: Record<string, [number, number]> = {};
+  const sessions: Record<string, [number, number] | [number, number, string]> = {};
   for (const [sid, entry] of entries) {
-    sessions[sid] = [entry.covered, entry.added];
+    sessions[sid] = entry.label === undefined ? [entry.covered, entry.added] : [entry.covered, entry.added, entry.label];
     expires = Math.max(expires, entry.covered);
   }
   return { raw: frameRecord(JSON.stringify({ user, sessions }), 'json', expires, false, { created: undefined }), ttl: expires - now };
