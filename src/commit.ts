@@ -6,6 +6,13 @@ import type { ChangeSet, CommitPlan, Write } from './plan.js';
 import type { SessionStore } from './store.js';
 import type { UserIndex } from './users.js';
 
+/** What the commit tells the audit events: what happened to which sid, and whose it was. */
+export type CommitEvent =
+  | { readonly kind: 'created'; readonly sid: string; readonly user: string | undefined }
+  | { readonly kind: 'regenerated'; readonly sid: string; readonly from: string; readonly user: string | undefined }
+  | { readonly kind: 'destroyed'; readonly sid: string; readonly user: string | undefined }
+  | { readonly kind: 'revoked'; readonly sid: string; readonly user: string };
+
 /**
  * What became of a write: stored; not needed (someone else already wrote newer data); the session is
  * gone (destroyed, revoked or expired meanwhile); or it moved to a new sid (another request's
@@ -53,7 +60,7 @@ export class Committer {
    * queue ends by `deadline` (epoch ms). Index clean-up that fails goes to `report`: the session
    * itself is already right, and an entry left behind is dropped by the next listing.
    */
-  async commit(plan: CommitPlan, deadline: number, report: (error: Error) => void, describe?: () => string | undefined): Promise<CommitPlan['cookie']> {
+  async commit(plan: CommitPlan, deadline: number, report: (error: Error) => void, describe?: () => string | undefined, emit?: (event: CommitEvent) => void): Promise<CommitPlan['cookie']> {
     let cookie = plan.cookie;
     const users = this.#users;
     const untrack = plan.untrack === undefined ? [] : [plan.untrack];
@@ -62,8 +69,16 @@ export class Committer {
     if (plan.write !== undefined) {
       const outcome = await this.#write(plan.write, deadline);
       // A session new to its user's index is stored: past maxSessionsPerUser, the least recently active others go.
+      const write = plan.write;
+      if (outcome === 'saved' && write.kind === 'put') emit?.({ kind: 'created', sid: write.sid, user: plan.track?.user });
+      if (outcome === 'saved' && write.kind === 'rotate') emit?.({ kind: 'regenerated', sid: write.sid, from: write.from, user: plan.track?.user ?? plan.untrack?.user });
       if (login && outcome === 'saved' && plan.track !== undefined && this.#config.maxSessionsPerUser !== undefined) {
-        await (users as UserIndex).enforceLimit(plan.track.user, plan.track.sid, this.#config.maxSessionsPerUser, deadline).catch(report);
+        const { user, sid } = plan.track;
+        const revoked = await (users as UserIndex).enforceLimit(user, sid, this.#config.maxSessionsPerUser, deadline).catch((error: Error) => {
+          report(error);
+          return [];
+        });
+        for (const gone of revoked) emit?.({ kind: 'revoked', sid: gone, user });
       }
       if (outcome === 'gone' || outcome === 'moved') {
         // Destroyed or revoked meanwhile: it stays gone, and this browser's cookie for it is cleared.
@@ -75,6 +90,7 @@ export class Committer {
     }
     if (plan.remove.length === 1) await this.#store.remove(plan.remove[0] as string, deadline);
     else if (plan.remove.length > 1) await Promise.all(plan.remove.map((sid) => this.#store.remove(sid, deadline)));
+    for (const sid of plan.remove) emit?.({ kind: 'destroyed', sid, user: plan.untrack?.sid === sid ? plan.untrack.user : undefined });
     for (const entry of untrack) await (users as UserIndex).untrack(entry.user, [entry.sid], deadline).catch(report);
     return cookie;
   }

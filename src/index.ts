@@ -6,7 +6,7 @@ import type { Session, SessionAssignment } from './session.js';
 export type { CookieOptions, KvSessionOptions, StoreOption } from './options.js';
 export type { StoreAbilities } from './store.js';
 export type { KeyvAdapterLike, KeyvInstanceLike } from './backends/keyv.js';
-export { sessionExpires, sessionId, type KvSessionMiddleware, type LoadedSession } from './middleware.js';
+export { sessionExpires, sessionId, type KvSessionMiddleware, type LoadedSession, type SessionEvent } from './middleware.js';
 export type { UserSession } from './users.js';
 export type { LooseSessionData, Session, SessionAssignment, SessionControls, SessionData } from './session.js';
 export { isSessionError, SessionError, SessionOptionError, SessionStoreError, type SessionErrorCode } from './errors.js';

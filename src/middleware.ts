@@ -2,7 +2,7 @@
 import createDebug from 'debug';
 import type { Context, Middleware, Next } from 'koa';
 import { cookieValue, cookieValues, deletionCookie, serializeCookie, sidFromCookie, signerFor, type KeysLike } from './cookie.js';
-import { Committer } from './commit.js';
+import { type CommitEvent, Committer } from './commit.js';
 import { SessionError } from './errors.js';
 import type { Settings } from './options.js';
 import type { CommitPlan } from './plan.js';
@@ -63,6 +63,22 @@ export interface KvSessionMiddleware extends Middleware {
    * revoked, expired), and writes nothing then.
    */
   update(sid: string, change: (session: Session) => void | Promise<void>): Promise<boolean>;
+}
+
+/**
+ * What an audit event carries (`app.on('session:created', (event) => ...)`): never the sid.
+ * Events: `session:created`, `session:regenerated`, `session:destroyed`, `session:revoked`,
+ * `session:expired` (a cookie named a session that is gone or past its expiry).
+ */
+export interface SessionEvent {
+  /** The request it happened in; undefined for `revokeSession()`, `revokeUserSessions()`, `update()`. */
+  readonly ctx?: Context | undefined;
+  /** The session's safe id (as `listUserSessions()` entries and `sessionId(ctx)` give it). */
+  readonly id: string;
+  /** The user (the `userKey` field) where known. */
+  readonly user?: string | undefined;
+  /** `session:regenerated`: the id of the session before the new sid. */
+  readonly previousId?: string | undefined;
 }
 
 /** A session as `load()` reads it: a copy of its data (changing it changes nothing stored). */
@@ -173,6 +189,20 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
   const isWellFormed = (sid: string): boolean => isWellFormedSid(sid, settings.sidLength);
   // The signing keys of the app, as its latest request had them: load() outside a request needs them.
   let appKeys: unknown;
+  // The app of the latest request: where events outside a request (revokeSession()...) are emitted.
+  let lastApp: { emit(name: string, event: SessionEvent): unknown } | undefined;
+  const emit = (name: string, event: SessionEvent): void => {
+    const app = event.ctx?.app ?? lastApp;
+    try {
+      app?.emit(name, event);
+    } catch (error) {
+      report(error as Error, event.ctx);
+    }
+  };
+  const emitCommit = (event: CommitEvent, ctx: Context | undefined): void => {
+    const base = { ctx, id: sidFingerprint(event.sid), user: event.user };
+    emit(`session:${event.kind}`, event.kind === 'regenerated' ? { ...base, previousId: sidFingerprint(event.from) } : base);
+  };
   const signerNow = (keys: unknown, method: string): ReturnType<typeof signerFor> => {
     const signer = cookie.signed ? signerFor((settings.keys ?? keys) as KeysLike | undefined) : undefined;
     if (cookie.signed && signer === undefined) {
@@ -186,7 +216,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     return signer;
   };
   /** The first live session the values of the session cookie name, as a request would load it. */
-  const loadFromCookie = async (header: string | undefined, signer: ReturnType<typeof signerFor>, deadline: number) => {
+  const loadFromCookie = async (header: string | undefined, signer: ReturnType<typeof signerFor>, deadline: number, missing?: (sid: string) => void) => {
     const values = cookieValues(header, cookie.name);
     let reads = 0;
     for (const value of values) {
@@ -196,6 +226,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
       const loaded = await store.load(found.sid, now, deadline);
       // Past absoluteLifetime, however active: as if gone (its stored expiry never reaches past that either).
       if (loaded !== undefined && !pastAbsoluteLifetime(loaded.record, settings, now)) return { ...found, ...loaded };
+      missing?.(found.sid);
       if (++reads >= MAX_CANDIDATES) break;
     }
     return undefined;
@@ -208,6 +239,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     await store.remove(sid);
     const user = settings.userKey === undefined ? undefined : storedUserOf(loaded.data, settings.userKey);
     if (user !== undefined) await users?.untrack(user, [sid]).catch((error: Error) => report(error));
+    emit('session:revoked', { id: sidFingerprint(sid), user });
     return true;
   };
   let startup = store.probe();
@@ -256,12 +288,14 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     installAccessor(ctx.app.context);
     maybePurge();
     appKeys = ctx.app.keys;
+    lastApp = ctx.app;
     const signer = signerNow(ctx.app.keys, 'request');
 
     const header = ctx.request.headers.cookie;
     // One storeTimeout is all the store time a request gets: loading, queueing and committing together.
     const loadStarted = Date.now();
-    const found = header === undefined ? undefined : await loadFromCookie(header, signer, loadStarted + settings.storeTimeout);
+    const expired = (sid: string): void => emit('session:expired', { ctx, id: sidFingerprint(sid) });
+    const found = header === undefined ? undefined : await loadFromCookie(header, signer, loadStarted + settings.storeTimeout, expired);
     const state = found === undefined ? undefined : new SessionState(settings, { sid: found.sid, record: found.record, data: found.data, staleCookie: found.stale });
     const loadSpent = header === undefined ? 0 : Date.now() - loadStarted;
     const holder = ctx as SessionHolder;
@@ -291,7 +325,13 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
               return undefined;
             }
           };
-    const cookieToSend = await committer.commit(plan, deadline, (error) => report(error, ctx), label);
+    const cookieToSend = await committer.commit(
+      plan,
+      deadline,
+      (error) => report(error, ctx),
+      label,
+      (event) => emitCommit(event, ctx),
+    );
     if (cookieToSend !== undefined || accessed) {
       if (ctx.headerSent) {
         if (cookieToSend !== undefined) {
@@ -314,7 +354,12 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
   };
   middleware.purge = () => store.purge();
   middleware.listUserSessions = async (user) => indexOf('listUserSessions').list(userArgument('listUserSessions', user));
-  middleware.revokeUserSessions = async (user, options) => indexOf('revokeUserSessions').revoke(userArgument('revokeUserSessions', user), options?.except);
+  middleware.revokeUserSessions = async (user, options) => {
+    const id = userArgument('revokeUserSessions', user);
+    const revoked = await indexOf('revokeUserSessions').revoke(id, options?.except);
+    for (const sid of revoked) emit('session:revoked', { id: sidFingerprint(sid), user: id });
+    return revoked.length;
+  };
   middleware.revokeSession = async (session) => {
     if (typeof session === 'string') return revokeSid(session);
     if (typeof session !== 'object' || session === null || typeof session.id !== 'string') {
@@ -348,7 +393,13 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     const state = new SessionState(settings, { sid, record: loaded.record, data: loaded.data, staleCookie: false });
     await change(state.proxy);
     const plan = state.plan(Date.now());
-    const cookieAfter = await committer.commit(plan, deadline, (error) => report(error));
+    const cookieAfter = await committer.commit(
+      plan,
+      deadline,
+      (error) => report(error),
+      undefined,
+      (event) => emitCommit(event, undefined),
+    );
     // A write that found the record gone clears the cookie: the session was destroyed or revoked meanwhile.
     return !(plan.write !== undefined && cookieAfter === 'clear');
   };

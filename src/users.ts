@@ -170,10 +170,10 @@ export class UserIndex {
   }
 
   /**
-   * Deletes every live session of `user` but `except` and resolves with how many. A session that
+   * Deletes every live session of `user` but `except` and resolves with their sids. A session that
    * logs in while this runs may survive it; it stays in the index, so the next call finds it.
    */
-  async revoke(user: string, except?: string): Promise<number> {
+  async revoke(user: string, except?: string): Promise<string[]> {
     const sessions = (await this.list(user)).filter((session) => session.sid !== except);
     await mapConcurrently(sessions, 16, (session) => this.#store.remove(session.sid));
     if (sessions.length > 0)
@@ -181,7 +181,7 @@ export class UserIndex {
         user,
         sessions.map((s) => s.sid),
       );
-    return sessions.length;
+    return sessions.map((session) => session.sid);
   }
 
   /**

@@ -290,7 +290,7 @@ async function revoke(run: Run, args: string[]): Promise<number> {
     const users = userIndexOf(run);
     if (users === undefined) throw new UsageError("revoke --user needs SESSION_USER_KEY: the session field that holds the user id, as the app's userKey option");
     if (values.user === '') throw new UsageError('--user needs a user id');
-    const revoked = await users.revoke(values.user);
+    const revoked = (await users.revoke(values.user)).length;
     run.out.write(`revoked ${countOf(revoked, 'session')} of user ${JSON.stringify(values.user)}\n`);
     return EXIT.ok;
   }
