@@ -3,14 +3,42 @@
 //   SESSION_STORE=redis://127.0.0.1:6379 npm start     -> Redis
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import Koa from 'koa';
-import { kvSession, sessionExpires } from 'koa-kv-session';
+import { kvSession, sessionExpires, sessionId } from 'koa-kv-session';
 
 const app = new Koa();
 // Signs the session cookie. In production put real secrets in SESSION_SECRET_KEYS.
 app.keys = [process.env.DEMO_SECRET ?? 'demo-secret-change-me'];
+/** "Firefox on Linux": what the devices page shows for a session (made once, at sign-in). */
+function deviceLabel(ctx) {
+  const agent = ctx.get('user-agent');
+  const browser = /Edg\//.test(agent) ? 'Edge' : /Chrom(e|ium)\//.test(agent) ? 'Chrome' : /Firefox\//.test(agent) ? 'Firefox' : /Safari\//.test(agent) ? 'Safari' : 'A browser';
+  const os = /Android/.test(agent)
+    ? 'Android'
+    : /iPhone|iPad/.test(agent)
+      ? 'iOS'
+      : /Windows/.test(agent)
+        ? 'Windows'
+        : /Mac OS X/.test(agent)
+          ? 'macOS'
+          : /Linux/.test(agent)
+            ? 'Linux'
+            : 'an unknown system';
+  return `${browser} on ${os}`;
+}
+
 // The store, lifetime, cookie... come from SESSION_* variables; the code only says which session
-// field names the user, so that "log out everywhere" can find every session of that user.
-const sessions = kvSession({ userKey: 'user' });
+// field names the user (so that the devices page can find every session of that user) and how to
+// label a device.
+const sessions = kvSession({ userKey: 'user', describe: deviceLabel });
+
+// Live connections (server-sent events) by session id: closed when that session is signed out.
+const live = new Map();
+for (const event of ['session:revoked', 'session:destroyed']) {
+  app.on(event, ({ id }) => {
+    for (const response of live.get(id) ?? []) response.end();
+    live.delete(id);
+  });
+}
 // With SESSION_ABSOLUTE_LIFETIME set (seconds, or a duration such as 12h), a session ends that long
 // after the login however active it is; the page shows when.
 const absolute = process.env.SESSION_ABSOLUTE_LIFETIME;
@@ -69,6 +97,37 @@ app.use(async (ctx) => {
     ctx.redirect('/logged-out');
     return;
   }
+  if (ctx.method === 'POST' && ctx.path === '/devices/sign-out') {
+    const fields = await form(ctx);
+    checkCsrf(ctx, fields);
+    // The page names devices by their safe id, never by sid: revokeSession({ user, id }).
+    if (ctx.session.user) await sessions.revokeSession({ user: ctx.session.user, id: fields.get('id') ?? '' });
+    ctx.redirect('/devices');
+    return;
+  }
+  if (ctx.method === 'POST' && ctx.path === '/devices/sign-out-others') {
+    checkCsrf(ctx, await form(ctx));
+    if (ctx.session.user) await sessions.revokeUserSessions(ctx.session.user, { except: ctx.session.sid });
+    ctx.redirect('/devices');
+    return;
+  }
+  if (ctx.path === '/events') {
+    // Server-sent events: greets the signed-in user at connect time; closed when the session is signed out.
+    const id = sessionId(ctx);
+    if (!ctx.session.user || id === undefined) {
+      ctx.status = 204; // EventSource stops reconnecting on 204
+      return;
+    }
+    // Written to the socket directly (ctx.respond = false): a client that goes away is no error.
+    ctx.respond = false;
+    const res = ctx.res;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+    res.write(`data: ${JSON.stringify(`Hello, ${ctx.session.user}: this page is live`)}\n\n`);
+    if (!live.has(id)) live.set(id, new Set());
+    live.get(id).add(res);
+    ctx.req.on('close', () => live.get(id)?.delete(res));
+    return;
+  }
   if (ctx.method === 'POST' && ctx.path === '/logout-everywhere') {
     checkCsrf(ctx, await form(ctx));
     // Every session of this user, on every browser, this one included.
@@ -81,6 +140,26 @@ app.use(async (ctx) => {
   if (ctx.path === '/logged-out') {
     // Touches no session: after a logout the browser holds no session cookie at all.
     ctx.body = page('Logged out', '<p>You are logged out. <a href="/">Sign in again</a></p>');
+    return;
+  }
+  if (ctx.path === '/devices' && ctx.session.user) {
+    const here = sessionId(ctx);
+    const devices = await sessions.listUserSessions(ctx.session.user);
+    const csrf = `<input type="hidden" name="csrf" value="${escapeHtml(ctx.session.csrf)}">`;
+    const when = (date) => (date ? `<time datetime="${date.toISOString()}">${date.toUTCString()}</time>` : 'unknown');
+    const rows = devices.map(
+      (
+        device,
+      ) => `<li class="device" data-id="${escapeHtml(device.id)}"><strong>${escapeHtml(device.label ?? 'A device')}</strong>${device.id === here ? ' <em class="this-device">(this device)</em>' : ''}<br>
+signed in since ${when(device.createdAt)}, last active ${when(device.lastSeenAt)}
+${device.id === here ? '' : `<form method="post" action="/devices/sign-out">${csrf}<input type="hidden" name="id" value="${escapeHtml(device.id)}"><button class="sign-out">Sign out</button></form>`}</li>`,
+    );
+    ctx.body = page(
+      'Your devices',
+      `<ul id="devices">${rows.join('\n')}</ul>
+<form method="post" action="/devices/sign-out-others">${csrf}<button id="sign-out-others">Sign out everywhere else</button></form>
+<p><a href="/">Back</a></p>`,
+    );
     return;
   }
   if (ctx.path !== '/') ctx.throw(404);
@@ -105,7 +184,13 @@ app.use(async (ctx) => {
 <p id="kind">${ctx.session.permanent ? 'Remembered on this browser (the cookie has an expiry)' : 'Session ends when the browser closes'}</p>
 <p id="expires">Unless you come back, this session expires at <time datetime="${expires?.toISOString()}">${expires?.toUTCString()}</time></p>
 ${absoluteMs === undefined ? '' : `<p id="absolute">Signed in at ${new Date(ctx.session.signedInAt).toUTCString()}: however active, this session ends by ${new Date(ctx.session.signedInAt + absoluteMs).toUTCString()}</p>`}
-<p id="browsers">Signed in on ${browsers} browser${browsers === 1 ? '' : 's'}</p>
+<p id="browsers">Signed in on ${browsers} browser${browsers === 1 ? '' : 's'}: <a id="devices-link" href="/devices">your devices</a></p>
+<p id="live">connecting…</p>
+<script>
+  const live = new EventSource('/events');
+  live.onmessage = (event) => { document.getElementById('live').textContent = JSON.parse(event.data); };
+  live.onerror = () => { live.close(); document.getElementById('live').textContent = 'live connection closed'; };
+</script>
 <form method="post" action="/logout">${csrf}<button id="logout">Log out</button></form>
 <form method="post" action="/logout-everywhere">${csrf}<button id="logout-everywhere">Log out everywhere</button></form>`,
   );

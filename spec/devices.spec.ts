@@ -46,6 +46,13 @@ describe.each(BACKENDS)('devices of a user on $name', (backend) => {
         await held.opened;
         ctx.session[ctx.query.k as string] = ctx.query.v;
         return 'ok';
+      case '/slow-regenerate':
+        void ctx.session.userId;
+        arrived.open();
+        await held.opened;
+        await ctx.session.regenerate();
+        ctx.session.elevated = true;
+        return ctx.session.sid;
       case '/me':
         return sessionId(ctx) ?? 'none';
       default:
@@ -126,6 +133,20 @@ describe.each(BACKENDS)('devices of a user on $name', (backend) => {
     expect((await site.request('/whoami', { cookie: device.cookie })).body).toBe('anonymous');
     expect((await store.raw(prefix + device.sid)) ?? undefined).toBeUndefined();
     expect(await site.middleware.listUserSessions('di')).toEqual([]);
+  });
+
+  it('a regenerate() in flight on the revoked session does not bring it back under a new sid either', async () => {
+    const site = await app();
+    const device = await login(site, 'dot');
+    const inFlight = site.request('/slow-regenerate', { cookie: device.cookie });
+    await arrived.opened;
+    await expect(site.middleware.revokeSession(device.sid)).resolves.toBe(true);
+    held.open();
+    const reply = await inFlight;
+    // The rotation found its record gone: no session under the new sid, and the cookie is cleared.
+    expect((await store.raw(prefix + reply.body)) ?? undefined).toBeUndefined();
+    expect((await site.request('/whoami', { cookie: device.cookie })).body).toBe('anonymous');
+    expect(await site.middleware.listUserSessions('dot')).toEqual([]);
   });
 
   it('revokeUserSessions(user, { except }) signs out every other device and keeps this one', async () => {

@@ -216,8 +216,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     return signer;
   };
   /** The first live session the values of the session cookie name, as a request would load it. */
-  const loadFromCookie = async (header: string | undefined, signer: ReturnType<typeof signerFor>, deadline: number, missing?: (sid: string) => void) => {
-    const values = cookieValues(header, cookie.name);
+  const loadFromValues = async (values: readonly string[], signer: ReturnType<typeof signerFor>, deadline: number, missing?: (sid: string) => void) => {
     let reads = 0;
     for (const value of values) {
       const found = sidFromCookie(value, cookie, signer, isWellFormed);
@@ -291,13 +290,16 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     lastApp = ctx.app;
     const signer = signerNow(ctx.app.keys, 'request');
 
-    const header = ctx.request.headers.cookie;
+    // A client that sends the session header (empty at first) carries its session there, not in a cookie.
+    const sent = settings.header === undefined ? undefined : ctx.request.headers[settings.header];
+    const viaHeader = sent !== undefined;
+    const values = viaHeader ? [String(sent)].filter((value) => value !== '') : cookieValues(ctx.request.headers.cookie, cookie.name);
     // One storeTimeout is all the store time a request gets: loading, queueing and committing together.
     const loadStarted = Date.now();
     const expired = (sid: string): void => emit('session:expired', { ctx, id: sidFingerprint(sid) });
-    const found = header === undefined ? undefined : await loadFromCookie(header, signer, loadStarted + settings.storeTimeout, expired);
+    const found = values.length === 0 ? undefined : await loadFromValues(values, signer, loadStarted + settings.storeTimeout, expired);
     const state = found === undefined ? undefined : new SessionState(settings, { sid: found.sid, record: found.record, data: found.data, staleCookie: found.stale });
-    const loadSpent = header === undefined ? 0 : Date.now() - loadStarted;
+    const loadSpent = values.length === 0 ? 0 : Date.now() - loadStarted;
     const holder = ctx as SessionHolder;
     holder[STATE] = state ?? settings;
 
@@ -308,11 +310,11 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     const used = holder[STATE];
     if (!(used instanceof SessionState)) return; // no session, never touched: nothing to do
     const now = Date.now();
-    await commit(ctx, used.plan(now), used.accessed, signer, now + settings.storeTimeout - loadSpent);
+    await commit(ctx, used.plan(now), used.accessed, signer, now + settings.storeTimeout - loadSpent, viaHeader);
   } as KvSessionMiddleware;
 
   /** The store steps of the commit (commit.ts), then what the response says of the session: Set-Cookie and Vary. */
-  async function commit(ctx: Context, plan: CommitPlan, accessed: boolean, signer: ReturnType<typeof signerFor>, deadline: number): Promise<void> {
+  async function commit(ctx: Context, plan: CommitPlan, accessed: boolean, signer: ReturnType<typeof signerFor>, deadline: number, viaHeader: boolean): Promise<void> {
     const describe = settings.describe;
     const label =
       describe === undefined
@@ -339,9 +341,13 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
         }
         return;
       }
-      ctx.vary('Cookie');
+      ctx.vary(viaHeader ? (settings.header as string) : 'Cookie');
     }
     if (cookieToSend === undefined) return;
+    if (viaHeader) {
+      ctx.set(settings.header as string, cookieToSend === 'clear' ? '' : cookieValue(cookieToSend.sid, cookie, signer));
+      return;
+    }
     const secure = cookie.secure === 'auto' ? ctx.secure : cookie.secure;
     const header = cookieToSend === 'clear' ? deletionCookie(cookie, secure) : serializeCookie(cookieValue(cookieToSend.sid, cookie, signer), cookie, secure, cookieToSend.expires);
     ctx.append('Set-Cookie', header);
@@ -371,7 +377,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
   };
   middleware.load = async (header) => {
     if (header !== undefined && typeof header !== 'string') throw new TypeError('koa-kv-session: load() takes the Cookie header (a string), or undefined');
-    const found = await loadFromCookie(header, signerNow(appKeys, 'load'), Date.now() + settings.storeTimeout);
+    const found = await loadFromValues(cookieValues(header, cookie.name), signerNow(appKeys, 'load'), Date.now() + settings.storeTimeout);
     if (found === undefined) return undefined;
     const { sid, record, data } = found;
     return {

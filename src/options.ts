@@ -91,6 +91,14 @@ export interface KvSessionOptions {
    * characters are kept; a label that contains the sid is dropped (a sid is a secret).
    */
   describe?: (ctx: Context) => string | undefined;
+  /**
+   * A request header (e.g. `'x-session'`) that API and mobile clients may carry the signed session
+   * value in instead of a cookie. A client opts in by sending it (empty on its first request);
+   * responses to it carry the value in the same header whenever the sid is issued or changes
+   * (empty: the session ended), and no Set-Cookie. Cookie clients are unaffected and never get
+   * the value in a header. Env `SESSION_HEADER`. Default: none.
+   */
+  header?: string;
   /** Called with errors the library handles without failing the request (corrupt records, start-up failures). */
   onError?: (error: Error, ctx?: Context) => void;
   /** Where `SESSION_*` variables are read from. Default `process.env`. */
@@ -134,6 +142,8 @@ export interface Settings {
   /** Live sessions a user may have at once (with userKey); undefined: no limit. */
   readonly maxSessionsPerUser: number | undefined;
   readonly describe: ((ctx: Context) => string | undefined) | undefined;
+  /** The request and response header that carries the session for clients that opt in, lower-cased; undefined: cookies only. */
+  readonly header: string | undefined;
   readonly onError: ((error: Error, ctx?: Context) => void) | undefined;
 }
 
@@ -256,6 +266,7 @@ const KNOWN_OPTIONS = [
   'userKey',
   'maxSessionsPerUser',
   'describe',
+  'header',
   'onError',
   'env',
 ];
@@ -406,6 +417,17 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     const source = lookup(input, 'maxSessionsPerUser', env, ['SESSION_MAX_SESSIONS_PER_USER'])?.source ?? { name: 'maxSessionsPerUser', fromEnv: false };
     fail(source, 'needs userKey (or SESSION_USER_KEY): the session field that holds the user id, so that the sessions of a user can be counted');
   }
+  const header = get(
+    'header',
+    ['SESSION_HEADER'],
+    (value, source) => {
+      const text = parseString(value, source).trim().toLowerCase();
+      if (!COOKIE_NAME.test(text)) fail(source, `must be an HTTP header name such as "x-session", got ${JSON.stringify(text)}`);
+      if (text === 'cookie' || text === 'set-cookie') fail(source, 'must be a header of its own, not Cookie or Set-Cookie');
+      return text;
+    },
+    undefined as string | undefined,
+  );
   if (input.describe !== undefined && typeof input.describe !== 'function') {
     throw new SessionOptionError('describe', `expected a function of ctx that returns a label, got ${describe(input.describe)}`);
   }
@@ -434,6 +456,7 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     userKey,
     maxSessionsPerUser,
     describe: input.describe,
+    header,
     onError: input.onError,
   });
 }
