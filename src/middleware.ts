@@ -187,10 +187,9 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     return String(user);
   };
   const isWellFormed = (sid: string): boolean => isWellFormedSid(sid, settings.sidLength);
-  // The signing keys of the app, as its latest request had them: load() outside a request needs them.
-  let appKeys: unknown;
-  // The app of the latest request: where events outside a request (revokeSession()...) are emitted.
-  let lastApp: { emit(name: string, event: SessionEvent): unknown } | undefined;
+  // The app of the latest request: where events outside a request (revokeSession()...) are emitted,
+  // and whose keys load() checks signatures with.
+  let lastApp: { readonly keys?: unknown; emit(name: string, event: SessionEvent): unknown } | undefined;
   const emit = (name: string, event: SessionEvent): void => {
     const app = event.ctx?.app ?? lastApp;
     try {
@@ -286,7 +285,6 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
   const middleware = async function kvSession(ctx: Context, next: Next): Promise<void> {
     installAccessor(ctx.app.context);
     maybePurge();
-    appKeys = ctx.app.keys;
     lastApp = ctx.app;
     const signer = signerNow(ctx.app.keys, 'request');
 
@@ -377,7 +375,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
   };
   middleware.load = async (header) => {
     if (header !== undefined && typeof header !== 'string') throw new TypeError('koa-kv-session: load() takes the Cookie header (a string), or undefined');
-    const found = await loadFromValues(cookieValues(header, cookie.name), signerNow(appKeys, 'load'), Date.now() + settings.storeTimeout);
+    const found = await loadFromValues(cookieValues(header, cookie.name), signerNow(lastApp?.keys, 'load'), Date.now() + settings.storeTimeout);
     if (found === undefined) return undefined;
     const { sid, record, data } = found;
     return {

@@ -142,10 +142,20 @@ export class UserIndex {
 
   /** The live sessions of `user`, soonest expiry last; entries whose session is gone are dropped from the index. */
   async list(user: string): Promise<UserSession[]> {
-    const name = userIndexName(user);
-    const now = Date.now();
-    const entries = readEntries(await this.#store.loadRaw(name), now);
-    const found = await mapConcurrently([...entries], 16, async ([sid, entry]) => ({ sid, entry, loaded: await this.#store.load(sid, now) }));
+    const { sessions, dead } = await this.#read(user, Date.now());
+    if (dead.length > 0) await this.untrack(user, dead);
+    return sessions.sort((a, b) => b.expires.getTime() - a.expires.getTime());
+  }
+
+  /**
+   * The index of `user` and the sessions it names: those still live and still that user's, and the
+   * entries past their grace time whose session is gone (`dead`). With `above`, an index of at most
+   * that many entries is not looked into (`sessions` and `dead` come back empty).
+   */
+  async #read(user: string, now: number, deadline?: number, above = -1): Promise<{ sessions: UserSession[]; dead: string[] }> {
+    const entries = readEntries(await this.#store.loadRaw(userIndexName(user), deadline), now);
+    if (entries.size <= above) return { sessions: [], dead: [] };
+    const found = await mapConcurrently([...entries], 16, async ([sid, entry]) => ({ sid, entry, loaded: await this.#store.load(sid, now, deadline) }));
     const sessions: UserSession[] = [];
     const dead: string[] = [];
     for (const { sid, entry, loaded } of found) {
@@ -165,8 +175,7 @@ export class UserIndex {
         dead.push(sid);
       }
     }
-    if (dead.length > 0) await this.untrack(user, dead);
-    return sessions.sort((a, b) => b.expires.getTime() - a.expires.getTime());
+    return { sessions, dead };
   }
 
   /**
@@ -176,12 +185,9 @@ export class UserIndex {
   async revoke(user: string, except?: string): Promise<string[]> {
     const sessions = (await this.list(user)).filter((session) => session.sid !== except);
     await mapConcurrently(sessions, 16, (session) => this.#store.remove(session.sid));
-    if (sessions.length > 0)
-      await this.untrack(
-        user,
-        sessions.map((s) => s.sid),
-      );
-    return sessions.map((session) => session.sid);
+    const sids = sessions.map((session) => session.sid);
+    if (sids.length > 0) await this.untrack(user, sids);
+    return sids;
   }
 
   /**
@@ -192,21 +198,10 @@ export class UserIndex {
    */
   async enforceLimit(user: string, keep: string, max: number, deadline?: number): Promise<string[]> {
     const name = userIndexName(user);
-    const now = Date.now();
-    const entries = readEntries(await this.#store.loadRaw(name, deadline), now);
-    if (entries.size <= max) return [];
-    const others = [...entries].filter(([sid]) => sid !== keep);
-    const loaded = await mapConcurrently(others, 16, async ([sid]) => this.#store.load(sid, now, deadline));
-    const alive: Array<{ sid: string; seen: number }> = [];
-    const dead: string[] = [];
-    others.forEach(([sid, entry], i) => {
-      const found = loaded[i];
-      if (found !== undefined && storedUserOf(found.data, this.#config.userKey) === user) alive.push({ sid, seen: lastSeenOf(found.record, this.#config) });
-      else if (entry.added < now - this.#grace) dead.push(sid);
-    });
+    const { sessions, dead } = await this.#read(user, Date.now(), deadline, max);
     // The most recently active stay, `keep` among them; the rest go.
-    alive.sort((a, b) => b.seen - a.seen);
-    const victims = alive.slice(Math.max(0, max - 1)).map(({ sid }) => sid);
+    const others = sessions.filter((session) => session.sid !== keep).sort((a, b) => b.lastSeenAt.getTime() - a.lastSeenAt.getTime());
+    const victims = others.slice(Math.max(0, max - 1)).map(({ sid }) => sid);
     if (victims.length === 0 && dead.length === 0) return [];
     const gone = [...victims, ...dead];
     for (const sid of gone) this.#covered.delete(`${name} ${sid}`);

@@ -19,6 +19,8 @@ export interface SchemeRow {
   /** The npm package the scheme needs, undefined when none. */
   readonly package: string | undefined;
   readonly abilities: Abilities;
+  /** The URL takes `create=false` (never create the file, schema or table): the SQL backends. */
+  readonly creates?: true;
   /** Opens the backend; `timeout` bounds connecting, where the driver takes one. */
   open(url: string, scheme: string, timeout: number): Promise<Backend>;
 }
@@ -26,9 +28,9 @@ export interface SchemeRow {
 const ALL = { atomic: true, list: true, ownExpiry: false };
 const REDIS = { atomic: true, list: true, ownExpiry: true };
 
-const sqlite: SchemeRow = { name: 'SQLite', package: 'sqlite3', abilities: ALL, open: async (...a) => (await import('./sqlite.js')).openSqlite(...a) };
+const sqlite: SchemeRow = { name: 'SQLite', package: 'sqlite3', abilities: ALL, creates: true, open: async (...a) => (await import('./sqlite.js')).openSqlite(...a) };
 const redis: SchemeRow = { name: 'Redis', package: '@keyv/redis', abilities: REDIS, open: async (...a) => (await import('./redis.js')).openRedis(...a) };
-const postgres: SchemeRow = { name: 'PostgreSQL', package: 'pg', abilities: ALL, open: async (...a) => (await import('./postgres.js')).openPostgres(...a) };
+const postgres: SchemeRow = { name: 'PostgreSQL', package: 'pg', abilities: ALL, creates: true, open: async (...a) => (await import('./postgres.js')).openPostgres(...a) };
 const mongo: SchemeRow = {
   name: 'MongoDB',
   package: '@keyv/mongo',
@@ -47,7 +49,7 @@ export const SCHEMES: Readonly<Record<string, SchemeRow>> = Object.freeze({
   'valkey+cluster': { name: 'Valkey Cluster', package: 'iovalkey', abilities: REDIS, open: async (...a) => (await import('./valkey-cluster.js')).openValkeyCluster(...a) },
   postgres,
   postgresql: postgres,
-  mysql: { name: 'MySQL/MariaDB', package: 'mysql2', abilities: ALL, open: async (...a) => (await import('./mysql.js')).openMysql(...a) },
+  mysql: { name: 'MySQL/MariaDB', package: 'mysql2', abilities: ALL, creates: true, open: async (...a) => (await import('./mysql.js')).openMysql(...a) },
   memcache: {
     name: 'memcached',
     package: '@keyv/memcache',

@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SessionError } from '../errors.js';
 import { BadCursorError, census, listPage, migrate, revokeSession, showSession, type WalkOptions } from './maintenance.js';
-import { backendsThat } from '../backends/registry.js';
+import { backendsThat, schemeRow } from '../backends/registry.js';
 import { maskPassword } from '../backends/url.js';
 import { resolveSettings, type Settings } from '../options.js';
 import { Progress } from './progress.js';
@@ -20,11 +20,9 @@ const EXIT_CODES = `Exit codes: 0 done, 1 the store failed, 2 bad usage or confi
 not exist (the command creates nothing), 130 interrupted (safe to run again).`;
 
 /** SQL stores create their file and table when missing; the operator command never does (create=false). */
-const CREATES = new Set(['sqlite', 'postgres', 'postgresql', 'mysql']);
-
 function withoutCreating(settings: Settings): Settings {
   const { store } = settings;
-  if (store.kind !== 'url' || !CREATES.has(store.scheme)) return settings;
+  if (store.kind !== 'url' || schemeRow(store.scheme)?.creates !== true) return settings;
   const [base, query = ''] = store.url.split(/\?(.*)/s) as [string, string?];
   const params = new URLSearchParams(query);
   params.set('create', 'false');
