@@ -98,6 +98,18 @@ describe.each(BACKENDS)('audit events on $name', (backend) => {
     expect(seen).toEqual([]);
   });
 
+  it('a listener that throws is reported to onError; the request still succeeds', async () => {
+    const reported: Error[] = [];
+    const site = await app({ onError: (error) => reported.push(error) });
+    site.app.on('session:created', () => {
+      throw new Error('audit log is down');
+    });
+    const visit = await site.request('/visit');
+    expect(visit.status).toBe(200);
+    expect(visit.setCookies).toHaveLength(1);
+    expect(reported.map((error) => error.message)).toContain('audit log is down');
+  });
+
   it('no event ever carries a sid', async () => {
     const site = await app();
     const visit = await site.request('/visit');

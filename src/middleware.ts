@@ -189,19 +189,22 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
   const isWellFormed = (sid: string): boolean => isWellFormedSid(sid, settings.sidLength);
   // The app of the latest request: where events outside a request (revokeSession()...) are emitted,
   // and whose keys load() checks signatures with.
-  let lastApp: { readonly keys?: unknown; emit(name: string, event: SessionEvent): unknown } | undefined;
-  const emit = (name: string, event: SessionEvent): void => {
-    const app = event.ctx?.app ?? lastApp;
+  let lastApp: { readonly keys?: unknown; listenerCount(name: string): number; emit(name: string, event: SessionEvent): unknown } | undefined;
+  /** Emits an audit event on the app; it is made (a SHA-256 of the sid, at least) only when someone listens. */
+  const emit = (name: string, ctx: Context | undefined, make: () => Omit<SessionEvent, 'ctx'>): void => {
+    const app = ctx?.app ?? lastApp;
+    if (app === undefined || app.listenerCount(name) === 0) return;
     try {
-      app?.emit(name, event);
+      app.emit(name, { ctx, ...make() });
     } catch (error) {
-      report(error as Error, event.ctx);
+      report(error as Error, ctx);
     }
   };
-  const emitCommit = (event: CommitEvent, ctx: Context | undefined): void => {
-    const base = { ctx, id: sidFingerprint(event.sid), user: event.user };
-    emit(`session:${event.kind}`, event.kind === 'regenerated' ? { ...base, previousId: sidFingerprint(event.from) } : base);
-  };
+  const emitCommit = (event: CommitEvent, ctx: Context | undefined): void =>
+    emit(`session:${event.kind}`, ctx, () => {
+      const made = { id: sidFingerprint(event.sid), user: event.user };
+      return event.kind === 'regenerated' ? { ...made, previousId: sidFingerprint(event.from) } : made;
+    });
   const signerNow = (keys: unknown, method: string): ReturnType<typeof signerFor> => {
     const signer = cookie.signed ? signerFor((settings.keys ?? keys) as KeysLike | undefined) : undefined;
     if (cookie.signed && signer === undefined) {
@@ -223,7 +226,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
       const now = Date.now();
       const loaded = await store.load(found.sid, now, deadline);
       // Past absoluteLifetime, however active: as if gone (its stored expiry never reaches past that either).
-      if (loaded !== undefined && !pastAbsoluteLifetime(loaded.record, settings, now)) return { ...found, ...loaded };
+      if (loaded !== undefined && !pastAbsoluteLifetime(loaded.record, settings, now)) return { sid: found.sid, stale: found.stale, record: loaded.record, data: loaded.data };
       missing?.(found.sid);
       if (++reads >= MAX_CANDIDATES) break;
     }
@@ -237,7 +240,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     await store.remove(sid);
     const user = settings.userKey === undefined ? undefined : storedUserOf(loaded.data, settings.userKey);
     if (user !== undefined) await users?.untrack(user, [sid]).catch((error: Error) => report(error));
-    emit('session:revoked', { id: sidFingerprint(sid), user });
+    emit('session:revoked', undefined, () => ({ id: sidFingerprint(sid), user }));
     return true;
   };
   let startup = store.probe();
@@ -294,7 +297,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     const values = viaHeader ? [String(sent)].filter((value) => value !== '') : cookieValues(ctx.request.headers.cookie, cookie.name);
     // One storeTimeout is all the store time a request gets: loading, queueing and committing together.
     const loadStarted = Date.now();
-    const expired = (sid: string): void => emit('session:expired', { ctx, id: sidFingerprint(sid) });
+    const expired = (sid: string): void => emit('session:expired', ctx, () => ({ id: sidFingerprint(sid) }));
     const found = values.length === 0 ? undefined : await loadFromValues(values, signer, loadStarted + settings.storeTimeout, expired);
     const state = found === undefined ? undefined : new SessionState(settings, { sid: found.sid, record: found.record, data: found.data, staleCookie: found.stale });
     const loadSpent = values.length === 0 ? 0 : Date.now() - loadStarted;
@@ -361,7 +364,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
   middleware.revokeUserSessions = async (user, options) => {
     const id = userArgument('revokeUserSessions', user);
     const revoked = await indexOf('revokeUserSessions').revoke(id, options?.except);
-    for (const sid of revoked) emit('session:revoked', { id: sidFingerprint(sid), user: id });
+    for (const sid of revoked) emit('session:revoked', undefined, () => ({ id: sidFingerprint(sid), user: id }));
     return revoked.length;
   };
   middleware.revokeSession = async (session) => {
