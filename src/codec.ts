@@ -188,13 +188,38 @@ export function casStamp(expected: string): { readonly stamp: string; readonly w
  * What a regenerate leaves under the sid it moved away from, for a while: a record that has always
  * expired (expiry 0), so it loads as no session, and that tells a request still holding the old sid
  * that its session lives on under another one (its browser may hold that cookie already: leave it).
+ * It names where the session went (`to`: the store name of the new sid), so that a revocation that
+ * read the old record can follow the session there. Markers from before 0.3 name nothing.
  */
-export const RETIRED_RECORD = 'j2:0:0:retired0:0::{}';
+export function retiredRecord(to: string): string {
+  return RETIRED_HEADER + JSON.stringify({ to });
+}
+
+const RETIRED_HEADER = 'j2:0:0:retired0:0::';
+
+/** The store name a retired marker says its session moved to; undefined for anything else, or an older marker. */
+export function movedTo(raw: unknown): string | undefined {
+  if (typeof raw !== 'string' || !raw.startsWith(RETIRED_HEADER)) return undefined;
+  try {
+    const to = (JSON.parse(raw.slice(RETIRED_HEADER.length)) as { to?: unknown }).to;
+    return typeof to === 'string' ? to : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What a revocation leaves where a live session was: a record that expired long ago (expiry 1), so
+ * it loads as no session and every compare-and-set that expected the session finds it gone. Written
+ * by compare-and-set on the record the revocation read, so a racing write or regenerate() either
+ * lands first (and the revocation follows it) or finds this.
+ */
+export const REVOKED_RECORD = 'j2:1:0:revoked0:0::{}';
 
 /**
  * What a stored value (as a compare-and-set found it) says of its session: still there, gone
- * (absent, expired: destroyed or timed out), or moved to a new sid by a regenerate. A value that is
- * not a record counts as there: a write replaces it.
+ * (absent, expired: destroyed, revoked or timed out), or moved to a new sid by a regenerate. A value
+ * that is not a record counts as there: a write replaces it.
  */
 export function recordFate(raw: unknown, now: number): 'live' | 'gone' | 'moved' {
   if (raw === undefined || raw === null) return 'gone';

@@ -8,7 +8,6 @@ import type { Settings } from './options.js';
 import type { CommitPlan } from './plan.js';
 import { createdOf, pastAbsoluteLifetime, type Session, SessionState } from './session.js';
 import { isWellFormedSid, sidFingerprint } from './sid.js';
-import { storedUserOf } from './user-id.js';
 import { SessionStore, type StoreAbilities } from './store.js';
 import { UserIndex, type UserSession } from './users.js';
 
@@ -232,16 +231,12 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     }
     return undefined;
   };
-  /** Deletes a live session and its index entry; false when there was none. */
-  const revokeSid = async (sid: string): Promise<boolean> => {
+  /** Signs a live session out (following it through a racing regenerate()); false when there was none. */
+  const revokeSid = async (sid: string, user?: string): Promise<boolean> => {
     if (typeof sid !== 'string' || !isWellFormed(sid)) return false;
-    const loaded = await store.load(sid, Date.now());
-    if (loaded === undefined) return false;
-    await store.remove(sid);
-    const user = settings.userKey === undefined ? undefined : storedUserOf(loaded.data, settings.userKey);
-    if (user !== undefined) await users?.untrack(user, [sid]).catch((error: Error) => report(error));
-    emit('session:revoked', undefined, () => ({ id: sidFingerprint(sid), user }));
-    return true;
+    const ended = await committer.revoke(sid, { user, report });
+    if (ended !== undefined) emit('session:revoked', undefined, () => ({ id: sidFingerprint(ended.sid), user: ended.user }));
+    return ended !== undefined;
   };
   let startup = store.probe();
   const settled = startup.then(
@@ -363,8 +358,9 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
   middleware.listUserSessions = async (user) => indexOf('listUserSessions').list(userArgument('listUserSessions', user));
   middleware.revokeUserSessions = async (user, options) => {
     const id = userArgument('revokeUserSessions', user);
-    const revoked = await indexOf('revokeUserSessions').revoke(id, options?.except);
-    for (const sid of revoked) emit('session:revoked', undefined, () => ({ id: sidFingerprint(sid), user: id }));
+    indexOf('revokeUserSessions');
+    const revoked = await committer.revokeUser(id, options?.except, report);
+    for (const ended of revoked) emit('session:revoked', undefined, () => ({ id: sidFingerprint(ended.sid), user: id }));
     return revoked.length;
   };
   middleware.revokeSession = async (session) => {
@@ -373,8 +369,9 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
       throw new TypeError('koa-kv-session: revokeSession() takes a sid, or { user, id } with the id of a listUserSessions() entry');
     }
     const user = userArgument('revokeSession', session.user);
-    const entry = (await indexOf('revokeSession').list(user)).find((candidate) => candidate.id === session.id);
-    return entry === undefined ? false : revokeSid(entry.sid);
+    // The index names the sids: the safe id is matched against them without reading any session.
+    const sid = (await indexOf('revokeSession').sids(user)).find((candidate) => sidFingerprint(candidate) === session.id);
+    return sid === undefined ? false : revokeSid(sid, user);
   };
   middleware.load = async (header) => {
     if (header !== undefined && typeof header !== 'string') throw new TypeError('koa-kv-session: load() takes the Cookie header (a string), or undefined');

@@ -8,6 +8,7 @@ import { maskPassword } from './backends/url.js';
 import { CorruptRecordError, decodePayload, parseRecord, type SessionData, type StoredRecord } from './codec.js';
 import { bounded } from './deadline.js';
 import { SessionError, SessionStoreError } from './errors.js';
+import { sidFingerprint } from './sid.js';
 
 type Operation = SessionStoreError['operation'];
 
@@ -77,6 +78,11 @@ export class SessionStore {
   constructor(config: StoreConfig, report: (error: Error) => void) {
     this.#config = config;
     this.#report = report;
+  }
+
+  /** How long one operation may take (storeTimeout), in ms. */
+  get timeoutMs(): number {
+    return this.#config.storeTimeout;
   }
 
   /** The store key of a sid: exactly `<keyPrefix><sid>` on every backend. */
@@ -153,7 +159,7 @@ export class SessionStore {
       return { record, data: decodePayload(record.payload, record.format) };
     } catch (error) {
       if (!(error instanceof CorruptRecordError)) throw error;
-      this.#report(corrupt(this.key(sid), error));
+      this.#report(corrupt(sid, this.#config.keyPrefix, error));
       return undefined;
     }
   }
@@ -315,6 +321,12 @@ export class SessionStore {
   }
 }
 
-function corrupt(key: string, cause: CorruptRecordError): SessionError {
-  return new SessionError('SESSION_RECORD_CORRUPT', `koa-kv-session: the record at ${key} cannot be read (${cause.message}); a fresh session was started`, 500, { cause });
+/** The error for a record that cannot be read. It names the session by its safe id: a sid is a bearer secret, and onError output goes to logs. */
+function corrupt(sid: string, prefix: string, cause: CorruptRecordError): SessionError {
+  return new SessionError(
+    'SESSION_RECORD_CORRUPT',
+    `koa-kv-session: the record of session ${sidFingerprint(sid)} (its safe id; key prefix ${JSON.stringify(prefix)}) cannot be read (${cause.message}); a fresh session was started`,
+    500,
+    { cause },
+  );
 }

@@ -9,6 +9,10 @@
 //   added    when the entry was made: a young entry whose record is not there yet is a login in flight
 // Every change is a compare-and-set onto the freshest index, so concurrent logins never drop a sid;
 // changes queued in this process for one user go out together in one compare-and-set.
+// An index never needs the sessions it names to be read to stay bounded: an entry leaves when its
+// session ends here (logout, revocation, a new user), or once `covered` has passed, and a user
+// never has more than MAX_USER_SESSIONS (the login past it signs the oldest out). Only listing
+// reads the sessions.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { frameRecord, parseRecord, sameRecord, type SessionData } from './codec.js';
 import { createdOf, lastSeenOf, type SessionConfig } from './session.js';
@@ -66,8 +70,14 @@ export interface UserIndexConfig extends SessionConfig {
   readonly storeTimeout: number;
 }
 
-// Past this many entries, an update first drops entries whose session is gone (reads each one).
-const PRUNE_ABOVE = 200;
+/**
+ * The most sessions one user can have, whatever `maxSessionsPerUser` says: a login past it signs the
+ * user's oldest sessions out. It bounds the index record (about 100 bytes an entry) and what a login
+ * costs, so that a bot holding one password cannot make its account unable to log in.
+ */
+export const MAX_USER_SESSIONS = 1000;
+// A login signs out at most this many sessions past the limit (more only after the limit was lowered: later logins go on).
+const SURPLUS_PER_LOGIN = 64;
 // The most sids whose index coverage this process remembers (to skip reading the index on a refresh).
 const REMEMBERED = 10_000;
 
@@ -99,17 +109,19 @@ export class UserIndex {
 
   /**
    * Makes the index of `user` hold `sid` until after `expires`: call it before the session record is
-   * written. Index changes end by `deadline` (a request's), or storeTimeout from now. Resolves true
-   * when the index did not hold `sid` before (a login): `describe` then labels the entry.
+   * written. Index changes end by `deadline` (a request's), or storeTimeout from now. Resolves with
+   * `added` true when the index did not hold `sid` before (a login: `describe` then labels the
+   * entry), and how many entries the index holds then.
    */
-  async track(user: string, sid: string, expires: number, deadline?: number, describe?: () => string | undefined): Promise<boolean> {
+  async track(user: string, sid: string, expires: number, deadline?: number, describe?: () => string | undefined): Promise<{ added: boolean; entries: number }> {
     const name = userIndexName(user);
     const known = this.#covered.get(`${name} ${sid}`);
-    if (known !== undefined && known > expires) return false;
+    if (known !== undefined && known > expires) return { added: false, entries: 0 };
     const covered = expires + this.#config.lifetime;
     // Only a session this process has not indexed yet may be new to the index: only then is a label made.
     const label = known === undefined && describe !== undefined ? labelOf(describe, sid) : undefined;
     let added = false;
+    let size = 0;
     await this.#change(
       name,
       user,
@@ -119,11 +131,12 @@ export class UserIndex {
         added = entry === undefined;
         if (entry === undefined) entries.set(sid, label === undefined ? { covered, added: now } : { covered, added: now, label });
         else entry.covered = Math.max(entry.covered, covered);
+        size = entries.size;
       },
       deadline,
     );
     this.#remember(`${name} ${sid}`, covered);
-    return added;
+    return { added, entries: size };
   }
 
   /** Drops `sids` from the index of `user`: call it after their records were deleted or changed hands. */
@@ -149,12 +162,10 @@ export class UserIndex {
 
   /**
    * The index of `user` and the sessions it names: those still live and still that user's, and the
-   * entries past their grace time whose session is gone (`dead`). With `above`, an index of at most
-   * that many entries is not looked into (`sessions` and `dead` come back empty).
+   * entries past their grace time whose session is gone (`dead`).
    */
-  async #read(user: string, now: number, deadline?: number, above = -1): Promise<{ sessions: UserSession[]; dead: string[] }> {
+  async #read(user: string, now: number, deadline?: number): Promise<{ sessions: UserSession[]; dead: string[] }> {
     const entries = readEntries(await this.#store.loadRaw(userIndexName(user), deadline), now);
-    if (entries.size <= above) return { sessions: [], dead: [] };
     const found = await mapConcurrently([...entries], 16, async ([sid, entry]) => ({ sid, entry, loaded: await this.#store.load(sid, now, deadline) }));
     const sessions: UserSession[] = [];
     const dead: string[] = [];
@@ -178,43 +189,39 @@ export class UserIndex {
     return { sessions, dead };
   }
 
-  /**
-   * Deletes every live session of `user` but `except` and resolves with their sids. A session that
-   * logs in while this runs may survive it; it stays in the index, so the next call finds it.
-   */
-  async revoke(user: string, except?: string): Promise<string[]> {
-    const sessions = (await this.list(user)).filter((session) => session.sid !== except);
-    await mapConcurrently(sessions, 16, (session) => this.#store.remove(session.sid));
-    const sids = sessions.map((session) => session.sid);
-    if (sids.length > 0) await this.untrack(user, sids);
-    return sids;
+  /** The sids the index of `user` holds (one store read; no session is read), newest login first. */
+  async sids(user: string, deadline?: number): Promise<string[]> {
+    const entries = readEntries(await this.#store.loadRaw(userIndexName(user), deadline), Date.now());
+    return newestFirst(entries);
   }
 
   /**
-   * Keeps `user` at `max` live sessions after `keep` logged in (its record written): signs out the
-   * least recently active others. They leave the index in one compare-and-set, then their records
-   * are deleted. A young entry whose record is not there yet is a login still in flight: it is left
-   * alone, and that login's own call counts it once its record exists. Resolves with the sids revoked.
+   * The sessions of `user` past `max`, oldest login first out: what a login must sign out to keep the
+   * user at `max` sessions (at most SURPLUS_PER_LOGIN of them). One store read, no session read.
+   * Every concurrent login ranks the entries the same way (by login time, then sid), so together
+   * they keep exactly the `max` newest, whatever order they run in.
    */
-  async enforceLimit(user: string, keep: string, max: number, deadline?: number): Promise<string[]> {
+  async surplus(user: string, max: number, deadline?: number): Promise<string[]> {
+    return (await this.sids(user, deadline)).slice(max, max + SURPLUS_PER_LOGIN);
+  }
+
+  /** Drops the entries of `sids` that are past their grace time (a young one may be a login whose record is still on its way). */
+  async dropIfOld(user: string, sids: readonly string[], deadline?: number): Promise<void> {
+    if (sids.length === 0) return;
     const name = userIndexName(user);
-    const { sessions, dead } = await this.#read(user, Date.now(), deadline, max);
-    // The most recently active stay, `keep` among them; the rest go.
-    const others = sessions.filter((session) => session.sid !== keep).sort((a, b) => b.lastSeenAt.getTime() - a.lastSeenAt.getTime());
-    const victims = others.slice(Math.max(0, max - 1)).map(({ sid }) => sid);
-    if (victims.length === 0 && dead.length === 0) return [];
-    const gone = [...victims, ...dead];
-    for (const sid of gone) this.#covered.delete(`${name} ${sid}`);
     await this.#change(
       name,
       user,
-      (current) => {
-        for (const sid of gone) current.delete(sid);
+      (entries, now) => {
+        for (const sid of sids) {
+          if ((entries.get(sid)?.added ?? now) < now - this.#grace) {
+            entries.delete(sid);
+            this.#covered.delete(`${name} ${sid}`);
+          }
+        }
       },
       deadline,
     );
-    await mapConcurrently(victims, 16, (sid) => this.#store.remove(sid, deadline));
-    return victims;
   }
 
   #remember(key: string, covered: number): void {
@@ -235,7 +242,6 @@ export class UserIndex {
       const now = Date.now();
       const entries = readEntries(current, now);
       for (const change of changes) change(entries, now);
-      if (entries.size > PRUNE_ABOVE) await this.#dropDead(user, entries, now, deadline);
       if (entries.size === 0 && current === undefined) return;
       const next = writeEntries(user, entries, now);
       if (sameRecord(next.raw, current)) return;
@@ -246,18 +252,6 @@ export class UserIndex {
       if (attempt > 1) await sleep(pause);
     }
   }
-
-  /** Removes entries (past their grace time) whose session record is gone or belongs to someone else now. */
-  async #dropDead(user: string, entries: Map<string, Entry>, now: number, deadline: number): Promise<void> {
-    const old = [...entries].filter(([, entry]) => entry.added < now - this.#grace).map(([sid]) => sid);
-    const alive = await mapConcurrently(old, 16, async (sid) => {
-      const loaded = await this.#store.load(sid, now, deadline);
-      return loaded !== undefined && storedUserOf(loaded.data, this.#config.userKey) === user;
-    });
-    old.forEach((sid, i) => {
-      if (!alive[i]) entries.delete(sid);
-    });
-  }
 }
 
 /** A label from the `describe` option: a string, at most LABEL_LENGTH characters, never holding the sid; else none. */
@@ -265,6 +259,11 @@ function labelOf(describe: () => string | undefined, sid: string): string | unde
   const text = describe();
   if (typeof text !== 'string' || text === '' || text.includes(sid)) return undefined;
   return text.length > LABEL_LENGTH ? text.slice(0, LABEL_LENGTH) : text;
+}
+
+/** The sids of `entries`, newest login first (ties by sid): the order every process ranks a user's sessions in. */
+function newestFirst(entries: Map<string, Entry>): string[] {
+  return [...entries].sort(([a, x], [b, y]) => y.added - x.added || (a < b ? -1 : a > b ? 1 : 0)).map(([sid]) => sid);
 }
 
 /** The unexpired entries of a stored index; an index that cannot be read counts as empty (it is rewritten). */

@@ -20,6 +20,7 @@ export class CountingAdapter {
   namespace: string | undefined;
   readonly #inner: StoreBackend;
   readonly #written = new Set<string>();
+  readonly #holds: Array<{ op: StoreCall['op']; key: string; reached: () => void; released: Promise<void> }> = [];
 
   constructor(inner: StoreBackend) {
     this.#inner = inner;
@@ -35,7 +36,9 @@ export class CountingAdapter {
         compareAndSet: async (key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> => {
           this.calls.push({ op: 'cas', key });
           await this.#slow('write');
-          return cas(key, expected, next, ttl);
+          const result = await cas(key, expected, next, ttl);
+          await this.#held('cas', key);
+          return result;
         },
       });
     }
@@ -46,6 +49,32 @@ export class CountingAdapter {
     return 'compareAndSet' in this;
   }
 
+  /**
+   * Holds the next `op` call on `key` once the real store has answered it, until `release()`: the
+   * caller sees the answer only then. Makes a race deterministic (a read, then another client's
+   * write, then this caller's next step).
+   */
+  hold(op: StoreCall['op'], key: string): { reached: Promise<void>; release(): void } {
+    let reached = (): void => {};
+    let release = (): void => {};
+    const reachedPromise = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    this.#holds.push({ op, key, reached, released });
+    return { reached: reachedPromise, release };
+  }
+
+  async #held(op: StoreCall['op'], key: string): Promise<void> {
+    const at = this.#holds.findIndex((hold) => hold.op === op && hold.key === key);
+    if (at === -1) return;
+    const [hold] = this.#holds.splice(at, 1);
+    hold?.reached();
+    await hold?.released;
+  }
+
   async #slow(kind: 'read' | 'write'): Promise<void> {
     if (this.delay[kind] > 0) await sleep(this.delay[kind]);
   }
@@ -53,7 +82,9 @@ export class CountingAdapter {
   async get(key: string): Promise<unknown> {
     this.calls.push({ op: 'get', key });
     await this.#slow('read');
-    return this.#inner.get(key);
+    const value = await this.#inner.get(key);
+    await this.#held('get', key);
+    return value;
   }
 
   async set(key: string, value: string, ttl?: number): Promise<unknown> {

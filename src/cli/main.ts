@@ -4,7 +4,8 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SessionError } from '../errors.js';
-import { BadCursorError, census, listPage, migrate, revokeSession, showSession, type WalkOptions } from './maintenance.js';
+import { BadCursorError, census, listPage, migrate, showSession, type WalkOptions } from './maintenance.js';
+import { Committer } from '../commit.js';
 import { backendsThat, schemeRow } from '../backends/registry.js';
 import { maskPassword } from '../backends/url.js';
 import { resolveSettings, type Settings } from '../options.js';
@@ -163,6 +164,7 @@ async function stats(run: Run): Promise<number> {
     `store       ${run.where}, prefix "${run.settings.keyPrefix}"\n` +
       `sessions    ${counts.sessions} (cbor ${counts.cbor}, json ${counts.json})\n` +
       `expired     ${counts.expired}${counts.expired > 0 ? ' (koa-kv-session purge removes them)' : ''}\n` +
+      `markers     ${counts.markers}${counts.markers > 0 ? ' (of revoked or moved sessions, for requests in flight; purged or dropped within minutes)' : ''}\n` +
       `users       ${counts.users}\n` +
       `unreadable  ${counts.unreadable}\n` +
       `bytes       ${counts.bytes}\n`,
@@ -288,13 +290,16 @@ async function revoke(run: Run, args: string[]): Promise<number> {
     const users = userIndexOf(run);
     if (users === undefined) throw new UsageError("revoke --user needs SESSION_USER_KEY: the session field that holds the user id, as the app's userKey option");
     if (values.user === '') throw new UsageError('--user needs a user id');
-    const revoked = (await users.revoke(values.user)).length;
+    const failures: Error[] = [];
+    const revoked = (await new Committer(run.store, run.settings, users).revokeUser(values.user, undefined, (error) => failures.push(error))).length;
+    for (const error of failures) run.err.write(`koa-kv-session: ${error.message.replace(/^koa-kv-session: /, '')}\n`);
     run.out.write(`revoked ${countOf(revoked, 'session')} of user ${JSON.stringify(values.user)}\n`);
     return EXIT.ok;
   }
   if (positionals.length > 1) throw new UsageError('revoke takes one sid');
   const sid = sidArgument(positionals[0], 'revoke');
-  if (!(await revokeSession(run.store, sid, userIndexOf(run), run.settings.userKey))) {
+  // As the app's revokeSession(): by compare-and-set, following a session that a racing regenerate() moves.
+  if ((await new Committer(run.store, run.settings, userIndexOf(run)).revoke(sid)) === undefined) {
     run.err.write(`koa-kv-session: no session record ${sid} under "${run.settings.keyPrefix}" in ${run.where}\n`);
     return EXIT.notFound;
   }

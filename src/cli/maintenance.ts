@@ -1,9 +1,8 @@
 // The work behind the operator commands: census, listing, showing, revoking and re-encoding stored records. No printing here.
-import { decodePayload, encodePayload, fingerprint, frameRecord, parseRecord, type Format, type SessionData, type StoredRecord } from '../codec.js';
+import { decodePayload, encodePayload, fingerprint, frameRecord, parseRecord, recordExpiry, type Format, type SessionData, type StoredRecord } from '../codec.js';
 import type { Progress } from './progress.js';
 import type { ListedRecord, SessionStore } from '../store.js';
 import { isUserIndexName, storedUserOf } from '../user-id.js';
-import type { UserIndex } from '../users.js';
 
 /** How a long command walks the store: page size, where progress goes, and when to stop early (Ctrl-C). */
 export interface WalkOptions {
@@ -33,6 +32,8 @@ export interface Census {
   sessions: number;
   /** Session records past their expiry, waiting for a purge (SQL) or for the server to drop them. */
   expired: number;
+  /** What a revocation or a regenerate() leaves for requests still in flight (expired too, gone within minutes or at the next purge). */
+  markers: number;
   /** Live sessions by encoding. */
   cbor: number;
   json: number;
@@ -47,7 +48,7 @@ export interface Census {
 }
 
 export async function census(store: SessionStore, options: WalkOptions = {}): Promise<Census> {
-  const counts: Census = { sessions: 0, expired: 0, cbor: 0, json: 0, users: 0, unreadable: 0, bytes: 0, complete: false };
+  const counts: Census = { sessions: 0, expired: 0, markers: 0, cbor: 0, json: 0, users: 0, unreadable: 0, bytes: 0, complete: false };
   const now = Date.now();
   counts.complete = await walk(store, options, async (records) => {
     for (const { name, raw } of records) {
@@ -58,7 +59,9 @@ export async function census(store: SessionStore, options: WalkOptions = {}): Pr
       }
       try {
         const record = parseRecord(raw);
-        if (record.expires <= now) counts.expired++;
+        // Markers have the expiry 0 (moved by a regenerate) or 1 (revoked).
+        if (record.expires <= 1) counts.markers++;
+        else if (record.expires <= now) counts.expired++;
         else {
           counts.sessions++;
           counts[record.format]++;
@@ -151,25 +154,14 @@ export type Shown =
 
 export async function showSession(store: SessionStore, sid: string): Promise<Shown> {
   const raw = await store.loadRaw(sid);
-  if (raw === undefined) return { status: 'missing' };
+  // A revoked or moved session's marker is no session record.
+  if (raw === undefined || recordExpiry(raw) <= 1) return { status: 'missing' };
   try {
     const record = parseRecord(raw);
     return { status: 'found', record, data: decodePayload(record.payload, record.format), bytes: Buffer.byteLength(raw) };
   } catch (error) {
     return { status: 'unreadable', raw, reason: (error as Error).message };
   }
-}
-
-/** Deletes one session record and its entry in its user's index; false when there was none. */
-export async function revokeSession(store: SessionStore, sid: string, users: UserIndex | undefined, userKey: string | undefined): Promise<boolean> {
-  const shown = await showSession(store, sid);
-  if (shown.status === 'missing') return false;
-  await store.remove(sid);
-  if (shown.status === 'found' && users !== undefined && userKey !== undefined) {
-    const user = storedUserOf(shown.data, userKey);
-    if (user !== undefined) await users.untrack(user, [sid]);
-  }
-  return true;
 }
 
 /** What `migrate` did, record by record. */
