@@ -41,8 +41,13 @@ describe.each(BACKENDS)('lifetimes on $name', (backend) => {
     if (ctx.path === '/seed') ctx.session.user = 'seed';
     if (ctx.path === '/own') ctx.session.lifetime = ctx.get('x-lifetime') === 'null' ? null : ctx.get('x-lifetime');
     if (ctx.path === '/login') {
-      await ctx.session.regenerate();
+      await ctx.session.regenerate({ login: true });
       ctx.session.user = 'ada';
+    }
+    if (ctx.path === '/rotate') await ctx.session.regenerate();
+    if (ctx.path === '/switch') {
+      await ctx.session.regenerate();
+      ctx.session.user = 'bob';
     }
     if (ctx.path === '/write') ctx.session.n = Number(ctx.session.n ?? 0) + 1;
     if (ctx.path === '/forget') ctx.session.permanent = false;
@@ -108,6 +113,27 @@ describe.each(BACKENDS)('lifetimes on $name', (backend) => {
     // A login starts a new creation time: the full lifetime again.
     const login = await app.request('/login', { cookie });
     expect(recordExpiry(await store.raw(prefix + sidOf(login.setCookies[0])))).toBeGreaterThanOrEqual(now + HOUR - 1000);
+  });
+
+  it('absoluteLifetime: regenerate() alone keeps the creation time; a login (regenerate({ login: true }), or a new userKey value) starts a new one', async () => {
+    const app = await start(route, { absoluteLifetime: HOUR, userKey: 'user' });
+    const now = Date.now();
+    const created = now - HOUR + 60_000; // one minute left
+    const { cookie } = await seeded(app, now + 30_000, { created });
+    // A route that rotates the sid cannot renew the session for ever.
+    const rotated = await app.request('/rotate', { cookie });
+    const moved = parseRecord(await store.raw(prefix + sidOf(rotated.setCookies[0])));
+    expect(moved.created).toBe(created);
+    expect(moved.expires).toBe(created + HOUR);
+    const again = cookiePair(rotated.setCookies[0]);
+    const relogin = await app.request('/login', { cookie: again });
+    expect(parseRecord(await store.raw(prefix + sidOf(relogin.setCookies[0]))).created).toBeGreaterThanOrEqual(now);
+    // Another session of the same age: the userKey field changes, a new login.
+    const second = await seeded(app, now + 30_000, { created });
+    const switched = await app.request('/switch', { cookie: second.cookie });
+    const other = parseRecord(await store.raw(prefix + sidOf(switched.setCookies[0])));
+    expect(other.created).toBeGreaterThanOrEqual(now);
+    expect(other.expires).toBeGreaterThanOrEqual(now + HOUR - 1000);
   });
 
   it('nonPermanentLifetime, in real time: a browser-session session is gone after it, a permanent one lives on', async () => {
@@ -184,6 +210,15 @@ describe('lifetimes: options and the control member', () => {
         () => {
           ctx.session.lifetime = 10;
         },
+        () => {
+          ctx.session.lifetime = 1e16;
+        },
+        () => {
+          ctx.session.lifetime = '9999999999w';
+        },
+        () => {
+          ctx.session.lifetime = 1e308;
+        },
       ]) {
         try {
           act();
@@ -200,6 +235,9 @@ describe('lifetimes: options and the control member', () => {
       expect(seen[1]).toMatch(/TypeError: .*lifetime is a control member/);
       expect(seen[2]).toMatch(/TypeError: .*ctx\.session\.lifetime.*"soon"/);
       expect(seen[3]).toMatch(/TypeError: .*at least one second/);
+      // What no cookie or backend could carry is refused when set, before anything is stored.
+      for (const refused of seen.slice(4)) expect(refused).toMatch(/TypeError: .*ctx\.session\.lifetime.*at most 400 days/);
+      expect(seen).toHaveLength(7);
     } finally {
       await app.close();
     }

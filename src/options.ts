@@ -1,12 +1,13 @@
 // User options and SESSION_* variables -> one frozen, validated settings object; every error names the option or variable at fault.
 import type { Context } from 'koa';
 import { SessionOptionError } from './errors.js';
-import { DAY, describe, fail, lookup, parseBoolean, parseChoice, parseDuration, parseInteger, parseSize, parseString, type Source } from './parse.js';
+import { DAY, describe, fail, LIFETIME_RANGE, lookup, MAX_TIMER, parseBoolean, parseChoice, parseDuration, parseDurationWithin, parseInteger, parseSize, parseString, type Source } from './parse.js';
 import type { StoreSpec } from './store.js';
 import { SCHEMES, schemeRow } from './backends/registry.js';
 import { maskPassword, schemeOf } from './backends/url.js';
 import { isKeyvAdapter, isKeyvInstance, type KeyvAdapterLike, type KeyvInstanceLike } from './backends/keyv.js';
 import { CONTROL_MEMBERS } from './session.js';
+import { MAX_USER_SESSIONS } from './users.js';
 
 /** Attributes of the sid cookie. */
 export interface CookieOptions {
@@ -290,23 +291,17 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
   const store = get('store', ['SESSION_STORE'], parseStore, parseStore(DEFAULT_STORE, { name: 'store', fromEnv: false }));
   const permanent = get('permanent', ['SESSION_PERMANENT'], parseBoolean, true);
   const lifetimeSource = lookup(input, 'lifetime', env, ['SESSION_LIFETIME', 'PERMANENT_SESSION_LIFETIME']);
-  const lifetime = lifetimeSource ? parseDuration(lifetimeSource.value, lifetimeSource.source) : 31 * DAY;
-  if (lifetime < 1000) {
-    fail(lifetimeSource?.source ?? { name: 'lifetime', fromEnv: false }, `must be at least one second, got ${lifetime} ms`);
-  }
-  const atLeastOneSecond = (value: unknown, source: Source): number => {
-    const ms = parseDuration(value, source);
-    if (ms < 1000) fail(source, `must be at least one second, got ${ms} ms`);
-    return ms;
-  };
-  const nonPermanentLifetime = get('nonPermanentLifetime', ['SESSION_NON_PERMANENT_LIFETIME'], atLeastOneSecond, lifetime);
-  const absoluteLifetime = get('absoluteLifetime', ['SESSION_ABSOLUTE_LIFETIME'], atLeastOneSecond, undefined as number | undefined);
+  const aLifetime = (value: unknown, source: Source): number => parseDurationWithin(value, source, ...LIFETIME_RANGE);
+  const lifetime = lifetimeSource ? aLifetime(lifetimeSource.value, lifetimeSource.source) : 31 * DAY;
+  const nonPermanentLifetime = get('nonPermanentLifetime', ['SESSION_NON_PERMANENT_LIFETIME'], aLifetime, lifetime);
+  const absoluteLifetime = get('absoluteLifetime', ['SESSION_ABSOLUTE_LIFETIME'], aLifetime, undefined as number | undefined);
   const cleanupInterval = get(
     'cleanupInterval',
     ['SESSION_CLEANUP_INTERVAL'],
     (value, source) => {
       const ms = parseDuration(value, source);
       if (ms !== 0 && ms < 1000) fail(source, `must be 0 (no background cleanup) or at least one second, got ${ms} ms`);
+      if (ms > MAX_TIMER) fail(source, `must be at most 24 days (the longest timer Node keeps), got ${describe(value)}`);
       return ms;
     },
     3_600_000,
@@ -366,9 +361,7 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     'storeTimeout',
     ['SESSION_STORE_TIMEOUT'],
     (value, source) => {
-      const ms = parseDuration(value, source);
-      if (ms < 1) fail(source, 'must be at least 1 ms');
-      return ms;
+      return parseDurationWithin(value, source, { ms: 1, text: '1 ms' }, { ms: 600_000, text: '10 minutes (no request should wait longer for its session)' });
     },
     2000,
   );
@@ -409,6 +402,7 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     (value, source) => {
       const n = parseInteger(value, source);
       if (n < 1) fail(source, `must be at least 1 session, got ${n}`);
+      if (n > MAX_USER_SESSIONS) fail(source, `must be at most ${MAX_USER_SESSIONS} sessions (the most one user can have), got ${n}`);
       return n;
     },
     undefined as number | undefined,

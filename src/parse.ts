@@ -2,6 +2,13 @@
 import { SessionOptionError } from './errors.js';
 
 export const DAY = 86_400_000;
+/**
+ * The longest lifetime a session can have: browsers cap a cookie's Expires / Max-Age at 400 days
+ * (RFC 6265bis), and every backend's TTL and the record header carry it.
+ */
+export const MAX_LIFETIME = 400 * DAY;
+/** The longest timer Node keeps (2^31 - 1 ms, about 24.8 days): a longer interval would fire at once. */
+export const MAX_TIMER = 2 ** 31 - 1;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: DAY, w: 7 * DAY };
 const DURATION = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)$/i;
 const SIZE = /^(\d+)\s*(b|kb|kib|mb|mib)?$/i;
@@ -50,6 +57,20 @@ export function parseDuration(value: unknown, source: Source): number {
   if (!Number.isFinite(ms) || ms < 0) fail(source, `must be a finite, non-negative duration, got ${describe(value)}`);
   return Math.round(ms);
 }
+
+/** A duration between `min` and `max` ms (inclusive), each named in the error with `what` it means. */
+export function parseDurationWithin(value: unknown, source: Source, min: { ms: number; text: string }, max: { ms: number; text: string }): number {
+  const ms = parseDuration(value, source);
+  if (ms < min.ms) fail(source, `must be at least ${min.text}, got ${ms} ms`);
+  if (ms > max.ms) fail(source, `must be at most ${max.text}, got ${describe(value)}`);
+  return ms;
+}
+
+/** A session lifetime: at least one second, at most 400 days (what a cookie and every backend can carry). */
+export const LIFETIME_RANGE = [
+  { ms: 1000, text: 'one second' },
+  { ms: MAX_LIFETIME, text: '400 days (browsers cap cookie lifetimes there, RFC 6265bis)' },
+] as const;
 
 export function parseInteger(value: unknown, source: Source): number {
   const n = typeof value === 'string' && source.fromEnv && /^\s*\d+\s*$/.test(value) ? Number(value) : value;

@@ -1,7 +1,7 @@
 // The object handlers see as ctx.session: user data behind a Proxy, plus the status the commit is planned from.
 import { checkSize, encodePayload, fingerprint, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
 import { SessionError, SessionOptionError } from './errors.js';
-import { parseDuration } from './parse.js';
+import { LIFETIME_RANGE, parseDurationWithin } from './parse.js';
 import type { ChangeSet, CommitPlan } from './plan.js';
 import { generateSid } from './sid.js';
 import { storedUserOf, userIdOf } from './user-id.js';
@@ -38,8 +38,12 @@ export interface SessionControls {
    */
   get lifetime(): number;
   set lifetime(value: number | string | null);
-  /** Moves the data to a new sid and deletes the old record at commit. Call it at login. */
-  regenerate(): Promise<void>;
+  /**
+   * Moves the data to a new sid and deletes the old record at commit. Call it at login. The
+   * session's creation time (what `absoluteLifetime` counts from) stays, unless this is a new login:
+   * the `userKey` field set or changed, or `{ login: true }`.
+   */
+  regenerate(options?: { readonly login?: boolean }): Promise<void>;
   /** Deletes the record and clears the cookie at commit: logout. Data set afterwards starts a new session. */
   destroy(): Promise<void>;
   /** Removes every user key (a stored session left empty is deleted at commit). */
@@ -228,7 +232,7 @@ export class SessionState implements ProxyHandler<RecordData> {
         return this.#idleLifetime();
       default:
         this.#methods ??= {
-          regenerate: () => this.#regenerate(),
+          regenerate: (options) => this.#regenerate(options),
           destroy: () => this.#destroy(),
           clear: () => this.#clear(),
         };
@@ -237,15 +241,30 @@ export class SessionState implements ProxyHandler<RecordData> {
   }
 
   /** The control methods, bound on first use: most requests never call one. */
-  #methods: { regenerate(): Promise<void>; destroy(): Promise<void>; clear(): void } | undefined;
+  #methods: { regenerate(options?: { readonly login?: boolean }): Promise<void>; destroy(): Promise<void>; clear(): void } | undefined;
 
-  #regenerate(): Promise<void> {
+  #regenerate(options?: { readonly login?: boolean }): Promise<void> {
     if (this.#stored !== undefined && this.#sid !== undefined) this.#rotatedFrom = { sid: this.#sid, record: this.#stored };
     this.#stored = undefined;
     this.#sid = undefined;
-    // A login starts a new session as far as the absolute lifetime goes; its own lifetime stays.
-    this.#created = undefined;
+    // A new sid alone does not restart the absolute lifetime (a route could renew a session for
+    // ever by calling regenerate()); a login does. Its own lifetime stays either way.
+    if (options?.login === true) this.#created = undefined;
     return Promise.resolve();
+  }
+
+  /**
+   * When this session was created, as the absolute lifetime counts: now for a session not stored
+   * yet, and for a new login (the userKey field set or changed since the load).
+   */
+  #creation(now: number): number {
+    if (this.#created === undefined) return now;
+    const userKey = this.#config.userKey;
+    if (userKey !== undefined) {
+      const user = storedUserOf(this.#data, userKey);
+      if (user !== undefined && user !== this.#loadedUser?.user) return now;
+    }
+    return this.#created;
   }
 
   #destroy(): Promise<void> {
@@ -365,7 +384,7 @@ export class SessionState implements ProxyHandler<RecordData> {
   /** When this session ends however active it is (absoluteLifetime after its creation); Infinity without that limit. */
   #absoluteEnd(now: number): number {
     const absolute = this.#config.absoluteLifetime;
-    return absolute === undefined ? Number.POSITIVE_INFINITY : (this.#created ?? now) + absolute;
+    return absolute === undefined ? Number.POSITIVE_INFINITY : this.#creation(now) + absolute;
   }
 
   /** The expiry a write made now gives the session: a lifetime from now, never past the absolute end. */
@@ -380,7 +399,7 @@ export class SessionState implements ProxyHandler<RecordData> {
 
   /** The record to write, expiring at `expires`; a new or regenerated session starts a new creation time. */
   #record(now: number, expires: number): { raw: string; expires: number } {
-    const meta = { created: this.#created ?? now, lifetime: this.#ownLifetime };
+    const meta = { created: this.#creation(now), lifetime: this.#ownLifetime };
     const raw = frameRecord(this.#encode(this.#config.serialization), this.#config.serialization, expires, this.#permanent, meta);
     checkSize(raw, this.#config.maxSize);
     return { raw, expires };
@@ -512,11 +531,10 @@ function ownLifetimeOf(value: unknown): number | undefined {
   if (value === null || value === undefined) return undefined;
   let ms: number;
   try {
-    ms = parseDuration(value, { name: 'ctx.session.lifetime', fromEnv: false });
+    ms = parseDurationWithin(value, { name: 'ctx.session.lifetime', fromEnv: false }, ...LIFETIME_RANGE);
   } catch (error) {
     if (error instanceof SessionOptionError) throw new TypeError(error.message);
     throw error;
   }
-  if (ms < 1000) throw new TypeError(`koa-kv-session: ctx.session.lifetime must be at least one second, got ${ms} ms`);
   return ms;
 }

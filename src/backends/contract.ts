@@ -1,5 +1,6 @@
 // The contract every backend implements: three calls, plus abilities a backend has or has not, found by their presence.
 import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { recordExpiry } from '../codec.js';
 
 /** Outcome of a compare-and-set: written, the record is gone (or was never there), or it holds `current`. */
@@ -68,16 +69,22 @@ export class QuietEmitter extends EventEmitter {
   };
 }
 
-/** Rows purged per statement or page: bounded memory and short locks, however many rows have expired. */
-export const PURGE_BATCH = 10_000;
+/**
+ * Rows purged per statement or page: bounded memory, and locks short enough (a few ms) that the
+ * requests of this process and others' writes slip in between, however many rows have expired.
+ */
+export const PURGE_BATCH = 500;
+/** The pause between two batches of a purge: the event loop turns, and other writers get the lock. */
+const PURGE_PAUSE_MS = 5;
 
-/** Runs one batch of a purge after another until a batch comes back short; resolves with the total removed. */
+/** Runs one batch of a purge after another, pausing between them, until a batch comes back short; resolves with the total removed. */
 export async function purgeInBatches(deleteBatch: () => Promise<number>, batch = PURGE_BATCH): Promise<number> {
   let total = 0;
   for (;;) {
     const removed = await deleteBatch();
     total += removed;
     if (removed < batch) return total;
+    await sleep(PURGE_PAUSE_MS);
   }
 }
 

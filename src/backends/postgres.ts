@@ -6,7 +6,7 @@
 // so a KeyvPostgres instance you pass as `store` reads and writes the same rows.
 import { createHash } from 'node:crypto';
 import { QuietEmitter, type Backend } from './contract.js';
-import { sqlBackend, type SqlClient, type SqlResult } from './sql.js';
+import { expiryIndex, sqlBackend, type SqlClient, type SqlResult } from './sql.js';
 import { createParameter, importOptional, storeMissing, takeParameters } from './url.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -24,6 +24,7 @@ export class PostgresBackend extends QuietEmitter implements Backend {
   readonly sql: SqlClient;
   readonly #pool: Pool;
   readonly #schema: string;
+  readonly #table: string;
   readonly #create: boolean;
   #ready: Promise<void> | undefined;
   #closed = false;
@@ -39,6 +40,7 @@ export class PostgresBackend extends QuietEmitter implements Backend {
     }
     this.#pool = pool;
     this.#schema = schema;
+    this.#table = table;
     // An idle connection dropped by the server (restart, failover) is reported, not thrown.
     this.#pool.on('error', this.report);
     this.sql = { dialect: 'postgres', table: `"${schema}"."${table}"`, query: (sql, params) => this.#query(sql, params) };
@@ -56,6 +58,8 @@ export class PostgresBackend extends QuietEmitter implements Backend {
       const schema = this.#schema === 'public' ? '' : `CREATE SCHEMA IF NOT EXISTS "${this.#schema}"; `;
       try {
         await this.#pool.query(`${schema}CREATE TABLE IF NOT EXISTS ${this.sql.table} (key VARCHAR(255) PRIMARY KEY, value TEXT)`);
+        // What a purge finds expired rows by (an index on the expiry in the record header).
+        await this.#pool.query(expiryIndex('postgres', this.sql.table, `"${this.#table}_kvs_expires"`) as string);
       } catch (error) {
         // Two processes creating the table at once: one loses the race, the table exists.
         const code = (error as { code?: string }).code;

@@ -28,6 +28,22 @@ export function likePrefix(prefix: string): string {
   return `${prefix.replace(/[\\%_]/g, '\\$&')}%`;
 }
 
+/**
+ * A record's expiry, read from its header in SQL (NULL for a row that is not a record). PostgreSQL
+ * and SQLite index this very expression (expiryIndex), so a purge finds expired rows without reading
+ * live ones; MariaDB has no index on an expression, and scans.
+ */
+const EXPIRY: Record<Dialect, string> = {
+  postgres: `(CASE WHEN value ~ '^[cj][0-9]+:[0-9]{1,16}:' THEN split_part(value, ':', 2)::bigint END)`,
+  sqlite: `(CASE WHEN value GLOB '[cj][0-9]*:[0-9]*:*' THEN CAST(substr(value, instr(value, ':') + 1, instr(substr(value, instr(value, ':') + 1), ':') - 1) AS INTEGER) END)`,
+  mysql: `(CASE WHEN value REGEXP '^[cj][0-9]+:[0-9]{1,16}:' THEN CAST(SUBSTRING_INDEX(SUBSTRING_INDEX(value, ':', 2), ':', -1) AS UNSIGNED) END)`,
+};
+
+/** The index a purge finds expired rows by, named `index` (unqualified), on `table`; undefined where the dialect has none. */
+export function expiryIndex(dialect: Dialect, table: string, index: string): string | undefined {
+  return dialect === 'mysql' ? undefined : `CREATE INDEX IF NOT EXISTS ${index} ON ${table} (${EXPIRY[dialect]})`;
+}
+
 /** The statements of one dialect on one table. PostgreSQL and SQLite report changed rows through RETURNING. */
 function statements(dialect: Dialect, table: string) {
   const p = (n: number): string => (dialect === 'postgres' ? `$${n}` : '?');
@@ -49,12 +65,12 @@ function statements(dialect: Dialect, table: string) {
     // mysql2 reports a found-but-unchanged duplicate as changed under ON DUPLICATE KEY; INSERT IGNORE reports 0.
     insertIfAbsent:
       dialect === 'mysql' ? `INSERT IGNORE INTO ${table} (id, value) VALUES (?, ?)` : `INSERT INTO ${table} (key, value) VALUES (${p(1)}, ${p(2)}) ON CONFLICT (key) DO NOTHING${returning}`,
-    // One batch of expired rows per statement; rows that are not records are never cast.
-    purge: {
-      postgres: `DELETE FROM ${table} WHERE key IN (SELECT key FROM ${table} WHERE ${underPrefix} AND (CASE WHEN value ~ '^[cj][0-9]+:[0-9]{1,16}:' THEN split_part(value, ':', 2)::bigint END) <= $2 LIMIT $3) RETURNING key`,
-      sqlite: `DELETE FROM ${table} WHERE key IN (SELECT key FROM ${table} WHERE ${underPrefix} AND value GLOB '[cj][0-9]*:[0-9]*:*' AND CAST(substr(value, instr(value, ':') + 1, instr(substr(value, instr(value, ':') + 1), ':') - 1) AS INTEGER) <= ? LIMIT ?) RETURNING key`,
-      mysql: `DELETE FROM ${table} WHERE ${underPrefix} AND value REGEXP '^[cj][0-9]+:[0-9]{1,16}:' AND CAST(SUBSTRING_INDEX(SUBSTRING_INDEX(value, ':', 2), ':', -1) AS UNSIGNED) <= ? LIMIT ?`,
-    }[dialect],
+    // One batch of expired rows per statement, found through the expiry index (no scan of live
+    // rows) where the dialect has one; rows that are not records are never cast.
+    purge:
+      dialect === 'mysql'
+        ? `DELETE FROM ${table} WHERE ${underPrefix} AND ${EXPIRY.mysql} <= ? LIMIT ?`
+        : `DELETE FROM ${table} WHERE ${key} IN (SELECT ${key} FROM ${table} WHERE ${underPrefix} AND ${EXPIRY[dialect]} <= ${p(2)} LIMIT ${p(3)})${returning}`,
     // Keyset pages: no OFFSET, however deep.
     scan: `SELECT ${key}, value FROM ${table} WHERE ${underPrefix} AND ${key} > ${p(2)} ORDER BY ${key} LIMIT ${p(3)}`,
     count: `SELECT COUNT(*) AS n FROM ${table} WHERE ${underPrefix}`,

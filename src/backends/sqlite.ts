@@ -3,8 +3,11 @@
 // Driver: the built-in `node:sqlite` where the running Node has it (22.13 and later, 23.4 and later:
 // nothing to install or compile), else the `sqlite3` package (an optional peer, compiled or
 // downloaded at install). `?driver=node` or `?driver=sqlite3` picks one. Both run the same
-// statements on one connection per file; node:sqlite runs them synchronously, in microseconds,
-// except when the file is locked by another process (then for up to the busy timeout).
+// statements, on two connections per file: reads on one, writes on the other, so that a read never
+// queues behind a write waiting for another process's lock (in WAL, readers never wait for the
+// writer). node:sqlite runs statements synchronously, in microseconds; it never waits for a lock
+// inside SQLite (that would block the event loop): a busy file is tried again after a short
+// asynchronous pause, until the busy timeout.
 //
 // Tuning: WAL journal (readers never wait for the writer), synchronous=NORMAL (a commit no longer
 // waits for a disk sync: a power cut may lose the last commits, but never corrupts the file), a busy
@@ -17,8 +20,9 @@
 // instance you pass as `store` reads and writes the same rows.
 import { SessionError } from '../errors.js';
 import { QuietEmitter, type Backend } from './contract.js';
-import { sqlBackend, type SqlClient, type SqlResult } from './sql.js';
+import { expiryIndex, sqlBackend, type SqlClient, type SqlResult } from './sql.js';
 import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createParameter, importOptional, storeMissing, takeParameters } from './url.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
@@ -119,6 +123,26 @@ async function letLoopTurn(): Promise<void> {
   }
 }
 
+/** SQLITE_BUSY / SQLITE_LOCKED from node:sqlite: another connection holds the lock. */
+function isBusy(error: unknown): boolean {
+  const code = (error as { errcode?: unknown })?.errcode;
+  return code === 5 || code === 6 || /database (table )?is locked/.test(String((error as Error)?.message));
+}
+
+/** Runs `run` (a synchronous statement) and, while the file is busy, again after a growing pause of at most 50 ms, until `busyTimeout` ms have passed. */
+async function whenNotBusy<T>(run: () => T, busyTimeout: number): Promise<T> {
+  const until = performance.now() + busyTimeout;
+  for (let attempt = 0; ; attempt++) {
+    await letLoopTurn();
+    try {
+      return run();
+    } catch (error) {
+      if (!isBusy(error) || performance.now() >= until) throw error;
+    }
+    await sleep(Math.min(2 ** attempt, 50));
+  }
+}
+
 /** The built-in `node:sqlite`: synchronous calls, wrapped so that a failure is a rejection like any driver's. */
 export function nodeSqliteDriver(sqlite: NodeSqlite): SqliteDriver {
   return {
@@ -127,15 +151,13 @@ export function nodeSqliteDriver(sqlite: NodeSqlite): SqliteDriver {
       const db = new sqlite.DatabaseSync(file);
       const prepare = (sql: string) => {
         const statement = db.prepare(sql);
-        const all = async (params: readonly unknown[]): Promise<Rows> => {
-          await letLoopTurn();
-          return statement.all(...params) as Rows;
-        };
+        const all = (params: readonly unknown[]): Promise<Rows> => whenNotBusy(() => statement.all(...params) as Rows, busyTimeout);
         return { all, finalize: async () => {} };
       };
       try {
-        // At once, synchronously: every later statement must find the busy timeout set.
-        db.prepare(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(busyTimeout))}`).all();
+        // SQLite's own busy wait would block the event loop for up to the busy timeout: never wait
+        // inside SQLite, wait asynchronously in whenNotBusy(). Set at once, synchronously.
+        db.prepare('PRAGMA busy_timeout = 0').all();
       } catch (error) {
         db.close();
         throw error;
@@ -197,6 +219,12 @@ interface Connection {
   readonly statements: Map<string, Promise<Statement>>;
 }
 
+/** The two connections to one file: reads never queue behind a write that waits for a lock. One for an in-memory database (a second would be another database). */
+interface Connections {
+  readonly read: Connection;
+  readonly write: Connection;
+}
+
 // biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface below declares what sqlBackend() assigns in the constructor
 export class SqliteBackend extends QuietEmitter implements Backend {
   /** The sessions table, as the SQL of sql.ts reaches it. Statements that change rows say so with RETURNING. */
@@ -207,7 +235,7 @@ export class SqliteBackend extends QuietEmitter implements Backend {
   readonly #driver: SqliteDriver;
   readonly #busyTimeout: number;
   readonly #create: boolean;
-  #ready: Promise<Connection> | undefined;
+  #ready: Promise<Connections> | undefined;
   #closed = false;
 
   constructor(driver: SqliteDriver, file: string, table: string, busyTimeout: number, create = true) {
@@ -222,12 +250,13 @@ export class SqliteBackend extends QuietEmitter implements Backend {
     Object.assign(this, sqlBackend(this.sql));
   }
 
-  /** Opens the file and creates the table; a failure (a lock, a missing folder) is retried on the next call. */
-  #open(): Promise<Connection> {
+  /** Opens the file (a connection to write, one to read) and creates the table; a failure (a lock, a missing folder) is retried on the next call. */
+  #open(): Promise<Connections> {
     this.#ready ??= (async () => {
       const inMemory = this.#file === ':memory:' || this.#file === '';
       if (!this.#create && !inMemory && !existsSync(this.#file)) throw storeMissing(`the SQLite file ${this.#file}`);
       const db = await this.#driver.open(this.#file, this.#busyTimeout);
+      let reader: Database | undefined;
       try {
         if (!this.#create) {
           const found = await db.all("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", [this.sql.table]);
@@ -237,10 +266,18 @@ export class SqliteBackend extends QuietEmitter implements Backend {
         // With create=false (the operator command) the file is left in the mode the app gave it.
         if (this.#create) await db.all('PRAGMA journal_mode = WAL', []);
         await db.all('PRAGMA synchronous = NORMAL', []);
-        if (this.#create) await db.all(`CREATE TABLE IF NOT EXISTS ${this.sql.table} (key VARCHAR(255) PRIMARY KEY, value TEXT)`, []);
-        return { db, statements: new Map() };
+        if (this.#create) {
+          await db.all(`CREATE TABLE IF NOT EXISTS ${this.sql.table} (key VARCHAR(255) PRIMARY KEY, value TEXT)`, []);
+          // What a purge finds expired rows by (an index on the expiry in the record header).
+          await db.all(expiryIndex('sqlite', this.sql.table, `${this.sql.table}_kvs_expires`) as string, []);
+        }
+        const write = { db, statements: new Map() };
+        if (inMemory) return { read: write, write };
+        reader = await this.#driver.open(this.#file, this.#busyTimeout);
+        return { read: { db: reader, statements: new Map() }, write };
       } catch (error) {
         await db.close().catch(() => {});
+        await reader?.close().catch(() => {});
         throw error;
       }
     })().catch((error: unknown) => {
@@ -252,9 +289,10 @@ export class SqliteBackend extends QuietEmitter implements Backend {
 
   async #query(sql: string, params: readonly unknown[]): Promise<SqlResult> {
     if (this.#closed) throw new Error('koa-kv-session: the SQLite store was closed');
-    const connection = await this.#open();
-    // Transaction control stays unprepared: it is rare, and BEGIN/COMMIT must not be held by a cache.
-    if (/^\s*(BEGIN|COMMIT|ROLLBACK|PRAGMA|CREATE|DROP)\b/i.test(sql)) return rowsOf(await connection.db.all(sql, params));
+    const connections = await this.#open();
+    // Transaction control stays unprepared, on the writer: it is rare, and BEGIN/COMMIT must not be held by a cache.
+    if (/^\s*(BEGIN|COMMIT|ROLLBACK|PRAGMA|CREATE|DROP)\b/i.test(sql)) return rowsOf(await connections.write.db.all(sql, params));
+    const connection = /^\s*SELECT\b/i.test(sql) ? connections.read : connections.write;
     const statement = await this.#prepared(connection, sql);
     return rowsOf(await statement.all(params));
   }
@@ -283,14 +321,16 @@ export class SqliteBackend extends QuietEmitter implements Backend {
     this.#closed = true;
     const ready = this.#ready;
     this.#ready = undefined;
-    const connection = await ready?.catch(() => undefined);
-    if (connection === undefined) return;
-    for (const statement of connection.statements.values())
-      await statement.then(
-        (s) => s.finalize(),
-        () => {},
-      );
-    await connection.db.close().catch(() => {});
+    const connections = await ready?.catch(() => undefined);
+    if (connections === undefined) return;
+    for (const connection of new Set([connections.read, connections.write])) {
+      for (const statement of connection.statements.values())
+        await statement.then(
+          (s) => s.finalize(),
+          () => {},
+        );
+      await connection.db.close().catch(() => {});
+    }
   }
 }
 
