@@ -6,7 +6,7 @@ import { resolve } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../src/backends/memory.js';
-import { generateSid, isWellFormedSid } from '../src/sid.js';
+import { generateSid, isWellFormedSid, sidFingerprint } from '../src/sid.js';
 import { cookiePair, sidOf, startApp, type TestApp } from './support/app.js';
 import { CountingAdapter } from './support/counting.js';
 import { uniquePrefix } from './support/servers.js';
@@ -223,6 +223,9 @@ describe('stored records a client cannot choose but an operator may find', () =>
       expect(reply.status).toBe(200);
       expect(reply.body).toBe('anonymous');
       expect(errors[0]).toMatchObject({ code: 'SESSION_RECORD_CORRUPT' });
+      // onError output goes to logs: the session is named by its safe id, never by its sid (a bearer secret).
+      expect(errors[0]?.message).not.toContain(sid);
+      expect(errors[0]?.message).toContain(sidFingerprint(sid));
     } finally {
       await server.close();
     }

@@ -81,9 +81,9 @@ export interface KvSessionOptions {
    */
   userKey?: string;
   /**
-   * With `userKey`: at most this many live sessions per user. A login past it signs out the user's
-   * least recently active sessions, in the same compare-and-set as the index update where the store
-   * has one. Env `SESSION_MAX_SESSIONS_PER_USER`. Default: no limit.
+   * With `userKey`: at most this many sessions per user (1 to 1000). A login past it signs out the
+   * user's sessions that logged in longest ago. Env `SESSION_MAX_SESSIONS_PER_USER`. Default: 1000,
+   * the hard cap per user.
    */
   maxSessionsPerUser?: number;
   /**
