@@ -3,6 +3,8 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SessionOptions as KoaSessionOptions } from 'koa-session';
 import { describe, expect, it } from 'vitest';
+import { resolveSettings } from '../src/options.js';
+import { startApp } from './support/app.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const page = (name: string) => readFileSync(join(ROOT, 'docs', name), 'utf8');
@@ -117,5 +119,67 @@ describe('docs/from-flask-session.md', () => {
     const cited = rows.flatMap((row) => ourOptionsIn(row[1] as string));
     expect(cited.length).toBeGreaterThan(10);
     expect(cited.filter((name) => !OUR_OPTIONS.has(name))).toEqual([]);
+  });
+});
+
+/** Each switching guide: its options table (and the column of ours) and its `ctx.session` table. */
+const GUIDES = [
+  { file: 'from-koa-session.md', options: '## Options', ours: 1, session: '## `ctx.session`' },
+  { file: 'from-express-session.md', options: '## Options', ours: 1, session: '## `req.session` and `ctx.session`' },
+  { file: 'from-flask-session.md', options: '## Settings', ours: 1, session: '## `session` and `ctx.session`' },
+];
+
+/** `cookie.sameSite: 'lax'` -> { cookie: { sameSite: 'lax' } }; undefined for a span that is not one setting with a value. */
+function optionOf(code: string): Record<string, unknown> | undefined {
+  const match = /^([a-z][A-Za-z]*)(?:\.([a-z][A-Za-z]*))?: (.+)$/.exec(code);
+  // A choice (`'cbor' | 'json'`) is not one value.
+  if (match === null || (match[3] as string).includes('|')) return undefined;
+  const value: unknown = new Function(`return (${match[3]});`)();
+  return match[2] === undefined ? { [match[1] as string]: value } : { [match[1] as string]: { [match[2]]: value } };
+}
+
+describe.each(GUIDES)('every row of docs/$file holds against the code', (guide) => {
+  const markdown = page(guide.file);
+
+  it("every setting of ours it shows with a value (`refreshInterval: 0`, `cookie.secure: 'auto'`...) is accepted by kvSession()", () => {
+    // Our column, and the notes beside it, where they name one of our options (theirs are theirs to check).
+    const spans = codeIn(tableUnder(markdown, guide.options).flatMap((row) => row.slice(guide.ours)));
+    const ours = spans.filter((code) => OUR_OPTIONS.has(code.split(':')[0] as string));
+    const settings = ours.map(optionOf).filter((option): option is Record<string, unknown> => option !== undefined);
+    expect(settings.length).toBeGreaterThan(0);
+    for (const option of settings) expect(() => resolveSettings({ store: 'memory://', env: {}, ...option }), JSON.stringify(option)).not.toThrow();
+  });
+
+  it('every ctx.session statement of ours it shows runs in a handler', async () => {
+    const statements = codeIn(tableUnder(markdown, guide.session).map((row) => row[1] as string)).filter((code) => /^(await )?ctx\.session\b/.test(code));
+    expect(statements.length).toBeGreaterThan(2);
+    const failures: string[] = [];
+    const app = await startApp({ store: 'memory://' }, async (ctx) => {
+      for (const statement of statements) {
+        ctx.session.cart = [];
+        const run = new Function('ctx', 'x', 'ms', `return (async () => { ${statement.replace(/\(cb\)/, '()')}; })();`) as (ctx: unknown, x: number, ms: number) => Promise<void>;
+        await run(ctx, 1, 60_000).catch((error: Error) => failures.push(`${statement}: ${error.message}`));
+      }
+      return 'ok';
+    });
+    try {
+      expect((await app.request('/')).status).toBe(200);
+    } finally {
+      await app.close();
+    }
+    expect(failures).toEqual([]);
+  });
+});
+
+describe('docs/from-koa-session.md: the cookie attributes it maps to cookie.*', () => {
+  const SAMPLES: Record<string, unknown> = { overwrite: true, httpOnly: true, signed: true, secure: true, sameSite: 'strict', domain: 'example.test', path: '/app' };
+  it('are each accepted by kvSession() under cookie, with the value koa-session takes', () => {
+    const row = tableUnder(page('from-koa-session.md'), '## Options').find((cells) => (cells[1] as string).includes('`cookie.*`')) as string[];
+    const names = codeIn([row[0] as string]);
+    expect(names.sort()).toEqual(Object.keys(SAMPLES).sort());
+    for (const name of names) {
+      const settings = resolveSettings({ store: 'memory://', env: {}, cookie: { [name]: SAMPLES[name] } });
+      expect((settings.cookie as unknown as Record<string, unknown>)[name]).toBe(SAMPLES[name]);
+    }
   });
 });

@@ -43,6 +43,7 @@ describe('defaults', () => {
       sameSite: 'lax',
       partitioned: false,
       signed: true,
+      overwrite: false,
     });
     expect(Object.isFrozen(s)).toBe(true);
     expect(Object.isFrozen(s.cookie)).toBe(true);

@@ -6,6 +6,7 @@ import { type CommitEvent, Committer } from './commit.js';
 import { SessionError } from './errors.js';
 import type { Settings } from './options.js';
 import type { CommitPlan } from './plan.js';
+import type { SessionData as RecordData, StoredRecord } from './codec.js';
 import { createdOf, pastAbsoluteLifetime, type Session, SessionState } from './session.js';
 import { isWellFormedSid, sidFingerprint } from './sid.js';
 import { SessionStore, type StoreAbilities } from './store.js';
@@ -97,6 +98,54 @@ const STATE = Symbol('koa-kv-session');
 // Most requests carry at most one session cookie; a client cannot make us read the store more often than this.
 const MAX_CANDIDATES = 2;
 
+/** What a request's session cookie led to: the live session it names, and whether it named one that is gone. */
+interface Found {
+  readonly session: { readonly sid: string; readonly stale: boolean; readonly record: StoredRecord; readonly data: RecordData } | undefined;
+  readonly dead: boolean;
+}
+const NOTHING_FOUND: Found = { session: undefined, dead: false };
+
+/** An error that is an HTTP response below 500, as `ctx.throw(401)` makes. */
+interface HttpClientError {
+  status: number;
+  headers?: Record<string, unknown>;
+}
+
+function isClientError(error: unknown): error is HttpClientError {
+  if (typeof error !== 'object' || error === null) return false;
+  const { status, statusCode } = error as { status?: unknown; statusCode?: unknown };
+  const code = status ?? statusCode;
+  return typeof code === 'number' && Number.isInteger(code) && code >= 400 && code < 500;
+}
+
+/** Adds the response's `names` headers to the error's own, which Koa's error handler sets on the response it renders. */
+function carryHeaders(error: HttpClientError, ctx: Context, names: readonly string[]): void {
+  const headers: Record<string, unknown> = { ...(error.headers ?? {}) };
+  let carried = false;
+  for (const name of names) {
+    const value = ctx.response.get(name) as unknown;
+    if (value === undefined || value === '' || (Array.isArray(value) && value.length === 0)) continue;
+    headers[name] = value;
+    carried = true;
+  }
+  if (!carried) return;
+  try {
+    error.headers = headers;
+  } catch {
+    // A frozen error keeps its headers: an upstream handler that renders it still sees ours on ctx.
+  }
+}
+
+/** Removes the Set-Cookie headers of cookie `name` set earlier in this response (`cookie.overwrite`). */
+function dropSetCookie(ctx: Context, name: string): void {
+  const prior = ctx.response.get('Set-Cookie') as unknown;
+  const list = Array.isArray(prior) ? (prior as string[]) : typeof prior === 'string' && prior !== '' ? [prior] : [];
+  const kept = list.filter((header) => !header.startsWith(`${name}=`));
+  if (kept.length === list.length) return;
+  if (kept.length === 0) ctx.remove('Set-Cookie');
+  else ctx.set('Set-Cookie', kept);
+}
+
 /**
  * What a request holds: its session once there is one, or the settings to make a new one on first
  * use. A request without a session cookie that never touches ctx.session allocates nothing.
@@ -139,9 +188,17 @@ function stateOf(holder: SessionHolder): SessionState | undefined {
 
 const installed = new WeakSet<object>();
 
-/** Defines ctx.session once per application, on its context prototype: no per-request property definition. */
+/**
+ * Defines ctx.session once per application, on its context prototype: no per-request property
+ * definition. A `session` the application already defined there (a test's mock, say) is left
+ * alone, and looked at again on the next request, for when the mock is gone.
+ */
 function installAccessor(context: object): void {
   if (installed.has(context)) return;
+  if (Object.getOwnPropertyDescriptor(context, 'session') !== undefined) {
+    debug('ctx.session is already defined on the app context (a mock?): left alone');
+    return;
+  }
   installed.add(context);
   Object.defineProperty(context, 'session', {
     configurable: true,
@@ -216,20 +273,28 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     }
     return signer;
   };
-  /** The first live session the values of the session cookie name, as a request would load it. */
-  const loadFromValues = async (values: readonly string[], signer: ReturnType<typeof signerFor>, deadline: number, missing?: (sid: string) => void) => {
+  /**
+   * The first live session the values of the session cookie name, as a request would load it, and
+   * whether a verified value named a session that is gone (expired, destroyed, revoked; not one a
+   * regenerate() moved): that cookie is dead, and the response clears it.
+   */
+  const loadFromValues = async (values: readonly string[], signer: ReturnType<typeof signerFor>, deadline: number, missing?: (sid: string) => void): Promise<Found> => {
     let reads = 0;
+    let dead = false;
     for (const value of values) {
       const found = sidFromCookie(value, cookie, signer, isWellFormed);
       if (found === undefined) continue;
       const now = Date.now();
-      const loaded = await store.load(found.sid, now, deadline);
+      const loaded = await store.loadOrFate(found.sid, now, deadline);
       // Past absoluteLifetime, however active: as if gone (its stored expiry never reaches past that either).
-      if (loaded !== undefined && !pastAbsoluteLifetime(loaded.record, settings, now)) return { sid: found.sid, stale: found.stale, record: loaded.record, data: loaded.data };
+      if (typeof loaded !== 'string' && !pastAbsoluteLifetime(loaded.record, settings, now)) {
+        return { session: { sid: found.sid, stale: found.stale, record: loaded.record, data: loaded.data }, dead: false };
+      }
+      if (loaded !== 'moved') dead = true;
       missing?.(found.sid);
       if (++reads >= MAX_CANDIDATES) break;
     }
-    return undefined;
+    return { session: undefined, dead };
   };
   /** Signs a live session out (following it through a racing regenerate()); false when there was none. */
   const revokeSid = async (sid: string, user?: string): Promise<boolean> => {
@@ -293,24 +358,44 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     // One storeTimeout is all the store time a request gets: loading, queueing and committing together.
     const loadStarted = Date.now();
     const expired = (sid: string): void => emit('session:expired', ctx, () => ({ id: sidFingerprint(sid) }));
-    const found = values.length === 0 ? undefined : await loadFromValues(values, signer, loadStarted + settings.storeTimeout, expired);
+    const { session: found, dead } = values.length === 0 ? NOTHING_FOUND : await loadFromValues(values, signer, loadStarted + settings.storeTimeout, expired);
     const state = found === undefined ? undefined : new SessionState(settings, { sid: found.sid, record: found.record, data: found.data, staleCookie: found.stale });
     const loadSpent = values.length === 0 ? 0 : Date.now() - loadStarted;
     const holder = ctx as SessionHolder;
     holder[STATE] = state ?? settings;
 
-    await next();
+    // An HTTP error below 500 (ctx.throw(401)) is a response: what the handler saved is committed,
+    // as for any response of that status. Anything else that is thrown keeps what is stored.
+    let thrown: HttpClientError | undefined;
+    try {
+      await next();
+    } catch (error) {
+      if (!isClientError(error)) throw error;
+      thrown = error;
+    }
 
     // A failed request may hold half-done session state: keep what is stored.
-    if (ctx.status >= 500) return;
+    if (thrown === undefined && ctx.status >= 500) return;
     const used = holder[STATE];
-    if (!(used instanceof SessionState)) return; // no session, never touched: nothing to do
     const now = Date.now();
-    await commit(ctx, used.plan(now), used.accessed, signer, now + settings.storeTimeout - loadSpent, viaHeader);
+    try {
+      // No session, never touched: nothing to do but clear a dead cookie.
+      const plan = used instanceof SessionState ? used.plan(now) : undefined;
+      if (plan !== undefined || dead) await commit(ctx, plan, used instanceof SessionState && used.accessed, signer, now + settings.storeTimeout - loadSpent, viaHeader, dead);
+    } catch (error) {
+      // A failed commit never masks the handler's own error.
+      if (thrown === undefined) throw error;
+      report(error as Error, ctx);
+    }
+    if (thrown !== undefined) {
+      // Koa's own error handler drops the headers set so far and sets the error's: the session's go there too.
+      carryHeaders(thrown, ctx, ['Set-Cookie', 'Vary', ...(settings.header === undefined ? [] : [settings.header])]);
+      throw thrown;
+    }
   } as KvSessionMiddleware;
 
   /** The store steps of the commit (commit.ts), then what the response says of the session: Set-Cookie and Vary. */
-  async function commit(ctx: Context, plan: CommitPlan, accessed: boolean, signer: ReturnType<typeof signerFor>, deadline: number, viaHeader: boolean): Promise<void> {
+  async function commit(ctx: Context, plan: CommitPlan | undefined, accessed: boolean, signer: ReturnType<typeof signerFor>, deadline: number, viaHeader: boolean, dead: boolean): Promise<void> {
     const describe = settings.describe;
     const label =
       describe === undefined
@@ -323,13 +408,18 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
               return undefined;
             }
           };
-    const cookieToSend = await committer.commit(
-      plan,
-      deadline,
-      (error) => report(error, ctx),
-      label,
-      (event) => emitCommit(event, ctx),
-    );
+    const committed =
+      plan === undefined
+        ? undefined
+        : await committer.commit(
+            plan,
+            deadline,
+            (error) => report(error, ctx),
+            label,
+            (event) => emitCommit(event, ctx),
+          );
+    // A cookie naming a session that is gone is cleared once, unless this response sets a new one.
+    const cookieToSend = committed ?? (dead ? 'clear' : undefined);
     if (cookieToSend !== undefined || accessed) {
       if (ctx.headerSent) {
         if (cookieToSend !== undefined) {
@@ -346,6 +436,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     }
     const secure = cookie.secure === 'auto' ? ctx.secure : cookie.secure;
     const header = cookieToSend === 'clear' ? deletionCookie(cookie, secure) : serializeCookie(cookieValue(cookieToSend.sid, cookie, signer), cookie, secure, cookieToSend.expires);
+    if (cookie.overwrite) dropSetCookie(ctx, cookie.name);
     ctx.append('Set-Cookie', header);
   }
 
@@ -375,7 +466,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
   };
   middleware.load = async (header) => {
     if (header !== undefined && typeof header !== 'string') throw new TypeError('koa-kv-session: load() takes the Cookie header (a string), or undefined');
-    const found = await loadFromValues(cookieValues(header, cookie.name), signerNow(lastApp?.keys, 'load'), Date.now() + settings.storeTimeout);
+    const { session: found } = await loadFromValues(cookieValues(header, cookie.name), signerNow(lastApp?.keys, 'load'), Date.now() + settings.storeTimeout);
     if (found === undefined) return undefined;
     const { sid, record, data } = found;
     return {

@@ -27,6 +27,8 @@ export interface CookieOptions {
   partitioned?: boolean;
   /** Sign the sid with `keys` (or `app.keys`). Env `SESSION_COOKIE_SIGNED`. Default `true`. */
   signed?: boolean;
+  /** Replace a Set-Cookie of the same name set earlier in this response (as koa-session's `overwrite`). Env `SESSION_COOKIE_OVERWRITE`. Default `false`. */
+  overwrite?: boolean;
 }
 
 /** Anything `store` accepts: a connection URL, a Keyv 5 or 6 instance, a bare Keyv 5 or 6 adapter, or a Map. */
@@ -115,6 +117,7 @@ export interface CookieSettings {
   readonly sameSite: 'lax' | 'strict' | 'none' | false;
   readonly partitioned: boolean;
   readonly signed: boolean;
+  readonly overwrite: boolean;
 }
 
 /** The resolved, validated configuration: built once by `kvSession()`, never re-checked per request. */
@@ -186,7 +189,7 @@ function resolveCookie(input: unknown, env: Readonly<Record<string, string | und
     throw new SessionOptionError('cookie', `expected an object of cookie attributes, got ${describe(input)}`);
   }
   const options = (input ?? {}) as Record<string, unknown>;
-  const known = ['name', 'domain', 'path', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'signed'];
+  const known = ['name', 'domain', 'path', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'signed', 'overwrite'];
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) throw new SessionOptionError(`cookie.${key}`, `unknown cookie option; known: ${known.join(', ')}`);
   }
@@ -237,13 +240,14 @@ function resolveCookie(input: unknown, env: Readonly<Record<string, string | und
   );
   const partitioned = get('partitioned', 'SESSION_COOKIE_PARTITIONED', parseBoolean, false);
   const signed = get('signed', 'SESSION_COOKIE_SIGNED', parseBoolean, true);
+  const overwrite = get('overwrite', 'SESSION_COOKIE_OVERWRITE', parseBoolean, false);
   if (sameSite === 'none' && secure === false) {
     throw new SessionOptionError('cookie.sameSite', 'SameSite=None needs a Secure cookie (browsers drop it otherwise): set cookie.secure to true or "auto"');
   }
   if (partitioned && secure === false) {
     throw new SessionOptionError('cookie.partitioned', 'a Partitioned cookie must be Secure: set cookie.secure to true or "auto"');
   }
-  return Object.freeze({ name, domain, path, httpOnly, secure, sameSite, partitioned, signed });
+  return Object.freeze({ name, domain, path, httpOnly, secure, sameSite, partitioned, signed, overwrite });
 }
 
 const KNOWN_OPTIONS = [

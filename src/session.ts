@@ -64,6 +64,8 @@ export type Session = SessionControls & UserFields;
 /** What `ctx.session` can be assigned: an object of data replaces the data, `null` destroys the session. */
 export type SessionAssignment = UserFields | null;
 
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
+
 export const CONTROL_MEMBERS: ReadonlySet<string> = new Set(['sid', 'isNew', 'permanent', 'modified', 'lifetime', 'regenerate', 'destroy', 'clear']);
 
 /** What a session needs of the settings. */
@@ -160,6 +162,8 @@ export class SessionState implements ProxyHandler<RecordData> {
 
   get(target: RecordData, key: string | symbol, receiver: unknown): unknown {
     if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) return this.#control(key);
+    // util.inspect(ctx.session) and koa-session's ctx.session[inspect](): the data, as a plain object.
+    if (key === INSPECT) return () => ({ ...target });
     const value = Reflect.get(target, key, receiver);
     if (
       typeof value === 'object' &&

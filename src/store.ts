@@ -146,8 +146,17 @@ export class SessionStore {
 
   /** The record of a sid and its data, or undefined when there is none, it has expired, or it cannot be read (reported). */
   async load(sid: string, now: number, deadline?: number): Promise<{ record: StoredRecord; data: SessionData } | undefined> {
+    const loaded = await this.loadOrFate(sid, now, deadline);
+    return typeof loaded === 'string' ? undefined : loaded;
+  }
+
+  /**
+   * As load(), but says why there is no session: 'moved' when a regenerate() retired the record (its
+   * browser may hold the new sid already), 'gone' otherwise (none, expired, revoked, unreadable).
+   */
+  async loadOrFate(sid: string, now: number, deadline?: number): Promise<{ record: StoredRecord; data: SessionData } | 'gone' | 'moved'> {
     const raw = await this.#call('get', (backend) => backend.get(this.key(sid)), deadline);
-    if (raw === undefined || raw === null) return undefined;
+    if (raw === undefined || raw === null) return 'gone';
     try {
       // A record larger than we would ever write is not decoded: a planted or stale giant costs nothing.
       if (typeof raw === 'string' && raw.length > this.#config.maxSize) {
@@ -155,12 +164,12 @@ export class SessionStore {
       }
       const record = parseRecord(raw);
       // Backends without native TTL keep expired rows until a purge: expiry is checked here.
-      if (record.expires <= now) return undefined;
+      if (record.expires <= now) return record.expires === 0 ? 'moved' : 'gone';
       return { record, data: decodePayload(record.payload, record.format) };
     } catch (error) {
       if (!(error instanceof CorruptRecordError)) throw error;
       this.#report(corrupt(sid, this.#config.keyPrefix, error));
-      return undefined;
+      return 'gone';
     }
   }
 
