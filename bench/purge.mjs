@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openBackend } from '../dist/esm/backends/registry.js';
+import { BACKENDS, count, drop } from './sql-tables.mjs';
 import { encodePayload, frameRecord } from '../dist/esm/codec.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -18,40 +19,6 @@ const LIVE = 1000;
 
 const expired = frameRecord(encodePayload({ user: 'ada', roles: ['viewer'] }, 'cbor'), 'cbor', Date.now() - 60_000, true);
 const live = frameRecord(encodePayload({ user: 'bob' }, 'cbor'), 'cbor', Date.now() + 3_600_000, true);
-
-/** Each backend: how to open it on a fresh table and fill it in one statement (counting and dropping are the same SQL everywhere). */
-const count = async (a) => Number((await a.sql.query(`SELECT COUNT(*) AS n FROM ${a.sql.table}`, [])).rows[0].n);
-const drop = (a) => a.sql.query(`DROP TABLE IF EXISTS ${a.sql.table}`, []);
-const BACKENDS = [
-  {
-    name: 'SQLite',
-    url: (table, dir) => `sqlite://${join(dir, 'purge.sqlite')}?table=${table}`,
-    fill: (a, n, value) =>
-      a.sql.query(`INSERT INTO ${a.sql.table} (key, value) WITH RECURSIVE seq(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM seq WHERE n < ?) SELECT ? || n, ? FROM seq`, [
-        n,
-        n === LIVE ? `${PREFIX}live:` : PREFIX,
-        value,
-      ]),
-  },
-  {
-    name: 'PostgreSQL',
-    url: (table) => `postgresql://postgres@127.0.0.1:5432/test?table=${table}`,
-    fill: (a, n, value) => a.sql.query(`INSERT INTO ${a.sql.table} (key, value) SELECT $1 || g, $2 FROM generate_series(1, $3) AS g`, [n === LIVE ? `${PREFIX}live:` : PREFIX, value, n]),
-  },
-  {
-    name: 'MariaDB',
-    url: (table) => `mysql://root@127.0.0.1:3306/test?table=${table}`,
-    // A cross join of digit tables counts to a million without recursion (capped at 1 000 iterations here).
-    fill: (a, n, value) => {
-      const digits =
-        '(SELECT 0 d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)';
-      const places = Math.ceil(Math.log10(n + 1));
-      const tables = Array.from({ length: places }, (_, i) => `${digits} t${i}`).join(' CROSS JOIN ');
-      const number = Array.from({ length: places }, (_, i) => `t${i}.d * ${10 ** i}`).join(' + ');
-      return a.sql.query(`INSERT INTO ${a.sql.table} (id, value) SELECT CONCAT(?, ${number} + 1), ? FROM ${tables} WHERE ${number} < ?`, [n === LIVE ? `${PREFIX}live:` : PREFIX, value, n]);
-    },
-  },
-];
 
 async function main() {
   execFileSync('npm', ['run', 'build', '--silent'], { cwd: join(HERE, '..'), stdio: 'inherit' });
@@ -72,8 +39,8 @@ async function main() {
         try {
           await a.get('warm-up');
           const filled = performance.now();
-          await backend.fill(a, size, expired);
-          await backend.fill(a, LIVE, live);
+          await backend.fill(a, size, expired, PREFIX);
+          await backend.fill(a, LIVE, live, `${PREFIX}live:`);
           const fillSeconds = (performance.now() - filled) / 1000;
           const heapBefore = process.memoryUsage().heapUsed;
           const started = performance.now();
@@ -106,7 +73,7 @@ async function main() {
   const name = QUICK ? 'purge-quick' : 'purge';
   writeFileSync(join(out, `${name}.json`), `${JSON.stringify({ date: new Date().toISOString(), rows }, null, 2)}\n`);
   const md = [
-    `Purge of expired sessions (${new Date().toISOString().slice(0, 10)}), one DELETE per batch of 10 000 rows, ${LIVE} live rows kept:`,
+    `Purge of expired sessions (${new Date().toISOString().slice(0, 10)}), one DELETE per batch of 500 rows, ${LIVE} live rows kept:`,
     '',
     '| backend | expired rows | seconds | rows/s | heap growth MiB |',
     '|---|---:|---:|---:|---:|',

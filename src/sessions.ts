@@ -1,0 +1,332 @@
+// The sessions service: what works on sessions beyond one request (ready, close, purge, list, revoke, load, update) and the audit events, through the same store and committer as requests.
+import createDebug from 'debug';
+import type { Context } from 'koa';
+import { CleanupScheduler } from './cleanup.js';
+import type { SessionData as RecordData, StoredRecord } from './codec.js';
+import { type CommitEvent, Committer } from './commit.js';
+import { cookieValues, type KeysLike, type Signer, sidFromCookie, signerFor } from './cookie.js';
+import { SessionError } from './errors.js';
+import type { Settings } from './options.js';
+import type { CommitPlan } from './plan.js';
+import { createdOf, pastAbsoluteLifetime, type Session, SessionState } from './session.js';
+import { isWellFormedSid, sidFingerprint } from './sid.js';
+import { SessionStore, type StoreAbilities } from './store.js';
+import { UserIndex, type UserSession } from './users.js';
+
+const debug = createDebug('koa-kv-session');
+
+/** What `kvSession()` offers beyond the middleware itself: sessions outside a request. */
+export interface SessionsApi {
+  /**
+   * Resolves once the store has answered a read, with what it can do; rejects with the error
+   * otherwise. Called again after a failure, it tries again (a store that was down at start-up may
+   * be up now).
+   *
+   * ```ts
+   * const { atomic } = await sessions.ready();   // atomic: concurrent writes across processes all land
+   * ```
+   */
+  ready(): Promise<StoreAbilities>;
+  /** Closes the store connection this middleware opened (never one you passed in, never one shared with another instance still open). */
+  close(): Promise<void>;
+  /** Deletes expired session records (SQL, SQLite, memory; 0 on Redis, which expires keys itself) and resolves with how many. The `cleanupInterval` timer calls it for you. */
+  purge(): Promise<number>;
+  /**
+   * The live sessions of a user (the value of the `userKey` field), latest expiry first. Reads the
+   * user's index and each session it names: no scan, on every backend. Needs the `userKey` option.
+   */
+  listUserSessions(user: string | number): Promise<UserSession[]>;
+  /**
+   * Signs out every live session of a user ("log out everywhere") and resolves with how many; with
+   * `except`, all but that session (after a password change: `{ except: ctx.session.sid }`). Needs
+   * the `userKey` option.
+   */
+  revokeUserSessions(user: string | number, options?: { readonly except?: string }): Promise<number>;
+  /**
+   * Signs one session out, wherever it is used, and resolves true, or false when there was no such
+   * live session: a session a racing `regenerate()` moved is followed to its new sid. A request of
+   * that session in flight cannot bring it back. Takes the sid, or `{ user, id }` with the safe `id`
+   * of a `listUserSessions()` entry (a devices page never needs the sid; `{ user, id }` needs `userKey`).
+   */
+  revokeSession(session: string | { readonly user: string | number; readonly id: string }): Promise<boolean>;
+  /**
+   * The session a Cookie header names, read-only, or undefined: for a WebSocket upgrade
+   * (`server.on('upgrade', (req) => sessions.load(req.headers.cookie))`) or an SSE stream. The
+   * signature and the sid are checked exactly as for a request, before the store is read. Signing
+   * keys come from the `keys` option, else from `app.keys` once the app has served a request.
+   */
+  load(cookieHeader: string | undefined): Promise<LoadedSession | undefined>;
+  /**
+   * Changes one session outside a request (an admin action, a background job) through the same
+   * per-key merge and compare-and-set as a request, so requests of that session racing it lose
+   * nothing. `change` gets the session as a handler gets `ctx.session` (set and delete keys, set
+   * `permanent` or `lifetime`, `destroy()`); resolves false when the session is gone (destroyed,
+   * revoked, expired), and writes nothing then.
+   */
+  update(sid: string, change: (session: Session) => void | Promise<void>): Promise<boolean>;
+}
+
+/**
+ * What an audit event carries (`app.on('session:created', (event) => ...)`): never the sid.
+ * Events: `session:created`, `session:regenerated`, `session:destroyed`, `session:revoked`,
+ * `session:expired` (a cookie named a session that is gone or past its expiry).
+ */
+export interface SessionEvent {
+  /** The request it happened in; undefined for `revokeSession()`, `revokeUserSessions()`, `update()`. */
+  readonly ctx?: Context | undefined;
+  /** The session's safe id (as `listUserSessions()` entries and `sessionId(ctx)` give it). */
+  readonly id: string;
+  /** The user (the `userKey` field) where known. */
+  readonly user?: string | undefined;
+  /** `session:regenerated`: the id of the session before the new sid. */
+  readonly previousId?: string | undefined;
+}
+
+/** A session as `load()` reads it: a copy of its data (changing it changes nothing stored). */
+export interface LoadedSession {
+  /** The session id: a bearer secret, as `UserSession.sid`. */
+  readonly sid: string;
+  /** Its safe fingerprint, as `UserSession.id` and `sessionId(ctx)`. */
+  readonly id: string;
+  readonly data: Record<string, unknown>;
+  readonly permanent: boolean;
+  readonly expires: Date;
+  /** When it was created or last regenerated; undefined for a record written before 0.2. */
+  readonly createdAt: Date | undefined;
+}
+
+/** What a request's session cookie led to: the live session it names, and whether it named one that is gone. */
+export interface Found {
+  readonly session: { readonly sid: string; readonly stale: boolean; readonly record: StoredRecord; readonly data: RecordData } | undefined;
+  readonly dead: boolean;
+}
+export const NOTHING_FOUND: Found = { session: undefined, dead: false };
+
+/** The app events go to: the app of the latest request, outside one. */
+interface EventTarget {
+  readonly keys?: unknown;
+  listenerCount(name: string): number;
+  emit(name: string, event: SessionEvent): unknown;
+}
+
+// Most requests carry at most one session cookie; a client cannot make us read the store more often than this.
+const MAX_CANDIDATES = 2;
+
+export class Sessions implements SessionsApi {
+  readonly settings: Settings;
+  readonly store: SessionStore;
+  readonly #users: UserIndex | undefined;
+  readonly #committer: Committer;
+  readonly #cleanup: CleanupScheduler;
+  #startup: Promise<void>;
+  readonly #settled: Promise<void>;
+  /** The app of the latest request: where events outside a request (revokeSession()...) are emitted, and whose keys load() checks signatures with. */
+  #lastApp: EventTarget | undefined;
+
+  constructor(settings: Settings) {
+    this.settings = settings;
+    this.store = new SessionStore(settings, (error) => this.report(error));
+    this.#users = settings.userKey === undefined ? undefined : new UserIndex(this.store, { ...settings, userKey: settings.userKey });
+    this.#committer = new Committer(this.store, settings, this.#users);
+    this.#cleanup = new CleanupScheduler(this.store, settings, (error) => this.report(error));
+    this.#startup = this.store.probe();
+    this.#settled = this.#startup.then(
+      () => undefined,
+      (error: Error) => this.report(error),
+    );
+  }
+
+  /** Hands an error the library handles without failing the request to onError (and the debug log). */
+  report(error: Error, ctx?: Context): void {
+    debug('%s', error.message);
+    try {
+      this.settings.onError?.(error, ctx);
+    } catch (hookError) {
+      debug('onError hook threw: %s', (hookError as Error).message);
+    }
+  }
+
+  /** A request arrived on `app`: events outside requests go there from now on, and a background purge may start. */
+  onRequest(app: EventTarget): void {
+    this.#cleanup.onRequest();
+    this.#lastApp = app;
+  }
+
+  /** Emits an audit event on the app; it is made (a SHA-256 of the sid, at least) only when someone listens. */
+  emit(name: string, ctx: Context | undefined, make: () => Omit<SessionEvent, 'ctx'>): void {
+    const app = ctx?.app ?? this.#lastApp;
+    if (app === undefined || app.listenerCount(name) === 0) return;
+    try {
+      app.emit(name, { ctx, ...make() });
+    } catch (error) {
+      this.report(error as Error, ctx);
+    }
+  }
+
+  #emitCommit(event: CommitEvent, ctx: Context | undefined): void {
+    this.emit(`session:${event.kind}`, ctx, () => {
+      const made = { id: sidFingerprint(event.sid), user: event.user };
+      return event.kind === 'regenerated' ? { ...made, previousId: sidFingerprint(event.from) } : made;
+    });
+  }
+
+  /** The signer of session cookies: the `keys` option, else `keys` (the app's); throws SESSION_NO_KEYS when cookies are signed and there are none. */
+  signer(keys: unknown, method: string): Signer | undefined {
+    const { cookie } = this.settings;
+    const signer = cookie.signed ? signerFor((this.settings.keys ?? keys) as KeysLike | undefined) : undefined;
+    if (cookie.signed && signer === undefined) {
+      throw new SessionError(
+        'SESSION_NO_KEYS',
+        method === 'request'
+          ? "koa-kv-session: signed session cookies need secret keys: set app.keys = ['a long random secret'], pass kvSession({ keys: [...] }), or set SESSION_SECRET_KEYS (or turn signing off with cookie.signed: false)"
+          : `koa-kv-session: ${method}() checks signed cookies and needs the keys: pass kvSession({ keys: [...] }) or set SESSION_SECRET_KEYS (app.keys is known only once the app has served a request)`,
+      );
+    }
+    return signer;
+  }
+
+  #isWellFormed = (sid: string): boolean => isWellFormedSid(sid, this.settings.sidLength);
+
+  /**
+   * The first live session the values of the session cookie name, as a request would load it, and
+   * whether a verified value named a session that is gone (expired, destroyed, revoked; not one a
+   * regenerate() moved): that cookie is dead, and the response clears it.
+   */
+  async loadFromValues(values: readonly string[], signer: Signer | undefined, deadline: number, missing?: (sid: string) => void): Promise<Found> {
+    let reads = 0;
+    let dead = false;
+    for (const value of values) {
+      const found = sidFromCookie(value, this.settings.cookie, signer, this.#isWellFormed);
+      if (found === undefined) continue;
+      const now = Date.now();
+      const loaded = await this.store.loadOrFate(found.sid, now, deadline);
+      // Past absoluteLifetime, however active: as if gone (its stored expiry never reaches past that either).
+      if (typeof loaded !== 'string' && !pastAbsoluteLifetime(loaded.record, this.settings, now)) {
+        return { session: { sid: found.sid, stale: found.stale, record: loaded.record, data: loaded.data }, dead: false };
+      }
+      if (loaded !== 'moved') dead = true;
+      missing?.(found.sid);
+      if (++reads >= MAX_CANDIDATES) break;
+    }
+    return { session: undefined, dead };
+  }
+
+  /** The store steps of a commit (commit.ts) for a request, with its events; resolves with the cookie to send. */
+  commit(plan: CommitPlan, deadline: number, ctx: Context | undefined): Promise<CommitPlan['cookie']> {
+    const describe = this.settings.describe;
+    const label =
+      describe === undefined || ctx === undefined
+        ? undefined
+        : () => {
+            try {
+              return describe(ctx);
+            } catch (error) {
+              this.report(error as Error, ctx);
+              return undefined;
+            }
+          };
+    return this.#committer.commit(
+      plan,
+      deadline,
+      (error) => this.report(error, ctx),
+      label,
+      (event) => this.#emitCommit(event, ctx),
+    );
+  }
+
+  // --- Beyond a request ----------------------------------------------------------------------
+
+  async ready(): Promise<StoreAbilities> {
+    this.#startup = this.#startup.catch(() => this.store.probe());
+    await this.#startup;
+    return this.store.abilities();
+  }
+
+  purge(): Promise<number> {
+    return this.store.purge();
+  }
+
+  async listUserSessions(user: string | number): Promise<UserSession[]> {
+    return this.#index('listUserSessions').list(userArgument('listUserSessions', user));
+  }
+
+  async revokeUserSessions(user: string | number, options?: { readonly except?: string }): Promise<number> {
+    const id = userArgument('revokeUserSessions', user);
+    this.#index('revokeUserSessions');
+    const revoked = await this.#committer.revokeUser(id, options?.except, (error) => this.report(error));
+    for (const ended of revoked) this.emit('session:revoked', undefined, () => ({ id: sidFingerprint(ended.sid), user: id }));
+    return revoked.length;
+  }
+
+  async revokeSession(session: string | { readonly user: string | number; readonly id: string }): Promise<boolean> {
+    if (typeof session === 'string') return this.#revokeSid(session);
+    if (typeof session !== 'object' || session === null || typeof session.id !== 'string') {
+      throw new TypeError('koa-kv-session: revokeSession() takes a sid, or { user, id } with the id of a listUserSessions() entry');
+    }
+    const user = userArgument('revokeSession', session.user);
+    // The index names the sids: the safe id is matched against them without reading any session.
+    const sid = (await this.#index('revokeSession').sids(user)).find((candidate) => sidFingerprint(candidate) === session.id);
+    return sid === undefined ? false : this.#revokeSid(sid, user);
+  }
+
+  /** Signs a live session out (following it through a racing regenerate()); false when there was none. */
+  async #revokeSid(sid: string, user?: string): Promise<boolean> {
+    if (typeof sid !== 'string' || !this.#isWellFormed(sid)) return false;
+    const ended = await this.#committer.revoke(sid, { user, report: (error) => this.report(error) });
+    if (ended !== undefined) this.emit('session:revoked', undefined, () => ({ id: sidFingerprint(ended.sid), user: ended.user }));
+    return ended !== undefined;
+  }
+
+  async load(header: string | undefined): Promise<LoadedSession | undefined> {
+    if (header !== undefined && typeof header !== 'string') throw new TypeError('koa-kv-session: load() takes the Cookie header (a string), or undefined');
+    const signer = this.signer(this.#lastApp?.keys, 'load');
+    const { session: found } = await this.loadFromValues(cookieValues(header, this.settings.cookie.name), signer, Date.now() + this.settings.storeTimeout);
+    if (found === undefined) return undefined;
+    const { sid, record, data } = found;
+    return {
+      sid,
+      id: sidFingerprint(sid),
+      data,
+      permanent: record.permanent,
+      expires: new Date(record.expires),
+      createdAt: record.created === undefined ? undefined : new Date(createdOf(record, this.settings)),
+    };
+  }
+
+  async update(sid: string, change: (session: Session) => void | Promise<void>): Promise<boolean> {
+    if (typeof change !== 'function') throw new TypeError('koa-kv-session: update(sid, change) takes a function that changes the session');
+    if (typeof sid !== 'string' || !this.#isWellFormed(sid)) return false;
+    const started = Date.now();
+    const deadline = started + this.settings.storeTimeout;
+    const loaded = await this.store.load(sid, started, deadline);
+    if (loaded === undefined || pastAbsoluteLifetime(loaded.record, this.settings, started)) return false;
+    const state = new SessionState(this.settings, { sid, record: loaded.record, data: loaded.data, staleCookie: false });
+    await change(state.proxy);
+    const plan = state.plan(Date.now());
+    const cookieAfter = await this.commit(plan, deadline, undefined);
+    // A write that found the record gone clears the cookie: the session was destroyed or revoked meanwhile.
+    return !(plan.write !== undefined && cookieAfter === 'clear');
+  }
+
+  async close(): Promise<void> {
+    // The timer stops at once; a purge under way is waited for.
+    const stopped = this.#cleanup.stop();
+    await this.#settled;
+    await stopped;
+    await this.store.close();
+  }
+
+  #index(method: string): UserIndex {
+    if (this.#users === undefined) {
+      throw new SessionError('SESSION_INVALID_OPTION', `koa-kv-session: ${method}() needs the userKey option (or SESSION_USER_KEY): the session field that holds the user id`);
+    }
+    return this.#users;
+  }
+}
+
+/** A user id as the API takes it: a non-empty string or a finite number, as a string. */
+function userArgument(method: string, user: unknown): string {
+  const usable = (typeof user === 'string' && user !== '') || (typeof user === 'number' && Number.isFinite(user));
+  if (!usable) throw new TypeError(`koa-kv-session: ${method}() takes a user id (a non-empty string or a number), got ${typeof user === 'string' ? '""' : typeof user}`);
+  return String(user);
+}
