@@ -1,7 +1,7 @@
 // Does a purge stall responses? 200 000 expired session records among 200 000 live ones on SQLite, PostgreSQL and
 // MariaDB: the p99 latency of session requests (a read and a write each) without a purge, then while a purge of the
 // expired records runs in the same process, measured in the same run (issue 20: within 2x).
-//   node bench/purge-latency.mjs [--quick]      (quick: 20 000 and 20 000)
+//   node bench/purge-latency.mjs [--quick] [--only SQLite|PostgreSQL|MariaDB]      (quick: 20 000 and 20 000)
 // Writes bench/results/purge-latency.json and purge-latency.md.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -17,6 +17,7 @@ import { BACKENDS, drop } from './sql-tables.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const QUICK = process.argv.includes('--quick');
+const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 const ROWS = QUICK ? 20_000 : 200_000;
 const PREFIX = 'purge-latency:';
 const SESSIONS = 200;
@@ -72,8 +73,22 @@ async function measure(backend, dir) {
     if (backend.name === 'PostgreSQL') await store.sql.query(`ANALYZE ${store.sql.table}`, []);
     const cookies = [];
     for (let i = 0; i < SESSIONS; i++) cookies.push((await fetch(url)).headers.get('set-cookie').split(';')[0]);
-    await load(url, cookies, ((end) => () => performance.now() > end)(performance.now() + 1000)); // warm-up
-    const without = await load(url, cookies, ((end) => () => performance.now() > end)(performance.now() + BASELINE_MS));
+    await load(
+      url,
+      cookies,
+      (
+        (end) => () =>
+          performance.now() > end
+      )(performance.now() + 1000),
+    ); // warm-up
+    const without = await load(
+      url,
+      cookies,
+      (
+        (end) => () =>
+          performance.now() > end
+      )(performance.now() + BASELINE_MS),
+    );
     let purging = true;
     const started = performance.now();
     const purge = middleware.purge().finally(() => {
@@ -83,7 +98,15 @@ async function measure(backend, dir) {
     const removed = await purge;
     const seconds = (performance.now() - started) / 1000;
     if (removed !== ROWS) throw new Error(`${backend.name}: the purge removed ${removed} of ${ROWS}`);
-    return { backend: backend.name, rows: ROWS, purgeSeconds: seconds, requestsWithout: without.length, requestsDuring: during.length, p99Without: percentile(without, 99), p99During: percentile(during, 99) };
+    return {
+      backend: backend.name,
+      rows: ROWS,
+      purgeSeconds: seconds,
+      requestsWithout: without.length,
+      requestsDuring: during.length,
+      p99Without: percentile(without, 99),
+      p99During: percentile(during, 99),
+    };
   } finally {
     server.close();
     await middleware.close();
@@ -97,24 +120,29 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'kvs-purge-latency-'));
   const rows = [];
   try {
-    for (const backend of BACKENDS) {
+    for (const backend of BACKENDS.filter((b) => ONLY === undefined || b.name === ONLY)) {
       const row = await measure(backend, dir);
       rows.push(row);
-      process.stdout.write(`${row.backend}: purge ${row.purgeSeconds.toFixed(1)} s; p99 ${row.p99Without.toFixed(1)} ms without, ${row.p99During.toFixed(1)} ms during (${(row.p99During / row.p99Without).toFixed(2)}x)\n`);
+      process.stdout.write(
+        `${row.backend}: purge ${row.purgeSeconds.toFixed(1)} s; p99 ${row.p99Without.toFixed(1)} ms without, ${row.p99During.toFixed(1)} ms during (${(row.p99During / row.p99Without).toFixed(2)}x)\n`,
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
   const out = join(HERE, 'results');
   mkdirSync(out, { recursive: true });
-  const name = QUICK ? 'purge-latency-quick' : 'purge-latency';
+  const name = `purge-latency${QUICK ? '-quick' : ''}${ONLY === undefined ? '' : `-${ONLY.toLowerCase()}`}`;
   writeFileSync(join(out, `${name}.json`), `${JSON.stringify({ date: new Date().toISOString(), rows }, null, 2)}\n`);
   const md = [
     `Session requests (a read and a write each, ${CONCURRENCY} at a time, in-process client) while ${ROWS.toLocaleString('en')} expired records among ${ROWS.toLocaleString('en')} live ones are purged (${new Date().toISOString().slice(0, 10)}):`,
     '',
     '| backend | purge s | requests without / during | p99 ms without | p99 ms during | ratio |',
     '|---|---:|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.backend} | ${r.purgeSeconds.toFixed(1)} | ${r.requestsWithout} / ${r.requestsDuring} | ${r.p99Without.toFixed(1)} | ${r.p99During.toFixed(1)} | ${(r.p99During / r.p99Without).toFixed(2)}x |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.backend} | ${r.purgeSeconds.toFixed(1)} | ${r.requestsWithout} / ${r.requestsDuring} | ${r.p99Without.toFixed(1)} | ${r.p99During.toFixed(1)} | ${(r.p99During / r.p99Without).toFixed(2)}x |`,
+    ),
   ].join('\n');
   writeFileSync(join(out, `${name}.md`), `${md}\n`);
   process.stdout.write(`\n${md}\n`);

@@ -74,17 +74,22 @@ export class QuietEmitter extends EventEmitter {
  * requests of this process and others' writes slip in between, however many rows have expired.
  */
 export const PURGE_BATCH = 500;
-/** The pause between two batches of a purge: the event loop turns, and other writers get the lock. */
+/**
+ * The pause between two batches of a purge: at least this long, and at least as long as the batch
+ * took, so a purge never holds the database (or, on node:sqlite, the event loop) more than half the
+ * time, and requests and other processes' writes get in between.
+ */
 const PURGE_PAUSE_MS = 5;
 
 /** Runs one batch of a purge after another, pausing between them, until a batch comes back short; resolves with the total removed. */
 export async function purgeInBatches(deleteBatch: () => Promise<number>, batch = PURGE_BATCH): Promise<number> {
   let total = 0;
   for (;;) {
+    const started = performance.now();
     const removed = await deleteBatch();
     total += removed;
     if (removed < batch) return total;
-    await sleep(PURGE_PAUSE_MS);
+    await sleep(Math.max(PURGE_PAUSE_MS, performance.now() - started));
   }
 }
 
