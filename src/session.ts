@@ -1,7 +1,7 @@
 // The object handlers see as ctx.session: user data behind a Proxy, plus the status the commit is planned from.
 import { checkSize, encodePayload, fingerprint, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
-import { SessionError, SessionOptionError } from './errors.js';
-import { LIFETIME_RANGE, parseDurationWithin } from './parse.js';
+import { SessionError } from './errors.js';
+import { cookieExpires, createdOf, expiryFrom, expiryMoves, idleLifetime, type LifetimeConfig, ownLifetimeOf, refreshDue } from './lifetime.js';
 import type { ChangeSet, CommitPlan } from './plan.js';
 import { generateSid } from './sid.js';
 import { storedUserOf, userIdOf } from './user-id.js';
@@ -69,13 +69,8 @@ const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 export const CONTROL_MEMBERS: ReadonlySet<string> = new Set(['sid', 'isNew', 'permanent', 'modified', 'lifetime', 'regenerate', 'destroy', 'clear']);
 
 /** What a session needs of the settings. */
-export interface SessionConfig {
+export interface SessionConfig extends LifetimeConfig {
   readonly permanent: boolean;
-  readonly lifetime: number;
-  readonly nonPermanentLifetime: number;
-  readonly absoluteLifetime: number | undefined;
-  readonly refreshEachRequest: boolean;
-  readonly refreshInterval: number;
   readonly sidLength: number;
   readonly serialization: Format;
   readonly maxSize: number;
@@ -382,18 +377,12 @@ export class SessionState implements ProxyHandler<RecordData> {
 
   /** This session's idle lifetime: its own, or the configured one for its kind (permanent or not). */
   #idleLifetime(): number {
-    return this.#ownLifetime ?? idleLifetimeOf(this.#permanent, this.#config);
+    return idleLifetime(this.#permanent, this.#ownLifetime, this.#config);
   }
 
-  /** When this session ends however active it is (absoluteLifetime after its creation); Infinity without that limit. */
-  #absoluteEnd(now: number): number {
-    const absolute = this.#config.absoluteLifetime;
-    return absolute === undefined ? Number.POSITIVE_INFINITY : this.#creation(now) + absolute;
-  }
-
-  /** The expiry a write made now gives the session: a lifetime from now, never past the absolute end. */
+  /** The expiry a write made now gives the session (lifetime.ts). */
   #expiryFrom(now: number): number {
-    return Math.min(now + this.#idleLifetime(), this.#absoluteEnd(now));
+    return expiryFrom(now, this.#idleLifetime(), this.#creation(now), this.#config);
   }
 
   /** The permanent flag or the session's own lifetime changed in this request: the expiry and cookie follow. */
@@ -409,13 +398,9 @@ export class SessionState implements ProxyHandler<RecordData> {
     return { raw, expires };
   }
 
-  /**
-   * A write moves the expiry (and a permanent cookie's Expires with it) only when a refresh is due,
-   * so a session written on every request does not re-send its cookie on every response. Without
-   * refreshEachRequest, as in Flask, every write moves it.
-   */
+  /** A write now moves the stored expiry (lifetime.ts). */
   #expiryMoves(stored: StoredRecord, now: number): boolean {
-    return !this.#config.refreshEachRequest || this.#refreshDue(stored, now);
+    return expiryMoves(stored, now, this.#creation(now), this.#config);
   }
 
   /** Decides what the commit does. Throws SESSION_TOO_LARGE / SESSION_UNENCODABLE / SESSION_INVALID_USER before anything is written. */
@@ -447,13 +432,9 @@ export class SessionState implements ProxyHandler<RecordData> {
     return written && this.#expiryMoves(stored, now) ? this.#expiryFrom(now) : stored.expires;
   }
 
-  /** The refresh interval has passed since the stored expiry last moved, and moving it would gain something. */
+  /** A refresh of the stored expiry is due (lifetime.ts). */
   #refreshDue(stored: StoredRecord, now: number): boolean {
-    if (!this.#config.refreshEachRequest) return false;
-    // A session already expiring at its absolute end cannot be extended.
-    if (stored.expires >= this.#absoluteEnd(now)) return false;
-    const lifetime = stored.lifetime ?? idleLifetimeOf(stored.permanent, this.#config);
-    return now - (stored.expires - lifetime) >= this.#config.refreshInterval;
+    return refreshDue(stored, now, this.#creation(now), this.#config);
   }
 
   #planWrite(now: number): CommitPlan {
@@ -475,7 +456,7 @@ export class SessionState implements ProxyHandler<RecordData> {
       return {
         write: from === undefined ? { kind: 'put', sid, raw, ttl } : { kind: 'rotate', sid, from: from.sid, base: from.record.raw, raw, ttl, changes: this.#changeSet() },
         remove,
-        cookie: { sid, expires: this.#permanent ? expires : undefined },
+        cookie: { sid, expires: cookieExpires(this.#permanent, expires) },
       };
     }
 
@@ -489,7 +470,7 @@ export class SessionState implements ProxyHandler<RecordData> {
       return {
         write: { kind: 'merge', sid, base: stored.raw, raw, ttl: expires - now, changes: this.#changeSet() },
         remove,
-        cookie: sendCookie ? { sid, expires: this.#permanent ? expires : undefined } : undefined,
+        cookie: sendCookie ? { sid, expires: cookieExpires(this.#permanent, expires) } : undefined,
       };
     }
 
@@ -499,46 +480,10 @@ export class SessionState implements ProxyHandler<RecordData> {
       return {
         write: { kind: 'refresh', sid, base: stored.raw, raw, ttl: expires - now },
         remove,
-        cookie: sendCookie ? { sid, expires: this.#permanent ? expires : undefined } : undefined,
+        cookie: sendCookie ? { sid, expires: cookieExpires(this.#permanent, expires) } : undefined,
       };
     }
-    const cookie = this.#staleCookie ? { sid, expires: this.#permanent ? stored.expires : undefined } : undefined;
+    const cookie = this.#staleCookie ? { sid, expires: cookieExpires(this.#permanent, stored.expires) } : undefined;
     return { write: undefined, remove, cookie };
   }
-}
-
-/** The configured idle lifetime of a permanent or a browser-session session. */
-function idleLifetimeOf(permanent: boolean, config: SessionConfig): number {
-  return permanent ? config.lifetime : config.nonPermanentLifetime;
-}
-
-/** When a stored session was created; a format-1 record did not keep it, and its last refresh is the best known. */
-export function createdOf(record: StoredRecord, config: SessionConfig): number {
-  return record.created ?? record.expires - (record.lifetime ?? idleLifetimeOf(record.permanent, config));
-}
-
-/**
- * When a stored session was last refreshed or written (its expiry less the idle lifetime it was
- * given then): the last time it was used, to within `refreshInterval`.
- */
-export function lastSeenOf(record: StoredRecord, config: SessionConfig): number {
-  return Math.max(createdOf(record, config), record.expires - (record.lifetime ?? idleLifetimeOf(record.permanent, config)));
-}
-
-/** True when a loaded session has outlived `absoluteLifetime`: it loads as no session. */
-export function pastAbsoluteLifetime(record: StoredRecord, config: SessionConfig, now: number): boolean {
-  return config.absoluteLifetime !== undefined && createdOf(record, config) + config.absoluteLifetime <= now;
-}
-
-/** A value assigned to ctx.session.lifetime, as ms; undefined for null (the configured lifetime). */
-function ownLifetimeOf(value: unknown): number | undefined {
-  if (value === null || value === undefined) return undefined;
-  let ms: number;
-  try {
-    ms = parseDurationWithin(value, { name: 'ctx.session.lifetime', fromEnv: false }, ...LIFETIME_RANGE);
-  } catch (error) {
-    if (error instanceof SessionOptionError) throw new TypeError(error.message);
-    throw error;
-  }
-  return ms;
 }

@@ -8,7 +8,8 @@ import { cookieValues, type KeysLike, type Signer, sidFromCookie, signerFor } fr
 import { SessionError } from './errors.js';
 import type { Settings } from './options.js';
 import type { CommitPlan } from './plan.js';
-import { createdOf, pastAbsoluteLifetime, type Session, SessionState } from './session.js';
+import { createdOf, pastAbsoluteLifetime } from './lifetime.js';
+import { type Session, SessionState } from './session.js';
 import { isWellFormedSid, sidFingerprint } from './sid.js';
 import { SessionStore, type StoreAbilities } from './store.js';
 import { UserIndex, type UserSession } from './users.js';

@@ -15,7 +15,8 @@
 // reads the sessions.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { frameRecord, parseRecord, sameRecord, type SessionData } from './codec.js';
-import { createdOf, lastSeenOf, type SessionConfig } from './session.js';
+import { createdOf, lastSeenOf } from './lifetime.js';
+import type { SessionConfig } from './session.js';
 import { sidFingerprint } from './sid.js';
 import { conflictPause, Lanes } from './lanes.js';
 import { mapConcurrently, type SessionStore } from './store.js';
