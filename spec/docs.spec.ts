@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SessionOptions as KoaSessionOptions } from 'koa-session';
 import { describe, expect, it } from 'vitest';
-import { resolveSettings } from '../src/options.js';
+import { COOKIE_OPTIONS, KNOWN_OPTIONS, resolveSettings } from '../src/options.js';
 import { startApp } from './support/app.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -31,10 +31,12 @@ function tableUnder(markdown: string, heading: string): string[][] {
 /** The `code` spans of some cells. */
 const codeIn = (cells: string[]): string[] => cells.flatMap((cell) => [...cell.matchAll(/`([^`]+)`/g)].map((match) => match[1] as string));
 
-/** The option names our README's options table lists (`cookie.name` and the like included). */
-const OUR_OPTIONS = new Set(tableUnder(readFileSync(join(ROOT, 'README.md'), 'utf8'), '## Options').map((row) => (row[0] as string).replace(/`/g, '')));
+/** The option names docs/options.md lists (`cookie.name` and the like included). */
+const OUR_OPTIONS = new Set(tableUnder(readFileSync(join(ROOT, 'docs', 'options.md'), 'utf8'), '## Options').map((row) => (row[0] as string).replace(/`/g, '')));
 /** The SESSION_* variables our options table names. */
-const OUR_VARIABLES = new Set(codeIn(tableUnder(readFileSync(join(ROOT, 'README.md'), 'utf8'), '## Options').map((row) => row[1] as string)).flatMap((cell) => cell.match(/[A-Z_]{6,}/g) ?? []));
+const OUR_VARIABLES = new Set(
+  codeIn(tableUnder(readFileSync(join(ROOT, 'docs', 'options.md'), 'utf8'), '## Options').map((row) => row[1] as string)).flatMap((cell) => cell.match(/[A-Z_]{6,}/g) ?? []),
+);
 
 /** Our option names a row of a switching page cites (`permanent: false` counts as `permanent`). */
 function ourOptionsIn(cell: string): string[] {
@@ -181,5 +183,32 @@ describe('docs/from-koa-session.md: the cookie attributes it maps to cookie.*', 
       const settings = resolveSettings({ store: 'memory://', env: {}, cookie: { [name]: SAMPLES[name] } });
       expect((settings.cookie as unknown as Record<string, unknown>)[name]).toBe(SAMPLES[name]);
     }
+  });
+});
+
+describe('docs/options.md agrees with the code', () => {
+  const rows = tableUnder(page('options.md'), '## Options');
+
+  it('lists exactly the options kvSession() takes, cookie attributes included', () => {
+    const listed = rows.map((row) => (row[0] as string).replace(/`/g, '')).sort();
+    expect(listed).toEqual([...KNOWN_OPTIONS.filter((name) => name !== 'cookie'), ...COOKIE_OPTIONS.map((name) => `cookie.${name}`)].sort());
+  });
+
+  it('every variable it names is read by kvSession(): a bad value there is refused, naming that variable', () => {
+    const variables = rows.flatMap((row) => codeIn([row[1] as string]).filter((code) => /^[A-Z_]{6,}$/.test(code)));
+    expect(variables.length).toBeGreaterThan(25);
+    const unread: string[] = [];
+    for (const variable of variables) {
+      const named = ['not a valid value;', ',', ' ', '-1'].some((bad) => {
+        try {
+          resolveSettings({ env: { SESSION_USER_KEY: 'u', [variable]: bad } });
+          return false;
+        } catch (error) {
+          return (error as Error).message.includes(variable);
+        }
+      });
+      if (!named) unread.push(variable);
+    }
+    expect(unread).toEqual([]);
   });
 });

@@ -189,9 +189,8 @@ function resolveCookie(input: unknown, env: Readonly<Record<string, string | und
     throw new SessionOptionError('cookie', `expected an object of cookie attributes, got ${describe(input)}`);
   }
   const options = (input ?? {}) as Record<string, unknown>;
-  const known = ['name', 'domain', 'path', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'signed', 'overwrite'];
   for (const key of Object.keys(options)) {
-    if (!known.includes(key)) throw new SessionOptionError(`cookie.${key}`, `unknown cookie option; known: ${known.join(', ')}`);
+    if (!COOKIE_OPTIONS.includes(key)) throw new SessionOptionError(`cookie.${key}`, `unknown cookie option; known: ${COOKIE_OPTIONS.join(', ')}`);
   }
   const get = <T>(key: string, variable: string, parse: (value: unknown, source: Source) => T, fallback: T): T => {
     const found = lookup(options, key, env, [variable]);
@@ -250,7 +249,11 @@ function resolveCookie(input: unknown, env: Readonly<Record<string, string | und
   return Object.freeze({ name, domain, path, httpOnly, secure, sameSite, partitioned, signed, overwrite });
 }
 
-const KNOWN_OPTIONS = [
+/** The attributes `cookie` takes. */
+export const COOKIE_OPTIONS = ['name', 'domain', 'path', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'signed', 'overwrite'];
+
+/** The options `kvSession()` takes. */
+export const KNOWN_OPTIONS = [
   'store',
   'permanent',
   'lifetime',
