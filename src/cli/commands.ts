@@ -1,0 +1,259 @@
+// The operator command's commands (stats, list, show, revoke, purge, migrate), each given the store and settings it runs on.
+import { parseArgs } from 'node:util';
+import { backendsThat } from '../backends/registry.js';
+import { Committer } from '../commit.js';
+import type { Settings } from '../options.js';
+import type { SessionStore } from '../store.js';
+import { UserIndex } from '../users.js';
+import { BadCursorError, census, listPage, migrate, showSession, type WalkOptions } from './maintenance.js';
+import { Progress } from './progress.js';
+
+/** Exit codes, as documented in the README and in `--help`. */
+export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, unsupported: 4, missing: 5, interrupted: 130 } as const;
+
+/** What a command runs with: the settings, the store, where it is (masked), the output streams, Ctrl-C and --json. */
+export interface Run {
+  readonly settings: Settings;
+  readonly store: SessionStore;
+  readonly where: string;
+  readonly out: NodeJS.WriteStream;
+  readonly err: NodeJS.WriteStream;
+  readonly stopped: () => boolean;
+  /** --json: one JSON document on stdout instead of the text for people. */
+  readonly json: boolean;
+}
+
+/** Writes one JSON document (what --json prints), with what JSON has no word for spelled out. */
+function writeJson(run: Run, value: unknown): void {
+  run.out.write(`${printable(value)}\n`);
+}
+
+/** Bad usage of a command: exit code 2, with a pointer to its --help. */
+export class UsageError extends Error {}
+
+function countOf(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** An argument that starts with "-" but is a sid (or a whole cookie value), not an option. */
+const SID_LIKE = /^-[A-Za-z0-9_-]{15,}(?:\.\S*)?$/;
+
+/** A sid given on the command line; a whole cookie value (`<sid>.<signature>`) is accepted too. */
+function sidArgument(value: string | undefined, command: string): string {
+  if (value === undefined || value === '') throw new UsageError(`${command} needs a session id: koa-kv-session ${command} <sid>`);
+  return value.split('.')[0] as string;
+}
+
+/** What a store that cannot list its keys can still do, said plainly. */
+export function cannotList(run: Run, command: string): number {
+  run.err.write(
+    `koa-kv-session: ${command} needs a store that can list its keys, and ${run.where} cannot (${backendsThat('list', false).join(' and ')} cannot; ` +
+      `${backendsThat('list')
+        .filter((name) => name !== 'memory')
+        .join(', ')} can).\n` +
+      'On this store you can still use: show <sid>, revoke <sid>, revoke --user <id> (with SESSION_USER_KEY) and purge.\n',
+  );
+  return EXIT.unsupported;
+}
+
+async function walkOptions(run: Run, label: string): Promise<WalkOptions & { progress: Progress }> {
+  const total = await run.store.countRecords();
+  return { progress: new Progress(run.err, label, total), stopped: run.stopped };
+}
+
+function interrupted(run: Run, complete: boolean): number {
+  if (complete) return EXIT.ok;
+  run.err.write('interrupted: the summary above covers the records reached so far; running the command again is safe\n');
+  return EXIT.interrupted;
+}
+
+async function stats(run: Run): Promise<number> {
+  const options = await walkOptions(run, 'stats');
+  const counts = await census(run.store, options);
+  options.progress.finish();
+  if (run.json) {
+    const { complete, ...numbers } = counts;
+    writeJson(run, { store: run.where, prefix: run.settings.keyPrefix, ...numbers, complete });
+    return interrupted(run, counts.complete);
+  }
+  run.out.write(
+    `store       ${run.where}, prefix "${run.settings.keyPrefix}"\n` +
+      `sessions    ${counts.sessions} (cbor ${counts.cbor}, json ${counts.json})\n` +
+      `expired     ${counts.expired}${counts.expired > 0 ? ' (koa-kv-session purge removes them)' : ''}\n` +
+      `markers     ${counts.markers}${counts.markers > 0 ? ' (of revoked or moved sessions, for requests in flight; purged or dropped within minutes)' : ''}\n` +
+      `users       ${counts.users}\n` +
+      `unreadable  ${counts.unreadable}\n` +
+      `bytes       ${counts.bytes}\n`,
+  );
+  return interrupted(run, counts.complete);
+}
+
+async function list(run: Run, args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { limit: { type: 'string' }, cursor: { type: 'string' } }, strict: true });
+  const limit = values.limit === undefined ? 50 : Number(values.limit);
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError(`--limit must be a whole number from 1 to 10000, got ${JSON.stringify(values.limit)}`);
+  const { sessions, cursor } = await listPage(run.store, values.cursor, limit, run.settings.userKey).catch((error: unknown) => {
+    throw error instanceof BadCursorError ? new UsageError(error.message) : error;
+  });
+  const now = Date.now();
+  if (run.json) {
+    const listed = sessions.map((s) => ({
+      sid: s.sid.slice(0, 12),
+      expires: Number.isNaN(s.expires) ? null : new Date(s.expires).toISOString(),
+      expired: !Number.isNaN(s.expires) && s.expires <= now,
+      unreadable: Number.isNaN(s.expires),
+      permanent: s.permanent,
+      bytes: s.bytes,
+      format: s.format ?? null,
+      user: s.user ?? null,
+    }));
+    writeJson(run, { sessions: listed, next: cursor ?? null });
+    return EXIT.ok;
+  }
+  const rows = sessions.map((s) => [
+    `${s.sid.slice(0, 12)}…`,
+    Number.isNaN(s.expires) ? 'unreadable' : s.expires <= now ? 'expired' : new Date(s.expires).toISOString(),
+    s.permanent ? 'yes' : 'no',
+    String(s.bytes),
+    s.format ?? '-',
+    s.user ?? '-',
+  ]);
+  const header = ['SID', 'EXPIRES', 'PERMANENT', 'BYTES', 'FORMAT', 'USER'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  for (const row of [header, ...rows])
+    run.out.write(
+      `${row
+        .map((cell, i) => cell.padEnd(widths[i] as number))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
+  run.out.write(
+    cursor === undefined ? `(${countOf(sessions.length, 'session')}, last page)\n` : `(${countOf(sessions.length, 'session')}) next page: koa-kv-session list --limit ${limit} --cursor ${cursor}\n`,
+  );
+  return EXIT.ok;
+}
+
+/** JSON for session data, with what JSON has no word for spelled out. */
+function printable(data: unknown): string {
+  return JSON.stringify(
+    data,
+    (_key, value: unknown) => {
+      if (typeof value === 'bigint') return `${value}n`;
+      if (value instanceof Map) return { '<Map>': [...value] };
+      if (value instanceof Set) return { '<Set>': [...value] };
+      if (value instanceof Uint8Array) return { '<bytes base64>': Buffer.from(value).toString('base64') };
+      if (value && typeof value === 'object' && (value as { type?: unknown }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)) {
+        return { '<bytes base64>': Buffer.from((value as { data: number[] }).data).toString('base64') };
+      }
+      return value === undefined ? '<undefined>' : value;
+    },
+    2,
+  );
+}
+
+async function show(run: Run, args: string[]): Promise<number> {
+  const sid = sidArgument(args[0], 'show');
+  const shown = await showSession(run.store, sid);
+  if (shown.status === 'missing') {
+    run.err.write(`koa-kv-session: no session record ${sid} under "${run.settings.keyPrefix}" in ${run.where}\n`);
+    return EXIT.notFound;
+  }
+  if (run.json) {
+    if (shown.status === 'unreadable') writeJson(run, { sid, unreadable: shown.reason, raw: shown.raw.slice(0, 200) });
+    else {
+      const { record } = shown;
+      writeJson(run, {
+        sid,
+        expires: new Date(record.expires).toISOString(),
+        expired: record.expires <= Date.now(),
+        permanent: record.permanent,
+        created: record.created === undefined ? null : new Date(record.created).toISOString(),
+        format: record.format,
+        recordFormat: record.recordFormat,
+        bytes: shown.bytes,
+        data: shown.data,
+      });
+    }
+    return EXIT.ok;
+  }
+  if (shown.status === 'unreadable') {
+    run.out.write(`sid        ${sid}\nunreadable ${shown.reason}\nraw        ${shown.raw.slice(0, 200)}${shown.raw.length > 200 ? '…' : ''}\n`);
+    return EXIT.ok;
+  }
+  const { record } = shown;
+  const state = record.expires <= Date.now() ? ' (expired)' : '';
+  run.out.write(
+    `sid        ${sid}\nexpires    ${new Date(record.expires).toISOString()}${state}\npermanent  ${record.permanent}\n` +
+      `created    ${record.created === undefined ? 'unknown' : new Date(record.created).toISOString()}\n` +
+      `format     ${record.format} (record format ${record.recordFormat})\nbytes      ${shown.bytes}\ndata       ${printable(shown.data)}\n`,
+  );
+  return EXIT.ok;
+}
+
+function userIndexOf(run: Run): UserIndex | undefined {
+  const userKey = run.settings.userKey;
+  return userKey === undefined ? undefined : new UserIndex(run.store, { ...run.settings, userKey });
+}
+
+async function revoke(run: Run, args: string[]): Promise<number> {
+  // A sid is base64url and may start with "-": such an argument is a sid, not an unknown option.
+  const sids = args.filter((arg) => SID_LIKE.test(arg));
+  const parsed = parseArgs({ args: args.filter((arg) => !SID_LIKE.test(arg)), options: { user: { type: 'string' } }, allowPositionals: true, strict: true });
+  const { values } = parsed;
+  const positionals = [...parsed.positionals, ...sids];
+  if (values.user !== undefined) {
+    if (positionals.length > 0) throw new UsageError('revoke takes either a sid or --user <id>, not both');
+    const users = userIndexOf(run);
+    if (users === undefined) throw new UsageError("revoke --user needs SESSION_USER_KEY: the session field that holds the user id, as the app's userKey option");
+    if (values.user === '') throw new UsageError('--user needs a user id');
+    const failures: Error[] = [];
+    const revoked = (await new Committer(run.store, run.settings, users).revokeUser(values.user, undefined, (error) => failures.push(error))).length;
+    for (const error of failures) run.err.write(`koa-kv-session: ${error.message.replace(/^koa-kv-session: /, '')}\n`);
+    run.out.write(`revoked ${countOf(revoked, 'session')} of user ${JSON.stringify(values.user)}\n`);
+    return EXIT.ok;
+  }
+  if (positionals.length > 1) throw new UsageError('revoke takes one sid');
+  const sid = sidArgument(positionals[0], 'revoke');
+  // As the app's revokeSession(): by compare-and-set, following a session that a racing regenerate() moves.
+  if ((await new Committer(run.store, run.settings, userIndexOf(run)).revoke(sid)) === undefined) {
+    run.err.write(`koa-kv-session: no session record ${sid} under "${run.settings.keyPrefix}" in ${run.where}\n`);
+    return EXIT.notFound;
+  }
+  run.out.write(`revoked session ${sid}\n`);
+  return EXIT.ok;
+}
+
+async function purge(run: Run): Promise<number> {
+  const removed = await run.store.purge();
+  if (run.json) {
+    writeJson(run, { removed, prefix: run.settings.keyPrefix, store: run.where });
+    return EXIT.ok;
+  }
+  run.out.write(`removed ${countOf(removed, 'expired session record')} under "${run.settings.keyPrefix}" from ${run.where}\n`);
+  return EXIT.ok;
+}
+
+async function migrateCommand(run: Run, args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { to: { type: 'string' } }, strict: true });
+  const to = values.to?.toLowerCase();
+  if (to !== 'cbor' && to !== 'json') throw new UsageError(`migrate needs --to cbor or --to json${values.to === undefined ? '' : `, got ${JSON.stringify(values.to)}`}`);
+  const options = await walkOptions(run, `migrate to ${to}`);
+  const report = await migrate(run.store, to, run.settings.maxSize, options);
+  options.progress.finish();
+  run.out.write(
+    `converted        ${report.converted}\nalready ${to.padEnd(8)} ${report.already}\nexpired          ${report.expired}\n` +
+      `left as is: unrepresentable in ${to} ${report.unrepresentable}, over maxSize ${report.tooLarge}, unreadable ${report.unreadable}, ` +
+      `changed by the app throughout ${report.busy}\n`,
+  );
+  return interrupted(run, report.complete);
+}
+
+/** The commands by name. */
+export const COMMANDS: Record<string, (run: Run, args: string[]) => Promise<number>> = {
+  stats,
+  list,
+  show,
+  revoke,
+  purge,
+  migrate: migrateCommand,
+};
