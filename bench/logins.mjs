@@ -7,7 +7,6 @@
 //   node bench/logins.mjs [--quick]      (quick: history 1 000 and 10 000, legacy 10 000)
 // Writes bench/results/logins.json and logins.md.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +15,7 @@ import { openBackend } from '../dist/esm/backends/registry.js';
 import { frameRecord } from '../dist/esm/codec.js';
 import { kvSession } from '../dist/esm/index.js';
 import { userIndexName } from '../dist/esm/user-id.js';
+import { writeResults } from './write-results.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const QUICK = process.argv.includes('--quick');
@@ -129,19 +129,19 @@ async function main() {
       process.stdout.write(`${row.store} ${kind} ${size}: median ${row.medianMs.toFixed(1)} ms, store calls median ${row.medianCalls} max ${row.maxCalls}, index ${row.indexKiB.toFixed(0)} KiB\n`);
     }
   }
-  const out = join(HERE, 'results');
-  mkdirSync(out, { recursive: true });
-  const name = QUICK ? 'logins-quick' : 'logins';
-  writeFileSync(join(out, `${name}.json`), `${JSON.stringify({ date: new Date().toISOString(), rows }, null, 2)}\n`);
-  const md = [
+  writeResults(
+    QUICK ? 'logins-quick' : 'logins',
+    rows,
     `${LOGINS} logins, one at a time, of a user with a history (${new Date().toISOString().slice(0, 10)}): N logins before (history), or an index of N entries left by 0.2 (legacy); the index's size after them:`,
-    '',
-    '| store | case | N | median login ms | store calls (median / max) | index KiB after |',
-    '|---|---|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.store} | ${r.kind} | ${r.size.toLocaleString('en')} | ${r.medianMs.toFixed(1)} | ${r.medianCalls} / ${r.maxCalls} | ${r.indexKiB.toFixed(0)} |`),
-  ].join('\n');
-  writeFileSync(join(out, `${name}.md`), `${md}\n`);
-  process.stdout.write(`\n${md}\n`);
+    [
+      ['store', (r) => r.store, 'left'],
+      ['case', (r) => r.kind, 'left'],
+      ['N', (r) => r.size.toLocaleString('en')],
+      ['median login ms', (r) => r.medianMs.toFixed(1)],
+      ['store calls (median / max)', (r) => `${r.medianCalls} / ${r.maxCalls}`],
+      ['index KiB after', (r) => r.indexKiB.toFixed(0)],
+    ],
+  );
 }
 
 main().catch((error) => {

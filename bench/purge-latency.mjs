@@ -4,7 +4,7 @@
 //   node bench/purge-latency.mjs [--quick] [--only SQLite|PostgreSQL|MariaDB]      (quick: 20 000 and 20 000)
 // Writes bench/results/purge-latency.json and purge-latency.md.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -14,6 +14,7 @@ import { openBackend } from '../dist/esm/backends/registry.js';
 import { frameRecord } from '../dist/esm/codec.js';
 import { kvSession } from '../dist/esm/index.js';
 import { BACKENDS, drop } from './sql-tables.mjs';
+import { writeResults } from './write-results.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const QUICK = process.argv.includes('--quick');
@@ -130,22 +131,16 @@ async function main() {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const out = join(HERE, 'results');
-  mkdirSync(out, { recursive: true });
   const name = `purge-latency${QUICK ? '-quick' : ''}${ONLY === undefined ? '' : `-${ONLY.toLowerCase()}`}`;
-  writeFileSync(join(out, `${name}.json`), `${JSON.stringify({ date: new Date().toISOString(), rows }, null, 2)}\n`);
-  const md = [
-    `Session requests (a read and a write each, ${CONCURRENCY} at a time, in-process client) while ${ROWS.toLocaleString('en')} expired records among ${ROWS.toLocaleString('en')} live ones are purged (${new Date().toISOString().slice(0, 10)}):`,
-    '',
-    '| backend | purge s | requests without / during | p99 ms without | p99 ms during | ratio |',
-    '|---|---:|---:|---:|---:|---:|',
-    ...rows.map(
-      (r) =>
-        `| ${r.backend} | ${r.purgeSeconds.toFixed(1)} | ${r.requestsWithout} / ${r.requestsDuring} | ${r.p99Without.toFixed(1)} | ${r.p99During.toFixed(1)} | ${(r.p99During / r.p99Without).toFixed(2)}x |`,
-    ),
-  ].join('\n');
-  writeFileSync(join(out, `${name}.md`), `${md}\n`);
-  process.stdout.write(`\n${md}\n`);
+  const title = `Session requests (a read and a write each, ${CONCURRENCY} at a time, in-process client) while ${ROWS.toLocaleString('en')} expired records among ${ROWS.toLocaleString('en')} live ones are purged (${new Date().toISOString().slice(0, 10)}):`;
+  writeResults(name, rows, title, [
+    ['backend', (r) => r.backend, 'left'],
+    ['purge s', (r) => r.purgeSeconds.toFixed(1)],
+    ['requests without / during', (r) => `${r.requestsWithout} / ${r.requestsDuring}`],
+    ['p99 ms without', (r) => r.p99Without.toFixed(1)],
+    ['p99 ms during', (r) => r.p99During.toFixed(1)],
+    ['ratio', (r) => `${(r.p99During / r.p99Without).toFixed(2)}x`],
+  ]);
 }
 
 main().catch((error) => {

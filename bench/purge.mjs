@@ -3,12 +3,13 @@
 //   node bench/purge.mjs [--quick]      (quick: 10 000 and 100 000 rows)
 // Writes bench/results/purge.json and purge.md.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openBackend } from '../dist/esm/backends/registry.js';
 import { BACKENDS, count, drop } from './sql-tables.mjs';
+import { writeResults } from './write-results.mjs';
 import { encodePayload, frameRecord } from '../dist/esm/codec.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -68,19 +69,13 @@ async function main() {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const out = join(HERE, 'results');
-  mkdirSync(out, { recursive: true });
-  const name = QUICK ? 'purge-quick' : 'purge';
-  writeFileSync(join(out, `${name}.json`), `${JSON.stringify({ date: new Date().toISOString(), rows }, null, 2)}\n`);
-  const md = [
-    `Purge of expired sessions (${new Date().toISOString().slice(0, 10)}), one DELETE per batch of 500 rows, ${LIVE} live rows kept:`,
-    '',
-    '| backend | expired rows | seconds | rows/s | heap growth MiB |',
-    '|---|---:|---:|---:|---:|',
-    ...rows.map((r) => `| ${r.backend} | ${r.rows.toLocaleString('en')} | ${r.seconds.toFixed(2)} | ${r.rowsPerSecond.toLocaleString('en')} | ${r.heapGrowthMiB.toFixed(1)} |`),
-  ].join('\n');
-  writeFileSync(join(out, `${name}.md`), `${md}\n`);
-  process.stdout.write(`\n${md}\n`);
+  writeResults(QUICK ? 'purge-quick' : 'purge', rows, `Purge of expired sessions (${new Date().toISOString().slice(0, 10)}), one DELETE per batch of 500 rows, ${LIVE} live rows kept:`, [
+    ['backend', (r) => r.backend, 'left'],
+    ['expired rows', (r) => r.rows.toLocaleString('en')],
+    ['seconds', (r) => r.seconds.toFixed(2)],
+    ['rows/s', (r) => r.rowsPerSecond.toLocaleString('en')],
+    ['heap growth MiB', (r) => r.heapGrowthMiB.toFixed(1)],
+  ]);
 }
 
 main().catch((error) => {
