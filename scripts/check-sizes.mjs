@@ -11,9 +11,7 @@ const MAX_FUNCTION = 80;
 /** Known offenders, as `file` or `file:function`, with the size they have now: shrink them, never grow them. */
 const NOT_YET = new Map([
   ['src/session.ts', 489],
-  ['src/options.ts', 463],
   ['src/commit.ts', 355],
-  ['src/options.ts:resolveSettings', 181],
 ]);
 
 function files(dir) {

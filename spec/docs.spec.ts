@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SessionOptions as KoaSessionOptions } from 'koa-session';
 import { describe, expect, it } from 'vitest';
-import { COOKIE_OPTIONS, KNOWN_OPTIONS, resolveSettings } from '../src/options.js';
+import { COOKIE_OPTIONS, KNOWN_OPTIONS, OPTIONS, resolveSettings } from '../src/options.js';
 import { startApp } from './support/app.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -192,6 +192,11 @@ describe('docs/options.md agrees with the code', () => {
   it('lists exactly the options kvSession() takes, cookie attributes included', () => {
     const listed = rows.map((row) => (row[0] as string).replace(/`/g, '')).sort();
     expect(listed).toEqual([...KNOWN_OPTIONS.filter((name) => name !== 'cookie'), ...COOKIE_OPTIONS.map((name) => `cookie.${name}`)].sort());
+  });
+
+  it('names, for each option of the table in src/options.ts, exactly the variables that table reads', () => {
+    const documented = new Map(rows.map((cells) => [(cells[0] as string).replace(/`/g, ''), codeIn([cells[1] as string]).filter((code) => /^[A-Z_]{6,}$/.test(code))]));
+    for (const option of OPTIONS) expect(documented.get(option.name), option.name).toEqual([...option.variables]);
   });
 
   it('every variable it names is read by kvSession(): a bad value there is refused, naming that variable', () => {
