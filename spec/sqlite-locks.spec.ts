@@ -9,6 +9,7 @@ import { openBackend } from '../src/backends/registry.js';
 import type { SqliteBackend } from '../src/backends/sqlite.js';
 import { frameRecord } from '../src/codec.js';
 import { kvSession } from '../src/index.js';
+import { cookiePair, startApp } from './support/app.js';
 import { HAS_NODE_SQLITE } from './support/servers.js';
 
 const DRIVERS = HAS_NODE_SQLITE ? (['node', 'sqlite3'] as const) : (['sqlite3'] as const);
@@ -18,15 +19,18 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 /** How long the other process holds the write lock. */
 const LOCK_MS = 2000;
 
-/** Another process takes the write lock of `file` (BEGIN IMMEDIATE plus a write) and holds it LOCK_MS; resolves once it holds it. */
-async function lockFromAnotherProcess(file: string): Promise<Promise<void>> {
+/**
+ * Another process takes the write lock of `file` (BEGIN IMMEDIATE plus a write) and holds it `holdMs`; resolves once it holds it, with
+ * `released`, which settles when that process has let go (wrapped in an object: an async function returning a bare promise would adopt it).
+ */
+async function lockFromAnotherProcess(file: string, holdMs = LOCK_MS): Promise<{ released: Promise<void> }> {
   const script = `
     const sqlite3 = require('sqlite3');
     const db = new sqlite3.Database(process.argv[1]);
     db.exec("BEGIN IMMEDIATE; INSERT OR REPLACE INTO keyv (key, value) VALUES ('other', 'x');", (error) => {
       if (error) { console.error(error.message); process.exit(1); }
       console.log('locked');
-      setTimeout(() => db.exec('COMMIT', () => db.close(() => process.exit(0))), ${LOCK_MS});
+      setTimeout(() => db.exec('COMMIT', () => db.close(() => process.exit(0))), ${holdMs});
     });`;
   const child = spawn(process.execPath, ['-e', script, file], { stdio: ['ignore', 'pipe', 'inherit'], cwd: process.cwd() });
   const done = new Promise<void>((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`locker exited with ${code}`)))));
@@ -36,7 +40,7 @@ async function lockFromAnotherProcess(file: string): Promise<Promise<void>> {
     });
     child.once('exit', () => reject(new Error('the locking process ended before it held the lock')));
   });
-  return done;
+  return { released: done };
 }
 
 /** The longest the event loop went without turning while `work` ran, in ms: the largest gap between the ticks of a 5 ms timer. */
@@ -64,7 +68,7 @@ describe.each(DRIVERS)('SQLite on driver %s', (driver) => {
     const backend = (await openBackend(`sqlite://${file}?driver=${driver}`, LOCK_MS + 2000)) as SqliteBackend;
     try {
       await backend.set('session:a', frameRecord('{}', 'json', Date.now() + 60_000, true), 60_000);
-      const released = await lockFromAnotherProcess(file);
+      const { released } = await lockFromAnotherProcess(file);
       const { result, lag } = await loopLagDuring(async () => {
         const writing = backend.set('session:b', frameRecord('{}', 'json', Date.now() + 60_000, true), 60_000);
         const reads: number[] = [];
@@ -86,6 +90,49 @@ describe.each(DRIVERS)('SQLite on driver %s', (driver) => {
       await backend.close();
     }
   }, 20_000);
+
+  it('through an app with the default storeTimeout (2 s), while another process holds the write lock 3 s and requests keep writing sessions: reads of a session answer at once and the event loop keeps turning', async () => {
+    const file = join(dir, `app-${driver}.sqlite`);
+    const app = await startApp({ store: `sqlite://${file}?driver=${driver}`, env: {} }, (ctx) => {
+      if (ctx.path === '/login') ctx.session.n = 0;
+      else if (ctx.path === '/write') ctx.session.n = Number(ctx.session.n) + 1;
+      return String(ctx.session.n);
+    });
+    try {
+      const login = async () => cookiePair((await app.request('/login')).setCookies[0]);
+      const reader = await login();
+      const writers = await Promise.all(Array.from({ length: 20 }, login));
+      const { released } = await lockFromAnotherProcess(file, 3000);
+      let locked = true;
+      const unlocked = released.finally(() => {
+        locked = false;
+      });
+      const { result: reads, lag } = await loopLagDuring(async () => {
+        // One request at a time writes a session, round-robin over 20 of them; each waits for the lock (and may answer 503 after storeTimeout).
+        const writing = (async () => {
+          for (let i = 0; locked; i++) await app.request('/write', { cookie: writers[i % writers.length] });
+        })();
+        const times: number[] = [];
+        while (locked) {
+          const started = performance.now();
+          const reply = await app.request('/read', { cookie: reader });
+          times.push(performance.now() - started);
+          expect([reply.status, reply.body]).toEqual([200, '0']);
+          await sleep(50);
+        }
+        await writing;
+        return times;
+      });
+      await unlocked;
+      expect(reads.length).toBeGreaterThan(10);
+      // A read that queued behind a waiting write, or a loop blocked by a synchronous busy wait, takes seconds.
+      expect(Math.max(...reads)).toBeLessThan(500);
+      expect(lag).toBeLessThan(500);
+      expect((await app.request('/write', { cookie: writers[0] })).status).toBe(200);
+    } finally {
+      await app.close();
+    }
+  }, 30_000);
 
   it('a purge of 100 000 expired rows among live ones deletes in short batches: the event loop keeps turning, reads keep answering', async () => {
     const file = join(dir, `purge-${driver}.sqlite`);
