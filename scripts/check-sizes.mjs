@@ -9,10 +9,7 @@ const ROOT = resolve(import.meta.dirname, '..');
 const MAX_FILE = 350;
 const MAX_FUNCTION = 80;
 /** Known offenders, as `file` or `file:function`, with the size they have now: shrink them, never grow them. */
-const NOT_YET = new Map([
-  ['src/session.ts', 489],
-  ['src/commit.ts', 355],
-]);
+const NOT_YET = new Map(/* none left: add [name, size] here only to land a split in steps */);
 
 function files(dir) {
   return readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
@@ -54,4 +51,5 @@ if (problems.length > 0) {
   console.error(`sizes:\n  ${problems.join('\n  ')}`);
   process.exit(1);
 }
-console.log(`sizes: every file of src/ within ${MAX_FILE} lines and every function within ${MAX_FUNCTION}, but ${NOT_YET.size} listed to be split`);
+const pending = NOT_YET.size === 0 ? '' : `, but ${NOT_YET.size} listed to be split`;
+console.log(`sizes: every file of src/ within ${MAX_FILE} lines and every function within ${MAX_FUNCTION}${pending}`);

@@ -184,6 +184,11 @@ export function casStamp(expected: string): { readonly stamp: string; readonly w
   return { stamp: expected.slice(0, (match[2] as string).length + 15), whole: false };
 }
 
+// How long the record a regenerate() retired keeps saying "moved" to requests that still hold the
+// old sid, before it expires like any other: long enough for slow requests, short enough to cost
+// nothing on apps that rotate often. A revocation's marker stays as long, for the same requests.
+export const MARKER_LIFETIME = 10 * 60_000;
+
 /**
  * What a regenerate leaves under the sid it moved away from, for a while: a record that has always
  * expired (expiry 0), so it loads as no session, and that tells a request still holding the old sid

@@ -1,11 +1,11 @@
 // Every store step of a commit, in order (index track, write, removals, untrack): a request's changes go onto the freshest record, never over a logout, and a regenerate only moves a session that still exists.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { checkSize, decodePayload, encodePayload, frameRecord, movedTo, parseRecord, recordExpiry, recordFate, retiredRecord, REVOKED_RECORD, type Format } from './codec.js';
+import { checkSize, decodePayload, encodePayload, type Format, frameRecord, MARKER_LIFETIME, parseRecord, recordExpiry, recordFate, retiredRecord } from './codec.js';
 import { conflictPause, Lanes } from './lanes.js';
 import type { ChangeSet, CommitPlan, Write } from './plan.js';
-import { mapConcurrently, type SessionStore } from './store.js';
-import { storedUserOf } from './user-id.js';
-import { MAX_USER_SESSIONS, type UserIndex } from './users.js';
+import { Revoker, type RevokerConfig } from './revoke.js';
+import type { SessionStore } from './store.js';
+import type { UserIndex } from './users.js';
 
 /** What the commit tells the audit events: what happened to which sid, and whose it was. */
 export type CommitEvent =
@@ -21,25 +21,9 @@ export type CommitEvent =
  */
 export type WriteOutcome = 'saved' | 'skipped' | 'gone' | 'moved';
 
-export interface CommitConfig {
+export interface CommitConfig extends RevokerConfig {
   readonly serialization: Format;
   readonly maxSize: number;
-  readonly maxSessionsPerUser?: number | undefined;
-  /** The session field that holds the user id, with the `userKey` option. */
-  readonly userKey?: string | undefined;
-}
-
-/** How revoke() is asked: only a session of `user`; store calls end by `deadline`; index clean-up failures go to `report`. */
-export interface RevokeOptions {
-  readonly user?: string | undefined;
-  readonly deadline?: number | undefined;
-  readonly report?: ((error: Error) => void) | undefined;
-}
-
-/** A session a revocation ended: the sid it was found live under (a racing regenerate() may have moved it), and its user. */
-export interface Revoked {
-  readonly sid: string;
-  readonly user: string | undefined;
 }
 
 type Conditional = Extract<Write, { kind: 'merge' | 'refresh' }>;
@@ -50,19 +34,12 @@ interface LaneState {
   latest: string | undefined;
 }
 
-// How long the record a regenerate() retired keeps saying "moved" to requests that still hold the
-// old sid, before it expires like any other: long enough for slow requests, short enough to cost
-// nothing on apps that rotate often. A revocation's marker stays as long, for the same requests.
-const RETIRED_FOR = 10 * 60_000;
-// A revocation follows a session through at most this many regenerate()s that raced it.
-const MAX_MOVES = 8;
-
 export class Committer {
   readonly #store: SessionStore;
   readonly #config: CommitConfig;
   readonly #users: UserIndex | undefined;
-  /** The revocation of each sid under way in this process (settled, never rejecting): the next one waits for it. */
-  readonly #revoking = new Map<string, Promise<void>>();
+  /** Revocations of this process, shared with the sessions service: a login past the user's limit revokes through it too. */
+  readonly revoker: Revoker;
   readonly #lanes = new Lanes<Conditional, WriteOutcome, LaneState>(
     () => ({ latest: undefined }),
     (writes, lane, deadline) => this.#saveBatch(writes, lane, deadline),
@@ -73,6 +50,7 @@ export class Committer {
     this.#store = store;
     this.#config = config;
     this.#users = users;
+    this.revoker = new Revoker(store, config, users);
   }
 
   /**
@@ -92,9 +70,9 @@ export class Committer {
       if (outcome === 'saved' && write.kind === 'put') emit?.({ kind: 'created', sid: write.sid, user: plan.track?.user });
       if (outcome === 'saved' && write.kind === 'rotate') emit?.({ kind: 'regenerated', sid: write.sid, from: write.from, user: plan.track?.user ?? plan.untrack?.user });
       // A login is stored: past the user's limit, the oldest other sessions go.
-      if (outcome === 'saved' && tracked?.added === true && plan.track !== undefined && tracked.entries > this.#limit) {
+      if (outcome === 'saved' && tracked?.added === true && plan.track !== undefined && tracked.entries > this.revoker.limit) {
         const { user } = plan.track;
-        const ended = await this.#revokeSurplus(user, deadline, report).catch((error: Error) => {
+        const ended = await this.revoker.revokeSurplus(user, deadline, report).catch((error: Error) => {
           report(error);
           return [];
         });
@@ -115,108 +93,6 @@ export class Committer {
     for (const sid of plan.remove) emit?.({ kind: 'destroyed', sid, user: plan.untrack?.sid === sid ? plan.untrack.user : undefined });
     for (const entry of untrack) await (users as UserIndex).untrack(entry.user, [entry.sid], deadline).catch(report);
     return cookie;
-  }
-
-  /**
-   * Signs the session stored under `sid` out, through the same compare-and-set as every write: the
-   * record it reads is swapped for a revoked marker only if it is still that record. A racing write
-   * makes it read again; a racing regenerate() that moved the session makes it follow the session
-   * to its new sid. So a revocation that resolves with the session leaves it dead under every sid
-   * it has, and a request of that session still in flight finds it gone. With `user`, only a session
-   * of that user is ended. Resolves undefined when there was no live session (or it was someone
-   * else's); only the call that ended a session resolves with it, so concurrent revocations of one
-   * session report it once. Its index entries are dropped afterwards.
-   */
-  revoke(sid: string, options: RevokeOptions = {}): Promise<Revoked | undefined> {
-    // Revocations of one sid in this process run one after the other: the second finds the session
-    // gone, even on a store whose compare-and-set is a read and a write.
-    const before = this.#revoking.get(sid);
-    const run = (before === undefined ? this.#revokeNow(sid, options) : before.then(() => this.#revokeNow(sid, options))).finally(() => {
-      if (this.#revoking.get(sid) === settled) this.#revoking.delete(sid);
-    });
-    const settled = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#revoking.set(sid, settled);
-    return run;
-  }
-
-  async #revokeNow(sid: string, options: RevokeOptions): Promise<Revoked | undefined> {
-    const deadline = options.deadline ?? Date.now() + this.#store.timeoutMs;
-    const visited: string[] = [];
-    let name = sid;
-    let raw = await this.#store.loadRaw(name, deadline);
-    for (let attempt = 1; ; ) {
-      visited.push(name);
-      const fate = recordFate(raw, Date.now());
-      if (fate === 'gone') return undefined;
-      if (fate === 'moved') {
-        const to = movedTo(raw);
-        if (to === undefined || visited.length > MAX_MOVES) return undefined;
-        name = to;
-        raw = await this.#store.loadRaw(name, deadline);
-        continue;
-      }
-      const user = this.#userOf(raw as string);
-      if (options.user !== undefined && user !== options.user) return undefined;
-      const result = await this.#store.compareAndSet(name, raw, REVOKED_RECORD, RETIRED_FOR, deadline);
-      if (result.status === 'saved') {
-        // The session is already ended: an index entry left behind is dropped by the next listing.
-        if (user !== undefined) await this.#users?.untrack(user, visited, deadline).catch((error: Error) => options.report?.(error));
-        return { sid: name, user };
-      }
-      if (result.status === 'gone') return undefined;
-      // Changed meanwhile (a write, a regenerate, another revocation): decide again on what is there now.
-      raw = result.current;
-      visited.pop();
-      if (recordFate(raw, Date.now()) === 'live')
-        await sleep(conflictPause(attempt++, deadline, (n) => `koa-kv-session: a session kept changing during ${n} attempts to revoke it; it was not revoked`));
-    }
-  }
-
-  /**
-   * Signs out every session of `user` but `except` and resolves with those this call ended: each one
-   * through revoke(), so a session a racing regenerate() moves is followed to its new sid. One read
-   * of the index, then one revocation per session it names. A session that logs in while this runs
-   * may survive it; it is in the index by then, so the next call ends it.
-   */
-  async revokeUser(user: string, except: string | undefined, report: (error: Error) => void): Promise<Revoked[]> {
-    const users = this.#users as UserIndex;
-    const sids = (await users.sids(user)).filter((sid) => sid !== except);
-    return this.#revokeAll(user, sids, undefined, report);
-  }
-
-  /** The most sessions a user may have: maxSessionsPerUser, never more than MAX_USER_SESSIONS. */
-  get #limit(): number {
-    return this.#config.maxSessionsPerUser ?? MAX_USER_SESSIONS;
-  }
-
-  /** Signs out the sessions of `user` past the limit, oldest login first; resolves with those this call ended. */
-  async #revokeSurplus(user: string, deadline: number, report: (error: Error) => void): Promise<Revoked[]> {
-    const surplus = await (this.#users as UserIndex).surplus(user, this.#limit, deadline);
-    return this.#revokeAll(user, surplus, deadline, report);
-  }
-
-  /** Revokes each of `sids` as a session of `user`; entries that named no live session of theirs leave the index. */
-  async #revokeAll(user: string, sids: readonly string[], deadline: number | undefined, report: (error: Error) => void): Promise<Revoked[]> {
-    const results = await mapConcurrently(sids, 16, (sid) => this.revoke(sid, { user, deadline, report }));
-    const ended = results.filter((result): result is Revoked => result !== undefined);
-    const notEnded = sids.filter((_, i) => results[i] === undefined);
-    await (this.#users as UserIndex).dropIfOld(user, notEnded, deadline).catch(report);
-    return ended;
-  }
-
-  /** The user a stored record belongs to (the `userKey` field), if it can be read and has one. */
-  #userOf(raw: string): string | undefined {
-    const userKey = this.#config.userKey;
-    if (userKey === undefined) return undefined;
-    try {
-      const record = parseRecord(raw);
-      return storedUserOf(decodePayload(record.payload, record.format), userKey);
-    } catch {
-      return undefined;
-    }
   }
 
   /** Makes `write`; every store call and every wait in a queue ends by `deadline` (epoch ms). */
@@ -272,7 +148,7 @@ export class Committer {
       await this.#store.save(write.sid, raw, raw === write.raw ? write.ttl : ttlOf(raw, write.ttl), deadline);
       let fate: 'live' | 'gone' | 'moved';
       try {
-        const result = await this.#store.compareAndSet(write.from, expected, retiredRecord(write.sid), Math.min(write.ttl, RETIRED_FOR), deadline);
+        const result = await this.#store.compareAndSet(write.from, expected, retiredRecord(write.sid), Math.min(write.ttl, MARKER_LIFETIME), deadline);
         if (result.status === 'saved') return 'saved';
         fate = result.status === 'gone' ? 'gone' : recordFate(result.current, Date.now());
         if (fate === 'live' && result.status === 'conflict') {

@@ -1,7 +1,7 @@
 // The public surface: kvSession(), its option, session and error types, and the ctx.session typing for Koa.
 import { createMiddleware, type KvSessionMiddleware } from './middleware.js';
 import { resolveSettings, type KvSessionOptions } from './options.js';
-import type { Session, SessionAssignment } from './session.js';
+import type { Session, SessionAssignment } from './session-types.js';
 
 export type { CookieOptions, KvSessionOptions, StoreOption } from './options.js';
 export type { StoreAbilities } from './store.js';
@@ -9,7 +9,7 @@ export type { KeyvAdapterLike, KeyvInstanceLike } from './backends/keyv.js';
 export { sessionExpires, sessionId, type KvSessionMiddleware } from './middleware.js';
 export type { LoadedSession, SessionEvent } from './sessions.js';
 export type { UserSession } from './users.js';
-export type { LooseSessionData, Session, SessionAssignment, SessionControls, SessionData } from './session.js';
+export type { LooseSessionData, Session, SessionAssignment, SessionControls, SessionData } from './session-types.js';
 export { isSessionError, SessionError, SessionOptionError, SessionStoreError, type SessionErrorCode } from './errors.js';
 
 /**

@@ -8,7 +8,7 @@ import { isKeyvAdapter, isKeyvInstance } from './backends/keyv.js';
 import type { CookieSettings, KvSessionOptions, Settings } from './settings.js';
 
 export type { CookieOptions, CookieSettings, KvSessionOptions, Settings, StoreOption } from './settings.js';
-import { CONTROL_MEMBERS } from './session.js';
+import { CONTROL_MEMBERS } from './session-types.js';
 import { MAX_USER_SESSIONS } from './users.js';
 
 export const DEFAULT_STORE = 'sqlite://./sessions.sqlite';

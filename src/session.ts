@@ -1,72 +1,13 @@
 // The object handlers see as ctx.session: user data behind a Proxy, plus the status the commit is planned from.
-import { checkSize, encodePayload, fingerprint, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
-import { SessionError } from './errors.js';
+import { DataChanges, isEmpty } from './changes.js';
+import { checkSize, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
 import { cookieExpires, createdOf, expiryFrom, expiryMoves, idleLifetime, type LifetimeConfig, ownLifetimeOf, refreshDue } from './lifetime.js';
 import type { ChangeSet, CommitPlan } from './plan.js';
+import { CONTROL_MEMBERS, type Session } from './session-types.js';
 import { generateSid } from './sid.js';
 import { storedUserOf, userIdOf } from './user-id.js';
 
-/**
- * The shape of your session data. Describe it once by declaration merging and `ctx.session`
- * type-checks and autocompletes everywhere:
- *
- * ```ts
- * declare module 'koa-kv-session' {
- *   interface SessionData { userId: string; cart: { items: string[] } }
- * }
- * ```
- * While it is left empty, `ctx.session` accepts any key.
- */
-// Deliberately empty: filled in by users through declaration merging.
-// biome-ignore lint/suspicious/noEmptyInterface: the empty interface is what users merge their session fields into
-export interface SessionData {}
-
-/** Members of `ctx.session` that control the session itself. They are never stored and never enumerated. */
-export interface SessionControls {
-  /** The session id (read-only). A new session gets its id on first read. */
-  readonly sid: string;
-  /** True when no stored session existed for this request (or it was destroyed). */
-  readonly isNew: boolean;
-  /** Persistent cookie (with Expires) when true, browser-session cookie when false: Flask's "remember me". */
-  permanent: boolean;
-  /** True when this request changed the session; set to true to force a save. */
-  modified: boolean;
-  /**
-   * This session's idle lifetime in ms. Set a number of ms or a duration (`'2h'`) to give this
-   * session its own lifetime from now on (server TTL, refresh and a permanent cookie's Expires);
-   * set `null` to return to the configured one. Kept in the record, and through `regenerate()`.
-   */
-  get lifetime(): number;
-  set lifetime(value: number | string | null);
-  /**
-   * Moves the data to a new sid and deletes the old record at commit. Call it at login. The
-   * session's creation time (what `absoluteLifetime` counts from) stays, unless this is a new login:
-   * the `userKey` field set or changed, or `{ login: true }`.
-   */
-  regenerate(options?: { readonly login?: boolean }): Promise<void>;
-  /** Deletes the record and clears the cookie at commit: logout. Data set afterwards starts a new session. */
-  destroy(): Promise<void>;
-  /** Removes every user key (a stored session left empty is deleted at commit). */
-  clear(): void;
-}
-
-/** Any key goes while `SessionData` is not declared. */
-export interface LooseSessionData {
-  // biome-ignore lint/suspicious/noExplicitAny: session data nobody has declared is untyped
-  [key: string]: any;
-}
-
-type UserFields = [keyof SessionData] extends [never] ? LooseSessionData : Partial<SessionData>;
-
-/** The type of `ctx.session`. */
-export type Session = SessionControls & UserFields;
-
-/** What `ctx.session` can be assigned: an object of data replaces the data, `null` destroys the session. */
-export type SessionAssignment = UserFields | null;
-
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
-
-export const CONTROL_MEMBERS: ReadonlySet<string> = new Set(['sid', 'isNew', 'permanent', 'modified', 'lifetime', 'regenerate', 'destroy', 'clear']);
 
 /** What a session needs of the settings. */
 export interface SessionConfig extends LifetimeConfig {
@@ -79,11 +20,6 @@ export interface SessionConfig extends LifetimeConfig {
 
 function controlError(key: string): TypeError {
   return new TypeError(`ctx.session.${key} is a control member of koa-kv-session and cannot be used as a session data key; choose another name`);
-}
-
-function isEmpty(data: object): boolean {
-  for (const _ in data) return false;
-  return true;
 }
 
 /**
@@ -101,6 +37,7 @@ export class SessionState implements ProxyHandler<RecordData> {
   }
   readonly #config: SessionConfig;
   readonly #data: RecordData;
+  readonly #changes: DataChanges;
   #sid: string | undefined;
   /** The record stored under #sid when loaded; undefined once the sid is new, rotated or destroyed. */
   #stored: StoredRecord | undefined;
@@ -115,16 +52,9 @@ export class SessionState implements ProxyHandler<RecordData> {
   #created: number | undefined;
   #isNew: boolean;
   readonly #retired: string[] = [];
-  /** Top-level keys the handler set or deleted. */
-  #touched: Set<string> | undefined;
-  /** Keys whose object value was handed to the handler, with its encoding then: nested mutation shows as a difference. */
-  #snapshots: Map<string, Buffer | undefined> | undefined;
-  /** The data was replaced or cleared as a whole. */
-  #replaced = false;
   #forced = false;
   /** The cookie was signed with an older key and should be re-signed. */
   readonly #staleCookie: boolean;
-  #encoded: { format: Format; payload: string } | undefined;
   /** With `userKey`: the loaded sid and the user it belonged to when loaded. */
   readonly #loadedUser: { readonly sid: string; readonly user: string } | undefined;
 
@@ -150,6 +80,7 @@ export class SessionState implements ProxyHandler<RecordData> {
     }
     this.#loadedPermanent = this.#permanent;
     this.#loadedLifetime = this.#ownLifetime;
+    this.#changes = new DataChanges(this.#data, config.maxSize);
     this.proxy = new Proxy(this.#data, this) as unknown as Session;
   }
 
@@ -160,17 +91,8 @@ export class SessionState implements ProxyHandler<RecordData> {
     // util.inspect(ctx.session) and koa-session's ctx.session[inspect](): the data, as a plain object.
     if (key === INSPECT) return () => ({ ...target });
     const value = Reflect.get(target, key, receiver);
-    if (
-      typeof value === 'object' &&
-      value !== null &&
-      typeof key === 'string' &&
-      (this.#stored ?? this.#rotatedFrom) !== undefined &&
-      !this.#touched?.has(key) &&
-      !this.#snapshots?.has(key) &&
-      Object.hasOwn(target, key)
-    ) {
-      (this.#snapshots ??= new Map()).set(key, fingerprint(value));
-    }
+    // Only a stored object can change behind our back (nested mutation); a new session's data is all the handler's own.
+    if (typeof value === 'object' && value !== null && typeof key === 'string' && (this.#stored ?? this.#rotatedFrom) !== undefined) this.#changes.handedOut(key, value);
     return value;
   }
 
@@ -192,26 +114,21 @@ export class SessionState implements ProxyHandler<RecordData> {
       }
       throw controlError(key);
     }
-    this.#touch(key);
+    this.#changes.touch(key);
     // defineProperty, not assignment: a key such as "__proto__" stays plain data.
     return Reflect.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
   }
 
   deleteProperty(target: RecordData, key: string | symbol): boolean {
     if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) throw controlError(key);
-    if (Object.hasOwn(target, key)) this.#touch(key);
+    if (Object.hasOwn(target, key)) this.#changes.touch(key);
     return Reflect.deleteProperty(target, key);
   }
 
   defineProperty(target: RecordData, key: string | symbol, descriptor: PropertyDescriptor): boolean {
     if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) throw controlError(key);
-    this.#touch(key);
+    this.#changes.touch(key);
     return Reflect.defineProperty(target, key, descriptor);
-  }
-
-  #touch(key: string | symbol): void {
-    this.#encoded = undefined;
-    if (typeof key === 'string') (this.#touched ??= new Set()).add(key);
   }
 
   // --- Control members ---------------------------------------------------------------------
@@ -270,23 +187,17 @@ export class SessionState implements ProxyHandler<RecordData> {
     this.#retire();
     if (this.#rotatedFrom !== undefined) this.#retired.push(this.#rotatedFrom.sid);
     this.#rotatedFrom = undefined;
-    this.#removeAll();
+    this.#changes.reset();
     this.#isNew = true;
     this.#permanent = this.#config.permanent;
     this.#ownLifetime = undefined;
     this.#created = undefined;
-    this.#touched = undefined;
-    this.#snapshots = undefined;
-    this.#replaced = false;
     this.#forced = false;
-    this.#encoded = undefined;
     return Promise.resolve();
   }
 
   #clear(): void {
-    this.#removeAll();
-    this.#replaced = true;
-    this.#encoded = undefined;
+    this.#changes.clear();
   }
 
   /** Replaces the data (`ctx.session = {...}`); `null` destroys the session. */
@@ -313,66 +224,15 @@ export class SessionState implements ProxyHandler<RecordData> {
     this.#sid = undefined;
   }
 
-  #removeAll(): void {
-    for (const key of Reflect.ownKeys(this.#data)) Reflect.deleteProperty(this.#data, key);
-  }
-
   // --- Commit planning ---------------------------------------------------------------------
 
-  /** Encodes the data, once per format per commit. */
-  #encode(format: Format): string {
-    if (this.#encoded?.format === format) return this.#encoded.payload;
-    const stored = this.#stored;
-    // Untouched data is still exactly what was stored: no need to encode it again.
-    if (stored?.format === format && !this.#replaced && this.#touched === undefined && this.#snapshots === undefined) return stored.payload;
-    let payload: string;
-    try {
-      payload = encodePayload(this.#data, format, this.#config.maxSize);
-    } catch (error) {
-      if (error instanceof SessionError) throw error;
-      throw new SessionError('SESSION_UNENCODABLE', `koa-kv-session: the session data cannot be encoded as ${format.toUpperCase()}: ${(error as Error).message}`, 500, { cause: error });
-    }
-    this.#encoded = { format, payload };
-    return payload;
-  }
-
-  /** True when the stored data differs from the data now; compares encodings, so nested mutation counts. */
-  #dataChanged(): boolean {
-    const stored = this.#stored;
-    if (stored === undefined) return !isEmpty(this.#data);
-    if (this.#replaced || this.#touched !== undefined) return this.#encode(stored.format) !== stored.payload;
-    // Only objects were handed out: compare those, key by key, instead of encoding the whole session.
-    for (const [key, before] of this.#snapshots ?? []) {
-      const now = fingerprint(this.#data[key]);
-      if (before === undefined || now === undefined || !before.equals(now)) return true;
-    }
-    return false;
-  }
-
   #isModified(): boolean {
-    return this.#forced || this.#retired.length > 0 || this.#rotatedFrom !== undefined || this.#settingsChanged() || this.#dataChanged();
+    return this.#forced || this.#retired.length > 0 || this.#rotatedFrom !== undefined || this.#settingsChanged() || this.#changes.differFrom(this.#stored);
   }
 
-  /** What this request changed, key by key: set or mutated in place, or deleted. */
+  /** What this request changed, key by key (changes.ts). */
   #changeSet(): ChangeSet {
-    const set = new Map<string, unknown>();
-    const deleted: string[] = [];
-    const permanent = this.#permanent !== this.#loadedPermanent ? this.#permanent : undefined;
-    if (this.#replaced) {
-      for (const key of Object.keys(this.#data)) set.set(key, this.#data[key]);
-      return { replaced: true, set, deleted, permanent };
-    }
-    const note = (key: string) => {
-      if (Object.hasOwn(this.#data, key)) set.set(key, this.#data[key]);
-      else deleted.push(key);
-    };
-    for (const key of this.#touched ?? []) note(key);
-    for (const [key, before] of this.#snapshots ?? []) {
-      if (this.#touched?.has(key)) continue;
-      const now = Object.hasOwn(this.#data, key) ? fingerprint(this.#data[key]) : undefined;
-      if (before === undefined || now === undefined || !before.equals(now)) note(key);
-    }
-    return { replaced: false, set, deleted, permanent };
+    return this.#changes.changeSet(this.#permanent !== this.#loadedPermanent ? this.#permanent : undefined);
   }
 
   /** This session's idle lifetime: its own, or the configured one for its kind (permanent or not). */
@@ -393,7 +253,7 @@ export class SessionState implements ProxyHandler<RecordData> {
   /** The record to write, expiring at `expires`; a new or regenerated session starts a new creation time. */
   #record(now: number, expires: number): { raw: string; expires: number } {
     const meta = { created: this.#creation(now), lifetime: this.#ownLifetime };
-    const raw = frameRecord(this.#encode(this.#config.serialization), this.#config.serialization, expires, this.#permanent, meta);
+    const raw = frameRecord(this.#changes.encode(this.#config.serialization, this.#stored), this.#config.serialization, expires, this.#permanent, meta);
     checkSize(raw, this.#config.maxSize);
     return { raw, expires };
   }
@@ -413,7 +273,7 @@ export class SessionState implements ProxyHandler<RecordData> {
       user = userIdOf(this.#data[userKey], userKey);
     } catch (error) {
       // The handler's own value fails the request; a stored one (from before userKey was set) is no user.
-      if (this.#stored === undefined || this.#replaced || this.#touched?.has(userKey)) throw error;
+      if (this.#stored === undefined || this.#changes.setByHandler(userKey)) throw error;
     }
     const write = plan.write;
     const track = user !== undefined && write !== undefined ? { user, sid: write.sid, expires: now + write.ttl } : undefined;
@@ -462,7 +322,7 @@ export class SessionState implements ProxyHandler<RecordData> {
 
     const sid = this.#sid as string;
     const settingsChanged = this.#settingsChanged();
-    if (this.#forced || settingsChanged || this.#dataChanged()) {
+    if (this.#forced || settingsChanged || this.#changes.differFrom(this.#stored)) {
       if (empty) return { write: undefined, remove: [sid], cookie: 'clear' };
       const moves = settingsChanged || this.#expiryMoves(stored, now);
       const { raw, expires } = this.#record(now, moves ? this.#expiryFrom(now) : stored.expires);

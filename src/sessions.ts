@@ -9,7 +9,8 @@ import { SessionError } from './errors.js';
 import type { Settings } from './options.js';
 import type { CommitPlan } from './plan.js';
 import { createdOf, pastAbsoluteLifetime } from './lifetime.js';
-import { type Session, SessionState } from './session.js';
+import { SessionState } from './session.js';
+import type { Session } from './session-types.js';
 import { isWellFormedSid, sidFingerprint } from './sid.js';
 import { SessionStore, type StoreAbilities } from './store.js';
 import { UserIndex, type UserSession } from './users.js';
@@ -254,7 +255,7 @@ export class Sessions implements SessionsApi {
   async revokeUserSessions(user: string | number, options?: { readonly except?: string }): Promise<number> {
     const id = userArgument('revokeUserSessions', user);
     this.#index('revokeUserSessions');
-    const revoked = await this.#committer.revokeUser(id, options?.except, (error) => this.report(error));
+    const revoked = await this.#committer.revoker.revokeUser(id, options?.except, (error) => this.report(error));
     for (const ended of revoked) this.emit('session:revoked', undefined, () => ({ id: sidFingerprint(ended.sid), user: id }));
     return revoked.length;
   }
@@ -273,7 +274,7 @@ export class Sessions implements SessionsApi {
   /** Signs a live session out (following it through a racing regenerate()); false when there was none. */
   async #revokeSid(sid: string, user?: string): Promise<boolean> {
     if (typeof sid !== 'string' || !this.#isWellFormed(sid)) return false;
-    const ended = await this.#committer.revoke(sid, { user, report: (error) => this.report(error) });
+    const ended = await this.#committer.revoker.revoke(sid, { user, report: (error) => this.report(error) });
     if (ended !== undefined) this.emit('session:revoked', undefined, () => ({ id: sidFingerprint(ended.sid), user: ended.user }));
     return ended !== undefined;
   }

@@ -1,7 +1,7 @@
 // The operator command's commands (stats, list, show, revoke, purge, migrate), each given the store and settings it runs on.
 import { parseArgs } from 'node:util';
 import { backendsThat } from '../backends/registry.js';
-import { Committer } from '../commit.js';
+import { Revoker } from '../revoke.js';
 import type { Settings } from '../options.js';
 import type { SessionStore } from '../store.js';
 import { UserIndex } from '../users.js';
@@ -207,7 +207,7 @@ async function revoke(run: Run, args: string[]): Promise<number> {
     if (users === undefined) throw new UsageError("revoke --user needs SESSION_USER_KEY: the session field that holds the user id, as the app's userKey option");
     if (values.user === '') throw new UsageError('--user needs a user id');
     const failures: Error[] = [];
-    const revoked = (await new Committer(run.store, run.settings, users).revokeUser(values.user, undefined, (error) => failures.push(error))).length;
+    const revoked = (await new Revoker(run.store, run.settings, users).revokeUser(values.user, undefined, (error) => failures.push(error))).length;
     for (const error of failures) run.err.write(`koa-kv-session: ${error.message.replace(/^koa-kv-session: /, '')}\n`);
     run.out.write(`revoked ${countOf(revoked, 'session')} of user ${JSON.stringify(values.user)}\n`);
     return EXIT.ok;
@@ -215,7 +215,7 @@ async function revoke(run: Run, args: string[]): Promise<number> {
   if (positionals.length > 1) throw new UsageError('revoke takes one sid');
   const sid = sidArgument(positionals[0], 'revoke');
   // As the app's revokeSession(): by compare-and-set, following a session that a racing regenerate() moves.
-  if ((await new Committer(run.store, run.settings, userIndexOf(run)).revoke(sid)) === undefined) {
+  if ((await new Revoker(run.store, run.settings, userIndexOf(run)).revoke(sid)) === undefined) {
     run.err.write(`koa-kv-session: no session record ${sid} under "${run.settings.keyPrefix}" in ${run.where}\n`);
     return EXIT.notFound;
   }

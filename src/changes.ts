@@ -1,0 +1,115 @@
+// What a handler did to the session data, key by key: what it set or deleted, what it may have mutated in place, and whether the data changed at all.
+import { encodePayload, fingerprint, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
+import { SessionError } from './errors.js';
+import type { ChangeSet } from './plan.js';
+
+export function isEmpty(data: object): boolean {
+  for (const _ in data) return false;
+  return true;
+}
+
+/**
+ * The data of one request's session and what happened to it. Nothing is copied or encoded until
+ * the commit asks: a read-only request pays for a Set it never creates.
+ */
+export class DataChanges {
+  readonly data: RecordData;
+  readonly #maxSize: number;
+  /** Top-level keys the handler set or deleted. */
+  #touched: Set<string> | undefined;
+  /** Keys whose object value was handed to the handler, with its encoding then: nested mutation shows as a difference. */
+  #snapshots: Map<string, Buffer | undefined> | undefined;
+  /** The data was replaced or cleared as a whole. */
+  #replaced = false;
+  #encoded: { format: Format; payload: string } | undefined;
+
+  constructor(data: RecordData, maxSize: number) {
+    this.data = data;
+    this.#maxSize = maxSize;
+  }
+
+  /** The handler read the object `value` of a stored `key`: remember its encoding, once, unless the key was set since. */
+  handedOut(key: string, value: object): void {
+    if (this.#touched?.has(key) || this.#snapshots?.has(key) || !Object.hasOwn(this.data, key)) return;
+    (this.#snapshots ??= new Map()).set(key, fingerprint(value));
+  }
+
+  /** The handler set, defined or deleted `key`. */
+  touch(key: string | symbol): void {
+    this.#encoded = undefined;
+    if (typeof key === 'string') (this.#touched ??= new Set()).add(key);
+  }
+
+  /** The handler's own value is at `key` (set by it, or the data replaced as a whole), not the stored one. */
+  setByHandler(key: string): boolean {
+    return this.#replaced || this.#touched?.has(key) === true;
+  }
+
+  /** Every key removed, as the handler's choice: the data is replaced as a whole. */
+  clear(): void {
+    this.#removeAll();
+    this.#replaced = true;
+    this.#encoded = undefined;
+  }
+
+  /** Every key removed and nothing remembered: a destroyed session starts over. */
+  reset(): void {
+    this.#removeAll();
+    this.#touched = undefined;
+    this.#snapshots = undefined;
+    this.#replaced = false;
+    this.#encoded = undefined;
+  }
+
+  #removeAll(): void {
+    for (const key of Reflect.ownKeys(this.data)) Reflect.deleteProperty(this.data, key);
+  }
+
+  /** Encodes the data, once per format per commit; untouched data is still exactly `stored`'s payload. */
+  encode(format: Format, stored: StoredRecord | undefined): string {
+    if (this.#encoded?.format === format) return this.#encoded.payload;
+    if (stored?.format === format && !this.#replaced && this.#touched === undefined && this.#snapshots === undefined) return stored.payload;
+    let payload: string;
+    try {
+      payload = encodePayload(this.data, format, this.#maxSize);
+    } catch (error) {
+      if (error instanceof SessionError) throw error;
+      throw new SessionError('SESSION_UNENCODABLE', `koa-kv-session: the session data cannot be encoded as ${format.toUpperCase()}: ${(error as Error).message}`, 500, { cause: error });
+    }
+    this.#encoded = { format, payload };
+    return payload;
+  }
+
+  /** True when the data now differs from `stored`'s; compares encodings, so nested mutation counts. */
+  differFrom(stored: StoredRecord | undefined): boolean {
+    if (stored === undefined) return !isEmpty(this.data);
+    if (this.#replaced || this.#touched !== undefined) return this.encode(stored.format, stored) !== stored.payload;
+    // Only objects were handed out: compare those, key by key, instead of encoding the whole session.
+    for (const [key, before] of this.#snapshots ?? []) {
+      const now = fingerprint(this.data[key]);
+      if (before === undefined || now === undefined || !before.equals(now)) return true;
+    }
+    return false;
+  }
+
+  /** What this request changed, key by key: set or mutated in place, or deleted; `permanent` when the flag changed. */
+  changeSet(permanent: boolean | undefined): ChangeSet {
+    const set = new Map<string, unknown>();
+    const deleted: string[] = [];
+    if (this.#replaced) {
+      for (const key of Object.keys(this.data)) set.set(key, this.data[key]);
+      return { replaced: true, set, deleted, permanent };
+    }
+    const note = (key: string) => {
+      if (Object.hasOwn(this.data, key)) set.set(key, this.data[key]);
+      else deleted.push(key);
+    };
+    for (const key of this.#touched ?? []) note(key);
+    for (const [key, before] of this.#snapshots ?? []) {
+      if (this.#touched?.has(key)) continue;
+      const now = Object.hasOwn(this.data, key) ? fingerprint(this.data[key]) : undefined;
+      if (before === undefined || now === undefined || !before.equals(now)) note(key);
+    }
+    return { replaced: false, set, deleted, permanent };
+  }
+}
