@@ -4,9 +4,10 @@ import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import Koa from 'koa';
 import { createClient } from 'redis';
-import { kvSession } from 'koa-kv-session';
 
 const require = createRequire(import.meta.url);
+// BENCH_KV_SESSION: another build's dist/esm/index.js, for bench/ab.mjs; this package's own build otherwise.
+const { kvSession } = await import(process.env.BENCH_KV_SESSION ?? 'koa-kv-session');
 const [contender, variant = 'default', portText = '0', prefix = 'bench:'] = process.argv.slice(2);
 const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const POSTGRES_URL = process.env.BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/test';

@@ -183,7 +183,7 @@ export class UserIndex {
           permanent: record.permanent,
           data: loaded.data,
         });
-      } else if (entry.added < now - this.#grace) {
+      } else if (this.#pastGrace(entry.added, now)) {
         dead.push(sid);
       }
     }
@@ -215,7 +215,7 @@ export class UserIndex {
       user,
       (entries, now) => {
         for (const sid of sids) {
-          if ((entries.get(sid)?.added ?? now) < now - this.#grace) {
+          if (this.#pastGrace(entries.get(sid)?.added ?? now, now)) {
             entries.delete(sid);
             this.#covered.delete(`${name} ${sid}`);
           }
@@ -223,6 +223,11 @@ export class UserIndex {
       },
       deadline,
     );
+  }
+
+  /** An entry added at `added` is old enough that a missing record means a dead session, not a login whose record is on its way. */
+  #pastGrace(added: number, now: number): boolean {
+    return added < now - this.#grace;
   }
 
   #remember(key: string, covered: number): void {
