@@ -4,12 +4,11 @@
 // client (the limit), on the read (b), write (c) and in-memory read (e) scenarios of run.mjs; rounds interleave the
 // servers, rotating the order. Writes bench/results/ab.{json,md}: req/s, server CPU per request and this build over the
 // other, medians. Redis keys are deleted by their prefixes at the end, never the whole server.
-import { execFileSync, fork, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createClient } from 'redis';
+import { cpuTicks, load, login, median, startServer, stopServers } from './harness.mjs';
 import { writeResults } from './write-results.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -20,7 +19,6 @@ if (other === undefined || !existsSync(join(resolve(other), 'dist/esm/index.js')
   process.exit(2);
 }
 const OTHER_DIST = join(resolve(other), 'dist/esm/index.js');
-const REDIS_URL = process.env.BENCH_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const CONFIG = QUICK ? { rounds: 3, duration: 1, pool: 300 } : { rounds: 7, duration: 3, pool: 1000 };
 const SCENARIOS = {
   b: { title: '(b) read a ~1 KB session (Redis)', path: '/b', contenders: ['raw', 'kv-cbor', 'kv-cbor@other'] },
@@ -28,56 +26,15 @@ const SCENARIOS = {
   e: { title: '(e) read, in-memory store', path: '/b', contenders: ['raw-memory', 'kv-memory', 'kv-memory@other'] },
 };
 
-const median = (values) => {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-
-function cpuTicks(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-
-/** A contender's server; `name@other` runs the other build. */
-function startServer(name) {
-  const [contender, build] = name.split('@');
-  const prefix = `bench-ab:${name}:${randomBytes(4).toString('hex')}:`;
-  const env = { ...process.env, ...(build === 'other' ? { BENCH_KV_SESSION: OTHER_DIST } : {}) };
-  const child = fork(join(HERE, 'server.mjs'), [contender, 'default', '0', prefix], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env });
-  return new Promise((resolveServer, reject) => {
-    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
-    child.once('message', (message) => resolveServer({ name, prefix, port: message.port, pid: child.pid, child }));
-  });
-}
-
-async function login(server) {
-  const response = await fetch(`http://127.0.0.1:${server.port}/login`);
-  await response.text();
-  return response.headers
-    .getSetCookie()
-    .map((c) => c.split(';')[0])
-    .join('; ');
-}
-
-function load(url, cookies, duration) {
-  return new Promise((resolveLoad, reject) => {
-    const child = spawn(process.execPath, [join(HERE, 'load.mjs'), JSON.stringify({ url, cookies, connections: 50, duration })], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (chunk) => {
-      out += chunk;
-    });
-    child.on('exit', (code) => (code === 0 ? resolveLoad(JSON.parse(out.trim().split('\n').pop())) : reject(new Error(`load exited ${code}`))));
-  });
-}
-
 execFileSync('npm', ['run', 'build', '--silent'], { cwd: join(HERE, '..'), stdio: 'inherit' });
 const names = [...new Set(Object.values(SCENARIOS).flatMap((s) => s.contenders))];
 const servers = new Map();
 const pools = new Map();
 try {
-  for (const name of names) servers.set(name, await startServer(name));
+  for (const name of names) {
+    const [contender, build] = name.split('@');
+    servers.set(name, await startServer(name, contender, build === 'other' ? { BENCH_KV_SESSION: OTHER_DIST } : {}));
+  }
   for (const [name, server] of servers) pools.set(name, await Promise.all(Array.from({ length: CONFIG.pool }, () => login(server))));
   const run = async (id, name, duration) => {
     const server = servers.get(name);
@@ -129,11 +86,5 @@ try {
     Object.keys(rows[0]).map((key) => [key, (row) => row[key], key === 'scenario' ? 'left' : 'right']),
   );
 } finally {
-  for (const server of servers.values()) server.child.kill();
-  const redis = createClient({ url: REDIS_URL });
-  await redis.connect();
-  for (const server of servers.values()) {
-    for await (const keys of redis.scanIterator({ MATCH: `${server.prefix}*`, COUNT: 1000 })) if (keys.length > 0) await redis.unlink(keys);
-  }
-  await redis.quit();
+  await stopServers(servers.values());
 }

@@ -49,6 +49,13 @@ function route(ctx, session) {
   }
 }
 
+/** take-update.mjs: a one-time token taken (its own compare-and-set) and the next one put in its place (the commit's). */
+async function takeRoute(ctx) {
+  const token = await ctx.session.take('token');
+  ctx.session.token = (token ?? 0) + 1;
+  ctx.body = String(token);
+}
+
 async function redisClient() {
   const client = createClient({ url: REDIS_URL });
   client.on('error', () => {});
@@ -155,7 +162,10 @@ async function build() {
         await middleware.ready();
         app.use(middleware);
         app.use((ctx) => {
-          ctx.body = route(ctx, () => ctx.session);
+          if (ctx.path === '/t') return takeRoute(ctx);
+          // update(): the counter of (c), changed from its freshest value.
+          if (ctx.path === '/u') ctx.body = String(ctx.session.update('counter', (n = 0) => n + 1));
+          else ctx.body = route(ctx, () => ctx.session);
         });
       });
     case 'koa-session':
@@ -165,7 +175,10 @@ async function build() {
       return koaApp(async (app) => {
         app.use(session({ store, key: 'koa.sess', maxAge: 86_400_000, rolling: flask, renew: false }, app));
         app.use((ctx) => {
-          ctx.body = route(ctx, () => ctx.session);
+          if (ctx.path === '/t') return takeRoute(ctx);
+          // update(): the counter of (c), changed from its freshest value.
+          if (ctx.path === '/u') ctx.body = String(ctx.session.update('counter', (n = 0) => n + 1));
+          else ctx.body = route(ctx, () => ctx.session);
         });
       });
     }

@@ -1,44 +1,11 @@
 // Overlapping requests of one session, held open by the test so the overlap is certain, on real backends.
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { Context } from 'koa';
 import { recordFate } from '../src/codec.js';
 import { decodeStored } from './support/records.js';
-import { cookiePair, gate, sidOf, startApp, type TestApp } from './support/app.js';
+import { cookiePair, sidOf, startApp, type TestApp } from './support/app.js';
+import { Holds } from './support/holds.js';
 import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend } from './support/servers.js';
-
-/**
- * Requests with an `x-hold` header stop after the session is loaded, until the test releases them:
- * `held(name)` resolves once the request is inside the handler.
- */
-class Holds {
-  readonly #entered = new Map<string, ReturnType<typeof gate>>();
-  readonly #release = new Map<string, ReturnType<typeof gate>>();
-
-  #get(map: Map<string, ReturnType<typeof gate>>, name: string) {
-    let g = map.get(name);
-    if (!g) {
-      g = gate();
-      map.set(name, g);
-    }
-    return g;
-  }
-
-  async hold(ctx: Context): Promise<void> {
-    const name = ctx.get('x-hold');
-    if (!name) return;
-    this.#get(this.#entered, name).open();
-    await this.#get(this.#release, name).wait;
-  }
-
-  held(name: string): Promise<void> {
-    return this.#get(this.#entered, name).wait;
-  }
-
-  release(name: string): void {
-    this.#get(this.#release, name).open();
-  }
-}
 
 const MODES = [
   ['one process', 1],

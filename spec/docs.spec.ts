@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { SessionOptions as KoaSessionOptions } from 'koa-session';
 import { describe, expect, it } from 'vitest';
 import { COOKIE_OPTIONS, KNOWN_OPTIONS, OPTIONS, resolveSettings } from '../src/options.js';
+import { CONTROL_MEMBERS } from '../src/session-types.js';
 import { startApp } from './support/app.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -183,6 +184,19 @@ describe('docs/from-koa-session.md: the cookie attributes it maps to cookie.*', 
       const settings = resolveSettings({ store: 'memory://', env: {}, cookie: { [name]: SAMPLES[name] } });
       expect((settings.cookie as unknown as Record<string, unknown>)[name]).toBe(SAMPLES[name]);
     }
+  });
+});
+
+describe('README.md', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+
+  it('stays short enough to read before the first example matters: at most 350 lines', () => {
+    expect(readme.split('\n').length - (readme.endsWith('\n') ? 1 : 0)).toBeLessThanOrEqual(350);
+  });
+
+  it('lists exactly the control members of ctx.session', () => {
+    const members = tableUnder(readme, 'Control members are not enumerable and never stored:').map((row) => (row[0] as string).replace(/`|\(.*\)/g, ''));
+    expect(members.sort()).toEqual([...CONTROL_MEMBERS].sort());
   });
 });
 

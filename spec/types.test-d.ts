@@ -40,6 +40,18 @@ describe('ctx.session types', () => {
     });
   });
 
+  it('take() and update() are typed by the field they name', () => {
+    const app = new Koa();
+    app.use(async (ctx) => {
+      expectTypeOf(await ctx.session.take('userId')).toEqualTypeOf<string | undefined>();
+      expectTypeOf(ctx.session.update('cart', (cart) => ({ items: [...(cart?.items ?? []), 'sku'] }))).toEqualTypeOf<{ items: string[] } | undefined>();
+      // @ts-expect-error only declared fields can be taken
+      await ctx.session.take('nosuch');
+      // @ts-expect-error fn must return the field's type
+      ctx.session.update('userId', () => 42);
+    });
+  });
+
   it('ctx.session can be assigned data or null', () => {
     const app = new Koa();
     app.use((ctx) => {

@@ -1,7 +1,9 @@
 // What a handler did to the session data, key by key: what it set or deleted, what it may have mutated in place, and whether the data changed at all.
 import { encodePayload, fingerprint, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
 import { SessionError } from './errors.js';
-import type { ChangeSet } from './plan.js';
+import type { ChangeSet, Updater } from './plan.js';
+
+const NO_UPDATES: ReadonlyMap<string, readonly Updater[]> = new Map();
 
 export function isEmpty(data: object): boolean {
   for (const _ in data) return false;
@@ -21,6 +23,8 @@ export class DataChanges {
   #snapshots: Map<string, Buffer | undefined> | undefined;
   /** The data was replaced or cleared as a whole. */
   #replaced = false;
+  /** Keys changed only through update(), with their functions in order: run again at commit on the freshest value. */
+  #updates: Map<string, Updater[]> | undefined;
   #encoded: { format: Format; payload: string } | undefined;
 
   constructor(data: RecordData, maxSize: number) {
@@ -37,7 +41,46 @@ export class DataChanges {
   /** The handler set, defined or deleted `key`. */
   touch(key: string | symbol): void {
     this.#encoded = undefined;
-    if (typeof key === 'string') (this.#touched ??= new Set()).add(key);
+    if (typeof key !== 'string') return;
+    (this.#touched ??= new Set()).add(key);
+    // A plain assignment decides the key's value: updates before it are in it, or overwritten by it.
+    this.#updates?.delete(key);
+  }
+
+  /**
+   * ctx.session.update(`key`, `fn`): the key becomes fn's result now, and unless its value was
+   * already decided in this request (assigned, mutated in place, or the data replaced), `fn` runs
+   * again at commit on the freshest stored value. Resolves with the new value.
+   */
+  update(key: string, fn: Updater): unknown {
+    const decided = this.#replaced || (this.#touched?.has(key) === true && this.#updates?.has(key) !== true) || this.#mutated(key);
+    const value = fn(this.data[key]);
+    if (typeof (value as PromiseLike<unknown> | undefined)?.then === 'function') {
+      throw new TypeError(`ctx.session.update('${key}', fn): fn returned a Promise; it must be synchronous and free of side effects, because it runs again at commit on the freshest stored value`);
+    }
+    Reflect.defineProperty(this.data, key, { value, writable: true, enumerable: true, configurable: true });
+    this.#encoded = undefined;
+    (this.#touched ??= new Set()).add(key);
+    if (!decided) {
+      const updates = (this.#updates ??= new Map());
+      updates.set(key, [...(updates.get(key) ?? []), fn]);
+    }
+    return value;
+  }
+
+  /** The object at `key` was handed out and has been changed in place since. */
+  #mutated(key: string): boolean {
+    if (this.#snapshots?.has(key) !== true) return false;
+    const before = this.#snapshots.get(key);
+    const now = fingerprint(this.data[key]);
+    return before === undefined || now === undefined || !before.equals(now);
+  }
+
+  /** `key` is gone from the stored record and from the data alike (take()): nothing of it is left to write. */
+  forget(key: string): void {
+    Reflect.deleteProperty(this.data, key);
+    this.#snapshots?.delete(key);
+    this.#encoded = undefined;
   }
 
   /** The handler's own value is at `key` (set by it, or the data replaced as a whole), not the stored one. */
@@ -49,6 +92,7 @@ export class DataChanges {
   clear(): void {
     this.#removeAll();
     this.#replaced = true;
+    this.#updates = undefined;
     this.#encoded = undefined;
   }
 
@@ -56,6 +100,7 @@ export class DataChanges {
   reset(): void {
     this.#removeAll();
     this.#touched = undefined;
+    this.#updates = undefined;
     this.#snapshots = undefined;
     this.#replaced = false;
     this.#encoded = undefined;
@@ -92,24 +137,25 @@ export class DataChanges {
     return false;
   }
 
-  /** What this request changed, key by key: set or mutated in place, or deleted; `permanent` when the flag changed. */
+  /** What this request changed, key by key: set or mutated in place, deleted, or updated; `permanent` when the flag changed. */
   changeSet(permanent: boolean | undefined): ChangeSet {
     const set = new Map<string, unknown>();
     const deleted: string[] = [];
+    const updates: ReadonlyMap<string, readonly Updater[]> = this.#updates ?? NO_UPDATES;
     if (this.#replaced) {
       for (const key of Object.keys(this.data)) set.set(key, this.data[key]);
-      return { replaced: true, set, deleted, permanent };
+      return { replaced: true, set, deleted, updates: NO_UPDATES, permanent };
     }
     const note = (key: string) => {
       if (Object.hasOwn(this.data, key)) set.set(key, this.data[key]);
       else deleted.push(key);
     };
-    for (const key of this.#touched ?? []) note(key);
+    for (const key of this.#touched ?? []) if (!updates.has(key)) note(key);
     for (const [key, before] of this.#snapshots ?? []) {
       if (this.#touched?.has(key)) continue;
       const now = Object.hasOwn(this.data, key) ? fingerprint(this.data[key]) : undefined;
       if (before === undefined || now === undefined || !before.equals(now)) note(key);
     }
-    return { replaced: false, set, deleted, permanent };
+    return { replaced: false, set, deleted, updates, permanent };
   }
 }

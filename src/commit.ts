@@ -1,8 +1,8 @@
 // Every store step of a commit, in order (index track, write, removals, untrack): a request's changes go onto the freshest record, never over a logout, and a regenerate only moves a session that still exists.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { checkSize, decodePayload, encodePayload, type Format, frameRecord, MARKER_LIFETIME, parseRecord, recordExpiry, recordFate, retiredRecord } from './codec.js';
+import { checkSize, decodePayload, encodePayload, type Format, frameRecord, MARKER_LIFETIME, parseRecord, recordExpiry, recordFate, retiredRecord, type StoredRecord } from './codec.js';
 import { conflictPause, Lanes } from './lanes.js';
-import type { ChangeSet, CommitPlan, Write } from './plan.js';
+import type { ChangeSet, CommitPlan, TakeResult, Write } from './plan.js';
 import { Revoker, type RevokerConfig } from './revoke.js';
 import type { SessionStore } from './store.js';
 import type { UserIndex } from './users.js';
@@ -28,6 +28,14 @@ export interface CommitConfig extends RevokerConfig {
 
 type Conditional = Extract<Write, { kind: 'merge' | 'refresh' }>;
 type Rotate = Extract<Write, { kind: 'rotate' }>;
+/** A take(): `key` out of the record of `sid`, which this request loaded as `base`. */
+interface Take {
+  readonly kind: 'take';
+  readonly sid: string;
+  readonly base: string;
+  readonly key: string;
+}
+type LaneItem = Conditional | Take;
 
 /** What a sid's lane remembers between batches: the record this process wrote last, the freshest one we know. */
 interface LaneState {
@@ -40,9 +48,9 @@ export class Committer {
   readonly #users: UserIndex | undefined;
   /** Revocations of this process, shared with the sessions service: a login past the user's limit revokes through it too. */
   readonly revoker: Revoker;
-  readonly #lanes = new Lanes<Conditional, WriteOutcome, LaneState>(
+  readonly #lanes = new Lanes<LaneItem, WriteOutcome | TakeResult, LaneState>(
     () => ({ latest: undefined }),
-    (writes, lane, deadline) => this.#saveBatch(writes, lane, deadline),
+    (items, lane, deadline) => this.#flush(items, lane, deadline),
   );
 
   /** `users`: the index of each user's sessions, with the `userKey` option. */
@@ -102,7 +110,57 @@ export class Committer {
       return 'saved';
     }
     if (write.kind === 'rotate') return this.#rotate(write, deadline);
-    return this.#lanes.push(write.sid, write, deadline, () => this.#store.timeout('set'));
+    // A write's lane item resolves with a write's outcome.
+    return this.#lanes.push(write.sid, write, deadline, () => this.#store.timeout('set')) as Promise<WriteOutcome>;
+  }
+
+  /**
+   * take(): removes `key` from the record of `sid` by its own compare-and-set, at once, in the
+   * lane of that sid (after the writes this process queued before it): of any number of concurrent
+   * takes, exactly one finds the key there, in this process and, on a store with atomic
+   * compare-and-set, across processes.
+   */
+  take(sid: string, base: string, key: string, deadline: number): Promise<TakeResult> {
+    // A take's lane item resolves with a take's result.
+    return this.#lanes.push(sid, { kind: 'take', sid, base, key }, deadline, () => this.#store.timeout('set')) as Promise<TakeResult>;
+  }
+
+  /** A lane's batch: runs of writes go out as one compare-and-set each; a take runs in its place between them. */
+  async #flush(items: LaneItem[], lane: LaneState, deadline: number): Promise<Array<WriteOutcome | TakeResult>> {
+    if (!items.some((item) => item.kind === 'take')) return this.#saveBatch(items as Conditional[], lane, deadline);
+    const outcomes: Array<WriteOutcome | TakeResult> = [];
+    let run: Conditional[] = [];
+    for (const item of [...items, undefined]) {
+      if (item?.kind !== 'take' && item !== undefined) {
+        run.push(item);
+        continue;
+      }
+      if (run.length > 0) outcomes.push(...(await this.#saveBatch(run, lane, deadline)));
+      run = [];
+      if (item !== undefined) outcomes.push(await this.#takeNow(item, lane, deadline));
+    }
+    return outcomes;
+  }
+
+  async #takeNow(take: Take, lane: LaneState, deadline: number): Promise<TakeResult> {
+    let current = lane.latest ?? take.base;
+    for (let attempt = 1; ; attempt++) {
+      const fate = recordFate(current, Date.now());
+      if (fate !== 'live') return { outcome: fate };
+      const found = takeFrom(current, take.key, this.#config.maxSize);
+      const taken = found?.taken;
+      if (taken === undefined) return { outcome: 'absent', record: found?.record };
+      const result = await this.#store.compareAndSet(take.sid, current, taken.record.raw, ttlOf(taken.record.raw, 1), deadline);
+      if (result.status === 'saved') {
+        lane.latest = taken.record.raw;
+        return { outcome: 'taken', value: taken.value, record: taken.record };
+      }
+      if (result.status === 'gone') return { outcome: 'gone' };
+      // Changed meanwhile (another take, a write): decide again on what is there now.
+      current = result.current as string;
+      if (recordFate(current, Date.now()) === 'live')
+        await sleep(conflictPause(attempt, deadline, (n) => `koa-kv-session: other processes kept changing the session during ${n} attempts to take a value from it; nothing was taken`));
+    }
   }
 
   /** One compare-and-set for every write of the batch, in order; refreshes made moot by a newer write are skipped. */
@@ -223,9 +281,34 @@ function ttlOf(raw: string, fallback: number): number {
 
 function applyChanges(data: Record<string, unknown>, changes: ChangeSet): Record<string, unknown> {
   const merged: Record<string, unknown> = changes.replaced ? {} : data;
+  const define = (key: string, value: unknown) => Reflect.defineProperty(merged, key, { value, writable: true, enumerable: true, configurable: true });
   for (const key of changes.deleted) Reflect.deleteProperty(merged, key);
-  for (const [key, value] of changes.set) {
-    Reflect.defineProperty(merged, key, { value, writable: true, enumerable: true, configurable: true });
-  }
+  for (const [key, value] of changes.set) define(key, value);
+  // update(): each function again, in order, on the freshest value.
+  for (const [key, updaters] of changes.updates)
+    define(
+      key,
+      updaters.reduce((value, fn) => fn(value), Object.hasOwn(merged, key) ? merged[key] : undefined),
+    );
   return merged;
+}
+
+/**
+ * The record `raw` holds and, when its data has `key`, the value there and the record without it
+ * (its header kept). Undefined when `raw` cannot be read.
+ */
+function takeFrom(raw: string, key: string, maxSize: number): { record: StoredRecord; taken?: { value: unknown; record: StoredRecord } } | undefined {
+  let record: StoredRecord;
+  let data: Record<string, unknown>;
+  try {
+    record = parseRecord(raw);
+    data = decodePayload(record.payload, record.format);
+  } catch {
+    return undefined;
+  }
+  if (!Object.hasOwn(data, key)) return { record };
+  const value = data[key];
+  Reflect.deleteProperty(data, key);
+  const next = frameRecord(encodePayload(data, record.format, maxSize), record.format, record.expires, record.permanent, { created: record.created, lifetime: record.lifetime });
+  return { record, taken: { value, record: parseRecord(next) } };
 }

@@ -108,7 +108,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     // What loading spent comes off the commit's time: the handler's own time does not count.
     const loadSpent = values.length === 0 ? 0 : Date.now() - loadStarted;
     const holder = ctx as SessionHolder;
-    holder[STATE] = found === undefined ? settings : new SessionState(settings, { sid: found.sid, record: found.record, data: found.data, staleCookie: found.stale });
+    holder[STATE] = found === undefined ? settings : new SessionState(settings, { sid: found.sid, record: found.record, data: found.data, staleCookie: found.stale }, sessions.taker);
 
     // An HTTP error below 500 (ctx.throw(401)) is a response: what the handler saved is committed,
     // as for any response of that status. Anything else that is thrown keeps what is stored.

@@ -1,4 +1,8 @@
 // What a request's session asks of the store: its change set, the write, the removals and index changes; made by session.ts, carried out by commit.ts.
+import type { StoredRecord } from './codec.js';
+
+/** A change of one key made from its value: run on the value the request saw, and again on the freshest stored one at commit. */
+export type Updater = (value: unknown) => unknown;
 
 /** What a request changed, to be applied onto the freshest stored record at commit. */
 export interface ChangeSet {
@@ -8,6 +12,8 @@ export interface ChangeSet {
   readonly set: ReadonlyMap<string, unknown>;
   /** Keys deleted. */
   readonly deleted: readonly string[];
+  /** Keys changed only through `ctx.session.update()`: their functions, in order, run on the freshest value (after `set` and `deleted`). */
+  readonly updates: ReadonlyMap<string, readonly Updater[]>;
   /** The new permanent flag, when the request changed it. */
   readonly permanent: boolean | undefined;
 }
@@ -27,6 +33,17 @@ export type Write =
   | { readonly kind: 'merge'; readonly sid: string; readonly base: string; readonly raw: string; readonly ttl: number; readonly changes: ChangeSet }
   | { readonly kind: 'refresh'; readonly sid: string; readonly base: string; readonly raw: string; readonly ttl: number };
 
+/**
+ * What a `take()` found, at once (not at commit): the key's value, removed from the record by this
+ * call's compare-and-set (`record`: the record now stored); no such key (`record`: the freshest, if readable); or
+ * no live session under the sid any more.
+ */
+export type TakeResult =
+  | { readonly outcome: 'taken'; readonly value: unknown; readonly record: StoredRecord }
+  | { readonly outcome: 'absent'; readonly record: StoredRecord | undefined }
+  | { readonly outcome: 'gone' }
+  | { readonly outcome: 'moved' };
+
 /** How the session state was left by the handler; what the commit turns into store operations. */
 export interface CommitPlan {
   readonly write: Write | undefined;
@@ -39,3 +56,6 @@ export interface CommitPlan {
   /** ... and the user whose index must let go of the loaded sid (after the write and removals). */
   readonly untrack?: { readonly user: string; readonly sid: string } | undefined;
 }
+
+/** Takes `key` out of the record of `sid` (loaded as `base`) at once; see Committer.take(); what a SessionState is given to take with. */
+export type Taker = (sid: string, base: string, key: string) => Promise<TakeResult>;

@@ -1,4 +1,5 @@
-// What handlers see of ctx.session, as types: the data users declare, the control members beside it, and their names.
+// What handlers see of ctx.session: the types of the data users declare and of the control members beside it, the control members' names, and the checks of what handlers pass them.
+import type { Updater } from './plan.js';
 
 /**
  * The shape of your session data. Describe it once by declaration merging and `ctx.session`
@@ -38,6 +39,29 @@ export interface SessionControls {
    * the `userKey` field set or changed, or `{ login: true }`.
    */
   regenerate(options?: { readonly login?: boolean }): Promise<void>;
+  /**
+   * Takes the value of `key` out of the session and resolves with it: removed from the stored
+   * session at once (its own compare-and-set, not at commit), so that of any number of overlapping
+   * requests that see the value, exactly one gets it and the others get `undefined`, across
+   * processes on a store with atomic compare-and-set. For one-time values: an OAuth `state`, a
+   * one-time token, a flash message. Afterwards `ctx.session[key]` is undefined in this request too.
+   *
+   * ```ts
+   * if (ctx.query.state !== (await ctx.session.take('oauthState'))) ctx.throw(403);
+   * ```
+   */
+  take<K extends DataKey>(key: K): Promise<UserFields[K] | undefined>;
+  /**
+   * Changes `key` from its value: `fn(value)` returns the new one. It runs at once on the value this
+   * request sees (and returns the result), then again at commit on the freshest stored value, and on
+   * every conflict, so overlapping requests that each append an item keep every item. `fn` must be
+   * synchronous and free of side effects; a plain assignment of the key in the same request wins.
+   *
+   * ```ts
+   * ctx.session.update('cart', (cart = []) => [...cart, sku]);
+   * ```
+   */
+  update<K extends DataKey>(key: K, fn: (value: UserFields[K] | undefined) => UserFields[K]): UserFields[K];
   /** Deletes the record and clears the cookie at commit: logout. Data set afterwards starts a new session. */
   destroy(): Promise<void>;
   /** Removes every user key (a stored session left empty is deleted at commit). */
@@ -51,6 +75,7 @@ export interface LooseSessionData {
 }
 
 type UserFields = [keyof SessionData] extends [never] ? LooseSessionData : Partial<SessionData>;
+type DataKey = keyof UserFields & string;
 
 /** The type of `ctx.session`. */
 export type Session = SessionControls & UserFields;
@@ -59,4 +84,35 @@ export type Session = SessionControls & UserFields;
 export type SessionAssignment = UserFields | null;
 
 /** The names of the control members: never stored, never enumerated, refused as data keys. */
-export const CONTROL_MEMBERS: ReadonlySet<string> = new Set(['sid', 'isNew', 'permanent', 'modified', 'lifetime', 'regenerate', 'destroy', 'clear']);
+export const CONTROL_MEMBERS: ReadonlySet<string> = new Set(['sid', 'isNew', 'permanent', 'modified', 'lifetime', 'take', 'update', 'regenerate', 'destroy', 'clear']);
+
+/** The control methods of ctx.session. */
+export interface Methods {
+  take(key: string): Promise<unknown>;
+  update(key: string, fn: Updater): unknown;
+  regenerate(options?: { readonly login?: boolean }): Promise<void>;
+  destroy(): Promise<void>;
+  clear(): void;
+}
+
+/** `key` as a data key of take() or update(): a string that is not a control member's name. */
+export function dataKey(key: unknown, method: string): string {
+  if (typeof key !== 'string') throw new TypeError(`ctx.session.${method}(key): key must be a string, got ${typeof key}`);
+  if (CONTROL_MEMBERS.has(key)) throw controlError(key);
+  return key;
+}
+
+export function updaterOf(key: string, fn: unknown): Updater {
+  if (typeof fn !== 'function') throw new TypeError(`ctx.session.update('${key}', fn): fn must be a function of the current value that returns the new one, got ${typeof fn}`);
+  return fn as Updater;
+}
+
+export function controlError(key: string): TypeError {
+  return new TypeError(`ctx.session.${key} is a control member of koa-kv-session and cannot be used as a session data key; choose another name`);
+}
+
+/** The value given to a boolean control member (`permanent`, `modified`). */
+export function booleanControl(key: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new TypeError(`ctx.session.${key} must be a boolean, got ${typeof value}`);
+  return value;
+}

@@ -2,10 +2,10 @@
 import { DataChanges, isEmpty } from './changes.js';
 import { checkSize, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
 import { cookieExpires, createdOf, expiryFrom, expiryMoves, idleLifetime, type LifetimeConfig, ownLifetimeOf, refreshDue } from './lifetime.js';
-import type { ChangeSet, CommitPlan } from './plan.js';
-import { CONTROL_MEMBERS, type Session } from './session-types.js';
+import type { ChangeSet, CommitPlan, Taker } from './plan.js';
+import { booleanControl, CONTROL_MEMBERS, controlError, dataKey, type Methods, type Session, updaterOf } from './session-types.js';
 import { generateSid } from './sid.js';
-import { storedUserOf, userIdOf } from './user-id.js';
+import { storedUserOf, userIdOf, withIndexChanges } from './user-id.js';
 
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
 
@@ -16,10 +16,6 @@ export interface SessionConfig extends LifetimeConfig {
   readonly serialization: Format;
   readonly maxSize: number;
   readonly userKey: string | undefined;
-}
-
-function controlError(key: string): TypeError {
-  return new TypeError(`ctx.session.${key} is a control member of koa-kv-session and cannot be used as a session data key; choose another name`);
 }
 
 /**
@@ -38,6 +34,7 @@ export class SessionState implements ProxyHandler<RecordData> {
   readonly #config: SessionConfig;
   readonly #data: RecordData;
   readonly #changes: DataChanges;
+  readonly #taker: Taker | undefined;
   #sid: string | undefined;
   /** The record stored under #sid when loaded; undefined once the sid is new, rotated or destroyed. */
   #stored: StoredRecord | undefined;
@@ -58,8 +55,10 @@ export class SessionState implements ProxyHandler<RecordData> {
   /** With `userKey`: the loaded sid and the user it belonged to when loaded. */
   readonly #loadedUser: { readonly sid: string; readonly user: string } | undefined;
 
-  constructor(config: SessionConfig, loaded?: { sid: string; record: StoredRecord; data: RecordData; staleCookie: boolean }) {
+  /** `taker`: take() of a stored session, by the committer. */
+  constructor(config: SessionConfig, loaded?: { sid: string; record: StoredRecord; data: RecordData; staleCookie: boolean }, taker?: Taker) {
     this.#config = config;
+    this.#taker = taker;
     if (loaded) {
       this.#sid = loaded.sid;
       this.#stored = loaded.record;
@@ -98,21 +97,11 @@ export class SessionState implements ProxyHandler<RecordData> {
 
   set(target: RecordData, key: string | symbol, value: unknown): boolean {
     if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) {
-      if (key === 'permanent') {
-        if (typeof value !== 'boolean') throw new TypeError(`ctx.session.permanent must be a boolean, got ${typeof value}`);
-        this.#permanent = value;
-        return true;
-      }
-      if (key === 'modified') {
-        if (typeof value !== 'boolean') throw new TypeError(`ctx.session.modified must be a boolean, got ${typeof value}`);
-        this.#forced = value;
-        return true;
-      }
-      if (key === 'lifetime') {
-        this.#ownLifetime = ownLifetimeOf(value);
-        return true;
-      }
-      throw controlError(key);
+      if (key === 'permanent') this.#permanent = booleanControl(key, value);
+      else if (key === 'modified') this.#forced = booleanControl(key, value);
+      else if (key === 'lifetime') this.#ownLifetime = ownLifetimeOf(value);
+      else throw controlError(key);
+      return true;
     }
     this.#changes.touch(key);
     // defineProperty, not assignment: a key such as "__proto__" stays plain data.
@@ -148,16 +137,40 @@ export class SessionState implements ProxyHandler<RecordData> {
         return this.#idleLifetime();
       default:
         this.#methods ??= {
+          take: (name) => this.#take(dataKey(name, 'take')),
+          update: (name, fn) => this.#changes.update(dataKey(name, 'update'), updaterOf(name, fn)),
           regenerate: (options) => this.#regenerate(options),
           destroy: () => this.#destroy(),
           clear: () => this.#clear(),
         };
-        return this.#methods[key as 'regenerate' | 'destroy' | 'clear'];
+        return this.#methods[key as keyof Methods];
     }
   }
 
   /** The control methods, bound on first use: most requests never call one. */
-  #methods: { regenerate(options?: { readonly login?: boolean }): Promise<void>; destroy(): Promise<void>; clear(): void } | undefined;
+  #methods: Methods | undefined;
+
+  /**
+   * take(): the stored session's value of `key`, out of the store at once by compare-and-set, so that
+   * exactly one of the requests that see it gets it. A value only this request has (a new session's,
+   * or one the handler set itself) is simply taken out of the data.
+   */
+  async #take(key: string): Promise<unknown> {
+    const from = this.#stored !== undefined ? { sid: this.#sid as string, record: this.#stored } : this.#rotatedFrom;
+    if (!Object.hasOwn(this.#data, key)) return undefined;
+    const value = this.#data[key];
+    if (from === undefined || this.#taker === undefined || this.#changes.setByHandler(key)) {
+      Reflect.deleteProperty(this.proxy, key);
+      return value;
+    }
+    const result = await this.#taker(from.sid, from.record.raw, key);
+    this.#changes.forget(key);
+    // The record as stored now (without the key) is what this request's commit builds on.
+    const record = result.outcome === 'taken' || result.outcome === 'absent' ? result.record : undefined;
+    if (record !== undefined && this.#stored !== undefined) this.#stored = record;
+    else if (record !== undefined) this.#rotatedFrom = { sid: from.sid, record };
+    return result.outcome === 'taken' ? result.value : undefined;
+  }
 
   #regenerate(options?: { readonly login?: boolean }): Promise<void> {
     if (this.#stored !== undefined && this.#sid !== undefined) this.#rotatedFrom = { sid: this.#sid, record: this.#stored };
@@ -258,11 +271,6 @@ export class SessionState implements ProxyHandler<RecordData> {
     return { raw, expires };
   }
 
-  /** A write now moves the stored expiry (lifetime.ts). */
-  #expiryMoves(stored: StoredRecord, now: number): boolean {
-    return expiryMoves(stored, now, this.#creation(now), this.#config);
-  }
-
   /** Decides what the commit does. Throws SESSION_TOO_LARGE / SESSION_UNENCODABLE / SESSION_INVALID_USER before anything is written. */
   plan(now: number): CommitPlan {
     const plan = this.#planWrite(now);
@@ -275,12 +283,7 @@ export class SessionState implements ProxyHandler<RecordData> {
       // The handler's own value fails the request; a stored one (from before userKey was set) is no user.
       if (this.#stored === undefined || this.#changes.setByHandler(userKey)) throw error;
     }
-    const write = plan.write;
-    const track = user !== undefined && write !== undefined ? { user, sid: write.sid, expires: now + write.ttl } : undefined;
-    const loaded = this.#loadedUser;
-    const kept = loaded !== undefined && loaded.user === user && write?.kind !== 'rotate' && !plan.remove.includes(loaded.sid) && plan.cookie !== 'clear';
-    const untrack = loaded !== undefined && !kept ? loaded : undefined;
-    return track === undefined && untrack === undefined ? plan : { ...plan, track, untrack };
+    return withIndexChanges(plan, user, this.#loadedUser, now);
   }
 
   /** When the session expires if this request ends now: undefined for a session that will not be stored. */
@@ -288,13 +291,8 @@ export class SessionState implements ProxyHandler<RecordData> {
     const stored = this.#stored;
     if (isEmpty(this.#data)) return undefined;
     if (stored === undefined || this.#settingsChanged()) return this.#expiryFrom(now);
-    const written = this.#isModified() || this.#refreshDue(stored, now);
-    return written && this.#expiryMoves(stored, now) ? this.#expiryFrom(now) : stored.expires;
-  }
-
-  /** A refresh of the stored expiry is due (lifetime.ts). */
-  #refreshDue(stored: StoredRecord, now: number): boolean {
-    return refreshDue(stored, now, this.#creation(now), this.#config);
+    const written = this.#isModified() || refreshDue(stored, now, this.#creation(now), this.#config);
+    return written && expiryMoves(stored, now, this.#creation(now), this.#config) ? this.#expiryFrom(now) : stored.expires;
   }
 
   #planWrite(now: number): CommitPlan {
@@ -324,7 +322,7 @@ export class SessionState implements ProxyHandler<RecordData> {
     const settingsChanged = this.#settingsChanged();
     if (this.#forced || settingsChanged || this.#changes.differFrom(this.#stored)) {
       if (empty) return { write: undefined, remove: [sid], cookie: 'clear' };
-      const moves = settingsChanged || this.#expiryMoves(stored, now);
+      const moves = settingsChanged || expiryMoves(stored, now, this.#creation(now), this.#config);
       const { raw, expires } = this.#record(now, moves ? this.#expiryFrom(now) : stored.expires);
       const sendCookie = (moves && this.#permanent) || this.#permanent !== this.#loadedPermanent || this.#staleCookie;
       return {
@@ -334,7 +332,7 @@ export class SessionState implements ProxyHandler<RecordData> {
       };
     }
 
-    if (this.#refreshDue(stored, now)) {
+    if (refreshDue(stored, now, this.#creation(now), this.#config)) {
       const { raw, expires } = this.#record(now, this.#expiryFrom(now));
       const sendCookie = this.#permanent || this.#staleCookie;
       return {

@@ -7,7 +7,7 @@ import { type CommitEvent, Committer } from './commit.js';
 import { cookieValues, type KeysLike, type Signer, sidFromCookie, signerFor } from './cookie.js';
 import { SessionError } from './errors.js';
 import type { Settings } from './options.js';
-import type { CommitPlan } from './plan.js';
+import type { CommitPlan, Taker } from './plan.js';
 import { createdOf, pastAbsoluteLifetime } from './lifetime.js';
 import { SessionState } from './session.js';
 import type { Session } from './session-types.js';
@@ -119,6 +119,8 @@ export class Sessions implements SessionsApi {
   readonly store: SessionStore;
   readonly #users: UserIndex | undefined;
   readonly #committer: Committer;
+  /** ctx.session.take() of a loaded session: its own compare-and-set, with its own storeTimeout. */
+  readonly taker: Taker;
   readonly #cleanup: CleanupScheduler;
   #startup: Promise<void>;
   readonly #settled: Promise<void>;
@@ -130,6 +132,7 @@ export class Sessions implements SessionsApi {
     this.store = new SessionStore(settings, (error) => this.report(error));
     this.#users = settings.userKey === undefined ? undefined : new UserIndex(this.store, { ...settings, userKey: settings.userKey });
     this.#committer = new Committer(this.store, settings, this.#users);
+    this.taker = (sid, base, key) => this.#committer.take(sid, base, key, Date.now() + settings.storeTimeout);
     this.#cleanup = new CleanupScheduler(this.store, settings, (error) => this.report(error));
     this.#startup = this.store.probe();
     this.#settled = this.#startup.then(
@@ -302,7 +305,7 @@ export class Sessions implements SessionsApi {
     const deadline = started + this.settings.storeTimeout;
     const loaded = await this.store.load(sid, started, deadline);
     if (loaded === undefined || pastAbsoluteLifetime(loaded.record, this.settings, started)) return false;
-    const state = new SessionState(this.settings, { sid, record: loaded.record, data: loaded.data, staleCookie: false });
+    const state = new SessionState(this.settings, { sid, record: loaded.record, data: loaded.data, staleCookie: false }, this.taker);
     await change(state.proxy);
     const plan = state.plan(Date.now());
     const cookieAfter = await this.commit(plan, deadline, undefined);

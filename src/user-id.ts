@@ -1,7 +1,8 @@
-// Who a session belongs to: the user id a session field holds, and the store name of a user's index (a leaf module).
+// Who a session belongs to: the user id a session field holds, the store name of a user's index, and the index changes a commit's write needs.
 import { createHash } from 'node:crypto';
 import type { SessionData } from './codec.js';
 import { SessionError } from './errors.js';
+import type { CommitPlan } from './plan.js';
 
 /** Starts the store name of every index: "~" is not base64url, so no sid looks like this. */
 export const USER_INDEX_MARK = '~user~';
@@ -38,4 +39,16 @@ export function storedUserOf(data: SessionData, userKey: string): string | undef
   } catch {
     return undefined;
   }
+}
+
+/**
+ * `plan` with the index changes its write needs: the sid tracked for `user` (the user the data names
+ * now), and the loaded sid untracked from the user it was loaded as, unless it stays theirs.
+ */
+export function withIndexChanges(plan: CommitPlan, user: string | undefined, loaded: { readonly sid: string; readonly user: string } | undefined, now: number): CommitPlan {
+  const write = plan.write;
+  const track = user !== undefined && write !== undefined ? { user, sid: write.sid, expires: now + write.ttl } : undefined;
+  const kept = loaded !== undefined && loaded.user === user && write?.kind !== 'rotate' && !plan.remove.includes(loaded.sid) && plan.cookie !== 'clear';
+  const untrack = loaded !== undefined && !kept ? loaded : undefined;
+  return track === undefined && untrack === undefined ? plan : { ...plan, track, untrack };
 }
