@@ -178,3 +178,69 @@ describe('attributes', () => {
     expect((await app.request()).setCookies).toHaveLength(1);
   });
 });
+
+describe('cookie as a function of the request', () => {
+  /** Requests name their host in X-Forwarded-Host (app.proxy), as a tenant's would arrive behind a proxy. */
+  const asHost = (host: string, cookie?: string) => ({ headers: { 'x-forwarded-host': host }, ...(cookie === undefined ? {} : { cookie }) });
+  const trustProxy = (app: Koa) => {
+    app.proxy = true;
+  };
+  const tenants = (calls: string[]) => (ctx: Koa.Context) => {
+    calls.push(ctx.hostname);
+    return ctx.hostname.endsWith('b.example') ? { domain: 'b.example', sameSite: 'strict' as const } : { domain: 'a.example' };
+  };
+  const handler: Handler = async (ctx) => {
+    if (ctx.path === '/login') ctx.session.user = 'ada';
+    if (ctx.path === '/logout') await ctx.session.destroy();
+    return String(ctx.session.user ?? 'anonymous');
+  };
+
+  it('gives each host its own Domain (and other attributes), on the cookie that is set and on the one that clears it', async () => {
+    const calls: string[] = [];
+    const { app } = await setup(handler, { cookie: tenants(calls) }, trustProxy);
+    const a = await app.request('/login', asHost('shop.a.example'));
+    const b = await app.request('/login', asHost('shop.b.example'));
+    expect(attributesOf(a.setCookies[0] as string).get('domain')).toBe('a.example');
+    expect(attributesOf(a.setCookies[0] as string).get('samesite')).toBe('Lax');
+    expect(attributesOf(b.setCookies[0] as string).get('domain')).toBe('b.example');
+    expect(attributesOf(b.setCookies[0] as string).get('samesite')).toBe('Strict');
+    const out = await app.request('/logout', asHost('shop.b.example', cookiePair(b.setCookies[0])));
+    expect(out.setCookies[0]).toMatch(/^session=;/);
+    expect(attributesOf(out.setCookies[0] as string).get('domain')).toBe('b.example');
+    expect(calls).toEqual(['shop.a.example', 'shop.b.example', 'shop.b.example']);
+  });
+
+  it('is not called by a request that neither stores nor ends its session', async () => {
+    const calls: string[] = [];
+    const { app } = await setup(handler, { cookie: tenants(calls) }, trustProxy);
+    const cookie = cookiePair((await app.request('/login', asHost('a.example'))).setCookies[0]);
+    calls.length = 0;
+    const read = await app.request('/', asHost('a.example', cookie));
+    expect([read.body, read.setCookies, calls]).toEqual(['ada', [], []]);
+  });
+
+  it('its result goes over the SESSION_COOKIE_* variables and the defaults', async () => {
+    const { app } = await setup(handler, { cookie: () => ({ sameSite: 'strict' }), env: { SESSION_COOKIE_PATH: '/app', SESSION_COOKIE_SAMESITE: 'none' } });
+    const attributes = attributesOf((await app.request('/login')).setCookies[0] as string);
+    expect([attributes.get('path'), attributes.get('samesite'), attributes.get('httponly')]).toEqual(['/app', 'Strict', true]);
+  });
+
+  it.each([
+    ['a bad attribute', () => ({ sameSite: 'none', secure: false }), /^cookie\.sameSite: SameSite=None needs a Secure cookie/],
+    ['an unknown attribute', () => ({ domian: 'a.example' }), /^cookie\.domian: unknown cookie option/],
+    ['the cookie name', () => ({ name: 'sid' }), /^cookie\.name: cannot come from the cookie function: it is needed to read the cookie/],
+    ['signed', () => ({ signed: false }), /^cookie\.signed: cannot come from the cookie function/],
+    ['no object', () => 'a.example', /^cookie: the cookie function must return an object of cookie attributes, got a string/],
+  ])('%s fails that request with the SessionOptionError a static option would give', async (_case, fn, message) => {
+    const { app, store } = await setup(handler, { cookie: fn as never });
+    const errors: Error[] = [];
+    app.app.on('error', (error: Error) => errors.push(error));
+    const reply = await app.request('/login');
+    expect(reply.status).toBe(500);
+    expect(reply.setCookies).toEqual([]);
+    expect(errors[0]?.name).toBe('SessionOptionError');
+    expect(errors[0]?.message.replace(/^koa-kv-session: /, '')).toMatch(message);
+    // Settled before the commit: nothing was stored for a cookie that could not be sent.
+    expect(store.calls.filter((call) => call.op !== 'get')).toEqual([]);
+  });
+});

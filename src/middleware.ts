@@ -141,9 +141,11 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     const state = used instanceof SessionState ? used : undefined;
     const plan = state?.plan(Date.now());
     if (plan === undefined && !dead) return; // no session, never touched: nothing to do
+    // A cookie function's attributes are settled before anything is stored: a bad result fails the request with nothing written.
+    const sent = settings.cookieFor === undefined || channel.header !== undefined ? channel : { ...channel, cookie: settings.cookieFor(ctx) };
     const committed = plan === undefined ? undefined : await sessions.commit(plan, deadline, ctx);
     // A cookie naming a session that is gone is cleared once, unless this response sets a new one.
-    writeSession(ctx, committed ?? (dead ? 'clear' : undefined), state?.accessed === true, channel, (error) => sessions.report(error, ctx));
+    writeSession(ctx, committed ?? (dead ? 'clear' : undefined), state?.accessed === true, sent, (error) => sessions.report(error, ctx));
   }
 
   for (const name of ['ready', 'close', 'purge', 'listUserSessions', 'revokeUserSessions', 'revokeSession', 'load', 'update'] as const) {

@@ -5,18 +5,15 @@ import type { StoreSpec } from './store.js';
 import { SCHEMES, schemeRow } from './backends/registry.js';
 import { maskPassword, schemeOf } from './backends/url.js';
 import { isKeyvAdapter, isKeyvInstance } from './backends/keyv.js';
-import type { CookieSettings, KvSessionOptions, Settings } from './settings.js';
+import type { KvSessionOptions, Settings } from './settings.js';
 
 export type { CookieOptions, CookieSettings, KvSessionOptions, Settings, StoreOption } from './settings.js';
+export { COOKIE_OPTIONS } from './cookie-options.js';
 import { CONTROL_MEMBERS } from './session-types.js';
+import { COOKIE_NAME, cookiePerRequest, resolveCookie } from './cookie-options.js';
 import { MAX_USER_SESSIONS } from './users.js';
 
 export const DEFAULT_STORE = 'sqlite://./sessions.sqlite';
-// RFC 6265 token characters: what a cookie name may hold.
-const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// Attribute values must not end the attribute early or smuggle another one in.
-const COOKIE_ATTRIBUTE = /^[\x21-\x3a\x3c-\x7e]+$/;
-
 function parseStore(value: unknown, source: Source): StoreSpec {
   if (typeof value === 'string') {
     const url = value.trim();
@@ -39,81 +36,8 @@ function parseStore(value: unknown, source: Source): StoreSpec {
   return fail(source, `expected a connection URL, a Keyv instance or a Keyv adapter, got ${describe(value)}`);
 }
 
-function cookieAttribute(value: string, source: Source): string {
-  if (!COOKIE_ATTRIBUTE.test(value)) fail(source, `must be printable ASCII without spaces or ";", got ${JSON.stringify(value)}`);
-  return value;
-}
-
-function resolveCookie(input: unknown, env: Readonly<Record<string, string | undefined>>): CookieSettings {
-  if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
-    throw new SessionOptionError('cookie', `expected an object of cookie attributes, got ${describe(input)}`);
-  }
-  const options = (input ?? {}) as Record<string, unknown>;
-  for (const key of Object.keys(options)) {
-    if (!COOKIE_OPTIONS.includes(key)) throw new SessionOptionError(`cookie.${key}`, `unknown cookie option; known: ${COOKIE_OPTIONS.join(', ')}`);
-  }
-  const get = <T>(key: string, variable: string, parse: (value: unknown, source: Source) => T, fallback: T): T => {
-    const found = lookup(options, key, env, [variable]);
-    if (!found) return fallback;
-    const source = found.source.fromEnv ? found.source : { name: `cookie.${key}`, fromEnv: false };
-    return parse(found.value, source);
-  };
-  const name = get(
-    'name',
-    'SESSION_COOKIE_NAME',
-    (value, source) => {
-      const text = parseString(value, source);
-      if (!COOKIE_NAME.test(text)) fail(source, `must be a cookie token (letters, digits and !#$%&'*+-.^_\`|~), got ${JSON.stringify(text)}`);
-      return text;
-    },
-    'session',
-  );
-  const domain = get('domain', 'SESSION_COOKIE_DOMAIN', (v, s) => cookieAttribute(parseString(v, s), s), undefined as string | undefined);
-  const path = get(
-    'path',
-    'SESSION_COOKIE_PATH',
-    (value, source) => {
-      const text = cookieAttribute(parseString(value, source), source);
-      if (!text.startsWith('/')) fail(source, `must start with "/", got ${JSON.stringify(text)}`);
-      return text;
-    },
-    '/',
-  );
-  const httpOnly = get('httpOnly', 'SESSION_COOKIE_HTTPONLY', parseBoolean, true);
-  const secure = get(
-    'secure',
-    'SESSION_COOKIE_SECURE',
-    (value, source): boolean | 'auto' => (value === 'auto' || (typeof value === 'string' && value.trim().toLowerCase() === 'auto') ? 'auto' : parseBoolean(value, source)),
-    'auto',
-  );
-  const sameSite = get(
-    'sameSite',
-    'SESSION_COOKIE_SAMESITE',
-    (value, source): CookieSettings['sameSite'] => {
-      if (value === false || (source.fromEnv && typeof value === 'string' && ['false', 'off', 'no'].includes(value.trim().toLowerCase()))) {
-        return false;
-      }
-      return parseChoice(['lax', 'strict', 'none'] as const, value, source);
-    },
-    'lax' as CookieSettings['sameSite'],
-  );
-  const partitioned = get('partitioned', 'SESSION_COOKIE_PARTITIONED', parseBoolean, false);
-  const signed = get('signed', 'SESSION_COOKIE_SIGNED', parseBoolean, true);
-  const overwrite = get('overwrite', 'SESSION_COOKIE_OVERWRITE', parseBoolean, false);
-  if (sameSite === 'none' && secure === false) {
-    throw new SessionOptionError('cookie.sameSite', 'SameSite=None needs a Secure cookie (browsers drop it otherwise): set cookie.secure to true or "auto"');
-  }
-  if (partitioned && secure === false) {
-    throw new SessionOptionError('cookie.partitioned', 'a Partitioned cookie must be Secure: set cookie.secure to true or "auto"');
-  }
-  return Object.freeze({ name, domain, path, httpOnly, secure, sameSite, partitioned, signed, overwrite });
-}
-
-/** The attributes `cookie` takes. */
-export const COOKIE_OPTIONS = ['name', 'domain', 'path', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'signed', 'overwrite'];
-
 /** What the table resolves: every setting but the cookie's (resolveCookie) and the hooks. */
-type Resolved = Omit<Settings, 'cookie' | 'describe' | 'onError'>;
+type Resolved = Omit<Settings, 'cookie' | 'cookieFor' | 'describe' | 'onError'>;
 
 /**
  * One option: its name, the variables that set it when the option is not given, how a value is
@@ -328,12 +252,14 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     const before = resolved as Partial<Resolved>;
     resolved[option.name] = found ? option.parse(found.value, found.source, before) : option.fallback(before);
   }
-  const cookie = resolveCookie(input.cookie, env);
+  const perRequest = typeof input.cookie === 'function' ? input.cookie : undefined;
+  const cookie = resolveCookie(perRequest === undefined ? input.cookie : undefined, env);
+  const cookieFor = perRequest === undefined ? undefined : cookiePerRequest(perRequest, env);
   if (input.describe !== undefined && typeof input.describe !== 'function') {
     throw new SessionOptionError('describe', `expected a function of ctx that returns a label, got ${describe(input.describe)}`);
   }
   if (input.onError !== undefined && typeof input.onError !== 'function') {
     throw new SessionOptionError('onError', `expected a function, got ${describe(input.onError)}`);
   }
-  return Object.freeze({ ...(resolved as Resolved), cookie, describe: input.describe, onError: input.onError });
+  return Object.freeze({ ...(resolved as Resolved), cookie, cookieFor, describe: input.describe, onError: input.onError });
 }

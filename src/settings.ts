@@ -54,8 +54,18 @@ export interface KvSessionOptions {
   maxSize?: number;
   /** Keys that sign the cookie; the first signs, all verify. Env `SESSION_SECRET_KEYS` (comma-separated). Default `app.keys`. */
   keys?: readonly string[];
-  /** Attributes of the sid cookie. */
-  cookie?: CookieOptions;
+  /**
+   * Attributes of the sid cookie; or a function of the request that returns them (a `Domain` per
+   * tenant host, say), its result merged over the `SESSION_COOKIE_*` variables and defaults. It is
+   * called once in a request whose session is stored, changed or ended, or whose cookie is cleared,
+   * before anything is stored: a bad result fails that request with nothing written. It cannot set
+   * `name` or `signed`: both are needed to read the cookie, before any handler runs.
+   *
+   * ```ts
+   * kvSession({ cookie: (ctx) => ({ domain: ctx.hostname.endsWith('b.example') ? 'b.example' : 'a.example' }) });
+   * ```
+   */
+  cookie?: CookieOptions | ((ctx: Context) => CookieOptions);
   /** Longest wait for one store call, retries included, in ms or a duration. Env `SESSION_STORE_TIMEOUT`. Default 2 s. */
   storeTimeout?: number | string;
   /** How many times a failed store call is retried (with backoff, within storeTimeout). Env `SESSION_STORE_RETRIES`. Default 2. */
@@ -131,6 +141,8 @@ export interface Settings {
   readonly maxSize: number;
   readonly keys: readonly string[] | undefined;
   readonly cookie: CookieSettings;
+  /** With a function as the `cookie` option: the attributes for one request (its result over `cookie`); undefined: always `cookie`. */
+  readonly cookieFor: ((ctx: Context) => CookieSettings) | undefined;
   readonly storeTimeout: number;
   readonly storeRetries: number;
   readonly cleanupEveryNRequests: number;

@@ -1,0 +1,111 @@
+// The cookie option: its attributes from the option, the SESSION_COOKIE_* variables and defaults, checked once; or, given as a function, for each request.
+import type { Context } from 'koa';
+import { SessionOptionError } from './errors.js';
+import { describe, fail, lookup, parseBoolean, parseChoice, parseString, type Source } from './parse.js';
+import type { CookieSettings } from './settings.js';
+
+// RFC 6265 token characters: what a cookie name may hold.
+export const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// Attribute values must not end the attribute early or smuggle another one in.
+const COOKIE_ATTRIBUTE = /^[\x21-\x3a\x3c-\x7e]+$/;
+
+function cookieAttribute(value: string, source: Source): string {
+  if (!COOKIE_ATTRIBUTE.test(value)) fail(source, `must be printable ASCII without spaces or ";", got ${JSON.stringify(value)}`);
+  return value;
+}
+
+export function resolveCookie(input: unknown, env: Readonly<Record<string, string | undefined>>): CookieSettings {
+  if (input !== undefined && (typeof input !== 'object' || input === null || Array.isArray(input))) {
+    throw new SessionOptionError('cookie', `expected an object of cookie attributes, got ${describe(input)}`);
+  }
+  const options = (input ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(options)) {
+    if (!COOKIE_OPTIONS.includes(key)) throw new SessionOptionError(`cookie.${key}`, `unknown cookie option; known: ${COOKIE_OPTIONS.join(', ')}`);
+  }
+  const get = <T>(key: string, variable: string, parse: (value: unknown, source: Source) => T, fallback: T): T => {
+    const found = lookup(options, key, env, [variable]);
+    if (!found) return fallback;
+    const source = found.source.fromEnv ? found.source : { name: `cookie.${key}`, fromEnv: false };
+    return parse(found.value, source);
+  };
+  const name = get(
+    'name',
+    'SESSION_COOKIE_NAME',
+    (value, source) => {
+      const text = parseString(value, source);
+      if (!COOKIE_NAME.test(text)) fail(source, `must be a cookie token (letters, digits and !#$%&'*+-.^_\`|~), got ${JSON.stringify(text)}`);
+      return text;
+    },
+    'session',
+  );
+  const domain = get('domain', 'SESSION_COOKIE_DOMAIN', (v, s) => cookieAttribute(parseString(v, s), s), undefined as string | undefined);
+  const path = get(
+    'path',
+    'SESSION_COOKIE_PATH',
+    (value, source) => {
+      const text = cookieAttribute(parseString(value, source), source);
+      if (!text.startsWith('/')) fail(source, `must start with "/", got ${JSON.stringify(text)}`);
+      return text;
+    },
+    '/',
+  );
+  const httpOnly = get('httpOnly', 'SESSION_COOKIE_HTTPONLY', parseBoolean, true);
+  const secure = get(
+    'secure',
+    'SESSION_COOKIE_SECURE',
+    (value, source): boolean | 'auto' => (value === 'auto' || (typeof value === 'string' && value.trim().toLowerCase() === 'auto') ? 'auto' : parseBoolean(value, source)),
+    'auto',
+  );
+  const sameSite = get(
+    'sameSite',
+    'SESSION_COOKIE_SAMESITE',
+    (value, source): CookieSettings['sameSite'] => {
+      if (value === false || (source.fromEnv && typeof value === 'string' && ['false', 'off', 'no'].includes(value.trim().toLowerCase()))) {
+        return false;
+      }
+      return parseChoice(['lax', 'strict', 'none'] as const, value, source);
+    },
+    'lax' as CookieSettings['sameSite'],
+  );
+  const partitioned = get('partitioned', 'SESSION_COOKIE_PARTITIONED', parseBoolean, false);
+  const signed = get('signed', 'SESSION_COOKIE_SIGNED', parseBoolean, true);
+  const overwrite = get('overwrite', 'SESSION_COOKIE_OVERWRITE', parseBoolean, false);
+  if (sameSite === 'none' && secure === false) {
+    throw new SessionOptionError('cookie.sameSite', 'SameSite=None needs a Secure cookie (browsers drop it otherwise): set cookie.secure to true or "auto"');
+  }
+  if (partitioned && secure === false) {
+    throw new SessionOptionError('cookie.partitioned', 'a Partitioned cookie must be Secure: set cookie.secure to true or "auto"');
+  }
+  return Object.freeze({ name, domain, path, httpOnly, secure, sameSite, partitioned, signed, overwrite });
+}
+
+/** The attributes `cookie` takes. */
+export const COOKIE_OPTIONS = ['name', 'domain', 'path', 'httpOnly', 'secure', 'sameSite', 'partitioned', 'signed', 'overwrite'];
+
+/** Cookie attributes that cannot come from a function of the request: they are needed to read the cookie, before any handler ran. */
+const READ_ATTRIBUTES = ['name', 'signed'];
+
+/**
+ * The `cookie` option as a function of the request: its result resolved as the static option is
+ * (over the variables and defaults), each distinct result object once. A bad result fails the
+ * request with the SessionOptionError a bad static option would give.
+ */
+export function cookiePerRequest(fn: (ctx: Context) => unknown, env: Readonly<Record<string, string | undefined>>): (ctx: Context) => CookieSettings {
+  const resolvedFor = new WeakMap<object, CookieSettings>();
+  return (ctx) => {
+    const given = fn(ctx);
+    if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+      throw new SessionOptionError('cookie', `the cookie function must return an object of cookie attributes, got ${describe(given)}`);
+    }
+    let settings = resolvedFor.get(given);
+    if (settings === undefined) {
+      const fixed = READ_ATTRIBUTES.find((key) => (given as Record<string, unknown>)[key] !== undefined);
+      if (fixed !== undefined) {
+        throw new SessionOptionError(`cookie.${fixed}`, 'cannot come from the cookie function: it is needed to read the cookie before any handler runs; set it as an option or a variable');
+      }
+      settings = resolveCookie(given, env);
+      resolvedFor.set(given, settings);
+    }
+    return settings;
+  };
+}
