@@ -9,6 +9,7 @@ export type { KeyvAdapterLike, KeyvInstanceLike } from './backends/keyv.js';
 export { sessionExpires, sessionId, type KvSessionMiddleware } from './middleware.js';
 export type { LoadedSession, SessionEvent } from './sessions.js';
 export type { UserSession } from './users.js';
+export { STORE_CHANNEL, type StoreOperation, type StoreTraceContext } from './tracing.js';
 export type { LooseSessionData, Session, SessionAssignment, SessionControls, SessionData } from './session-types.js';
 export { isSessionError, SessionError, SessionOptionError, SessionStoreError, type SessionErrorCode } from './errors.js';
 

@@ -2,7 +2,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodePayload, MARKER_LIFETIME, movedTo, parseRecord, recordFate, REVOKED_RECORD } from './codec.js';
 import { conflictPause } from './lanes.js';
-import { mapConcurrently, type SessionStore } from './store.js';
+import { mapConcurrently } from './concurrently.js';
+import type { SessionStore } from './store.js';
 import { storedUserOf } from './user-id.js';
 import { MAX_USER_SESSIONS, type UserIndex } from './users.js';
 

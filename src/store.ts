@@ -2,74 +2,28 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
 import { missed, type Backend, type BatchRow, type CasResult } from './backends/contract.js';
-import { handedInBackend, type KeyvAdapterLike, type KeyvInstanceLike } from './backends/keyv.js';
+import { handedInBackend } from './backends/keyv.js';
 import { openBackend } from './backends/registry.js';
-import { maskPassword } from './backends/url.js';
 import { CorruptRecordError, decodePayload, parseRecord, type SessionData, type StoredRecord } from './codec.js';
 import { bounded } from './deadline.js';
 import { SessionError, SessionStoreError } from './errors.js';
 import { sidFingerprint } from './sid.js';
+import { type StoreOperation, type StoreTraceContext, traced, tracing } from './tracing.js';
+import { isUserIndexName } from './user-id.js';
+import { mapConcurrently } from './concurrently.js';
+import { backendName, describeStore, type ListedRecord, type StoreAbilities, type StoreConfig } from './store-types.js';
+
+export type { ListedRecord, StoreAbilities, StoreConfig, StoreSpec } from './store-types.js';
 
 type Operation = SessionStoreError['operation'];
 
 const debug = createDebug('koa-kv-session:store');
 
-/** What the `store` option resolved to: a connection URL, or something the user hands in. */
-export type StoreSpec =
-  | { readonly kind: 'url'; readonly url: string; readonly scheme: string }
-  | { readonly kind: 'keyv'; readonly keyv: KeyvInstanceLike }
-  | { readonly kind: 'adapter'; readonly adapter: KeyvAdapterLike | Map<unknown, unknown> };
-
-/** What the store can do, as `ready()` reports it. */
-export interface StoreAbilities {
-  /** Compare-and-set in one atomic step: concurrent writes of one session in different processes all land. */
-  readonly atomic: boolean;
-  /** Can list its keys: what the operator's `stats`, `list` and `migrate` need. */
-  readonly list: boolean;
-  /** `purge()` works (it resolves with 0 where the server expires keys itself). */
-  readonly purge: boolean;
-  /** The store deletes expired records itself (Redis, Valkey, memcached, MongoDB); elsewhere the background cleanup (`cleanupInterval`) does. */
-  readonly ownExpiry: boolean;
-}
-
-export interface StoreConfig {
-  readonly store: StoreSpec;
-  readonly keyPrefix: string;
-  readonly storeTimeout: number;
-  readonly storeRetries: number;
-  readonly maxSize: number;
-}
-
-/** Where the store was opened from, for messages: a masked URL or the adapter's kind. */
-function describeStore(spec: StoreSpec): string {
-  if (spec.kind === 'url') return maskPassword(spec.url);
-  if (spec.kind === 'keyv') return 'the Keyv instance given as store';
-  return spec.adapter instanceof Map ? 'the Map given as store' : 'the Keyv adapter given as store';
-}
-
-/** A record as a listing sees it: its name under the key prefix (a sid, or a user index) and the stored string. */
-export interface ListedRecord {
-  readonly name: string;
-  readonly raw: string;
-}
-
-/** Runs `work` over `items` with at most `limit` at once; resolves with the results in order. */
-export async function mapConcurrently<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await work(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return results;
-}
-
 export class SessionStore {
   readonly #config: StoreConfig;
   readonly #report: (error: Error) => void;
+  /** The backend's name in tracing contexts. */
+  readonly #backend: string;
   #opening: Promise<Backend> | undefined;
   #opened: Backend | undefined;
   #closed = false;
@@ -78,6 +32,7 @@ export class SessionStore {
   constructor(config: StoreConfig, report: (error: Error) => void) {
     this.#config = config;
     this.#report = report;
+    this.#backend = backendName(config.store);
   }
 
   /** How long one operation may take (storeTimeout), in ms. */
@@ -141,7 +96,8 @@ export class SessionStore {
 
   /** Checks the store answers, for start-up: a read of a key that is never written. */
   async probe(): Promise<void> {
-    await this.#call('connect', (backend) => backend.get(`${this.#config.keyPrefix}koa-kv-session-probe`));
+    const context = this.#context('connect', undefined);
+    await traced(context, () => this.#call('connect', (backend) => backend.get(`${this.#config.keyPrefix}koa-kv-session-probe`), undefined, context));
   }
 
   /** The record of a sid and its data, or undefined when there is none, it has expired, or it cannot be read (reported). */
@@ -155,7 +111,7 @@ export class SessionStore {
    * browser may hold the new sid already), 'gone' otherwise (none, expired, revoked, unreadable).
    */
   async loadOrFate(sid: string, now: number, deadline?: number): Promise<{ record: StoredRecord; data: SessionData } | 'gone' | 'moved'> {
-    const raw = await this.#call('get', (backend) => backend.get(this.key(sid)), deadline);
+    const raw = await this.#read(sid, deadline);
     if (raw === undefined || raw === null) return 'gone';
     try {
       // A record larger than we would ever write is not decoded: a planted or stale giant costs nothing.
@@ -175,17 +131,32 @@ export class SessionStore {
 
   /** The stored string under a name (a sid, or a user index), undecoded; undefined when there is none. */
   async loadRaw(name: string, deadline?: number): Promise<string | undefined> {
-    const raw = await this.#call('get', (backend) => backend.get(this.key(name)), deadline);
+    const raw = await this.#read(name, deadline);
     if (raw === undefined || raw === null) return undefined;
     return typeof raw === 'string' ? raw : String(raw);
   }
 
+  #read(name: string, deadline: number | undefined): Promise<unknown> {
+    const context = this.#context('load', name);
+    return traced(
+      context,
+      () => this.#call('get', (backend) => backend.get(this.key(name)), deadline, context),
+      (raw) => (raw === undefined || raw === null ? 'missing' : 'found'),
+    );
+  }
+
   async save(sid: string, raw: string, ttl: number, deadline?: number): Promise<void> {
-    await this.#call('set', (backend) => backend.set(this.key(sid), raw, ttl), deadline);
+    const context = this.#context('write', sid);
+    await traced(
+      context,
+      () => this.#call('set', (backend) => backend.set(this.key(sid), raw, ttl), deadline, context),
+      () => 'saved',
+    );
   }
 
   async remove(sid: string, deadline?: number): Promise<void> {
-    await this.#call('delete', (backend) => backend.delete(this.key(sid)), deadline);
+    const context = this.#context('remove', sid);
+    await traced(context, () => this.#call('delete', (backend) => backend.delete(this.key(sid)), deadline, context));
   }
 
   /**
@@ -193,14 +164,22 @@ export class SessionStore {
    * where the backend allows it (Redis: one script); elsewhere a read right before the write, so the
    * race window is one round trip.
    */
-  async compareAndSet(sid: string, expected: string | undefined, next: string, ttl: number, deadline?: number): Promise<CasResult> {
-    const key = this.key(sid);
+  compareAndSet(sid: string, expected: string | undefined, next: string, ttl: number, deadline?: number): Promise<CasResult> {
+    const context = this.#context('write', sid);
+    return traced(
+      context,
+      () => this.#compareAndSet(this.key(sid), expected, next, ttl, deadline, context),
+      (result) => result.status,
+    );
+  }
+
+  async #compareAndSet(key: string, expected: string | undefined, next: string, ttl: number, deadline: number | undefined, context: StoreTraceContext | undefined): Promise<CasResult> {
     const backend = await this.#connected(deadline);
     const atomic = backend.compareAndSet?.bind(backend);
-    if (atomic !== undefined) return this.#call('set', () => atomic(key, expected, next, ttl), deadline);
-    const current: unknown = (await this.#call('get', (backend) => backend.get(key), deadline)) ?? undefined;
+    if (atomic !== undefined) return this.#call('set', () => atomic(key, expected, next, ttl), deadline, context);
+    const current: unknown = (await this.#call('get', (backend) => backend.get(key), deadline, context)) ?? undefined;
     if (current !== expected) return missed(current);
-    await this.#call('set', (backend) => backend.set(key, next, ttl), deadline);
+    await this.#call('set', (backend) => backend.set(key, next, ttl), deadline, context);
     return { status: 'saved' };
   }
 
@@ -219,7 +198,7 @@ export class SessionStore {
       );
     }
     try {
-      return await purge(this.#config.keyPrefix, now);
+      return await traced(this.#context('purge', undefined), () => purge(this.#config.keyPrefix, now));
     } catch (error) {
       if (error instanceof SessionError) throw error;
       throw new SessionStoreError('SESSION_STORE_UNAVAILABLE', 'purge', `koa-kv-session: purging expired sessions failed: ${(error as Error)?.message ?? String(error)}`, error);
@@ -244,7 +223,8 @@ export class SessionStore {
       throw new SessionError('SESSION_UNSUPPORTED', `koa-kv-session: the store (${describeStore(this.#config.store)}) cannot list its keys`);
     }
     const prefix = this.#config.keyPrefix;
-    const page = await this.#call('get', () => scan(prefix, cursor, count));
+    const context = this.#context('list', undefined);
+    const page = await traced(context, () => this.#call('get', () => scan(prefix, cursor, count), undefined, context));
     return { records: page.entries.map(([key, raw]) => ({ name: key.slice(prefix.length), raw })), cursor: page.cursor };
   }
 
@@ -252,7 +232,8 @@ export class SessionStore {
   async countRecords(): Promise<number | undefined> {
     const backend = await this.#connected();
     const count = backend.countUnder?.bind(backend);
-    return count === undefined ? undefined : this.#call('get', () => count(this.#config.keyPrefix));
+    const context = this.#context('count', undefined);
+    return count === undefined ? undefined : traced(context, () => this.#call('get', () => count(this.#config.keyPrefix), undefined, context));
   }
 
   /**
@@ -264,7 +245,8 @@ export class SessionStore {
     const many = backend.compareAndSetMany?.bind(backend);
     if (many !== undefined) {
       const batch: BatchRow[] = rows.map((row) => ({ key: this.key(row.name), expected: row.expected, next: row.next }));
-      const written = await this.#call('set', () => many(batch));
+      const context = this.#context('write', undefined);
+      const written = await traced(context, () => this.#call('set', () => many(batch), undefined, context));
       const prefix = this.#config.keyPrefix.length;
       return new Set([...written].map((key) => key.slice(prefix)));
     }
@@ -295,13 +277,14 @@ export class SessionStore {
    * storeTimeout from now; failed attempts are retried with backoff (every write we make is
    * idempotent: a full value, a delete, or a compare-and-set that re-checks).
    */
-  async #call<T>(operation: Operation, run: (backend: Backend) => Promise<T>, deadline = Date.now() + this.#config.storeTimeout): Promise<T> {
+  async #call<T>(operation: Operation, run: (backend: Backend) => Promise<T>, deadline = Date.now() + this.#config.storeTimeout, context?: StoreTraceContext): Promise<T> {
     if (this.#closed) {
       throw new SessionStoreError('SESSION_STORE_UNAVAILABLE', operation, 'koa-kv-session: the session store was closed');
     }
     for (let attempt = 0; ; attempt++) {
       // A request whose time is up sends nothing more to the store.
       if (Date.now() >= deadline) throw this.timeout(operation);
+      if (context !== undefined) context.attempts = attempt + 1;
       try {
         return await bounded(this.#opened ? run(this.#opened) : this.#open().then(run), deadline, () => this.timeout(operation));
       } catch (error) {
@@ -318,6 +301,13 @@ export class SessionStore {
         await sleep(backoff);
       }
     }
+  }
+
+  /** The tracing context of a call on the record `name` (undefined: many records), when someone subscribed to the channel. */
+  #context(operation: StoreOperation, name: string | undefined): StoreTraceContext | undefined {
+    if (!tracing()) return undefined;
+    const target = name === undefined ? 'many' : isUserIndexName(name) ? 'user-index' : 'session';
+    return { operation, backend: this.#backend, id: target === 'session' ? sidFingerprint(name as string) : undefined, target, attempts: 0 };
   }
 
   /** The error of a store call, or a wait for one, that ran out of time. */

@@ -19,7 +19,8 @@ import { createdOf, lastSeenOf } from './lifetime.js';
 import type { SessionConfig } from './session.js';
 import { sidFingerprint } from './sid.js';
 import { conflictPause, Lanes } from './lanes.js';
-import { mapConcurrently, type SessionStore } from './store.js';
+import { mapConcurrently } from './concurrently.js';
+import type { SessionStore } from './store.js';
 import { storedUserOf, userIndexName } from './user-id.js';
 
 /** One session of a user, as `listUserSessions()` returns it. */
