@@ -141,7 +141,7 @@ describe('tracing of failures and retries (a fake store)', () => {
     const [failed] = listening.events.error;
     expect(failed?.operation).toBe('load');
     expect(failed?.attempts).toBe(2);
-    expect((failed?.error as Error).name).toBe('SessionStoreError');
+    expect((failed?.error as Error | undefined)?.name).toBe('SessionStoreError');
     expect(listening.events.asyncEnd).toContain(failed);
   });
 });

@@ -142,7 +142,8 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     const plan = state?.plan(Date.now());
     if (plan === undefined && !dead) return; // no session, never touched: nothing to do
     // A cookie function's attributes are settled before anything is stored: a bad result fails the request with nothing written.
-    const sent = settings.cookieFor === undefined || channel.header !== undefined ? channel : { ...channel, cookie: settings.cookieFor(ctx) };
+    const cookieMayChange = dead || (plan !== undefined && (plan.write !== undefined || plan.cookie !== undefined || plan.remove.length > 0));
+    const sent = settings.cookieFor === undefined || channel.header !== undefined || !cookieMayChange ? channel : { ...channel, cookie: settings.cookieFor(ctx) };
     const committed = plan === undefined ? undefined : await sessions.commit(plan, deadline, ctx);
     // A cookie naming a session that is gone is cleared once, unless this response sets a new one.
     writeSession(ctx, committed ?? (dead ? 'clear' : undefined), state?.accessed === true, sent, (error) => sessions.report(error, ctx));
