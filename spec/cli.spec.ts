@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import type { Backend as StoreBackend } from '../src/backends/contract.js';
 import type { SqlClient } from '../src/backends/sql.js';
+import { sidFingerprint } from '../src/sid.js';
 import { openBackend } from '../src/backends/registry.js';
 import { encodePayload, frameRecord, recordFate, type Format } from '../src/codec.js';
 import { Progress } from '../src/cli/progress.js';
@@ -322,6 +323,35 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
       const revoked = await cli(['revoke', oldSid], env);
       expect(revoked.status).toBe(0);
       expect((await app.request('/whoami', { cookie: cookiePair(moved.setCookies[0]) })).body).toBe('anonymous');
+    } finally {
+      await app.close();
+    }
+  }, 60_000);
+
+  it('with hashSids: show and revoke take the sid (which they hash) or its safe id, and the store holds neither', async (context) => {
+    live(context);
+    const hashed = `${prefix}hashed:`;
+    const app = await startApp({ store: url, keyPrefix: hashed, hashSids: true }, (ctx) => {
+      if (ctx.path === '/login') ctx.session.userId = 'hal';
+      return String(ctx.session.userId ?? 'anonymous');
+    });
+    try {
+      const cookie = cookiePair((await app.request('/login')).setCookies[0]);
+      const sid = cookie.split('=')[1]?.split('.')[0] as string;
+      const hashedEnv = { ...env, SESSION_KEY_PREFIX: hashed, SESSION_HASH_SIDS: '1' };
+      const bySid = await cli(['show', sid], hashedEnv);
+      expect(bySid.status).toBe(0);
+      expect(bySid.stdout).toMatch(/"userId": "hal"/);
+      const id = sidFingerprint(sid);
+      const bySafeId = await cli(['show', id], hashedEnv);
+      expect(bySafeId.stdout).toMatch(/"userId": "hal"/);
+      // Without hashSids the same sid names no record: the store holds its hash, not the sid.
+      expect((await cli(['show', sid], { ...env, SESSION_KEY_PREFIX: hashed })).status).toBe(3);
+      const listed = await cli(['list'], hashedEnv);
+      expect(listed.stdout).not.toContain(sid.slice(0, 12));
+      expect((await cli(['revoke', id], hashedEnv)).status).toBe(0);
+      expect((await app.request('/whoami', { cookie })).body).toBe('anonymous');
+      expect((await cli(['revoke', id], hashedEnv)).status).toBe(3);
     } finally {
       await app.close();
     }

@@ -206,7 +206,7 @@ export class Committer {
       await this.#store.save(write.sid, raw, raw === write.raw ? write.ttl : ttlOf(raw, write.ttl), deadline);
       let fate: 'live' | 'gone' | 'moved';
       try {
-        const result = await this.#store.compareAndSet(write.from, expected, retiredRecord(write.sid), Math.min(write.ttl, MARKER_LIFETIME), deadline);
+        const result = await this.#store.compareAndSet(write.from, expected, retiredRecord(this.#store.storedName(write.sid)), Math.min(write.ttl, MARKER_LIFETIME), deadline);
         if (result.status === 'saved') return 'saved';
         fate = result.status === 'gone' ? 'gone' : recordFate(result.current, Date.now());
         if (fate === 'live' && result.status === 'conflict') {

@@ -128,8 +128,9 @@ export const OPTIONS: readonly AnyOptionRow[] = [
       return text;
     },
     fallback: () => 'session:',
-    doc: 'the store key is exactly <keyPrefix><sid>',
+    doc: 'the store key is exactly <keyPrefix><sid> (with hashSids, <keyPrefix><SHA-256 of the sid>)',
   }),
+  row({ name: 'hashSids', variables: ['SESSION_HASH_SIDS'], parse: parseBoolean, fallback: () => false, doc: 'store a hash of the sid, never the sid: a copy of the store signs nobody in' }),
   row({
     name: 'serialization',
     variables: ['SESSION_SERIALIZATION_FORMAT'],

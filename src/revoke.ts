@@ -55,17 +55,19 @@ export class Revoker {
    * session report it once. Its index entries are dropped afterwards.
    */
   revoke(sid: string, options: RevokeOptions = {}): Promise<Revoked | undefined> {
-    // Revocations of one sid in this process run one after the other: the second finds the session
-    // gone, even on a store whose compare-and-set is a read and a write.
-    const before = this.#revoking.get(sid);
-    const run = (before === undefined ? this.#revokeNow(sid, options) : before.then(() => this.#revokeNow(sid, options))).finally(() => {
-      if (this.#revoking.get(sid) === settled) this.#revoking.delete(sid);
+    // Revocations of one session in this process run one after the other: the second finds it
+    // gone, even on a store whose compare-and-set is a read and a write. A sid and the name an index
+    // gave for it are one session.
+    const name = this.#store.nameOf(sid);
+    const before = this.#revoking.get(name);
+    const run = (before === undefined ? this.#revokeNow(name, options) : before.then(() => this.#revokeNow(name, options))).finally(() => {
+      if (this.#revoking.get(name) === settled) this.#revoking.delete(name);
     });
     const settled = run.then(
       () => undefined,
       () => undefined,
     );
-    this.#revoking.set(sid, settled);
+    this.#revoking.set(name, settled);
     return run;
   }
 
@@ -81,7 +83,7 @@ export class Revoker {
       if (fate === 'moved') {
         const to = movedTo(raw);
         if (to === undefined || visited.length > MAX_MOVES) return undefined;
-        name = to;
+        name = this.#store.fromStored(to);
         raw = await this.#store.loadRaw(name, deadline);
         continue;
       }
@@ -110,7 +112,8 @@ export class Revoker {
    */
   async revokeUser(user: string, except: string | undefined, report: (error: Error) => void): Promise<Revoked[]> {
     const users = this.#users as UserIndex;
-    const sids = (await users.sids(user)).filter((sid) => sid !== except);
+    const skip = except === undefined ? undefined : this.#store.nameOf(except);
+    const sids = (await users.sids(user)).filter((name) => name !== skip);
     return this.#revokeAll(user, sids, undefined, report);
   }
 

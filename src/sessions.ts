@@ -270,14 +270,18 @@ export class Sessions implements SessionsApi {
     }
     const user = userArgument('revokeSession', session.user);
     // The index names the sids: the safe id is matched against them without reading any session.
-    const sid = (await this.#index('revokeSession').sids(user)).find((candidate) => sidFingerprint(candidate) === session.id);
-    return sid === undefined ? false : this.#revokeSid(sid, user);
+    const name = (await this.#index('revokeSession').sids(user)).find((candidate) => sidFingerprint(candidate) === session.id);
+    return name === undefined ? false : this.#revoke(name, user);
   }
 
-  /** Signs a live session out (following it through a racing regenerate()); false when there was none. */
-  async #revokeSid(sid: string, user?: string): Promise<boolean> {
-    if (typeof sid !== 'string' || !this.#isWellFormed(sid)) return false;
-    const ended = await this.#committer.revoker.revoke(sid, { user, report: (error) => this.report(error) });
+  /** A sid from the caller: one that could not have been made is no session, and costs no store call. */
+  #revokeSid(sid: string): Promise<boolean> {
+    return typeof sid !== 'string' || !this.#isWellFormed(sid) ? Promise.resolve(false) : this.#revoke(sid);
+  }
+
+  /** Signs a live session out (following it through a racing regenerate()); false when there was none. `name`: a sid, or a name the index gave. */
+  async #revoke(name: string, user?: string): Promise<boolean> {
+    const ended = await this.#committer.revoker.revoke(name, { user, report: (error) => this.report(error) });
     if (ended !== undefined) this.emit('session:revoked', undefined, () => ({ id: sidFingerprint(ended.sid), user: ended.user }));
     return ended !== undefined;
   }

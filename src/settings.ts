@@ -48,6 +48,12 @@ export interface KvSessionOptions {
   sidLength?: number;
   /** Prefix of every store key: the key is exactly `<keyPrefix><sid>`. Env `SESSION_KEY_PREFIX`. Default `session:`. */
   keyPrefix?: string;
+  /**
+   * Store the SHA-256 of each sid instead of the sid (keys, retired markers, user indexes): whoever
+   * reads the store (a backup, a replica, `MONITOR`) cannot sign in with what they read. Env
+   * `SESSION_HASH_SIDS`. Default `false` (Flask-Session's layout, `<keyPrefix><sid>`).
+   */
+  hashSids?: boolean;
   /** Encoding of stored records; records in the other encoding are still read. Env `SESSION_SERIALIZATION_FORMAT`. Default `'cbor'`. */
   serialization?: 'cbor' | 'json';
   /** Largest encoded record, in bytes. Env `SESSION_MAX_SIZE`. Default 65536. */
@@ -137,6 +143,7 @@ export interface Settings {
   readonly refreshInterval: number;
   readonly sidLength: number;
   readonly keyPrefix: string;
+  readonly hashSids: boolean;
   readonly serialization: 'cbor' | 'json';
   readonly maxSize: number;
   readonly keys: readonly string[] | undefined;

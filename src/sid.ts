@@ -18,8 +18,21 @@ export function generateSid(bytes: number): string {
  * the sid itself is a bearer secret and must not leave the cookie.
  */
 export function sidFingerprint(sid: string): string {
-  return createHash('sha256').update(sid).digest('base64url').slice(0, 16);
+  // A hashed store name ("#" and the sid's SHA-256) starts with this very fingerprint.
+  if (sid.startsWith(HASHED)) return sid.slice(1, 17);
+  return sidHash(sid).slice(0, 16);
 }
+
+/** The SHA-256 of a sid, base64url without padding (43 characters): its store name with `hashSids`. */
+export function sidHash(sid: string): string {
+  return createHash('sha256').update(sid).digest('base64url');
+}
+
+/**
+ * Marks a store name that is used as it is (`#<name>`): a sid's hash, or a name read back from the
+ * store (an index entry, a retired marker, a listing). "#" never occurs in a sid or an index name.
+ */
+export const HASHED = '#';
 
 /** True when `sid` could have been made by `generateSid(bytes)`: exact length, base64url alphabet. */
 export function isWellFormedSid(sid: string, bytes: number): boolean {

@@ -24,6 +24,8 @@ export interface StoreAbilities {
 export interface StoreConfig {
   readonly store: StoreSpec;
   readonly keyPrefix: string;
+  /** Keys hold the sid's SHA-256, never the sid (see SessionStore.key). */
+  readonly hashSids?: boolean;
   readonly storeTimeout: number;
   readonly storeRetries: number;
   readonly maxSize: number;

@@ -7,7 +7,7 @@ import { openBackend } from './backends/registry.js';
 import { CorruptRecordError, decodePayload, parseRecord, type SessionData, type StoredRecord } from './codec.js';
 import { bounded } from './deadline.js';
 import { SessionError, SessionStoreError } from './errors.js';
-import { sidFingerprint } from './sid.js';
+import { HASHED, sidFingerprint, sidHash } from './sid.js';
 import { type StoreOperation, type StoreTraceContext, traced, tracing } from './tracing.js';
 import { isUserIndexName } from './user-id.js';
 import { mapConcurrently } from './concurrently.js';
@@ -40,9 +40,26 @@ export class SessionStore {
     return this.#config.storeTimeout;
   }
 
-  /** The store key of a sid: exactly `<keyPrefix><sid>` on every backend. */
-  key(sid: string): string {
-    return this.#config.keyPrefix + sid;
+  /** The store key of a sid: `<keyPrefix><sid>`, or with `hashSids` `<keyPrefix><its SHA-256>`; an index name, or one marked `#` (nameOf, fromStored), as it is. */
+  key(name: string): string {
+    if (name.startsWith(HASHED)) return this.#config.keyPrefix + name.slice(1);
+    return this.#config.keyPrefix + (this.#config.hashSids === true && !isUserIndexName(name) ? sidHash(name) : name);
+  }
+
+  /** The one name of a session, whether a sid or a name read back from the store: with `hashSids`, `#<hash>`. Compare names, never a sid with a name. */
+  nameOf(sid: string): string {
+    return this.#config.hashSids === true && !sid.startsWith(HASHED) && !isUserIndexName(sid) ? HASHED + sidHash(sid) : sid;
+  }
+
+  /** What the store keeps to name a session (an index entry, a retired marker's `to`): with `hashSids` its hash, never the sid. */
+  storedName(name: string): string {
+    const named = this.nameOf(name);
+    return named.startsWith(HASHED) ? named.slice(1) : named;
+  }
+
+  /** A name the store kept (storedName), as the store's own methods take it. */
+  fromStored(stored: string): string {
+    return this.#config.hashSids === true ? HASHED + stored : stored;
   }
 
   /** What the backend can do (connecting first, bounded by storeTimeout). */
@@ -247,8 +264,8 @@ export class SessionStore {
       const batch: BatchRow[] = rows.map((row) => ({ key: this.key(row.name), expected: row.expected, next: row.next }));
       const context = this.#context('write', undefined);
       const written = await traced(context, () => this.#call('set', () => many(batch), undefined, context));
-      const prefix = this.#config.keyPrefix.length;
-      return new Set([...written].map((key) => key.slice(prefix)));
+      const keys = new Set(written);
+      return new Set(rows.filter((row) => keys.has(this.key(row.name))).map((row) => row.name));
     }
     const saved = new Set<string>();
     await mapConcurrently(rows, 32, async (row) => {

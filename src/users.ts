@@ -115,13 +115,14 @@ export class UserIndex {
    * `added` true when the index did not hold `sid` before (a login: `describe` then labels the
    * entry), and how many entries the index holds then.
    */
-  async track(user: string, sid: string, expires: number, deadline?: number, describe?: () => string | undefined): Promise<{ added: boolean; entries: number }> {
+  async track(user: string, given: string, expires: number, deadline?: number, describe?: () => string | undefined): Promise<{ added: boolean; entries: number }> {
     const name = userIndexName(user);
+    const sid = this.#store.nameOf(given);
     const known = this.#covered.get(`${name} ${sid}`);
     if (known !== undefined && known > expires) return { added: false, entries: 0 };
     const covered = expires + this.#config.lifetime;
     // Only a session this process has not indexed yet may be new to the index: only then is a label made.
-    const label = known === undefined && describe !== undefined ? labelOf(describe, sid) : undefined;
+    const label = known === undefined && describe !== undefined ? labelOf(describe, given) : undefined;
     let added = false;
     let size = 0;
     await this.#change(
@@ -142,8 +143,9 @@ export class UserIndex {
   }
 
   /** Drops `sids` from the index of `user`: call it after their records were deleted or changed hands. */
-  async untrack(user: string, sids: readonly string[], deadline?: number): Promise<void> {
+  async untrack(user: string, given: readonly string[], deadline?: number): Promise<void> {
     const name = userIndexName(user);
+    const sids = given.map((sid) => this.#store.nameOf(sid));
     for (const sid of sids) this.#covered.delete(`${name} ${sid}`);
     await this.#change(
       name,
@@ -167,7 +169,7 @@ export class UserIndex {
    * entries past their grace time whose session is gone (`dead`).
    */
   async #read(user: string, now: number, deadline?: number): Promise<{ sessions: UserSession[]; dead: string[] }> {
-    const entries = readEntries(await this.#store.loadRaw(userIndexName(user), deadline), now);
+    const entries = this.#entries(await this.#store.loadRaw(userIndexName(user), deadline), now);
     const found = await mapConcurrently([...entries], 16, async ([sid, entry]) => ({ sid, entry, loaded: await this.#store.load(sid, now, deadline) }));
     const sessions: UserSession[] = [];
     const dead: string[] = [];
@@ -175,7 +177,7 @@ export class UserIndex {
       if (loaded !== undefined && storedUserOf(loaded.data, this.#config.userKey) === user) {
         const { record } = loaded;
         sessions.push({
-          sid,
+          sid: this.#store.storedName(sid),
           id: sidFingerprint(sid),
           createdAt: record.created === undefined ? undefined : new Date(createdOf(record, this.#config)),
           lastSeenAt: new Date(lastSeenOf(record, this.#config)),
@@ -193,7 +195,7 @@ export class UserIndex {
 
   /** The sids the index of `user` holds (one store read; no session is read), newest login first. */
   async sids(user: string, deadline?: number): Promise<string[]> {
-    const entries = readEntries(await this.#store.loadRaw(userIndexName(user), deadline), Date.now());
+    const entries = this.#entries(await this.#store.loadRaw(userIndexName(user), deadline), Date.now());
     return newestFirst(entries);
   }
 
@@ -208,9 +210,10 @@ export class UserIndex {
   }
 
   /** Drops the entries of `sids` that are past their grace time (a young one may be a login whose record is still on its way). */
-  async dropIfOld(user: string, sids: readonly string[], deadline?: number): Promise<void> {
-    if (sids.length === 0) return;
+  async dropIfOld(user: string, given: readonly string[], deadline?: number): Promise<void> {
+    if (given.length === 0) return;
     const name = userIndexName(user);
+    const sids = given.map((sid) => this.#store.nameOf(sid));
     await this.#change(
       name,
       user,
@@ -231,6 +234,11 @@ export class UserIndex {
     return added < now - this.#grace;
   }
 
+  /** The unexpired entries of a stored index, by session name (what the store kept, as its methods take it). */
+  #entries(raw: string | undefined, now: number): Map<string, Entry> {
+    return readEntries(raw, now, (stored) => this.#store.fromStored(stored));
+  }
+
   #remember(key: string, covered: number): void {
     this.#covered.delete(key);
     this.#covered.set(key, covered);
@@ -247,10 +255,10 @@ export class UserIndex {
     let current = await this.#store.loadRaw(name, deadline);
     for (let attempt = 1; ; attempt++) {
       const now = Date.now();
-      const entries = readEntries(current, now);
+      const entries = this.#entries(current, now);
       for (const change of changes) change(entries, now);
       if (entries.size === 0 && current === undefined) return;
-      const next = writeEntries(user, entries, now);
+      const next = writeEntries(user, entries, now, (sid) => this.#store.storedName(sid));
       if (sameRecord(next.raw, current)) return;
       const result = await this.#store.compareAndSet(name, current, next.raw, next.ttl, deadline);
       if (result.status === 'saved') return;
@@ -274,7 +282,7 @@ function newestFirst(entries: Map<string, Entry>): string[] {
 }
 
 /** The unexpired entries of a stored index; an index that cannot be read counts as empty (it is rewritten). */
-function readEntries(raw: string | undefined, now: number): Map<string, Entry> {
+function readEntries(raw: string | undefined, now: number, nameOf: (stored: string) => string): Map<string, Entry> {
   const entries = new Map<string, Entry>();
   if (raw === undefined) return entries;
   try {
@@ -285,7 +293,7 @@ function readEntries(raw: string | undefined, now: number): Map<string, Entry> {
       if (!Array.isArray(value)) continue;
       const [covered, added, label] = value as unknown[];
       if (typeof covered !== 'number' || typeof added !== 'number' || covered <= now) continue;
-      entries.set(sid, typeof label === 'string' ? { covered, added, label } : { covered, added });
+      entries.set(nameOf(sid), typeof label === 'string' ? { covered, added, label } : { covered, added });
     }
   } catch {
     // Not an index we can read: start over rather than fail every login of this user.
@@ -294,11 +302,11 @@ function readEntries(raw: string | undefined, now: number): Map<string, Entry> {
 }
 
 /** The index record for `entries`: expires with its last entry; an empty index lingers for a second. */
-function writeEntries(user: string, entries: Map<string, Entry>, now: number): { raw: string; ttl: number } {
+function writeEntries(user: string, entries: Map<string, Entry>, now: number, storedName: (name: string) => string): { raw: string; ttl: number } {
   let expires = now + 1000;
   const sessions: Record<string, [number, number] | [number, number, string]> = {};
   for (const [sid, entry] of entries) {
-    sessions[sid] = entry.label === undefined ? [entry.covered, entry.added] : [entry.covered, entry.added, entry.label];
+    sessions[storedName(sid)] = entry.label === undefined ? [entry.covered, entry.added] : [entry.covered, entry.added, entry.label];
     expires = Math.max(expires, entry.covered);
   }
   return { raw: frameRecord(JSON.stringify({ user, sessions }), 'json', expires, false, { created: undefined }), ttl: expires - now };

@@ -5,7 +5,7 @@ import { Revoker } from '../revoke.js';
 import type { Settings } from '../options.js';
 import type { SessionStore } from '../store.js';
 import { UserIndex } from '../users.js';
-import { BadCursorError, census, listPage, migrate, showSession, type WalkOptions } from './maintenance.js';
+import { BadCursorError, census, findBySafeId, listPage, migrate, showSession, type WalkOptions } from './maintenance.js';
 import { Progress } from './progress.js';
 
 /** Exit codes, as documented in the README and in `--help`. */
@@ -42,6 +42,19 @@ const SID_LIKE = /^-[A-Za-z0-9_-]{15,}(?:\.\S*)?$/;
 function sidArgument(value: string | undefined, command: string): string {
   if (value === undefined || value === '') throw new UsageError(`${command} needs a session id: koa-kv-session ${command} <sid>`);
   return value.split('.')[0] as string;
+}
+
+/** A safe id (16 characters, as a devices page shows): never a sid, which has at least 22. */
+const SAFE_ID = /^[A-Za-z0-9_-]{16}$/;
+
+/**
+ * The session `show` and `revoke` act on: a sid (hashed on the way when the store keeps hashes), or
+ * a safe id, found by walking the records; undefined when no stored session has that safe id.
+ */
+async function targetOf(run: Run, argument: string): Promise<string | undefined> {
+  if (!SAFE_ID.test(argument)) return argument;
+  if (!(await run.store.canList())) throw new UsageError(`${argument} is a safe id, and finding one needs a store that can list its keys; give the sid`);
+  return findBySafeId(run.store, argument);
 }
 
 /** What a store that cannot list its keys can still do, said plainly. */
@@ -153,7 +166,8 @@ function printable(data: unknown): string {
 
 async function show(run: Run, args: string[]): Promise<number> {
   const sid = sidArgument(args[0], 'show');
-  const shown = await showSession(run.store, sid);
+  const target = await targetOf(run, sid);
+  const shown = target === undefined ? ({ status: 'missing' } as const) : await showSession(run.store, target);
   if (shown.status === 'missing') {
     run.err.write(`koa-kv-session: no session record ${sid} under "${run.settings.keyPrefix}" in ${run.where}\n`);
     return EXIT.notFound;
@@ -214,8 +228,9 @@ async function revoke(run: Run, args: string[]): Promise<number> {
   }
   if (positionals.length > 1) throw new UsageError('revoke takes one sid');
   const sid = sidArgument(positionals[0], 'revoke');
+  const target = await targetOf(run, sid);
   // As the app's revokeSession(): by compare-and-set, following a session that a racing regenerate() moves.
-  if ((await new Revoker(run.store, run.settings, userIndexOf(run)).revoke(sid)) === undefined) {
+  if (target === undefined || (await new Revoker(run.store, run.settings, userIndexOf(run)).revoke(target)) === undefined) {
     run.err.write(`koa-kv-session: no session record ${sid} under "${run.settings.keyPrefix}" in ${run.where}\n`);
     return EXIT.notFound;
   }

@@ -2,6 +2,7 @@
 import { decodePayload, encodePayload, fingerprint, frameRecord, parseRecord, recordExpiry, type Format, type SessionData, type StoredRecord } from '../codec.js';
 import type { Progress } from './progress.js';
 import type { ListedRecord, SessionStore } from '../store.js';
+import { sidFingerprint } from '../sid.js';
 import { isUserIndexName, storedUserOf } from '../user-id.js';
 
 /** How a long command walks the store: page size, where progress goes, and when to stop early (Ctrl-C). */
@@ -24,6 +25,18 @@ async function walk(store: SessionStore, options: WalkOptions, visit: (records: 
     cursor = page.cursor;
   } while (cursor !== undefined);
   return true;
+}
+
+/** The session whose safe id (`listUserSessions()`'s `id`) is `id`, as the store's methods take its name; undefined when none is stored. One walk of the records. */
+export async function findBySafeId(store: SessionStore, id: string): Promise<string | undefined> {
+  let found: string | undefined;
+  await walk(store, { stopped: () => found !== undefined }, async (records) => {
+    for (const { name } of records) {
+      const named = store.fromStored(name);
+      if (found === undefined && !isUserIndexName(name) && sidFingerprint(named) === id) found = named;
+    }
+  });
+  return found;
 }
 
 /** What `stats` counts. */
@@ -226,7 +239,8 @@ const ROUNDS = 5;
 export async function migrate(store: SessionStore, to: Format, maxSize: number, options: WalkOptions = {}): Promise<MigrationReport> {
   const report: MigrationReport = { converted: 0, already: 0, expired: 0, unrepresentable: 0, tooLarge: 0, unreadable: 0, busy: 0, complete: false };
   report.complete = await walk(store, options, async (records) => {
-    let pending = records.filter((r) => !isUserIndexName(r.name));
+    // A listed name is the key as it is (with hashSids, a hash): the store's methods take it marked so.
+    let pending = records.filter((r) => !isUserIndexName(r.name)).map((r) => ({ name: store.fromStored(r.name), raw: r.raw }));
     for (let round = 1; pending.length > 0; round++) {
       const now = Date.now();
       const rows: Array<{ name: string; expected: string; next: string; ttl: number }> = [];
