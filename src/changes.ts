@@ -5,6 +5,11 @@ import type { ChangeSet, Updater } from './plan.js';
 
 const NO_UPDATES: ReadonlyMap<string, readonly Updater[]> = new Map();
 
+/** Two encodings of a value differ; one that could not be encoded (undefined) counts as changed. */
+function differs(before: Buffer | undefined, now: Buffer | undefined): boolean {
+  return before === undefined || now === undefined || !before.equals(now);
+}
+
 export function isEmpty(data: object): boolean {
   for (const _ in data) return false;
   return true;
@@ -73,7 +78,7 @@ export class DataChanges {
     if (this.#snapshots?.has(key) !== true) return false;
     const before = this.#snapshots.get(key);
     const now = fingerprint(this.data[key]);
-    return before === undefined || now === undefined || !before.equals(now);
+    return differs(before, now);
   }
 
   /** `key` is gone from the stored record and from the data alike (take()): nothing of it is left to write. */
@@ -132,7 +137,7 @@ export class DataChanges {
     // Only objects were handed out: compare those, key by key, instead of encoding the whole session.
     for (const [key, before] of this.#snapshots ?? []) {
       const now = fingerprint(this.data[key]);
-      if (before === undefined || now === undefined || !before.equals(now)) return true;
+      if (differs(before, now)) return true;
     }
     return false;
   }
@@ -154,7 +159,7 @@ export class DataChanges {
     for (const [key, before] of this.#snapshots ?? []) {
       if (this.#touched?.has(key)) continue;
       const now = Object.hasOwn(this.data, key) ? fingerprint(this.data[key]) : undefined;
-      if (before === undefined || now === undefined || !before.equals(now)) note(key);
+      if (differs(before, now)) note(key);
     }
     return { replaced: false, set, deleted, updates, permanent };
   }
