@@ -130,15 +130,18 @@ export class Committer {
     if (!items.some((item) => item.kind === 'take')) return this.#saveBatch(items as Conditional[], lane, deadline);
     const outcomes: Array<WriteOutcome | TakeResult> = [];
     let run: Conditional[] = [];
-    for (const item of [...items, undefined]) {
-      if (item?.kind !== 'take' && item !== undefined) {
-        run.push(item);
-        continue;
-      }
+    const saveRun = async () => {
       if (run.length > 0) outcomes.push(...(await this.#saveBatch(run, lane, deadline)));
       run = [];
-      if (item !== undefined) outcomes.push(await this.#takeNow(item, lane, deadline));
+    };
+    for (const item of items) {
+      if (item.kind !== 'take') run.push(item);
+      else {
+        await saveRun();
+        outcomes.push(await this.#takeNow(item, lane, deadline));
+      }
     }
+    await saveRun();
     return outcomes;
   }
 
