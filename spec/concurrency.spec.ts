@@ -3,14 +3,9 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { recordFate } from '../src/codec.js';
 import { decodeStored } from './support/records.js';
 import { cookiePair, sidOf, startApp, type TestApp } from './support/app.js';
-import { Holds } from './support/holds.js';
+import { Holds, MODES } from './support/holds.js';
 import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend } from './support/servers.js';
-
-const MODES = [
-  ['one process', 1],
-  ['two processes', 2],
-] as const;
 
 describe.each(BACKENDS)('concurrency on $name', (backend) => {
   const env = onBackend(backend, 'cc');

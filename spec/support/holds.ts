@@ -34,3 +34,9 @@ export class Holds {
     this.#get(this.#release, name).open();
   }
 }
+
+/** One app, or two on the same store and prefix: each with its own write lanes, as two processes would have. */
+export const MODES = [
+  ['one process', 1],
+  ['two processes', 2],
+] as const;
