@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createClient } from 'redis';
 import { codecBenchmark } from './codec.mjs';
+import { commandStats, cpuTicks, median } from './harness.mjs';
 import { renderChart, renderMarkdown } from './report.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -38,18 +39,6 @@ const SCENARIOS = {
 
 /** With CONFIG.large sessions in the store (Redis and PostgreSQL): the same read and write scenarios again. */
 const LARGE = { b: ['raw', 'kv-cbor'], c: ['raw', 'kv-cbor'], g: ['raw-pg', 'kv-pg'], h: ['raw-pg', 'kv-pg'] };
-
-const median = (values) => {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-};
-
-function cpuTicks(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime + stime
-}
 
 /** Starts a contender server; resolves with { port, pid, child, ask }. */
 function startServer(contender, variant) {
@@ -99,13 +88,6 @@ async function redisCpu(redis) {
   const user = Number(/used_cpu_user:([\d.]+)/.exec(text)?.[1] ?? 0);
   const sys = Number(/used_cpu_sys:([\d.]+)/.exec(text)?.[1] ?? 0);
   return (user + sys) * 1e6;
-}
-
-async function commandStats(redis) {
-  const text = await redis.info('commandstats');
-  const stats = {};
-  for (const match of text.matchAll(/cmdstat_(\w+):calls=(\d+)/g)) stats[match[1]] = Number(match[2]);
-  return stats;
 }
 
 const diff = (after, before) => {
