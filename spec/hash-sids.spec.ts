@@ -64,9 +64,11 @@ describe.each(BACKENDS)('hashSids on $name', (backend) => {
     expect((await server.request('/logout', { cookie: tablet })).setCookies[0]).toMatch(/^session=;/);
     expect((await server.request('/me', { cookie: tablet })).body).toBe('anonymous');
 
-    // What the store holds, or held, anywhere: no sid in a key or a value.
-    const keys = new Set(env.store.calls.map((call) => call.key));
-    expect(keys.size).toBeGreaterThan(5);
+    // What the store holds, or held, anywhere: no sid in a key written or a value. (A cookie naming no
+    // session is also looked up under its sid, where a session stored before hashSids would be: the
+    // sid of a live session is never sent.)
+    const keys = new Set(env.store.calls.filter((call) => call.op !== 'get').map((call) => call.key));
+    expect(keys.size).toBeGreaterThanOrEqual(5); // 4 sessions and a user index
     for (const key of keys) {
       const raw = await env.store.raw(key);
       for (const sid of sids) {

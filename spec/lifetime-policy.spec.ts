@@ -19,6 +19,7 @@ const record = (over: Partial<StoredRecord>): StoredRecord => ({
   format: 'json',
   expires: NOW + HOUR,
   permanent: true,
+  hashed: false,
   created: NOW - HOUR,
   lifetime: undefined,
   payload: '{}',

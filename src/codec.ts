@@ -24,6 +24,8 @@ export interface StoredRecord {
   readonly format: Format;
   readonly expires: number;
   readonly permanent: boolean;
+  /** Stored under the hash of its sid (`hashSids`): such a record answers only to the sid whose hash names it, never to a cookie holding its key. */
+  readonly hashed: boolean;
   /** When the session was created or last regenerated; undefined when unknown (a format-1 record did not keep it). */
   readonly created: number | undefined;
   /** The session's own lifetime (ms), when it has one. */
@@ -43,7 +45,7 @@ export class CorruptRecordError extends Error {
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
 const TAG: Record<Format, string> = { cbor: 'c2', json: 'j2' };
 const HEADER_1 = /^([cj])1:(\d{1,16}):([01]):/;
-const HEADER_2 = /^([cj])2:(\d{1,16}):([01]):([\w-]{8}):(\d{0,16}):(\d{0,16}):/;
+const HEADER_2 = /^([cj])2:(\d{1,16}):([0-3]):([\w-]{8}):(\d{0,16}):(\d{0,16}):/;
 
 // cbor-x decodes a "__proto__" key as "__proto_" (its guard against prototype pollution), so such
 // keys are escaped with one more trailing underscore: "__proto__" <-> "__proto___", and so on. The
@@ -155,11 +157,22 @@ export function newVersion(): string {
 export interface RecordMeta {
   readonly created: number | undefined;
   readonly lifetime?: number | undefined;
+  /** Stored under the hash of its sid (`hashSids`). */
+  readonly hashed?: boolean | undefined;
 }
 
-/** A format-2 record: the header (with a new version token), then the payload. Without `meta`: creation time unknown, the configured lifetime. */
+/**
+ * A format-2 record: the header (with a new version token), then the payload. Without `meta`: creation
+ * time unknown, the configured lifetime, stored under the sid. The third field holds two bits:
+ * 1 permanent, 2 stored under the hash of the sid.
+ */
 export function frameRecord(payload: string, format: Format, expires: number, permanent: boolean, meta: RecordMeta = { created: undefined }): string {
-  return `${TAG[format]}:${expires}:${permanent ? '1' : '0'}:${newVersion()}:${meta.created ?? ''}:${meta.lifetime ?? ''}:${payload}`;
+  return `${TAG[format]}:${expires}:${(permanent ? 1 : 0) + (meta.hashed === true ? 2 : 0)}:${newVersion()}:${meta.created ?? ''}:${meta.lifetime ?? ''}:${payload}`;
+}
+
+/** The live record `record` framed again for the other key layout (a new version token, everything else kept). */
+export function relaidRecord(record: StoredRecord, hashed: boolean): string {
+  return frameRecord(record.payload, record.format, record.expires, record.permanent, { created: record.created, lifetime: record.lifetime, hashed });
 }
 
 /** True when `a` and `b` hold the same record, apart from the version token (which every framing draws anew). */
@@ -247,7 +260,8 @@ export function parseRecord(raw: unknown): StoredRecord {
       recordFormat: 2,
       format: match[1] === 'c' ? 'cbor' : 'json',
       expires: Number(match[2]),
-      permanent: match[3] === '1',
+      permanent: match[3] === '1' || match[3] === '3',
+      hashed: match[3] === '2' || match[3] === '3',
       created: match[5] === '' ? undefined : Number(match[5]),
       lifetime: match[6] === '' ? undefined : Number(match[6]),
       payload: raw.slice(match[0].length),
@@ -261,6 +275,7 @@ export function parseRecord(raw: unknown): StoredRecord {
       format: old[1] === 'c' ? 'cbor' : 'json',
       expires: Number(old[2]),
       permanent: old[3] === '1',
+      hashed: false,
       created: undefined,
       lifetime: undefined,
       payload: raw.slice(old[0].length),

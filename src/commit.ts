@@ -12,7 +12,7 @@ export type CommitEvent =
   | { readonly kind: 'created'; readonly sid: string; readonly user: string | undefined }
   | { readonly kind: 'regenerated'; readonly sid: string; readonly from: string; readonly user: string | undefined }
   | { readonly kind: 'destroyed'; readonly sid: string; readonly user: string | undefined }
-  | { readonly kind: 'revoked'; readonly sid: string; readonly user: string };
+  | { readonly kind: 'revoked'; readonly sid: string; readonly id: string; readonly user: string };
 
 /**
  * What became of a write: stored; not needed (someone else already wrote newer data); the session is
@@ -24,6 +24,8 @@ export type WriteOutcome = 'saved' | 'skipped' | 'gone' | 'moved';
 export interface CommitConfig extends RevokerConfig {
   readonly serialization: Format;
   readonly maxSize: number;
+  /** Records are stored under the hash of the sid (and say so in their header). */
+  readonly hashSids?: boolean;
 }
 
 type Conditional = Extract<Write, { kind: 'merge' | 'refresh' }>;
@@ -84,7 +86,7 @@ export class Committer {
           report(error);
           return [];
         });
-        for (const gone of ended) emit?.({ kind: 'revoked', sid: gone.sid, user });
+        for (const gone of ended) emit?.({ kind: 'revoked', sid: gone.sid, id: gone.id, user });
       }
       if (outcome === 'gone' || outcome === 'moved') {
         // Destroyed or revoked meanwhile: it stays gone, and this browser's cookie for it is cleared.
@@ -209,7 +211,7 @@ export class Committer {
       await this.#store.save(write.sid, raw, raw === write.raw ? write.ttl : ttlOf(raw, write.ttl), deadline);
       let fate: 'live' | 'gone' | 'moved';
       try {
-        const result = await this.#store.compareAndSet(write.from, expected, retiredRecord(this.#store.storedName(write.sid)), Math.min(write.ttl, MARKER_LIFETIME), deadline);
+        const result = await this.#store.compareAndSet(write.from, expected, retiredRecord(this.#store.names.storedName(write.sid)), Math.min(write.ttl, MARKER_LIFETIME), deadline);
         if (result.status === 'saved') return 'saved';
         fate = result.status === 'gone' ? 'gone' : recordFate(result.current, Date.now());
         if (fate === 'live' && result.status === 'conflict') {
@@ -269,7 +271,7 @@ export class Committer {
       permanent = change.permanent ?? permanent;
     }
     const format = this.#config.serialization;
-    const meta = { created: plan.created, lifetime: plan.lifetime };
+    const meta = { created: plan.created, lifetime: plan.lifetime, hashed: plan.hashed };
     const raw = frameRecord(encodePayload(data, format, this.#config.maxSize), format, Math.max(plan.expires, record.expires), permanent, meta);
     checkSize(raw, this.#config.maxSize);
     return raw;
@@ -312,6 +314,6 @@ function takeFrom(raw: string, key: string, maxSize: number): { record: StoredRe
   if (!Object.hasOwn(data, key)) return { record };
   const value = data[key];
   Reflect.deleteProperty(data, key);
-  const next = frameRecord(encodePayload(data, record.format, maxSize), record.format, record.expires, record.permanent, { created: record.created, lifetime: record.lifetime });
+  const next = frameRecord(encodePayload(data, record.format, maxSize), record.format, record.expires, record.permanent, { created: record.created, lifetime: record.lifetime, hashed: record.hashed });
   return { record, taken: { value, record: parseRecord(next) } };
 }

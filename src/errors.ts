@@ -1,4 +1,5 @@
 // Error classes with stable codes: what applications match on, and what the README documents.
+import { sidFingerprint } from './sid.js';
 
 /** Every code an error of this library can carry. */
 export type SessionErrorCode =
@@ -73,4 +74,14 @@ export class SessionStoreError extends SessionError {
     super(code, message, 503, { cause });
     this.operation = operation;
   }
+}
+
+/** The error for a record that cannot be read. It names the session by its safe id: a sid is a bearer secret, and onError output goes to logs. */
+export function corruptRecordError(sid: string, prefix: string, cause: Error): SessionError {
+  return new SessionError(
+    'SESSION_RECORD_CORRUPT',
+    `koa-kv-session: the record of session ${sidFingerprint(sid)} (its safe id; key prefix ${JSON.stringify(prefix)}) cannot be read (${cause.message}); a fresh session was started`,
+    500,
+    { cause },
+  );
 }

@@ -24,6 +24,8 @@ export interface RevokeOptions {
 /** A session a revocation ended: the sid it was found live under (a racing regenerate() may have moved it), and its user. */
 export interface Revoked {
   readonly sid: string;
+  /** Its safe id. */
+  readonly id: string;
   readonly user: string | undefined;
 }
 
@@ -58,9 +60,10 @@ export class Revoker {
     // Revocations of one session in this process run one after the other: the second finds it
     // gone, even on a store whose compare-and-set is a read and a write. A sid and the name an index
     // gave for it are one session.
-    const name = this.#store.nameOf(sid);
+    const name = this.#store.names.nameOf(sid);
     const before = this.#revoking.get(name);
-    const run = (before === undefined ? this.#revokeNow(name, options) : before.then(() => this.#revokeNow(name, options))).finally(() => {
+    const other = this.#store.names.otherName(sid);
+    const run = (before === undefined ? this.#revokeNow(name, other, options) : before.then(() => this.#revokeNow(name, other, options))).finally(() => {
       if (this.#revoking.get(name) === settled) this.#revoking.delete(name);
     });
     const settled = run.then(
@@ -71,11 +74,16 @@ export class Revoker {
     return run;
   }
 
-  async #revokeNow(sid: string, options: RevokeOptions): Promise<Revoked | undefined> {
+  /** `other`: where a session of this sid stored before hashSids was switched would be. */
+  async #revokeNow(sid: string, other: string | undefined, options: RevokeOptions): Promise<Revoked | undefined> {
     const deadline = options.deadline ?? Date.now() + this.#store.timeoutMs;
     const visited: string[] = [];
     let name = sid;
     let raw = await this.#store.loadRaw(name, deadline);
+    if (raw === undefined && other !== undefined) {
+      name = other;
+      raw = await this.#store.loadRaw(name, deadline);
+    }
     for (let attempt = 1; ; ) {
       visited.push(name);
       const fate = recordFate(raw, Date.now());
@@ -83,7 +91,7 @@ export class Revoker {
       if (fate === 'moved') {
         const to = movedTo(raw);
         if (to === undefined || visited.length > MAX_MOVES) return undefined;
-        name = this.#store.fromStored(to);
+        name = this.#store.names.fromStored(to);
         raw = await this.#store.loadRaw(name, deadline);
         continue;
       }
@@ -93,7 +101,7 @@ export class Revoker {
       if (result.status === 'saved') {
         // The session is already ended: an index entry left behind is dropped by the next listing.
         if (user !== undefined) await this.#users?.untrack(user, visited, deadline).catch((error: Error) => options.report?.(error));
-        return { sid: name, user };
+        return { sid: name, id: this.#store.names.idOf(name, parseRecord(raw).hashed), user };
       }
       if (result.status === 'gone') return undefined;
       // Changed meanwhile (a write, a regenerate, another revocation): decide again on what is there now.
@@ -112,7 +120,7 @@ export class Revoker {
    */
   async revokeUser(user: string, except: string | undefined, report: (error: Error) => void): Promise<Revoked[]> {
     const users = this.#users as UserIndex;
-    const skip = except === undefined ? undefined : this.#store.nameOf(except);
+    const skip = except === undefined ? undefined : this.#store.names.nameOf(except);
     const sids = (await users.sids(user)).filter((name) => name !== skip);
     return this.#revokeAll(user, sids, undefined, report);
   }

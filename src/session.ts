@@ -16,6 +16,8 @@ export interface SessionConfig extends LifetimeConfig {
   readonly serialization: Format;
   readonly maxSize: number;
   readonly userKey: string | undefined;
+  /** Records are stored under the hash of the sid (and say so in their header). */
+  readonly hashSids?: boolean;
 }
 
 /**
@@ -265,7 +267,7 @@ export class SessionState implements ProxyHandler<RecordData> {
 
   /** The record to write, expiring at `expires`; a new or regenerated session starts a new creation time. */
   #record(now: number, expires: number): { raw: string; expires: number } {
-    const meta = { created: this.#creation(now), lifetime: this.#ownLifetime };
+    const meta = { created: this.#creation(now), lifetime: this.#ownLifetime, hashed: this.#config.hashSids };
     const raw = frameRecord(this.#changes.encode(this.#config.serialization, this.#stored), this.#config.serialization, expires, this.#permanent, meta);
     checkSize(raw, this.#config.maxSize);
     return { raw, expires };

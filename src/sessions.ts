@@ -11,6 +11,7 @@ import type { CommitPlan, Taker } from './plan.js';
 import { createdOf, pastAbsoluteLifetime } from './lifetime.js';
 import { SessionState } from './session.js';
 import type { Session } from './session-types.js';
+import { LayoutFinder } from './relayout.js';
 import { isWellFormedSid, sidFingerprint } from './sid.js';
 import { SessionStore, type StoreAbilities } from './store.js';
 import { UserIndex, type UserSession } from './users.js';
@@ -119,6 +120,8 @@ export class Sessions implements SessionsApi {
   readonly store: SessionStore;
   readonly #users: UserIndex | undefined;
   readonly #committer: Committer;
+  /** Finds the session of a sid, in either key layout (relayout.ts). */
+  readonly #finder: LayoutFinder;
   /** ctx.session.take() of a loaded session: its own compare-and-set, with its own storeTimeout. */
   readonly taker: Taker;
   readonly #cleanup: CleanupScheduler;
@@ -132,6 +135,7 @@ export class Sessions implements SessionsApi {
     this.store = new SessionStore(settings, (error) => this.report(error));
     this.#users = settings.userKey === undefined ? undefined : new UserIndex(this.store, { ...settings, userKey: settings.userKey });
     this.#committer = new Committer(this.store, settings, this.#users);
+    this.#finder = new LayoutFinder({ store: this.store, users: this.#users, userKey: settings.userKey, report: (error) => this.report(error) });
     this.taker = (sid, base, key) => this.#committer.take(sid, base, key, Date.now() + settings.storeTimeout);
     this.#cleanup = new CleanupScheduler(this.store, settings, (error) => this.report(error));
     this.#startup = this.store.probe();
@@ -170,7 +174,7 @@ export class Sessions implements SessionsApi {
 
   #emitCommit(event: CommitEvent, ctx: Context | undefined): void {
     this.emit(`session:${event.kind}`, ctx, () => {
-      const made = { id: sidFingerprint(event.sid), user: event.user };
+      const made = { id: event.kind === 'revoked' ? event.id : sidFingerprint(event.sid), user: event.user };
       return event.kind === 'regenerated' ? { ...made, previousId: sidFingerprint(event.from) } : made;
     });
   }
@@ -204,7 +208,7 @@ export class Sessions implements SessionsApi {
       const found = sidFromCookie(value, this.settings.cookie, signer, this.#isWellFormed);
       if (found === undefined) continue;
       const now = Date.now();
-      const loaded = await this.store.loadOrFate(found.sid, now, deadline);
+      const loaded = await this.#finder.find(found.sid, now, deadline);
       // Past absoluteLifetime, however active: as if gone (its stored expiry never reaches past that either).
       if (typeof loaded !== 'string' && !pastAbsoluteLifetime(loaded.record, this.settings, now)) {
         return { session: { sid: found.sid, stale: found.stale, record: loaded.record, data: loaded.data }, dead: false };
@@ -259,7 +263,7 @@ export class Sessions implements SessionsApi {
     const id = userArgument('revokeUserSessions', user);
     this.#index('revokeUserSessions');
     const revoked = await this.#committer.revoker.revokeUser(id, options?.except, (error) => this.report(error));
-    for (const ended of revoked) this.emit('session:revoked', undefined, () => ({ id: sidFingerprint(ended.sid), user: id }));
+    for (const ended of revoked) this.emit('session:revoked', undefined, () => ({ id: ended.id, user: id }));
     return revoked.length;
   }
 
@@ -270,7 +274,7 @@ export class Sessions implements SessionsApi {
     }
     const user = userArgument('revokeSession', session.user);
     // The index names the sids: the safe id is matched against them without reading any session.
-    const name = (await this.#index('revokeSession').sids(user)).find((candidate) => sidFingerprint(candidate) === session.id);
+    const name = (await this.#index('revokeSession').sids(user)).find((candidate) => this.store.names.idsOf(candidate).includes(session.id));
     return name === undefined ? false : this.#revoke(name, user);
   }
 
@@ -282,7 +286,7 @@ export class Sessions implements SessionsApi {
   /** Signs a live session out (following it through a racing regenerate()); false when there was none. `name`: a sid, or a name the index gave. */
   async #revoke(name: string, user?: string): Promise<boolean> {
     const ended = await this.#committer.revoker.revoke(name, { user, report: (error) => this.report(error) });
-    if (ended !== undefined) this.emit('session:revoked', undefined, () => ({ id: sidFingerprint(ended.sid), user: ended.user }));
+    if (ended !== undefined) this.emit('session:revoked', undefined, () => ({ id: ended.id, user: ended.user }));
     return ended !== undefined;
   }
 
@@ -307,8 +311,8 @@ export class Sessions implements SessionsApi {
     if (typeof sid !== 'string' || !this.#isWellFormed(sid)) return false;
     const started = Date.now();
     const deadline = started + this.settings.storeTimeout;
-    const loaded = await this.store.load(sid, started, deadline);
-    if (loaded === undefined || pastAbsoluteLifetime(loaded.record, this.settings, started)) return false;
+    const loaded = await this.#finder.find(sid, started, deadline);
+    if (typeof loaded === 'string' || pastAbsoluteLifetime(loaded.record, this.settings, started)) return false;
     const state = new SessionState(this.settings, { sid, record: loaded.record, data: loaded.data, staleCookie: false }, this.taker);
     await change(state.proxy);
     const plan = state.plan(Date.now());

@@ -4,10 +4,11 @@ import createDebug from 'debug';
 import { missed, type Backend, type BatchRow, type CasResult } from './backends/contract.js';
 import { handedInBackend } from './backends/keyv.js';
 import { openBackend } from './backends/registry.js';
-import { CorruptRecordError, decodePayload, parseRecord, type SessionData, type StoredRecord } from './codec.js';
+import { CorruptRecordError, decodePayload, movedTo, parseRecord, type SessionData, type StoredRecord } from './codec.js';
 import { bounded } from './deadline.js';
-import { SessionError, SessionStoreError } from './errors.js';
-import { HASHED, sidFingerprint, sidHash } from './sid.js';
+import { corruptRecordError, SessionError, SessionStoreError } from './errors.js';
+import { StoreNames } from './names.js';
+import { sidFingerprint } from './sid.js';
 import { type StoreOperation, type StoreTraceContext, traced, tracing } from './tracing.js';
 import { isUserIndexName } from './user-id.js';
 import { mapConcurrently } from './concurrently.js';
@@ -16,6 +17,8 @@ import { backendName, describeStore, type ListedRecord, type StoreAbilities, typ
 export type { ListedRecord, StoreAbilities, StoreConfig, StoreSpec } from './store-types.js';
 
 type Operation = SessionStoreError['operation'];
+/** A live session record and its data. */
+type Loaded = { readonly record: StoredRecord; readonly data: SessionData };
 
 const debug = createDebug('koa-kv-session:store');
 
@@ -28,9 +31,12 @@ export class SessionStore {
   #opened: Backend | undefined;
   #closed = false;
   #warned = false;
+  /** Store keys of sids and names (names.ts). */
+  readonly names: StoreNames;
 
   constructor(config: StoreConfig, report: (error: Error) => void) {
     this.#config = config;
+    this.names = new StoreNames(config.keyPrefix, config.hashSids);
     this.#report = report;
     this.#backend = backendName(config.store);
   }
@@ -38,28 +44,6 @@ export class SessionStore {
   /** How long one operation may take (storeTimeout), in ms. */
   get timeoutMs(): number {
     return this.#config.storeTimeout;
-  }
-
-  /** The store key of a sid: `<keyPrefix><sid>`, or with `hashSids` `<keyPrefix><its SHA-256>`; an index name, or one marked `#` (nameOf, fromStored), as it is. */
-  key(name: string): string {
-    if (name.startsWith(HASHED)) return this.#config.keyPrefix + name.slice(1);
-    return this.#config.keyPrefix + (this.#config.hashSids === true && !isUserIndexName(name) ? sidHash(name) : name);
-  }
-
-  /** The one name of a session, whether a sid or a name read back from the store: with `hashSids`, `#<hash>`. Compare names, never a sid with a name. */
-  nameOf(sid: string): string {
-    return this.#config.hashSids === true && !sid.startsWith(HASHED) && !isUserIndexName(sid) ? HASHED + sidHash(sid) : sid;
-  }
-
-  /** What the store keeps to name a session (an index entry, a retired marker's `to`): with `hashSids` its hash, never the sid. */
-  storedName(name: string): string {
-    const named = this.nameOf(name);
-    return named.startsWith(HASHED) ? named.slice(1) : named;
-  }
-
-  /** A name the store kept (storedName), as the store's own methods take it. */
-  fromStored(stored: string): string {
-    return this.#config.hashSids === true ? HASHED + stored : stored;
   }
 
   /** What the backend can do (connecting first, bounded by storeTimeout). */
@@ -118,17 +102,42 @@ export class SessionStore {
   }
 
   /** The record of a sid and its data, or undefined when there is none, it has expired, or it cannot be read (reported). */
-  async load(sid: string, now: number, deadline?: number): Promise<{ record: StoredRecord; data: SessionData } | undefined> {
-    const loaded = await this.loadOrFate(sid, now, deadline);
+  async load(name: string, now: number, deadline?: number): Promise<Loaded | undefined> {
+    const loaded = this.#decode(name, await this.#read(name, deadline), now);
     return typeof loaded === 'string' ? undefined : loaded;
   }
 
   /**
-   * As load(), but says why there is no session: 'moved' when a regenerate() retired the record (its
-   * browser may hold the new sid already), 'gone' otherwise (none, expired, revoked, unreadable).
+   * The session a cookie's sid names, or why there is none: 'moved' when a regenerate() retired the
+   * record (its browser may hold the new sid already), 'gone' otherwise (none, expired, revoked,
+   * unreadable). Found in the other key layout (stored before hashSids was switched): with `from`,
+   * its name there. A record answers only in the layout its header says it was stored in, so a key
+   * read out of the store is no sid.
    */
-  async loadOrFate(sid: string, now: number, deadline?: number): Promise<{ record: StoredRecord; data: SessionData } | 'gone' | 'moved'> {
+  async loadOrFate(sid: string, now: number, deadline?: number): Promise<(Loaded & { readonly from?: string }) | 'gone' | 'moved'> {
+    const hashed = this.names.hashed;
     const raw = await this.#read(sid, deadline);
+    const other = this.names.otherName(sid) as string;
+    // Nothing here, or a marker of a move to the other layout (by a process with the other setting): look there.
+    if (raw !== undefined && raw !== null && movedTo(raw) !== this.names.storedName(other)) {
+      const loaded = this.#decode(sid, raw, now);
+      if (typeof loaded === 'string' || loaded.record.hashed === hashed) return loaded;
+    }
+    const otherRaw = await this.#read(other, deadline);
+    // Nothing there either, or the marker of a move here: a request of the same browser may have
+    // just moved it (between our two reads), so what is here now is the answer.
+    if (otherRaw === undefined || otherRaw === null || movedTo(otherRaw) === this.names.storedName(sid)) {
+      const again = this.#decode(sid, await this.#read(sid, deadline), now);
+      return typeof again === 'string' || again.record.hashed === hashed ? again : 'gone';
+    }
+    const moved = this.#decode(sid, otherRaw, now);
+    if (typeof moved === 'string') return moved;
+    if (moved.record.hashed === hashed) return 'gone';
+    return { ...moved, from: other };
+  }
+
+  /** The session in `raw` (read under `name`), or why there is none. */
+  #decode(name: string, raw: unknown, now: number): Loaded | 'gone' | 'moved' {
     if (raw === undefined || raw === null) return 'gone';
     try {
       // A record larger than we would ever write is not decoded: a planted or stale giant costs nothing.
@@ -141,7 +150,7 @@ export class SessionStore {
       return { record, data: decodePayload(record.payload, record.format) };
     } catch (error) {
       if (!(error instanceof CorruptRecordError)) throw error;
-      this.#report(corrupt(sid, this.#config.keyPrefix, error));
+      this.#report(corruptRecordError(name, this.#config.keyPrefix, error));
       return 'gone';
     }
   }
@@ -157,7 +166,7 @@ export class SessionStore {
     const context = this.#context('load', name);
     return traced(
       context,
-      () => this.#call('get', (backend) => backend.get(this.key(name)), deadline, context),
+      () => this.#call('get', (backend) => backend.get(this.names.key(name)), deadline, context),
       (raw) => (raw === undefined || raw === null ? 'missing' : 'found'),
     );
   }
@@ -166,14 +175,14 @@ export class SessionStore {
     const context = this.#context('write', sid);
     await traced(
       context,
-      () => this.#call('set', (backend) => backend.set(this.key(sid), raw, ttl), deadline, context),
+      () => this.#call('set', (backend) => backend.set(this.names.key(sid), raw, ttl), deadline, context),
       () => 'saved',
     );
   }
 
   async remove(sid: string, deadline?: number): Promise<void> {
     const context = this.#context('remove', sid);
-    await traced(context, () => this.#call('delete', (backend) => backend.delete(this.key(sid)), deadline, context));
+    await traced(context, () => this.#call('delete', (backend) => backend.delete(this.names.key(sid)), deadline, context));
   }
 
   /**
@@ -185,7 +194,7 @@ export class SessionStore {
     const context = this.#context('write', sid);
     return traced(
       context,
-      () => this.#compareAndSet(this.key(sid), expected, next, ttl, deadline, context),
+      () => this.#compareAndSet(this.names.key(sid), expected, next, ttl, deadline, context),
       (result) => result.status,
     );
   }
@@ -261,11 +270,11 @@ export class SessionStore {
     const backend = await this.#connected();
     const many = backend.compareAndSetMany?.bind(backend);
     if (many !== undefined) {
-      const batch: BatchRow[] = rows.map((row) => ({ key: this.key(row.name), expected: row.expected, next: row.next }));
+      const batch: BatchRow[] = rows.map((row) => ({ key: this.names.key(row.name), expected: row.expected, next: row.next }));
       const context = this.#context('write', undefined);
       const written = await traced(context, () => this.#call('set', () => many(batch), undefined, context));
       const keys = new Set(written);
-      return new Set(rows.filter((row) => keys.has(this.key(row.name))).map((row) => row.name));
+      return new Set(rows.filter((row) => keys.has(this.names.key(row.name))).map((row) => row.name));
     }
     const saved = new Set<string>();
     await mapConcurrently(rows, 32, async (row) => {
@@ -335,14 +344,4 @@ export class SessionStore {
       `koa-kv-session: the session store (${describeStore(this.#config.store)}) did not answer a ${operation} within ${this.#config.storeTimeout} ms`,
     );
   }
-}
-
-/** The error for a record that cannot be read. It names the session by its safe id: a sid is a bearer secret, and onError output goes to logs. */
-function corrupt(sid: string, prefix: string, cause: CorruptRecordError): SessionError {
-  return new SessionError(
-    'SESSION_RECORD_CORRUPT',
-    `koa-kv-session: the record of session ${sidFingerprint(sid)} (its safe id; key prefix ${JSON.stringify(prefix)}) cannot be read (${cause.message}); a fresh session was started`,
-    500,
-    { cause },
-  );
 }

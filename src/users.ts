@@ -17,7 +17,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { frameRecord, parseRecord, sameRecord, type SessionData } from './codec.js';
 import { createdOf, lastSeenOf } from './lifetime.js';
 import type { SessionConfig } from './session.js';
-import { sidFingerprint } from './sid.js';
 import { conflictPause, Lanes } from './lanes.js';
 import { mapConcurrently } from './concurrently.js';
 import type { SessionStore } from './store.js';
@@ -117,7 +116,7 @@ export class UserIndex {
    */
   async track(user: string, given: string, expires: number, deadline?: number, describe?: () => string | undefined): Promise<{ added: boolean; entries: number }> {
     const name = userIndexName(user);
-    const sid = this.#store.nameOf(given);
+    const sid = this.#store.names.nameOf(given);
     const known = this.#covered.get(`${name} ${sid}`);
     if (known !== undefined && known > expires) return { added: false, entries: 0 };
     const covered = expires + this.#config.lifetime;
@@ -142,10 +141,19 @@ export class UserIndex {
     return { added, entries: size };
   }
 
+  /** Makes the index of `user` name the session `from` also as `to`, keeping its label and login time: a session moving to the other key layout (relayout.ts). */
+  async alias(user: string, from: string, to: string, expires: number, deadline?: number): Promise<void> {
+    const name = userIndexName(user);
+    const [source, target] = [this.#store.names.nameOf(from), this.#store.names.nameOf(to)];
+    const covered = expires + this.#config.lifetime;
+    await this.#change(name, user, (entries, now) => entries.set(target, { ...(entries.get(source) ?? { added: now }), covered }), deadline);
+    this.#remember(`${name} ${target}`, covered);
+  }
+
   /** Drops `sids` from the index of `user`: call it after their records were deleted or changed hands. */
   async untrack(user: string, given: readonly string[], deadline?: number): Promise<void> {
     const name = userIndexName(user);
-    const sids = given.map((sid) => this.#store.nameOf(sid));
+    const sids = given.map((sid) => this.#store.names.nameOf(sid));
     for (const sid of sids) this.#covered.delete(`${name} ${sid}`);
     await this.#change(
       name,
@@ -177,8 +185,8 @@ export class UserIndex {
       if (loaded !== undefined && storedUserOf(loaded.data, this.#config.userKey) === user) {
         const { record } = loaded;
         sessions.push({
-          sid: this.#store.storedName(sid),
-          id: sidFingerprint(sid),
+          sid: this.#store.names.storedName(sid),
+          id: this.#store.names.idOf(sid, record.hashed),
           createdAt: record.created === undefined ? undefined : new Date(createdOf(record, this.#config)),
           lastSeenAt: new Date(lastSeenOf(record, this.#config)),
           label: entry.label,
@@ -213,7 +221,7 @@ export class UserIndex {
   async dropIfOld(user: string, given: readonly string[], deadline?: number): Promise<void> {
     if (given.length === 0) return;
     const name = userIndexName(user);
-    const sids = given.map((sid) => this.#store.nameOf(sid));
+    const sids = given.map((sid) => this.#store.names.nameOf(sid));
     await this.#change(
       name,
       user,
@@ -236,7 +244,7 @@ export class UserIndex {
 
   /** The unexpired entries of a stored index, by session name (what the store kept, as its methods take it). */
   #entries(raw: string | undefined, now: number): Map<string, Entry> {
-    return readEntries(raw, now, (stored) => this.#store.fromStored(stored));
+    return readEntries(raw, now, (stored) => this.#store.names.fromStored(stored));
   }
 
   #remember(key: string, covered: number): void {
@@ -258,7 +266,7 @@ export class UserIndex {
       const entries = this.#entries(current, now);
       for (const change of changes) change(entries, now);
       if (entries.size === 0 && current === undefined) return;
-      const next = writeEntries(user, entries, now, (sid) => this.#store.storedName(sid));
+      const next = writeEntries(user, entries, now, (sid) => this.#store.names.storedName(sid));
       if (sameRecord(next.raw, current)) return;
       const result = await this.#store.compareAndSet(name, current, next.raw, next.ttl, deadline);
       if (result.status === 'saved') return;

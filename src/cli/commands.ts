@@ -5,7 +5,7 @@ import { Revoker } from '../revoke.js';
 import type { Settings } from '../options.js';
 import type { SessionStore } from '../store.js';
 import { UserIndex } from '../users.js';
-import { BadCursorError, census, findBySafeId, listPage, migrate, showSession, type WalkOptions } from './maintenance.js';
+import { BadCursorError, census, findBySafeId, hashSids, hasUserIndex, listPage, migrate, showSession, type WalkOptions } from './maintenance.js';
 import { Progress } from './progress.js';
 
 /** Exit codes, as documented in the README and in `--help`. */
@@ -249,7 +249,11 @@ async function purge(run: Run): Promise<number> {
 }
 
 async function migrateCommand(run: Run, args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { to: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args, options: { to: { type: 'string' }, 'hash-sids': { type: 'boolean' } }, strict: true });
+  if (values['hash-sids'] === true) {
+    if (values.to !== undefined) throw new UsageError('migrate takes --to or --hash-sids, not both: run it once for each');
+    return migrateToHashes(run);
+  }
   const to = values.to?.toLowerCase();
   if (to !== 'cbor' && to !== 'json') throw new UsageError(`migrate needs --to cbor or --to json${values.to === undefined ? '' : `, got ${JSON.stringify(values.to)}`}`);
   const options = await walkOptions(run, `migrate to ${to}`);
@@ -260,6 +264,23 @@ async function migrateCommand(run: Run, args: string[]): Promise<number> {
       `left as is: unrepresentable in ${to} ${report.unrepresentable}, over maxSize ${report.tooLarge}, unreadable ${report.unreadable}, ` +
       `changed by the app throughout ${report.busy}\n`,
   );
+  return interrupted(run, report.complete);
+}
+
+async function migrateToHashes(run: Run): Promise<number> {
+  if (!run.settings.hashSids) {
+    throw new UsageError(
+      'migrate --hash-sids moves sessions under the hash of their sid: set SESSION_HASH_SIDS=true, as in the app. The other way cannot be done here (a hash gives no sid back): with hashSids off, each session moves back under its sid at its next request',
+    );
+  }
+  // User indexes name sessions by key: each move must rename its entry, which needs the user field.
+  if (run.settings.userKey === undefined && (await hasUserIndex(run.store))) {
+    throw new UsageError('the store holds user indexes: set SESSION_USER_KEY as in the app, so that each moved session keeps its entry (revoking a user must find it)');
+  }
+  const options = await walkOptions(run, 'migrate to hashed sids');
+  const report = await hashSids(run.store, userIndexOf(run), run.settings.userKey, options);
+  options.progress.finish();
+  run.out.write(`moved            ${report.moved}\nalready hashed   ${report.already}\nleft as is: expired or ended meanwhile ${report.skipped}, unreadable ${report.unreadable}\n`);
   return interrupted(run, report.complete);
 }
 

@@ -34,6 +34,7 @@ Commands:
   revoke --user <id>     delete every session of a user (needs SESSION_USER_KEY)
   purge                  delete expired session records
   migrate --to cbor|json rewrite every session record in the other encoding
+  migrate --hash-sids    move every session under the hash of its sid (SESSION_HASH_SIDS=true)
   help [command]         show this text, or a command's
   --version              print the version of koa-kv-session
 
@@ -76,14 +77,22 @@ Deletes the expired session records under SESSION_KEY_PREFIX in SESSION_STORE: o
 batch of rows on SQL backends (bounded memory), nothing to do on Redis (it expires keys itself).
 Prints the number of records removed (--json: {"removed": n, ...}).`,
   migrate: `Usage: koa-kv-session migrate --to cbor|json
+       koa-kv-session migrate --hash-sids
 
 Rewrites every live session record in the given encoding, keeping its expiry and permanence. Each
 record is rewritten with a compare-and-set, so a session the running app changes meanwhile is
 never overwritten (it is read and converted again). Records whose data the target encoding cannot
 hold exactly (Dates, Maps, binary data in JSON) or that would exceed SESSION_MAX_SIZE are left as
 they are and counted. Set SESSION_SERIALIZATION_FORMAT in the app to the same encoding first, so
-new writes use it too. Ctrl-C stops after the current page; running it again continues.
-Needs a store that can list its keys.`,
+new writes use it too.
+
+--hash-sids moves every session stored under its sid to the SHA-256 of its sid, as the app's
+hashSids does for each session at its next request: switch the app to SESSION_HASH_SIDS=true
+first, then run this with the same environment (SESSION_USER_KEY too, so that user indexes follow).
+Nobody is signed out. The other way needs no command: with hashSids off, each session moves back
+under its sid at its next request (a hash gives no sid back).
+
+Ctrl-C stops after the current page; running it again continues. Needs a store that can list its keys.`,
 };
 
 const LISTING = ['stats', 'list', 'migrate'];

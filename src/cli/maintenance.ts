@@ -1,9 +1,11 @@
-// The work behind the operator commands: census, listing, showing, revoking and re-encoding stored records. No printing here.
+// The work behind the operator commands: census, listing, showing, revoking, re-encoding stored records and moving them under the hash of their sid. No printing here.
 import { decodePayload, encodePayload, fingerprint, frameRecord, parseRecord, recordExpiry, type Format, type SessionData, type StoredRecord } from '../codec.js';
 import type { Progress } from './progress.js';
+import { mapConcurrently } from '../concurrently.js';
+import { relayout } from '../relayout.js';
 import type { ListedRecord, SessionStore } from '../store.js';
-import { sidFingerprint } from '../sid.js';
 import { isUserIndexName, storedUserOf } from '../user-id.js';
+import type { UserIndex } from '../users.js';
 
 /** How a long command walks the store: page size, where progress goes, and when to stop early (Ctrl-C). */
 export interface WalkOptions {
@@ -31,12 +33,21 @@ async function walk(store: SessionStore, options: WalkOptions, visit: (records: 
 export async function findBySafeId(store: SessionStore, id: string): Promise<string | undefined> {
   let found: string | undefined;
   await walk(store, { stopped: () => found !== undefined }, async (records) => {
-    for (const { name } of records) {
-      const named = store.fromStored(name);
-      if (found === undefined && !isUserIndexName(name) && sidFingerprint(named) === id) found = named;
+    for (const { name, raw } of records) {
+      const named = store.names.fromStored(name);
+      if (found === undefined && !isUserIndexName(name) && store.names.idOf(named, hashedRecord(raw)) === id) found = named;
     }
   });
   return found;
+}
+
+/** True when a stored value is a record kept under the hash of its sid. */
+function hashedRecord(raw: string): boolean {
+  try {
+    return parseRecord(raw).hashed;
+  } catch {
+    return false;
+  }
 }
 
 /** What `stats` counts. */
@@ -120,7 +131,7 @@ export async function listPage(store: SessionStore, cursor: string | undefined, 
   let skip: string | undefined;
   if (cursor !== undefined) {
     const [kind, value] = [cursor.slice(0, cursor.indexOf(':')), cursor.slice(cursor.indexOf(':') + 1)];
-    if (kind === 'after' && ordered && value !== '') [next, skip] = [store.key(value), value];
+    if (kind === 'after' && ordered && value !== '') [next, skip] = [store.names.key(value), value];
     else if (kind === 'scan' && !ordered && value !== '') next = value;
     else throw new BadCursorError(`--cursor ${JSON.stringify(cursor)} is not a cursor that koa-kv-session list printed for this store`);
   }
@@ -166,7 +177,9 @@ export type Shown =
   | { readonly status: 'found'; readonly record: StoredRecord; readonly data: SessionData; readonly bytes: number };
 
 export async function showSession(store: SessionStore, sid: string): Promise<Shown> {
-  const raw = await store.loadRaw(sid);
+  // A session stored before hashSids was switched is under its other name until its next request.
+  const other = store.names.otherName(sid);
+  const raw = (await store.loadRaw(sid)) ?? (other === undefined ? undefined : await store.loadRaw(other));
   // A revoked or moved session's marker is no session record.
   if (raw === undefined || recordExpiry(raw) <= 1) return { status: 'missing' };
   try {
@@ -224,7 +237,7 @@ function convert(raw: string, to: Format, maxSize: number, now: number): Convers
       return { kind: 'unrepresentable' };
     }
   }
-  const next = frameRecord(payload, to, record.expires, record.permanent, { created: record.created, lifetime: record.lifetime });
+  const next = frameRecord(payload, to, record.expires, record.permanent, { created: record.created, lifetime: record.lifetime, hashed: record.hashed });
   if (Buffer.byteLength(next) > maxSize) return { kind: 'tooLarge' };
   return { kind: 'write', next, ttl: record.expires - now };
 }
@@ -240,7 +253,7 @@ export async function migrate(store: SessionStore, to: Format, maxSize: number, 
   const report: MigrationReport = { converted: 0, already: 0, expired: 0, unrepresentable: 0, tooLarge: 0, unreadable: 0, busy: 0, complete: false };
   report.complete = await walk(store, options, async (records) => {
     // A listed name is the key as it is (with hashSids, a hash): the store's methods take it marked so.
-    let pending = records.filter((r) => !isUserIndexName(r.name)).map((r) => ({ name: store.fromStored(r.name), raw: r.raw }));
+    let pending = records.filter((r) => !isUserIndexName(r.name)).map((r) => ({ name: store.names.fromStored(r.name), raw: r.raw }));
     for (let round = 1; pending.length > 0; round++) {
       const now = Date.now();
       const rows: Array<{ name: string; expected: string; next: string; ttl: number }> = [];
@@ -260,6 +273,56 @@ export async function migrate(store: SessionStore, to: Format, maxSize: number, 
       const reread = await Promise.all(missed.map(async (row) => ({ name: row.name, raw: await store.loadRaw(row.name) })));
       pending = reread.filter((r): r is ListedRecord => r.raw !== undefined);
     }
+  });
+  return report;
+}
+
+/** True when a user index is stored under the key prefix (one walk, stopping at the first). */
+export async function hasUserIndex(store: SessionStore): Promise<boolean> {
+  let found = false;
+  await walk(store, { stopped: () => found }, async (records) => {
+    found ||= records.some((record) => isUserIndexName(record.name));
+  });
+  return found;
+}
+
+/** What `migrate --hash-sids` did. */
+export interface RelayoutReport {
+  /** Moved from under their sid to under its hash. */
+  moved: number;
+  /** Stored under the hash of their sid already. */
+  already: number;
+  /** Expired, or ended or moved by the app meanwhile: left as they are. */
+  skipped: number;
+  /** Not readable session records: left as they are. */
+  unreadable: number;
+  complete: boolean;
+}
+
+/**
+ * Moves every live session stored under its sid to the hash of its sid (the store must be opened
+ * with hashSids), each by the very steps a request of it takes (relayout.ts): nobody is signed out,
+ * and a session the app changes or ends meanwhile stays as the app left it.
+ */
+export async function hashSids(store: SessionStore, users: UserIndex | undefined, userKey: string | undefined, options: WalkOptions = {}): Promise<RelayoutReport> {
+  const report: RelayoutReport = { moved: 0, already: 0, skipped: 0, unreadable: 0, complete: false };
+  const context = { store, users, userKey, report: () => undefined };
+  report.complete = await walk(store, options, async (records) => {
+    await mapConcurrently(records, 16, async ({ name, raw }) => {
+      if (isUserIndexName(name)) return;
+      let loaded: { record: StoredRecord; data: SessionData };
+      try {
+        const record = parseRecord(raw);
+        loaded = { record, data: decodePayload(record.payload, record.format) };
+      } catch {
+        return void report.unreadable++;
+      }
+      if (loaded.record.hashed) return void report.already++;
+      const now = Date.now();
+      if (loaded.record.expires <= now) return void report.skipped++;
+      const moved = await relayout(context, name, store.names.otherName(name) as string, loaded, now + store.timeoutMs);
+      report[typeof moved === 'string' ? 'skipped' : 'moved']++;
+    });
   });
   return report;
 }

@@ -1,0 +1,101 @@
+// A session stored before hashSids was switched (on or off) moves into the configured key layout at its first request: like a regenerate() that keeps the sid, so nobody is signed out.
+import { decodePayload, MARKER_LIFETIME, parseRecord, recordFate, relaidRecord, retiredRecord, type SessionData, type StoredRecord } from './codec.js';
+import type { SessionStore } from './store.js';
+import { storedUserOf } from './user-id.js';
+import type { UserIndex } from './users.js';
+
+type Loaded = { readonly record: StoredRecord; readonly data: SessionData };
+
+// A copy under the old name that a process with the other setting keeps changing is followed this often.
+const ROUNDS = 3;
+
+export interface Relayout {
+  readonly store: SessionStore;
+  readonly users: UserIndex | undefined;
+  readonly userKey: string | undefined;
+  readonly report: (error: Error) => void;
+}
+
+/**
+ * Moves the session of `sid`, found under `from` (the other layout's name), to its name in the
+ * configured layout, and resolves with it there. The order is a regenerate()'s: the user index names
+ * the new place first, the record is created there only if nothing is (a concurrent request of the
+ * same browser may have moved it already: then that copy is the session), and the old record is
+ * retired by compare-and-set, so a logout or revocation that came first stays: the new copy is
+ * deleted again and the session is 'gone'. Moving under the hash, the old key (the sid itself) is
+ * then deleted; moving back, its marker stays for requests in flight, as a regenerate()'s does.
+ */
+export async function relayout(context: Relayout, sid: string, from: string, loaded: Loaded, deadline: number): Promise<Loaded | 'gone' | 'moved'> {
+  const { store, users, userKey } = context;
+  const hashed = store.names.hashed;
+  const user = userKey === undefined ? undefined : storedUserOf(loaded.data, userKey);
+  if (users !== undefined && user !== undefined) await users.alias(user, from, sid, loaded.record.expires, deadline);
+  let current = loaded;
+  let raw = relaidRecord(current.record, hashed);
+  const ttl = () => Math.max(1, current.record.expires - Date.now());
+  const created = await store.compareAndSet(sid, undefined, raw, ttl(), deadline);
+  if (created.status !== 'saved') return liveOr(created.status === 'conflict' ? created.current : undefined);
+  for (let round = 1; ; round++) {
+    const retired = await store.compareAndSet(from, current.record.raw, retiredRecord(store.names.storedName(sid)), Math.min(ttl(), MARKER_LIFETIME), deadline);
+    if (retired.status === 'saved') {
+      // The old key of a session moving under its hash is its sid: it leaves the store at once.
+      if (hashed) await store.remove(from, deadline);
+      if (users !== undefined && user !== undefined) await users.untrack(user, [from], deadline).catch(context.report);
+      break;
+    }
+    const fate = retired.status === 'gone' ? 'gone' : recordFate(retired.current, Date.now());
+    const newer = fate === 'live' && retired.status === 'conflict' ? liveOr(retired.current) : fate === 'live' ? 'gone' : fate;
+    if (typeof newer === 'string') {
+      // Ended (or regenerated) under the old name meanwhile: it stays so.
+      await store.remove(sid, deadline);
+      return newer;
+    }
+    // Written under the old name meanwhile, by a process with the other setting: that copy is newer.
+    // Once a request has written the new copy too, the new one is the session; the old one is left
+    // as it is (and in the user index, so revoking the user ends both).
+    const next = relaidRecord(newer.record, hashed);
+    if (round === ROUNDS || (await store.compareAndSet(sid, raw, next, Math.max(1, newer.record.expires - Date.now()), deadline)).status !== 'saved') break;
+    current = newer;
+    raw = next;
+  }
+  return { record: parseRecord(raw), data: current.data };
+}
+
+/** Loads sessions by sid, moving each one found in the other key layout first: one move at a time per sid in this process. */
+export class LayoutFinder {
+  readonly #context: Relayout;
+  readonly #moving = new Map<string, Promise<void>>();
+
+  constructor(context: Relayout) {
+    this.#context = context;
+  }
+
+  /** The session of `sid` in the configured layout, or why there is none (see SessionStore.loadOrFate). */
+  async find(sid: string, now: number, deadline: number, waited = false): Promise<Loaded | 'gone' | 'moved'> {
+    const loaded = await this.#context.store.loadOrFate(sid, now, deadline);
+    if (typeof loaded === 'string' || loaded.from === undefined) return loaded;
+    // Requests of one browser in this process wait for the move one of them makes, then read it.
+    const moving = this.#moving.get(sid);
+    if (moving !== undefined && !waited) return moving.then(() => this.find(sid, now, deadline, true));
+    const move = relayout(this.#context, sid, loaded.from, loaded, deadline);
+    const settled: Promise<void> = move.then(noop, noop).finally(() => {
+      if (this.#moving.get(sid) === settled) this.#moving.delete(sid);
+    });
+    this.#moving.set(sid, settled);
+    return move;
+  }
+}
+
+function noop(): void {}
+
+/** The live session in a stored value, or its fate. */
+function liveOr(raw: string | undefined): Loaded | 'gone' | 'moved' {
+  const fate = recordFate(raw, Date.now());
+  if (fate !== 'live') return fate;
+  try {
+    const record = parseRecord(raw);
+    return { record, data: decodePayload(record.payload, record.format) };
+  } catch {
+    return 'gone';
+  }
+}
