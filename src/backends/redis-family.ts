@@ -64,9 +64,13 @@ export function redisClientOptions(timeout: number) {
   return { disableOfflineQueue: true, socket: { connectTimeout: timeout, reconnectStrategy: reconnectDelay } };
 }
 
-/** @keyv/redis must throw, not swallow: Keyv's own option alone is not enough. */
-export function keyvRedisOptions(timeout: number) {
-  return { throwOnErrors: true, throwOnConnectError: true, connectionTimeout: timeout };
+/**
+ * @keyv/redis must throw, not swallow: Keyv's own option alone is not enough. No `connectionTimeout`:
+ * @keyv/redis races the connect against a timer it never clears, which kept every process that had
+ * connected alive for that long after close(); the socket's connectTimeout and our own deadline bound it.
+ */
+export function keyvRedisOptions() {
+  return { throwOnErrors: true, throwOnConnectError: true };
 }
 
 /** A SCAN page's keys with the values read for them; a key that expired in between is left out. */

@@ -10,14 +10,28 @@ import { exportOf, hostsOf, importOptional, type AnyModule } from './url.js';
  * commands fail fast (503) until it is back.
  */
 async function connected(adapter: AnyModule): Promise<Backend> {
-  await adapter.getClient().catch(() => {});
+  // The first connection error fails the open at once, with its own words (a refused port is not a
+  // timeout), and the client goes with it: the next store call opens a new one.
+  let onError: ((error: unknown) => void) | undefined;
+  const failed = new Promise<never>((_, reject) => {
+    onError = reject;
+    adapter.once('error', onError);
+  });
+  try {
+    await Promise.race([adapter.getClient(), failed]);
+  } catch (error) {
+    await Promise.resolve(adapter.disconnect?.(true)).catch(() => {});
+    throw error;
+  } finally {
+    adapter.off('error', onError);
+  }
   return adapterBackend(adapter as KeyvAdapterLike, true);
 }
 
 /** `redis://` and `rediss://`. */
 export async function openRedis(url: string, scheme: string, timeout: number): Promise<Backend> {
   const KeyvRedis = await exportOf('@keyv/redis', scheme, 'KeyvRedis');
-  return connected(new KeyvRedis({ url, ...redisClientOptions(timeout) }, keyvRedisOptions(timeout)));
+  return connected(new KeyvRedis({ url, ...redisClientOptions(timeout) }, keyvRedisOptions()));
 }
 
 /** `redis+cluster://host:port,host:port`: the listed nodes are where the client starts; it finds the rest. */
@@ -31,5 +45,5 @@ export async function openRedisCluster(url: string, scheme: string, timeout: num
       .map((host: string) => ({ url: `redis://${host}` })),
     defaults: redisClientOptions(timeout),
   });
-  return connected(new KeyvRedis(cluster, keyvRedisOptions(timeout)));
+  return connected(new KeyvRedis(cluster, keyvRedisOptions()));
 }
