@@ -2,13 +2,13 @@
 // npm, pnpm and yarn, on the Node first on PATH, and checks what issue 15 promised of that install:
 //   - nothing is compiled (no native addon built under node_modules),
 //   - the zero-config app (`kvSession()`, no options) serves a session across two requests, or, on a
-//     Node without node:sqlite, answers 500 naming the package to install (and the process lives on).
+//     Node without node:sqlite (below `engines`), kvSession() throws naming the package to install.
 // With --compare it also installs koa-session and express-session + connect-redis + redis the same
 // way, for the README's install table. Prints one line per install: packages, MB, seconds.
 //
 //   node scripts/install-check.mjs [--managers npm,pnpm,yarn] [--compare]
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -20,7 +20,7 @@ const hasNodeSqlite = process.getBuiltinModule?.('node:sqlite') !== undefined;
 
 // The package managers themselves come from the npm registry, pinned, run through npx.
 const RUNNERS = {
-  npm: (deps) => ['npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...deps]],
+  npm: (deps) => ['npm', ['install', '--no-audit', '--no-fund', ...deps]],
   pnpm: (deps, store) => ['npx', ['--yes', 'pnpm@10.24.0', 'add', '--reporter=silent', `--store-dir=${store}`, ...deps]],
   yarn: (deps) => ['npx', ['--yes', 'yarn@1.22.22', 'add', '--silent', '--no-progress', ...deps]],
 };
@@ -32,38 +32,35 @@ const fail = (message) => {
   console.error(`install-check: FAIL ${message}`);
 };
 
-/** Files and bytes under a folder (symlinks not followed: pnpm's store is counted once, where it is). */
+/** Disk usage of a folder as `du -sk` reports it (what a user measuring the install sees; pnpm's store, hard-linked, counts once). */
 function footprint(dir) {
-  let bytes = 0;
-  const walk = (path) => {
-    for (const entry of readdirSync(path, { withFileTypes: true })) {
-      const full = join(path, entry.name);
-      if (entry.isDirectory()) walk(full);
-      else if (entry.isFile()) bytes += statSync(full).size;
-    }
-  };
-  if (existsSync(dir)) walk(dir);
-  return bytes;
+  if (!existsSync(dir)) return 0;
+  const kb = Number(execFileSync('du', ['-sk', dir], { encoding: 'utf8' }).split('\t')[0]);
+  return kb * 1024;
 }
 
-/** Installed packages: every folder holding a package.json with a name, under node_modules (pnpm's .pnpm store included). */
+/** Installed packages: every folder holding a package.json with a name, under node_modules (nested copies too, as npm's "added N packages" counts them; pnpm's .pnpm store once). */
 function packages(dir) {
-  const names = new Set();
+  const found = new Set();
   const walk = (path, depth) => {
     if (depth > 12 || !existsSync(path)) return;
     for (const entry of readdirSync(path, { withFileTypes: true })) {
       if (!entry.isDirectory()) continue;
       const full = join(path, entry.name);
-      if (existsSync(join(full, 'package.json')) && path.endsWith('node_modules')) names.add(full.slice(full.lastIndexOf('node_modules')));
-      else if (path.endsWith('node_modules') && entry.name.startsWith('@')) {
-        for (const scoped of readdirSync(full, { withFileTypes: true })) if (scoped.isDirectory()) names.add(join(full, scoped.name).slice(full.lastIndexOf('node_modules')));
+      if (path.endsWith('node_modules') && entry.name.startsWith('@')) {
+        for (const scoped of readdirSync(full, { withFileTypes: true })) {
+          if (!scoped.isDirectory()) continue;
+          found.add(join(full, scoped.name));
+          walk(join(full, scoped.name), depth + 2);
+        }
+        continue;
       }
+      if (path.endsWith('node_modules') && existsSync(join(full, 'package.json'))) found.add(full);
       walk(full, depth + 1);
     }
   };
   walk(join(dir, 'node_modules'), 0);
-  // Each package name counts once, however many copies or versions of it are installed.
-  return new Set([...names].map((name) => name.replace(/^.*node_modules[/\\]/, ''))).size;
+  return found.size;
 }
 
 /** Native addons built at install: a node-gyp build folder anywhere under node_modules. */
@@ -99,7 +96,10 @@ function install(label, manager, deps) {
     fail(`${label}: ${command} ${argv.join(' ')} exited with ${result.status}\n${result.stdout}\n${result.stderr}`);
     return undefined;
   }
+  // npm says how many packages it added: that is the count a user sees, and ours must agree with it.
+  const added = /added (\d+) packages?/.exec(result.stdout)?.[1];
   const row = { label, manager, packages: packages(dir), mb: footprint(join(dir, 'node_modules')) / 1e6, seconds, compiled: compiled(dir) };
+  if (added !== undefined && Number(added) !== row.packages) fail(`${label}: npm reports ${added} packages added, the count here is ${row.packages}`);
   console.log(
     `install-check: ${label} (${manager}, Node ${process.version}): ${row.packages} packages, ${row.mb.toFixed(1)} MB, ${seconds.toFixed(1)} s${row.compiled.length ? `, compiled: ${row.compiled.join(', ')}` : ', nothing compiled'}`,
   );
@@ -112,7 +112,13 @@ const app = new Koa();
 app.keys = ['install-check'];
 app.silent = true;
 const errors = [];
-const middleware = kvSession({ onError: (error) => errors.push(error) });
+let middleware;
+try {
+  middleware = kvSession({ onError: (error) => errors.push(error) });
+} catch (error) {
+  console.log(JSON.stringify({ thrown: error.code + ': ' + error.message }));
+  process.exit(0);
+}
 app.use(middleware);
 app.use((ctx) => { ctx.session.views = (ctx.session.views ?? 0) + 1; ctx.body = String(ctx.session.views); });
 const server = app.listen(0, '127.0.0.1');
@@ -140,9 +146,9 @@ function zeroConfig(row) {
     if (reply.views.join() !== '1,2') return fail(`${row.label}: the zero-config app did not keep its session: ${JSON.stringify(reply)}`);
     console.log(`install-check: ${row.label}: zero-config app kept its session (views 1, 2) on node:sqlite`);
   } else {
-    const missing = reply.errors.find((e) => e.startsWith('SESSION_ADAPTER_MISSING') && e.includes('npm install sqlite3'));
-    if (reply.status[0] !== 500 || missing === undefined) return fail(`${row.label}: expected 500 and SESSION_ADAPTER_MISSING naming sqlite3 on ${process.version}: ${JSON.stringify(reply)}`);
-    console.log(`install-check: ${row.label}: zero-config app on ${process.version} (no node:sqlite) answers 500 with "${missing}"`);
+    const missing = reply.thrown?.startsWith('SESSION_ADAPTER_MISSING') && reply.thrown.includes('npm install sqlite3') ? reply.thrown : undefined;
+    if (missing === undefined) return fail(`${row.label}: expected kvSession() to throw SESSION_ADAPTER_MISSING naming sqlite3 on ${process.version}: ${JSON.stringify(reply)}`);
+    console.log(`install-check: ${row.label}: zero-config kvSession() on ${process.version} (no node:sqlite) throws "${missing}"`);
   }
 }
 

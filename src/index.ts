@@ -1,6 +1,8 @@
 // The public surface: kvSession(), its option, session and error types, and the ctx.session typing for Koa.
 import { createMiddleware, type KvSessionMiddleware } from './middleware.js';
-import { resolveSettings, type KvSessionOptions } from './options.js';
+import { missingSqliteDriver } from './backends/registry.js';
+import { SessionError } from './errors.js';
+import { DEFAULT_STORE, resolveSettings, type KvSessionOptions } from './options.js';
 import type { Session, SessionAssignment } from './session-types.js';
 
 export type { CookieOptions, KvSessionOptions, StoreOption } from './options.js';
@@ -25,7 +27,15 @@ export { isSessionError, SessionError, SessionOptionError, SessionStoreError, ty
  * Throws SessionOptionError (code `SESSION_INVALID_OPTION`) naming the option or variable at fault.
  */
 export function kvSession(options?: KvSessionOptions): KvSessionMiddleware {
-  return createMiddleware(resolveSettings(options));
+  const settings = resolveSettings(options);
+  const { store } = settings;
+  // A SQLite store this Node cannot open fails here, once, not as a 500 on every request.
+  const missing = store.kind === 'url' ? missingSqliteDriver(store.url) : undefined;
+  if (missing !== undefined) {
+    const named = store.kind === 'url' && store.url !== DEFAULT_STORE ? `the store ${store.url}` : `the default store (${DEFAULT_STORE}: no store option, no SESSION_STORE)`;
+    throw new SessionError('SESSION_ADAPTER_MISSING', `koa-kv-session: ${named} ${missing}; or pass another store (the store option or SESSION_STORE)`);
+  }
+  return createMiddleware(settings);
 }
 
 export default kvSession;

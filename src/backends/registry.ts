@@ -85,3 +85,25 @@ export function backendsThat(ability: keyof Abilities, has = true): string[] {
     ),
   ];
 }
+
+/**
+ * Why a `sqlite://` URL cannot open on this Node, known without opening it (so kvSession() can say
+ * so at once, not every request): no `node:sqlite` and no `sqlite3` package to be found from the
+ * app's folder or its main script. Undefined when a driver is there, or for any other URL.
+ */
+export function missingSqliteDriver(url: string): string | undefined {
+  if (schemeOf(url) !== 'sqlite') return undefined;
+  const driver = /[?&]driver=([^&]*)/.exec(url)?.[1];
+  const builtin = (process as { getBuiltinModule?: (id: string) => { DatabaseSync?: unknown } | undefined }).getBuiltinModule?.('node:sqlite');
+  if (driver !== 'sqlite3' && typeof builtin?.DatabaseSync === 'function') return undefined;
+  if (driver === 'node') return `needs node:sqlite, which Node ${process.version} does not have (Node 22.13 or later has it)`;
+  const { createRequire } = process.getBuiltinModule('node:module') as typeof import('node:module');
+  for (const from of [`${process.cwd()}/`, process.argv[1]]) {
+    try {
+      if (from !== undefined) return void createRequire(from).resolve('sqlite3');
+    } catch {
+      // not found from there
+    }
+  }
+  return `needs node:sqlite (built into Node 22.13 and later; this is ${process.version}) or the sqlite3 package: run on Node 22.13 or later, or run \`npm install sqlite3\``;
+}

@@ -1,0 +1,82 @@
+// What a new user meets first: the README's Usage example, copied as it is after the README's install line, keeps a session; a Node that cannot open the default store fails at kvSession(), naming the fix.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const ROOT = join(import.meta.dirname, '..');
+const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
+
+/** A project folder where `koa` and `koa-kv-session` resolve as after `npm install koa-kv-session koa`, and nothing else does. */
+function project(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kvs-first-'));
+  mkdirSync(join(dir, 'node_modules'));
+  symlinkSync(join(ROOT, 'node_modules', 'koa'), join(dir, 'node_modules', 'koa'));
+  symlinkSync(ROOT, join(dir, 'node_modules', 'koa-kv-session'));
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'first-hour', private: true, type: 'module' }));
+  return dir;
+}
+const made: string[] = [];
+afterAll(() => {
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs `file` in `dir` with no SESSION_* variables; its stdout. */
+function run(dir: string, file: string, flags: string[] = []): { stdout: string; stderr: string; status: number | null } {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('SESSION_')));
+  return spawnSync(process.execPath, [...flags, file], { cwd: dir, env, encoding: 'utf8', timeout: 30_000 });
+}
+
+describe('the README, as a new user reads it', () => {
+  const install = /```sh\n(npm install [^\n]+)\n```/.exec(README)?.[1];
+  const usage = /## Usage\n\n```ts\n([\s\S]*?)```/.exec(README)?.[1] ?? '';
+
+  it('Install says `npm install koa-kv-session`, and Usage imports nothing else but koa', () => {
+    expect(install).toBe('npm install koa-kv-session');
+    const imported = [...usage.matchAll(/from '([^']+)'/g)].map((m) => m[1]);
+    expect(imported.sort()).toEqual(['koa', 'koa-kv-session']);
+  });
+
+  it('the Usage example, as written, keeps a session across requests with only those two packages', () => {
+    const dir = project();
+    made.push(dir);
+    expect(usage).toContain('app.listen(3000);');
+    const driver = `
+const base = 'http://127.0.0.1:' + server.address().port + '/';
+const one = await fetch(base);
+const cookie = one.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+const two = await fetch(base, { headers: { cookie } });
+console.log(JSON.stringify([await one.text(), await two.text()]));
+server.close();
+`;
+    writeFileSync(join(dir, 'app.mjs'), usage.replace('app.listen(3000);', "const server = app.listen(0, '127.0.0.1');\nawait new Promise((r) => server.once('listening', r));") + driver);
+    const result = run(dir, 'app.mjs');
+    expect(result.stderr).not.toMatch(/Error/);
+    expect(JSON.parse(result.stdout.trim().split('\n').pop() ?? 'null')).toEqual(['1 views', '2 views']);
+  });
+});
+
+describe('a Node that cannot open the default store', () => {
+  it('fails at kvSession() with SESSION_ADAPTER_MISSING naming the fix, not on every request; another store still works', () => {
+    const dir = project();
+    made.push(dir);
+    writeFileSync(
+      join(dir, 'check.mjs'),
+      `import { kvSession } from 'koa-kv-session';
+let thrown;
+try { kvSession(); } catch (error) { thrown = { code: error.code, message: error.message }; }
+const other = kvSession({ store: 'memory://' });
+await other.close();
+console.log(JSON.stringify(thrown ?? null));
+`,
+    );
+    // Node 22 and later can turn node:sqlite off, as Node 20 never had it; sqlite3 does not resolve from this folder.
+    const result = run(dir, 'check.mjs', ['--no-experimental-sqlite']);
+    const thrown = JSON.parse(result.stdout.trim().split('\n').pop() ?? 'null') as { code: string; message: string } | null;
+    expect(thrown?.code).toBe('SESSION_ADAPTER_MISSING');
+    expect(thrown?.message).toMatch(/default store \(sqlite:\/\/\.\/sessions\.sqlite/);
+    expect(thrown?.message).toMatch(/npm install sqlite3/);
+    expect(thrown?.message).toMatch(/SESSION_STORE/);
+  });
+});
