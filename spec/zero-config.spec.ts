@@ -1,9 +1,11 @@
-// What a new user meets first: the README's Usage example, copied as it is after the README's install line, keeps a session; a Node that cannot open the default store fails at kvSession(), naming the fix.
+// What a new user meets first: the README's Usage example, copied as it is after the README's install line, keeps a session; a Node that cannot open the default store fails at kvSession(), naming the fix; configuration that would fail later or silently is said at once.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { kvSession } from '../src/index.js';
+import { type Reply, startApp } from './support/app.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -78,5 +80,77 @@ console.log(JSON.stringify(thrown ?? null));
     expect(thrown?.message).toMatch(/default store \(sqlite:\/\/\.\/sessions\.sqlite/);
     expect(thrown?.message).toMatch(/npm install sqlite3/);
     expect(thrown?.message).toMatch(/SESSION_STORE/);
+  });
+});
+
+describe('configuration that starts but would fail later, or silently', () => {
+  /** The KvSessionWarnings emitted while `run` runs (and the tick after it). */
+  async function warningsOf(run: () => unknown | Promise<unknown>): Promise<Array<{ code: string; message: string }>> {
+    const seen: Array<{ code: string; message: string }> = [];
+    const listener = (warning: Error & { code?: string }) => {
+      if (warning.name === 'KvSessionWarning') seen.push({ code: warning.code as string, message: warning.message });
+    };
+    process.on('warning', listener);
+    try {
+      await run();
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', listener);
+    }
+    return seen;
+  }
+
+  it('an empty SESSION_SECRET_KEYS fails at kvSession(), naming the variable (it would be a 500 on every request of an app without app.keys)', () => {
+    for (const value of ['', '  ']) {
+      expect(() => kvSession({ store: 'memory://', env: { SESSION_SECRET_KEYS: value } })).toThrow(/SESSION_SECRET_KEYS.*set but empty/);
+    }
+  });
+
+  it('a misspelled SESSION_* variable is said, with the one it was meant to be', async () => {
+    const seen = await warningsOf(async () => kvSession({ store: 'memory://', env: { SESSION_LIFETIM: '1h', SESSION_COOKIE_SAMESIT: 'none' } }).close());
+    expect(seen.map((w) => w.code)).toEqual(['KV_SESSION_UNKNOWN_VARIABLE', 'KV_SESSION_UNKNOWN_VARIABLE']);
+    expect(seen[0]?.message).toMatch(/SESSION_LIFETIM is not one.*did you mean SESSION_LIFETIME\?/);
+    expect(seen[1]?.message).toMatch(/did you mean SESSION_COOKIE_SAMESITE\?/);
+  });
+
+  it('short signing keys are said, from the option, the variable or app.keys', async () => {
+    const fromOption = await warningsOf(async () => kvSession({ store: 'memory://', keys: ['x', 'a long enough secret key'] }).close());
+    expect(fromOption.map((w) => w.code)).toEqual(['KV_SESSION_SHORT_KEY']);
+    expect(fromOption[0]?.message).toMatch(/1 of the 2 keys in keys is shorter than 16/);
+    const fromVariable = await warningsOf(async () => kvSession({ store: 'memory://', env: { SESSION_SECRET_KEYS: 'abc' } }).close());
+    expect(fromVariable[0]?.message).toMatch(/keys in SESSION_SECRET_KEYS/);
+    const app = await startApp(
+      { store: 'memory://' },
+      (ctx) => void (ctx.session.n = 1),
+      (koa) => void (koa.keys = ['short']),
+    );
+    try {
+      const fromApp = await warningsOf(() => app.request('/'));
+      expect(fromApp[0]?.message).toMatch(/keys in app.keys/);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('SameSite=None with secure "auto" over plain HTTP goes out SameSite=Lax (browsers drop None without Secure), said once; over https it stays None; Secure', async () => {
+    const app = await startApp(
+      { store: 'memory://', cookie: { sameSite: 'none' } },
+      (ctx) => void (ctx.session.n = 1),
+      (koa) => void (koa.proxy = true),
+    );
+    try {
+      let reply: Reply | undefined;
+      const seen = await warningsOf(async () => {
+        reply = await app.request('/');
+      });
+      expect(reply?.setCookies[0]).toMatch(/SameSite=Lax/i);
+      expect(reply?.setCookies[0]).not.toMatch(/SameSite=None/i);
+      expect(seen.filter((w) => w.code === 'KV_SESSION_SAMESITE_NONE_OVER_HTTP')).toHaveLength(1);
+      const https = await app.request('/', { headers: { 'x-forwarded-proto': 'https' } });
+      expect(https.setCookies[0]).toMatch(/SameSite=None/i);
+      expect(https.setCookies[0]).toMatch(/; Secure/i);
+    } finally {
+      await app.close();
+    }
   });
 });

@@ -10,7 +10,8 @@ import type { KvSessionOptions, Settings } from './settings.js';
 export type { CookieOptions, CookieSettings, KvSessionOptions, Settings, StoreOption } from './settings.js';
 export { COOKIE_OPTIONS } from './cookie-options.js';
 import { CONTROL_MEMBERS } from './session-types.js';
-import { COOKIE_NAME, cookiePerRequest, resolveCookie } from './cookie-options.js';
+import { COOKIE_NAME, COOKIE_OPTIONS, cookiePerRequest, resolveCookie } from './cookie-options.js';
+import { checkKeyLengths, checkVariables } from './warnings.js';
 import { MAX_USER_SESSIONS } from './users.js';
 
 export const DEFAULT_STORE = 'sqlite://./sessions.sqlite';
@@ -157,6 +158,7 @@ export const OPTIONS: readonly AnyOptionRow[] = [
       if (!Array.isArray(list) || list.length === 0 || !list.every((k) => typeof k === 'string' && k.length > 0)) {
         fail(source, source.fromEnv ? 'expected a comma-separated list of non-empty keys' : `expected a non-empty array of non-empty strings, got ${describe(value)}`);
       }
+      checkKeyLengths(list as string[], source.name);
       return Object.freeze([...(list as string[])]);
     },
     fallback: () => undefined,
@@ -235,6 +237,9 @@ export const OPTIONS: readonly AnyOptionRow[] = [
   }),
 ];
 
+/** The SESSION_* variables read, by any option or cookie attribute. */
+export const KNOWN_VARIABLES: readonly string[] = [...OPTIONS.flatMap((option) => option.variables), ...COOKIE_OPTIONS.map((key) => `SESSION_COOKIE_${key.toUpperCase()}`)];
+
 /** The options `kvSession()` takes. */
 export const KNOWN_OPTIONS: readonly string[] = [...OPTIONS.map((option) => option.name), 'cookie', 'describe', 'onError', 'env'];
 
@@ -247,6 +252,12 @@ export function resolveSettings(input: KvSessionOptions | undefined = {}): Setti
     if (!KNOWN_OPTIONS.includes(key)) throw new SessionOptionError(key, `unknown option; known options: ${KNOWN_OPTIONS.join(', ')}`);
   }
   const env = input.env ?? process.env;
+  // Set but empty reads as unset everywhere else; for the keys that would mean app.keys, or a 500 on
+  // every request when the app has none: said here instead.
+  if (input.keys === undefined && env.SESSION_SECRET_KEYS !== undefined && env.SESSION_SECRET_KEYS.trim() === '') {
+    throw new SessionOptionError('SESSION_SECRET_KEYS', 'is set but empty: set it to comma-separated secret keys (the first signs), or unset it to sign with app.keys');
+  }
+  checkVariables(env, KNOWN_VARIABLES);
   const resolved: Partial<Record<keyof Resolved, unknown>> = {};
   for (const option of OPTIONS) {
     const found = lookup(input, option.name, env, option.variables);

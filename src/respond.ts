@@ -4,6 +4,7 @@ import { cookieValue, deletionCookie, serializeCookie, type Signer } from './coo
 import { SessionError } from './errors.js';
 import type { CookieSettings } from './options.js';
 import type { CommitPlan } from './plan.js';
+import { warnOnce } from './warnings.js';
 
 /** How the session travels on this request: the cookie, or the header a client opted into. */
 export interface Channel {
@@ -32,7 +33,8 @@ export function writeSession(ctx: Context, send: CommitPlan['cookie'], accessed:
     return;
   }
   const secure = cookie.secure === 'auto' ? ctx.secure : cookie.secure;
-  const header = send === 'clear' ? deletionCookie(cookie, secure) : serializeCookie(cookieValue(send.sid, cookie, signer), cookie, secure, send.expires);
+  const sent = cookie.sameSite === 'none' && !secure ? laxOverHttp(cookie) : cookie;
+  const header = send === 'clear' ? deletionCookie(sent, secure) : serializeCookie(cookieValue(send.sid, cookie, signer), sent, secure, send.expires);
   if (cookie.overwrite) dropSetCookie(ctx, cookie.name);
   ctx.append('Set-Cookie', header);
 }
@@ -76,4 +78,17 @@ function dropSetCookie(ctx: Context, name: string): void {
   if (kept.length === list.length) return;
   if (kept.length === 0) ctx.remove('Set-Cookie');
   else ctx.set('Set-Cookie', kept);
+}
+
+/**
+ * Browsers drop a SameSite=None cookie that is not Secure, so the session would never stick: over
+ * plain HTTP (secure "auto" on a request Koa sees as http) the cookie goes out SameSite=Lax, and the
+ * first time that happens it is said, with the usual cause.
+ */
+function laxOverHttp(cookie: CookieSettings): CookieSettings {
+  warnOnce(
+    'KV_SESSION_SAMESITE_NONE_OVER_HTTP',
+    'koa-kv-session: cookie.sameSite is "none" (SESSION_COOKIE_SAMESITE) but this request is plain HTTP, so the cookie cannot be Secure and browsers would drop it: it was sent SameSite=Lax. Behind a TLS proxy, set app.proxy = true so that ctx.secure sees https.',
+  );
+  return { ...cookie, sameSite: 'lax' };
 }

@@ -12,6 +12,7 @@ import { createdOf, pastAbsoluteLifetime } from './lifetime.js';
 import { SessionState } from './session.js';
 import type { Session } from './session-types.js';
 import { LayoutFinder } from './relayout.js';
+import { checkKeyLengths } from './warnings.js';
 import { isWellFormedSid, sidFingerprint } from './sid.js';
 import { SessionStore, type StoreAbilities } from './store.js';
 import { UserIndex, type UserSession } from './users.js';
@@ -183,6 +184,7 @@ export class Sessions implements SessionsApi {
   signer(keys: unknown, method: string): Signer | undefined {
     const { cookie } = this.settings;
     const signer = cookie.signed ? signerFor((this.settings.keys ?? keys) as KeysLike | undefined) : undefined;
+    if (signer !== undefined && this.settings.keys === undefined && Array.isArray(keys)) checkKeyLengths(keys, 'app.keys');
     if (cookie.signed && signer === undefined) {
       throw new SessionError(
         'SESSION_NO_KEYS',
