@@ -1,7 +1,7 @@
 // Stored records: both encodings, reading the other one, corrupt input, and the size limit.
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../src/backends/memory.js';
-import { casStamp, CorruptRecordError, decodePayload, encodePayload, frameRecord, parseRecord, sameRecord } from '../src/codec.js';
+import { casStamp, CorruptRecordError, decodePayload, encodePayload, frameRecord, parseRecord, relaidRecord, sameRecord } from '../src/codec.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { sidFingerprint } from '../src/sid.js';
 import { decodeStored } from './support/records.js';
@@ -28,11 +28,25 @@ describe('record layout', () => {
   it('format 2: tag, expiry, permanent flag, version token, creation time and own lifetime in a text header before the payload', () => {
     const raw = frameRecord(encodePayload({ a: 1 }, 'json'), 'json', 1767225600000, true, { created: 1764547200000, lifetime: 7_200_000 });
     expect(raw).toMatch(/^j2:1767225600000:1:[\w-]{8}:1764547200000:7200000:\{"a":1\}$/);
-    expect(parseRecord(raw)).toEqual({ recordFormat: 2, format: 'json', expires: 1767225600000, permanent: true, created: 1764547200000, lifetime: 7_200_000, payload: '{"a":1}', raw });
+    expect(parseRecord(raw)).toEqual({ recordFormat: 2, format: 'json', expires: 1767225600000, permanent: true, hashed: false, created: 1764547200000, lifetime: 7_200_000, payload: '{"a":1}', raw });
     // Unknown creation time, the configured lifetime: empty fields.
     const bare = frameRecord('{}', 'json', 1767225600000, false);
     expect(bare).toMatch(/^j2:1767225600000:0:[\w-]{8}:::\{\}$/);
     expect(parseRecord(bare)).toMatchObject({ created: undefined, lifetime: undefined, permanent: false });
+  });
+
+  it('the third field holds two bits: 1 permanent, 2 stored under the hash of its sid (hashSids)', () => {
+    for (const [permanent, hashed, field] of [
+      [false, false, '0'],
+      [true, false, '1'],
+      [false, true, '2'],
+      [true, true, '3'],
+    ] as const) {
+      const raw = frameRecord('{}', 'json', 1767225600000, permanent, { created: undefined, hashed });
+      expect(raw.split(':')[2]).toBe(field);
+      expect(parseRecord(raw)).toMatchObject({ permanent, hashed });
+      expect(parseRecord(relaidRecord(parseRecord(raw), !hashed))).toMatchObject({ permanent, hashed: !hashed, payload: '{}' });
+    }
   });
 
   it('CBOR records keep the expiry readable without decoding CBOR', () => {
@@ -66,7 +80,7 @@ describe('record layout', () => {
 
   it('reads format-1 records (no version token, creation time unknown)', () => {
     const raw = 'c1:1767225600000:0:oWFhAQ==';
-    expect(parseRecord(raw)).toEqual({ recordFormat: 1, format: 'cbor', expires: 1767225600000, permanent: false, created: undefined, lifetime: undefined, payload: 'oWFhAQ==', raw });
+    expect(parseRecord(raw)).toEqual({ recordFormat: 1, format: 'cbor', expires: 1767225600000, permanent: false, hashed: false, created: undefined, lifetime: undefined, payload: 'oWFhAQ==', raw });
     expect(decodePayload(parseRecord(raw).payload, 'cbor')).toEqual({ a: 1 });
   });
 

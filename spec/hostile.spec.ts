@@ -144,13 +144,13 @@ describe('cookie values a client can send', () => {
     expect(store.count('get')).toBe(1);
   });
 
-  it('many copies of one well-formed cookie cost at most two store reads', async () => {
+  it('many copies of one well-formed cookie cost one lookup of its sid (its key, its other-layout key, its key again)', async () => {
     const sid = 'A'.repeat(43);
     store.reset();
     const header = Array.from({ length: 50 }, () => `session=${sid}.${sign(sid)}`).join('; ');
     const reply = await app.request('/', { cookie: header });
     expect(reply.body).toBe('anonymous');
-    expect(store.count('get')).toBeLessThanOrEqual(2);
+    expect(store.count('get')).toBeLessThanOrEqual(3);
   });
 });
 

@@ -204,11 +204,13 @@ export class Sessions implements SessionsApi {
    * regenerate() moved): that cookie is dead, and the response clears it.
    */
   async loadFromValues(values: readonly string[], signer: Signer | undefined, deadline: number, missing?: (sid: string) => void): Promise<Found> {
-    let reads = 0;
     let dead = false;
+    const tried: string[] = [];
     for (const value of values) {
       const found = sidFromCookie(value, this.settings.cookie, signer, this.#isWellFormed);
-      if (found === undefined) continue;
+      // A sid already looked up (copies of one cookie) costs nothing more.
+      if (found === undefined || tried.includes(found.sid)) continue;
+      tried.push(found.sid);
       const now = Date.now();
       const loaded = await this.#finder.find(found.sid, now, deadline);
       // Past absoluteLifetime, however active: as if gone (its stored expiry never reaches past that either).
@@ -217,7 +219,7 @@ export class Sessions implements SessionsApi {
       }
       if (loaded !== 'moved') dead = true;
       missing?.(found.sid);
-      if (++reads >= MAX_CANDIDATES) break;
+      if (tried.length >= MAX_CANDIDATES) break;
     }
     return { session: undefined, dead };
   }
