@@ -655,3 +655,39 @@ describe('sids that start with "-"', () => {
     }
   }, 60_000);
 });
+
+describe('show as list prints it, "--", and a driver that is not there', () => {
+  it('show takes the 12 characters list prints and a sid after "--"; a prefix two sessions share is refused (exit 2)', async () => {
+    const file = join(dir, 'prefix.sqlite');
+    const opened = await openBackend(`sqlite://${file}`, 5000);
+    const record = (n: number) => frameRecord(encodePayload({ n }, 'cbor'), 'cbor', Date.now() + 3_600_000, true);
+    const [one, two, three] = [`Abcdefgh${'x'.repeat(35)}`, `Abcdefgh${'y'.repeat(35)}`, `-Zq${'z'.repeat(40)}`];
+    await (SEEDERS[0] as Seeder).seed(opened, [
+      [`p:${one}`, record(1), 3_600_000],
+      [`p:${two}`, record(2), 3_600_000],
+      [`p:${three}`, record(3), 3_600_000],
+    ]);
+    try {
+      const env = { SESSION_STORE: `sqlite://${file}`, SESSION_KEY_PREFIX: 'p:' };
+      const listed = await cli(['list'], env);
+      expect(listed.stdout).toContain(one.slice(0, 12));
+      const byPrefix = await cli(['show', one.slice(0, 12)], env);
+      expect(byPrefix.status).toBe(0);
+      expect(byPrefix.stdout).toMatch(/"n": 1/);
+      const shared = await cli(['show', one.slice(0, 8)], env);
+      expect(shared.status).toBe(2);
+      expect(shared.stderr).toMatch(/more than one session/);
+      const dashed = await cli(['show', '--', three], env);
+      expect(dashed.status).toBe(0);
+      expect(dashed.stdout).toMatch(/"n": 3/);
+    } finally {
+      await opened.close?.();
+    }
+  }, 60_000);
+
+  it('a store driver that is not there is a configuration error (exit 2) naming what is missing', async () => {
+    const result = await cli(['stats'], { SESSION_STORE: `sqlite://${join(dir, 'none.sqlite')}?driver=node`, NODE_OPTIONS: '--no-experimental-sqlite' });
+    expect(result.stderr).toMatch(/needs node:sqlite/);
+    expect(result.status).toBe(2);
+  }, 60_000);
+});

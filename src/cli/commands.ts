@@ -5,7 +5,7 @@ import { Revoker } from '../revoke.js';
 import type { Settings } from '../options.js';
 import type { SessionStore } from '../store.js';
 import { UserIndex } from '../users.js';
-import { BadCursorError, census, findBySafeId, hashSids, hasUserIndex, listPage, migrate, showSession, type WalkOptions } from './maintenance.js';
+import { BadCursorError, census, findByPrefix, findBySafeId, hashSids, hasUserIndex, listPage, migrate, showSession, type WalkOptions } from './maintenance.js';
 import { Progress } from './progress.js';
 
 /** Exit codes, as documented in the README and in `--help`. */
@@ -46,15 +46,23 @@ function sidArgument(value: string | undefined, command: string): string {
 
 /** A safe id (16 characters, as a devices page shows): never a sid, which has at least 22. */
 const SAFE_ID = /^[A-Za-z0-9_-]{16}$/;
+/** The start of a stored name, as `list` prints it (12 characters): 8 to 15 accepted. */
+const LISTED_PREFIX = /^[A-Za-z0-9_-]{8,15}$/;
 
 /**
  * The session `show` and `revoke` act on: a sid (hashed on the way when the store keeps hashes), or
  * a safe id, found by walking the records; undefined when no stored session has that safe id.
  */
 async function targetOf(run: Run, argument: string): Promise<string | undefined> {
-  if (!SAFE_ID.test(argument)) return argument;
-  if (!(await run.store.canList())) throw new UsageError(`${argument} is a safe id, and finding one needs a store that can list its keys; give the sid`);
-  return findBySafeId(run.store, argument);
+  const safeId = SAFE_ID.test(argument);
+  const prefix = LISTED_PREFIX.test(argument);
+  if (!safeId && !prefix) return argument;
+  const what = safeId ? 'a safe id' : 'the start of a sid';
+  if (!(await run.store.canList())) throw new UsageError(`${argument} is ${what}, and finding one needs a store that can list its keys; give the sid`);
+  if (safeId) return findBySafeId(run.store, argument);
+  const found = await findByPrefix(run.store, argument);
+  if (found.length > 1) throw new UsageError(`${argument} starts more than one session's key (${found.length} at least): give more characters, or the sid`);
+  return found[0];
 }
 
 /** What a store that cannot list its keys can still do, said plainly. */
@@ -165,7 +173,10 @@ function printable(data: unknown): string {
 }
 
 async function show(run: Run, args: string[]): Promise<number> {
-  const sid = sidArgument(args[0], 'show');
+  // "--" ends the options: what follows is the sid, even one that starts with "-".
+  const positionals = args[0] === '--' ? args.slice(1) : args;
+  if (positionals.length > 1) throw new UsageError('show takes one sid');
+  const sid = sidArgument(positionals[0], 'show');
   const target = await targetOf(run, sid);
   const shown = target === undefined ? ({ status: 'missing' } as const) : await showSession(run.store, target);
   if (shown.status === 'missing') {

@@ -62,7 +62,8 @@ exact key). --json prints {"sessions": [...], "next": cursor or null}. Needs a s
 its keys.`,
   show: `Usage: koa-kv-session show <sid> [--json]
 
-Prints the session record stored under <sid> (a cookie value "<sid>.<signature>" works too):
+Prints the session record stored under <sid> (a cookie value "<sid>.<signature>" works too, and so
+do a safe id and the 8-15 first characters "list" prints, on stores that list their keys):
 expiry, permanence, encoding, size and the data as JSON. Exits with 3 when there is no such record.
 --json prints all of it as one JSON object.`,
   revoke: `Usage: koa-kv-session revoke <sid>
@@ -185,7 +186,9 @@ async function main(argv: readonly string[], out = process.stdout, err = process
       return EXIT.unsupported;
     }
     err.write(`koa-kv-session ${command}: ${reason(error)}\n`);
-    return error instanceof SessionError && error.code === 'SESSION_INVALID_OPTION' ? EXIT.usage : EXIT.failed;
+    // Configuration: a bad option, or a store driver that is not installed (the message names the package).
+    const configuration = error instanceof SessionError && (error.code === 'SESSION_INVALID_OPTION' || error.code === 'SESSION_ADAPTER_MISSING');
+    return configuration ? EXIT.usage : EXIT.failed;
   } finally {
     process.off('SIGINT', onSigint);
     await store.close();

@@ -41,6 +41,17 @@ export async function findBySafeId(store: SessionStore, id: string): Promise<str
   return found;
 }
 
+/** The sessions whose stored name starts with `prefix` (what `list` prints), as the store's methods take them; at most two (two: ambiguous). */
+export async function findByPrefix(store: SessionStore, prefix: string): Promise<string[]> {
+  const found: string[] = [];
+  await walk(store, { stopped: () => found.length > 1 }, async (records) => {
+    for (const { name, raw } of records) {
+      if (found.length < 2 && name.startsWith(prefix) && !isUserIndexName(name) && recordExpiry(raw) > 1) found.push(store.names.fromStored(name));
+    }
+  });
+  return found;
+}
+
 /** True when a stored value is a record kept under the hash of its sid. */
 function hashedRecord(raw: string): boolean {
   try {
