@@ -92,4 +92,20 @@ describe('ctx.session types', () => {
     // @ts-expect-error userKey is a field name
     kvSession({ userKey: 1 });
   });
+
+  it('what load(), listUserSessions() and update() give is the declared SessionData, and userKey names one of its fields', async () => {
+    const sessions = kvSession({ store: 'memory://', userKey: 'userId' });
+    type Declared = Partial<{ userId: string; cart: { items: string[] } }>;
+    expectTypeOf<UserSession['data']>().toEqualTypeOf<Declared>();
+    expectTypeOf<NonNullable<Awaited<ReturnType<typeof sessions.load>>>['data']>().toEqualTypeOf<Declared>();
+    const loaded = await sessions.load(undefined);
+    if (loaded !== undefined) expectTypeOf(loaded.data.userId).toEqualTypeOf<string | undefined>();
+    await sessions.update('sid', (session) => {
+      session.userId = 'u2';
+      // @ts-expect-error update() sees the declared fields too
+      session.userId = 3;
+    });
+    // @ts-expect-error userKey must be a declared field once SessionData is declared
+    kvSession({ userKey: 'userid' });
+  });
 });

@@ -1,5 +1,5 @@
 // What a handler did to the session data, key by key: what it set or deleted, what it may have mutated in place, and whether the data changed at all.
-import { encodePayload, fingerprint, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
+import { encodePayload, fingerprint, type Format, type StoredData as RecordData, type StoredRecord } from './codec.js';
 import { SessionError } from './errors.js';
 import type { ChangeSet, Updater } from './plan.js';
 

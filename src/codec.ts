@@ -15,7 +15,8 @@ import { Encoder } from 'cbor-x';
 import { SessionError } from './errors.js';
 
 export type Format = 'cbor' | 'json';
-export type SessionData = Record<string, unknown>;
+/** Session data as stored and decoded: any keys (the public, declared shape is session-types.ts's `StoredData`). */
+export type StoredData = Record<string, unknown>;
 
 /** A record as stored, with the payload still encoded: decoding waits until it is needed. */
 export interface StoredRecord {
@@ -90,7 +91,7 @@ function cborEncode(value: unknown): Buffer {
  * The payload of a record. With `maxSize`, a CBOR payload whose base64 text would exceed it is
  * refused (SESSION_TOO_LARGE) before that text is made.
  */
-export function encodePayload(data: SessionData, format: Format, maxSize = Number.POSITIVE_INFINITY): string {
+export function encodePayload(data: StoredData, format: Format, maxSize = Number.POSITIVE_INFINITY): string {
   if (format === 'json') return JSON.stringify(data);
   let bytes = cborEncode(data);
   if (bytes.indexOf(PROTO) !== -1) bytes = cborEncode(renameKeys(data, (key) => (ESCAPE.test(key) ? `${key}_` : key)));
@@ -114,7 +115,7 @@ function decodeCbor(payload: string): unknown {
   return bytes.indexOf(PROTO) === -1 ? data : renameKeys(data, (key) => (UNESCAPE.test(key) ? key.slice(0, -1) : key));
 }
 
-export function decodePayload(payload: string, format: Format): SessionData {
+export function decodePayload(payload: string, format: Format): StoredData {
   let data: unknown;
   try {
     data = format === 'json' ? JSON.parse(payload) : decodeCbor(payload);
@@ -124,7 +125,7 @@ export function decodePayload(payload: string, format: Format): SessionData {
   if (typeof data !== 'object' || data === null || Array.isArray(data) || data instanceof Map) {
     throw new CorruptRecordError(`session record payload is not an object of session data (${format.toUpperCase()})`);
   }
-  return data as SessionData;
+  return data as StoredData;
 }
 
 /**

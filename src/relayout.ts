@@ -1,10 +1,10 @@
 // A session stored before hashSids was switched (on or off) moves into the configured key layout at its first request: like a regenerate() that keeps the sid, so nobody is signed out.
-import { decodePayload, MARKER_LIFETIME, parseRecord, recordFate, relaidRecord, retiredRecord, type SessionData, type StoredRecord } from './codec.js';
+import { decodePayload, MARKER_LIFETIME, parseRecord, recordFate, relaidRecord, retiredRecord, type StoredData, type StoredRecord } from './codec.js';
 import type { SessionStore } from './store.js';
 import { storedUserOf } from './user-id.js';
 import type { UserIndex } from './users.js';
 
-type Loaded = { readonly record: StoredRecord; readonly data: SessionData };
+type Loaded = { readonly record: StoredRecord; readonly data: StoredData };
 
 // A copy under the old name that a process with the other setting keeps changing is followed this often.
 const ROUNDS = 3;

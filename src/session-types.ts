@@ -74,7 +74,12 @@ export interface LooseSessionData {
   [key: string]: any;
 }
 
-type UserFields = [keyof SessionData] extends [never] ? LooseSessionData : Partial<SessionData>;
+/** Session data as your code sees it: your declared `SessionData` (every field optional: a new session has none), or any key while it is not declared. What `load()`, `listUserSessions()` and `update()` give too. */
+export type SessionFields = [keyof SessionData] extends [never] ? LooseSessionData : Partial<SessionData>;
+type UserFields = SessionFields;
+
+/** The `userKey` option: a field of your declared `SessionData`, or any string while it is not declared. */
+export type UserKey = [keyof SessionData] extends [never] ? string : Extract<keyof SessionData, string>;
 type DataKey = keyof UserFields & string;
 
 /** The type of `ctx.session`. */

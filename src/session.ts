@@ -1,6 +1,6 @@
 // The object handlers see as ctx.session: user data behind a Proxy, plus the status the commit is planned from.
 import { DataChanges, isEmpty } from './changes.js';
-import { checkSize, frameRecord, type Format, type SessionData as RecordData, type StoredRecord } from './codec.js';
+import { checkSize, frameRecord, type Format, type StoredData as RecordData, type StoredRecord } from './codec.js';
 import { cookieExpires, createdOf, expiryFrom, expiryMoves, idleLifetime, type LifetimeConfig, ownLifetimeOf, refreshDue } from './lifetime.js';
 import type { ChangeSet, CommitPlan, Taker } from './plan.js';
 import { booleanControl, CONTROL_MEMBERS, controlError, dataKey, type Methods, type Session, updaterOf } from './session-types.js';

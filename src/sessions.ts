@@ -2,7 +2,7 @@
 import createDebug from 'debug';
 import type { Context } from 'koa';
 import { CleanupScheduler } from './cleanup.js';
-import type { SessionData as RecordData, StoredRecord } from './codec.js';
+import type { StoredData as RecordData, StoredRecord } from './codec.js';
 import { type CommitEvent, Committer } from './commit.js';
 import { cookieValues, type KeysLike, type Signer, sidFromCookie, signerFor } from './cookie.js';
 import { SessionError } from './errors.js';
@@ -10,7 +10,7 @@ import type { Settings } from './options.js';
 import type { CommitPlan, Taker } from './plan.js';
 import { createdOf, pastAbsoluteLifetime } from './lifetime.js';
 import { SessionState } from './session.js';
-import type { Session } from './session-types.js';
+import type { Session, SessionFields } from './session-types.js';
 import { LayoutFinder } from './relayout.js';
 import { checkKeyLengths } from './warnings.js';
 import { isWellFormedSid, sidFingerprint } from './sid.js';
@@ -92,7 +92,7 @@ export interface LoadedSession {
   readonly sid: string;
   /** Its safe fingerprint, as `UserSession.id` and `sessionId(ctx)`. */
   readonly id: string;
-  readonly data: Record<string, unknown>;
+  readonly data: SessionFields;
   readonly permanent: boolean;
   readonly expires: Date;
   /** When it was created or last regenerated; undefined for a record written before 0.2. */

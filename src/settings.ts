@@ -2,6 +2,7 @@
 import type { Context } from 'koa';
 import type { KeyvAdapterLike, KeyvInstanceLike } from './backends/keyv.js';
 import type { StoreSpec } from './store.js';
+import type { UserKey } from './session-types.js';
 
 /** Attributes of the sid cookie. */
 export interface CookieOptions {
@@ -91,7 +92,7 @@ export interface KvSessionOptions {
    * index from each user to their sessions, for `listUserSessions(id)` and `revokeUserSessions(id)`
    * ("log out everywhere"). Env `SESSION_USER_KEY`. Default: none (no index, no extra store calls).
    */
-  userKey?: string;
+  userKey?: UserKey;
   /**
    * With `userKey`: at most this many sessions per user (1 to 1000). A login past it signs out the
    * user's sessions that logged in longest ago. Env `SESSION_MAX_SESSIONS_PER_USER`. Default: 1000,

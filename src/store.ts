@@ -4,7 +4,7 @@ import createDebug from 'debug';
 import { missed, type Backend, type BatchRow, type CasResult } from './backends/contract.js';
 import { handedInBackend } from './backends/keyv.js';
 import { openBackend } from './backends/registry.js';
-import { CorruptRecordError, decodePayload, movedTo, parseRecord, type SessionData, type StoredRecord } from './codec.js';
+import { CorruptRecordError, decodePayload, movedTo, parseRecord, type StoredData, type StoredRecord } from './codec.js';
 import { bounded } from './deadline.js';
 import { corruptRecordError, SessionError, SessionStoreError } from './errors.js';
 import { StoreNames } from './names.js';
@@ -18,7 +18,7 @@ export type { ListedRecord, StoreAbilities, StoreConfig, StoreSpec } from './sto
 
 type Operation = SessionStoreError['operation'];
 /** A live session record and its data. */
-type Loaded = { readonly record: StoredRecord; readonly data: SessionData };
+type Loaded = { readonly record: StoredRecord; readonly data: StoredData };
 
 const debug = createDebug('koa-kv-session:store');
 

@@ -1,6 +1,6 @@
 // Who a session belongs to: the user id a session field holds, the store name of a user's index, and the index changes a commit's write needs.
 import { createHash } from 'node:crypto';
-import type { SessionData } from './codec.js';
+import type { StoredData } from './codec.js';
 import { SessionError } from './errors.js';
 import type { CommitPlan } from './plan.js';
 
@@ -33,7 +33,7 @@ export function userIdOf(value: unknown, userKey: string): string | undefined {
 }
 
 /** userIdOf() for data read from the store: something unusable there means "no user", never a failure. */
-export function storedUserOf(data: SessionData, userKey: string): string | undefined {
+export function storedUserOf(data: StoredData, userKey: string): string | undefined {
   try {
     return userIdOf(data[userKey], userKey);
   } catch {

@@ -14,7 +14,8 @@
 // never has more than MAX_USER_SESSIONS (the login past it signs the oldest out). Only listing
 // reads the sessions.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { frameRecord, parseRecord, sameRecord, type SessionData } from './codec.js';
+import { frameRecord, parseRecord, sameRecord } from './codec.js';
+import type { SessionFields } from './session-types.js';
 import { createdOf, lastSeenOf } from './lifetime.js';
 import type { SessionConfig } from './session.js';
 import { conflictPause, Lanes } from './lanes.js';
@@ -45,7 +46,7 @@ export interface UserSession {
   /** Persistent cookie ("remember me") or browser-session cookie. */
   readonly permanent: boolean;
   /** The session data, decoded. */
-  readonly data: SessionData;
+  readonly data: SessionFields;
 }
 
 interface Entry {

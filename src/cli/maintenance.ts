@@ -1,5 +1,5 @@
 // The work behind the operator commands: census, listing, showing, revoking, re-encoding stored records and moving them under the hash of their sid. No printing here.
-import { decodePayload, encodePayload, fingerprint, frameRecord, parseRecord, recordExpiry, type Format, type SessionData, type StoredRecord } from '../codec.js';
+import { decodePayload, encodePayload, fingerprint, frameRecord, parseRecord, recordExpiry, type Format, type StoredData, type StoredRecord } from '../codec.js';
 import type { Progress } from './progress.js';
 import { mapConcurrently } from '../concurrently.js';
 import { relayout } from '../relayout.js';
@@ -185,7 +185,7 @@ function describeRecord(sid: string, raw: string, userKey: string | undefined): 
 export type Shown =
   | { readonly status: 'missing' }
   | { readonly status: 'unreadable'; readonly raw: string; readonly reason: string }
-  | { readonly status: 'found'; readonly record: StoredRecord; readonly data: SessionData; readonly bytes: number };
+  | { readonly status: 'found'; readonly record: StoredRecord; readonly data: StoredData; readonly bytes: number };
 
 export async function showSession(store: SessionStore, sid: string): Promise<Shown> {
   // A session stored before hashSids was switched is under its other name until its next request.
@@ -226,7 +226,7 @@ type Conversion = { kind: 'write'; next: string; ttl: number } | { kind: Exclude
 /** The record `raw` re-encoded as `to`, or why it is left as it is. */
 function convert(raw: string, to: Format, maxSize: number, now: number): Conversion {
   let record: StoredRecord;
-  let data: SessionData;
+  let data: StoredData;
   try {
     record = parseRecord(raw);
     data = decodePayload(record.payload, record.format);
@@ -321,7 +321,7 @@ export async function hashSids(store: SessionStore, users: UserIndex | undefined
   report.complete = await walk(store, options, async (records) => {
     await mapConcurrently(records, 16, async ({ name, raw }) => {
       if (isUserIndexName(name)) return;
-      let loaded: { record: StoredRecord; data: SessionData };
+      let loaded: { record: StoredRecord; data: StoredData };
       try {
         const record = parseRecord(raw);
         loaded = { record, data: decodePayload(record.payload, record.format) };
