@@ -59,8 +59,8 @@ async function form(ctx) {
 }
 
 function page(title, content) {
-  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title}</title>
-<style>body{font:16px system-ui;max-width:34rem;margin:3rem auto}button,input{font:inherit}</style></head>
+  return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title>
+<style>body{font:16px system-ui;max-width:34rem;margin:3rem auto;padding:0 1rem}button,input{font:inherit}</style></head>
 <body><h1>${title}</h1>${content}</body></html>`;
 }
 
@@ -151,7 +151,7 @@ app.use(async (ctx) => {
       (
         device,
       ) => `<li class="device" data-id="${escapeHtml(device.id)}"><strong>${escapeHtml(device.label ?? 'A device')}</strong>${device.id === here ? ' <em class="this-device">(this device)</em>' : ''}<br>
-signed in since ${when(device.createdAt)}, last active ${when(device.lastSeenAt)}
+signed in since ${when(device.createdAt)}, last active ${device.id === here ? 'now' : when(device.lastSeenAt)}
 ${device.id === here ? '' : `<form method="post" action="/devices/sign-out">${csrf}<input type="hidden" name="id" value="${escapeHtml(device.id)}"><button class="sign-out">Sign out</button></form>`}</li>`,
     );
     ctx.body = page(
@@ -181,15 +181,16 @@ ${device.id === here ? '' : `<form method="post" action="/devices/sign-out">${cs
   ctx.body = page(
     `Hello, ${escapeHtml(ctx.session.user)}`,
     `<p id="visits">Visits this session: ${ctx.session.visits}</p>
-<p id="kind">${ctx.session.permanent ? 'Remembered on this browser (the cookie has an expiry)' : 'Session ends when the browser closes'}</p>
-<p id="expires">Unless you come back, this session expires at <time datetime="${expires?.toISOString()}">${expires?.toUTCString()}</time></p>
+<p id="kind">${ctx.session.permanent ? 'Remembered on this browser (the cookie has an expiry)' : 'This session ends when the browser closes'}</p>
+<p id="expires">${ctx.session.permanent ? 'Unless you come back, it expires at' : 'or, if you stay away, at'} <time datetime="${expires?.toISOString()}">${expires?.toUTCString()}</time></p>
 ${absoluteMs === undefined ? '' : `<p id="absolute">Signed in at ${new Date(ctx.session.signedInAt).toUTCString()}: however active, this session ends by ${new Date(ctx.session.signedInAt + absoluteMs).toUTCString()}</p>`}
 <p id="browsers">Signed in on ${browsers} browser${browsers === 1 ? '' : 's'}: <a id="devices-link" href="/devices">your devices</a></p>
 <p id="live">connecting…</p>
 <script>
   const live = new EventSource('/events');
   live.onmessage = (event) => { document.getElementById('live').textContent = JSON.parse(event.data); };
-  live.onerror = () => { live.close(); document.getElementById('live').textContent = 'live connection closed'; };
+  // Closed: signed out (here or elsewhere), or the server went away. The page shows which.
+  live.onerror = () => { live.close(); document.getElementById('live').textContent = 'live connection closed'; location.reload(); };
 </script>
 <form method="post" action="/logout">${csrf}<button id="logout">Log out</button></form>
 <form method="post" action="/logout-everywhere">${csrf}<button id="logout-everywhere">Log out everywhere</button></form>`,

@@ -15,7 +15,7 @@ let app: TestApp;
 let store: CountingAdapter;
 let prefix: string;
 let genuine: string; // a valid `session=<sid>.<sig>` pair for a stored session
-const KEY = 'test-key-new';
+const KEY = 'test-key-new-0123456789';
 
 /** Sends raw bytes as an HTTP request (any header bytes, repeated headers) and returns the status. */
 function rawRequest(port: number, headerLines: Buffer[]): Promise<{ status: number; body: string }> {

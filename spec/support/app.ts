@@ -25,7 +25,7 @@ export type Handler = (ctx: Context) => unknown | Promise<unknown>;
 /** A Koa app on a free loopback port with kvSession(options) and one handler. */
 export async function startApp(options: KvSessionOptions, handler: Handler, configure?: (app: Koa) => void): Promise<TestApp> {
   const app = new Koa();
-  app.keys = ['test-key-new', 'test-key-old'];
+  app.keys = ['test-key-new-0123456789', 'test-key-old-0123456789'];
   app.silent = true;
   if (process.env.KV_SESSION_TEST_LOG_ERRORS) app.on('error', (error) => console.error('app error:', error.code, error.message));
   configure?.(app);
