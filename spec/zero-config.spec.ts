@@ -40,6 +40,13 @@ describe('the README, as a new user reads it', () => {
     expect(imported.sort()).toEqual(['koa', 'koa-kv-session']);
   });
 
+  it('the demo section installs the dev dependencies (npm ci) before `npm start`, which builds before it serves', () => {
+    const demo = /## The demo\n([\s\S]*?)\n## /.exec(README)?.[1] ?? '';
+    expect(demo).toContain('`npm ci && npm start`');
+    const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    expect(scripts.start).toBe('npm run build && node examples/server.mjs');
+  });
+
   it('the Usage example, as written, keeps a session across requests with only those two packages', () => {
     const dir = project();
     made.push(dir);
