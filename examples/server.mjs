@@ -189,8 +189,15 @@ ${absoluteMs === undefined ? '' : `<p id="absolute">Signed in at ${new Date(ctx.
 <script>
   const live = new EventSource('/events');
   live.onmessage = (event) => { document.getElementById('live').textContent = JSON.parse(event.data); };
-  // Closed: signed out (here or elsewhere), or the server went away. The page shows which.
-  live.onerror = () => { live.close(); document.getElementById('live').textContent = 'live connection closed'; location.reload(); };
+  // Closed while this page stays: signed out elsewhere, or the server went away. The page reloads to show which.
+  let leaving = false;
+  addEventListener('beforeunload', () => { leaving = true; live.close(); });
+  live.onerror = () => {
+    live.close();
+    if (leaving) return;
+    document.getElementById('live').textContent = 'live connection closed';
+    location.reload();
+  };
 </script>
 <form method="post" action="/logout">${csrf}<button id="logout">Log out</button></form>
 <form method="post" action="/logout-everywhere">${csrf}<button id="logout-everywhere">Log out everywhere</button></form>`,
