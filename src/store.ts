@@ -117,12 +117,14 @@ export class SessionStore {
   async loadOrFate(sid: string, now: number, deadline?: number): Promise<(Loaded & { readonly from?: string }) | 'gone' | 'moved'> {
     const hashed = this.names.hashed;
     const raw = await this.#read(sid, deadline);
-    const other = this.names.otherName(sid) as string;
     // Nothing here, or a marker of a move to the other layout (by a process with the other setting): look there.
-    if (raw !== undefined && raw !== null && movedTo(raw) !== this.names.storedName(other)) {
+    // (A live session found here costs no hashing: the other name is made only when needed.)
+    const to = raw === undefined || raw === null ? undefined : movedTo(raw);
+    if (raw !== undefined && raw !== null && (to === undefined || to !== this.names.storedName(this.names.otherName(sid) as string))) {
       const loaded = this.#decode(sid, raw, now);
       if (typeof loaded === 'string' || loaded.record.hashed === hashed) return loaded;
     }
+    const other = this.names.otherName(sid) as string;
     const otherRaw = await this.#read(other, deadline);
     // Nothing there either, or the marker of a move here: a request of the same browser may have
     // just moved it (between our two reads), so what is here now is the answer.
