@@ -70,13 +70,17 @@ export class LayoutFinder {
     this.#context = context;
   }
 
-  /** The session of `sid` in the configured layout, or why there is none (see SessionStore.loadOrFate). */
-  async find(sid: string, now: number, deadline: number, waited = false): Promise<Loaded | 'gone' | 'moved'> {
-    const loaded = await this.#context.store.loadOrFate(sid, now, deadline);
+  /**
+   * The session of `sid` in the configured layout, given what SessionStore.loadOrFate() found: as it
+   * is, or, found in the other layout (`from`), after the move (or after the move another request of
+   * this process is making; then read again).
+   */
+  settle(sid: string, loaded: Awaited<ReturnType<SessionStore['loadOrFate']>>, now: number, deadline: number, waited = false): Loaded | 'gone' | 'moved' | Promise<Loaded | 'gone' | 'moved'> {
     if (typeof loaded === 'string' || loaded.from === undefined) return loaded;
-    // Requests of one browser in this process wait for the move one of them makes, then read it.
     const moving = this.#moving.get(sid);
-    if (moving !== undefined && !waited) return moving.then(() => this.find(sid, now, deadline, true));
+    if (moving !== undefined && !waited) {
+      return moving.then(async () => this.settle(sid, await this.#context.store.loadOrFate(sid, now, deadline), now, deadline, true));
+    }
     const move = relayout(this.#context, sid, loaded.from, loaded, deadline);
     const settled: Promise<void> = move.then(noop, noop).finally(() => {
       if (this.#moving.get(sid) === settled) this.#moving.delete(sid);

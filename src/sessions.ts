@@ -212,7 +212,8 @@ export class Sessions implements SessionsApi {
       if (found === undefined || tried.includes(found.sid)) continue;
       tried.push(found.sid);
       const now = Date.now();
-      const loaded = await this.#finder.find(found.sid, now, deadline);
+      const stored = await this.store.loadOrFate(found.sid, now, deadline);
+      const loaded = typeof stored === 'string' || stored.from === undefined ? stored : await this.#finder.settle(found.sid, stored, now, deadline);
       // Past absoluteLifetime, however active: as if gone (its stored expiry never reaches past that either).
       if (typeof loaded !== 'string' && !pastAbsoluteLifetime(loaded.record, this.settings, now)) {
         return { session: { sid: found.sid, stale: found.stale, record: loaded.record, data: loaded.data }, dead: false };
@@ -315,7 +316,7 @@ export class Sessions implements SessionsApi {
     if (typeof sid !== 'string' || !this.#isWellFormed(sid)) return false;
     const started = Date.now();
     const deadline = started + this.settings.storeTimeout;
-    const loaded = await this.#finder.find(sid, started, deadline);
+    const loaded = await this.#finder.settle(sid, await this.store.loadOrFate(sid, started, deadline), started, deadline);
     if (typeof loaded === 'string' || pastAbsoluteLifetime(loaded.record, this.settings, started)) return false;
     const state = new SessionState(this.settings, { sid, record: loaded.record, data: loaded.data, staleCookie: false }, this.taker);
     await change(state.proxy);
