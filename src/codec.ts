@@ -171,6 +171,15 @@ export function frameRecord(payload: string, format: Format, expires: number, pe
   return `${TAG[format]}:${expires}:${(permanent ? 1 : 0) + (meta.hashed === true ? 2 : 0)}:${newVersion()}:${meta.created ?? ''}:${meta.lifetime ?? ''}:${payload}`;
 }
 
+/** True when a stored value is a record kept under the hash of its sid (header bit 2); false for anything else. */
+export function isHashedRecord(raw: string): boolean {
+  try {
+    return parseRecord(raw).hashed;
+  } catch {
+    return false;
+  }
+}
+
 /** The live record `record` framed again for the other key layout (a new version token, everything else kept). */
 export function relaidRecord(record: StoredRecord, hashed: boolean): string {
   return frameRecord(record.payload, record.format, record.expires, record.permanent, { created: record.created, lifetime: record.lifetime, hashed });

@@ -1,6 +1,6 @@
 // Revocation, for every caller (the API, maxSessionsPerUser at a login, the operator command): a live session is swapped for a revoked marker by the same compare-and-set as every write, following it through any regenerate() that races it.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodePayload, MARKER_LIFETIME, movedTo, parseRecord, recordFate, REVOKED_RECORD } from './codec.js';
+import { decodePayload, isHashedRecord, MARKER_LIFETIME, movedTo, parseRecord, recordFate, REVOKED_RECORD } from './codec.js';
 import { conflictPause } from './lanes.js';
 import { mapConcurrently } from './concurrently.js';
 import type { SessionStore } from './store.js';
@@ -101,7 +101,7 @@ export class Revoker {
       if (result.status === 'saved') {
         // The session is already ended: an index entry left behind is dropped by the next listing.
         if (user !== undefined) await this.#users?.untrack(user, visited, deadline).catch((error: Error) => options.report?.(error));
-        return { sid: name, id: this.#store.names.idOf(name, parseRecord(raw).hashed), user };
+        return { sid: name, id: this.#store.names.idOf(name, isHashedRecord(raw as string)), user };
       }
       if (result.status === 'gone') return undefined;
       // Changed meanwhile (a write, a regenerate, another revocation): decide again on what is there now.
@@ -157,3 +157,4 @@ export class Revoker {
     }
   }
 }
+

@@ -1,5 +1,5 @@
 // The work behind the operator commands: census, listing, showing, revoking, re-encoding stored records and moving them under the hash of their sid. No printing here.
-import { decodePayload, encodePayload, fingerprint, frameRecord, parseRecord, recordExpiry, type Format, type StoredData, type StoredRecord } from '../codec.js';
+import { decodePayload, encodePayload, fingerprint, frameRecord, isHashedRecord, parseRecord, recordExpiry, type Format, type StoredData, type StoredRecord } from '../codec.js';
 import type { Progress } from './progress.js';
 import { mapConcurrently } from '../concurrently.js';
 import { relayout } from '../relayout.js';
@@ -35,7 +35,7 @@ export async function findBySafeId(store: SessionStore, id: string): Promise<str
   await walk(store, { stopped: () => found !== undefined }, async (records) => {
     for (const { name, raw } of records) {
       const named = store.names.fromStored(name);
-      if (found === undefined && !isUserIndexName(name) && store.names.idOf(named, hashedRecord(raw)) === id) found = named;
+      if (found === undefined && !isUserIndexName(name) && store.names.idOf(named, isHashedRecord(raw)) === id) found = named;
     }
   });
   return found;
@@ -52,14 +52,6 @@ export async function findByPrefix(store: SessionStore, prefix: string): Promise
   return found;
 }
 
-/** True when a stored value is a record kept under the hash of its sid. */
-function hashedRecord(raw: string): boolean {
-  try {
-    return parseRecord(raw).hashed;
-  } catch {
-    return false;
-  }
-}
 
 /** What `stats` counts. */
 export interface Census {
