@@ -52,7 +52,6 @@ export async function findByPrefix(store: SessionStore, prefix: string): Promise
   return found;
 }
 
-
 /** What `stats` counts. */
 export interface Census {
   /** Live session records. */
