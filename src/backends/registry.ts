@@ -1,4 +1,5 @@
 // One row per URL scheme: the package it needs, what it can do, and how to open it (its file is loaded only then).
+import { createRequire } from 'node:module';
 import { SessionError } from '../errors.js';
 import type { Backend } from './contract.js';
 import { schemeOf } from './url.js';
@@ -97,7 +98,6 @@ export function missingSqliteDriver(url: string): string | undefined {
   const builtin = (process as { getBuiltinModule?: (id: string) => { DatabaseSync?: unknown } | undefined }).getBuiltinModule?.('node:sqlite');
   if (driver !== 'sqlite3' && typeof builtin?.DatabaseSync === 'function') return undefined;
   if (driver === 'node') return `needs node:sqlite, which Node ${process.version} does not have (Node 22.13 or later has it)`;
-  const { createRequire } = process.getBuiltinModule('node:module') as typeof import('node:module');
   for (const from of [`${process.cwd()}/`, process.argv[1]]) {
     try {
       if (from !== undefined) return void createRequire(from).resolve('sqlite3');
