@@ -15,7 +15,7 @@ import { Encoder } from 'cbor-x';
 import { SessionError } from './errors.js';
 
 export type Format = 'cbor' | 'json';
-/** Session data as stored and decoded: any keys (the public, declared shape is session-types.ts's `StoredData`). */
+/** Session data as stored and decoded: any keys (the public, declared shape is session-types.ts's `SessionData`). */
 export type StoredData = Record<string, unknown>;
 
 /** A record as stored, with the payload still encoded: decoding waits until it is needed. */
@@ -259,6 +259,12 @@ export function recordFate(raw: unknown, now: number): 'live' | 'gone' | 'moved'
 /** The expiry in a stored value's header, read without decoding anything; NaN for a value that is not a record. */
 export function recordExpiry(raw: unknown): number {
   return typeof raw === 'string' ? Number(/^[cj]\d+:(\d{1,16}):/.exec(raw)?.[1] ?? Number.NaN) : Number.NaN;
+}
+
+/** A stored string's record and its decoded data; throws for anything that is not a readable record. */
+export function decodeRecord(raw: unknown): { record: StoredRecord; data: StoredData } {
+  const record = parseRecord(raw);
+  return { record, data: decodePayload(record.payload, record.format) };
 }
 
 /** Splits a stored string (format 2 or 1) into header and payload; throws CorruptRecordError for anything else. */

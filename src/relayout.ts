@@ -1,5 +1,5 @@
 // A session stored before hashSids was switched (on or off) moves into the configured key layout at its first request: like a regenerate() that keeps the sid, so nobody is signed out.
-import { decodePayload, MARKER_LIFETIME, parseRecord, recordFate, relaidRecord, retiredRecord, type StoredData, type StoredRecord } from './codec.js';
+import { decodeRecord, MARKER_LIFETIME, parseRecord, recordFate, relaidRecord, retiredRecord, type StoredData, type StoredRecord } from './codec.js';
 import type { SessionStore } from './store.js';
 import { storedUserOf } from './user-id.js';
 import type { UserIndex } from './users.js';
@@ -97,8 +97,7 @@ function liveOr(raw: string | undefined): Loaded | 'gone' | 'moved' {
   const fate = recordFate(raw, Date.now());
   if (fate !== 'live') return fate;
   try {
-    const record = parseRecord(raw);
-    return { record, data: decodePayload(record.payload, record.format) };
+    return decodeRecord(raw);
   } catch {
     return 'gone';
   }

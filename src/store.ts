@@ -108,23 +108,25 @@ export class SessionStore {
   }
 
   /**
-   * The session a cookie's sid names, or why there is none: 'moved' when a regenerate() retired the
-   * record (its browser may hold the new sid already), 'gone' otherwise (none, expired, revoked,
-   * unreadable). Found in the other key layout (stored before hashSids was switched): with `from`,
-   * its name there. A record answers only in the layout its header says it was stored in, so a key
-   * read out of the store is no sid.
+   * The session a cookie's sid names, or why not: 'moved' when a regenerate() retired it (its browser
+   * may hold the new sid), else 'gone'. Found in the other key layout (before hashSids was switched):
+   * `from` names it there. A record answers only in the layout its header names: a key is no sid.
    */
   async loadOrFate(sid: string, now: number, deadline?: number): Promise<(Loaded & { readonly from?: string }) | 'gone' | 'moved'> {
     const hashed = this.names.hashed;
     const raw = await this.#read(sid, deadline);
-    // Nothing here, or a marker of a move to the other layout (by a process with the other setting): look there.
-    // (A live session found here costs no hashing: the other name is made only when needed.)
-    const to = raw === undefined || raw === null ? undefined : movedTo(raw);
-    if (raw !== undefined && raw !== null && (to === undefined || to !== this.names.storedName(this.names.otherName(sid) as string))) {
-      const loaded = this.#decode(sid, raw, now);
-      if (typeof loaded === 'string' || loaded.record.hashed === hashed) return loaded;
+    // A marker of a move to the other layout (by a process with the other setting) sends us there, as
+    // nothing here does; anything else here is the answer. (A live session found costs no hashing.)
+    let other: string | undefined;
+    if (raw !== undefined && raw !== null) {
+      const to = movedTo(raw);
+      other = to === undefined ? undefined : (this.names.otherName(sid) as string);
+      if (other === undefined || to !== this.names.storedName(other)) {
+        const loaded = this.#decode(sid, raw, now);
+        if (typeof loaded === 'string' || loaded.record.hashed === hashed) return loaded;
+      }
     }
-    const other = this.names.otherName(sid) as string;
+    other ??= this.names.otherName(sid) as string;
     const otherRaw = await this.#read(other, deadline);
     // Nothing there either, or the marker of a move here: a request of the same browser may have
     // just moved it (between our two reads), so what is here now is the answer.
@@ -274,9 +276,8 @@ export class SessionStore {
     if (many !== undefined) {
       const batch: BatchRow[] = rows.map((row) => ({ key: this.names.key(row.name), expected: row.expected, next: row.next }));
       const context = this.#context('write', undefined);
-      const written = await traced(context, () => this.#call('set', () => many(batch), undefined, context));
-      const keys = new Set(written);
-      return new Set(rows.filter((row) => keys.has(this.names.key(row.name))).map((row) => row.name));
+      const written = new Set(await traced(context, () => this.#call('set', () => many(batch), undefined, context)));
+      return new Set(rows.filter((_, i) => written.has((batch[i] as BatchRow).key)).map((row) => row.name));
     }
     const saved = new Set<string>();
     await mapConcurrently(rows, 32, async (row) => {

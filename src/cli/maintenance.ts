@@ -1,5 +1,5 @@
 // The work behind the operator commands: census, listing, showing, revoking, re-encoding stored records and moving them under the hash of their sid. No printing here.
-import { decodePayload, encodePayload, fingerprint, frameRecord, isHashedRecord, parseRecord, recordExpiry, type Format, type StoredData, type StoredRecord } from '../codec.js';
+import { decodePayload, decodeRecord, encodePayload, fingerprint, frameRecord, isHashedRecord, parseRecord, recordExpiry, type Format, type StoredData, type StoredRecord } from '../codec.js';
 import type { Progress } from './progress.js';
 import { mapConcurrently } from '../concurrently.js';
 import { relayout } from '../relayout.js';
@@ -185,8 +185,7 @@ export async function showSession(store: SessionStore, sid: string): Promise<Sho
   // A revoked or moved session's marker is no session record.
   if (raw === undefined || recordExpiry(raw) <= 1) return { status: 'missing' };
   try {
-    const record = parseRecord(raw);
-    return { status: 'found', record, data: decodePayload(record.payload, record.format), bytes: Buffer.byteLength(raw) };
+    return { status: 'found', ...decodeRecord(raw), bytes: Buffer.byteLength(raw) };
   } catch (error) {
     return { status: 'unreadable', raw, reason: (error as Error).message };
   }
@@ -314,8 +313,7 @@ export async function hashSids(store: SessionStore, users: UserIndex | undefined
       if (isUserIndexName(name)) return;
       let loaded: { record: StoredRecord; data: StoredData };
       try {
-        const record = parseRecord(raw);
-        loaded = { record, data: decodePayload(record.payload, record.format) };
+        loaded = decodeRecord(raw);
       } catch {
         return void report.unreadable++;
       }
