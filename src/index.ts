@@ -12,7 +12,7 @@ export { sessionExpires, sessionId, type KvSessionMiddleware } from './middlewar
 export type { LoadedSession, SessionEvent } from './sessions.js';
 export type { UserSession } from './users.js';
 export { STORE_CHANNEL, type StoreOperation, type StoreTraceContext } from './tracing.js';
-export type { LooseSessionData, Session, SessionAssignment, SessionControls, SessionData, SessionFields, UserKey } from './session-types.js';
+export type { LooseSessionData, Session, SessionAssignment, SessionCallback, SessionControls, SessionData, SessionFields, UserKey } from './session-types.js';
 export { isSessionError, SessionError, SessionOptionError, SessionStoreError, type SessionErrorCode } from './errors.js';
 
 /**

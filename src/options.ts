@@ -200,12 +200,14 @@ export const OPTIONS: readonly AnyOptionRow[] = [
     variables: ['SESSION_USER_KEY'],
     parse: (value, source) => {
       const text = parseString(value, source).trim();
-      if (text === '') fail(source, 'must name a session field, such as "userId"');
-      if (CONTROL_MEMBERS.has(text)) fail(source, `"${text}" is a control member of ctx.session, not a data field; name the field that holds the user id`);
+      if (text === '') fail(source, 'must name a session field, such as "userId", or a dotted path such as "passport.user"');
+      if (text.split('.').includes('')) fail(source, `must be a field name or a dotted path such as "passport.user", got ${JSON.stringify(text)}`);
+      const field = text.split('.')[0] as string;
+      if (CONTROL_MEMBERS.has(field)) fail(source, `"${field}" is a control member of ctx.session, not a data field; name the field that holds the user id`);
       return text;
     },
     fallback: () => undefined,
-    doc: 'the session field that holds the user id',
+    doc: 'the session field that holds the user id, or a dotted path to it (passport: "passport.user")',
   }),
   row({
     name: 'maxSessionsPerUser',

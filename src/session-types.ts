@@ -40,6 +40,19 @@ export interface SessionControls {
    */
   regenerate(options?: { readonly login?: boolean }): Promise<void>;
   /**
+   * express-session's form, which passport and other express-style code call: a new, empty session
+   * (new sid, the configured `permanent` and lifetime) replaces this one, whose record is deleted
+   * at commit; `ctx.session` is a new object from then on, and the one it was keeps the old data.
+   * `callback` is called once that is done.
+   */
+  regenerate(callback: SessionCallback): Promise<void>;
+  /**
+   * Makes sure the session is written at commit, even unchanged (as koa-session's `save()`). The
+   * commit happens after your handler, before the response is sent, as always; `callback`
+   * (express-session's form, which passport calls) is called at once.
+   */
+  save(callback?: SessionCallback): Promise<void>;
+  /**
    * Takes the value of `key` out of the session and resolves with it: removed from the stored
    * session at once (its own compare-and-set, not at commit), so that of any number of overlapping
    * requests that see the value, exactly one gets it and the others get `undefined`, across
@@ -62,11 +75,14 @@ export interface SessionControls {
    * ```
    */
   update<K extends DataKey>(key: K, fn: (value: UserFields[K] | undefined) => UserFields[K]): UserFields[K];
-  /** Deletes the record and clears the cookie at commit: logout. Data set afterwards starts a new session. */
-  destroy(): Promise<void>;
+  /** Deletes the record and clears the cookie at commit: logout. Data set afterwards starts a new session. `callback`: express-session's form. */
+  destroy(callback?: SessionCallback): Promise<void>;
   /** Removes every user key (a stored session left empty is deleted at commit). */
   clear(): void;
 }
+
+/** The callback of express-session's `regenerate()`, `save()` and `destroy()`: called with null, or the error. */
+export type SessionCallback = (error: unknown) => void;
 
 /** Any key goes while `SessionData` is not declared. */
 export interface LooseSessionData {
@@ -78,8 +94,11 @@ export interface LooseSessionData {
 export type SessionFields = [keyof SessionData] extends [never] ? LooseSessionData : Partial<SessionData>;
 type UserFields = SessionFields;
 
-/** The `userKey` option: a field of your declared `SessionData`, or any string while it is not declared. */
-export type UserKey = [keyof SessionData] extends [never] ? string : Extract<keyof SessionData, string>;
+/**
+ * The `userKey` option: a field of your declared `SessionData`, or a dotted path into one
+ * (`'passport.user'`); any string while it is not declared.
+ */
+export type UserKey = [keyof SessionData] extends [never] ? string : Extract<keyof SessionData, string> | `${Extract<keyof SessionData, string>}.${string}`;
 type DataKey = keyof UserFields & string;
 
 /** The type of `ctx.session`. */
@@ -89,14 +108,15 @@ export type Session = SessionControls & UserFields;
 export type SessionAssignment = UserFields | null;
 
 /** The names of the control members: never stored, never enumerated, refused as data keys. */
-export const CONTROL_MEMBERS: ReadonlySet<string> = new Set(['sid', 'isNew', 'permanent', 'modified', 'lifetime', 'take', 'update', 'regenerate', 'destroy', 'clear']);
+export const CONTROL_MEMBERS: ReadonlySet<string> = new Set(['sid', 'isNew', 'permanent', 'modified', 'lifetime', 'take', 'update', 'regenerate', 'save', 'destroy', 'clear']);
 
 /** The control methods of ctx.session. */
 export interface Methods {
   take(key: string): Promise<unknown>;
   update(key: string, fn: Updater): unknown;
-  regenerate(options?: { readonly login?: boolean }): Promise<void>;
-  destroy(): Promise<void>;
+  regenerate(options?: { readonly login?: boolean } | SessionCallback): Promise<void>;
+  save(callback?: unknown): Promise<void>;
+  destroy(callback?: unknown): Promise<void>;
   clear(): void;
 }
 

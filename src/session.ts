@@ -5,9 +5,20 @@ import { cookieExpires, createdOf, expiryFrom, expiryMoves, idleLifetime, type L
 import type { ChangeSet, CommitPlan, Taker } from './plan.js';
 import { booleanControl, CONTROL_MEMBERS, controlError, dataKey, type Methods, type Session, updaterOf } from './session-types.js';
 import { generateSid } from './sid.js';
-import { storedUserOf, userIdOf, withIndexChanges } from './user-id.js';
+import { storedUserOf, userField, userIdOf, withIndexChanges } from './user-id.js';
 
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');
+
+/** `done`, and express-style code's `callback` called once it settles (with the error, if any). */
+function calling(callback: unknown, done: Promise<void>): Promise<void> {
+  if (callback === undefined) return done;
+  if (typeof callback !== 'function') throw new TypeError(`ctx.session: the callback must be a function, got ${typeof callback}`);
+  done.then(
+    () => callback(null),
+    (error: unknown) => callback(error),
+  );
+  return done;
+}
 
 /** What a session needs of the settings. */
 export interface SessionConfig extends LifetimeConfig {
@@ -25,7 +36,11 @@ export interface SessionConfig extends LifetimeConfig {
  * plain data object: Object.keys, spread and JSON.stringify see exactly the user data.
  */
 export class SessionState implements ProxyHandler<RecordData> {
-  readonly proxy: Session;
+  /** What ctx.session is: a new object after an express-style regenerate(callback). */
+  get proxy(): Session {
+    return this.#proxy;
+  }
+  #proxy: Session;
   /** ctx.session was read or assigned: the response depends on the cookie (Vary: Cookie). */
   accessed = false;
 
@@ -34,8 +49,8 @@ export class SessionState implements ProxyHandler<RecordData> {
     return this.#sid;
   }
   readonly #config: SessionConfig;
-  readonly #data: RecordData;
-  readonly #changes: DataChanges;
+  #data: RecordData;
+  #changes: DataChanges;
   readonly #taker: Taker | undefined;
   #sid: string | undefined;
   /** The record stored under #sid when loaded; undefined once the sid is new, rotated or destroyed. */
@@ -82,10 +97,12 @@ export class SessionState implements ProxyHandler<RecordData> {
     this.#loadedPermanent = this.#permanent;
     this.#loadedLifetime = this.#ownLifetime;
     this.#changes = new DataChanges(this.#data, config.maxSize);
-    this.proxy = new Proxy(this.#data, this) as unknown as Session;
+    this.#proxy = new Proxy(this.#data, this) as unknown as Session;
   }
 
   // --- Proxy traps -------------------------------------------------------------------------
+  // A target other than #data is the data of a session this request left with regenerate(callback):
+  // a plain object from then on (passport reads it back), whose changes are not this session's.
 
   get(target: RecordData, key: string | symbol, receiver: unknown): unknown {
     if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) return this.#control(key);
@@ -93,7 +110,9 @@ export class SessionState implements ProxyHandler<RecordData> {
     if (key === INSPECT) return () => ({ ...target });
     const value = Reflect.get(target, key, receiver);
     // Only a stored object can change behind our back (nested mutation); a new session's data is all the handler's own.
-    if (typeof value === 'object' && value !== null && typeof key === 'string' && (this.#stored ?? this.#rotatedFrom) !== undefined) this.#changes.handedOut(key, value);
+    if (typeof value === 'object' && value !== null && typeof key === 'string' && target === this.#data && (this.#stored ?? this.#rotatedFrom) !== undefined) {
+      this.#changes.handedOut(key, value);
+    }
     return value;
   }
 
@@ -105,20 +124,20 @@ export class SessionState implements ProxyHandler<RecordData> {
       else throw controlError(key);
       return true;
     }
-    this.#changes.touch(key);
+    if (target === this.#data) this.#changes.touch(key);
     // defineProperty, not assignment: a key such as "__proto__" stays plain data.
     return Reflect.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
   }
 
   deleteProperty(target: RecordData, key: string | symbol): boolean {
     if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) throw controlError(key);
-    if (Object.hasOwn(target, key)) this.#changes.touch(key);
+    if (target === this.#data && Object.hasOwn(target, key)) this.#changes.touch(key);
     return Reflect.deleteProperty(target, key);
   }
 
   defineProperty(target: RecordData, key: string | symbol, descriptor: PropertyDescriptor): boolean {
     if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) throw controlError(key);
-    this.#changes.touch(key);
+    if (target === this.#data) this.#changes.touch(key);
     return Reflect.defineProperty(target, key, descriptor);
   }
 
@@ -141,8 +160,10 @@ export class SessionState implements ProxyHandler<RecordData> {
         this.#methods ??= {
           take: (name) => this.#take(dataKey(name, 'take')),
           update: (name, fn) => this.#changes.update(dataKey(name, 'update'), updaterOf(name, fn)),
-          regenerate: (options) => this.#regenerate(options),
-          destroy: () => this.#destroy(),
+          // A callback is express-session's form (passport calls it so): a new, empty session.
+          regenerate: (options) => (typeof options === 'function' ? calling(options, this.#renew()) : this.#regenerate(options)),
+          save: (callback) => calling(callback, this.#save()),
+          destroy: (callback) => calling(callback, this.#destroy()),
           clear: () => this.#clear(),
         };
         return this.#methods[key as keyof Methods];
@@ -196,6 +217,24 @@ export class SessionState implements ProxyHandler<RecordData> {
       if (user !== undefined && user !== this.#loadedUser?.user) return now;
     }
     return this.#created;
+  }
+
+  /**
+   * regenerate(callback), as express-session's: a new session (new sid, no data, the configured
+   * permanent and lifetime) replaces this one, whose record is deleted at commit. The object
+   * ctx.session was before keeps the old data: passport's `keepSessionInfo` copies it back.
+   */
+  #renew(): Promise<void> {
+    this.#data = {};
+    this.#changes = new DataChanges(this.#data, this.#config.maxSize);
+    this.#proxy = new Proxy(this.#data, this) as unknown as Session;
+    return this.#destroy();
+  }
+
+  /** save(callback): written at commit even if unchanged. The commit is before the response, as always. */
+  #save(): Promise<void> {
+    this.#forced = true;
+    return Promise.resolve();
   }
 
   #destroy(): Promise<void> {
@@ -280,10 +319,10 @@ export class SessionState implements ProxyHandler<RecordData> {
     if (userKey === undefined) return plan;
     let user: string | undefined;
     try {
-      user = userIdOf(this.#data[userKey], userKey);
+      user = userIdOf(this.#data, userKey);
     } catch (error) {
       // The handler's own value fails the request; a stored one (from before userKey was set) is no user.
-      if (this.#stored === undefined || this.#changes.setByHandler(userKey)) throw error;
+      if (this.#stored === undefined || this.#changes.setByHandler(userField(userKey))) throw error;
     }
     return withIndexChanges(plan, user, this.#loadedUser, now);
   }
