@@ -72,3 +72,21 @@ describe('a refused port', () => {
     expect(outcome.left).toEqual([]);
   });
 });
+
+describe('ready() with a store that never answers', () => {
+  it('rejects within about storeTimeout, in a process with nothing else to keep it alive', () => {
+    const script = `import { kvSession } from ${JSON.stringify(INDEX)};
+      const never = () => new Promise(() => {});
+      const sessions = kvSession({ store: { get: never, set: never, delete: never }, storeTimeout: 1500 });
+      const started = Date.now();
+      const outcome = await sessions.ready().then(() => 'resolved', (error) => error.code);
+      console.log(JSON.stringify({ outcome, ms: Date.now() - started }));`;
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    // Exit code 13 is Node's "unsettled top-level await": the process ended with ready() pending.
+    expect(result.status).toBe(0);
+    const { outcome, ms } = JSON.parse(result.stdout.trim()) as { outcome: string; ms: number };
+    expect(outcome).toBe('SESSION_STORE_TIMEOUT');
+    // One storeTimeout, not two (the probe started by kvSession() is the one awaited).
+    expect(ms).toBeLessThan(2700);
+  });
+});

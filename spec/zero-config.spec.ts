@@ -120,6 +120,15 @@ describe('configuration that starts but would fail later, or silently', () => {
     expect(seen[1]?.message).toMatch(/did you mean SESSION_COOKIE_SAMESITE\?/);
   });
 
+  it("an app's own SESSION_* variables, nothing like ours, are not warned about; near misses are", async () => {
+    const env = { SESSION_LIB: 'x', SESSION_REDIS_PASSWORD: 'y', SESSION_SECRET: 'z', SESSION_STORE_TIMEOUTS: '1s' };
+    const seen = await warningsOf(async () => kvSession({ store: 'memory://', env }).close());
+    expect(seen.map((w) => w.message)).toEqual([
+      'koa-kv-session: the environment variable SESSION_SECRET is not one koa-kv-session reads: did you mean SESSION_SECRET_KEYS?',
+      'koa-kv-session: the environment variable SESSION_STORE_TIMEOUTS is not one koa-kv-session reads: did you mean SESSION_STORE_TIMEOUT?',
+    ]);
+  });
+
   it('short signing keys are said, from the option, the variable or app.keys', async () => {
     const fromOption = await warningsOf(async () => kvSession({ store: 'memory://', keys: ['x', 'a long enough secret key'] }).close());
     expect(fromOption.map((w) => w.code)).toEqual(['KV_SESSION_SHORT_KEY']);

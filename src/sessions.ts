@@ -127,6 +127,8 @@ export class Sessions implements SessionsApi {
   readonly taker: Taker;
   readonly #cleanup: CleanupScheduler;
   #startup: Promise<void>;
+  /** The latest probe failed: the next ready() probes again (the store may be back). */
+  #startupFailed = false;
   readonly #settled: Promise<void>;
   /** The app of the latest request: where events outside a request (revokeSession()...) are emitted, and whose keys load() checks signatures with. */
   #lastApp: EventTarget | undefined;
@@ -139,7 +141,7 @@ export class Sessions implements SessionsApi {
     this.#finder = new LayoutFinder({ store: this.store, users: this.#users, userKey: settings.userKey, report: (error) => this.report(error) });
     this.taker = (sid, base, key) => this.#committer.take(sid, base, key, Date.now() + settings.storeTimeout);
     this.#cleanup = new CleanupScheduler(this.store, settings, (error) => this.report(error));
-    this.#startup = this.store.probe();
+    this.#startup = this.#probe();
     this.#settled = this.#startup.then(
       () => undefined,
       (error: Error) => this.report(error),
@@ -250,10 +252,27 @@ export class Sessions implements SessionsApi {
 
   // --- Beyond a request ----------------------------------------------------------------------
 
+  /** A read of a key that is never written, bounded by storeTimeout; remembers a failure for the next ready(). */
+  #probe(): Promise<void> {
+    this.#startupFailed = false;
+    const probe = this.store.probe();
+    probe.catch(() => {
+      this.#startupFailed = true;
+    });
+    return probe;
+  }
+
   async ready(): Promise<StoreAbilities> {
-    this.#startup = this.#startup.catch(() => this.store.probe());
-    await this.#startup;
-    return this.store.abilities();
+    if (this.#startupFailed) this.#startup = this.#probe();
+    // The deadline sweeper never keeps a process alive (a request does): awaited at start-up with
+    // nothing else running, ready() would otherwise end the process instead of settling.
+    const hold = setInterval(() => {}, 60_000);
+    try {
+      await this.#startup;
+      return await this.store.abilities();
+    } finally {
+      clearInterval(hold);
+    }
   }
 
   purge(): Promise<number> {

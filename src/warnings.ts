@@ -27,14 +27,26 @@ export function checkKeyLengths(keys: readonly unknown[], where: string): void {
   }
 }
 
-/** Warns about SESSION_* variables no option reads (a typo is otherwise silently ignored), naming the nearest known one. */
+/**
+ * Warns about a SESSION_* variable no option reads that is a near miss of one that is (a typo is
+ * otherwise silently ignored), naming it. An app's own SESSION_* variables, nothing like ours, are
+ * left alone.
+ */
 export function checkVariables(env: Readonly<Record<string, string | undefined>>, known: readonly string[]): void {
   for (const name of Object.keys(env)) {
     if (!name.startsWith('SESSION_') || known.includes(name)) continue;
-    const nearest = known.reduce((best, candidate) => (distance(name, candidate) < distance(name, best) ? candidate : best), known[0] as string);
-    const hint = distance(name, nearest) <= 3 ? `did you mean ${nearest}? ` : '';
-    warnOnce('KV_SESSION_UNKNOWN_VARIABLE', `koa-kv-session: the environment variable ${name} is not one koa-kv-session reads (${hint}known: ${known.join(', ')})`);
+    const meant = nearMiss(name, known);
+    if (meant === undefined) continue;
+    warnOnce('KV_SESSION_UNKNOWN_VARIABLE', `koa-kv-session: the environment variable ${name} is not one koa-kv-session reads: did you mean ${meant}?`);
   }
+}
+
+/** The known name `name` is likely a typo of: one it starts (SESSION_SECRET), else one at most two edits away. */
+function nearMiss(name: string, known: readonly string[]): string | undefined {
+  const started = known.find((candidate) => candidate.startsWith(`${name}_`));
+  if (started !== undefined) return started;
+  const nearest = known.reduce((best, candidate) => (distance(name, candidate) < distance(name, best) ? candidate : best), known[0] as string);
+  return distance(name, nearest) <= 2 ? nearest : undefined;
 }
 
 /** Levenshtein distance. */
