@@ -1,5 +1,6 @@
 // What the operator commands and the user index ask of each real backend: listing by prefix, batched and insert-if-absent compare-and-set.
 import { beforeEach, describe, expect, it } from 'vitest';
+import { handedIn } from '../src/backends/handed-in.js';
 import { encodePayload, frameRecord } from '../src/codec.js';
 import { SessionStore } from '../src/store.js';
 import type { CountingAdapter } from './support/counting.js';
@@ -13,7 +14,7 @@ describe.each(BACKENDS)('listing and conditional writes on $name', (backend) => 
   });
 
   const storeUnder = (keyPrefix: string): SessionStore =>
-    new SessionStore({ store: { kind: 'adapter', adapter: counting as never }, keyPrefix, storeTimeout: 5000, storeRetries: 0, maxSize: 65_536 }, () => {});
+    new SessionStore({ store: { kind: 'given', value: counting, handed: handedIn(counting) }, keyPrefix, storeTimeout: 5000, storeRetries: 0, maxSize: 65_536 }, () => {});
 
   /** Every name under the store's prefix, page by page. */
   async function listAll(store: SessionStore, pageSize: number): Promise<string[]> {

@@ -136,9 +136,13 @@ describe('every option has its variable; the option wins over the variable, the 
     const keyv = new Keyv();
     const adapter = new MemoryBackend();
     const map = new Map();
-    expect(resolveSettings({ env: {}, store: keyv }).store).toEqual({ kind: 'keyv', keyv });
-    expect(resolveSettings({ env: {}, store: adapter as never }).store).toEqual({ kind: 'adapter', adapter });
-    expect(resolveSettings({ env: {}, store: map }).store).toEqual({ kind: 'adapter', adapter: map });
+    const named = (store: object) => {
+      const spec = resolveSettings({ env: {}, store: store as never }).store;
+      return spec.kind === 'given' ? [spec.value, spec.handed.name] : [];
+    };
+    expect(named(keyv)).toEqual([keyv, 'the Map given as store (inside a Keyv instance)']);
+    expect(named(adapter)).toEqual([adapter, 'the MemoryBackend adapter given as store']);
+    expect(named(map)).toEqual([map, 'the Map given as store']);
   });
 });
 
@@ -188,7 +192,7 @@ describe('invalid values throw at kvSession() time, naming the option or variabl
     [{ env: { SESSION_SECRET_KEYS: ',' } }, 'SESSION_SECRET_KEYS', /comma-separated/],
     [{ store: 'ftp://example.test' }, 'store', /unsupported store URL "ftp:\/\/example.test"/],
     [{ env: { SESSION_STORE: 'nosuch://x' } }, 'SESSION_STORE', /expected one of memory:\/\/, sqlite:\/\//],
-    [{ store: 42 }, 'store', /connection URL, a Keyv instance or a Keyv adapter/],
+    [{ store: 42 }, 'store', /connection URL, a Keyv instance or adapter, a Map or a Redis client/],
     [{ cookie: { sameSite: 'none', secure: false } }, 'cookie.sameSite', /SameSite=None needs a Secure cookie/],
     [{ cookie: { partitioned: true, secure: false } }, 'cookie.partitioned', /must be Secure/],
     [{ cookie: { sameSite: 'sometimes' } }, 'cookie.sameSite', /expected one of "lax", "strict", "none"/],

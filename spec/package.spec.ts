@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { versionOf } from './support/ecosystem.js';
 
 const ROOT = resolve(import.meta.dirname, '..');
 // Inside the repository, so the packed package resolves its dependencies from our node_modules
@@ -91,6 +92,23 @@ describe('npm pack output', () => {
     }
     expect(manifest.peerDependencies.koa).toBe('^2.13.0 || ^3.0.0');
     expect(manifest.peerDependenciesMeta.koa).toBeUndefined();
+  });
+
+  it('peer ranges take every version the suite runs on, the Keyv 6 line (release candidates included) as well as Keyv 5', () => {
+    const manifest = JSON.parse(readFileSync(join(INSTALLED, 'package.json'), 'utf8')) as { peerDependencies: Record<string, string> };
+    const keyv6 = JSON.parse(readFileSync(join(ROOT, 'spec', 'keyv6', 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const require = createRequire(join(ROOT, 'package.json'));
+    const semver = require('semver') as { satisfies(version: string, range: string): boolean };
+    const ran: Array<[string, string]> = [];
+    for (const [name, range] of Object.entries(manifest.peerDependencies)) {
+      if (name === 'koa') continue;
+      ran.push([name, versionOf(name)]);
+      const six = keyv6.dependencies[name];
+      if (six !== undefined) ran.push([name, six]);
+      for (const [peer, version] of ran.filter(([n]) => n === name)) expect(semver.satisfies(version, range), `${peer}@${version} against ${range}`).toBe(true);
+    }
+    expect(ran).toContainEqual(['@keyv/redis', '6.0.0-rc.1']);
+    expect(ran).toContainEqual(['keyv', '6.1.0']);
   });
 
   it('source maps resolve without src/: every map carries the source it points at', () => {

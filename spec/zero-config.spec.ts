@@ -4,6 +4,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { KeyvFile } from 'keyv-file';
+import { KeyvLru } from 'keyv-lru';
 import { kvSession } from '../src/index.js';
 import { type Reply, startApp } from './support/app.js';
 
@@ -127,6 +129,23 @@ describe('configuration that starts but would fail later, or silently', () => {
       'koa-kv-session: the environment variable SESSION_SECRET is not one koa-kv-session reads: did you mean SESSION_SECRET_KEYS?',
       'koa-kv-session: the environment variable SESSION_STORE_TIMEOUTS is not one koa-kv-session reads: did you mean SESSION_STORE_TIMEOUT?',
     ]);
+  });
+
+  it('a store that cannot keep a promise is said at kvSession(): not atomic, a copy per process, no expiry, eviction', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvs-notices-'));
+    try {
+      const codes = async (store: unknown) => (await warningsOf(async () => kvSession({ store: store as never }).close())).map((w) => w.code);
+      expect(await codes('memcache://127.0.0.1:11311')).toEqual(['KV_SESSION_NOT_ATOMIC']);
+      expect(await codes(new KeyvFile({ filename: join(dir, 'sessions.json') }))).toEqual(['KV_SESSION_PER_PROCESS', 'KV_SESSION_NOT_ATOMIC']);
+      expect(await codes(new KeyvLru({ max: 10 }))).toEqual(['KV_SESSION_EVICTS', 'KV_SESSION_NOT_ATOMIC']);
+      // An adapter of the app's own that says nothing of expiry.
+      const own = { get: async () => undefined, set: async () => true, delete: async () => true };
+      expect(await codes(own)).toEqual(['KV_SESSION_NO_EXPIRY', 'KV_SESSION_NOT_ATOMIC']);
+      // One that does (a Keyv 5 adapter's ttlSupport) and compares and sets: nothing to say.
+      expect(await codes({ ...own, ttlSupport: true, compareAndSet: async () => ({ status: 'saved' }) })).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('short signing keys are said, from the option, the variable or app.keys', async () => {

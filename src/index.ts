@@ -4,6 +4,8 @@ import { missingSqliteDriver } from './backends/registry.js';
 import { SessionError } from './errors.js';
 import { DEFAULT_STORE, resolveSettings, type KvSessionOptions } from './options.js';
 import type { Session, SessionAssignment } from './session-types.js';
+import { startupNotices } from './store-types.js';
+import { warnOnce } from './warnings.js';
 
 export type { CookieOptions, KvSessionOptions, StoreOption } from './options.js';
 export type { StoreAbilities } from './store.js';
@@ -35,6 +37,7 @@ export function kvSession(options?: KvSessionOptions): KvSessionMiddleware {
     const named = store.kind === 'url' && store.url !== DEFAULT_STORE ? `the store ${store.url}` : `the default store (${DEFAULT_STORE}: no store option, no SESSION_STORE)`;
     throw new SessionError('SESSION_ADAPTER_MISSING', `koa-kv-session: ${named} ${missing}; or pass another store (the store option or SESSION_STORE)`);
   }
+  for (const notice of startupNotices(store)) warnOnce(notice.code, notice.message);
   return createMiddleware(settings);
 }
 

@@ -4,7 +4,7 @@ import { DAY, describe, fail, LIFETIME_RANGE, lookup, MAX_TIMER, parseBoolean, p
 import type { StoreSpec } from './store.js';
 import { SCHEMES, schemeRow } from './backends/registry.js';
 import { maskPassword, schemeOf } from './backends/url.js';
-import { isKeyvAdapter, isKeyvInstance } from './backends/keyv.js';
+import { handedIn } from './backends/handed-in.js';
 import type { KvSessionOptions, Settings } from './settings.js';
 
 export type { CookieOptions, CookieSettings, KvSessionOptions, Settings, StoreOption } from './settings.js';
@@ -29,12 +29,8 @@ function parseStore(value: unknown, source: Source): StoreSpec {
     }
     return { kind: 'url', url, scheme: scheme as string };
   }
-  if (value instanceof Map) return { kind: 'adapter', adapter: value };
-  if (typeof value === 'object' && value !== null) {
-    if (isKeyvInstance(value)) return { kind: 'keyv', keyv: value };
-    if (isKeyvAdapter(value)) return { kind: 'adapter', adapter: value };
-  }
-  return fail(source, `expected a connection URL, a Keyv instance or a Keyv adapter, got ${describe(value)}`);
+  if (typeof value === 'object' && value !== null) return { kind: 'given', value, handed: handedIn(value) };
+  return fail(source, `expected a connection URL, a Keyv instance or adapter, a Map or a Redis client, got ${describe(value)}`);
 }
 
 /** What the table resolves: every setting but the cookie's (resolveCookie) and the hooks. */

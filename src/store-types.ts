@@ -1,13 +1,10 @@
 // What a session store is opened from and can do, and how messages and traces name it.
-import type { KeyvAdapterLike, KeyvInstanceLike } from './backends/keyv.js';
+import { type HandedIn, notAtomic, type StoreNotice } from './backends/handed-in.js';
 import { schemeRow } from './backends/registry.js';
 import { maskPassword } from './backends/url.js';
 
 /** What the `store` option resolved to: a connection URL, or something the user hands in. */
-export type StoreSpec =
-  | { readonly kind: 'url'; readonly url: string; readonly scheme: string }
-  | { readonly kind: 'keyv'; readonly keyv: KeyvInstanceLike }
-  | { readonly kind: 'adapter'; readonly adapter: KeyvAdapterLike | Map<unknown, unknown> };
+export type StoreSpec = { readonly kind: 'url'; readonly url: string; readonly scheme: string } | { readonly kind: 'given'; readonly value: object; readonly handed: HandedIn };
 
 /** What the store can do, as `ready()` reports it. */
 export interface StoreAbilities {
@@ -34,19 +31,24 @@ export interface StoreConfig {
 /** Where the store was opened from, for messages: a masked URL or the adapter's kind. */
 export function describeStore(spec: StoreSpec): string {
   if (spec.kind === 'url') return maskPassword(spec.url);
-  if (spec.kind === 'keyv') return 'the Keyv instance given as store';
-  return spec.adapter instanceof Map ? 'the Map given as store' : 'the Keyv adapter given as store';
+  return spec.handed.name;
 }
 
 /** The backend as tracing names it: the registry's name for a URL, else what was handed in. */
 export function backendName(spec: StoreSpec): string {
   if (spec.kind === 'url') return schemeRow(spec.scheme)?.name ?? spec.scheme;
-  if (spec.kind === 'keyv') return 'Keyv instance';
-  return spec.adapter instanceof Map ? 'Map' : 'Keyv adapter';
+  return spec.handed.kind;
 }
 
 /** A record as a listing sees it: its name under the key prefix (a sid, or a user index) and the stored string. */
 export interface ListedRecord {
   readonly name: string;
   readonly raw: string;
+}
+
+/** What a user must know of the store at start-up (said once each, as KvSessionWarnings, by kvSession()). */
+export function startupNotices(spec: StoreSpec): readonly StoreNotice[] {
+  if (spec.kind === 'given') return spec.handed.notices;
+  const row = schemeRow(spec.scheme);
+  return row === undefined || row.abilities.atomic ? [] : [notAtomic(`the store ${maskPassword(spec.url)}`)];
 }

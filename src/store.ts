@@ -2,7 +2,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import createDebug from 'debug';
 import { missed, type Backend, type BatchRow, type CasResult } from './backends/contract.js';
-import { handedInBackend } from './backends/keyv.js';
 import { openBackend } from './backends/registry.js';
 import { CorruptRecordError, decodePayload, movedTo, parseRecord, type StoredData, type StoredRecord } from './codec.js';
 import { bounded } from './deadline.js';
@@ -72,7 +71,7 @@ export class SessionStore {
    */
   async #connect(): Promise<Backend> {
     const spec = this.#config.store;
-    const backend = spec.kind === 'url' ? await openBackend(spec.url, this.#config.storeTimeout) : handedInBackend(spec);
+    const backend = spec.kind === 'url' ? await openBackend(spec.url, this.#config.storeTimeout) : await spec.handed.open();
     // Failures of calls reach us as exceptions; what a backend emits besides (a dropped idle
     // connection, say) is worth a debug line, and without a listener an emitter's 'error' would crash the process.
     backend.on?.('error', (error: unknown) => debug('store emitted an error: %s', (error as Error)?.message ?? error));

@@ -27,6 +27,7 @@ export interface Keyv6 {
   readonly KeyvSqlite: new (options: unknown) => { disconnect(): Promise<void> };
   readonly KeyvPostgres: new (options: unknown) => { disconnect(): Promise<void> };
   readonly BigMap: new () => object;
+  readonly KeyvMemoryAdapter: new (store: Map<unknown, unknown>) => object;
 }
 
 export function loadKeyv6(): Keyv6 {
@@ -36,5 +37,6 @@ export function loadKeyv6(): Keyv6 {
     KeyvSqlite: require('@keyv/sqlite').default,
     KeyvPostgres: require('@keyv/postgres').default,
     BigMap: require('@keyv/bigmap').BigMap,
+    KeyvMemoryAdapter: require('keyv').KeyvMemoryAdapter,
   };
 }

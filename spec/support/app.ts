@@ -22,8 +22,11 @@ export interface TestApp {
 
 export type Handler = (ctx: Context) => unknown | Promise<unknown>;
 
-/** A Koa app on a free loopback port with kvSession(options) and one handler. */
-export async function startApp(options: KvSessionOptions, handler: Handler, configure?: (app: Koa) => void): Promise<TestApp> {
+/**
+ * A Koa app on a free loopback port with kvSession(options) and one handler. `configure` runs before
+ * kvSession() is added (middleware in front of it), `after` once it is (middleware behind it).
+ */
+export async function startApp(options: KvSessionOptions, handler: Handler, configure?: (app: Koa) => void, after?: (app: Koa) => void): Promise<TestApp> {
   const app = new Koa();
   app.keys = ['test-key-new-0123456789', 'test-key-old-0123456789'];
   app.silent = true;
@@ -31,6 +34,7 @@ export async function startApp(options: KvSessionOptions, handler: Handler, conf
   configure?.(app);
   const middleware = kvSession(options);
   app.use(middleware);
+  after?.(app);
   app.use(async (ctx) => {
     const result = await handler(ctx);
     if (result !== undefined && ctx.body === undefined) ctx.body = result as string;

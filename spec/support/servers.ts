@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import type { Backend as StoreBackend } from '../../src/backends/contract.js';
-import { handedInBackend } from '../../src/backends/keyv.js';
+import { handedIn } from '../../src/backends/handed-in.js';
 import { openBackend, type SchemeRow } from '../../src/backends/registry.js';
 import { schemeOf } from '../../src/backends/url.js';
 import { keyv6Unavailable, loadKeyv6 } from '../keyv6/load.js';
@@ -106,8 +106,7 @@ function keyv6Row(
     open: async () => {
       const dir = mkdtempSync(join(tmpdir(), 'kvs-keyv6-'));
       const made = make(loadKeyv6(), dir);
-      const isInstance = 'stats' in made.store;
-      const backend = handedInBackend(isInstance ? { kind: 'keyv', keyv: made.store as { store: unknown } } : { kind: 'adapter', adapter: made.store });
+      const backend = await handedIn(made.store).open();
       return {
         backend,
         cleanup: async () => {

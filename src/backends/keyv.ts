@@ -1,7 +1,5 @@
-// A Keyv adapter (ours, or one a user hands in, bare or inside a Keyv instance) or a Map as a backend: wrapped once, in one order of precedence.
-import { mapBackend } from './memory.js';
+// A Keyv adapter as a backend (ours from a URL, or one a user hands in), Keyv 5 or 6, and how Keyv instances and adapters are told apart.
 import type { Backend } from './contract.js';
-import { isKeyvRedis, keyvRedisAbilities } from './redis-family.js';
 import { sqlAbilities, type SqlClient } from './sql.js';
 
 /**
@@ -56,18 +54,26 @@ function takesAbsoluteExpiry(adapter: object): boolean {
  * KeyvMemoryAdapter and `new Keyv(keyv5Adapter)` the adapter inside a KeyvBridgeAdapter. Using the
  * store itself keeps its abilities (the Map's compare-and-set, the Keyv 5 Redis script and SQL).
  */
-function unwrapped(adapter: object): object {
+export function unwrapped(adapter: object): object {
   if (!takesAbsoluteExpiry(adapter)) return adapter;
   const inner: unknown = Reflect.get(adapter, 'store');
   if (inner instanceof Map) return inner;
-  if (typeof inner === 'object' && inner !== null && isKeyvAdapter(inner)) return inner;
+  if (typeof inner === 'object' && inner !== null && (isKeyvAdapter(inner) || isMapLikeObject(inner))) return inner;
   return adapter;
+}
+
+/** A synchronous Map-like store (a BigMap) inside a KeyvMemoryAdapter. */
+function isMapLikeObject(value: object): boolean {
+  return typeof Reflect.get(value, 'entries') === 'function' && typeof Reflect.get(value, 'size') === 'number';
 }
 
 const ABILITIES = ['compareAndSet', 'scanPage', 'purgeExpired', 'compareAndSetMany', 'countUnder'] as const;
 
-/** A KeyvSqlite or KeyvPostgres instance as a SQL client of its table; undefined for anything else. */
-function keyvSqlClient(adapter: object): SqlClient | undefined {
+/** mysql2's `format(sql, values)`: how a KeyvMysql statement gets its values. */
+export type MysqlFormat = (sql: string, values: readonly unknown[]) => string;
+
+/** A KeyvSqlite, KeyvPostgres or (given mysql2's format) KeyvMysql instance as a SQL client of its table; undefined for anything else. */
+function keyvSqlClient(adapter: object, format?: MysqlFormat): SqlClient | undefined {
   const candidate = adapter as { opts?: { dialect?: unknown; table?: unknown; schema?: unknown }; query?: unknown };
   const { opts, query } = candidate;
   if (typeof query !== 'function' || typeof opts?.table !== 'string') return undefined;
@@ -81,12 +87,25 @@ function keyvSqlClient(adapter: object): SqlClient | undefined {
     const table = `${typeof opts.schema === 'string' ? opts.schema : 'public'}.${opts.table}`;
     return { dialect: 'postgres', table, query: async (sql, params) => rowsOnly(await run(sql, params)) };
   }
+  // KeyvMysql takes one statement with its values in it (mysql2's own format), and answers a
+  // statement that changes rows with mysql2's header (affectedRows) instead of rows.
+  if (opts.dialect === 'mysql' && format !== undefined && /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(opts.table)) {
+    return {
+      dialect: 'mysql',
+      table: `\`${opts.table}\``,
+      query: async (sql, params) => {
+        const result: unknown = await run(format(sql, params));
+        if (Array.isArray(result)) return rowsOnly(result);
+        return { rows: [], changed: Number((result as { affectedRows?: unknown } | undefined)?.affectedRows ?? 0) };
+      },
+    };
+  }
   return undefined;
 }
 
-/** The SQL abilities of a KeyvSqlite or KeyvPostgres instance; none for anything else. */
-function sqlAbilitiesOf(adapter: object): Partial<Backend> {
-  const client = keyvSqlClient(adapter);
+/** The SQL abilities of a KeyvSqlite, KeyvPostgres or KeyvMysql instance; none for anything else. */
+function sqlAbilitiesOf(adapter: object, format?: MysqlFormat): Partial<Backend> {
+  const client = keyvSqlClient(adapter, format);
   return client === undefined ? {} : sqlAbilities(client);
 }
 
@@ -95,26 +114,34 @@ function rowsOnly(rows: Array<Record<string, unknown>>) {
 }
 
 /**
- * `adapter` as a backend. Its get/set/delete are called directly, under our exact keys (no Keyv
- * namespace, no Keyv envelope), and it is made to throw rather than swallow errors. Abilities, in
- * order of precedence: its own methods of the contract's names (the memory store, yours); then what
- * its kind allows: a @keyv/redis adapter gets the script and SCAN, a KeyvSqlite or KeyvPostgres
- * instance the SQL of its table; anything else has get/set/delete only. `owned`: close() disconnects it.
+ * `adapter` as a backend. Its get/set/delete are called directly, under our keys (no Keyv envelope).
+ * Abilities, in order of precedence: its own methods of the contract's names (the memory store,
+ * yours); then what its kind allows: a KeyvSqlite, KeyvPostgres or KeyvMysql instance the SQL of its
+ * table; anything else has get/set/delete only. A write it answers `false` failed.
+ * `owned` (we opened it from a URL): made to throw rather than swallow errors, with no namespace, its
+ * errors heard, and closed by close(). One handed in is never changed: its namespace stays (where
+ * the adapter prefixes keys itself, the key is `<namespace>:<keyPrefix><sid>`).
  */
-export function adapterBackend(adapter: KeyvAdapterLike, owned: boolean): Backend {
+export function adapterBackend(adapter: KeyvAdapterLike, owned: boolean, format?: MysqlFormat): Backend {
   const absolute = takesAbsoluteExpiry(adapter);
-  // Keyv's own option alone is not enough: @keyv/redis swallows errors unless told otherwise.
-  const errors = adapter as { throwOnErrors?: unknown };
-  if (typeof errors.throwOnErrors === 'boolean') errors.throwOnErrors = true;
-  // As `new Keyv(adapter)` would, but with no namespace: the key is exactly <keyPrefix><sid>.
-  adapter.namespace = undefined;
+  if (owned) {
+    // Keyv's own option alone is not enough: @keyv/redis swallows errors unless told otherwise.
+    const errors = adapter as { throwOnErrors?: unknown };
+    if (typeof errors.throwOnErrors === 'boolean') errors.throwOnErrors = true;
+    // As `new Keyv(adapter)` would, but with no namespace: the key is exactly <keyPrefix><sid>.
+    adapter.namespace = undefined;
+  }
   // The SQL of a Keyv 6 adapter's table (namespace and expires columns) is not the one sql.ts speaks.
-  const kind = isKeyvRedis(adapter) ? keyvRedisAbilities(adapter) : absolute ? {} : sqlAbilitiesOf(adapter);
+  const kind = absolute ? {} : sqlAbilitiesOf(adapter, format);
   const backend: Backend = {
     // Through an async function, so an adapter whose calls are synchronous works too.
     get: async (key) => adapter.get(key),
     // A Keyv 6 adapter given a TTL would store every record already expired.
-    set: async (key, value, ttl) => adapter.set(key, value, absolute ? Date.now() + ttl : ttl),
+    set: async (key, value, ttl) => {
+      const done: unknown = await adapter.set(key, value, absolute ? Date.now() + ttl : ttl);
+      if (done === false) throw new Error('the store refused the write (its set() answered false)');
+      return done;
+    },
     delete: async (key) => adapter.delete(key),
     ...kind,
   };
@@ -132,8 +159,10 @@ export function adapterBackend(adapter: KeyvAdapterLike, owned: boolean): Backen
     if (typeof method === 'function') Object.assign(backend, { [name]: method.bind(adapter) });
   }
   for (const flag of ['expiresKeys', 'scansInKeyOrder'] as const) if (Reflect.get(adapter, flag) === true) Object.assign(backend, { [flag]: true });
-  if (typeof adapter.on === 'function') backend.on = (event, listener) => adapter.on?.(event, listener);
+  // A Keyv 5 adapter that says it expires keys (memcached, MongoDB, etcd): nothing to purge.
+  if (Reflect.get(adapter, 'ttlSupport') === true && backend.purgeExpired === undefined) Object.assign(backend, { expiresKeys: true });
   if (owned) {
+    if (typeof adapter.on === 'function') backend.on = (event, listener) => adapter.on?.(event, listener);
     let closed = false;
     backend.close = async () => {
       if (closed) return;
@@ -142,14 +171,4 @@ export function adapterBackend(adapter: KeyvAdapterLike, owned: boolean): Backen
     };
   }
   return backend;
-}
-
-/** What the `store` option can hand in, once options.ts has told a Keyv instance from a bare adapter. */
-export type HandedIn = { readonly kind: 'keyv'; readonly keyv: { readonly store: unknown } } | { readonly kind: 'adapter'; readonly adapter: object };
-
-/** The backend for what a user handed in: a Map, a Keyv 5 or 6 instance (its adapter is used) or a bare adapter. Left open by close(). */
-export function handedInBackend(spec: HandedIn): Backend {
-  const adapter = unwrapped((spec.kind === 'keyv' ? spec.keyv.store : spec.adapter) as object);
-  if (adapter instanceof Map) return mapBackend(adapter);
-  return adapterBackend(adapter as KeyvAdapterLike, false);
 }

@@ -78,11 +78,28 @@ export class MemoryBackend implements Backend {
   }
 }
 
+/** What a Map handed in needs to be (a Map, or Map-like such as @keyv/bigmap's BigMap): synchronous calls and iteration. */
+export interface MapLike {
+  get(key: unknown): unknown;
+  set(key: unknown, value: unknown): unknown;
+  delete(key: unknown): unknown;
+  keys(): Iterable<unknown>;
+  [Symbol.iterator](): Iterator<[unknown, unknown]>;
+}
+
+/** True for a Map, or an object that behaves as one (iterable entries, `keys()`, a `size`, `has()`). */
+export function isMapLike(value: object): value is MapLike {
+  if (value instanceof Map) return true;
+  const candidate = value as Record<string | symbol, unknown>;
+  const calls = ['get', 'set', 'delete', 'has', 'keys', 'entries', Symbol.iterator];
+  return calls.every((name) => typeof candidate[name] === 'function') && typeof candidate.size === 'number';
+}
+
 /**
- * A plain Map handed in as `store`: it never forgets an entry, so expiry is read from the record
- * header (on load, and by purge). Its checks and writes are synchronous, hence atomic.
+ * A Map (or Map-like) handed in as `store`: it never forgets an entry, so expiry is read from the
+ * record header (on load, and by purge). Its checks and writes are synchronous, hence atomic.
  */
-export function mapBackend(map: Map<unknown, unknown>): Backend {
+export function mapBackend(map: MapLike): Backend {
   return {
     get: async (key) => map.get(key),
     set: async (key, value) => map.set(key, value),

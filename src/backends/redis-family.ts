@@ -1,7 +1,7 @@
 // What Redis, Redis Cluster and Valkey share: the compare-and-set script, client options, SCAN pages.
 import { createHash } from 'node:crypto';
 import { casStamp } from '../codec.js';
-import { missed, type Backend, type CasResult, type ScannedPage } from './contract.js';
+import { missed, type CasResult, type ScannedPage } from './contract.js';
 
 // ARGV[1] is what the stored value must start with: a record's header through its version token.
 // Only that many bytes are read (GETRANGE): the record itself never enters the script unless the
@@ -117,11 +117,10 @@ export async function redisScanPage(connection: unknown, prefix: string, cursor:
   return { entries, cursor: next };
 }
 
-/** What a @keyv/redis adapter (ours, or one handed in) offers besides get/set/delete. */
+/** What a @keyv/redis adapter (ours, or one handed in) gives: its node-redis client. */
 export interface KeyvRedisLike {
   getClient(): Promise<unknown>;
   createKeyPrefix(key: string, namespace?: string): string;
-  namespace?: string | undefined;
 }
 
 /** True for a @keyv/redis adapter: it has a client to run scripts on and its own key prefixing. */
@@ -130,13 +129,15 @@ export function isKeyvRedis(adapter: object): adapter is KeyvRedisLike {
   return typeof candidate.getClient === 'function' && typeof candidate.createKeyPrefix === 'function';
 }
 
-/** The abilities of a @keyv/redis adapter, single server or cluster: the script, SCAN pages, and Redis's own expiry. */
-export function keyvRedisAbilities(adapter: KeyvRedisLike): Required<Pick<Backend, 'compareAndSet' | 'scanPage' | 'purgeExpired' | 'expiresKeys'>> {
-  return {
-    expiresKeys: true,
-    // One script, atomic on the server (on the key's node in a cluster).
-    compareAndSet: async (key, expected, next, ttl) => redisCompareAndSet((await adapter.getClient()) as RedisScripting, adapter.createKeyPrefix(key, adapter.namespace), expected, next, ttl),
-    scanPage: async (prefix, cursor, count) => redisScanPage(await adapter.getClient(), prefix, cursor, count),
-    purgeExpired: async () => 0,
-  };
+/** True for a node-redis client or cluster: its camel-case script call beside the upper-case command names. */
+export function isNodeRedisClient(value: object): boolean {
+  const candidate = value as Record<string, unknown>;
+  return typeof candidate.evalSha === 'function' && typeof candidate.SET === 'function' && typeof candidate.del === 'function';
+}
+
+/** True for an ioredis or iovalkey client (a server or a cluster), which share one API. */
+export function isIoredisClient(value: object): boolean {
+  const candidate = value as Record<string, unknown>;
+  const calls = ['get', 'set', 'del', 'eval', 'quit'];
+  return calls.every((name) => typeof candidate[name] === 'function') && typeof candidate.options === 'object' && typeof candidate.status === 'string';
 }

@@ -1,6 +1,6 @@
-// Redis and Redis Cluster through @keyv/redis: its get/set/delete, our compare-and-set script and SCAN pages on its client.
+// Redis and Redis Cluster by URL: @keyv/redis opens and closes the node-redis client; sessions go through that client directly (redis-client.ts).
 import type { Backend } from './contract.js';
-import { adapterBackend, type KeyvAdapterLike } from './keyv.js';
+import { NodeRedisBackend, type NodeRedisClient } from './redis-client.js';
 import { keyvRedisOptions, redisClientOptions } from './redis-family.js';
 import { exportOf, hostsOf, importOptional, type AnyModule } from './url.js';
 
@@ -17,15 +17,23 @@ async function connected(adapter: AnyModule): Promise<Backend> {
     onError = reject;
     adapter.once('error', onError);
   });
+  let client: NodeRedisClient;
   try {
-    await Promise.race([adapter.getClient(), failed]);
+    client = await Promise.race([adapter.getClient(), failed]);
   } catch (error) {
     await Promise.resolve(adapter.disconnect?.(true)).catch(() => {});
     throw error;
   } finally {
     adapter.off('error', onError);
   }
-  return adapterBackend(adapter as KeyvAdapterLike, true);
+  // The client itself, under our exact keys: the adapter's prefixing and error swallowing stay out of it.
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await adapter.disconnect();
+  };
+  return new NodeRedisBackend(client, { close, on: (event, listener) => adapter.on(event, listener) });
 }
 
 /** `redis://` and `rediss://`. */

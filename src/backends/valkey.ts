@@ -13,12 +13,18 @@ export class ValkeyBackend extends QuietEmitter implements Backend {
   /** The iovalkey client: one server here, a cluster in valkey-cluster.ts (same commands). */
   protected readonly client: AnyModule;
 
-  /** `client`: an iovalkey client; `errors`: what emits its errors (they must be heard, or they crash the process). */
-  constructor(client: AnyModule, errors: { on(event: 'error', listener: (error: unknown) => void): unknown }) {
+  /**
+   * `client`: an iovalkey or ioredis client; `errors`: what emits its errors when we opened it (they
+   * must be heard, or they crash the process). A client handed in is left as it was: no listener, no close.
+   */
+  constructor(client: AnyModule, errors?: { on(event: 'error', listener: (error: unknown) => void): unknown }) {
     super();
     this.client = client;
-    errors.on('error', this.report);
+    this.#owned = errors !== undefined;
+    errors?.on('error', this.report);
   }
+
+  readonly #owned: boolean;
 
   /**
    * Resolves once the first connection is up, or after `timeout`: without the offline queue a
@@ -66,7 +72,7 @@ export class ValkeyBackend extends QuietEmitter implements Backend {
   }
 
   async close(): Promise<void> {
-    await this.client.quit().catch(() => this.client.disconnect());
+    if (this.#owned) await this.client.quit().catch(() => this.client.disconnect());
   }
 }
 
