@@ -1,8 +1,8 @@
 // Background purges of expired records: one at a time, never awaited by a request; on a timer where the store keeps expired records, and on one request in N.
-import createDebug from 'debug';
+import { debugLog } from './debug.js';
 import type { SessionStore } from './store.js';
 
-const debug = createDebug('koa-kv-session');
+const debug = debugLog('koa-kv-session');
 
 export interface CleanupConfig {
   /** On average one request in N starts a purge (0: never). */

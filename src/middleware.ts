@@ -1,6 +1,6 @@
 // The middleware orders the steps of a request: load -> await next() -> commit -> response headers. Nothing else happens here.
 import type { Context, Middleware, Next } from 'koa';
-import createDebug from 'debug';
+import { debugLog } from './debug.js';
 import { cookieValues } from './cookie.js';
 import type { Settings } from './options.js';
 import { carryHeaders, type Channel, type HttpClientError, isClientError, writeSession } from './respond.js';
@@ -10,7 +10,7 @@ import { sidFingerprint } from './sid.js';
 
 export type { LoadedSession, SessionEvent } from './sessions.js';
 
-const debug = createDebug('koa-kv-session');
+const debug = debugLog('koa-kv-session');
 
 /** The middleware `kvSession()` returns, with the sessions service beside it (`ready()`, `close()`, `revokeSession()`...). */
 export interface KvSessionMiddleware extends Middleware, SessionsApi {}

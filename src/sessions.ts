@@ -1,5 +1,5 @@
 // The sessions service: what works on sessions beyond one request (ready, close, purge, list, revoke, load, update) and the audit events, through the same store and committer as requests.
-import createDebug from 'debug';
+import { debugLog } from './debug.js';
 import type { Context } from 'koa';
 import { CleanupScheduler } from './cleanup.js';
 import type { StoredData as RecordData, StoredRecord } from './codec.js';
@@ -17,7 +17,7 @@ import { isWellFormedSid, sidFingerprint } from './sid.js';
 import { SessionStore, type StoreAbilities } from './store.js';
 import { UserIndex, type UserSession } from './users.js';
 
-const debug = createDebug('koa-kv-session');
+const debug = debugLog('koa-kv-session');
 
 /** What `kvSession()` offers beyond the middleware itself: sessions outside a request. */
 export interface SessionsApi {

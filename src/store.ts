@@ -1,6 +1,6 @@
 // The one place that calls a backend: load / save / remove / compare-and-set under the key prefix, with TTL, codec, one deadline per request, retries and error mapping.
 import { setTimeout as sleep } from 'node:timers/promises';
-import createDebug from 'debug';
+import { debugLog } from './debug.js';
 import { missed, type Backend, type BatchRow, type CasResult } from './backends/contract.js';
 import { openBackend } from './backends/registry.js';
 import { CorruptRecordError, decodePayload, movedTo, parseRecord, type StoredData, type StoredRecord } from './codec.js';
@@ -19,7 +19,7 @@ type Operation = SessionStoreError['operation'];
 /** A live session record and its data. */
 type Loaded = { readonly record: StoredRecord; readonly data: StoredData };
 
-const debug = createDebug('koa-kv-session:store');
+const debug = debugLog('koa-kv-session:store');
 
 export class SessionStore {
   readonly #config: StoreConfig;

@@ -111,6 +111,8 @@ function adapterStore(adapter: KeyvAdapterLike, via: readonly string[], notices:
   const options = (candidate.opts ?? {}) as AnyObject;
   // cacheable gives every entry its TTL in each layer; it says so nowhere an adapter would.
   let expires = expiresOrPurges(candidate, options);
+  // @resolid/keyv-sqlite says it does (ttlSupport), but stores expiries a thousand times too far out.
+  const resolid = typeof candidate.sqlite === 'object' && typeof candidate.fetchCaches === 'function';
   if ('primary' in candidate && 'secondary' in candidate && 'nonBlocking' in candidate) {
     expires = true;
     if (candidate.secondary !== undefined) {
@@ -130,7 +132,7 @@ function adapterStore(adapter: KeyvAdapterLike, via: readonly string[], notices:
       code: 'KV_SESSION_EVICTS',
       message: `koa-kv-session: ${name} (keyv-lru) drops the least recently used sessions once it holds ${typeof max === 'number' && max > 0 ? max : 'its maximum'}, signing those users out, and keeps each session as long as it fits, whatever its lifetime. Use a store that keeps every session for its lifetime (memory:// in one process).`,
     });
-  } else if (typeof candidate.sqlite === 'object' && typeof candidate.fetchCaches === 'function') {
+  } else if (resolid) {
     notices.push(noExpiry(name, '(@resolid/keyv-sqlite) reads TTLs as seconds, so it keeps each session a thousand times its lifetime'));
   }
   const told = notices.some((notice) => notice.code === 'KV_SESSION_NO_EXPIRY' || notice.code === 'KV_SESSION_EVICTS');
@@ -142,7 +144,9 @@ function adapterStore(adapter: KeyvAdapterLike, via: readonly string[], notices:
     notices,
     open: async () => {
       const backend = adapterBackend(adapter, false, options.dialect === 'mysql' ? await mysqlFormat() : undefined);
-      return expires && backend.purgeExpired === undefined ? { ...backend, expiresKeys: true } : backend;
+      // What ready() says of expiry is what the notices said: a store that keeps sessions far too long does not expire them.
+      const keeps = notices.some((notice) => notice.code === 'KV_SESSION_NO_EXPIRY');
+      return backend.purgeExpired === undefined ? { ...backend, expiresKeys: expires && !keeps } : backend;
     },
   };
 }
