@@ -141,3 +141,14 @@ export function booleanControl(key: string, value: unknown): boolean {
   if (typeof value !== 'boolean') throw new TypeError(`ctx.session.${key} must be a boolean, got ${typeof value}`);
   return value;
 }
+
+/** `done`, and express-style code's `callback` called once it settles (with the error, if any). */
+export function calling(callback: unknown, done: Promise<void>): Promise<void> {
+  if (callback === undefined) return done;
+  if (typeof callback !== 'function') throw new TypeError(`ctx.session: the callback must be a function, got ${typeof callback}`);
+  done.then(
+    () => callback(null),
+    (error: unknown) => callback(error),
+  );
+  return done;
+}

@@ -3,22 +3,10 @@ import { DataChanges, isEmpty } from './changes.js';
 import { checkSize, frameRecord, type Format, type StoredData as RecordData, type StoredRecord } from './codec.js';
 import { cookieExpires, createdOf, expiryFrom, expiryMoves, idleLifetime, type LifetimeConfig, ownLifetimeOf, refreshDue } from './lifetime.js';
 import type { ChangeSet, CommitPlan, Taker } from './plan.js';
-import { booleanControl, CONTROL_MEMBERS, controlError, dataKey, type Methods, type Session, updaterOf } from './session-types.js';
+import { type ProxiedSession, SessionProxyHandler } from './session-proxy.js';
+import { booleanControl, CONTROL_MEMBERS, calling, controlError, dataKey, type Methods, type Session, updaterOf } from './session-types.js';
 import { generateSid } from './sid.js';
 import { storedUserOf, userField, userIdOf, withIndexChanges } from './user-id.js';
-
-const INSPECT = Symbol.for('nodejs.util.inspect.custom');
-
-/** `done`, and express-style code's `callback` called once it settles (with the error, if any). */
-function calling(callback: unknown, done: Promise<void>): Promise<void> {
-  if (callback === undefined) return done;
-  if (typeof callback !== 'function') throw new TypeError(`ctx.session: the callback must be a function, got ${typeof callback}`);
-  done.then(
-    () => callback(null),
-    (error: unknown) => callback(error),
-  );
-  return done;
-}
 
 /** What a session needs of the settings. */
 export interface SessionConfig extends LifetimeConfig {
@@ -31,11 +19,8 @@ export interface SessionConfig extends LifetimeConfig {
   readonly hashSids?: boolean;
 }
 
-/**
- * One request's session. The instance is also the Proxy handler of `proxy`, whose target is the
- * plain data object: Object.keys, spread and JSON.stringify see exactly the user data.
- */
-export class SessionState implements ProxyHandler<RecordData> {
+/** One request's session: its data behind `proxy` (session-proxy.ts), its status, and the plan made from it at commit. */
+export class SessionState implements ProxiedSession {
   /** What ctx.session is: a new object after an express-style regenerate(callback). */
   get proxy(): Session {
     return this.#proxy;
@@ -97,48 +82,31 @@ export class SessionState implements ProxyHandler<RecordData> {
     this.#loadedPermanent = this.#permanent;
     this.#loadedLifetime = this.#ownLifetime;
     this.#changes = new DataChanges(this.#data, config.maxSize);
-    this.#proxy = new Proxy(this.#data, this) as unknown as Session;
+    this.#proxy = new Proxy(this.#data, new SessionProxyHandler(this)) as unknown as Session;
   }
 
-  // --- Proxy traps -------------------------------------------------------------------------
+  // --- What the Proxy asks (session-proxy.ts) ----------------------------------------------
   // A target other than #data is the data of a session this request left with regenerate(callback):
   // a plain object from then on (passport reads it back), whose changes are not this session's.
 
-  get(target: RecordData, key: string | symbol, receiver: unknown): unknown {
-    if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) return this.#control(key);
-    // util.inspect(ctx.session) and koa-session's ctx.session[inspect](): the data, as a plain object.
-    if (key === INSPECT) return () => ({ ...target });
-    const value = Reflect.get(target, key, receiver);
+  readControl(key: string): unknown {
+    return this.#control(key);
+  }
+
+  writeControl(key: string, value: unknown): void {
+    if (key === 'permanent') this.#permanent = booleanControl(key, value);
+    else if (key === 'modified') this.#forced = booleanControl(key, value);
+    else if (key === 'lifetime') this.#ownLifetime = ownLifetimeOf(value);
+    else throw controlError(key);
+  }
+
+  touched(target: RecordData, key: string | symbol): void {
+    if (target === this.#data) this.#changes.touch(key);
+  }
+
+  handedOut(target: RecordData, key: string, value: object): void {
     // Only a stored object can change behind our back (nested mutation); a new session's data is all the handler's own.
-    if (typeof value === 'object' && value !== null && typeof key === 'string' && target === this.#data && (this.#stored ?? this.#rotatedFrom) !== undefined) {
-      this.#changes.handedOut(key, value);
-    }
-    return value;
-  }
-
-  set(target: RecordData, key: string | symbol, value: unknown): boolean {
-    if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) {
-      if (key === 'permanent') this.#permanent = booleanControl(key, value);
-      else if (key === 'modified') this.#forced = booleanControl(key, value);
-      else if (key === 'lifetime') this.#ownLifetime = ownLifetimeOf(value);
-      else throw controlError(key);
-      return true;
-    }
-    if (target === this.#data) this.#changes.touch(key);
-    // defineProperty, not assignment: a key such as "__proto__" stays plain data.
-    return Reflect.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
-  }
-
-  deleteProperty(target: RecordData, key: string | symbol): boolean {
-    if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) throw controlError(key);
-    if (target === this.#data && Object.hasOwn(target, key)) this.#changes.touch(key);
-    return Reflect.deleteProperty(target, key);
-  }
-
-  defineProperty(target: RecordData, key: string | symbol, descriptor: PropertyDescriptor): boolean {
-    if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) throw controlError(key);
-    if (target === this.#data) this.#changes.touch(key);
-    return Reflect.defineProperty(target, key, descriptor);
+    if (target === this.#data && (this.#stored ?? this.#rotatedFrom) !== undefined) this.#changes.handedOut(key, value);
   }
 
   // --- Control members ---------------------------------------------------------------------
@@ -164,7 +132,7 @@ export class SessionState implements ProxyHandler<RecordData> {
           regenerate: (options) => (typeof options === 'function' ? calling(options, this.#renew()) : this.#regenerate(options)),
           save: (callback) => calling(callback, this.#save()),
           destroy: (callback) => calling(callback, this.#destroy()),
-          clear: () => this.#clear(),
+          clear: () => this.#changes.clear(),
         };
         return this.#methods[key as keyof Methods];
     }
@@ -227,7 +195,7 @@ export class SessionState implements ProxyHandler<RecordData> {
   #renew(): Promise<void> {
     this.#data = {};
     this.#changes = new DataChanges(this.#data, this.#config.maxSize);
-    this.#proxy = new Proxy(this.#data, this) as unknown as Session;
+    this.#proxy = new Proxy(this.#data, new SessionProxyHandler(this)) as unknown as Session;
     return this.#destroy();
   }
 
@@ -237,9 +205,12 @@ export class SessionState implements ProxyHandler<RecordData> {
     return Promise.resolve();
   }
 
+  /** The records under the current sid (and the one regenerate() left) stop being this session's: deleted at commit. */
   #destroy(): Promise<void> {
-    this.#retire();
+    if (this.#stored !== undefined && this.#sid !== undefined) this.#retired.push(this.#sid);
     if (this.#rotatedFrom !== undefined) this.#retired.push(this.#rotatedFrom.sid);
+    this.#stored = undefined;
+    this.#sid = undefined;
     this.#rotatedFrom = undefined;
     this.#changes.reset();
     this.#isNew = true;
@@ -248,10 +219,6 @@ export class SessionState implements ProxyHandler<RecordData> {
     this.#created = undefined;
     this.#forced = false;
     return Promise.resolve();
-  }
-
-  #clear(): void {
-    this.#changes.clear();
   }
 
   /** Replaces the data (`ctx.session = {...}`); `null` destroys the session. */
@@ -265,17 +232,10 @@ export class SessionState implements ProxyHandler<RecordData> {
     }
     const entries = Object.entries(value);
     for (const [key] of entries) if (CONTROL_MEMBERS.has(key)) throw controlError(key);
-    this.#clear();
+    this.#changes.clear();
     for (const [key, item] of entries) {
       Reflect.defineProperty(this.#data, key, { value: item, writable: true, enumerable: true, configurable: true });
     }
-  }
-
-  /** The record under the current sid stops being this session's: it is deleted at commit. */
-  #retire(): void {
-    if (this.#stored !== undefined && this.#sid !== undefined) this.#retired.push(this.#sid);
-    this.#stored = undefined;
-    this.#sid = undefined;
   }
 
   // --- Commit planning ---------------------------------------------------------------------

@@ -1,0 +1,57 @@
+// The Proxy handler behind ctx.session: data keys go to the data object, the names of control members to the
+// session behind it, so that Object.keys, spread and JSON.stringify see exactly the user data.
+import type { StoredData } from './codec.js';
+import { CONTROL_MEMBERS, controlError } from './session-types.js';
+
+const INSPECT = Symbol.for('nodejs.util.inspect.custom');
+
+/** What the handler asks of the session behind it (session.ts's SessionState). */
+export interface ProxiedSession {
+  /** The value of a control member (`sid`, `permanent`, `regenerate`...). */
+  readControl(key: string): unknown;
+  /** Sets a writable control member (`permanent`, `modified`, `lifetime`); throws for the others. */
+  writeControl(key: string, value: unknown): void;
+  /** A key of `target` was set, defined or deleted by the handler. */
+  touched(target: StoredData, key: string | symbol): void;
+  /** The object `value` at `key` of `target` was handed to the handler, which may change it in place. */
+  handedOut(target: StoredData, key: string, value: object): void;
+}
+
+export class SessionProxyHandler implements ProxyHandler<StoredData> {
+  readonly #session: ProxiedSession;
+
+  constructor(session: ProxiedSession) {
+    this.#session = session;
+  }
+
+  get(target: StoredData, key: string | symbol, receiver: unknown): unknown {
+    if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) return this.#session.readControl(key);
+    // util.inspect(ctx.session) and koa-session's ctx.session[inspect](): the data, as a plain object.
+    if (key === INSPECT) return () => ({ ...target });
+    const value = Reflect.get(target, key, receiver);
+    if (typeof value === 'object' && value !== null && typeof key === 'string') this.#session.handedOut(target, key, value);
+    return value;
+  }
+
+  set(target: StoredData, key: string | symbol, value: unknown): boolean {
+    if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) {
+      this.#session.writeControl(key, value);
+      return true;
+    }
+    this.#session.touched(target, key);
+    // defineProperty, not assignment: a key such as "__proto__" stays plain data.
+    return Reflect.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
+  }
+
+  deleteProperty(target: StoredData, key: string | symbol): boolean {
+    if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) throw controlError(key);
+    if (Object.hasOwn(target, key)) this.#session.touched(target, key);
+    return Reflect.deleteProperty(target, key);
+  }
+
+  defineProperty(target: StoredData, key: string | symbol, descriptor: PropertyDescriptor): boolean {
+    if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) throw controlError(key);
+    this.#session.touched(target, key);
+    return Reflect.defineProperty(target, key, descriptor);
+  }
+}
