@@ -1,7 +1,21 @@
 // Stored records: both encodings, reading the other one, corrupt input, and the size limit.
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../src/backends/memory.js';
-import { casStamp, CorruptRecordError, decodePayload, encodePayload, frameRecord, parseRecord, relaidRecord, sameRecord } from '../src/codec.js';
+import {
+  casStamp,
+  CorruptRecordError,
+  decodePayload,
+  encodePayload,
+  frameRecord,
+  holdsWrite,
+  movedTo,
+  parseRecord,
+  recordFate,
+  relaidRecord,
+  retiredRecord,
+  revokedRecord,
+  sameRecord,
+} from '../src/codec.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { sidFingerprint } from '../src/sid.js';
 import { decodeStored } from './support/records.js';
@@ -28,7 +42,19 @@ describe('record layout', () => {
   it('format 2: tag, expiry, permanent flag, version token, creation time and own lifetime in a text header before the payload', () => {
     const raw = frameRecord(encodePayload({ a: 1 }, 'json'), 'json', 1767225600000, true, { created: 1764547200000, lifetime: 7_200_000 });
     expect(raw).toMatch(/^j2:1767225600000:1:[\w-]{8}:1764547200000:7200000:\{"a":1\}$/);
-    expect(parseRecord(raw)).toEqual({ recordFormat: 2, format: 'json', expires: 1767225600000, permanent: true, hashed: false, created: 1764547200000, lifetime: 7_200_000, payload: '{"a":1}', raw });
+    const versions = raw.split(':')[3];
+    expect(parseRecord(raw)).toEqual({
+      recordFormat: 2,
+      versions,
+      format: 'json',
+      expires: 1767225600000,
+      permanent: true,
+      hashed: false,
+      created: 1764547200000,
+      lifetime: 7_200_000,
+      payload: '{"a":1}',
+      raw,
+    });
     // Unknown creation time, the configured lifetime: empty fields.
     const bare = frameRecord('{}', 'json', 1767225600000, false);
     expect(bare).toMatch(/^j2:1767225600000:0:[\w-]{8}:::\{\}$/);
@@ -78,9 +104,41 @@ describe('record layout', () => {
     expect(casStamp('value-x')).toEqual({ stamp: 'value-x', whole: true });
   });
 
+  it('a record written over another keeps its versions behind its own, up to eight in all: a writer finds its own write under later ones', () => {
+    let record = parseRecord(frameRecord('{"n":0}', 'json', 1767225600000, true));
+    const written = [record.raw];
+    for (let n = 1; n <= 9; n++) {
+      record = parseRecord(frameRecord(`{"n":${n}}`, 'json', 1767225600000, true, { created: 1, after: record }));
+      written.push(record.raw);
+    }
+    expect(record.versions).toHaveLength(64);
+    expect(casStamp(record.raw).stamp).toBe(`j2:1767225600000:1:${record.versions}:`);
+    // The last eight writes are found in the latest record; the two before them have left it.
+    expect(written.map((raw) => holdsWrite(record.raw, raw))).toEqual([false, false, true, true, true, true, true, true, true, true]);
+    // Another record of the same data is another write.
+    expect(holdsWrite(record.raw, frameRecord('{"n":9}', 'json', 1767225600000, true, { created: 1 }))).toBe(false);
+    // Tombstones are writes of their own: a revocation or a regenerate finds its own after a lost reply.
+    const revoked = revokedRecord();
+    expect([holdsWrite(revoked, revoked), holdsWrite(revoked, revokedRecord()), revoked === revokedRecord()]).toEqual([true, false, false]);
+    expect(movedTo(retiredRecord('abc'))).toBe('abc');
+    expect(recordFate(retiredRecord('abc'), Date.now())).toBe('moved');
+    expect(recordFate(revoked, Date.now())).toBe('gone');
+  });
+
   it('reads format-1 records (no version token, creation time unknown)', () => {
     const raw = 'c1:1767225600000:0:oWFhAQ==';
-    expect(parseRecord(raw)).toEqual({ recordFormat: 1, format: 'cbor', expires: 1767225600000, permanent: false, hashed: false, created: undefined, lifetime: undefined, payload: 'oWFhAQ==', raw });
+    expect(parseRecord(raw)).toEqual({
+      recordFormat: 1,
+      versions: '',
+      format: 'cbor',
+      expires: 1767225600000,
+      permanent: false,
+      hashed: false,
+      created: undefined,
+      lifetime: undefined,
+      payload: 'oWFhAQ==',
+      raw,
+    });
     expect(decodePayload(parseRecord(raw).payload, 'cbor')).toEqual({ a: 1 });
   });
 

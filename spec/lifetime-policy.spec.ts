@@ -16,6 +16,7 @@ const config = (over: Partial<LifetimeConfig> = {}): LifetimeConfig => ({
 });
 const record = (over: Partial<StoredRecord>): StoredRecord => ({
   recordFormat: 2,
+  versions: 'AAAAAAAA',
   format: 'json',
   expires: NOW + HOUR,
   permanent: true,

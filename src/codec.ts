@@ -1,10 +1,12 @@
 // The stored record: a text header with the expiry, then the session data in CBOR or JSON; reads formats 1 and 2.
 //
-// Format 2 (written):  <tag>:<expires>:<permanent>:<version>:<created>:<lifetime>:<payload>
+// Format 2 (written):  <tag>:<expires>:<permanent>:<version><earlier>:<created>:<lifetime>:<payload>
 //   tag        "c2" (CBOR, base64) or "j2" (JSON); the digit is the record format
 //   expires    absolute expiry, milliseconds since the epoch, in decimal
 //   permanent  "1" for a permanent session, "0" for a browser-session one
 //   version    8 random base64url characters, new on every write: what a compare-and-set compares
+//   earlier    the versions of the writes before it, newest first, up to 7 (none for a new record): a
+//              writer whose reply was lost finds its own version there and knows its write landed
 //   created    when the session was created (or last regenerated), ms since the epoch
 //   lifetime   this session's own lifetime in ms, or empty for the configured one
 // Format 1 (read, rewritten as 2 on its next write):  <tag>:<expires>:<permanent>:<payload>, tag c1 / j1.
@@ -22,6 +24,8 @@ export type StoredData = Record<string, unknown>;
 export interface StoredRecord {
   /** The record format it was stored in: 2 is written, 1 (before version 0.2) is read and rewritten as 2. */
   readonly recordFormat: 1 | 2;
+  /** The version token of the write that stored it, then those of the writes before it (8 characters each). */
+  readonly versions: string;
   readonly format: Format;
   readonly expires: number;
   readonly permanent: boolean;
@@ -46,7 +50,9 @@ export class CorruptRecordError extends Error {
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
 const TAG: Record<Format, string> = { cbor: 'c2', json: 'j2' };
 const HEADER_1 = /^([cj])1:(\d{1,16}):([01]):/;
-const HEADER_2 = /^([cj])2:(\d{1,16}):([0-3]):([\w-]{8}):(\d{0,16}):(\d{0,16}):/;
+const HEADER_2 = /^([cj])2:(\d{1,16}):([0-3]):((?:[\w-]{8}){1,8}):(\d{0,16}):(\d{0,16}):/;
+/** Versions kept in a record: its own and up to seven earlier ones. */
+const KEPT_VERSIONS = 8;
 
 // cbor-x decodes a "__proto__" key as "__proto_" (its guard against prototype pollution), so such
 // keys are escaped with one more trailing underscore: "__proto__" <-> "__proto___", and so on. The
@@ -160,6 +166,8 @@ export interface RecordMeta {
   readonly lifetime?: number | undefined;
   /** Stored under the hash of its sid (`hashSids`). */
   readonly hashed?: boolean | undefined;
+  /** The record this write replaces: its versions are kept behind the new one. */
+  readonly after?: StoredRecord | undefined;
 }
 
 /**
@@ -168,7 +176,22 @@ export interface RecordMeta {
  * 1 permanent, 2 stored under the hash of the sid.
  */
 export function frameRecord(payload: string, format: Format, expires: number, permanent: boolean, meta: RecordMeta = { created: undefined }): string {
-  return `${TAG[format]}:${expires}:${(permanent ? 1 : 0) + (meta.hashed === true ? 2 : 0)}:${newVersion()}:${meta.created ?? ''}:${meta.lifetime ?? ''}:${payload}`;
+  const versions = meta.after === undefined ? newVersion() : newVersion() + meta.after.versions.slice(0, (KEPT_VERSIONS - 1) * 8);
+  return `${TAG[format]}:${expires}:${(permanent ? 1 : 0) + (meta.hashed === true ? 2 : 0)}:${versions}:${meta.created ?? ''}:${meta.lifetime ?? ''}:${payload}`;
+}
+
+/**
+ * True when the stored value `current` holds the write of `written`: it is that very record, or one
+ * written after it, on top of it (its versions name `written`'s). A compare-and-set retried after a
+ * lost reply finds its own write this way, instead of taking it for another writer's.
+ */
+export function holdsWrite(current: string, written: string): boolean {
+  if (current === written) return true;
+  const version = HEADER_2.exec(written)?.[4]?.slice(0, 8);
+  const versions = HEADER_2.exec(current)?.[4];
+  if (version === undefined || versions === undefined) return false;
+  for (let at = 0; at < versions.length; at += 8) if (versions.slice(at, at + 8) === version) return true;
+  return false;
 }
 
 /** True when a stored value is a record kept under the hash of its sid (header bit 2); false for anything else. */
@@ -185,26 +208,26 @@ export function relaidRecord(record: StoredRecord, hashed: boolean): string {
   return frameRecord(record.payload, record.format, record.expires, record.permanent, { created: record.created, lifetime: record.lifetime, hashed });
 }
 
-/** True when `a` and `b` hold the same record, apart from the version token (which every framing draws anew). */
+/** True when `a` and `b` hold the same record, apart from its versions (which every framing draws anew). */
 export function sameRecord(a: string, b: string | undefined): boolean {
-  if (b === undefined || a.length !== b.length) return false;
-  const header = HEADER_2.exec(a);
-  if (header === null) return a === b;
-  // "c2:" + expiry + ":1:" is 6 characters besides the expiry; the token is the 8 after them.
-  const at = (header[2] as string).length + 6;
-  return a.slice(0, at) === b.slice(0, at) && a.slice(at + 8) === b.slice(at + 8);
+  if (b === undefined) return false;
+  const left = HEADER_2.exec(a);
+  const right = HEADER_2.exec(b);
+  if (left === null || right === null) return a === b;
+  const without = (match: RegExpExecArray, raw: string) => `${match.slice(1, 4).join(':')}:${match.slice(5).join(':')}:${raw.slice(match[0].length)}`;
+  return without(left, a) === without(right, b);
 }
 
 /**
  * What a compare-and-set expecting `expected` must find: a stored value starting with `stamp`. For a
- * format-2 record that is its header up to the version token (which changes on every write), so a
- * store compares a few dozen bytes and hashes nothing; any other value is compared whole.
+ * format-2 record that is its header through its versions (the first of which is new on every write),
+ * so a store compares a few dozen bytes and hashes nothing; any other value is compared whole.
  */
 export function casStamp(expected: string): { readonly stamp: string; readonly whole: boolean } {
   const match = HEADER_2.exec(expected);
   if (match === null) return { stamp: expected, whole: true };
-  // Through "<version>:": "c2:" + expiry + ":1:" + 8 characters + ":".
-  return { stamp: expected.slice(0, (match[2] as string).length + 15), whole: false };
+  // Through "<versions>:": "c2:" + expiry + ":1:" + the versions + ":".
+  return { stamp: expected.slice(0, (match[2] as string).length + 7 + (match[4] as string).length), whole: false };
 }
 
 // How long the record a regenerate() retired keeps saying "moved" to requests that still hold the
@@ -217,19 +240,19 @@ export const MARKER_LIFETIME = 10 * 60_000;
  * expired (expiry 0), so it loads as no session, and that tells a request still holding the old sid
  * that its session lives on under another one (its browser may hold that cookie already: leave it).
  * It names where the session went (`to`: the store name of the new sid), so that a revocation that
- * read the old record can follow the session there. Markers from before 0.3 name nothing.
+ * read the old record can follow the session there. Its version is its own, like any write's.
  */
 export function retiredRecord(to: string): string {
-  return RETIRED_HEADER + JSON.stringify({ to });
+  return `j2:0:0:${newVersion()}:0::${JSON.stringify({ to })}`;
 }
 
-const RETIRED_HEADER = 'j2:0:0:retired0:0::';
-
-/** The store name a retired marker says its session moved to; undefined for anything else, or an older marker. */
+/** The store name a retired tombstone says its session moved to; undefined for anything else. */
 export function movedTo(raw: unknown): string | undefined {
-  if (typeof raw !== 'string' || !raw.startsWith(RETIRED_HEADER)) return undefined;
+  if (typeof raw !== 'string' || !raw.startsWith('j2:0:')) return undefined;
+  const header = HEADER_2.exec(raw);
+  if (header === null) return undefined;
   try {
-    const to = (JSON.parse(raw.slice(RETIRED_HEADER.length)) as { to?: unknown }).to;
+    const to = (JSON.parse(raw.slice(header[0].length)) as { to?: unknown }).to;
     return typeof to === 'string' ? to : undefined;
   } catch {
     return undefined;
@@ -240,9 +263,11 @@ export function movedTo(raw: unknown): string | undefined {
  * What a revocation leaves where a live session was: a record that expired long ago (expiry 1), so
  * it loads as no session and every compare-and-set that expected the session finds it gone. Written
  * by compare-and-set on the record the revocation read, so a racing write or regenerate() either
- * lands first (and the revocation follows it) or finds this.
+ * lands first (and the revocation follows it) or finds this. Its version is its own, like any write's.
  */
-export const REVOKED_RECORD = 'j2:1:0:revoked0:0::{}';
+export function revokedRecord(): string {
+  return `j2:1:0:${newVersion()}:0::{}`;
+}
 
 /**
  * What a stored value (as a compare-and-set found it) says of its session: still there, gone
@@ -274,6 +299,7 @@ export function parseRecord(raw: unknown): StoredRecord {
   if (match !== null) {
     return {
       recordFormat: 2,
+      versions: match[4] as string,
       format: match[1] === 'c' ? 'cbor' : 'json',
       expires: Number(match[2]),
       permanent: match[3] === '1' || match[3] === '3',
@@ -288,6 +314,7 @@ export function parseRecord(raw: unknown): StoredRecord {
   if (old !== null) {
     return {
       recordFormat: 1,
+      versions: '',
       format: old[1] === 'c' ? 'cbor' : 'json',
       expires: Number(old[2]),
       permanent: old[3] === '1',

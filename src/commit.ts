@@ -271,7 +271,7 @@ export class Committer {
       permanent = change.permanent ?? permanent;
     }
     const format = this.#config.serialization;
-    const meta = { created: plan.created, lifetime: plan.lifetime, hashed: plan.hashed };
+    const meta = { created: plan.created, lifetime: plan.lifetime, hashed: plan.hashed, after: record };
     const raw = frameRecord(encodePayload(data, format, this.#config.maxSize), format, Math.max(plan.expires, record.expires), permanent, meta);
     checkSize(raw, this.#config.maxSize);
     return raw;
@@ -314,6 +314,7 @@ function takeFrom(raw: string, key: string, maxSize: number): { record: StoredRe
   if (!Object.hasOwn(data, key)) return { record };
   const value = data[key];
   Reflect.deleteProperty(data, key);
-  const next = frameRecord(encodePayload(data, record.format, maxSize), record.format, record.expires, record.permanent, { created: record.created, lifetime: record.lifetime, hashed: record.hashed });
+  const meta = { created: record.created, lifetime: record.lifetime, hashed: record.hashed, after: record };
+  const next = frameRecord(encodePayload(data, record.format, maxSize), record.format, record.expires, record.permanent, meta);
   return { record, taken: { value, record: parseRecord(next) } };
 }

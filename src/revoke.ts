@@ -1,6 +1,6 @@
 // Revocation, for every caller (the API, maxSessionsPerUser at a login, the operator command): a live session is swapped for a revoked marker by the same compare-and-set as every write, following it through any regenerate() that races it.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodePayload, isHashedRecord, MARKER_LIFETIME, movedTo, parseRecord, recordFate, REVOKED_RECORD } from './codec.js';
+import { decodePayload, isHashedRecord, MARKER_LIFETIME, movedTo, parseRecord, recordFate, revokedRecord } from './codec.js';
 import { conflictPause } from './lanes.js';
 import { mapConcurrently } from './concurrently.js';
 import type { SessionStore } from './store.js';
@@ -97,7 +97,7 @@ export class Revoker {
       }
       const user = this.#userOf(raw as string);
       if (options.user !== undefined && user !== options.user) return undefined;
-      const result = await this.#store.compareAndSet(name, raw, REVOKED_RECORD, MARKER_LIFETIME, deadline);
+      const result = await this.#store.compareAndSet(name, raw, revokedRecord(), MARKER_LIFETIME, deadline);
       if (result.status === 'saved') {
         // The session is already ended: an index entry left behind is dropped by the next listing.
         if (user !== undefined) await this.#users?.untrack(user, visited, deadline).catch((error: Error) => options.report?.(error));

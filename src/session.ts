@@ -266,7 +266,7 @@ export class SessionState implements ProxiedSession {
 
   /** The record to write, expiring at `expires`; a new or regenerated session starts a new creation time. */
   #record(now: number, expires: number): { raw: string; expires: number } {
-    const meta = { created: this.#creation(now), lifetime: this.#ownLifetime, hashed: this.#config.hashSids };
+    const meta = { created: this.#creation(now), lifetime: this.#ownLifetime, hashed: this.#config.hashSids, after: this.#stored };
     const raw = frameRecord(this.#changes.encode(this.#config.serialization, this.#stored), this.#config.serialization, expires, this.#permanent, meta);
     checkSize(raw, this.#config.maxSize);
     return { raw, expires };

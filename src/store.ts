@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { debugLog } from './debug.js';
 import { missed, type Backend, type BatchRow, type CasResult } from './backends/contract.js';
 import { openBackend } from './backends/registry.js';
-import { CorruptRecordError, decodePayload, movedTo, parseRecord, type StoredData, type StoredRecord } from './codec.js';
+import { CorruptRecordError, decodePayload, holdsWrite, movedTo, parseRecord, type StoredData, type StoredRecord } from './codec.js';
 import { bounded } from './deadline.js';
 import { corruptRecordError, SessionError, SessionStoreError } from './errors.js';
 import { StoreNames } from './names.js';
@@ -20,6 +20,7 @@ type Operation = SessionStoreError['operation'];
 type Loaded = { readonly record: StoredRecord; readonly data: StoredData };
 
 const debug = debugLog('koa-kv-session:store');
+const SAVED: CasResult = { status: 'saved' };
 
 export class SessionStore {
   readonly #config: StoreConfig;
@@ -197,7 +198,12 @@ export class SessionStore {
     const context = this.#context('write', sid);
     return traced(
       context,
-      () => this.#compareAndSet(this.names.key(sid), expected, next, ttl, deadline, context),
+      async () => {
+        const result = await this.#compareAndSet(this.names.key(sid), expected, next, ttl, deadline, context);
+        // A retry after a lost reply finds this very write stored (or under writes made on top of
+        // it): it landed. Taken for another writer's, it would be decided again: applied twice.
+        return result.status === 'conflict' && holdsWrite(result.current, next) ? SAVED : result;
+      },
       (result) => result.status,
     );
   }

@@ -13,6 +13,8 @@ export interface Reply {
 
 export interface TestApp {
   readonly app: Koa;
+  /** What kvSession() was given. */
+  readonly options: KvSessionOptions;
   readonly middleware: KvSessionMiddleware;
   readonly url: string;
   /** Sends a request; `cookie` is the Cookie header. */
@@ -45,6 +47,7 @@ export async function startApp(options: KvSessionOptions, handler: Handler, conf
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   return {
     app,
+    options,
     middleware,
     url,
     async request(path = '/', init = {}) {

@@ -77,13 +77,17 @@ function statements(dialect: Dialect, table: string) {
   };
 }
 
-/** The batched rewrite: one UPDATE joined to a VALUES list (PostgreSQL), or to the same list as a CTE (SQLite 3.33+); undefined for MySQL. */
+/**
+ * The batched rewrite: one UPDATE joined to a VALUES list (PostgreSQL), or to the same list as a CTE
+ * (SQLite 3.33+); undefined for MySQL. A row already holding its `next` counts as written: the batch
+ * retried after a lost reply finds its own rows so.
+ */
 function batchUpdate(dialect: Dialect, table: string, rows: number): string | undefined {
   if (dialect === 'mysql') return undefined;
   const tuples = Array.from({ length: rows }, (_, i) => (dialect === 'postgres' ? `($${3 * i + 1}, $${3 * i + 2}, $${3 * i + 3})` : '(?, ?, ?)')).join(', ');
   return dialect === 'postgres'
-    ? `UPDATE ${table} AS t SET value = v.next FROM (VALUES ${tuples}) AS v(key, expected, next) WHERE t.key = v.key AND t.value = v.expected RETURNING t.key`
-    : `WITH v(key, expected, next) AS (VALUES ${tuples}) UPDATE ${table} AS t SET value = v.next FROM v WHERE t.key = v.key AND t.value = v.expected RETURNING key`;
+    ? `UPDATE ${table} AS t SET value = v.next FROM (VALUES ${tuples}) AS v(key, expected, next) WHERE t.key = v.key AND (t.value = v.expected OR t.value = v.next) RETURNING t.key`
+    : `WITH v(key, expected, next) AS (VALUES ${tuples}) UPDATE ${table} AS t SET value = v.next FROM v WHERE t.key = v.key AND (t.value = v.expected OR t.value = v.next) RETURNING key`;
 }
 
 /** The abilities SQL gives any table of ours: atomic compare-and-set, purge, listing, counting and (not MySQL) batched rewrites. */

@@ -238,7 +238,7 @@ function convert(raw: string, to: Format, maxSize: number, now: number): Convers
       return { kind: 'unrepresentable' };
     }
   }
-  const next = frameRecord(payload, to, record.expires, record.permanent, { created: record.created, lifetime: record.lifetime, hashed: record.hashed });
+  const next = frameRecord(payload, to, record.expires, record.permanent, { created: record.created, lifetime: record.lifetime, hashed: record.hashed, after: record });
   if (Buffer.byteLength(next) > maxSize) return { kind: 'tooLarge' };
   return { kind: 'write', next, ttl: record.expires - now };
 }
