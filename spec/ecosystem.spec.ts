@@ -7,24 +7,28 @@ import { join } from 'node:path';
 import { bodyParser } from '@koa/bodyparser';
 import cors from '@koa/cors';
 import Router from '@koa/router';
+import KeyvEtcd from '@keyv/etcd';
+import KeyvMemcache from '@keyv/memcache';
 import KeyvMysql from '@keyv/mysql';
 import KeyvOffline from '@keyv/offline';
+import KeyvPostgres from '@keyv/postgres';
 import KeyvRedis from '@keyv/redis';
 import KeyvSqlite from '@keyv/sqlite';
 import KeyvValkey from '@keyv/valkey';
 import { BigMap } from '@keyv/bigmap';
 import { Cacheable } from 'cacheable';
-import { Redis as IORedis } from 'ioredis';
+import { Cluster as IORedisCluster, Redis as IORedis } from 'ioredis';
 import Keyv from 'keyv';
 import { KeyvAnyRedis } from 'keyv-anyredis';
 import { KeyvFile } from 'keyv-file';
 import { KeyvLru } from 'keyv-lru';
+import { LRUCache } from 'lru-cache';
 import type Koa from 'koa';
 import CSRF from 'koa-csrf';
 import helmet from 'koa-helmet';
 import passport from 'koa-passport';
 import { Strategy as LocalStrategy } from 'passport-local';
-import { createClient } from 'redis';
+import { createClient, createCluster } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handedIn } from '../src/backends/handed-in.js';
 import { frameRecord } from '../src/codec.js';
@@ -32,7 +36,8 @@ import type { KvSessionOptions } from '../src/index.js';
 import { cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
 import { documentedRows, type EcosystemRow, rowLine, versionOf, writeRows } from './support/ecosystem.js';
 import { keyv6Unavailable, loadKeyv6 } from './keyv6/load.js';
-import { MYSQL_URL, REDIS_URL, REQUIRE_SERVERS, reachable, uniquePrefix } from './support/servers.js';
+import { CLUSTER_URL, ETCD_URL, MEMCACHE_URL, MYSQL_URL, POSTGRES_URL, REDIS_URL, REQUIRE_SERVERS, reachable, uniquePrefix } from './support/servers.js';
+import { hostsOf } from '../src/backends/url.js';
 
 const measured: EcosystemRow[] = [];
 const apps: TestApp[] = [];
@@ -252,14 +257,19 @@ describe('Keyv stores and wrappers', () => {
 
     const ioredis = new IORedis(REDIS_URL);
     closers.push(() => ioredis.quit());
+    const listeners = ioredis.listenerCount('error');
     const viaIoredis = await measureStore(ioredis);
+    // Nothing added to a client handed in: its own error handling stays as it was.
+    expect(ioredis.listenerCount('error')).toBe(listeners);
     expect(await redis.pTTL(`${viaIoredis.prefix}${viaIoredis.sid}`)).toBeGreaterThan(0);
     record('ioredis client', versionOf('ioredis'), viaIoredis.result);
 
     const nodeRedis = createClient({ url: REDIS_URL });
     await nodeRedis.connect();
     closers.push(() => nodeRedis.quit());
+    const nodeListeners = nodeRedis.listenerCount('error');
     const viaNodeRedis = await measureStore(nodeRedis);
+    expect(nodeRedis.listenerCount('error')).toBe(nodeListeners);
     expect(await redis.pTTL(`${viaNodeRedis.prefix}${viaNodeRedis.sid}`)).toBeGreaterThan(0);
     record('node-redis client (redis)', versionOf('redis'), viaNodeRedis.result);
   });
@@ -293,6 +303,67 @@ describe('Keyv stores and wrappers', () => {
     const server = apps[apps.length - 1] as TestApp;
     expect(await server.middleware.purge()).toBe(1);
     record('@keyv/mysql', versionOf('@keyv/mysql'), outcome.result);
+  });
+
+  it('@keyv/memcache and @keyv/etcd (inside Keyv 5 instances): their clients directly, as the URLs use them', async (context) => {
+    for (const url of [MEMCACHE_URL, ETCD_URL]) {
+      if (await reachable(url)) continue;
+      if (REQUIRE_SERVERS) throw new Error(`no server at ${url}`);
+      return context.skip(`no server at ${url} (scripts/services.sh up starts one)`);
+    }
+    const memcache = new Keyv({ store: new KeyvMemcache(hostsOf(MEMCACHE_URL)), namespace: 'kvs-test-app' });
+    closers.push(() => memcache.disconnect());
+    const onMemcache = await measureStore(memcache, { lifetime: '40d' });
+    // Under the exact key (not the adapter's namespace), for the whole 40 days (not read as a Unix time).
+    const { value } = await (memcache.store as KeyvMemcache).client.get(`${onMemcache.prefix}${onMemcache.sid}`);
+    expect(String(value)).toMatch(/^c2:/);
+    record('@keyv/memcache (inside a Keyv 5 instance)', versionOf('@keyv/memcache'), onMemcache.result);
+
+    const etcd = new Keyv({ store: new KeyvEtcd(`${hostsOf(ETCD_URL)}`), namespace: 'kvs-test-app' });
+    closers.push(() => etcd.disconnect());
+    record('@keyv/etcd (inside a Keyv 5 instance)', versionOf('@keyv/etcd'), (await measureStore(etcd)).result);
+  });
+
+  it('@keyv/postgres 2 (inside a Keyv 5 instance): the SQL of its table', async (context) => {
+    if (!(await reachable(POSTGRES_URL))) {
+      if (REQUIRE_SERVERS) throw new Error(`no PostgreSQL at ${POSTGRES_URL}`);
+      return context.skip(`no PostgreSQL at ${POSTGRES_URL}`);
+    }
+    const adapter = new KeyvPostgres({ uri: POSTGRES_URL, table: `kvs_eco_${process.pid}` });
+    const postgres = new Keyv({ store: adapter, namespace: 'kvs-test-app' });
+    closers.push(async () => {
+      await adapter.query(`DROP TABLE IF EXISTS kvs_eco_${process.pid}`);
+      await postgres.disconnect();
+    });
+    record('@keyv/postgres (inside a Keyv 5 instance)', versionOf('@keyv/postgres'), (await measureStore(postgres)).result);
+  });
+
+  it('node-redis and ioredis cluster clients', async (context) => {
+    const first = hostsOf(CLUSTER_URL).split(',')[0] as string;
+    if (!(await reachable(`redis://${first}`))) {
+      if (REQUIRE_SERVERS) throw new Error(`no Redis Cluster at ${CLUSTER_URL}`);
+      return context.skip(`no Redis Cluster at ${CLUSTER_URL} (scripts/services.sh up starts one)`);
+    }
+    const nodes = hostsOf(CLUSTER_URL).split(',');
+    const cluster = createCluster({ rootNodes: nodes.map((host) => ({ url: `redis://${host}` })) });
+    await cluster.connect();
+    closers.push(() => cluster.close());
+    const onNodeRedis = await measureStore(cluster);
+    expect(await cluster.exists(`${onNodeRedis.prefix}${onNodeRedis.sid}`)).toBe(1);
+    record('node-redis cluster client (redis)', versionOf('redis'), onNodeRedis.result);
+    const ioCluster = new IORedisCluster(nodes.map((host) => ({ host: host.split(':')[0], port: Number(host.split(':')[1]) })));
+    closers.push(() => ioCluster.quit());
+    const onIoredis = await measureStore(ioCluster);
+    expect(await ioCluster.exists(`${onIoredis.prefix}${onIoredis.sid}`)).toBe(1);
+    await cluster.del([`${onNodeRedis.prefix}${onNodeRedis.sid}`]);
+    await ioCluster.del(`${onIoredis.prefix}${onIoredis.sid}`);
+    record('ioredis cluster client', versionOf('ioredis'), onIoredis.result);
+  });
+
+  it('lru-cache (inside a Keyv 5 instance): told at start-up that it drops sessions when full', async () => {
+    const outcome = await measureStore(new Keyv({ store: new LRUCache<string, object>({ max: 500 }) }));
+    expect(outcome.result).toContain('KV_SESSION_EVICTS');
+    record('lru-cache (inside a Keyv 5 instance)', versionOf('lru-cache'), outcome.result);
   });
 
   it('@keyv/bigmap, keyv-file and keyv-lru: in one process; per-process copies and eviction are told at start-up', async () => {

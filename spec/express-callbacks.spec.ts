@@ -4,7 +4,7 @@ import type { Context } from 'koa';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../src/backends/memory.js';
 import { kvSession, type KvSessionOptions } from '../src/index.js';
-import { cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
+import { cookiePair, gate, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
 import { CountingAdapter } from './support/counting.js';
 import { uniquePrefix } from './support/servers.js';
 
@@ -68,20 +68,52 @@ describe('regenerate(callback): a new, empty session, as express-session makes',
     expect(await app.middleware.load(old)).toBeUndefined();
   });
 
-  it('emits session:destroyed for the old sid and session:created for the new one', async () => {
+  it('emits session:regenerated, and a request still holding the old cookie is told nothing (no deletion cookie)', async () => {
     const events: string[] = [];
     const { app } = await setup(async (ctx: Context) => {
       if (ctx.path === '/start') ctx.session.a = 1;
-      else {
+      else if (ctx.path === '/renew') {
         await ctx.session.regenerate(() => undefined);
         ctx.session.b = 2;
-      }
+      } else return JSON.stringify({ ...ctx.session });
     });
     for (const name of ['destroyed', 'created', 'regenerated']) app.app.on(`session:${name}`, () => events.push(name));
     const old = cookiePair((await app.request('/start')).setCookies[0]);
     events.length = 0;
     await app.request('/renew', { cookie: old });
-    expect(events.sort()).toEqual(['created', 'destroyed']);
+    expect(events).toEqual(['regenerated']);
+    // A slow request of the same browser with the pre-login cookie must not clear the new one.
+    const late = await app.request('/read', { cookie: old });
+    expect([late.body, late.setCookies]).toEqual(['{}', []]);
+  });
+
+  it('a revocation that comes first wins: the new session is not stored, even with the old data copied back', async () => {
+    const held = gate();
+    const reached = gate();
+    const { app } = await setup(
+      async (ctx: Context) => {
+        if (ctx.path === '/login') {
+          ctx.session.user = 'ada';
+          return 'in';
+        }
+        const before = ctx.session;
+        reached.open();
+        await held.wait;
+        await callback((done) => ctx.session.regenerate(done));
+        // passport's keepSessionInfo: the old data copied over.
+        Object.assign(ctx.session, { ...before });
+        return 'renewed';
+      },
+      { userKey: 'user' },
+    );
+    const cookie = cookiePair((await app.request('/login')).setCookies[0]);
+    const renewing = app.request('/renew', { cookie });
+    await reached.wait;
+    expect(await app.middleware.revokeUserSessions('ada')).toBe(1);
+    held.open();
+    const renewed = await renewing;
+    expect(renewed.setCookies.map((line) => cookiePair(line))).toEqual(['session=']);
+    expect(await app.middleware.listUserSessions('ada')).toEqual([]);
   });
 
   it('the promise form is unchanged: same data under a new sid', async () => {
@@ -124,6 +156,32 @@ describe('save(callback) and destroy(callback)', () => {
     expect(await app.middleware.load(cookie)).toBeUndefined();
   });
 
+  it('a callback that throws fails the request (500), never the process; a bad callback is refused before anything is done', async () => {
+    const errors: Error[] = [];
+    const { app } = await setup(async (ctx: Context) => {
+      if (ctx.path === '/start') ctx.session.a = 1;
+      else if (ctx.path === '/throw')
+        await ctx.session.save(() => {
+          throw new Error('a bug in the callback');
+        });
+      else {
+        try {
+          await ctx.session.destroy(42 as never);
+        } catch (error) {
+          errors.push(error as Error);
+        }
+        return JSON.stringify({ ...ctx.session });
+      }
+    });
+    app.app.on('error', (error: Error) => errors.push(error));
+    const cookie = cookiePair((await app.request('/start')).setCookies[0]);
+    expect((await app.request('/throw', { cookie })).status).toBe(500);
+    expect(errors.map((error) => error.message)).toEqual(['a bug in the callback']);
+    // destroy(42) threw before destroying: the session is intact.
+    expect((await app.request('/bad', { cookie })).body).toBe('{"a":1}');
+    expect(errors[1]?.message).toBe('ctx.session: the callback must be a function, got number');
+  });
+
   it('a callback that is not a function is a TypeError naming it; save is a control member', async () => {
     const errors: string[] = [];
     const { app } = await setup(async (ctx: Context) => {
@@ -161,6 +219,19 @@ describe('userKey as a dotted path', () => {
     expect(listed).toHaveLength(2);
     expect(await app.middleware.revokeUserSessions('7')).toBe(2);
     expect(await app.middleware.listUserSessions(8)).toHaveLength(1);
+  });
+
+  it('a nested change that makes the user id unusable fails the request (the session never leaves the index silently)', async () => {
+    const { app } = await setup(
+      (ctx: Context) => {
+        if (ctx.path === '/login') ctx.session.passport = { user: 7 };
+        else (ctx.session.passport as { user: unknown }).user = { id: 7 };
+      },
+      { userKey: 'passport.user' },
+    );
+    const cookie = cookiePair((await app.request('/login')).setCookies[0]);
+    expect((await app.request('/nested', { cookie })).status).toBe(500);
+    expect(await app.middleware.listUserSessions(7)).toHaveLength(1);
   });
 
   it('an object at userKey fails the request naming the path to use', async () => {

@@ -69,6 +69,11 @@ async function passportApp(store: string, keyPrefix: string): Promise<PassportAp
     await ctx.logout();
     ctx.redirect('/');
   });
+  router.post('/logout-keep', async (ctx) => {
+    // koa-passport passes options on; its type declarations (@types/koa-passport) leave them out.
+    await (ctx.logout as (options: { keepSessionInfo: boolean }) => Promise<void>)({ keepSessionInfo: true });
+    ctx.redirect('/');
+  });
   app.use(bodyParser());
   app.use(sessions);
   app.use(auth.initialize());
@@ -161,6 +166,19 @@ describe.each(STORES)('koa-passport + passport-local on $name', (store) => {
     expect(out.status).toBe(302);
     expect(out.cookie).toBe('');
     expect((await app.send('GET', '/me', after)).status).toBe(401);
+    expect(await app.sessions.listUserSessions(7)).toEqual([]);
+  });
+
+  it('logout with keepSessionInfo keeps the other data under a new sid, signed out', async ({ skip: skipTest }) => {
+    if (skip !== undefined) skipTest(skip);
+    const { after } = await loggedIn('/login-keep');
+    const out = await app.send('POST', '/logout-keep', after);
+    expect(out.cookie).toMatch(/^session=./);
+    expect(out.cookie).not.toBe(after);
+    expect((await app.send('GET', '/me', after)).status).toBe(401);
+    expect((await app.send('GET', '/me', out.cookie)).status).toBe(401);
+    expect((await app.send('GET', '/visit', out.cookie)).body).toBe('messages: []');
+    expect((await app.sessions.load(out.cookie))?.data).toEqual({ visits: 2, passport: {} });
     expect(await app.sessions.listUserSessions(7)).toEqual([]);
   });
 

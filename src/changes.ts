@@ -93,6 +93,11 @@ export class DataChanges {
     return this.#replaced || this.#touched?.has(key) === true;
   }
 
+  /** The handler set `key`, or changed the object at it in place. */
+  changedByHandler(key: string): boolean {
+    return this.setByHandler(key) || this.#mutated(key);
+  }
+
   /** Every key removed, as the handler's choice: the data is replaced as a whole. */
   clear(): void {
     this.#removeAll();

@@ -8,8 +8,8 @@ export function debugLog(namespace: string): (message: string, ...values: unknow
     enabled ??= debugEnabled(namespace, process.env.DEBUG);
     if (!enabled) return;
     let at = 0;
-    // The `%s` of printf, the only placeholder our lines use.
-    const text = message.replace(/%s/g, () => String(values[at++]));
+    // printf's placeholders, as the debug package reads them: %s, %d, %o, %O, %j.
+    const text = message.replace(/%[sdoOj]/g, () => String(values[at++]));
     process.stderr.write(`${new Date().toISOString()} ${namespace} ${text}\n`);
   };
 }

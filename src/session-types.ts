@@ -142,13 +142,20 @@ export function booleanControl(key: string, value: unknown): boolean {
   return value;
 }
 
-/** `done`, and express-style code's `callback` called once it settles (with the error, if any). */
-export function calling(callback: unknown, done: Promise<void>): Promise<void> {
+/**
+ * Runs `run` and, in express-session's form, calls `callback` once it settles (with null, or the
+ * error). A callback that is not a function is refused before anything runs; one that throws hands
+ * its error to `thrown`, never to the process.
+ */
+export function calling(callback: unknown, run: () => Promise<void>, thrown: (error: unknown) => void): Promise<void> {
+  if (callback !== undefined && typeof callback !== 'function') throw new TypeError(`ctx.session: the callback must be a function, got ${typeof callback}`);
+  const done = run();
   if (callback === undefined) return done;
-  if (typeof callback !== 'function') throw new TypeError(`ctx.session: the callback must be a function, got ${typeof callback}`);
-  done.then(
-    () => callback(null),
-    (error: unknown) => callback(error),
-  );
+  done
+    .then(
+      () => callback(null),
+      (error: unknown) => callback(error),
+    )
+    .catch(thrown);
   return done;
 }

@@ -1,8 +1,9 @@
 // The object handlers see as ctx.session: user data behind a Proxy, plus the status the commit is planned from.
 import { DataChanges, isEmpty } from './changes.js';
 import { checkSize, frameRecord, type Format, type StoredData as RecordData, type StoredRecord } from './codec.js';
-import { cookieExpires, createdOf, expiryFrom, expiryMoves, idleLifetime, type LifetimeConfig, ownLifetimeOf, refreshDue } from './lifetime.js';
-import type { ChangeSet, CommitPlan, Taker } from './plan.js';
+import { createdOf, expiryFrom, idleLifetime, type LifetimeConfig, ownLifetimeOf } from './lifetime.js';
+import type { CommitPlan, Taker } from './plan.js';
+import { expiryAt, isModified, planWrite, type SessionStatus } from './planning.js';
 import { type ProxiedSession, SessionProxyHandler } from './session-proxy.js';
 import { booleanControl, CONTROL_MEMBERS, calling, controlError, dataKey, type Methods, type Session, updaterOf } from './session-types.js';
 import { generateSid } from './sid.js';
@@ -121,7 +122,7 @@ export class SessionState implements ProxiedSession {
       case 'permanent':
         return this.#permanent;
       case 'modified':
-        return this.#isModified();
+        return isModified(this.#status(Date.now()));
       case 'lifetime':
         return this.#idleLifetime();
       default:
@@ -129,9 +130,9 @@ export class SessionState implements ProxiedSession {
           take: (name) => this.#take(dataKey(name, 'take')),
           update: (name, fn) => this.#changes.update(dataKey(name, 'update'), updaterOf(name, fn)),
           // A callback is express-session's form (passport calls it so): a new, empty session.
-          regenerate: (options) => (typeof options === 'function' ? calling(options, this.#renew()) : this.#regenerate(options)),
-          save: (callback) => calling(callback, this.#save()),
-          destroy: (callback) => calling(callback, this.#destroy()),
+          regenerate: (options) => (typeof options === 'function' ? calling(options, () => this.#renew(), this.#failed) : this.#regenerate(options)),
+          save: (callback) => calling(callback, () => this.#save(), this.#failed),
+          destroy: (callback) => calling(callback, () => this.#destroy(), this.#failed),
           clear: () => this.#changes.clear(),
         };
         return this.#methods[key as keyof Methods];
@@ -140,6 +141,11 @@ export class SessionState implements ProxiedSession {
 
   /** The control methods, bound on first use: most requests never call one. */
   #methods: Methods | undefined;
+  /** What an express-style callback threw: the commit fails with it (never the process). */
+  #callbackError: { readonly error: unknown } | undefined;
+  readonly #failed = (error: unknown): void => {
+    this.#callbackError ??= { error };
+  };
 
   /**
    * take(): the stored session's value of `key`, out of the store at once by compare-and-set, so that
@@ -188,15 +194,22 @@ export class SessionState implements ProxiedSession {
   }
 
   /**
-   * regenerate(callback), as express-session's: a new session (new sid, no data, the configured
-   * permanent and lifetime) replaces this one, whose record is deleted at commit. The object
-   * ctx.session was before keeps the old data: passport's `keepSessionInfo` copies it back.
+   * regenerate(callback), as express-session's: a new, empty session (the configured permanent and
+   * lifetime) under a new sid. At commit it replaces the loaded one as regenerate() moves it: only
+   * if that record still exists (a logout or revocation that came first wins), none of the old data
+   * coming back. The object ctx.session was before keeps the old data: passport's `keepSessionInfo`
+   * copies it back.
    */
   #renew(): Promise<void> {
     this.#data = {};
     this.#changes = new DataChanges(this.#data, this.#config.maxSize);
+    this.#changes.clear();
     this.#proxy = new Proxy(this.#data, new SessionProxyHandler(this)) as unknown as Session;
-    return this.#destroy();
+    this.#isNew = true;
+    this.#permanent = this.#config.permanent;
+    this.#ownLifetime = undefined;
+    this.#forced = false;
+    return this.#regenerate();
   }
 
   /** save(callback): written at commit even if unchanged. The commit is before the response, as always. */
@@ -238,15 +251,34 @@ export class SessionState implements ProxiedSession {
     }
   }
 
-  // --- Commit planning ---------------------------------------------------------------------
+  // --- Commit planning (planning.ts) -------------------------------------------------------
 
-  #isModified(): boolean {
-    return this.#forced || this.#retired.length > 0 || this.#rotatedFrom !== undefined || this.#settingsChanged() || this.#changes.differFrom(this.#stored);
-  }
-
-  /** What this request changed, key by key (changes.ts). */
-  #changeSet(): ChangeSet {
-    return this.#changes.changeSet(this.#permanent !== this.#loadedPermanent ? this.#permanent : undefined);
+  /** This session as the handler left it, for planning at `now`. */
+  #status(now: number): SessionStatus {
+    const created = this.#creation(now);
+    return {
+      stored: this.#stored,
+      rotatedFrom: this.#rotatedFrom,
+      retired: this.#retired,
+      empty: isEmpty(this.#data),
+      forced: this.#forced,
+      permanent: this.#permanent,
+      permanentChanged: this.#permanent !== this.#loadedPermanent,
+      settingsChanged: this.#permanent !== this.#loadedPermanent || this.#ownLifetime !== this.#loadedLifetime,
+      staleCookie: this.#staleCookie,
+      created,
+      expiryFromNow: expiryFrom(now, this.#idleLifetime(), created, this.#config),
+      dataChanged: () => this.#changes.differFrom(this.#stored),
+      record: (expires) => {
+        const meta = { created, lifetime: this.#ownLifetime, hashed: this.#config.hashSids, after: this.#stored };
+        const format = this.#config.serialization;
+        const raw = frameRecord(this.#changes.encode(format, this.#stored), format, expires, this.#permanent, meta);
+        checkSize(raw, this.#config.maxSize);
+        return raw;
+      },
+      changeSet: () => this.#changes.changeSet(this.#permanent !== this.#loadedPermanent ? this.#permanent : undefined),
+      drawSid: () => (this.#sid ??= generateSid(this.#config.sidLength)),
+    };
   }
 
   /** This session's idle lifetime: its own, or the configured one for its kind (permanent or not). */
@@ -254,27 +286,10 @@ export class SessionState implements ProxiedSession {
     return idleLifetime(this.#permanent, this.#ownLifetime, this.#config);
   }
 
-  /** The expiry a write made now gives the session (lifetime.ts). */
-  #expiryFrom(now: number): number {
-    return expiryFrom(now, this.#idleLifetime(), this.#creation(now), this.#config);
-  }
-
-  /** The permanent flag or the session's own lifetime changed in this request: the expiry and cookie follow. */
-  #settingsChanged(): boolean {
-    return this.#permanent !== this.#loadedPermanent || this.#ownLifetime !== this.#loadedLifetime;
-  }
-
-  /** The record to write, expiring at `expires`; a new or regenerated session starts a new creation time. */
-  #record(now: number, expires: number): { raw: string; expires: number } {
-    const meta = { created: this.#creation(now), lifetime: this.#ownLifetime, hashed: this.#config.hashSids, after: this.#stored };
-    const raw = frameRecord(this.#changes.encode(this.#config.serialization, this.#stored), this.#config.serialization, expires, this.#permanent, meta);
-    checkSize(raw, this.#config.maxSize);
-    return { raw, expires };
-  }
-
   /** Decides what the commit does. Throws SESSION_TOO_LARGE / SESSION_UNENCODABLE / SESSION_INVALID_USER before anything is written. */
   plan(now: number): CommitPlan {
-    const plan = this.#planWrite(now);
+    if (this.#callbackError !== undefined) throw this.#callbackError.error;
+    const plan = planWrite(this.#status(now), this.#config, now);
     const userKey = this.#config.userKey;
     if (userKey === undefined) return plan;
     let user: string | undefined;
@@ -282,67 +297,13 @@ export class SessionState implements ProxiedSession {
       user = userIdOf(this.#data, userKey);
     } catch (error) {
       // The handler's own value fails the request; a stored one (from before userKey was set) is no user.
-      if (this.#stored === undefined || this.#changes.setByHandler(userField(userKey))) throw error;
+      if (this.#stored === undefined || this.#changes.changedByHandler(userField(userKey))) throw error;
     }
     return withIndexChanges(plan, user, this.#loadedUser, now);
   }
 
   /** When the session expires if this request ends now: undefined for a session that will not be stored. */
   expiresAt(now: number): number | undefined {
-    const stored = this.#stored;
-    if (isEmpty(this.#data)) return undefined;
-    if (stored === undefined || this.#settingsChanged()) return this.#expiryFrom(now);
-    const written = this.#isModified() || refreshDue(stored, now, this.#creation(now), this.#config);
-    return written && expiryMoves(stored, now, this.#creation(now), this.#config) ? this.#expiryFrom(now) : stored.expires;
-  }
-
-  #planWrite(now: number): CommitPlan {
-    const remove = this.#retired;
-    const stored = this.#stored;
-    const empty = isEmpty(this.#data);
-
-    if (stored === undefined) {
-      // New, regenerated or destroyed: nothing is stored under the current sid yet.
-      const from = this.#rotatedFrom;
-      if (empty) {
-        // Regenerated and then emptied is a logout: the old record goes, unconditionally.
-        const gone = from === undefined ? remove : [...remove, from.sid];
-        return { write: undefined, remove: gone, cookie: gone.length > 0 ? 'clear' : undefined };
-      }
-      const sid = (this.#sid ??= generateSid(this.#config.sidLength));
-      const { raw, expires } = this.#record(now, this.#expiryFrom(now));
-      const ttl = expires - now;
-      return {
-        write: from === undefined ? { kind: 'put', sid, raw, ttl } : { kind: 'rotate', sid, from: from.sid, base: from.record.raw, raw, ttl, changes: this.#changeSet() },
-        remove,
-        cookie: { sid, expires: cookieExpires(this.#permanent, expires) },
-      };
-    }
-
-    const sid = this.#sid as string;
-    const settingsChanged = this.#settingsChanged();
-    if (this.#forced || settingsChanged || this.#changes.differFrom(this.#stored)) {
-      if (empty) return { write: undefined, remove: [sid], cookie: 'clear' };
-      const moves = settingsChanged || expiryMoves(stored, now, this.#creation(now), this.#config);
-      const { raw, expires } = this.#record(now, moves ? this.#expiryFrom(now) : stored.expires);
-      const sendCookie = (moves && this.#permanent) || this.#permanent !== this.#loadedPermanent || this.#staleCookie;
-      return {
-        write: { kind: 'merge', sid, base: stored.raw, raw, ttl: expires - now, changes: this.#changeSet() },
-        remove,
-        cookie: sendCookie ? { sid, expires: cookieExpires(this.#permanent, expires) } : undefined,
-      };
-    }
-
-    if (refreshDue(stored, now, this.#creation(now), this.#config)) {
-      const { raw, expires } = this.#record(now, this.#expiryFrom(now));
-      const sendCookie = this.#permanent || this.#staleCookie;
-      return {
-        write: { kind: 'refresh', sid, base: stored.raw, raw, ttl: expires - now },
-        remove,
-        cookie: sendCookie ? { sid, expires: cookieExpires(this.#permanent, expires) } : undefined,
-      };
-    }
-    const cookie = this.#staleCookie ? { sid, expires: cookieExpires(this.#permanent, stored.expires) } : undefined;
-    return { write: undefined, remove, cookie };
+    return expiryAt(this.#status(now), this.#config, now);
   }
 }

@@ -2,6 +2,7 @@
 import { type HandedIn, notAtomic, type StoreNotice } from './backends/handed-in.js';
 import { schemeRow } from './backends/registry.js';
 import { maskPassword } from './backends/url.js';
+import { SessionError } from './errors.js';
 
 /** What the `store` option resolved to: a connection URL, or something the user hands in. */
 export type StoreSpec = { readonly kind: 'url'; readonly url: string; readonly scheme: string } | { readonly kind: 'given'; readonly value: object; readonly handed: HandedIn };
@@ -51,4 +52,12 @@ export function startupNotices(spec: StoreSpec): readonly StoreNotice[] {
   if (spec.kind === 'given') return spec.handed.notices;
   const row = schemeRow(spec.scheme);
   return row === undefined || row.abilities.atomic ? [] : [notAtomic(`the store ${maskPassword(spec.url)}`)];
+}
+
+/** What onError hears, once, of a store without atomic compare-and-set (besides the start-up warning). */
+export function notAtomicError(spec: StoreSpec): SessionError {
+  return new SessionError(
+    'SESSION_STORE_NOT_ATOMIC',
+    `koa-kv-session: the store (${describeStore(spec)}) has no atomic compare-and-set, so a write reads the session right before it writes: two processes writing one session at the same moment can lose one change. Within one process nothing is lost. Use a store with compare-and-set (see docs/guarantees.md) if several processes share sessions.`,
+  );
 }

@@ -11,7 +11,7 @@ import { sidFingerprint } from './sid.js';
 import { type StoreOperation, type StoreTraceContext, traced, tracing } from './tracing.js';
 import { isUserIndexName } from './user-id.js';
 import { mapConcurrently } from './concurrently.js';
-import { backendName, describeStore, type ListedRecord, type StoreAbilities, type StoreConfig } from './store-types.js';
+import { backendName, describeStore, type ListedRecord, notAtomicError, type StoreAbilities, type StoreConfig } from './store-types.js';
 
 export type { ListedRecord, StoreAbilities, StoreConfig, StoreSpec } from './store-types.js';
 
@@ -76,16 +76,9 @@ export class SessionStore {
     // Failures of calls reach us as exceptions; what a backend emits besides (a dropped idle
     // connection, say) is worth a debug line, and without a listener an emitter's 'error' would crash the process.
     backend.on?.('error', (error: unknown) => debug('store emitted an error: %s', (error as Error)?.message ?? error));
-    if (backend.compareAndSet === undefined && !this.#warned) {
-      // Said once, not on every write: it is a property of the store, not of a request.
-      this.#warned = true;
-      this.#report(
-        new SessionError(
-          'SESSION_STORE_NOT_ATOMIC',
-          `koa-kv-session: the store (${describeStore(spec)}) has no atomic compare-and-set, so a write reads the session right before it writes: two processes writing one session at the same moment can lose one change. Within one process nothing is lost. Use a store with compare-and-set (see docs/guarantees.md) if several processes share sessions.`,
-        ),
-      );
-    }
+    // Said once, not on every write: it is a property of the store, not of a request.
+    if (backend.compareAndSet === undefined && !this.#warned) this.#report(notAtomicError(spec));
+    this.#warned = true;
     this.#opened = backend;
     return backend;
   }

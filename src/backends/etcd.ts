@@ -10,12 +10,14 @@ import { exportOf, hostsOf, type AnyModule } from './url.js';
 export class EtcdBackend extends QuietEmitter implements Backend {
   readonly scansInKeyOrder = true;
   readonly #client: AnyModule;
+  readonly #owned: boolean;
 
-  constructor(KeyvEtcd: AnyModule, hosts: string, timeout: number) {
+  /** `client`: an etcd3 client; `errors`: the adapter we opened it through (closed by close()), none for a client handed in. */
+  constructor(client: AnyModule, errors?: { on(event: 'error', listener: (error: unknown) => void): unknown }) {
     super();
-    const adapter = new KeyvEtcd(hosts, { dialTimeout: timeout });
-    adapter.on('error', this.report);
-    this.#client = adapter.client;
+    this.#client = client;
+    this.#owned = errors !== undefined;
+    errors?.on('error', this.report);
   }
 
   async get(key: string): Promise<string | undefined> {
@@ -60,7 +62,7 @@ export class EtcdBackend extends QuietEmitter implements Backend {
   }
 
   async close(): Promise<void> {
-    this.#client.close();
+    if (this.#owned) this.#client.close();
   }
 }
 
@@ -77,5 +79,7 @@ function prefixEnd(prefix: string): Buffer {
 }
 
 export async function openEtcd(url: string, scheme: string, timeout: number): Promise<Backend> {
-  return new EtcdBackend(await exportOf('@keyv/etcd', scheme, 'KeyvEtcd'), hostsOf(url), timeout);
+  const KeyvEtcd = await exportOf('@keyv/etcd', scheme, 'KeyvEtcd');
+  const adapter = new KeyvEtcd(hostsOf(url), { dialTimeout: timeout });
+  return new EtcdBackend(adapter.client, adapter);
 }

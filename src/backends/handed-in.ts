@@ -3,8 +3,8 @@
 // Nothing the user hands in is changed: no namespace set, no error mode switched, no listener added.
 import { SessionOptionError } from '../errors.js';
 import type { Backend } from './contract.js';
-import { adapterBackend, isKeyvAdapter, isKeyvInstance, type KeyvAdapterLike, type MysqlFormat, unwrapped } from './keyv.js';
-import { isMapLike, mapBackend } from './memory.js';
+import { adapterBackend, isKeyvAdapter, isKeyvInstance, type KeyvAdapterLike, unwrapped } from './keyv.js';
+import { evicts, isMapLike, mapBackend } from './memory.js';
 import type { NodeRedisClient } from './redis-client.js';
 import { isIoredisClient, isKeyvRedis, isNodeRedisClient } from './redis-family.js';
 
@@ -88,14 +88,35 @@ export function handedIn(given: object): HandedIn {
     return { name, kind: 'Redis', notices, open: async () => nodeRedis((await store.getClient()) as NodeRedisClient) };
   }
   if (isNodeRedisClient(store)) {
-    return { name: named('the node-redis client given as store', via), kind: 'Redis', notices, open: async () => nodeRedis(store as NodeRedisClient) };
+    // node-redis 4 in legacyMode answers with callbacks; its promise API is under `v4`.
+    const legacy = (candidate.options as AnyObject | undefined)?.legacyMode === true;
+    const client = (legacy ? candidate.v4 : store) as NodeRedisClient;
+    return { name: named('the node-redis client given as store', via), kind: 'Redis', notices, open: async () => nodeRedis(client) };
   }
   const valkeyClient = typeof candidate.redis === 'object' && candidate.redis !== null && isIoredisClient(candidate.redis) ? candidate.redis : undefined;
   if (valkeyClient !== undefined || isIoredisClient(store)) {
     // @keyv/valkey records every key in a set that never expires: its client is used directly.
     const client = (valkeyClient ?? store) as AnyObject;
+    const ownPrefix = (client.options as AnyObject | undefined)?.keyPrefix;
+    if (typeof ownPrefix === 'string' && ownPrefix !== '') {
+      throw new SessionOptionError(
+        'store',
+        `the Redis client given as store prefixes keys itself (keyPrefix ${JSON.stringify(ownPrefix)}), which its SCAN does not: give a client without one and koa-kv-session the prefix (the keyPrefix option)`,
+      );
+    }
     const name = named(valkeyClient !== undefined ? 'the @keyv/valkey adapter given as store' : 'the ioredis/iovalkey client given as store', via);
     return { name, kind: 'Redis', notices, open: () => ioredis(client) };
+  }
+  // The memjs and etcd3 clients inside @keyv/memcache and @keyv/etcd, as their URLs use them: the
+  // adapters themselves break records (memcache) or give every key one shared lease (etcd).
+  const client = candidate.client as AnyObject | undefined;
+  if (typeof client === 'object' && client !== null && typeof candidate.formatKey === 'function' && typeof client.get === 'function') {
+    const name = named('the @keyv/memcache adapter given as store', via);
+    return { name, kind: 'memcached', notices: [notAtomic(name)], open: async () => new (await import('./memcache.js')).MemcacheBackend(client) };
+  }
+  if (typeof client === 'object' && client !== null && typeof client.if === 'function' && typeof client.lease === 'function') {
+    const name = named('the @keyv/etcd adapter given as store', via);
+    return { name, kind: 'etcd', notices, open: async () => new (await import('./etcd.js')).EtcdBackend(client) };
   }
   if (!isKeyvAdapter(store)) {
     throw new SessionOptionError('store', 'expected a connection URL, a Keyv instance, a Keyv adapter, a Map or a Redis client, got an object with none of their calls');
@@ -109,8 +130,9 @@ function adapterStore(adapter: KeyvAdapterLike, via: readonly string[], notices:
   const kind = adapter.constructor?.name;
   const name = named(kind === undefined || kind === 'Object' ? 'the Keyv adapter given as store' : `the ${kind} adapter given as store`, via);
   const options = (candidate.opts ?? {}) as AnyObject;
-  // cacheable gives every entry its TTL in each layer; it says so nowhere an adapter would.
-  let expires = expiresOrPurges(candidate, options);
+  // cacheable gives every entry its TTL in each layer, and @keyv/mongo a TTL index (with ttlSupport
+  // false): neither says so where an adapter would.
+  let expires = expiresOrPurges(candidate, options) || kind === 'KeyvMongo';
   // @resolid/keyv-sqlite says it does (ttlSupport), but stores expiries a thousand times too far out.
   const resolid = typeof candidate.sqlite === 'object' && typeof candidate.fetchCaches === 'function';
   if ('primary' in candidate && 'secondary' in candidate && 'nonBlocking' in candidate) {
@@ -132,6 +154,11 @@ function adapterStore(adapter: KeyvAdapterLike, via: readonly string[], notices:
       code: 'KV_SESSION_EVICTS',
       message: `koa-kv-session: ${name} (keyv-lru) drops the least recently used sessions once it holds ${typeof max === 'number' && max > 0 ? max : 'its maximum'}, signing those users out, and keeps each session as long as it fits, whatever its lifetime. Use a store that keeps every session for its lifetime (memory:// in one process).`,
     });
+  } else if (evicts(candidate)) {
+    notices.push({
+      code: 'KV_SESSION_EVICTS',
+      message: `koa-kv-session: ${name} has a size limit (max or maxSize) and drops sessions once it is full, signing those users out. Use a store that keeps every session for its lifetime.`,
+    });
   } else if (resolid) {
     notices.push(noExpiry(name, '(@resolid/keyv-sqlite) reads TTLs as seconds, so it keeps each session a thousand times its lifetime'));
   }
@@ -143,7 +170,7 @@ function adapterStore(adapter: KeyvAdapterLike, via: readonly string[], notices:
     kind: 'Keyv adapter',
     notices,
     open: async () => {
-      const backend = adapterBackend(adapter, false, options.dialect === 'mysql' ? await mysqlFormat() : undefined);
+      const backend = adapterBackend(adapter, false);
       // What ready() says of expiry is what the notices said: a store that keeps sessions far too long does not expire them.
       const keeps = notices.some((notice) => notice.code === 'KV_SESSION_NO_EXPIRY');
       return backend.purgeExpired === undefined ? { ...backend, expiresKeys: expires && !keeps } : backend;
@@ -176,16 +203,6 @@ export function notAtomic(name: string): StoreNotice {
     code: 'KV_SESSION_NOT_ATOMIC',
     message: `koa-kv-session: ${name} has no atomic compare-and-set: a write reads the session right before it writes, so two processes writing one session at the same moment can lose one change (one process loses nothing). See docs/guarantees.md.`,
   };
-}
-
-/** mysql2's format(), which a KeyvMysql statement needs; undefined when mysql2 cannot be loaded (then no SQL of ours). */
-async function mysqlFormat(): Promise<MysqlFormat | undefined> {
-  try {
-    const mysql2 = (await import('mysql2')) as unknown as { format?: MysqlFormat; default?: { format?: MysqlFormat } };
-    return mysql2.format ?? mysql2.default?.format;
-  } catch {
-    return undefined;
-  }
 }
 
 // The Redis backends are loaded when a Redis client was handed in, as the registry loads them for a URL.

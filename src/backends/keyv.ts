@@ -69,11 +69,25 @@ function isMapLikeObject(value: object): boolean {
 
 const ABILITIES = ['compareAndSet', 'scanPage', 'purgeExpired', 'compareAndSetMany', 'countUnder'] as const;
 
-/** mysql2's `format(sql, values)`: how a KeyvMysql statement gets its values. */
-export type MysqlFormat = (sql: string, values: readonly unknown[]) => string;
+const MYSQL_ESCAPES: Readonly<Record<string, string>> = { '\0': '\\0', '\b': '\\b', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\x1a': '\\Z', '"': '\\"', "'": "\\'", '\\': '\\\\' };
 
-/** A KeyvSqlite, KeyvPostgres or (given mysql2's format) KeyvMysql instance as a SQL client of its table; undefined for anything else. */
-function keyvSqlClient(adapter: object, format?: MysqlFormat): SqlClient | undefined {
+/**
+ * `sql` with each `?` replaced by its value as a MySQL literal (strings quoted and escaped as mysql2's
+ * own format does, numbers as they are): KeyvMysql takes one statement with its values in it.
+ */
+export function formatMysql(sql: string, values: readonly unknown[]): string {
+  let at = 0;
+  return sql.replace(/\?/g, () => {
+    const value = values[at++];
+    if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL and SUB (\x1a) are exactly what MySQL string literals escape
+    if (typeof value === 'string') return `'${value.replace(/[\0\b\t\n\r\x1a"'\\]/g, (c) => MYSQL_ESCAPES[c] as string)}'`;
+    throw new TypeError(`koa-kv-session: no MySQL literal for ${typeof value}`);
+  });
+}
+
+/** A KeyvSqlite, KeyvPostgres or KeyvMysql instance as a SQL client of its table; undefined for anything else. */
+function keyvSqlClient(adapter: object): SqlClient | undefined {
   const candidate = adapter as { opts?: { dialect?: unknown; table?: unknown; schema?: unknown }; query?: unknown };
   const { opts, query } = candidate;
   if (typeof query !== 'function' || typeof opts?.table !== 'string') return undefined;
@@ -87,14 +101,14 @@ function keyvSqlClient(adapter: object, format?: MysqlFormat): SqlClient | undef
     const table = `${typeof opts.schema === 'string' ? opts.schema : 'public'}.${opts.table}`;
     return { dialect: 'postgres', table, query: async (sql, params) => rowsOnly(await run(sql, params)) };
   }
-  // KeyvMysql takes one statement with its values in it (mysql2's own format), and answers a
-  // statement that changes rows with mysql2's header (affectedRows) instead of rows.
-  if (opts.dialect === 'mysql' && format !== undefined && /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(opts.table)) {
+  // KeyvMysql takes one statement with its values in it, and answers a statement that changes rows
+  // with mysql2's header (affectedRows) instead of rows.
+  if (opts.dialect === 'mysql' && /^[A-Za-z_][A-Za-z0-9_]{0,63}$/.test(opts.table)) {
     return {
       dialect: 'mysql',
       table: `\`${opts.table}\``,
       query: async (sql, params) => {
-        const result: unknown = await run(format(sql, params));
+        const result: unknown = await run(formatMysql(sql, params));
         if (Array.isArray(result)) return rowsOnly(result);
         return { rows: [], changed: Number((result as { affectedRows?: unknown } | undefined)?.affectedRows ?? 0) };
       },
@@ -104,8 +118,8 @@ function keyvSqlClient(adapter: object, format?: MysqlFormat): SqlClient | undef
 }
 
 /** The SQL abilities of a KeyvSqlite, KeyvPostgres or KeyvMysql instance; none for anything else. */
-function sqlAbilitiesOf(adapter: object, format?: MysqlFormat): Partial<Backend> {
-  const client = keyvSqlClient(adapter, format);
+function sqlAbilitiesOf(adapter: object): Partial<Backend> {
+  const client = keyvSqlClient(adapter);
   return client === undefined ? {} : sqlAbilities(client);
 }
 
@@ -122,7 +136,7 @@ function rowsOnly(rows: Array<Record<string, unknown>>) {
  * errors heard, and closed by close(). One handed in is never changed: its namespace stays (where
  * the adapter prefixes keys itself, the key is `<namespace>:<keyPrefix><sid>`).
  */
-export function adapterBackend(adapter: KeyvAdapterLike, owned: boolean, format?: MysqlFormat): Backend {
+export function adapterBackend(adapter: KeyvAdapterLike, owned: boolean): Backend {
   const absolute = takesAbsoluteExpiry(adapter);
   if (owned) {
     // Keyv's own option alone is not enough: @keyv/redis swallows errors unless told otherwise.
@@ -132,7 +146,7 @@ export function adapterBackend(adapter: KeyvAdapterLike, owned: boolean, format?
     adapter.namespace = undefined;
   }
   // The SQL of a Keyv 6 adapter's table (namespace and expires columns) is not the one sql.ts speaks.
-  const kind = absolute ? {} : sqlAbilitiesOf(adapter, format);
+  const kind = absolute ? {} : sqlAbilitiesOf(adapter);
   const backend: Backend = {
     // Through an async function, so an adapter whose calls are synchronous works too.
     get: async (key) => adapter.get(key),

@@ -87,12 +87,21 @@ export interface MapLike {
   [Symbol.iterator](): Iterator<[unknown, unknown]>;
 }
 
-/** True for a Map, or an object that behaves as one (iterable entries, `keys()`, a `size`, `has()`). */
+/**
+ * True for a Map (a subclass too) that keeps what it is given, and for @keyv/bigmap's BigMap. An LRU
+ * cache shaped like a Map (lru-cache, quick-lru, a subclass with a `max`) drops sessions: not one.
+ */
 export function isMapLike(value: object): value is MapLike {
-  if (value instanceof Map) return true;
   const candidate = value as Record<string | symbol, unknown>;
-  const calls = ['get', 'set', 'delete', 'has', 'keys', 'entries', Symbol.iterator];
-  return calls.every((name) => typeof candidate[name] === 'function') && typeof candidate.size === 'number';
+  if (evicts(candidate)) return false;
+  if (value instanceof Map) return true;
+  const calls = ['get', 'set', 'delete', 'keys', Symbol.iterator];
+  return value.constructor?.name === 'BigMap' && calls.every((name) => typeof candidate[name] === 'function');
+}
+
+/** A store with a size limit of its own (`max`, `maxSize`): it drops entries when full. */
+export function evicts(value: Record<string | symbol, unknown>): boolean {
+  return ['max', 'maxSize'].some((name) => typeof value[name] === 'number' && Number.isFinite(value[name]) && (value[name] as number) > 0);
 }
 
 /**
