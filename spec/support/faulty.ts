@@ -19,6 +19,8 @@ export interface Faulty {
   lost(): number;
   /** Each write's reply is lost with probability `rate` (0 stops it). */
   loseRandomly(rate: number): void;
+  /** Every reply comes `ms` late (a proxy only; in-process stores answer at once). */
+  delayReplies(ms: number): void;
   close(): Promise<void>;
 }
 
@@ -32,6 +34,7 @@ async function proxied(url: string, write: () => (text: string) => boolean): Pro
     loseNextWrite: (skip = 0) => proxy.dropNextReplies(1, skip),
     lost: () => proxy.dropped,
     loseRandomly: (rate) => proxy.dropRandomly(rate),
+    delayReplies: (ms) => proxy.delayReplies(ms),
     close: () => proxy.close(),
   };
 }
@@ -44,6 +47,7 @@ async function losing(url: string): Promise<Faulty> {
     loseNextWrite: (skip = 0) => backend.loseNext(1, skip),
     lost: () => backend.lost,
     loseRandomly: (rate) => backend.loseRandomly(rate),
+    delayReplies: () => undefined,
     close: async () => inner.close?.(),
   };
 }
