@@ -118,10 +118,10 @@ describe('record layout', () => {
     // Another record of the same data is another write.
     expect(holdsWrite(record.raw, frameRecord('{"n":9}', 'json', 1767225600000, true, { created: 1 }))).toBe(false);
     // Tombstones are writes of their own: a revocation or a regenerate finds its own after a lost reply.
-    const revoked = revokedRecord();
-    expect([holdsWrite(revoked, revoked), holdsWrite(revoked, revokedRecord()), revoked === revokedRecord()]).toEqual([true, false, false]);
-    expect(movedTo(retiredRecord('abc'))).toBe('abc');
-    expect(recordFate(retiredRecord('abc'), Date.now())).toBe('moved');
+    const revoked = revokedRecord(false);
+    expect([holdsWrite(revoked, revoked), holdsWrite(revoked, revokedRecord(false)), revoked === revokedRecord(false)]).toEqual([true, false, false]);
+    expect(movedTo(retiredRecord('abc', false))).toBe('abc');
+    expect(recordFate(retiredRecord('abc', false), Date.now())).toBe('moved');
     expect(recordFate(revoked, Date.now())).toBe('gone');
   });
 

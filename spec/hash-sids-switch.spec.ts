@@ -183,6 +183,12 @@ describe.each(LISTABLE)('migrate --hash-sids on $name', (store) => {
       for (let i = 0; i < 6; i++) cookies.push(cookiePair((await plain.request(`/login?user=${i % 2 === 0 ? 'dan' : 'fay'}`)).setCookies[0]));
       await plain.request('/set?k=cart&v=9', { cookie: cookies[0] });
       const sids = cookies.map((cookie) => sidOf(cookie));
+      // Tombstones under sids: a login again (a regenerate: the old sid names the new one), a revocation.
+      const before = cookies[1] as string;
+      const again = await plain.request('/login?user=fay', { cookie: before });
+      cookies[1] = cookiePair(again.setCookies[0]);
+      sids.push(sidOf(cookies[1]));
+      expect(await plain.middleware.revokeSession(sids[5] as string)).toBe(true);
       const env = { SESSION_STORE: url, SESSION_KEY_PREFIX: prefix, SESSION_USER_KEY: 'user' };
 
       // Refused, exit 2, naming what to set: without hashSids, and without the user field while indexes exist.
@@ -195,18 +201,22 @@ describe.each(LISTABLE)('migrate --hash-sids on $name', (store) => {
 
       const run = await cli(['migrate', '--hash-sids'], { ...env, SESSION_HASH_SIDS: 'true' });
       expect(run.status).toBe(0);
-      expect(run.stdout).toMatch(/^moved\s+6$/m);
-      expect((await cli(['migrate', '--hash-sids'], { ...env, SESSION_HASH_SIDS: 'true' })).stdout).toMatch(/^already hashed\s+6$/m);
+      expect(run.stdout).toMatch(/^moved\s+5$/m);
+      expect(run.stdout).toMatch(/^tombstones moved 2$/m);
+      expect((await cli(['migrate', '--hash-sids'], { ...env, SESSION_HASH_SIDS: 'true' })).stdout).toMatch(/^already hashed\s+5$/m);
 
       const entries = await everything(opened, prefix);
-      expect(entries.length).toBeGreaterThanOrEqual(8); // 6 sessions, 2 user indexes
+      expect(entries.length).toBeGreaterThanOrEqual(8); // 5 sessions, 2 user indexes, the regenerate's tombstone
       for (const [key, raw] of entries) for (const sid of sids) expect(`${key} ${raw}`).not.toContain(sid);
 
       const hashed = await startApp({ ...options, hashSids: true }, route);
       try {
         expect((await hashed.request('/get?k=cart', { cookie: cookies[0] })).body).toBe('9');
-        for (const [i, cookie] of cookies.entries()) expect((await hashed.request('/me', { cookie })).body).toBe(i % 2 === 0 ? 'dan' : 'fay');
-        expect(await hashed.middleware.listUserSessions('fay')).toHaveLength(3);
+        for (const [i, cookie] of cookies.entries()) expect((await hashed.request('/me', { cookie })).body).toBe(i === 5 ? 'anonymous' : i % 2 === 0 ? 'dan' : 'fay');
+        // The cookie from before the login again still says "moved" (no deletion cookie for its browser).
+        const late = await hashed.request('/me', { cookie: before });
+        expect([late.body, late.setCookies]).toEqual(['anonymous', []]);
+        expect(await hashed.middleware.listUserSessions('fay')).toHaveLength(2);
         expect(await hashed.middleware.revokeUserSessions('dan')).toBe(3);
         expect((await hashed.request('/me', { cookie: cookies[2] })).body).toBe('anonymous');
       } finally {

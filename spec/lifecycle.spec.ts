@@ -1,7 +1,7 @@
 // The request lifecycle table of the core issue, one test per row, on every backend reachable here.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { decodeStored } from './support/records.js';
-import { frameRecord, encodePayload, recordExpiry, retiredRecord } from '../src/codec.js';
+import { frameRecord, encodePayload, movedTo, recordExpiry } from '../src/codec.js';
 import { sidHash } from '../src/sid.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { attributesOf, cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
@@ -366,7 +366,7 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
           { op: 'set', key: prefix + sid, ttl: Math.min(LIFETIME, 600_000) },
         ];
     expect(store.calls).toEqual([{ op: 'get', key: prefix + sid }, { op: 'set', key: prefix + fresh, ttl: LIFETIME }, ...retire]);
-    expect(await store.raw(prefix + sid)).toBe(retiredRecord(fresh));
+    expect(movedTo(await store.raw(prefix + sid))).toBe(fresh);
     const next = await app.request('/', { cookie: cookiePair(reply.setCookies[0]) });
     expect(next.body).toBe('ada');
     // The old cookie names no session any more.

@@ -6,7 +6,10 @@ import { join, resolve } from 'node:path';
 import client from 'prom-client';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { STORE_CHANNEL, type StoreTraceContext } from '../src/index.js';
-import { sidFingerprint } from '../src/sid.js';
+import { MemoryBackend } from '../src/backends/memory.js';
+import { signerFor } from '../src/cookie.js';
+import { generateSid, sidFingerprint } from '../src/sid.js';
+import type { Context } from 'koa';
 import { cookiePair, sidOf, startApp, type TestApp } from './support/app.js';
 import { FlakyAdapter } from './support/flaky.js';
 import { Holds } from './support/holds.js';
@@ -143,6 +146,52 @@ describe('tracing of failures and retries (a fake store)', () => {
     expect(failed?.attempts).toBe(2);
     expect((failed?.error as Error | undefined)?.name).toBe('SessionStoreError');
     expect(listening.events.asyncEnd).toContain(failed);
+  });
+});
+
+describe('tracing while hashSids is switched on and off', () => {
+  it('no published context carries any part of a sid: unknown cookies, moves both ways, revocations of sessions in either layout', async () => {
+    const store = new MemoryBackend();
+    const keyPrefix = uniquePrefix('trace-switch');
+    const route = async (ctx: Context) => {
+      if (ctx.path === '/login') ctx.session.user = String(ctx.query.user);
+      return String(ctx.session.user ?? 'anonymous');
+    };
+    const plain = await startApp({ store: store as never, keyPrefix, userKey: 'user' }, route);
+    const hashed = await startApp({ store: store as never, keyPrefix, userKey: 'user', hashSids: true }, route);
+    try {
+      const signer = signerFor(plain.app.keys) as NonNullable<ReturnType<typeof signerFor>>;
+      const cookieOf = (sid: string) => `session=${sid}.${signer.sign(`session=${sid}`)}`;
+      const sids: string[] = [];
+      const login = async (app: TestApp, user: string) => {
+        const reply = await app.request(`/login?user=${user}`);
+        sids.push(sidOf(reply.setCookies[0]));
+        return cookiePair(reply.setCookies[0]);
+      };
+      const [one, two, three] = [await login(plain, 'ada'), await login(plain, 'ada'), await login(plain, 'bob')];
+      forget();
+      // Unknown sids in both layouts, a move to hashed keys, revocations that meet a moved and a not yet moved session.
+      const unknown = generateSid(32);
+      sids.push(unknown);
+      await hashed.request('/', { cookie: cookieOf(unknown) });
+      await plain.request('/', { cookie: cookieOf(unknown) });
+      expect((await hashed.request('/', { cookie: one })).body).toBe('ada');
+      expect(await hashed.middleware.revokeUserSessions('ada')).toBe(2);
+      expect((await hashed.request('/', { cookie: two })).body).toBe('anonymous');
+      // And back: a session moved to hashed keys is moved back by a process without hashSids.
+      expect((await hashed.request('/', { cookie: three })).body).toBe('bob');
+      expect((await plain.request('/', { cookie: three })).body).toBe('bob');
+      expect(await plain.middleware.revokeSession(sids[2] as string)).toBe(true);
+      const published = listening.events.start.filter((context) => context.target === 'session');
+      expect(published.length).toBeGreaterThan(10);
+      for (const context of published) {
+        expect(context.id).toMatch(/^[\w-]{16}$/);
+        for (const sid of sids) expect(sid.includes(context.id as string)).toBe(false);
+      }
+    } finally {
+      await plain.close();
+      await hashed.close();
+    }
   });
 });
 

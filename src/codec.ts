@@ -240,10 +240,11 @@ export const MARKER_LIFETIME = 10 * 60_000;
  * expired (expiry 0), so it loads as no session, and that tells a request still holding the old sid
  * that its session lives on under another one (its browser may hold that cookie already: leave it).
  * It names where the session went (`to`: the store name of the new sid), so that a revocation that
- * read the old record can follow the session there. Its version is its own, like any write's.
+ * read the old record can follow the session there. Its version is its own, like any write's, and
+ * its header says whether its key is a hash (`hashed`), as a session record's does.
  */
-export function retiredRecord(to: string): string {
-  return `j2:0:0:${newVersion()}:0::${JSON.stringify({ to })}`;
+export function retiredRecord(to: string, hashed: boolean): string {
+  return `j2:0:${hashed ? 2 : 0}:${newVersion()}:0::${JSON.stringify({ to })}`;
 }
 
 /** The store name a retired tombstone says its session moved to; undefined for anything else. */
@@ -263,10 +264,11 @@ export function movedTo(raw: unknown): string | undefined {
  * What a revocation leaves where a live session was: a record that expired long ago (expiry 1), so
  * it loads as no session and every compare-and-set that expected the session finds it gone. Written
  * by compare-and-set on the record the revocation read, so a racing write or regenerate() either
- * lands first (and the revocation follows it) or finds this. Its version is its own, like any write's.
+ * lands first (and the revocation follows it) or finds this. Its version is its own, like any write's,
+ * and its header says whether its key is a hash.
  */
-export function revokedRecord(): string {
-  return `j2:1:0:${newVersion()}:0::{}`;
+export function revokedRecord(hashed: boolean): string {
+  return `j2:1:${hashed ? 2 : 0}:${newVersion()}:0::{}`;
 }
 
 /**

@@ -209,21 +209,22 @@ export class Committer {
     let raw = write.raw;
     for (let attempt = 1; ; attempt++) {
       await this.#store.save(write.sid, raw, raw === write.raw ? write.ttl : ttlOf(raw, write.ttl), deadline);
-      let fate: 'live' | 'gone' | 'moved';
-      try {
-        const result = await this.#store.compareAndSet(write.from, expected, retiredRecord(this.#store.names.storedName(write.sid)), Math.min(write.ttl, MARKER_LIFETIME), deadline);
-        if (result.status === 'saved') return 'saved';
-        fate = result.status === 'gone' ? 'gone' : recordFate(result.current, Date.now());
-        if (fate === 'live' && result.status === 'conflict') {
-          await sleep(conflictPause(attempt, deadline, (n) => `koa-kv-session: other processes kept changing the session during ${n} attempts to regenerate it; nothing was saved by this request`));
-          expected = result.current;
-          raw = this.#apply(expected, [write.changes], raw);
-          continue;
-        }
-      } catch (error) {
-        // No cookie will name the new record: it must not outlive this failed request.
-        await this.#store.remove(write.sid, deadline).catch(() => undefined);
-        throw error;
+      // A retirement that fails may still have landed (its reply lost): the new record is then the
+      // session, so a failure leaves it to expire rather than deleting it. No cookie names it.
+      const result = await this.#store.compareAndSet(
+        write.from,
+        expected,
+        retiredRecord(this.#store.names.storedName(write.sid), this.#store.names.isHashed(write.from)),
+        Math.min(write.ttl, MARKER_LIFETIME),
+        deadline,
+      );
+      if (result.status === 'saved') return 'saved';
+      const fate = result.status === 'gone' ? 'gone' : recordFate(result.current, Date.now());
+      if (fate === 'live' && result.status === 'conflict') {
+        await sleep(conflictPause(attempt, deadline, (n) => `koa-kv-session: other processes kept changing the session during ${n} attempts to regenerate it; nothing was saved by this request`));
+        expected = result.current;
+        raw = this.#apply(expected, [write.changes], raw);
+        continue;
       }
       await this.#store.remove(write.sid, deadline);
       return fate === 'moved' ? 'moved' : 'gone';

@@ -1,11 +1,19 @@
-// How a session is named in the store: the key of a sid in either layout (`<keyPrefix><sid>`, or with hashSids `<keyPrefix><SHA-256 of the sid>`), and names read back from the store.
+// How a session is named in the store: the key of a sid in either layout (`<keyPrefix><sid>`, or with hashSids
+// `<keyPrefix><SHA-256 of the sid>`), and names that say which layout they are in.
 import { HASHED, sidFingerprint, sidHash } from './sid.js';
 import { isUserIndexName } from './user-id.js';
 
 /**
- * A name is a sid (stored in the configured layout), a user index name, or `#` and a key as it is
- * (a sid's hash, or a name read back from the store: an index entry, a retired marker, a listing).
+ * How sessions are named, besides the sid a cookie carries (which a store with hashSids keys by its
+ * hash). Names say which key layout they are in, so that nothing upstream ever takes a sid for a hash:
+ * - `#<hash>`: a session stored under the SHA-256 of its sid. The store keeps this very string (user
+ *   index entries, a retired tombstone's `to`), and its first 16 characters after `#` are the safe id.
+ * - `<sid>`: a session stored under its sid, as stored; with hashSids (one stored before the switch)
+ *   it is `!<sid>` as a name, and `<sid>` as stored.
+ * - a user index name (`~user~...`).
  */
+const PLAIN = '!';
+
 export class StoreNames {
   readonly #prefix: string;
   readonly #hashed: boolean;
@@ -20,44 +28,65 @@ export class StoreNames {
     return this.#hashed;
   }
 
-  /** The store key of a name. */
+  /** The store key of a name, or of a sid. */
   key(name: string): string {
-    if (name.startsWith(HASHED)) return this.#prefix + name.slice(1);
-    return this.#prefix + (this.#hashed && !isUserIndexName(name) ? sidHash(name) : name);
+    return this.#prefix + this.keyOf(name);
   }
 
-  /** The one name of a session, whether a sid or a name read back from the store: with `hashSids`, `#<hash>`. Compare names, never a sid with a name. */
+  /** The store key of a name, or of a sid, without the key prefix. */
+  keyOf(name: string): string {
+    if (name.startsWith(HASHED) || name.startsWith(PLAIN)) return name.slice(1);
+    return this.#hashed && !isUserIndexName(name) ? sidHash(name) : name;
+  }
+
+  /** The one name of a session, whether a sid or a name: with `hashSids`, a sid's is `#<hash>`. Compare names, never a sid with a name. */
   nameOf(sid: string): string {
-    if (isUserIndexName(sid)) return sid;
-    // Without hashSids a key as it is needs no mark: `#<key>` and `<key>` are one name.
-    if (sid.startsWith(HASHED)) return this.#hashed ? sid : sid.slice(1);
+    if (isUserIndexName(sid) || sid.startsWith(HASHED)) return sid;
+    if (sid.startsWith(PLAIN)) return this.#hashed ? sid : sid.slice(1);
     return this.#hashed ? HASHED + sidHash(sid) : sid;
   }
 
-  /** What the store keeps to name a session (an index entry, a retired marker's `to`): with `hashSids` its hash, never the sid. */
+  /** What the store keeps to name a session (an index entry, a tombstone's `to`): never a sid with `hashSids`. */
   storedName(name: string): string {
     const named = this.nameOf(name);
-    return named.startsWith(HASHED) ? named.slice(1) : named;
+    return named.startsWith(PLAIN) ? named.slice(1) : named;
   }
 
   /** A name the store kept (storedName), as the store's own methods take it. */
   fromStored(stored: string): string {
-    return this.#hashed ? HASHED + stored : stored;
+    if (stored.startsWith(HASHED) || isUserIndexName(stored) || !this.#hashed) return stored;
+    return PLAIN + stored;
+  }
+
+  /** The name of the session stored under `key` (a listed key, without the prefix), whose record says whether that key is a hash. */
+  fromKey(key: string, hashedRecord: boolean): string {
+    if (isUserIndexName(key)) return key;
+    if (hashedRecord) return HASHED + key;
+    return this.#hashed ? PLAIN + key : key;
   }
 
   /**
-   * Where a session of `sid` lives in the other layout, from before hashSids was switched: its
-   * plain key with `hashSids` (`#<sid>`), its hashed key without (`<hash>`, a key as it is).
-   * Undefined for a name that is no sid.
+   * Where a session of `sid` lives in the other layout, from before hashSids was switched: under its
+   * sid with `hashSids` (`!<sid>`), under its hash without (`#<hash>`). Undefined for a name that is no sid.
    */
   otherName(sid: string): string | undefined {
-    if (sid.startsWith(HASHED) || isUserIndexName(sid)) return undefined;
-    return this.#hashed ? HASHED + sid : sidHash(sid);
+    if (sid.startsWith(HASHED) || sid.startsWith(PLAIN) || isUserIndexName(sid)) return undefined;
+    return this.#hashed ? PLAIN + sid : HASHED + sidHash(sid);
+  }
+
+  /** True when the session `name` (or a sid) names is kept under a hash: what a tombstone written there says in its header. */
+  isHashed(name: string): boolean {
+    return this.nameOf(name).startsWith(HASHED);
+  }
+
+  /** The safe id of the session a name or a sid names (what tracing publishes): never a part of a sid. */
+  safeId(name: string): string {
+    return sidFingerprint(name.startsWith(PLAIN) ? name.slice(1) : name);
   }
 
   /** The safe id of the session `name` names, whose record says whether it is stored under its hash. */
   idOf(name: string, hashedRecord: boolean): string {
-    const key = this.storedName(name);
+    const key = this.keyOf(name);
     return sidFingerprint(hashedRecord ? HASHED + key : key);
   }
 

@@ -36,7 +36,7 @@ export async function relayout(context: Relayout, sid: string, from: string, loa
   const created = await store.compareAndSet(sid, undefined, raw, ttl(), deadline);
   if (created.status !== 'saved') return liveOr(created.status === 'conflict' ? created.current : undefined);
   for (let round = 1; ; round++) {
-    const retired = await store.compareAndSet(from, current.record.raw, retiredRecord(store.names.storedName(sid)), Math.min(ttl(), MARKER_LIFETIME), deadline);
+    const retired = await store.compareAndSet(from, current.record.raw, retiredRecord(store.names.storedName(sid), store.names.isHashed(from)), Math.min(ttl(), MARKER_LIFETIME), deadline);
     if (retired.status === 'saved') {
       // The old key of a session moving under its hash is its sid: it leaves the store at once.
       if (hashed) await store.remove(from, deadline);

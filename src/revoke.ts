@@ -97,7 +97,7 @@ export class Revoker {
       }
       const user = this.#userOf(raw as string);
       if (options.user !== undefined && user !== options.user) return undefined;
-      const result = await this.#store.compareAndSet(name, raw, revokedRecord(), MARKER_LIFETIME, deadline);
+      const result = await this.#store.compareAndSet(name, raw, revokedRecord(this.#store.names.isHashed(name)), MARKER_LIFETIME, deadline);
       if (result.status === 'saved') {
         // The session is already ended: an index entry left behind is dropped by the next listing.
         if (user !== undefined) await this.#users?.untrack(user, visited, deadline).catch((error: Error) => options.report?.(error));

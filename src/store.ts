@@ -7,7 +7,6 @@ import { CorruptRecordError, decodePayload, holdsWrite, movedTo, parseRecord, ty
 import { bounded } from './deadline.js';
 import { corruptRecordError, SessionError, SessionStoreError } from './errors.js';
 import { StoreNames } from './names.js';
-import { sidFingerprint } from './sid.js';
 import { type StoreOperation, type StoreTraceContext, traced, tracing } from './tracing.js';
 import { isUserIndexName } from './user-id.js';
 import { mapConcurrently } from './concurrently.js';
@@ -334,7 +333,7 @@ export class SessionStore {
   #context(operation: StoreOperation, name: string | undefined): StoreTraceContext | undefined {
     if (!tracing()) return undefined;
     const target = name === undefined ? 'many' : isUserIndexName(name) ? 'user-index' : 'session';
-    return { operation, backend: this.#backend, id: target === 'session' ? sidFingerprint(name as string) : undefined, target, attempts: 0 };
+    return { operation, backend: this.#backend, id: target === 'session' ? this.names.safeId(name as string) : undefined, target, attempts: 0 };
   }
 
   /** The error of a store call, or a wait for one, that ran out of time. */

@@ -186,7 +186,7 @@ export class UserIndex {
       if (loaded !== undefined && storedUserOf(loaded.data, this.#config.userKey) === user) {
         const { record } = loaded;
         sessions.push({
-          sid: this.#store.names.storedName(sid),
+          sid: this.#store.names.keyOf(sid),
           id: this.#store.names.idOf(sid, record.hashed),
           createdAt: record.created === undefined ? undefined : new Date(createdOf(record, this.#config)),
           lastSeenAt: new Date(lastSeenOf(record, this.#config)),

@@ -5,7 +5,8 @@ import { Revoker } from '../revoke.js';
 import type { Settings } from '../options.js';
 import type { SessionStore } from '../store.js';
 import { UserIndex } from '../users.js';
-import { BadCursorError, census, findByPrefix, findBySafeId, hashSids, hasUserIndex, listPage, migrate, showSession, type WalkOptions } from './maintenance.js';
+import { hashSids } from './hash-sids.js';
+import { BadCursorError, census, findByPrefix, findBySafeId, hasUserIndex, listPage, migrate, showSession, type WalkOptions } from './maintenance.js';
 import { Progress } from './progress.js';
 
 /** Exit codes, as documented in the README and in `--help`. */
@@ -291,7 +292,9 @@ async function migrateToHashes(run: Run): Promise<number> {
   const options = await walkOptions(run, 'migrate to hashed sids');
   const report = await hashSids(run.store, userIndexOf(run), run.settings.userKey, options);
   options.progress.finish();
-  run.out.write(`moved            ${report.moved}\nalready hashed   ${report.already}\nleft as is: expired or ended meanwhile ${report.skipped}, unreadable ${report.unreadable}\n`);
+  run.out.write(
+    `moved            ${report.moved}\nalready hashed   ${report.already}\ntombstones moved ${report.tombstones}\nleft as is: expired or ended meanwhile ${report.skipped}, unreadable ${report.unreadable}\n`,
+  );
   return interrupted(run, report.complete);
 }
 

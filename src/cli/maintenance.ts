@@ -1,11 +1,8 @@
 // The work behind the operator commands: census, listing, showing, revoking, re-encoding stored records and moving them under the hash of their sid. No printing here.
 import { decodePayload, decodeRecord, encodePayload, fingerprint, frameRecord, isHashedRecord, parseRecord, recordExpiry, type Format, type StoredData, type StoredRecord } from '../codec.js';
 import type { Progress } from './progress.js';
-import { mapConcurrently } from '../concurrently.js';
-import { relayout } from '../relayout.js';
 import type { ListedRecord, SessionStore } from '../store.js';
 import { isUserIndexName, storedUserOf } from '../user-id.js';
-import type { UserIndex } from '../users.js';
 
 /** How a long command walks the store: page size, where progress goes, and when to stop early (Ctrl-C). */
 export interface WalkOptions {
@@ -17,7 +14,7 @@ export interface WalkOptions {
 const PAGE_SIZE = 1000;
 
 /** Visits every page of records under the key prefix; false when it stopped before the end. */
-async function walk(store: SessionStore, options: WalkOptions, visit: (records: ListedRecord[]) => Promise<void>): Promise<boolean> {
+export async function walk(store: SessionStore, options: WalkOptions, visit: (records: ListedRecord[]) => Promise<void>): Promise<boolean> {
   let cursor: string | undefined;
   do {
     if (options.stopped?.()) return false;
@@ -34,7 +31,7 @@ export async function findBySafeId(store: SessionStore, id: string): Promise<str
   let found: string | undefined;
   await walk(store, { stopped: () => found !== undefined }, async (records) => {
     for (const { name, raw } of records) {
-      const named = store.names.fromStored(name);
+      const named = store.names.fromKey(name, isHashedRecord(raw));
       if (found === undefined && !isUserIndexName(name) && store.names.idOf(named, isHashedRecord(raw)) === id) found = named;
     }
   });
@@ -46,7 +43,7 @@ export async function findByPrefix(store: SessionStore, prefix: string): Promise
   const found: string[] = [];
   await walk(store, { stopped: () => found.length > 1 }, async (records) => {
     for (const { name, raw } of records) {
-      if (found.length < 2 && name.startsWith(prefix) && !isUserIndexName(name) && recordExpiry(raw) > 1) found.push(store.names.fromStored(name));
+      if (found.length < 2 && name.startsWith(prefix) && !isUserIndexName(name) && recordExpiry(raw) > 1) found.push(store.names.fromKey(name, isHashedRecord(raw)));
     }
   });
   return found;
@@ -253,8 +250,8 @@ const ROUNDS = 5;
 export async function migrate(store: SessionStore, to: Format, maxSize: number, options: WalkOptions = {}): Promise<MigrationReport> {
   const report: MigrationReport = { converted: 0, already: 0, expired: 0, unrepresentable: 0, tooLarge: 0, unreadable: 0, busy: 0, complete: false };
   report.complete = await walk(store, options, async (records) => {
-    // A listed name is the key as it is (with hashSids, a hash): the store's methods take it marked so.
-    let pending = records.filter((r) => !isUserIndexName(r.name)).map((r) => ({ name: store.names.fromStored(r.name), raw: r.raw }));
+    // A listed name is the key as it is: its record says whether that is a hash.
+    let pending = records.filter((r) => !isUserIndexName(r.name)).map((r) => ({ name: store.names.fromKey(r.name, isHashedRecord(r.raw)), raw: r.raw }));
     for (let round = 1; pending.length > 0; round++) {
       const now = Date.now();
       const rows: Array<{ name: string; expected: string; next: string; ttl: number }> = [];
@@ -285,44 +282,4 @@ export async function hasUserIndex(store: SessionStore): Promise<boolean> {
     found ||= records.some((record) => isUserIndexName(record.name));
   });
   return found;
-}
-
-/** What `migrate --hash-sids` did. */
-export interface RelayoutReport {
-  /** Moved from under their sid to under its hash. */
-  moved: number;
-  /** Stored under the hash of their sid already. */
-  already: number;
-  /** Expired, or ended or moved by the app meanwhile: left as they are. */
-  skipped: number;
-  /** Not readable session records: left as they are. */
-  unreadable: number;
-  complete: boolean;
-}
-
-/**
- * Moves every live session stored under its sid to the hash of its sid (the store must be opened
- * with hashSids), each by the very steps a request of it takes (relayout.ts): nobody is signed out,
- * and a session the app changes or ends meanwhile stays as the app left it.
- */
-export async function hashSids(store: SessionStore, users: UserIndex | undefined, userKey: string | undefined, options: WalkOptions = {}): Promise<RelayoutReport> {
-  const report: RelayoutReport = { moved: 0, already: 0, skipped: 0, unreadable: 0, complete: false };
-  const context = { store, users, userKey, report: () => undefined };
-  report.complete = await walk(store, options, async (records) => {
-    await mapConcurrently(records, 16, async ({ name, raw }) => {
-      if (isUserIndexName(name)) return;
-      let loaded: { record: StoredRecord; data: StoredData };
-      try {
-        loaded = decodeRecord(raw);
-      } catch {
-        return void report.unreadable++;
-      }
-      if (loaded.record.hashed) return void report.already++;
-      const now = Date.now();
-      if (loaded.record.expires <= now) return void report.skipped++;
-      const moved = await relayout(context, name, store.names.otherName(name) as string, loaded, now + store.timeoutMs);
-      report[typeof moved === 'string' ? 'skipped' : 'moved']++;
-    });
-  });
-  return report;
 }
