@@ -8,6 +8,7 @@ import {
   encodePayload,
   frameRecord,
   holdsWrite,
+  MAX_DEPTH,
   movedTo,
   parseRecord,
   recordFate,
@@ -281,6 +282,40 @@ describe('corrupt stored records', () => {
     expect(errors[0]?.message).not.toContain(sid);
     expect(errors[0]?.message).toContain(sidFingerprint(sid));
     await store.cleanup();
+  });
+});
+
+describe('nesting', () => {
+  /** An array nested `levels` deep (the session data around it is one level more). */
+  const nested = (levels: number): unknown => {
+    let value: unknown = 'core';
+    for (let i = 0; i < levels; i++) value = [value];
+    return value;
+  };
+
+  it.each(['cbor', 'json'] as const)('%s: data nested deeper than readers take back is refused at write, the stored session kept; up to the limit it reads back', async (serialization) => {
+    const errors: Array<{ code?: string; message: string }> = [];
+    const { app, store, prefix } = await setup(
+      (ctx) => {
+        if (ctx.path === '/deep') ctx.session.tree = nested(Number(ctx.query.levels));
+        else if (ctx.path === '/read') return JSON.stringify(ctx.session.tree ?? null).length;
+        else ctx.session.small = 'x';
+      },
+      { serialization },
+    );
+    app.app.on('error', (error) => errors.push(error));
+    const cookie = cookiePair((await app.request('/')).setCookies[0]);
+    const key = prefix + sidOf(`${cookie}; x`);
+    const before = await store.raw(key);
+    // The cbor-x encoder takes 3,000 levels and its decoder does not give them back: refused, nothing written.
+    expect((await app.request('/deep?levels=3000', { cookie })).status).toBe(500);
+    expect(errors[0]).toMatchObject({ code: 'SESSION_UNENCODABLE' });
+    expect(errors[0]?.message).toMatch(/nested deeper than 256 levels/);
+    expect(await store.raw(key)).toBe(before);
+    expect((await app.request('/read', { cookie })).body).toBe('4');
+    // At the limit: stored, and read back whole.
+    expect((await app.request(`/deep?levels=${MAX_DEPTH - 1}`, { cookie })).status).toBe(200);
+    expect((await app.request('/read', { cookie })).body).toBe(String(JSON.stringify(nested(MAX_DEPTH - 1)).length));
   });
 });
 

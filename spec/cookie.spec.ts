@@ -2,7 +2,7 @@
 import Keygrip from 'keygrip';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../src/backends/memory.js';
-import type { KvSessionOptions } from '../src/index.js';
+import { kvSession, type KvSessionOptions } from '../src/index.js';
 import { attributesOf, cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
 import { CountingAdapter } from './support/counting.js';
 import { uniquePrefix } from './support/servers.js';
@@ -219,6 +219,12 @@ describe('cookie as a function of the request', () => {
     expect([read.body, read.setCookies, calls]).toEqual(['ada', [], []]);
   });
 
+  it('an async function is refused at kvSession(), naming the option', () => {
+    expect(() => kvSession({ store: 'memory://', cookie: (async () => ({ domain: 'a.example' })) as never })).toThrow(
+      /^koa-kv-session: cookie: the cookie function must be synchronous \(an async function returns a Promise\)/,
+    );
+  });
+
   it('its result goes over the SESSION_COOKIE_* variables and the defaults', async () => {
     const { app } = await setup(handler, { cookie: () => ({ sameSite: 'strict' }), env: { SESSION_COOKIE_PATH: '/app', SESSION_COOKIE_SAMESITE: 'none' } });
     const attributes = attributesOf((await app.request('/login')).setCookies[0] as string);
@@ -231,6 +237,8 @@ describe('cookie as a function of the request', () => {
     ['the cookie name', () => ({ name: 'sid' }), /^cookie\.name: cannot come from the cookie function: it is needed to read the cookie/],
     ['signed', () => ({ signed: false }), /^cookie\.signed: cannot come from the cookie function/],
     ['no object', () => 'a.example', /^cookie: the cookie function must return an object of cookie attributes, got "a\.example"/],
+    ['a Date', () => new Date(), /^cookie: the cookie function must return an object of cookie attributes, got a Date$/],
+    ['a Promise', () => Promise.resolve({ domain: 'a.example' }), /^cookie: the cookie function returned a Promise: it must be synchronous/],
   ])('%s fails that request with the SessionOptionError a static option would give', async (_case, fn, message) => {
     const { app, store } = await setup(handler, { cookie: fn as never });
     const errors: Error[] = [];

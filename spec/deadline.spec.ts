@@ -58,3 +58,25 @@ describe.each(BACKENDS)('store deadline on $name', (backend) => {
     expect(reply.ms).toBeLessThan(TIMEOUT + SLACK);
   });
 });
+
+describe('take() shares the request deadline', () => {
+  const env = onBackend(BACKENDS[0] as (typeof BACKENDS)[number], 'deadline-take');
+
+  it('four slow takes in one request get one storeTimeout between them, the commit included', async () => {
+    const app = await startApp({ store: env.store as never, keyPrefix: env.prefix, storeTimeout: 600 }, async (ctx) => {
+      if (ctx.path === '/seed') Object.assign(ctx.session, { a: 1, b: 2, c: 3, d: 4 });
+      else for (const key of ['a', 'b', 'c', 'd']) await ctx.session.take(key);
+      return 'ok';
+    });
+    env.apps.push(app);
+    const cookie = cookiePair((await app.request('/seed')).setCookies[0]);
+    // Each take is a compare-and-set that answers 250 ms late: the four would need 1 s.
+    env.store.delay = { read: 0, write: 250 };
+    const started = Date.now();
+    const reply = await app.request('/take', { cookie });
+    const ms = Date.now() - started;
+    env.store.delay = { read: 0, write: 0 };
+    expect(reply.status).toBe(503);
+    expect(ms).toBeLessThan(600 + SLACK);
+  });
+});

@@ -105,6 +105,18 @@ describe.each(BACKENDS)('devices of a user on $name', (backend) => {
     expect((await site.request('/whoami', { cookie: phone.cookie })).body).toBe('bo');
   });
 
+  it('revokeSession({ user, id }) follows a session that regenerate() moved since the page listed it (twice over)', async () => {
+    const site = await app();
+    const laptop = await login(site, 'di');
+    const listed = (await site.middleware.listUserSessions('di'))[0]?.id as string;
+    // The same browser regenerates twice (a login again, a privilege change): its sid and safe id change.
+    let cookie = laptop.cookie;
+    for (let i = 0; i < 2; i++) cookie = cookiePair((await site.request('/login?user=di', { cookie })).setCookies[0]);
+    expect((await site.middleware.listUserSessions('di')).map((entry) => entry.id)).not.toContain(listed);
+    await expect(site.middleware.revokeSession({ user: 'di', id: listed })).resolves.toBe(true);
+    expect((await site.request('/whoami', { cookie })).body).toBe('anonymous');
+  });
+
   it('entries say when each session was created and last seen (to within refreshInterval)', async () => {
     const site = await app({ refreshInterval: 1000 });
     const before = Date.now();

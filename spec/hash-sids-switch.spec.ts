@@ -49,6 +49,23 @@ describe.each(BACKENDS)('switching hashSids on $name', (backend) => {
     return found;
   }
 
+  it('a revocation whose two reads straddle the move of its session still finds it (under the new key), and ends it', async () => {
+    const plain = await app(false);
+    const cookie = cookiePair((await plain.request('/login?user=ann')).setCookies[0]);
+    const sid = sidOf(cookie);
+    const hashed = await app(true);
+    // The revocation reads the new key (nothing yet) and waits there; a request moves the session
+    // (new key written, old key deleted); then the revocation reads the old key: nothing either.
+    const held = env.store.hold('get', env.prefix + sidHash(sid));
+    const revoking = hashed.middleware.revokeSession(sid);
+    await held.reached;
+    expect((await hashed.request('/me', { cookie })).body).toBe('ann');
+    expect(await env.store.raw(env.prefix + sid)).toBeUndefined();
+    held.release();
+    expect(await revoking).toBe(true);
+    expect((await hashed.request('/me', { cookie })).body).toBe('anonymous');
+  });
+
   it('on: each session moves under its hash at its next request, keeps its data, cookie, index entry and safe id, and leaves no sid in the store', async () => {
     const plain = await app(false);
     const phone = cookiePair((await plain.request('/login?user=ann')).setCookies[0]);

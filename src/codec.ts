@@ -98,12 +98,29 @@ function cborEncode(value: unknown): Buffer {
  * refused (SESSION_TOO_LARGE) before that text is made.
  */
 export function encodePayload(data: StoredData, format: Format, maxSize = Number.POSITIVE_INFINITY): string {
+  if (!nestedWithin(data, MAX_DEPTH)) throw new Error(`it is nested deeper than ${MAX_DEPTH} levels (or refers to itself), deeper than a reader can take back`);
   if (format === 'json') return JSON.stringify(data);
   let bytes = cborEncode(data);
   if (bytes.indexOf(PROTO) !== -1) bytes = cborEncode(renameKeys(data, (key) => (ESCAPE.test(key) ? `${key}_` : key)));
   const length = Math.ceil(bytes.length / 3) * 4;
   if (length > maxSize) throw tooLarge(length, maxSize);
   return bytes.toString('base64');
+}
+
+/**
+ * The deepest nesting a record may hold. Encoders take deeper values than decoders give back (cbor-x
+ * encodes an array nested 3,000 deep and then cannot decode it: the session would be lost at its next
+ * read), so what cannot be read back is refused at write, in both formats, far below either limit.
+ */
+export const MAX_DEPTH = 256;
+
+/** True when `value` nests at most `levels` objects, arrays, Maps or Sets deep. */
+function nestedWithin(value: unknown, levels: number): boolean {
+  if (typeof value !== 'object' || value === null || value instanceof Date || ArrayBuffer.isView(value)) return true;
+  if (levels === 0) return false;
+  const items: Iterable<unknown> = Array.isArray(value) || value instanceof Set ? value : value instanceof Map ? [...value.keys(), ...value.values()] : Object.values(value);
+  for (const item of items) if (!nestedWithin(item, levels - 1)) return false;
+  return true;
 }
 
 function tooLarge(bytes: number, max: number): SessionError {

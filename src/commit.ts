@@ -73,7 +73,7 @@ export class Committer {
     const users = this.#users;
     const untrack = plan.untrack === undefined ? [] : [plan.untrack];
     // The index learns of a sid before its record exists, so revoking a user never misses one.
-    const tracked = plan.track === undefined ? undefined : await (users as UserIndex).track(plan.track.user, plan.track.sid, plan.track.expires, deadline, describe);
+    const tracked = plan.track === undefined ? undefined : await (users as UserIndex).track(plan.track.user, plan.track.sid, plan.track.expires, deadline, describe, plan.track.from);
     if (plan.write !== undefined) {
       const outcome = await this.#write(plan.write, deadline);
       const write = plan.write;

@@ -90,12 +90,26 @@ const READ_ATTRIBUTES = ['name', 'signed'];
  * (over the variables and defaults), each distinct result object once. A bad result fails the
  * request with the SessionOptionError a bad static option would give.
  */
+/** An object literal (or one made with Object.create(null)): what attributes come in, never a Date or a class instance. */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
 export function cookiePerRequest(fn: (ctx: Context) => unknown, env: Readonly<Record<string, string | undefined>>): (ctx: Context) => CookieSettings {
+  // The attributes are needed when the response is written: a Promise would come too late.
+  if (fn.constructor?.name === 'AsyncFunction') {
+    throw new SessionOptionError('cookie', 'the cookie function must be synchronous (an async function returns a Promise): return the attributes themselves');
+  }
   const resolvedFor = new WeakMap<object, CookieSettings>();
   return (ctx) => {
     const given = fn(ctx);
-    if (typeof given !== 'object' || given === null || Array.isArray(given)) {
-      throw new SessionOptionError('cookie', `the cookie function must return an object of cookie attributes, got ${describe(given)}`);
+    if (typeof (given as PromiseLike<unknown> | undefined)?.then === 'function') {
+      throw new SessionOptionError('cookie', 'the cookie function returned a Promise: it must be synchronous and return the attributes themselves');
+    }
+    if (!isPlainObject(given)) {
+      throw new SessionOptionError('cookie', `the cookie function must return an object of cookie attributes, got ${given instanceof Date ? 'a Date' : describe(given)}`);
     }
     let settings = resolvedFor.get(given);
     if (settings === undefined) {

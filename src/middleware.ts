@@ -108,7 +108,8 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     // What loading spent comes off the commit's time: the handler's own time does not count.
     const loadSpent = values.length === 0 ? 0 : Date.now() - loadStarted;
     const holder = ctx as SessionHolder;
-    holder[STATE] = found === undefined ? settings : new SessionState(settings, { sid: found.sid, record: found.record, data: found.data, staleCookie: found.stale }, sessions.taker);
+    holder[STATE] =
+      found === undefined ? settings : new SessionState(settings, { sid: found.sid, record: found.record, data: found.data, staleCookie: found.stale, storeSpent: loadSpent }, sessions.taker);
 
     // An HTTP error below 500 (ctx.throw(401)) is a response: what the handler saved is committed,
     // as for any response of that status. Anything else that is thrown keeps what is stored.
@@ -123,7 +124,9 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     if (thrown === undefined && ctx.status >= 500) return;
 
     try {
-      await commit(ctx, holder[STATE], dead, channel, Date.now() + settings.storeTimeout - loadSpent);
+      // What loading and take() spent comes off the commit's time: the handler's own time does not count.
+      const spent = holder[STATE] instanceof SessionState ? holder[STATE].storeSpent : loadSpent;
+      await commit(ctx, holder[STATE], dead, channel, Date.now() + settings.storeTimeout - spent);
     } catch (error) {
       // A failed commit never masks the handler's own error.
       if (thrown === undefined) throw error;

@@ -52,10 +52,13 @@ export interface CommitPlan {
   /** Cookie to send: a sid (with its expiry for permanent sessions), `clear`, or nothing. */
   readonly cookie: { readonly sid: string; readonly expires: number | undefined } | 'clear' | undefined;
   /** With `userKey`: the user whose index must hold the written sid (before the write) ... */
-  readonly track?: { readonly user: string; readonly sid: string; readonly expires: number } | undefined;
+  readonly track?: { readonly user: string; readonly sid: string; readonly expires: number; readonly from?: string | undefined } | undefined;
   /** ... and the user whose index must let go of the loaded sid (after the write and removals). */
   readonly untrack?: { readonly user: string; readonly sid: string } | undefined;
 }
 
-/** Takes `key` out of the record of `sid` (loaded as `base`) at once; see Committer.take(); what a SessionState is given to take with. */
-export type Taker = (sid: string, base: string, key: string) => Promise<TakeResult>;
+/**
+ * Takes `key` out of the record of `sid` (loaded as `base`) at once, its store calls ending by
+ * `deadline`; see Committer.take(); what a SessionState is given to take with.
+ */
+export type Taker = (sid: string, base: string, key: string, deadline: number) => Promise<TakeResult>;

@@ -83,6 +83,12 @@ export class Revoker {
     if (raw === undefined && other !== undefined) {
       name = other;
       raw = await this.#store.loadRaw(name, deadline);
+      // Nothing there either: a request may have moved the session between the two reads (created
+      // it under `sid`, then dropped the old key), so what is under `sid` now is the answer.
+      if (raw === undefined) {
+        name = sid;
+        raw = await this.#store.loadRaw(name, deadline);
+      }
     }
     for (let attempt = 1; ; ) {
       visited.push(name);

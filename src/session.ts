@@ -18,6 +18,8 @@ export interface SessionConfig extends LifetimeConfig {
   readonly userKey: string | undefined;
   /** Records are stored under the hash of the sid (and say so in their header). */
   readonly hashSids?: boolean;
+  /** All the store time a request gets: loading, take() and the commit share it. */
+  readonly storeTimeout: number;
 }
 
 /** One request's session: its data behind `proxy` (session-proxy.ts), its status, and the plan made from it at commit. */
@@ -29,6 +31,12 @@ export class SessionState implements ProxiedSession {
   #proxy: Session;
   /** ctx.session was read or assigned: the response depends on the cookie (Vary: Cookie). */
   accessed = false;
+
+  /** The store time this request has spent so far (loading, take()): the commit gets what is left of storeTimeout. */
+  get storeSpent(): number {
+    return this.#storeSpent;
+  }
+  #storeSpent: number;
 
   /** The sid of this session if it has one yet (reading ctx.session.sid would make one). */
   get knownSid(): string | undefined {
@@ -58,10 +66,11 @@ export class SessionState implements ProxiedSession {
   /** With `userKey`: the loaded sid and the user it belonged to when loaded. */
   readonly #loadedUser: { readonly sid: string; readonly user: string } | undefined;
 
-  /** `taker`: take() of a stored session, by the committer. */
-  constructor(config: SessionConfig, loaded?: { sid: string; record: StoredRecord; data: RecordData; staleCookie: boolean }, taker?: Taker) {
+  /** `taker`: take() of a stored session, by the committer. `loaded.storeSpent`: the store time loading took. */
+  constructor(config: SessionConfig, loaded?: { sid: string; record: StoredRecord; data: RecordData; staleCookie: boolean; storeSpent?: number }, taker?: Taker) {
     this.#config = config;
     this.#taker = taker;
+    this.#storeSpent = loaded?.storeSpent ?? 0;
     if (loaded) {
       this.#sid = loaded.sid;
       this.#stored = loaded.record;
@@ -160,7 +169,13 @@ export class SessionState implements ProxiedSession {
       Reflect.deleteProperty(this.proxy, key);
       return value;
     }
-    const result = await this.#taker(from.sid, from.record.raw, key);
+    const started = Date.now();
+    let result: Awaited<ReturnType<Taker>>;
+    try {
+      result = await this.#taker(from.sid, from.record.raw, key, started + this.#config.storeTimeout - this.#storeSpent);
+    } finally {
+      this.#storeSpent += Date.now() - started;
+    }
     this.#changes.forget(key);
     // The record as stored now (without the key) is what this request's commit builds on.
     const record = result.outcome === 'taken' || result.outcome === 'absent' ? result.record : undefined;

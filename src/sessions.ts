@@ -46,7 +46,7 @@ export class Sessions implements SessionsApi {
   readonly #committer: Committer;
   /** Finds the session of a sid, in either key layout (relayout.ts). */
   readonly #finder: LayoutFinder;
-  /** ctx.session.take() of a loaded session: its own compare-and-set, with its own storeTimeout. */
+  /** ctx.session.take() of a loaded session: its own compare-and-set, within the request's storeTimeout. */
   readonly taker: Taker;
   readonly #cleanup: CleanupScheduler;
   #startup: Promise<void>;
@@ -62,7 +62,7 @@ export class Sessions implements SessionsApi {
     this.#users = settings.userKey === undefined ? undefined : new UserIndex(this.store, { ...settings, userKey: settings.userKey });
     this.#committer = new Committer(this.store, settings, this.#users);
     this.#finder = new LayoutFinder({ store: this.store, users: this.#users, userKey: settings.userKey, report: (error) => this.report(error) });
-    this.taker = (sid, base, key) => this.#committer.take(sid, base, key, Date.now() + settings.storeTimeout);
+    this.taker = (sid, base, key, deadline) => this.#committer.take(sid, base, key, deadline);
     this.#cleanup = new CleanupScheduler(this.store, settings, (error) => this.report(error));
     this.#startup = this.#probe();
     this.#settled = this.#startup.then(
@@ -220,8 +220,8 @@ export class Sessions implements SessionsApi {
       throw new TypeError('koa-kv-session: revokeSession() takes a sid, or { user, id } with the id of a listUserSessions() entry');
     }
     const user = userArgument('revokeSession', session.user);
-    // The index names the sids: the safe id is matched against them without reading any session.
-    const name = (await this.#index('revokeSession').sids(user)).find((candidate) => this.store.names.idsOf(candidate).includes(session.id));
+    // The index names the sessions, and the safe ids they had before a regenerate(): no session is read.
+    const name = await this.#index('revokeSession').withId(user, session.id);
     return name === undefined ? false : this.#revoke(name, user);
   }
 
@@ -260,10 +260,12 @@ export class Sessions implements SessionsApi {
     const deadline = started + this.settings.storeTimeout;
     const loaded = await this.#finder.settle(sid, await this.store.loadOrFate(sid, started, deadline), started, deadline);
     if (typeof loaded === 'string' || pastAbsoluteLifetime(loaded.record, this.settings, started)) return false;
-    const state = new SessionState(this.settings, { sid, record: loaded.record, data: loaded.data, staleCookie: false }, this.taker);
+    const loadSpent = Date.now() - started;
+    const state = new SessionState(this.settings, { sid, record: loaded.record, data: loaded.data, staleCookie: false, storeSpent: loadSpent }, this.taker);
     await change(state.proxy);
     const plan = state.plan(Date.now());
-    const cookieAfter = await this.commit(plan, deadline, undefined);
+    // The time change() took is not the store's: the commit has what loading and takes left.
+    const cookieAfter = await this.commit(plan, Date.now() + this.settings.storeTimeout - state.storeSpent, undefined);
     // A write that found the record gone clears the cookie: the session was destroyed or revoked meanwhile.
     return !(plan.write !== undefined && cookieAfter === 'clear');
   }

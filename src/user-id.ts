@@ -71,7 +71,8 @@ export function storedUserOf(data: StoredData, userKey: string): string | undefi
  */
 export function withIndexChanges(plan: CommitPlan, user: string | undefined, loaded: { readonly sid: string; readonly user: string } | undefined, now: number): CommitPlan {
   const write = plan.write;
-  const track = user !== undefined && write !== undefined ? { user, sid: write.sid, expires: now + write.ttl } : undefined;
+  const from = write?.kind === 'rotate' ? write.from : undefined;
+  const track = user !== undefined && write !== undefined ? { user, sid: write.sid, expires: now + write.ttl, from } : undefined;
   const kept = loaded !== undefined && loaded.user === user && write?.kind !== 'rotate' && !plan.remove.includes(loaded.sid) && plan.cookie !== 'clear';
   const untrack = loaded !== undefined && !kept ? loaded : undefined;
   return track === undefined && untrack === undefined ? plan : { ...plan, track, untrack };

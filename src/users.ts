@@ -54,7 +54,12 @@ interface Entry {
   readonly added: number;
   /** What `describe(ctx)` said of the session when it was first indexed. */
   readonly label?: string | undefined;
+  /** The safe ids it had before its regenerate()s, newest first: a devices page's id still finds it. */
+  readonly was?: readonly string[] | undefined;
 }
+
+/** Earlier safe ids an entry keeps. */
+const EARLIER_IDS = 4;
 
 /** The longest label kept. */
 const LABEL_LENGTH = 200;
@@ -115,7 +120,7 @@ export class UserIndex {
    * `added` true when the index did not hold `sid` before (a login: `describe` then labels the
    * entry), and how many entries the index holds then.
    */
-  async track(user: string, given: string, expires: number, deadline?: number, describe?: () => string | undefined): Promise<{ added: boolean; entries: number }> {
+  async track(user: string, given: string, expires: number, deadline?: number, describe?: () => string | undefined, from?: string): Promise<{ added: boolean; entries: number }> {
     const name = userIndexName(user);
     const sid = this.#store.names.nameOf(given);
     const known = this.#covered.get(`${name} ${sid}`);
@@ -132,7 +137,10 @@ export class UserIndex {
         const entry = entries.get(sid);
         // Set on every attempt of the compare-and-set: the last one is the one that was written.
         added = entry === undefined;
-        if (entry === undefined) entries.set(sid, label === undefined ? { covered, added: now } : { covered, added: now, label });
+        // A regenerate's new sid keeps the safe ids the session had.
+        const before = from === undefined ? undefined : entries.get(this.#store.names.nameOf(from));
+        const was = from === undefined ? undefined : [this.#store.names.safeId(from), ...(before?.was ?? [])].slice(0, EARLIER_IDS);
+        if (entry === undefined) entries.set(sid, { covered, added: now, ...(label === undefined ? {} : { label }), ...(was === undefined ? {} : { was }) });
         else entry.covered = Math.max(entry.covered, covered);
         size = entries.size;
       },
@@ -206,6 +214,14 @@ export class UserIndex {
   async sids(user: string, deadline?: number): Promise<string[]> {
     const entries = this.#entries(await this.#store.loadRaw(userIndexName(user), deadline), Date.now());
     return newestFirst(entries);
+  }
+
+  /** The session of `user` whose safe id is `id`, now or before a regenerate() (a devices page listed it then). */
+  async withId(user: string, id: string): Promise<string | undefined> {
+    const entries = this.#entries(await this.#store.loadRaw(userIndexName(user)), Date.now());
+    for (const sid of entries.keys()) if (this.#store.names.idsOf(sid).includes(id)) return sid;
+    for (const [sid, entry] of entries) if (entry.was?.includes(id) === true) return sid;
+    return undefined;
   }
 
   /**
@@ -300,9 +316,10 @@ function readEntries(raw: string | undefined, now: number, nameOf: (stored: stri
     if (typeof sessions !== 'object' || sessions === null) return entries;
     for (const [sid, value] of Object.entries(sessions)) {
       if (!Array.isArray(value)) continue;
-      const [covered, added, label] = value as unknown[];
+      const [covered, added, label, was] = value as unknown[];
       if (typeof covered !== 'number' || typeof added !== 'number' || covered <= now) continue;
-      entries.set(nameOf(sid), typeof label === 'string' ? { covered, added, label } : { covered, added });
+      const earlier = Array.isArray(was) ? was.filter((id): id is string => typeof id === 'string') : undefined;
+      entries.set(nameOf(sid), { covered, added, ...(typeof label === 'string' && label !== '' ? { label } : {}), ...(earlier === undefined ? {} : { was: earlier }) });
     }
   } catch {
     // Not an index we can read: start over rather than fail every login of this user.
@@ -313,9 +330,11 @@ function readEntries(raw: string | undefined, now: number, nameOf: (stored: stri
 /** The index record for `entries`: expires with its last entry; an empty index lingers for a second. */
 function writeEntries(user: string, entries: Map<string, Entry>, now: number, storedName: (name: string) => string): { raw: string; ttl: number } {
   let expires = now + 1000;
-  const sessions: Record<string, [number, number] | [number, number, string]> = {};
+  const sessions: Record<string, [number, number] | [number, number, string] | [number, number, string, readonly string[]]> = {};
   for (const [sid, entry] of entries) {
-    sessions[storedName(sid)] = entry.label === undefined ? [entry.covered, entry.added] : [entry.covered, entry.added, entry.label];
+    const label = entry.label ?? '';
+    sessions[storedName(sid)] =
+      entry.was !== undefined ? [entry.covered, entry.added, label, entry.was] : entry.label === undefined ? [entry.covered, entry.added] : [entry.covered, entry.added, label];
     expires = Math.max(expires, entry.covered);
   }
   return { raw: frameRecord(JSON.stringify({ user, sessions }), 'json', expires, false, { created: undefined }), ttl: expires - now };
