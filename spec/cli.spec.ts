@@ -10,7 +10,8 @@ import type { Backend as StoreBackend } from '../src/backends/contract.js';
 import type { SqlClient } from '../src/backends/sql.js';
 import { sidFingerprint } from '../src/sid.js';
 import { openBackend } from '../src/backends/registry.js';
-import { encodePayload, frameRecord, recordFate, type Format } from '../src/codec.js';
+import { encodePayload, frameRecord, type Format } from '../src/codec.js';
+import { recordStatus } from '../src/tombstone.js';
 import { Progress } from '../src/cli/progress.js';
 import { cookiePair, startApp } from './support/app.js';
 import { CLI, cli, type Result } from './support/cli.js';
@@ -648,7 +649,7 @@ describe('sids that start with "-"', () => {
       const revoked = await cli(['revoke', sid], env);
       expect(revoked.stderr).toBe('');
       expect(revoked.stdout).toBe(`revoked session ${sid}\n`);
-      expect(recordFate(await opened.get(`d:${sid}`), Date.now())).toBe('gone');
+      expect(recordStatus(await opened.get(`d:${sid}`), Date.now())).toBe('gone');
       expect((await cli(['revoke', '--bogus'], env)).status).toBe(2);
     } finally {
       await opened.close?.();

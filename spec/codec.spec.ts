@@ -1,22 +1,8 @@
 // Stored records: both encodings, reading the other one, corrupt input, and the size limit.
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../src/backends/memory.js';
-import {
-  casStamp,
-  CorruptRecordError,
-  decodePayload,
-  encodePayload,
-  frameRecord,
-  holdsWrite,
-  MAX_DEPTH,
-  movedTo,
-  parseRecord,
-  recordFate,
-  relaidRecord,
-  retiredRecord,
-  revokedRecord,
-  sameRecord,
-} from '../src/codec.js';
+import { casStamp, CorruptRecordError, decodePayload, encodePayload, frameRecord, holdsWrite, MAX_DEPTH, parseRecord, relaidRecord, sameRecord } from '../src/codec.js';
+import { movedTo, recordStatus, movedTombstone, revokedTombstone } from '../src/tombstone.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { sidFingerprint } from '../src/sid.js';
 import { decodeStored } from './support/records.js';
@@ -119,11 +105,11 @@ describe('record layout', () => {
     // Another record of the same data is another write.
     expect(holdsWrite(record.raw, frameRecord('{"n":9}', 'json', 1767225600000, true, { created: 1 }))).toBe(false);
     // Tombstones are writes of their own: a revocation or a regenerate finds its own after a lost reply.
-    const revoked = revokedRecord(false);
-    expect([holdsWrite(revoked, revoked), holdsWrite(revoked, revokedRecord(false)), revoked === revokedRecord(false)]).toEqual([true, false, false]);
-    expect(movedTo(retiredRecord('abc', false))).toBe('abc');
-    expect(recordFate(retiredRecord('abc', false), Date.now())).toBe('moved');
-    expect(recordFate(revoked, Date.now())).toBe('gone');
+    const revoked = revokedTombstone(false);
+    expect([holdsWrite(revoked, revoked), holdsWrite(revoked, revokedTombstone(false)), revoked === revokedTombstone(false)]).toEqual([true, false, false]);
+    expect(movedTo(movedTombstone('abc', false))).toBe('abc');
+    expect(recordStatus(movedTombstone('abc', false), Date.now())).toBe('moved');
+    expect(recordStatus(revoked, Date.now())).toBe('gone');
   });
 
   it('reads format-1 records (no version token, creation time unknown)', () => {

@@ -1,6 +1,6 @@
 // Overlapping requests of one session, held open by the test so the overlap is certain, on real backends.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { recordFate } from '../src/codec.js';
+import { recordStatus } from '../src/tombstone.js';
 import { decodeStored } from './support/records.js';
 import { cookiePair, sidOf, startApp, type TestApp } from './support/app.js';
 import { Holds, MODES } from './support/holds.js';
@@ -62,14 +62,14 @@ describe.each(BACKENDS)('concurrency on $name', (backend) => {
   /** The data of the live session stored under `sid`, or undefined (none, expired, or retired by a regenerate). */
   const stored = async (sid: string) => {
     const raw = await store.raw(prefix + sid);
-    return recordFate(raw, Date.now()) === 'live' ? decodeStored(raw) : undefined;
+    return recordStatus(raw, Date.now()) === 'live' ? decodeStored(raw) : undefined;
   };
 
   /** Every sid this test's apps wrote that still holds a live session. */
   const liveSids = async (): Promise<string[]> => {
     const written = new Set(store.calls.filter((c) => (c.op === 'set' || c.op === 'cas') && !c.key.includes('~user~')).map((c) => c.key));
     const live: string[] = [];
-    for (const key of written) if (recordFate(await store.raw(key), Date.now()) === 'live') live.push(key.slice(prefix.length));
+    for (const key of written) if (recordStatus(await store.raw(key), Date.now()) === 'live') live.push(key.slice(prefix.length));
     return live;
   };
 

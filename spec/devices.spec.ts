@@ -1,7 +1,7 @@
 // Sessions beyond the request (issue 14): signing out one device, everything but this one, a devices page without sids, load() and update() outside a request; on every backend.
 import type { Context } from 'koa';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { recordFate } from '../src/codec.js';
+import { recordStatus } from '../src/tombstone.js';
 import { type KvSessionOptions, sessionId } from '../src/index.js';
 import { cookiePair, startApp, type TestApp } from './support/app.js';
 import type { CountingAdapter } from './support/counting.js';
@@ -144,7 +144,7 @@ describe.each(BACKENDS)('devices of a user on $name', (backend) => {
     held.open();
     await inFlight;
     expect((await site.request('/whoami', { cookie: device.cookie })).body).toBe('anonymous');
-    expect(recordFate(await store.raw(prefix + device.sid), Date.now())).not.toBe('live');
+    expect(recordStatus(await store.raw(prefix + device.sid), Date.now())).not.toBe('live');
     expect(await site.middleware.listUserSessions('di')).toEqual([]);
   });
 
@@ -264,7 +264,7 @@ describe.each(BACKENDS)('devices of a user on $name', (backend) => {
       }),
     ).resolves.toBe(false);
     // Only the revocation's marker is there: no session, and update() wrote nothing over it.
-    expect(recordFate(await store.raw(prefix + device.sid), Date.now())).toBe('gone');
+    expect(recordStatus(await store.raw(prefix + device.sid), Date.now())).toBe('gone');
     await expect(site.middleware.update('not-a-sid', () => {})).resolves.toBe(false);
   });
 });

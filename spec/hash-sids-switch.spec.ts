@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend as StoreBackend } from '../src/backends/contract.js';
 import { openBackend } from '../src/backends/registry.js';
-import { parseRecord, recordFate } from '../src/codec.js';
+import { parseRecord } from '../src/codec.js';
+import { recordStatus } from '../src/tombstone.js';
 import { sidHash } from '../src/sid.js';
 import { cookiePair, type Reply, sidOf, startApp, type TestApp } from './support/app.js';
 import { cli } from './support/cli.js';
@@ -120,7 +121,7 @@ describe.each(BACKENDS)('switching hashSids on $name', (backend) => {
     keptCookie(reply, laptop);
     const laptopSid = sidOf(laptop);
     expect(parseRecord(await env.store.raw(env.prefix + laptopSid)).hashed).toBe(false);
-    expect(recordFate(await env.store.raw(env.prefix + sidHash(laptopSid)), Date.now())).not.toBe('live');
+    expect(recordStatus(await env.store.raw(env.prefix + sidHash(laptopSid)), Date.now())).not.toBe('live');
     expect((await plain.middleware.listUserSessions('bob')).map((s) => s.id).sort()).toEqual(ids);
     expect(await plain.middleware.update(sidOf(phone), (session) => void (session.role = 'admin'))).toBe(true);
     expect(await plain.middleware.revokeUserSessions('bob')).toBe(2);

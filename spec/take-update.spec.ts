@@ -1,6 +1,6 @@
 // ctx.session.take() and ctx.session.update() under overlapping requests, held open by the test so the overlap is certain, on real backends, in one and in two processes.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { recordFate } from '../src/codec.js';
+import { recordStatus } from '../src/tombstone.js';
 import { cookiePair, sidOf, startApp, type TestApp } from './support/app.js';
 import type { CountingAdapter } from './support/counting.js';
 import { Holds, MODES } from './support/holds.js';
@@ -48,7 +48,7 @@ describe.each(BACKENDS)('take() and update() on $name', (backend) => {
 
   const stored = async (sid: string) => {
     const raw = await store.raw(prefix + sid);
-    return recordFate(raw, Date.now()) === 'live' ? decodeStored(raw) : undefined;
+    return recordStatus(raw, Date.now()) === 'live' ? decodeStored(raw) : undefined;
   };
 
   async function login(app: TestApp, key: string, value: string): Promise<{ cookie: string; sid: string }> {

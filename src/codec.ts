@@ -247,59 +247,6 @@ export function casStamp(expected: string): { readonly stamp: string; readonly w
   return { stamp: expected.slice(0, (match[2] as string).length + 7 + (match[4] as string).length), whole: false };
 }
 
-// How long the record a regenerate() retired keeps saying "moved" to requests that still hold the
-// old sid, before it expires like any other: long enough for slow requests, short enough to cost
-// nothing on apps that rotate often. A revocation's marker stays as long, for the same requests.
-export const MARKER_LIFETIME = 10 * 60_000;
-
-/**
- * What a regenerate leaves under the sid it moved away from, for a while: a record that has always
- * expired (expiry 0), so it loads as no session, and that tells a request still holding the old sid
- * that its session lives on under another one (its browser may hold that cookie already: leave it).
- * It names where the session went (`to`: the store name of the new sid), so that a revocation that
- * read the old record can follow the session there. Its version is its own, like any write's, and
- * its header says whether its key is a hash (`hashed`), as a session record's does.
- */
-export function retiredRecord(to: string, hashed: boolean): string {
-  return `j2:0:${hashed ? 2 : 0}:${newVersion()}:0::${JSON.stringify({ to })}`;
-}
-
-/** The store name a retired tombstone says its session moved to; undefined for anything else. */
-export function movedTo(raw: unknown): string | undefined {
-  if (typeof raw !== 'string' || !raw.startsWith('j2:0:')) return undefined;
-  const header = HEADER_2.exec(raw);
-  if (header === null) return undefined;
-  try {
-    const to = (JSON.parse(raw.slice(header[0].length)) as { to?: unknown }).to;
-    return typeof to === 'string' ? to : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/**
- * What a revocation leaves where a live session was: a record that expired long ago (expiry 1), so
- * it loads as no session and every compare-and-set that expected the session finds it gone. Written
- * by compare-and-set on the record the revocation read, so a racing write or regenerate() either
- * lands first (and the revocation follows it) or finds this. Its version is its own, like any write's,
- * and its header says whether its key is a hash.
- */
-export function revokedRecord(hashed: boolean): string {
-  return `j2:1:${hashed ? 2 : 0}:${newVersion()}:0::{}`;
-}
-
-/**
- * What a stored value (as a compare-and-set found it) says of its session: still there, gone
- * (absent, expired: destroyed, revoked or timed out), or moved to a new sid by a regenerate. A value
- * that is not a record counts as there: a write replaces it.
- */
-export function recordFate(raw: unknown, now: number): 'live' | 'gone' | 'moved' {
-  if (raw === undefined || raw === null) return 'gone';
-  const expires = recordExpiry(raw);
-  if (expires === 0) return 'moved';
-  return expires <= now ? 'gone' : 'live';
-}
-
 /** The expiry in a stored value's header, read without decoding anything; NaN for a value that is not a record. */
 export function recordExpiry(raw: unknown): number {
   return typeof raw === 'string' ? Number(/^[cj]\d+:(\d{1,16}):/.exec(raw)?.[1] ?? Number.NaN) : Number.NaN;

@@ -1,6 +1,7 @@
 // Every store step of a commit, in order (index track, write, removals, untrack): a request's changes go onto the freshest record, never over a logout, and a regenerate only moves a session that still exists.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { checkSize, decodePayload, encodePayload, type Format, frameRecord, MARKER_LIFETIME, parseRecord, recordExpiry, recordFate, retiredRecord, type StoredRecord } from './codec.js';
+import { checkSize, decodePayload, encodePayload, type Format, frameRecord, parseRecord, recordExpiry, type StoredRecord } from './codec.js';
+import { TOMBSTONE_LIFETIME, recordStatus, movedTombstone } from './tombstone.js';
 import { conflictPause, Lanes } from './lanes.js';
 import type { ChangeSet, CommitPlan, TakeResult, Write } from './plan.js';
 import { Revoker, type RevokerConfig } from './revoke.js';
@@ -150,7 +151,7 @@ export class Committer {
   async #takeNow(take: Take, lane: LaneState, deadline: number): Promise<TakeResult> {
     let current = lane.latest ?? take.base;
     for (let attempt = 1; ; attempt++) {
-      const fate = recordFate(current, Date.now());
+      const fate = recordStatus(current, Date.now());
       if (fate !== 'live') return { outcome: fate };
       const found = takeFrom(current, take.key, this.#config.maxSize);
       const taken = found?.taken;
@@ -163,7 +164,7 @@ export class Committer {
       if (result.status === 'gone') return { outcome: 'gone' };
       // Changed meanwhile (another take, a write): decide again on what is there now.
       current = result.current as string;
-      if (recordFate(current, Date.now()) === 'live')
+      if (recordStatus(current, Date.now()) === 'live')
         await sleep(conflictPause(attempt, deadline, (n) => `koa-kv-session: other processes kept changing the session during ${n} attempts to take a value from it; nothing was taken`));
     }
   }
@@ -189,7 +190,7 @@ export class Committer {
         return outcomes;
       }
       if (result.status === 'gone') return writes.map(() => 'gone');
-      const fate = recordFate(result.current, Date.now());
+      const fate = recordStatus(result.current, Date.now());
       if (fate !== 'live') return writes.map(() => fate);
       if (merges.length === 0) return writes.map(() => 'skipped'); // refreshes only: someone else wrote
       await sleep(conflictPause(attempt, deadline, (n) => `koa-kv-session: other processes kept changing the session during ${n} attempts to save it; nothing was saved by this request`));
@@ -214,12 +215,12 @@ export class Committer {
       const result = await this.#store.compareAndSet(
         write.from,
         expected,
-        retiredRecord(this.#store.names.storedName(write.sid), this.#store.names.isHashed(write.from)),
-        Math.min(write.ttl, MARKER_LIFETIME),
+        movedTombstone(this.#store.names.storedName(write.sid), this.#store.names.isHashed(write.from)),
+        Math.min(write.ttl, TOMBSTONE_LIFETIME),
         deadline,
       );
       if (result.status === 'saved') return 'saved';
-      const fate = result.status === 'gone' ? 'gone' : recordFate(result.current, Date.now());
+      const fate = result.status === 'gone' ? 'gone' : recordStatus(result.current, Date.now());
       if (fate === 'live' && result.status === 'conflict') {
         await sleep(conflictPause(attempt, deadline, (n) => `koa-kv-session: other processes kept changing the session during ${n} attempts to regenerate it; nothing was saved by this request`));
         expected = result.current;
@@ -236,7 +237,7 @@ export class Committer {
    * when that record no longer holds a live session (which must not come back).
    */
   #merge(current: string, writes: Conditional[]): string | 'gone' | 'moved' {
-    const fate = recordFate(current, Date.now());
+    const fate = recordStatus(current, Date.now());
     if (fate !== 'live') return fate;
     const last = writes[writes.length - 1] as Conditional;
     if (last.kind === 'refresh') return last.raw;

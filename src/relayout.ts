@@ -1,5 +1,6 @@
 // A session stored before hashSids was switched (on or off) moves into the configured key layout at its first request: like a regenerate() that keeps the sid, so nobody is signed out.
-import { decodeRecord, MARKER_LIFETIME, parseRecord, recordFate, relaidRecord, retiredRecord, type StoredData, type StoredRecord } from './codec.js';
+import { decodeRecord, parseRecord, relaidRecord, type StoredData, type StoredRecord } from './codec.js';
+import { TOMBSTONE_LIFETIME, recordStatus, movedTombstone } from './tombstone.js';
 import type { SessionStore } from './store.js';
 import { storedUserOf } from './user-id.js';
 import type { UserIndex } from './users.js';
@@ -36,14 +37,14 @@ export async function relayout(context: Relayout, sid: string, from: string, loa
   const created = await store.compareAndSet(sid, undefined, raw, ttl(), deadline);
   if (created.status !== 'saved') return liveOr(created.status === 'conflict' ? created.current : undefined);
   for (let round = 1; ; round++) {
-    const retired = await store.compareAndSet(from, current.record.raw, retiredRecord(store.names.storedName(sid), store.names.isHashed(from)), Math.min(ttl(), MARKER_LIFETIME), deadline);
+    const retired = await store.compareAndSet(from, current.record.raw, movedTombstone(store.names.storedName(sid), store.names.isHashed(from)), Math.min(ttl(), TOMBSTONE_LIFETIME), deadline);
     if (retired.status === 'saved') {
       // The old key of a session moving under its hash is its sid: it leaves the store at once.
       if (hashed) await store.remove(from, deadline);
       if (users !== undefined && user !== undefined) await users.untrack(user, [from], deadline).catch(context.report);
       break;
     }
-    const fate = retired.status === 'gone' ? 'gone' : recordFate(retired.current, Date.now());
+    const fate = retired.status === 'gone' ? 'gone' : recordStatus(retired.current, Date.now());
     const newer = fate === 'live' && retired.status === 'conflict' ? liveOr(retired.current) : fate === 'live' ? 'gone' : fate;
     if (typeof newer === 'string') {
       // Ended (or regenerated) under the old name meanwhile: it stays so.
@@ -94,7 +95,7 @@ function noop(): void {}
 
 /** The live session in a stored value, or its fate. */
 function liveOr(raw: string | undefined): Loaded | 'gone' | 'moved' {
-  const fate = recordFate(raw, Date.now());
+  const fate = recordStatus(raw, Date.now());
   if (fate !== 'live') return fate;
   try {
     return decodeRecord(raw);

@@ -1,6 +1,7 @@
 // Revocation, for every caller (the API, maxSessionsPerUser at a login, the operator command): a live session is swapped for a revoked marker by the same compare-and-set as every write, following it through any regenerate() that races it.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodePayload, isHashedRecord, MARKER_LIFETIME, movedTo, parseRecord, recordFate, revokedRecord } from './codec.js';
+import { decodePayload, isHashedRecord, parseRecord } from './codec.js';
+import { TOMBSTONE_LIFETIME, movedTo, recordStatus, revokedTombstone } from './tombstone.js';
 import { conflictPause } from './lanes.js';
 import { mapConcurrently } from './concurrently.js';
 import type { SessionStore } from './store.js';
@@ -92,7 +93,7 @@ export class Revoker {
     }
     for (let attempt = 1; ; ) {
       visited.push(name);
-      const fate = recordFate(raw, Date.now());
+      const fate = recordStatus(raw, Date.now());
       if (fate === 'gone') return undefined;
       if (fate === 'moved') {
         const to = movedTo(raw);
@@ -103,7 +104,7 @@ export class Revoker {
       }
       const user = this.#userOf(raw as string);
       if (options.user !== undefined && user !== options.user) return undefined;
-      const result = await this.#store.compareAndSet(name, raw, revokedRecord(this.#store.names.isHashed(name)), MARKER_LIFETIME, deadline);
+      const result = await this.#store.compareAndSet(name, raw, revokedTombstone(this.#store.names.isHashed(name)), TOMBSTONE_LIFETIME, deadline);
       if (result.status === 'saved') {
         // The session is already ended: an index entry left behind is dropped by the next listing.
         if (user !== undefined) await this.#users?.untrack(user, visited, deadline).catch((error: Error) => options.report?.(error));
@@ -113,7 +114,7 @@ export class Revoker {
       // Changed meanwhile (a write, a regenerate, another revocation): decide again on what is there now.
       raw = result.current;
       visited.pop();
-      if (recordFate(raw, Date.now()) === 'live')
+      if (recordStatus(raw, Date.now()) === 'live')
         await sleep(conflictPause(attempt++, deadline, (n) => `koa-kv-session: a session kept changing during ${n} attempts to revoke it; it was not revoked`));
     }
   }

@@ -3,7 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { debugLog } from './debug.js';
 import { missed, type Backend, type BatchRow, type CasResult } from './backends/contract.js';
 import { openBackend } from './backends/registry.js';
-import { CorruptRecordError, decodePayload, holdsWrite, movedTo, parseRecord, type StoredData, type StoredRecord } from './codec.js';
+import { CorruptRecordError, decodePayload, holdsWrite, parseRecord, type StoredData, type StoredRecord } from './codec.js';
+import { movedTo, recordStatus } from './tombstone.js';
 import { bounded } from './deadline.js';
 import { corruptRecordError, SessionError, SessionStoreError } from './errors.js';
 import { StoreNames } from './names.js';
@@ -142,7 +143,8 @@ export class SessionStore {
       }
       const record = parseRecord(raw);
       // Backends without native TTL keep expired rows until a purge: expiry is checked here.
-      if (record.expires <= now) return record.expires === 0 ? 'moved' : 'gone';
+      const status = recordStatus(raw, now);
+      if (status !== 'live') return status;
       return { record, data: decodePayload(record.payload, record.format) };
     } catch (error) {
       if (!(error instanceof CorruptRecordError)) throw error;

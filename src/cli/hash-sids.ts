@@ -1,6 +1,7 @@
 // `migrate --hash-sids`: every session stored under its sid moves under the hash of its sid, by the steps a
 // request of it takes (relayout.ts); tombstones under sids are moved too, so that no sid is left in the store.
-import { decodeRecord, isHashedRecord, MARKER_LIFETIME, movedTo, recordExpiry, retiredRecord, type StoredData, type StoredRecord } from '../codec.js';
+import { decodeRecord, isHashedRecord, type StoredData, type StoredRecord } from '../codec.js';
+import { isTombstone, movedTo, movedTombstone, TOMBSTONE_LIFETIME } from '../tombstone.js';
 import { mapConcurrently } from '../concurrently.js';
 import { relayout } from '../relayout.js';
 import type { SessionStore } from '../store.js';
@@ -34,7 +35,7 @@ export async function hashSids(store: SessionStore, users: UserIndex | undefined
   report.complete = await walk(store, options, async (records) => {
     await mapConcurrently(records, 16, async ({ name, raw }) => {
       if (isUserIndexName(name)) return;
-      if (recordExpiry(raw) <= 1) return void (await retireTombstone(store, name, raw, report));
+      if (isTombstone(raw)) return void (await retireTombstone(store, name, raw, report));
       let loaded: { record: StoredRecord; data: StoredData };
       try {
         loaded = decodeRecord(raw);
@@ -64,7 +65,7 @@ async function retireTombstone(store: SessionStore, name: string, raw: string, r
     // `name` is the old sid: its hash's name, and the new sid's (a sid kept by a process without hashSids).
     const moved = store.names.nameOf(name);
     const target = store.names.storedName(to.startsWith('#') ? to : store.names.nameOf(to));
-    await store.compareAndSet(moved, undefined, retiredRecord(target, true), MARKER_LIFETIME, Date.now() + store.timeoutMs);
+    await store.compareAndSet(moved, undefined, movedTombstone(target, true), TOMBSTONE_LIFETIME, Date.now() + store.timeoutMs);
   }
   await store.remove(store.names.fromKey(name, false));
   report.tombstones++;

@@ -1,5 +1,6 @@
 // The work behind the operator commands: census, listing, showing, revoking, re-encoding stored records and moving them under the hash of their sid. No printing here.
-import { decodePayload, decodeRecord, encodePayload, fingerprint, frameRecord, isHashedRecord, parseRecord, recordExpiry, type Format, type StoredData, type StoredRecord } from '../codec.js';
+import { decodePayload, decodeRecord, encodePayload, fingerprint, frameRecord, isHashedRecord, parseRecord, type Format, type StoredData, type StoredRecord } from '../codec.js';
+import { isTombstone } from '../tombstone.js';
 import type { Progress } from './progress.js';
 import type { ListedRecord, SessionStore } from '../store.js';
 import { isUserIndexName, storedUserOf } from '../user-id.js';
@@ -43,7 +44,7 @@ export async function findByPrefix(store: SessionStore, prefix: string): Promise
   const found: string[] = [];
   await walk(store, { stopped: () => found.length > 1 }, async (records) => {
     for (const { name, raw } of records) {
-      if (found.length < 2 && name.startsWith(prefix) && !isUserIndexName(name) && recordExpiry(raw) > 1) found.push(store.names.fromKey(name, isHashedRecord(raw)));
+      if (found.length < 2 && name.startsWith(prefix) && !isUserIndexName(name) && !isTombstone(raw)) found.push(store.names.fromKey(name, isHashedRecord(raw)));
     }
   });
   return found;
@@ -83,7 +84,7 @@ export async function census(store: SessionStore, options: WalkOptions = {}): Pr
       try {
         const record = parseRecord(raw);
         // Markers have the expiry 0 (moved by a regenerate) or 1 (revoked).
-        if (record.expires <= 1) counts.markers++;
+        if (isTombstone(raw)) counts.markers++;
         else if (record.expires <= now) counts.expired++;
         else {
           counts.sessions++;
@@ -180,7 +181,7 @@ export async function showSession(store: SessionStore, sid: string): Promise<Sho
   const other = store.names.otherName(sid);
   const raw = (await store.loadRaw(sid)) ?? (other === undefined ? undefined : await store.loadRaw(other));
   // A revoked or moved session's marker is no session record.
-  if (raw === undefined || recordExpiry(raw) <= 1) return { status: 'missing' };
+  if (raw === undefined || isTombstone(raw)) return { status: 'missing' };
   try {
     return { status: 'found', ...decodeRecord(raw), bytes: Buffer.byteLength(raw) };
   } catch (error) {
