@@ -84,9 +84,10 @@ export class Revoker {
     if (raw === undefined && other !== undefined) {
       name = other;
       raw = await this.#store.loadRaw(name, deadline);
-      // Nothing there either: a request may have moved the session between the two reads (created
-      // it under `sid`, then dropped the old key), so what is under `sid` now is the answer.
-      if (raw === undefined) {
+      // Nothing there either: a request may have moved the session under its hash between the two
+      // reads (created it there, then dropped the old key, the sid itself), so what is under `sid` now
+      // is the answer. (Moving the other way leaves a tombstone under the old key, which is followed.)
+      if (raw === undefined && this.#store.names.hashed) {
         name = sid;
         raw = await this.#store.loadRaw(name, deadline);
       }
