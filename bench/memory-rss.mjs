@@ -33,7 +33,9 @@ const mib = (bytes) => (bytes / 1_048_576).toFixed(1);
 function snapshot(label) {
   globalThis.gc?.();
   const m = process.memoryUsage();
-  console.log(`${label.padEnd(10)} rss ${mib(m.rss).padStart(7)} MiB  heap ${mib(m.heapUsed).padStart(7)} MiB  external ${mib(m.external).padStart(6)} MiB  arrayBuffers ${mib(m.arrayBuffers).padStart(6)} MiB`);
+  console.log(
+    `${label.padEnd(10)} rss ${mib(m.rss).padStart(7)} MiB  heap ${mib(m.heapUsed).padStart(7)} MiB  external ${mib(m.external).padStart(6)} MiB  arrayBuffers ${mib(m.arrayBuffers).padStart(6)} MiB`,
+  );
   return m;
 }
 

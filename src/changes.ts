@@ -125,14 +125,23 @@ export class DataChanges {
     if (this.#encoded?.format === format) return this.#encoded.payload;
     if (stored?.format === format && !this.#replaced && this.#touched === undefined && this.#snapshots === undefined) return stored.payload;
     let payload: string;
+    // Built on the stored payload where it can be: only what this request changed is encoded anew.
+    const base = stored?.format === format && !this.#replaced ? { payload: stored.payload, changed: this.#changedKeys() } : undefined;
     try {
-      payload = encodePayload(this.data, format, this.#maxSize);
+      payload = encodePayload(this.data, format, this.#maxSize, base);
     } catch (error) {
       if (error instanceof SessionError) throw error;
       throw new SessionError('SESSION_UNENCODABLE', `koa-kv-session: the session data cannot be encoded as ${format.toUpperCase()}: ${(error as Error).message}`, 500, { cause: error });
     }
     this.#encoded = { format, payload };
     return payload;
+  }
+
+  /** The keys set, deleted or updated, and those handed out and changed in place since. */
+  #changedKeys(): Set<string> {
+    const changed = new Set(this.#touched);
+    for (const key of this.#snapshots?.keys() ?? []) if (!changed.has(key) && this.#mutated(key)) changed.add(key);
+    return changed;
   }
 
   /** True when the data now differs from `stored`'s; compares encodings, so nested mutation counts. */

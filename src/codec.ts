@@ -13,8 +13,7 @@
 // The expiry sits in plain text, second in both formats, so that SQL can purge expired rows in one
 // statement without decoding CBOR, and a refresh decision needs no second read.
 import { randomFillSync } from 'node:crypto';
-import { Encoder } from 'cbor-x';
-import { SessionError } from './errors.js';
+import { cborEncode, decodeCbor, encodeCbor, spliceCbor, tooLarge } from './cbor.js';
 
 export type Format = 'cbor' | 'json';
 /** Session data as stored and decoded: any keys (the public, declared shape is session-types.ts's `SessionData`). */
@@ -46,65 +45,35 @@ export class CorruptRecordError extends Error {
   override readonly name = 'CorruptRecordError';
 }
 
-// Plain CBOR maps for objects (no cbor-x records, so other decoders can read it); Maps keep tag 259.
-const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
 const TAG: Record<Format, string> = { cbor: 'c2', json: 'j2' };
 const HEADER_1 = /^([cj])1:(\d{1,16}):([01]):/;
 const HEADER_2 = /^([cj])2:(\d{1,16}):([0-3]):((?:[\w-]{8}){1,8}):(\d{0,16}):(\d{0,16}):/;
 /** Versions kept in a record: its own and up to seven earlier ones. */
 const KEPT_VERSIONS = 8;
 
-// cbor-x decodes a "__proto__" key as "__proto_" (its guard against prototype pollution), so such
-// keys are escaped with one more trailing underscore: "__proto__" <-> "__proto___", and so on. The
-// walk only runs when the encoded bytes contain "__proto__" at all.
-const PROTO = Buffer.from('__proto__');
-const ESCAPE = /^__proto__+$/;
-const UNESCAPE = /^__proto___+$/;
-
-function renameKeys(value: unknown, rename: (key: string) => string): unknown {
-  if (Array.isArray(value)) return value.map((item) => renameKeys(item, rename));
-  if (value instanceof Map) return new Map([...value].map(([k, v]) => [k, renameKeys(v, rename)]));
-  if (value instanceof Set) return new Set([...value].map((item) => renameKeys(item, rename)));
-  if (typeof value !== 'object' || value === null) return value;
-  const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return value;
-  const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) {
-    Object.defineProperty(out, rename(key), { value: renameKeys(item, rename), writable: true, enumerable: true, configurable: true });
-  }
-  return out;
-}
-
-// cbor-x encodes into one buffer that every encoder in the process shares and keeps, grown to
-// several times the largest value it was ever given (a refused 100 MB session would pin ~375 MB).
-// After a large encode, or a failed one, it gets a small buffer again.
-const KEEP_BUFFER_BELOW = 64 * 1024;
-const FRESH_BUFFER = 8192;
-// Present on every cbor-x Encoder, missing from its type declarations.
-const shared = cbor as unknown as { useBuffer(buffer: Buffer): void };
-
-function cborEncode(value: unknown): Buffer {
-  let bytes: Buffer | undefined;
-  try {
-    bytes = cbor.encode(value);
-    return bytes;
-  } finally {
-    if (bytes === undefined || bytes.length > KEEP_BUFFER_BELOW) shared.useBuffer(Buffer.allocUnsafeSlow(FRESH_BUFFER));
-  }
-}
-
 /**
  * The payload of a record. With `maxSize`, a CBOR payload whose base64 text would exceed it is
- * refused (SESSION_TOO_LARGE) before that text is made.
+ * refused (SESSION_TOO_LARGE) before that text is made. With `base` (the payload this data was
+ * decoded from, in this format, and the keys changed since), only the changed keys are checked for
+ * depth, and a CBOR payload keeps the bytes of the keys that did not change.
  */
-export function encodePayload(data: StoredData, format: Format, maxSize = Number.POSITIVE_INFINITY): string {
-  if (!nestedWithin(data, MAX_DEPTH)) throw new Error(`it is nested deeper than ${MAX_DEPTH} levels (or refers to itself), deeper than a reader can take back`);
+export function encodePayload(data: StoredData, format: Format, maxSize = Number.POSITIVE_INFINITY, base?: PayloadBase): string {
+  // What was read back from a payload was checked when it was written: only changed keys are walked.
+  if (base === undefined) {
+    if (!nestedWithin(data, MAX_DEPTH)) throw tooDeep();
+  } else for (const key of base.changed) if (!nestedWithin(data[key], MAX_DEPTH - 1)) throw tooDeep();
   if (format === 'json') return JSON.stringify(data);
-  let bytes = cborEncode(data);
-  if (bytes.indexOf(PROTO) !== -1) bytes = cborEncode(renameKeys(data, (key) => (ESCAPE.test(key) ? `${key}_` : key)));
-  const length = Math.ceil(bytes.length / 3) * 4;
-  if (length > maxSize) throw tooLarge(length, maxSize);
-  return bytes.toString('base64');
+  return (base === undefined ? undefined : spliceCbor(base.payload, data, base.changed, maxSize)) ?? encodeCbor(data, maxSize);
+}
+
+/** The payload some data was decoded from, and the keys changed since (set, deleted or changed in place). */
+export interface PayloadBase {
+  readonly payload: string;
+  readonly changed: ReadonlySet<string>;
+}
+
+function tooDeep(): Error {
+  return new Error(`it is nested deeper than ${MAX_DEPTH} levels (or refers to itself), deeper than a reader can take back`);
 }
 
 /**
@@ -123,19 +92,9 @@ function nestedWithin(value: unknown, levels: number): boolean {
   return true;
 }
 
-function tooLarge(bytes: number, max: number): SessionError {
-  return new SessionError('SESSION_TOO_LARGE', `koa-kv-session: the session record is ${bytes} bytes, over maxSize (${max}); nothing was saved`);
-}
-
 /** Refuses a record over maxSize, before anything is written. */
 export function checkSize(raw: string, max: number): void {
   if (raw.length > max || (raw.length * 3 > max && Buffer.byteLength(raw) > max)) throw tooLarge(Buffer.byteLength(raw), max);
-}
-
-function decodeCbor(payload: string): unknown {
-  const bytes = Buffer.from(payload, 'base64');
-  const data: unknown = cbor.decode(bytes);
-  return bytes.indexOf(PROTO) === -1 ? data : renameKeys(data, (key) => (UNESCAPE.test(key) ? key.slice(0, -1) : key));
 }
 
 export function decodePayload(payload: string, format: Format): StoredData {

@@ -139,9 +139,26 @@ export class SessionState implements ProxiedSession {
           take: (name) => this.#take(dataKey(name, 'take')),
           update: (name, fn) => this.#changes.update(dataKey(name, 'update'), updaterOf(name, fn)),
           // A callback is express-session's form (passport calls it so): a new, empty session.
-          regenerate: (options) => (typeof options === 'function' ? calling(options, () => this.#renew(), this.#failed) : this.#regenerate(options)),
-          save: (callback) => calling(callback, () => this.#save(), this.#failed),
-          destroy: (callback) => calling(callback, () => this.#destroy(), this.#failed),
+          regenerate: (options) =>
+            typeof options === 'function'
+              ? calling(
+                  options,
+                  () => this.#renew(),
+                  (error) => this.#failed(error),
+                )
+              : this.#regenerate(options),
+          save: (callback) =>
+            calling(
+              callback,
+              () => this.#save(),
+              (error) => this.#failed(error),
+            ),
+          destroy: (callback) =>
+            calling(
+              callback,
+              () => this.#destroy(),
+              (error) => this.#failed(error),
+            ),
           clear: () => this.#changes.clear(),
         };
         return this.#methods[key as keyof Methods];
@@ -152,9 +169,9 @@ export class SessionState implements ProxiedSession {
   #methods: Methods | undefined;
   /** What an express-style callback threw: the commit fails with it (never the process). */
   #callbackError: { readonly error: unknown } | undefined;
-  readonly #failed = (error: unknown): void => {
+  #failed(error: unknown): void {
     this.#callbackError ??= { error };
-  };
+  }
 
   /**
    * take(): the stored session's value of `key`, out of the store at once by compare-and-set, so that

@@ -143,8 +143,7 @@ export class SessionStore {
       }
       const record = parseRecord(raw);
       // Backends without native TTL keep expired rows until a purge: expiry is checked here.
-      const status = recordStatus(raw, now);
-      if (status !== 'live') return status;
+      if (record.expires <= now) return recordStatus(raw, now) === 'moved' ? 'moved' : 'gone';
       return { record, data: decodePayload(record.payload, record.format) };
     } catch (error) {
       if (!(error instanceof CorruptRecordError)) throw error;

@@ -38,7 +38,8 @@ export function revokedTombstone(hashed: boolean): string {
 
 /** The store name a "moved" tombstone says its session went to; undefined for anything else. */
 export function movedTo(raw: unknown): string | undefined {
-  if (recordExpiry(raw) !== MOVED) return undefined;
+  // Every record read passes here: a live one is told by its first characters, with no parsing.
+  if (typeof raw !== 'string' || !raw.startsWith(`j2:${MOVED}:`)) return undefined;
   try {
     const to = (JSON.parse(parseRecord(raw).payload) as { to?: unknown }).to;
     return typeof to === 'string' ? to : undefined;

@@ -1,0 +1,160 @@
+// CBOR payloads: one shared cbor-x encoder, the "__proto__" key escape, and a write that re-encodes only the
+// keys a request changed, copying the bytes of every other key from the payload it loaded.
+import { Encoder } from 'cbor-x';
+import { SessionError } from './errors.js';
+
+// Plain CBOR maps for objects (no cbor-x records, so other decoders can read it); Maps keep tag 259.
+const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
+
+// cbor-x decodes a "__proto__" key as "__proto_" (its guard against prototype pollution), so such
+// keys are escaped with one more trailing underscore: "__proto__" <-> "__proto___", and so on. The
+// walk only runs when the encoded bytes contain "__proto__" at all.
+const PROTO = Buffer.from('__proto__');
+const ESCAPE = /^__proto__+$/;
+const UNESCAPE = /^__proto___+$/;
+
+function renameKeys(value: unknown, rename: (key: string) => string): unknown {
+  if (Array.isArray(value)) return value.map((item) => renameKeys(item, rename));
+  if (value instanceof Map) return new Map([...value].map(([k, v]) => [k, renameKeys(v, rename)]));
+  if (value instanceof Set) return new Set([...value].map((item) => renameKeys(item, rename)));
+  if (typeof value !== 'object' || value === null) return value;
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) {
+    Object.defineProperty(out, rename(key), { value: renameKeys(item, rename), writable: true, enumerable: true, configurable: true });
+  }
+  return out;
+}
+
+// cbor-x encodes into one buffer that every encoder in the process shares and keeps, grown to
+// several times the largest value it was ever given (a refused 100 MB session would pin ~375 MB).
+// After a large encode, or a failed one, it gets a small buffer again.
+const KEEP_BUFFER_BELOW = 64 * 1024;
+const FRESH_BUFFER = 8192;
+// Present on every cbor-x Encoder, missing from its type declarations.
+const shared = cbor as unknown as { useBuffer(buffer: Buffer): void };
+
+/** `value` in CBOR: a view of the shared buffer, valid until the next encode (copy or consume it first). */
+export function cborEncode(value: unknown): Buffer {
+  let bytes: Buffer | undefined;
+  try {
+    bytes = cbor.encode(value);
+    return bytes;
+  } finally {
+    if (bytes === undefined || bytes.length > KEEP_BUFFER_BELOW) shared.useBuffer(Buffer.allocUnsafeSlow(FRESH_BUFFER));
+  }
+}
+
+export function tooLarge(bytes: number, max: number): SessionError {
+  return new SessionError('SESSION_TOO_LARGE', `koa-kv-session: the session record is ${bytes} bytes, over maxSize (${max}); nothing was saved`);
+}
+
+/** `bytes` as base64 text, refused (SESSION_TOO_LARGE) before that text is made when it would exceed `maxSize`. */
+function base64Within(bytes: Buffer, maxSize: number): string {
+  const length = Math.ceil(bytes.length / 3) * 4;
+  if (length > maxSize) throw tooLarge(length, maxSize);
+  return bytes.toString('base64');
+}
+
+/** Session data as a CBOR payload (base64). */
+export function encodeCbor(data: Record<string, unknown>, maxSize: number): string {
+  let bytes = cborEncode(data);
+  if (bytes.indexOf(PROTO) !== -1) bytes = cborEncode(renameKeys(data, (key) => (ESCAPE.test(key) ? `${key}_` : key)));
+  return base64Within(bytes, maxSize);
+}
+
+export function decodeCbor(payload: string): unknown {
+  const bytes = Buffer.from(payload, 'base64');
+  const data: unknown = cbor.decode(bytes);
+  return bytes.indexOf(PROTO) === -1 ? data : renameKeys(data, (key) => (UNESCAPE.test(key) ? key.slice(0, -1) : key));
+}
+
+/** Where the CBOR item at `at` ends. Throws RangeError past the end (a payload we did not write). */
+function skipItem(bytes: Buffer, at: number): number {
+  const initial = bytes[at] as number;
+  const major = initial >> 5;
+  const info = initial & 31;
+  let next = at + 1;
+  let length = info;
+  if (info >= 24) {
+    if (info > 27) throw new RangeError('an indefinite or reserved CBOR length');
+    const size = 1 << (info - 24);
+    length = 0;
+    for (let i = 0; i < size; i++) length = length * 256 + (bytes[next + i] as number);
+    next += size;
+  }
+  if (major === 2 || major === 3) next += length;
+  else if (major === 4) for (let i = 0; i < length; i++) next = skipItem(bytes, next);
+  else if (major === 5) for (let i = 0; i < 2 * length; i++) next = skipItem(bytes, next);
+  else if (major === 6) next = skipItem(bytes, next);
+  if (next > bytes.length) throw new RangeError('past the end of the payload');
+  return next;
+}
+
+/** A key as CBOR text (head and UTF-8 bytes): what a stored map's key is compared with. */
+function cborText(key: string): Buffer {
+  return Buffer.from(cborEncode(key));
+}
+
+/** One map entry, `key` and its value in `data`, encoded (a map of one entry, its three-byte head dropped). */
+function entry(data: Record<string, unknown>, key: string): Buffer | undefined {
+  const bytes = cborEncode({ [key]: data[key] });
+  return bytes.indexOf(PROTO) === -1 ? Buffer.from(bytes.subarray(3)) : undefined;
+}
+
+/**
+ * `data` as a CBOR payload built on `payload` (what it was decoded from): the entries of the keys
+ * not in `changed` are copied from there as they are, in their order, and only the changed ones are
+ * encoded, in place (new keys last). Undefined when that cannot be done exactly (a payload that is
+ * no map of text keys as encodeCbor writes them, a key that needs the "__proto__" escape, data that
+ * does not match): then the whole data is encoded.
+ */
+export function spliceCbor(payload: string, data: Record<string, unknown>, changed: ReadonlySet<string>, maxSize: number): string | undefined {
+  const stored = Buffer.from(payload, 'base64');
+  // encodeCbor writes an object as a map with a two-byte length.
+  if (stored[0] !== 0xb9) return undefined;
+  const count = ((stored[1] as number) << 8) | (stored[2] as number);
+  const targets = [...changed].map((key) => ({ key, text: cborText(key), seen: false }));
+  const parts: Buffer[] = [Buffer.alloc(3)];
+  let entries = 0;
+  let at = 3;
+  let run = at;
+  try {
+    for (let i = 0; i < count; i++) {
+      if ((stored[at] as number) >> 5 !== 3) return undefined;
+      const keyEnd = skipItem(stored, at);
+      const end = skipItem(stored, keyEnd);
+      const target = targets.find(({ text }) => text.length === keyEnd - at && stored.compare(text, 0, text.length, at, keyEnd) === 0);
+      if (target === undefined) entries++;
+      else {
+        target.seen = true;
+        if (at > run) parts.push(stored.subarray(run, at));
+        run = end;
+        if (Object.hasOwn(data, target.key)) {
+          const bytes = entry(data, target.key);
+          if (bytes === undefined) return undefined;
+          parts.push(bytes);
+          entries++;
+        }
+      }
+      at = end;
+    }
+  } catch {
+    return undefined;
+  }
+  if (at !== stored.length) return undefined;
+  if (at > run) parts.push(stored.subarray(run, at));
+  for (const target of targets) {
+    if (target.seen || !Object.hasOwn(data, target.key)) continue;
+    if (ESCAPE.test(target.key)) return undefined;
+    const bytes = entry(data, target.key);
+    if (bytes === undefined) return undefined;
+    parts.push(bytes);
+    entries++;
+  }
+  // Every key of the data accounted for, once: else the copied entries are not this data's.
+  if (entries !== Object.keys(data).length || entries > 0xffff) return undefined;
+  parts[0] = Buffer.from([0xb9, entries >> 8, entries & 0xff]);
+  return base64Within(Buffer.concat(parts), maxSize);
+}
