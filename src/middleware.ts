@@ -147,7 +147,9 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     // A cookie function's attributes are settled before anything is stored: a bad result fails the request with nothing written.
     const cookieMayChange = dead || (plan !== undefined && (plan.write !== undefined || plan.cookie !== undefined || plan.remove.length > 0));
     const sent = settings.cookieFor === undefined || channel.header !== undefined || !cookieMayChange ? channel : { ...channel, cookie: settings.cookieFor(ctx) };
-    const committed = plan === undefined ? undefined : await sessions.commit(plan, deadline, ctx);
+    // A read-only request has no store step: no commit to wait for.
+    const idle = plan === undefined || (plan.write === undefined && plan.remove.length === 0 && plan.track === undefined && plan.untrack === undefined);
+    const committed = idle ? plan?.cookie : await sessions.commit(plan, deadline, ctx);
     // A cookie naming a session that is gone is cleared once, unless this response sets a new one.
     writeSession(ctx, committed ?? (dead ? 'clear' : undefined), state?.accessed === true, sent, (error) => sessions.report(error, ctx));
   }
