@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { debugLog } from './debug.js';
 import { missed, type Backend, type BatchRow, type CasResult } from './backends/contract.js';
 import { openBackend } from './backends/registry.js';
+import { closeBackend } from './backends/closing.js';
 import { CorruptRecordError, decodePayload, holdsWrite, parseRecord, type StoredData, type StoredRecord } from './codec.js';
 import { movedTo, recordStatus } from './tombstone.js';
 import { bounded } from './deadline.js';
@@ -288,14 +289,8 @@ export class SessionStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#opening === undefined) return;
-    let backend: Backend;
-    try {
-      backend = await this.#opening;
-    } catch {
-      return;
-    }
-    await backend.close?.();
+    // Within storeTimeout: a server that does not answer gets its connections dropped.
+    if (this.#opening !== undefined) await closeBackend(this.#opening, this.#config.storeTimeout);
   }
 
   /**

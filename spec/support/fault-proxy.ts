@@ -42,7 +42,8 @@ export class FaultProxy {
 
   /** A proxy on a free loopback port to `target` (host:port), forwarding everything until told otherwise. */
   static async start(target: string, options: FaultProxyOptions): Promise<FaultProxy> {
-    const server = createServer();
+    // Half-open connections as a real server has them: a client's FIN is not answered by a frozen one.
+    const server = createServer({ allowHalfOpen: true });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const [host, port] = target.split(':') as [string, string];
     return new FaultProxy(server, (server.address() as { port: number }).port, { host, port: Number(port) }, options);
@@ -73,7 +74,7 @@ export class FaultProxy {
   }
 
   #connect(client: Socket): void {
-    const upstream = new Socket();
+    const upstream = new Socket({ allowHalfOpen: true });
     const pair: Pair = { client, upstream, dropping: false };
     this.#pairs.add(pair);
     const end = () => {
@@ -85,6 +86,13 @@ export class FaultProxy {
     upstream.on('error', end);
     client.on('close', end);
     upstream.on('close', end);
+    // A goodbye is passed on, except by a frozen server (SIGSTOP): the kernel keeps the connection, nobody closes it.
+    client.on('end', () => {
+      if (!this.#frozen) upstream.end();
+    });
+    upstream.on('end', () => {
+      if (!this.#frozen) client.end();
+    });
     upstream.connect(this.#target.port, this.#target.host);
     client.on('data', (chunk) => {
       if (this.#frozen) return;

@@ -50,6 +50,11 @@ export interface Backend {
   readonly expiresKeys?: boolean;
   /** Lets go of what the backend opened; a backend wrapping something the user handed in leaves it open. */
   close?(): Promise<void>;
+  /**
+   * Drops every connection at once, saying nothing to the server: what close() falls back on when
+   * the server is up but does not answer (a goodbye would wait for a reply for ever).
+   */
+  destroy?(): void;
   /** Background errors (a dropped idle connection) go here; a backend must never throw them at the process. */
   on?(event: 'error', listener: (error: unknown) => void): unknown;
 }

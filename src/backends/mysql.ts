@@ -4,6 +4,8 @@
 // one instance breaks the others. The table layout is the same (id VARCHAR(255) PRIMARY KEY, value),
 // except that a table created here uses MEDIUMTEXT (a TEXT column holds at most 65 535 bytes, less
 // than the default maxSize) and a binary collation (see #prepare).
+import { connect } from 'node:net';
+import { Sockets } from './closing.js';
 import { QuietEmitter, type Backend } from './contract.js';
 import { sqlBackend, type SqlClient, type SqlResult } from './sql.js';
 import { createParameter, importOptional, storeMissing, takeParameters } from './url.js';
@@ -27,10 +29,14 @@ export class MysqlBackend extends QuietEmitter implements Backend {
   #ready: Promise<void> | undefined;
   #closed = false;
 
-  constructor(pool: Pool, table: string, create = true) {
+  /** The pool's sockets, made by our factory: what destroy() drops. */
+  readonly #sockets: Sockets | undefined;
+
+  constructor(pool: Pool, table: string, create = true, sockets?: Sockets) {
     super();
     this.#table = table;
     this.#create = create;
+    this.#sockets = sockets;
     if (!IDENTIFIER.test(table)) throw new TypeError(`koa-kv-session: the table parameter of a mysql:// URL must be a plain SQL identifier, got ${JSON.stringify(table)}`);
     this.#pool = pool;
     // A connection dropped by the server is reported, not thrown at the process.
@@ -77,6 +83,11 @@ export class MysqlBackend extends QuietEmitter implements Backend {
     this.#closed = true;
     await this.#pool.end();
   }
+
+  destroy(): void {
+    this.#closed = true;
+    this.#sockets?.destroyAll();
+  }
 }
 
 // The members sqlBackend() assigns in the constructor.
@@ -87,6 +98,10 @@ export async function openMysql(url: string, scheme: string, timeout: number): P
   const mysql = await importOptional('mysql2/promise', scheme);
   const { url: uri, params } = takeParameters(url, ['table', 'create']);
   const create = createParameter(params.create, scheme);
-  const pool = (mysql.default ?? mysql).createPool({ uri, connectTimeout: timeout, connectionLimit: 10, enableKeepAlive: true });
-  return new MysqlBackend(pool, params.table ?? 'keyv', create);
+  // Its sockets are made here, as mysql2 would make them, so that destroy() can drop them.
+  const sockets = new Sockets();
+  const stream = ({ config }: { config: { socketPath?: string; port: number; host: string } }) =>
+    sockets.track(config.socketPath ? connect(config.socketPath) : connect(config.port, config.host)).setKeepAlive(true);
+  const pool = (mysql.default ?? mysql).createPool({ uri, connectTimeout: timeout, connectionLimit: 10, stream });
+  return new MysqlBackend(pool, params.table ?? 'keyv', create, sockets);
 }

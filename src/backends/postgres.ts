@@ -5,6 +5,8 @@
 // crashes the process. The table layout is the same (key VARCHAR(255) PRIMARY KEY, value TEXT),
 // so a KeyvPostgres instance you pass as `store` reads and writes the same rows.
 import { createHash } from 'node:crypto';
+import { Socket } from 'node:net';
+import { Sockets } from './closing.js';
 import { QuietEmitter, type Backend } from './contract.js';
 import { expiryIndex, sqlBackend, type SqlClient, type SqlResult } from './sql.js';
 import { createParameter, importOptional, storeMissing, takeParameters } from './url.js';
@@ -29,8 +31,12 @@ export class PostgresBackend extends QuietEmitter implements Backend {
   #ready: Promise<void> | undefined;
   #closed = false;
 
-  constructor(pool: Pool, table: string, schema: string, create = true) {
+  /** The pool's sockets, when it opens them through ours: what destroy() drops. */
+  readonly #sockets: Sockets | undefined;
+
+  constructor(pool: Pool, table: string, schema: string, create = true, sockets?: Sockets) {
     super();
+    this.#sockets = sockets;
     this.#create = create;
     for (const [name, value] of [
       ['table', table],
@@ -97,6 +103,11 @@ export class PostgresBackend extends QuietEmitter implements Backend {
     this.#closed = true;
     await this.#pool.end();
   }
+
+  destroy(): void {
+    this.#closed = true;
+    this.#sockets?.destroyAll();
+  }
 }
 
 // The members sqlBackend() assigns in the constructor.
@@ -108,6 +119,9 @@ export async function openPostgres(url: string, scheme: string, timeout: number)
   const { url: uri, params } = takeParameters(url, ['table', 'schema', 'create']);
   const create = createParameter(params.create, scheme);
   const Pool = (pg.default ?? pg).Pool;
-  const pool = new Pool({ connectionString: uri, connectionTimeoutMillis: timeout, query_timeout: timeout, max: 10, idleTimeoutMillis: 30_000 });
-  return new PostgresBackend(pool, params.table ?? 'keyv', params.schema ?? 'public', create);
+  // Its sockets are made here (pg connects them, and wraps them for TLS), so that destroy() can drop them.
+  const sockets = new Sockets();
+  const stream = () => sockets.track(new Socket());
+  const pool = new Pool({ connectionString: uri, connectionTimeoutMillis: timeout, query_timeout: timeout, max: 10, idleTimeoutMillis: 30_000, stream });
+  return new PostgresBackend(pool, params.table ?? 'keyv', params.schema ?? 'public', create, sockets);
 }

@@ -14,6 +14,8 @@ export interface NodeRedisClient extends RedisScripting {
 /** A connection this library opened: how to let go of it, and what emits its background errors. */
 export interface Owned {
   close(): Promise<void>;
+  /** Drops the connection without a goodbye. */
+  destroy(): void;
   on(event: 'error', listener: (error: unknown) => void): unknown;
 }
 
@@ -26,10 +28,14 @@ export class NodeRedisBackend implements Backend {
   constructor(client: NodeRedisClient, owned?: Owned) {
     this.#client = client;
     this.#owned = owned;
-    if (owned !== undefined) this.on = (event, listener) => owned.on(event, listener);
+    if (owned !== undefined) {
+      this.on = (event, listener) => owned.on(event, listener);
+      this.destroy = () => owned.destroy();
+    }
   }
 
   on?(event: 'error', listener: (error: unknown) => void): unknown;
+  destroy?(): void;
 
   async get(key: string): Promise<unknown> {
     return (await this.#client.get(key)) ?? undefined;

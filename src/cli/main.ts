@@ -8,6 +8,7 @@ import { SessionError } from '../errors.js';
 import { resolveSettings, type Settings } from '../options.js';
 import { SessionStore } from '../store.js';
 import { cannotList, COMMANDS, EXIT, type Run, UsageError } from './commands.js';
+import { distance } from '../warnings.js';
 
 const EXIT_CODES = `Exit codes: 0 done, 1 the store failed, 2 bad usage or configuration, 3 no such session,
 4 the store cannot do this (it cannot list its keys), 5 the store's SQLite file or SQL table does
@@ -20,7 +21,8 @@ function withoutCreating(settings: Settings): Settings {
   const [base, query = ''] = store.url.split(/\?(.*)/s) as [string, string?];
   const params = new URLSearchParams(query);
   params.set('create', 'false');
-  return { ...settings, store: { ...store, url: `${base}?${params.toString()}` } };
+  // Messages name the URL as the user gave it, not with a parameter they never typed.
+  return { ...settings, store: { ...store, url: `${base}?${params.toString()}`, shown: store.url } };
 }
 
 const USAGE = `Usage: koa-kv-session <command> [options]
@@ -107,6 +109,16 @@ function packageVersion(): string {
 }
 
 /** An error's message without our own prefix: the command line says "koa-kv-session <command>:" once. */
+/** The options of every command, for "did you mean". */
+const OPTION_NAMES = ['--limit', '--cursor', '--user', '--to', '--hash-sids', '--json', '--help', '--version'];
+
+/** For an unknown option that is a near miss of one we have: " (did you mean --limit?)". */
+function meant(error: unknown): string {
+  const given = /Unknown option '(--?[^']+)'/.exec(String((error as Error)?.message))?.[1];
+  const near = given === undefined ? undefined : OPTION_NAMES.find((name) => distance(given, name) <= 2);
+  return near === undefined ? '' : ` (did you mean ${near}?)`;
+}
+
 function reason(error: unknown): string {
   return String((error as Error)?.message ?? error).replace(/^koa-kv-session: /, '');
 }
@@ -173,7 +185,7 @@ async function main(argv: readonly string[], out = process.stdout, err = process
     return await handler(run, args);
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      err.write(`koa-kv-session ${command}: ${reason(error)}\n(koa-kv-session ${command} --help shows the options)\n`);
+      err.write(`koa-kv-session ${command}: ${reason(error)}${meant(error)}\n(koa-kv-session ${command} --help shows the options)\n`);
       return EXIT.usage;
     }
     if (error instanceof SessionError && error.code === 'SESSION_STORE_MISSING') {
@@ -198,4 +210,7 @@ async function main(argv: readonly string[], out = process.stdout, err = process
 quietSqliteWarning();
 main(process.argv.slice(2)).then((code) => {
   process.exitCode = code;
+  // The store is closed (within storeTimeout): whatever a driver still holds (a reconnect timer, a
+  // socket to a server that does not answer) must not keep a finished command running.
+  setTimeout(() => process.exit(code), 1000).unref();
 });
