@@ -1,4 +1,4 @@
-// `npm run lint` part: every ```ts block of the README type-checks under strict TypeScript, as users
+// `npm run lint` part: every ```ts block of the README type-checks under the strictest TypeScript settings, as users
 // paste it: once with SessionData left open and once with it declared (the fields the README uses);
 // a block that declares SessionData itself is checked on its own. What a block uses but does not
 // define (app, router, user, ...) comes from a prelude; a line marked "// type error" must be one.
@@ -49,12 +49,30 @@ function moduleOf(block) {
   return `${prelude.join('\n')}\n${body}\nexport {};\n`;
 }
 
-/** Type-checks `files` (names under `dir`) with the repo's strict options; the compiler's report, or '' when clean. */
+// The strictest settings in common use: @tsconfig/strictest's type checks. Not its
+// noPropertyAccessFromIndexSignature, a style rule that would have every Koa app write ctx.query['state'].
+const STRICTEST = {
+  strict: true,
+  exactOptionalPropertyTypes: true,
+  noUncheckedIndexedAccess: true,
+  noImplicitOverride: true,
+  noImplicitReturns: true,
+  noFallthroughCasesInSwitch: true,
+  allowUnreachableCode: false,
+};
+
+// What an installed package gives a user: declarations (checked against the README, not as sources: a user's
+// compiler options never apply to a library's own code).
+const TYPES = join(OUT, 'types');
+
+/** Type-checks `files` (names under `dir`) under the strictest options; the compiler's report, or '' when clean. */
 function check(dir, files) {
   const config = {
     extends: join(ROOT, 'tsconfig.json'),
-    compilerOptions: { noEmit: true, rootDir: ROOT, noUnusedLocals: false, types: ['node'], paths: { 'koa-kv-session': [join(ROOT, 'src', 'index.ts')] } },
-    files: [...files.map((file) => join(dir, file)), join(OUT, 'body.ts')],
+    compilerOptions: { ...STRICTEST, noEmit: true, rootDir: ROOT, noUnusedLocals: false, skipLibCheck: true, types: ['node'], paths: { 'koa-kv-session': [join(TYPES, 'index.d.ts')] } },
+    // The package's declarations are in an app's program (it imports kvSession somewhere), even for a block that only augments them.
+    files: [...files.map((file) => join(dir, file)), join(OUT, 'body.ts'), join(TYPES, 'index.d.ts')],
+    include: [],
   };
   writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify(config, null, 2));
   try {
@@ -67,6 +85,7 @@ function check(dir, files) {
 
 rmSync(OUT, { recursive: true, force: true });
 mkdirSync(OUT, { recursive: true });
+execFileSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.json'), '--emitDeclarationOnly', '--declarationMap', 'false', '--outDir', TYPES], { stdio: 'inherit' });
 writeFileSync(join(OUT, 'body.ts'), `${BODY}export {};\n`);
 const shared = [];
 const alone = [];
@@ -88,4 +107,4 @@ const reports = [
 const failed = reports.filter(([, report]) => report !== '');
 for (const [label, report] of failed) process.stderr.write(`README ts blocks ${label} (files under ${OUT}):\n${report}\n`);
 if (failed.length > 0) process.exit(1);
-process.stdout.write(`readme types: ${blocks.length} ts blocks of README.md type-check (SessionData open, declared, and as a block declares it)\n`);
+process.stdout.write(`readme types: ${blocks.length} ts blocks of README.md type-check under the strictest settings (SessionData open, declared, and as a block declares it)\n`);

@@ -21,7 +21,7 @@ const hasNodeSqlite = process.getBuiltinModule?.('node:sqlite') !== undefined;
 // The package managers themselves come from the npm registry, pinned, run through npx.
 const RUNNERS = {
   npm: (deps) => ['npm', ['install', '--no-audit', '--no-fund', ...deps]],
-  pnpm: (deps, store) => ['npx', ['--yes', 'pnpm@10.24.0', 'add', '--reporter=silent', `--store-dir=${store}`, ...deps]],
+  pnpm: (deps, store) => ['npx', ['--yes', 'pnpm@10.24.0', 'add', '--reporter=append-only', `--store-dir=${store}`, ...deps]],
   yarn: (deps) => ['npx', ['--yes', 'yarn@1.22.22', 'add', '--silent', '--no-progress', ...deps]],
 };
 
@@ -100,6 +100,11 @@ function install(label, manager, deps) {
   const added = /added (\d+) packages?/.exec(result.stdout)?.[1];
   const row = { label, manager, packages: packages(dir), mb: footprint(join(dir, 'node_modules')) / 1e6, seconds, compiled: compiled(dir) };
   if (added !== undefined && Number(added) !== row.packages) fail(`${label}: npm reports ${added} packages added, the count here is ${row.packages}`);
+  // pnpm 10 skips dependencies' install scripts and says so ("Ignored build scripts: cbor-extract",
+  // "pnpm approve-builds"); newer npm versions print a like notice. The README calls them harmless:
+  // the zero-config app below runs in this very install, with nothing approved.
+  const notices = `${result.stdout}\n${result.stderr}`.split('\n').filter((line) => /approve-builds|allowScripts|ignored build scripts/i.test(line));
+  if (notices.length > 0) console.log(`install-check: ${label}: the install printed, and nothing was approved: ${notices.map((l) => l.trim()).join(' / ')}`);
   console.log(
     `install-check: ${label} (${manager}, Node ${process.version}): ${row.packages} packages, ${row.mb.toFixed(1)} MB, ${seconds.toFixed(1)} s${row.compiled.length ? `, compiled: ${row.compiled.join(', ')}` : ', nothing compiled'}`,
   );

@@ -2,7 +2,7 @@
 import type { Context } from 'koa';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { recordStatus } from '../src/tombstone.js';
-import { type KvSessionOptions, sessionId } from '../src/index.js';
+import { type KvSessionOptions, kvSession, sessionId } from '../src/index.js';
 import { cookiePair, startApp, type TestApp } from './support/app.js';
 import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend } from './support/servers.js';
@@ -181,6 +181,21 @@ describe.each(BACKENDS)('devices of a user on $name', (backend) => {
     expect(loaded?.expires.getTime()).toBeGreaterThan(Date.now());
     (loaded?.data as Record<string, unknown>).theme = 'light';
     expect((await site.middleware.load(device.cookie))?.data.theme).toBe('dark');
+  });
+
+  it('load(cookieHeader, app) before the first request after a start: the keys come from the app passed', async () => {
+    const site = await app();
+    const device = await login(site, 'ida');
+    // A process just started: its middleware has served nothing, and its keys live on app.keys only.
+    const fresh = kvSession({ store: store as never, keyPrefix: prefix, userKey: 'userId' });
+    try {
+      await expect(fresh.load(device.cookie)).rejects.toMatchObject({ code: 'SESSION_NO_KEYS', message: expect.stringContaining('load(header, app)') });
+      expect(await fresh.load(device.cookie, site.app)).toMatchObject({ sid: device.sid, data: { userId: 'ida' } });
+      expect(await fresh.load(device.cookie, { keys: ['another-secret-0123456789'] })).toBeUndefined();
+      await expect(fresh.load(device.cookie, 'app' as never)).rejects.toThrow(/load\(header, app\) takes the Koa app/);
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('load() never reads the store for a missing, forged or malformed value', async () => {

@@ -278,3 +278,62 @@ describe('options that shape behaviour', () => {
     expect(store.calls.filter((c) => c.op === 'set').map((c) => c.key)).toEqual([prefix + reply.body]);
   });
 });
+
+describe('duration variables: a bare number is seconds, and says so when it was meant otherwise', () => {
+  const settle = (env: Record<string, string>) => () => resolveSettings({ store: 'memory://', env });
+
+  it.each([
+    [
+      'SESSION_STORE_TIMEOUT',
+      '500',
+      /^koa-kv-session: SESSION_STORE_TIMEOUT: 500 seconds is surely not what was meant \(SESSION_STORE_TIMEOUT=500 is read as 500 seconds: a bare number in a variable is seconds, as Flask's; write 500ms for milliseconds\); write 500s to mean seconds$/,
+    ],
+    ['SESSION_STORE_TIMEOUT', '2000', /must be at most 10 minutes.*got "2000" \(SESSION_STORE_TIMEOUT=2000 is read as 2000 seconds: .*write 2000ms for milliseconds\)/],
+    ['SESSION_LIFETIME', '99999999999', /at most 400 days.*read as 99999999999 seconds/],
+  ])('%s=%s is refused with how it was read', (name, value, message) => {
+    expect(settle({ [name]: value })).toThrow(message);
+  });
+
+  it.each([
+    ['SESSION_STORE_TIMEOUT', '500ms', 'storeTimeout', 500],
+    ['SESSION_STORE_TIMEOUT', '30', 'storeTimeout', 30_000],
+    ['SESSION_STORE_TIMEOUT', '90s', 'storeTimeout', 90_000],
+    ['PERMANENT_SESSION_LIFETIME', '2678400', 'lifetime', 31 * 86_400_000],
+    ['SESSION_LIFETIME', '3600', 'lifetime', 3_600_000],
+  ] as const)('%s=%s is %s %d ms', (name, value, option, ms) => {
+    expect(settle({ [name]: value })()[option]).toBe(ms);
+  });
+});
+
+describe('errors name what the user set: an option, or its variable', () => {
+  it('SameSite=None over an insecure cookie, from variables, names the variables', () => {
+    expect(() => resolveSettings({ store: 'memory://', env: { SESSION_COOKIE_SAMESITE: 'none', SESSION_COOKIE_SECURE: 'false' } })).toThrow(
+      'koa-kv-session: SESSION_COOKIE_SAMESITE: SameSite=None needs a Secure cookie (browsers drop it otherwise): set SESSION_COOKIE_SECURE to true or "auto"',
+    );
+  });
+
+  it('from options, names the options', () => {
+    expect(() => resolveSettings({ store: 'memory://', env: {}, cookie: { sameSite: 'none', secure: false } })).toThrow(
+      'koa-kv-session: cookie.sameSite: SameSite=None needs a Secure cookie (browsers drop it otherwise): set cookie.secure to true or "auto"',
+    );
+  });
+});
+
+describe('store URLs: what they take, said at kvSession()', () => {
+  it.each([
+    [
+      { SESSION_STORE: './sessions.sqlite' },
+      /^koa-kv-session: SESSION_STORE: expected a store URL, got the path "\.\/sessions\.sqlite": for a SQLite file there, write sqlite:\/\/\.\/sessions\.sqlite$/,
+    ],
+    [{ SESSION_STORE: 'sqlite://./s.sqlite?drivr=sqlite3' }, /unknown parameter \?drivr= in a sqlite:\/\/ URL: did you mean \?driver=\? \(it takes table, driver, create\)/],
+    [{ SESSION_STORE: 'sqlite://./s.sqlite?journal=wal' }, /unknown parameter \?journal= in a sqlite:\/\/ URL \(it takes table, driver, create\)/],
+    [{ SESSION_STORE: 'postgres://u@127.0.0.1/app?tabel=sessions' }, /did you mean \?table=\?/],
+    [{ SESSION_STORE: 'dynamodb://127.0.0.1:4567?regoin=eu-west-1' }, /did you mean \?region=\?/],
+  ])('%j is refused, naming the fix', (env, message) => {
+    expect(() => resolveSettings({ env })).toThrow(message);
+  });
+
+  it("a driver's own parameters go through where the driver takes them (PostgreSQL's sslmode)", () => {
+    expect(resolveSettings({ env: { SESSION_STORE: 'postgres://u@127.0.0.1/app?sslmode=require&table=s' } }).store).toMatchObject({ kind: 'url', scheme: 'postgres' });
+  });
+});

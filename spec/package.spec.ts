@@ -65,6 +65,43 @@ describe('npm pack output', () => {
     expect(existsSync(join(INSTALLED, 'spec'))).toBe(false);
   });
 
+  it('is ready to publish: repository, homepage and bugs name one repository', () => {
+    const manifest = JSON.parse(readFileSync(join(INSTALLED, 'package.json'), 'utf8'));
+    const repository = String(manifest.repository?.url)
+      .replace(/^git\+/, '')
+      .replace(/\.git$/, '');
+    expect(repository).toMatch(/^https:\/\/github\.com\/[\w.-]+\/[\w.-]+$/);
+    expect(manifest.homepage).toBe(`${repository}#readme`);
+    expect(manifest.bugs?.url).toBe(`${repository}/issues`);
+  });
+
+  it('every link and image in the packed README and docs works on the registry page and in node_modules', () => {
+    const manifest = JSON.parse(readFileSync(join(INSTALLED, 'package.json'), 'utf8'));
+    const repository = String(manifest.repository.url)
+      .replace(/^git\+/, '')
+      .replace(/\.git$/, '');
+    const raw = repository.replace('https://github.com/', 'https://raw.githubusercontent.com/');
+    const pages = ['README.md', 'CHANGELOG.md', ...readdirSync(join(INSTALLED, 'docs')).map((name) => `docs/${name}`)];
+    let checked = 0;
+    for (const page of pages) {
+      const text = readFileSync(join(INSTALLED, page), 'utf8');
+      for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+        const path = (target as string).split('#')[0] as string;
+        if (path === '' || /^(mailto|http:\/\/(localhost|127\.0\.0\.1))/.test(path)) continue;
+        checked++;
+        if (path.startsWith(`${repository}/blob/main/`) || path.startsWith(`${raw}/main/`)) {
+          // Into the repository (not packed): the file must exist in this checkout.
+          const file = path.replace(`${repository}/blob/main/`, '').replace(`${raw}/main/`, '');
+          expect(existsSync(join(ROOT, file)), `${page}: ${target}`).toBe(true);
+        } else if (!/^https?:/.test(path)) {
+          // Relative: it must reach a packed file, so that it works in node_modules and on the registry page.
+          expect(existsSync(join(INSTALLED, page, '..', path)), `${page}: ${target}`).toBe(true);
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+  });
+
   it('says it has no side effects at import (bundlers may drop what is unused)', () => {
     expect(JSON.parse(readFileSync(join(INSTALLED, 'package.json'), 'utf8'))).toMatchObject({ license: 'MIT', sideEffects: false });
   });

@@ -1,6 +1,6 @@
 // The embedded SQLite default, tuned as web apps tune SQLite: WAL, synchronous=NORMAL, a busy timeout, several processes on one file.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -35,6 +35,22 @@ describe('the SQLite store', () => {
     const backend = (await openBackend(`sqlite://${join(dir, 'default.sqlite')}`, 1500)) as SqliteBackend;
     await backend.close();
     expect(backend.driver).toBe(HAS_NODE_SQLITE ? 'node:sqlite' : 'sqlite3');
+  });
+
+  it.each(DRIVERS)('on driver %s, creates the file and its -wal and -shm files readable by their owner only (they hold sids)', async (driver) => {
+    const file = join(dir, `mode-${driver}.sqlite`);
+    const backend = (await openBackend(`sqlite://${file}?driver=${driver}`, 1500)) as SqliteBackend;
+    try {
+      await backend.set('kvs-mode', 'c2:0:0:x', 60_000);
+      for (const name of [file, `${file}-wal`, `${file}-shm`]) expect((statSync(name).mode & 0o777).toString(8), name).toBe('600');
+    } finally {
+      await backend.close();
+    }
+  });
+
+  it('git ignores the default file and its -wal and -shm files (the demo and a new app write them in the working tree)', () => {
+    const ignored = execFileSync('git', ['check-ignore', 'sessions.sqlite', 'sessions.sqlite-wal', 'sessions.sqlite-shm'], { cwd: resolve(import.meta.dirname, '..'), encoding: 'utf8' });
+    expect(ignored.trim().split('\n')).toEqual(['sessions.sqlite', 'sessions.sqlite-wal', 'sessions.sqlite-shm']);
   });
 
   it('a driver it does not know is refused with the parameter named', async () => {

@@ -8,6 +8,7 @@ import { KeyvFile } from 'keyv-file';
 import { KeyvLru } from 'keyv-lru';
 import { kvSession } from '../src/index.js';
 import { type Reply, startApp } from './support/app.js';
+import { HAS_NODE_SQLITE } from './support/servers.js';
 
 const ROOT = join(import.meta.dirname, '..');
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
@@ -65,6 +66,53 @@ server.close();
     const result = run(dir, 'app.mjs');
     expect(result.stderr).not.toMatch(/Error/);
     expect(JSON.parse(result.stdout.trim().split('\n').pop() ?? 'null')).toEqual(['1 views', '2 views']);
+  });
+});
+
+describe('a store URL whose driver is not installed', () => {
+  /** A folder where koa-kv-session is installed as a user installs it (its dist and its own dependency), with no store driver. */
+  function bare(): string {
+    const dir = mkdtempSync(join(tmpdir(), 'kvs-bare-'));
+    made.push(dir);
+    const pkg = join(dir, 'node_modules', 'koa-kv-session');
+    mkdirSync(pkg, { recursive: true });
+    writeFileSync(join(pkg, 'package.json'), readFileSync(join(ROOT, 'package.json')));
+    symlinkSync(join(ROOT, 'dist'), join(pkg, 'dist'));
+    for (const dependency of ['cbor-x', 'koa']) symlinkSync(join(ROOT, 'node_modules', dependency), join(dir, 'node_modules', dependency));
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'no-driver', private: true, type: 'module' }));
+    return dir;
+  }
+
+  it.each([
+    ['redis://127.0.0.1:6379', '@keyv/redis'],
+    ['postgres://app:hunter2@127.0.0.1:5432/app', 'pg'],
+    ['mysql://root@127.0.0.1:3306/test', 'mysql2'],
+    ['memcache://127.0.0.1:11211', '@keyv/memcache'],
+    ['valkey://127.0.0.1:6379', '@keyv/valkey'],
+  ])('%s fails at kvSession() with SESSION_ADAPTER_MISSING and the npm install line for %s', (url, needed) => {
+    const dir = bare();
+    writeFileSync(
+      join(dir, 'app.mjs'),
+      `import { kvSession } from 'koa-kv-session';
+try { kvSession({ store: ${JSON.stringify(url)} }); console.log('started'); } catch (error) { console.log(error.code, error.message); }
+`,
+    );
+    const { stdout } = run(dir, 'app.mjs');
+    expect(stdout).toContain(`SESSION_ADAPTER_MISSING koa-kv-session: the store ${url.replace('hunter2', '****')} needs the ${needed} package, which is not installed: run \`npm install ${needed}\``);
+    expect(stdout).not.toContain('hunter2');
+  });
+
+  it.runIf(HAS_NODE_SQLITE)('sqlite:// with ?driver=sqlite3 names sqlite3, and the node:sqlite it could use instead', () => {
+    const dir = bare();
+    writeFileSync(
+      join(dir, 'app.mjs'),
+      `import { kvSession } from 'koa-kv-session';
+try { kvSession({ store: 'sqlite://./s.sqlite?driver=sqlite3' }); } catch (error) { console.log(error.message); }
+`,
+    );
+    expect(run(dir, 'app.mjs').stdout).toContain(
+      'asks for the sqlite3 package (?driver=sqlite3), which is not installed: run `npm install sqlite3`, or drop ?driver=sqlite3 to use the node:sqlite built into this Node',
+    );
   });
 });
 

@@ -22,12 +22,16 @@ export function resolveCookie(input: unknown, env: Readonly<Record<string, strin
   for (const key of Object.keys(options)) {
     if (!COOKIE_OPTIONS.includes(key)) throw new SessionOptionError(`cookie.${key}`, `unknown cookie option; known: ${COOKIE_OPTIONS.join(', ')}`);
   }
+  // Where each attribute came from, so that an error names what the user set: the option or the variable.
+  const from = new Map<string, string>();
   const get = <T>(key: string, variable: string, parse: (value: unknown, source: Source) => T, fallback: T): T => {
     const found = lookup(options, key, env, [variable]);
     if (!found) return fallback;
     const source = found.source.fromEnv ? found.source : { name: `cookie.${key}`, fromEnv: false };
+    from.set(key, source.name);
     return parse(found.value, source);
   };
+  const named = (key: string): string => from.get(key) ?? `cookie.${key}`;
   const name = get(
     'name',
     'SESSION_COOKIE_NAME',
@@ -71,10 +75,10 @@ export function resolveCookie(input: unknown, env: Readonly<Record<string, strin
   const signed = get('signed', 'SESSION_COOKIE_SIGNED', parseBoolean, true);
   const overwrite = get('overwrite', 'SESSION_COOKIE_OVERWRITE', parseBoolean, false);
   if (sameSite === 'none' && secure === false) {
-    throw new SessionOptionError('cookie.sameSite', 'SameSite=None needs a Secure cookie (browsers drop it otherwise): set cookie.secure to true or "auto"');
+    throw new SessionOptionError(named('sameSite'), `SameSite=None needs a Secure cookie (browsers drop it otherwise): set ${named('secure')} to true or "auto"`);
   }
   if (partitioned && secure === false) {
-    throw new SessionOptionError('cookie.partitioned', 'a Partitioned cookie must be Secure: set cookie.secure to true or "auto"');
+    throw new SessionOptionError(named('partitioned'), `a Partitioned cookie must be Secure: set ${named('secure')} to true or "auto"`);
   }
   return Object.freeze({ name, domain, path, httpOnly, secure, sameSite, partitioned, signed, overwrite });
 }

@@ -1,6 +1,7 @@
 // The public surface: kvSession(), its option, session and error types, and the ctx.session typing for Koa.
 import { createMiddleware, type KvSessionMiddleware } from './middleware.js';
-import { missingSqliteDriver } from './backends/registry.js';
+import { missingDriver } from './backends/registry.js';
+import { maskPassword } from './backends/url.js';
 import { SessionError } from './errors.js';
 import { DEFAULT_STORE, resolveSettings, type KvSessionOptions } from './options.js';
 import type { Session, SessionAssignment } from './session-types.js';
@@ -31,10 +32,10 @@ export { isSessionError, SessionError, SessionOptionError, SessionStoreError, ty
 export function kvSession(options?: KvSessionOptions): KvSessionMiddleware {
   const settings = resolveSettings(options);
   const { store } = settings;
-  // A SQLite store this Node cannot open fails here, once, not as a 500 on every request.
-  const missing = store.kind === 'url' ? missingSqliteDriver(store.url) : undefined;
+  // A store whose driver is not there fails here, once, not as a 500 on every request.
+  const missing = store.kind === 'url' ? missingDriver(store.url) : undefined;
   if (missing !== undefined) {
-    const named = store.kind === 'url' && store.url !== DEFAULT_STORE ? `the store ${store.url}` : `the default store (${DEFAULT_STORE}: no store option, no SESSION_STORE)`;
+    const named = store.kind === 'url' && store.url !== DEFAULT_STORE ? `the store ${maskPassword(store.url)}` : `the default store (${DEFAULT_STORE}: no store option, no SESSION_STORE)`;
     throw new SessionError('SESSION_ADAPTER_MISSING', `koa-kv-session: ${named} ${missing}; or pass another store (the store option or SESSION_STORE)`);
   }
   for (const notice of startupNotices(store)) warnOnce(notice.code, notice.message);

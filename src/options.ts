@@ -11,14 +11,33 @@ export type { CookieOptions, CookieSettings, KvSessionOptions, Settings, StoreOp
 export { COOKIE_OPTIONS } from './cookie-options.js';
 import { CONTROL_MEMBERS } from './session-types.js';
 import { COOKIE_NAME, COOKIE_OPTIONS, cookiePerRequest, resolveCookie } from './cookie-options.js';
-import { checkKeyLengths, checkVariables } from './warnings.js';
+import { checkKeyLengths, checkVariables, distance } from './warnings.js';
 import { MAX_USER_SESSIONS } from './users.js';
 
 export const DEFAULT_STORE = 'sqlite://./sessions.sqlite';
+/** Refuses a query parameter a store URL's scheme does not take: any other one where all go to us, a near miss of ours elsewhere. */
+function checkParameters(url: string, scheme: string, source: Source): void {
+  const row = schemeRow(scheme);
+  const query = url.indexOf('?');
+  if (row === undefined || query === -1) return;
+  const ours = row.parameters ?? [];
+  for (const name of new URLSearchParams(url.slice(query + 1)).keys()) {
+    if (ours.includes(name)) continue;
+    const near = ours.find((candidate) => distance(name, candidate) <= 2);
+    const known = ours.length === 0 ? 'it takes none' : `it takes ${ours.join(', ')}`;
+    if (near !== undefined) fail(source, `unknown parameter ?${name}= in a ${scheme}:// URL: did you mean ?${near}=? (${known})`);
+    if (row.strict === true) fail(source, `unknown parameter ?${name}= in a ${scheme}:// URL (${known})`);
+  }
+}
+
 function parseStore(value: unknown, source: Source): StoreSpec {
   if (typeof value === 'string') {
     const url = value.trim();
     const scheme = schemeOf(url);
+    // A path where a URL was expected: the SQLite file it surely means.
+    if (scheme === undefined && /(^[./~]|\.(sqlite3?|db)$)/i.test(url)) {
+      fail(source, `expected a store URL, got the path ${JSON.stringify(url)}: for a SQLite file there, write sqlite://${url}`);
+    }
     if (schemeRow(scheme) === undefined) {
       fail(
         source,
@@ -27,6 +46,7 @@ function parseStore(value: unknown, source: Source): StoreSpec {
           .join(', ')}`,
       );
     }
+    checkParameters(url, scheme as string, source);
     return { kind: 'url', url, scheme: scheme as string };
   }
   if (typeof value === 'object' && value !== null) return { kind: 'given', value, handed: handedIn(value) };
@@ -163,7 +183,8 @@ export const OPTIONS: readonly AnyOptionRow[] = [
   row({
     name: 'storeTimeout',
     variables: ['SESSION_STORE_TIMEOUT'],
-    parse: (value, source) => parseDurationWithin(value, source, { ms: 1, text: '1 ms' }, { ms: 600_000, text: '10 minutes (no request should wait longer for its session)' }),
+    // A bare number over a minute was meant as milliseconds (SESSION_STORE_TIMEOUT=500): refused, saying so.
+    parse: (value, source) => parseDurationWithin(value, source, { ms: 1, text: '1 ms' }, { ms: 600_000, text: '10 minutes (no request should wait longer for its session)' }, 60_000),
     fallback: () => 2000,
     doc: 'all the store time a request gets',
   }),

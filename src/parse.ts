@@ -58,11 +58,30 @@ export function parseDuration(value: unknown, source: Source): number {
   return Math.round(ms);
 }
 
-/** A duration between `min` and `max` ms (inclusive), each named in the error with `what` it means. */
-export function parseDurationWithin(value: unknown, source: Source, min: { ms: number; text: string }, max: { ms: number; text: string }): number {
+/** A variable's bare number (no unit): read as seconds. */
+function bareSeconds(value: unknown, source: Source): boolean {
+  return source.fromEnv && typeof value === 'string' && /^\s*\d+\s*$/.test(value);
+}
+
+/** How a refused bare number was read, and how to write what was meant: `2000` is 2000 seconds; `2000ms`. */
+function readAs(value: unknown, source: Source): string {
+  if (!bareSeconds(value, source)) return '';
+  const n = String(value).trim();
+  return ` (${source.name}=${n} is read as ${n} seconds: a bare number in a variable is seconds, as Flask's; write ${n}ms for milliseconds)`;
+}
+
+/**
+ * A duration between `min` and `max` ms (inclusive), each named in the error with `what` it means.
+ * `bareAtMost`: the longest a variable's bare number (seconds) may plausibly mean; longer, it was
+ * meant as milliseconds and is refused, saying so (a storeTimeout of 500 seconds is a typo of 500ms).
+ */
+export function parseDurationWithin(value: unknown, source: Source, min: { ms: number; text: string }, max: { ms: number; text: string }, bareAtMost?: number): number {
   const ms = parseDuration(value, source);
-  if (ms < min.ms) fail(source, `must be at least ${min.text}, got ${ms} ms`);
-  if (ms > max.ms) fail(source, `must be at most ${max.text}, got ${describe(value)}`);
+  if (ms < min.ms) fail(source, `must be at least ${min.text}, got ${ms} ms${readAs(value, source)}`);
+  if (ms > max.ms) fail(source, `must be at most ${max.text}, got ${describe(value)}${readAs(value, source)}`);
+  if (bareAtMost !== undefined && ms > bareAtMost && bareSeconds(value, source)) {
+    fail(source, `${String(value).trim()} seconds is surely not what was meant${readAs(value, source)}; write ${String(value).trim()}s to mean seconds`);
+  }
   return ms;
 }
 

@@ -1,6 +1,7 @@
 // The public API beside the middleware, as kvSession()'s result autocompletes it: sessions outside a request,
 // and what audit events and load() hand out.
 import type { Context } from 'koa';
+import type { KeysLike } from './cookie.js';
 import type { SessionFields, Session } from './session-types.js';
 import type { StoreAbilities } from './store-types.js';
 import type { UserSession } from './users.js';
@@ -43,9 +44,10 @@ export interface SessionsApi {
    * The session a Cookie header names, read-only, or undefined: for a WebSocket upgrade
    * (`server.on('upgrade', (req) => sessions.load(req.headers.cookie))`) or an SSE stream. The
    * signature and the sid are checked exactly as for a request, before the store is read. Signing
-   * keys come from the `keys` option, else from `app.keys` once the app has served a request.
+   * keys come from the `keys` option, else from `app.keys`: pass the app (`load(header, app)`) for an
+   * upgrade that may come before the app has served any request.
    */
-  load(cookieHeader: string | undefined): Promise<LoadedSession | undefined>;
+  load(cookieHeader: string | undefined, app?: { readonly keys?: KeysLike | undefined }): Promise<LoadedSession | undefined>;
   /**
    * Changes one session outside a request (an admin action, a background job) through the same
    * per-key merge and compare-and-set as a request, so requests of that session racing it lose

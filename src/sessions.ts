@@ -115,7 +115,7 @@ export class Sessions implements SessionsApi {
         'SESSION_NO_KEYS',
         method === 'request'
           ? "koa-kv-session: signed session cookies need secret keys: set app.keys = ['a long random secret'], pass kvSession({ keys: [...] }), or set SESSION_SECRET_KEYS (or turn signing off with cookie.signed: false)"
-          : `koa-kv-session: ${method}() checks signed cookies and needs the keys: pass kvSession({ keys: [...] }) or set SESSION_SECRET_KEYS (app.keys is known only once the app has served a request)`,
+          : `koa-kv-session: ${method}() checks signed cookies and needs the keys: pass the app, ${method}(header, app), or kvSession({ keys: [...] }), or set SESSION_SECRET_KEYS (app.keys is known only once the app has served a request)`,
       );
     }
     return signer;
@@ -237,9 +237,10 @@ export class Sessions implements SessionsApi {
     return ended !== undefined;
   }
 
-  async load(header: string | undefined): Promise<LoadedSession | undefined> {
+  async load(header: string | undefined, app?: { readonly keys?: KeysLike | undefined }): Promise<LoadedSession | undefined> {
     if (header !== undefined && typeof header !== 'string') throw new TypeError('koa-kv-session: load() takes the Cookie header (a string), or undefined');
-    const signer = this.signer(this.#lastApp?.keys, 'load');
+    if (app !== undefined && (app === null || typeof app !== 'object')) throw new TypeError('koa-kv-session: load(header, app) takes the Koa app (or an object with its keys) as second argument');
+    const signer = this.signer(app?.keys ?? this.#lastApp?.keys, 'load');
     const { session: found } = await this.loadFromValues(cookieValues(header, this.settings.cookie.name), signer, Date.now() + this.settings.storeTimeout);
     if (found === undefined) return undefined;
     const { sid, record, data } = found;

@@ -5,7 +5,9 @@ import { maskPassword } from './backends/url.js';
 import { SessionError } from './errors.js';
 
 /** What the `store` option resolved to: a connection URL, or something the user hands in. */
-export type StoreSpec = { readonly kind: 'url'; readonly url: string; readonly scheme: string } | { readonly kind: 'given'; readonly value: object; readonly handed: HandedIn };
+export type StoreSpec =
+  /** `shown`: the URL as the user gave it, for messages, when `url` carries a parameter they did not type. */
+  { readonly kind: 'url'; readonly url: string; readonly scheme: string; readonly shown?: string } | { readonly kind: 'given'; readonly value: object; readonly handed: HandedIn };
 
 /** What the store can do, as `ready()` reports it. */
 export interface StoreAbilities {
@@ -31,7 +33,7 @@ export interface StoreConfig {
 
 /** Where the store was opened from, for messages: a masked URL or the adapter's kind. */
 export function describeStore(spec: StoreSpec): string {
-  if (spec.kind === 'url') return maskPassword(spec.url);
+  if (spec.kind === 'url') return maskPassword(spec.shown ?? spec.url);
   return spec.handed.name;
 }
 

@@ -22,6 +22,10 @@ export interface SchemeRow {
   readonly abilities: Abilities;
   /** The URL takes `create=false` (never create the file, schema or table): the SQL backends. */
   readonly creates?: true;
+  /** The query parameters the URL takes for koa-kv-session (`?table=`, `?driver=`); others go to the driver, unless `strict`. */
+  readonly parameters?: readonly string[];
+  /** No query parameter but `parameters` means anything: another is a mistake. */
+  readonly strict?: true;
   /** Opens the backend; `timeout` bounds connecting, where the driver takes one. */
   open(url: string, scheme: string, timeout: number): Promise<Backend>;
 }
@@ -29,13 +33,29 @@ export interface SchemeRow {
 const ALL = { atomic: true, list: true, ownExpiry: false };
 const REDIS = { atomic: true, list: true, ownExpiry: true };
 
-const sqlite: SchemeRow = { name: 'SQLite', package: 'sqlite3', abilities: ALL, creates: true, open: async (...a) => (await import('./sqlite.js')).openSqlite(...a) };
+const sqlite: SchemeRow = {
+  name: 'SQLite',
+  package: 'sqlite3',
+  abilities: ALL,
+  creates: true,
+  parameters: ['table', 'driver', 'create'],
+  strict: true,
+  open: async (...a) => (await import('./sqlite.js')).openSqlite(...a),
+};
 const redis: SchemeRow = { name: 'Redis', package: '@keyv/redis', abilities: REDIS, open: async (...a) => (await import('./redis.js')).openRedis(...a) };
-const postgres: SchemeRow = { name: 'PostgreSQL', package: 'pg', abilities: ALL, creates: true, open: async (...a) => (await import('./postgres.js')).openPostgres(...a) };
+const postgres: SchemeRow = {
+  name: 'PostgreSQL',
+  package: 'pg',
+  abilities: ALL,
+  creates: true,
+  parameters: ['table', 'schema', 'create'],
+  open: async (...a) => (await import('./postgres.js')).openPostgres(...a),
+};
 const mongo: SchemeRow = {
   name: 'MongoDB',
   package: '@keyv/mongo',
   abilities: { atomic: false, list: false, ownExpiry: true },
+  parameters: ['collection'],
   open: async (...a) => (await import('./mongo.js')).openMongo(...a),
 };
 
@@ -50,7 +70,14 @@ export const SCHEMES: Readonly<Record<string, SchemeRow>> = Object.freeze({
   'valkey+cluster': { name: 'Valkey Cluster', package: 'iovalkey', abilities: REDIS, open: async (...a) => (await import('./valkey-cluster.js')).openValkeyCluster(...a) },
   postgres,
   postgresql: postgres,
-  mysql: { name: 'MySQL/MariaDB', package: 'mysql2', abilities: ALL, creates: true, open: async (...a) => (await import('./mysql.js')).openMysql(...a) },
+  mysql: {
+    name: 'MySQL/MariaDB',
+    package: 'mysql2',
+    abilities: ALL,
+    creates: true,
+    parameters: ['table', 'create'],
+    open: async (...a) => (await import('./mysql.js')).openMysql(...a),
+  },
   memcache: {
     name: 'memcached',
     package: '@keyv/memcache',
@@ -58,7 +85,14 @@ export const SCHEMES: Readonly<Record<string, SchemeRow>> = Object.freeze({
     open: async (...a) => (await import('./memcache.js')).openMemcache(...a),
   },
   etcd: { name: 'etcd', package: '@keyv/etcd', abilities: ALL, open: async (...a) => (await import('./etcd.js')).openEtcd(...a) },
-  dynamodb: { name: 'DynamoDB', package: '@keyv/dynamo', abilities: ALL, open: async (url, scheme) => (await import('./dynamo.js')).openDynamo(url, scheme) },
+  dynamodb: {
+    name: 'DynamoDB',
+    package: '@keyv/dynamo',
+    abilities: ALL,
+    parameters: ['region', 'table', 'tls'],
+    strict: true,
+    open: async (url, scheme) => (await import('./dynamo.js')).openDynamo(url, scheme),
+  },
   mongodb: mongo,
   'mongodb+srv': mongo,
 });
@@ -87,23 +121,48 @@ export function backendsThat(ability: keyof Abilities, has = true): string[] {
   ];
 }
 
-/**
- * Why a `sqlite://` URL cannot open on this Node, known without opening it (so kvSession() can say
- * so at once, not every request): no `node:sqlite` and no `sqlite3` package to be found from the
- * app's folder or its main script. Undefined when a driver is there, or for any other URL.
- */
-export function missingSqliteDriver(url: string): string | undefined {
-  if (schemeOf(url) !== 'sqlite') return undefined;
-  const driver = /[?&]driver=([^&]*)/.exec(url)?.[1];
-  const builtin = (process as { getBuiltinModule?: (id: string) => { DatabaseSync?: unknown } | undefined }).getBuiltinModule?.('node:sqlite');
-  if (driver !== 'sqlite3' && typeof builtin?.DatabaseSync === 'function') return undefined;
-  if (driver === 'node') return `needs node:sqlite, which Node ${process.version} does not have (Node 22.13 or later has it)`;
+/** Where `request` resolves from the app's folder or its main script (as Node would find it there); undefined when from neither. */
+function resolvable(request: string): string | undefined {
   for (const from of [`${process.cwd()}/`, process.argv[1]]) {
     try {
-      if (from !== undefined) return void createRequire(from).resolve('sqlite3');
+      if (from !== undefined) return createRequire(from).resolve(request);
     } catch {
       // not found from there
     }
+  }
+  return undefined;
+}
+
+/**
+ * Why a store URL cannot open here, known without opening it (so kvSession() can say so at once,
+ * not on every request), or undefined. `sqlite://`: neither `node:sqlite` nor the `sqlite3` package
+ * (or the one `?driver=` asks for). Any other scheme: its driver package is not installed beside
+ * koa-kv-session. When koa-kv-session itself cannot be found from the app's folder (a bundle, an
+ * unusual layout), nothing can be told, and the first request says it instead.
+ */
+export function missingDriver(url: string): string | undefined {
+  const scheme = schemeOf(url);
+  if (scheme === 'sqlite') return missingSqliteDriver(url);
+  const needed = schemeRow(scheme)?.package;
+  const ours = needed === undefined ? undefined : resolvable('koa-kv-session/package.json');
+  if (needed === undefined || ours === undefined) return undefined;
+  try {
+    createRequire(ours).resolve(needed);
+    return undefined;
+  } catch {
+    return `needs the ${needed} package, which is not installed: run \`npm install ${needed}\``;
+  }
+}
+
+function missingSqliteDriver(url: string): string | undefined {
+  const driver = /[?&]driver=([^&]*)/.exec(url)?.[1];
+  const builtin = (process as { getBuiltinModule?: (id: string) => { DatabaseSync?: unknown } | undefined }).getBuiltinModule?.('node:sqlite');
+  const hasBuiltin = typeof builtin?.DatabaseSync === 'function';
+  if (driver !== 'sqlite3' && hasBuiltin) return undefined;
+  if (driver === 'node') return `needs node:sqlite, which Node ${process.version} does not have (Node 22.13 or later has it)`;
+  if (resolvable('sqlite3') !== undefined) return undefined;
+  if (driver === 'sqlite3') {
+    return `asks for the sqlite3 package (?driver=sqlite3), which is not installed: run \`npm install sqlite3\`${hasBuiltin ? ', or drop ?driver=sqlite3 to use the node:sqlite built into this Node' : ''}`;
   }
   return `needs node:sqlite (built into Node 22.13 and later; this is ${process.version}) or the sqlite3 package: run on Node 22.13 or later, or run \`npm install sqlite3\``;
 }

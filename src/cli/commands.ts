@@ -39,10 +39,18 @@ function countOf(n: number, noun: string): string {
 /** An argument that starts with "-" but is a sid (or a whole cookie value), not an option. */
 const SID_LIKE = /^-[A-Za-z0-9_-]{15,}(?:\.\S*)?$/;
 
-/** A sid given on the command line; a whole cookie value (`<sid>.<signature>`) is accepted too. */
+/**
+ * A sid given on the command line; a whole cookie value (`<sid>.<signature>`) is accepted too, and
+ * the start of a key as `list` prints it, with its ellipsis.
+ */
 function sidArgument(value: string | undefined, command: string): string {
   if (value === undefined || value === '') throw new UsageError(`${command} needs a session id: koa-kv-session ${command} <sid>`);
-  return value.split('.')[0] as string;
+  return (value.split('.')[0] as string).replace(/(…|\.\.\.)$/, '');
+}
+
+/** What an argument of show is, as its output names it: a safe id, the start of a key, or a sid. */
+function labelOf(argument: string): string {
+  return SAFE_ID.test(argument) ? 'id' : LISTED_PREFIX.test(argument) ? 'key' : 'sid';
 }
 
 /** A safe id (16 characters, as a devices page shows): never a sid, which has at least 22. */
@@ -102,7 +110,7 @@ async function stats(run: Run): Promise<number> {
     `store       ${run.where}, prefix "${run.settings.keyPrefix}"\n` +
       `sessions    ${counts.sessions} (cbor ${counts.cbor}, json ${counts.json})\n` +
       `expired     ${counts.expired}${counts.expired > 0 ? ' (koa-kv-session purge removes them)' : ''}\n` +
-      `markers     ${counts.markers}${counts.markers > 0 ? ' (of revoked or moved sessions, for requests in flight; purged or dropped within minutes)' : ''}\n` +
+      `tombstones  ${counts.tombstones}${counts.tombstones > 0 ? ' (of revoked or regenerated sessions, for requests in flight; purged or dropped within minutes)' : ''}\n` +
       `users       ${counts.users}\n` +
       `unreadable  ${counts.unreadable}\n` +
       `bytes       ${counts.bytes}\n`,
@@ -178,6 +186,7 @@ async function show(run: Run, args: string[]): Promise<number> {
   const positionals = args[0] === '--' ? args.slice(1) : args;
   if (positionals.length > 1) throw new UsageError('show takes one sid');
   const sid = sidArgument(positionals[0], 'show');
+  const label = labelOf(sid).padEnd(10);
   const target = await targetOf(run, sid);
   const shown = target === undefined ? ({ status: 'missing' } as const) : await showSession(run.store, target);
   if (shown.status === 'missing') {
@@ -185,11 +194,11 @@ async function show(run: Run, args: string[]): Promise<number> {
     return EXIT.notFound;
   }
   if (run.json) {
-    if (shown.status === 'unreadable') writeJson(run, { sid, unreadable: shown.reason, raw: shown.raw.slice(0, 200) });
+    if (shown.status === 'unreadable') writeJson(run, { [labelOf(sid)]: sid, unreadable: shown.reason, raw: shown.raw.slice(0, 200) });
     else {
       const { record } = shown;
       writeJson(run, {
-        sid,
+        [labelOf(sid)]: sid,
         expires: new Date(record.expires).toISOString(),
         expired: record.expires <= Date.now(),
         permanent: record.permanent,
@@ -203,13 +212,13 @@ async function show(run: Run, args: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (shown.status === 'unreadable') {
-    run.out.write(`sid        ${sid}\nunreadable ${shown.reason}\nraw        ${shown.raw.slice(0, 200)}${shown.raw.length > 200 ? '…' : ''}\n`);
+    run.out.write(`${label} ${sid}\nunreadable ${shown.reason}\nraw        ${shown.raw.slice(0, 200)}${shown.raw.length > 200 ? '…' : ''}\n`);
     return EXIT.ok;
   }
   const { record } = shown;
   const state = record.expires <= Date.now() ? ' (expired)' : '';
   run.out.write(
-    `sid        ${sid}\nexpires    ${new Date(record.expires).toISOString()}${state}\npermanent  ${record.permanent}\n` +
+    `${label} ${sid}\nexpires    ${new Date(record.expires).toISOString()}${state}\npermanent  ${record.permanent}\n` +
       `created    ${record.created === undefined ? 'unknown' : new Date(record.created).toISOString()}\n` +
       `format     ${record.format} (record format ${record.recordFormat})\nbytes      ${shown.bytes}\ndata       ${printable(shown.data)}\n`,
   );
@@ -274,7 +283,7 @@ async function migrateCommand(run: Run, args: string[]): Promise<number> {
   run.out.write(
     `converted        ${report.converted}\nalready ${to.padEnd(8)} ${report.already}\nexpired          ${report.expired}\n` +
       `left as is: unrepresentable in ${to} ${report.unrepresentable}, over maxSize ${report.tooLarge}, unreadable ${report.unreadable}, ` +
-      `changed by the app throughout ${report.busy}\n`,
+      `changed by the app throughout ${report.busy}, tombstones ${report.tombstones}\n`,
   );
   return interrupted(run, report.complete);
 }

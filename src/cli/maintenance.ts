@@ -57,7 +57,7 @@ export interface Census {
   /** Session records past their expiry, waiting for a purge (SQL) or for the server to drop them. */
   expired: number;
   /** What a revocation or a regenerate() leaves for requests still in flight (expired too, gone within minutes or at the next purge). */
-  markers: number;
+  tombstones: number;
   /** Live sessions by encoding. */
   cbor: number;
   json: number;
@@ -72,7 +72,7 @@ export interface Census {
 }
 
 export async function census(store: SessionStore, options: WalkOptions = {}): Promise<Census> {
-  const counts: Census = { sessions: 0, expired: 0, markers: 0, cbor: 0, json: 0, users: 0, unreadable: 0, bytes: 0, complete: false };
+  const counts: Census = { sessions: 0, expired: 0, tombstones: 0, cbor: 0, json: 0, users: 0, unreadable: 0, bytes: 0, complete: false };
   const now = Date.now();
   counts.complete = await walk(store, options, async (records) => {
     for (const { name, raw } of records) {
@@ -84,7 +84,7 @@ export async function census(store: SessionStore, options: WalkOptions = {}): Pr
       try {
         const record = parseRecord(raw);
         // Markers have the expiry 0 (moved by a regenerate) or 1 (revoked).
-        if (isTombstone(raw)) counts.markers++;
+        if (isTombstone(raw)) counts.tombstones++;
         else if (record.expires <= now) counts.expired++;
         else {
           counts.sessions++;
@@ -143,7 +143,8 @@ export async function listPage(store: SessionStore, cursor: string | undefined, 
     for (const { name, raw } of page.records) {
       last = name;
       if (skip !== undefined && name.startsWith(skip)) continue;
-      if (isUserIndexName(name)) continue;
+      // User indexes and tombstones (of revoked or regenerated sessions) are no sessions: stats counts them apart.
+      if (isUserIndexName(name) || isTombstone(raw)) continue;
       sessions.push(describeRecord(name, raw, userKey));
     }
     skip = undefined;
@@ -197,6 +198,8 @@ export interface MigrationReport {
   already: number;
   /** Expired: left for purge. */
   expired: number;
+  /** Tombstones of revoked or regenerated sessions: no session to convert, left to expire. */
+  tombstones: number;
   /** Data the target encoding cannot hold exactly (Dates, Maps, binary... in JSON): left as they are. */
   unrepresentable: number;
   /** Over maxSize in the target encoding: left as they are (a larger record would not load). */
@@ -213,6 +216,7 @@ type Conversion = { kind: 'write'; next: string; ttl: number } | { kind: Exclude
 
 /** The record `raw` re-encoded as `to`, or why it is left as it is. */
 function convert(raw: string, to: Format, maxSize: number, now: number): Conversion {
+  if (isTombstone(raw)) return { kind: 'tombstones' };
   let record: StoredRecord;
   let data: StoredData;
   try {
@@ -249,7 +253,7 @@ const ROUNDS = 5;
  * compare-and-set on the record as read, so a concurrent change by the application is never overwritten.
  */
 export async function migrate(store: SessionStore, to: Format, maxSize: number, options: WalkOptions = {}): Promise<MigrationReport> {
-  const report: MigrationReport = { converted: 0, already: 0, expired: 0, unrepresentable: 0, tooLarge: 0, unreadable: 0, busy: 0, complete: false };
+  const report: MigrationReport = { converted: 0, already: 0, expired: 0, tombstones: 0, unrepresentable: 0, tooLarge: 0, unreadable: 0, busy: 0, complete: false };
   report.complete = await walk(store, options, async (records) => {
     // A listed name is the key as it is: its record says whether that is a hash.
     let pending = records.filter((r) => !isUserIndexName(r.name)).map((r) => ({ name: store.names.fromKey(r.name, isHashedRecord(r.raw)), raw: r.raw }));
