@@ -245,7 +245,7 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
     expect(stats).toMatchObject({ prefix, users: 1, unreadable: 0, expired: expiredSeeded, complete: true });
     expect(stats.sessions).toBe(stats.cbor + stats.json);
     const shown = JSON.parse((await cli(['show', sidOf(prefix, 4), '--json'], env)).stdout);
-    expect(shown).toMatchObject({ sid: sidOf(prefix, 4), permanent: true, format: 'cbor', recordFormat: 2, created: null, expired: false, data: { userId: 'user4', n: 4 } });
+    expect(shown).toMatchObject({ sid: sidOf(prefix, 4), permanent: true, format: 'cbor', created: null, expired: false, data: { userId: 'user4', n: 4 } });
     expect(Date.parse(shown.expires)).toBeGreaterThan(Date.now());
     const dated = JSON.parse((await cli(['show', `dated${'x'.repeat(38)}`, '--json'], env)).stdout);
     expect(dated.data).toEqual({ at: '1970-01-01T00:00:00.000Z' });
@@ -264,11 +264,11 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
     live(context);
     const cbor = await cli(['show', sidOf(prefix, 2)], env);
     expect(cbor.status).toBe(0);
-    expect(cbor.stdout).toMatch(/^format\s+cbor \(record format 2\)$/m);
+    expect(cbor.stdout).toMatch(/^format\s+cbor$/m);
     expect(cbor.stdout).toMatch(/^created\s+unknown$/m);
     expect(cbor.stdout).toMatch(/"n": 2\b/);
     const json = await cli(['show', `${sidOf(prefix, 21)}.some-signature`], env);
-    expect(json.stdout).toMatch(/^format\s+json \(record format 2\)$/m);
+    expect(json.stdout).toMatch(/^format\s+json$/m);
     expect(json.stdout).toMatch(/"userId": "user21"/);
     const missing = await cli(['show', 'no-such-sid'], env);
     expect(missing.status).toBe(3);
@@ -613,14 +613,14 @@ describe('progress display', () => {
   });
 });
 
-describe('migrate and format-1 records', () => {
-  it('migrate --to cbor rewrites format-1 records (before 0.2) as format 2, CBOR and JSON alike; run again, everything is already there', async () => {
+describe('migrate and records it cannot read', () => {
+  it('migrate --to cbor rewrites JSON records, counts a record of a header format it does not read as unreadable and leaves it; run again, everything is already there', async () => {
     const file = join(dir, 'format1.sqlite');
     const opened = await openBackend(`sqlite://${file}`, 5000);
     const expires = Date.now() + 3_600_000;
     const old = new Map<string, string>([
       ['f1:a', `c1:${expires}:1:${encodePayload({ n: 1, at: new Date(0) }, 'cbor')}`],
-      ['f1:b', `j1:${expires}:0:${encodePayload({ n: 2 }, 'json')}`],
+      ['f1:b', frameRecord(encodePayload({ n: 2 }, 'json'), 'json', expires, false, { created: 2 })],
       ['f1:c', frameRecord(encodePayload({ n: 3 }, 'cbor'), 'cbor', expires, true, { created: 1 })],
     ]);
     await (SEEDERS[0] as Seeder).seed(
@@ -631,18 +631,16 @@ describe('migrate and format-1 records', () => {
       const env = { SESSION_STORE: `sqlite://${file}`, SESSION_KEY_PREFIX: 'f1:' };
       const first = await cli(['migrate', '--to', 'cbor'], env);
       expect(first.status).toBe(0);
-      expect(stat(first.stdout, 'converted')).toBe(2);
+      expect(stat(first.stdout, 'converted')).toBe(1);
+      expect(first.stdout).toMatch(/unreadable 1,/);
       expect(first.stdout).toMatch(/already cbor\s+1/);
-      const a = String(await opened.get('f1:a'));
-      const b = String(await opened.get('f1:b'));
-      expect(a).toMatch(new RegExp(`^c2:${expires}:1:[\\w-]{8}::`));
-      expect(b).toMatch(new RegExp(`^c2:${expires}:0:[\\w-]{8}::`));
-      // The CBOR payload is kept as it was; the JSON one re-encoded.
-      expect(a.endsWith(`:${(old.get('f1:a') as string).split(':')[3]}`)).toBe(true);
+      // Left exactly as it was: nothing this version cannot read is ever rewritten.
+      expect(await opened.get('f1:a')).toBe(old.get('f1:a'));
+      expect(String(await opened.get('f1:b'))).toMatch(new RegExp(`^c2:${expires}:0:(?:[\\w-]{8})+:2::`));
       expect(await opened.get('f1:c')).toBe(old.get('f1:c'));
       const again = await cli(['migrate', '--to', 'cbor'], env);
       expect(stat(again.stdout, 'converted')).toBe(0);
-      expect(again.stdout).toMatch(/already cbor\s+3/);
+      expect(again.stdout).toMatch(/already cbor\s+2/);
     } finally {
       await opened.close?.();
     }

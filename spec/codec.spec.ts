@@ -31,7 +31,6 @@ describe('record layout', () => {
     expect(raw).toMatch(/^j2:1767225600000:1:[\w-]{8}:1764547200000:7200000:\{"a":1\}$/);
     const versions = raw.split(':')[3];
     expect(parseRecord(raw)).toEqual({
-      recordFormat: 2,
       versions,
       format: 'json',
       expires: 1767225600000,
@@ -82,12 +81,11 @@ describe('record layout', () => {
     expect(sameRecord(previous, frameRecord('{"a":1}', 'json', 1767225600001, true, { created: 1 }))).toBe(false);
   });
 
-  it('a compare-and-set stamp is the header through the version token (format 2), or the whole value (format 1, anything else)', () => {
+  it('a compare-and-set stamp is the header through the version token, or the whole value (anything that is not a record)', () => {
     const raw = frameRecord('{"a":1}', 'json', 1767225600000, true, { created: 5 });
     const { stamp, whole } = casStamp(raw);
     expect(whole).toBe(false);
     expect(stamp).toBe(`${raw.split(':').slice(0, 4).join(':')}:`);
-    expect(casStamp('j1:1767225600000:1:{"a":1}')).toEqual({ stamp: 'j1:1767225600000:1:{"a":1}', whole: true });
     expect(casStamp('value-x')).toEqual({ stamp: 'value-x', whole: true });
   });
 
@@ -112,21 +110,9 @@ describe('record layout', () => {
     expect(recordStatus(revoked, Date.now())).toBe('gone');
   });
 
-  it('reads format-1 records (no version token, creation time unknown)', () => {
-    const raw = 'c1:1767225600000:0:oWFhAQ==';
-    expect(parseRecord(raw)).toEqual({
-      recordFormat: 1,
-      versions: '',
-      format: 'cbor',
-      expires: 1767225600000,
-      permanent: false,
-      hashed: false,
-      created: undefined,
-      lifetime: undefined,
-      payload: 'oWFhAQ==',
-      raw,
-    });
-    expect(decodePayload(parseRecord(raw).payload, 'cbor')).toEqual({ a: 1 });
+  it('refuses a header format it does not write (the one digit after the tag), naming it', () => {
+    expect(() => parseRecord('c1:1767225600000:0:oWFhAQ==')).toThrow(new CorruptRecordError('session record format 1 is not supported by this version of koa-kv-session'));
+    expect(() => parseRecord('j3:1767225600000:0:x:::{}')).toThrow(/format 3 is not supported/);
   });
 
   it.each(['cbor', 'json'] as const)('%s round-trips text, numbers, nesting, non-ASCII and odd keys', (format) => {
@@ -177,7 +163,7 @@ describe('record layout', () => {
     ['not a string', 42],
     ['no header', '{"a":1}'],
     ['a future record version', 'c9:1767225600000:1:oA=='],
-    ['a truncated header', 'c1:17672'],
+    ['a truncated header', 'c2:17672'],
     ['an unknown tag', 'x1:1767225600000:1:{}'],
   ])('rejects %s', (_label, raw) => {
     expect(() => parseRecord(raw)).toThrow(CorruptRecordError);
@@ -246,9 +232,9 @@ describe('serialization option', () => {
 describe('corrupt stored records', () => {
   it.each([
     ['garbage', 'not a session record'],
-    ['a truncated CBOR payload', `c1:${Date.now() + 60_000}:1:oWF`],
+    ['a truncated CBOR payload', `c2:${Date.now() + 60_000}:1:AAAAAAAA:::oWF`],
     ['a future version', `c2:${Date.now() + 60_000}:1:oA==`],
-    ['invalid JSON', `j1:${Date.now() + 60_000}:1:{"user":`],
+    ['invalid JSON', `j2:${Date.now() + 60_000}:1:AAAAAAAA:::{"user":`],
   ])('%s: fresh session with a new sid, onError told, no crash', async (_label, raw) => {
     const { app, store, prefix, errors } = await setup((ctx) => {
       const fresh = ctx.session.isNew;

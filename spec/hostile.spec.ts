@@ -197,7 +197,7 @@ describe('stored records a client cannot choose but an operator may find', () =>
     try {
       const login = await server.request('/login');
       const sid = sidOf(login.setCookies[0]);
-      await local.put(localPrefix + sid, `j1:${Date.now() + 60_000}:1:${JSON.stringify({ user: 'x'.repeat(5000) })}`);
+      await local.put(localPrefix + sid, `j2:${Date.now() + 60_000}:1:AAAAAAAA:1::${JSON.stringify({ user: 'x'.repeat(5000) })}`);
       const reply = await server.request('/', { cookie: cookiePair(login.setCookies[0]) });
       expect(reply.body).toBe('anonymous');
       expect(errors[0]).toMatchObject({ code: 'SESSION_RECORD_CORRUPT' });
@@ -218,7 +218,7 @@ describe('stored records a client cannot choose but an operator may find', () =>
     try {
       const login = await server.request('/login');
       const sid = sidOf(login.setCookies[0]);
-      await local.put(localPrefix + sid, `c1:${Date.now() + 60_000}:1:{"user":"ada"}`);
+      await local.put(localPrefix + sid, `c2:${Date.now() + 60_000}:1:AAAAAAAA:1::{"user":"ada"}`);
       const reply = await server.request('/', { cookie: cookiePair(login.setCookies[0]) });
       expect(reply.status).toBe(200);
       expect(reply.body).toBe('anonymous');

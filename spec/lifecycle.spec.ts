@@ -256,34 +256,6 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
     }
   });
 
-  it.each(['cbor', 'json'] as const)('a format-1 %s record of the previous version is read as it is, and rewritten as format 2 on its next write', async (format) => {
-    const app = await start(
-      seeding((ctx) => {
-        if (ctx.path === '/write') ctx.session.visits = Number(ctx.session.visits) + 1;
-        return JSON.stringify(ctx.session);
-      }),
-    );
-    const { cookie, sid } = await existing(app, { visits: 1 }, 0);
-    // What 0.1 wrote: <c1|j1>:<expires>:<permanent>:<payload>, no version token, no creation time.
-    const expires = Date.now() + LIFETIME;
-    const old = `${format === 'cbor' ? 'c1' : 'j1'}:${expires}:1:${encodePayload({ visits: 1, note: 'héllo' }, format)}`;
-    await store.put(prefix + sid, old, LIFETIME);
-    store.reset();
-    const read = await app.request('/', { cookie });
-    expect(JSON.parse(read.body)).toEqual({ visits: 1, note: 'héllo' });
-    expect(store.calls.map((c) => c.op)).toEqual(['get']);
-    expect(await store.raw(prefix + sid)).toBe(old);
-    store.reset();
-    const write = await app.request('/write', { cookie });
-    expect(JSON.parse(write.body)).toEqual({ visits: 2, note: 'héllo' });
-    // The conditional write found the format-1 record it read (compared whole) and replaced it.
-    expect(store.calls.map((c) => c.op)).toEqual(['get', ...conditionalWrite(prefix + sid).map((c) => c.op)]);
-    const raw = String(await store.raw(prefix + sid));
-    expect(raw).toMatch(/^c2:\d+:1:[\w-]{8}:\d+::/);
-    expect(decodeStored(raw)).toEqual({ visits: 2, note: 'héllo' });
-    expect(recordExpiry(raw)).toBe(expires);
-  });
-
   it('non-permanent session modified: one read, one (conditional) write keeping the expiry (no refresh due), no cookie (nothing in it changed)', async () => {
     const app = await start(
       seeding((ctx) => {

@@ -15,7 +15,6 @@ const config = (over: Partial<LifetimeConfig> = {}): LifetimeConfig => ({
   ...over,
 });
 const record = (over: Partial<StoredRecord>): StoredRecord => ({
-  recordFormat: 2,
   versions: 'AAAAAAAA',
   format: 'json',
   expires: NOW + HOUR,
@@ -69,10 +68,10 @@ describe('which limit ends a session when', () => {
     expect(absoluteEnd(NOW, config())).toBe(Number.POSITIVE_INFINITY);
   });
 
-  it('creation and last use: a format-1 record (no creation time) counts from its last refresh', () => {
+  it('creation and last use: a record whose header has no creation time counts from its last refresh', () => {
     const settings = config();
     expect(createdOf(record({ created: NOW - 5 * HOUR }), settings)).toBe(NOW - 5 * HOUR);
-    expect(createdOf(record({ recordFormat: 1, created: undefined, expires: NOW + HOUR }), settings)).toBe(NOW + HOUR - 24 * HOUR);
+    expect(createdOf(record({ created: undefined, expires: NOW + HOUR }), settings)).toBe(NOW + HOUR - 24 * HOUR);
     expect(lastSeenOf(record({ created: NOW - 5 * HOUR, expires: NOW + 23 * HOUR }), settings)).toBe(NOW - HOUR);
     expect(lastSeenOf(record({ created: NOW - 5 * HOUR, expires: NOW + 2 * HOUR, lifetime: 3 * HOUR }), settings)).toBe(NOW - HOUR);
   });

@@ -210,9 +210,9 @@ console.log(JSON.stringify({
       join(WORK, 'seed.mjs'),
       `import { KeyvSqlite } from '@keyv/sqlite';
 const adapter = new KeyvSqlite({ uri: 'sqlite://${db}' });
-for (const key of ['cli:a', 'cli:b', 'cli:c']) await adapter.set(key, 'c1:1000:1:oA==');
-await adapter.set('cli:live', 'c1:${Date.now() + 3_600_000}:1:oA==');
-await adapter.set('other:d', 'c1:1000:1:oA==');
+for (const key of ['cli:a', 'cli:b', 'cli:c']) await adapter.set(key, 'c2:1000:1:AAAAAAAA:1::oA==');
+await adapter.set('cli:live', 'c2:${Date.now() + 3_600_000}:1:AAAAAAAA:1::oA==');
+await adapter.set('other:d', 'c2:1000:1:AAAAAAAA:1::oA==');
 await adapter.disconnect();
 `,
     );

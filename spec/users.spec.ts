@@ -231,7 +231,7 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
     const memory = new MemoryBackend();
     const target = await site({ store: memory as never, keyPrefix: 'p:', cookie: { signed: false }, refreshInterval: 0 }, (ctx) => String(ctx.session.note));
     const sid = 'A'.repeat(43);
-    await memory.set(`p:${sid}`, `j1:${Date.now() + 60_000}:1:${JSON.stringify({ userId: { legacy: true }, note: 'kept' })}`, 60_000);
+    await memory.set(`p:${sid}`, `j2:${Date.now() + 60_000}:1:AAAAAAAA:1::${JSON.stringify({ userId: { legacy: true }, note: 'kept' })}`, 60_000);
     const reply = await target.request('/', { cookie: `session=${sid}` });
     expect(reply.status).toBe(200);
     expect(reply.body).toBe('kept');
@@ -265,7 +265,7 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
     const far = Date.now() + 3_600_000;
     index.sessions.oldDeadSid = [far, Date.now() - 3_600_000];
     index.sessions.youngPendingSid = [far, Date.now()];
-    await memory.set(key, `j1:${far}:0:${JSON.stringify(index)}`, 3_600_000);
+    await memory.set(key, `j2:${far}:0:AAAAAAAA:::${JSON.stringify(index)}`, 3_600_000);
     expect((await target.middleware.listUserSessions('gina')).map((s) => s.sid)).toEqual([sid]);
     const after = JSON.parse(parseRecord(await memory.get(key)).payload) as { sessions: object };
     expect(Object.keys(after.sessions).sort()).toEqual([sid, 'youngPendingSid'].sort());

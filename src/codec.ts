@@ -1,4 +1,4 @@
-// The stored record: a text header with the expiry, then the session data in CBOR or JSON; reads formats 1 and 2.
+// The stored record: a text header with the expiry, then the session data in CBOR or JSON.
 //
 // Format 2 (written):  <tag>:<expires>:<permanent>:<version><earlier>:<created>:<lifetime>:<payload>
 //   tag        "c2" (CBOR, base64) or "j2" (JSON); the digit is the record format
@@ -9,8 +9,7 @@
 //              writer whose reply was lost finds its own version there and knows its write landed
 //   created    when the session was created (or last regenerated), ms since the epoch
 //   lifetime   this session's own lifetime in ms, or empty for the configured one
-// Format 1 (read, rewritten as 2 on its next write):  <tag>:<expires>:<permanent>:<payload>, tag c1 / j1.
-// The expiry sits in plain text, second in both formats, so that SQL can purge expired rows in one
+// The expiry sits in plain text, second in the header, so that SQL can purge expired rows in one
 // statement without decoding CBOR, and a refresh decision needs no second read.
 import { randomFillSync } from 'node:crypto';
 import { cborEncode, decodeCbor, encodeCbor, spliceCbor, tooLarge } from './cbor.js';
@@ -21,8 +20,6 @@ export type StoredData = Record<string, unknown>;
 
 /** A record as stored, with the payload still encoded: decoding waits until it is needed. */
 export interface StoredRecord {
-  /** The record format it was stored in: 2 is written, 1 (before version 0.2) is read and rewritten as 2. */
-  readonly recordFormat: 1 | 2;
   /** The version token of the write that stored it, then those of the writes before it (8 characters each). */
   readonly versions: string;
   readonly format: Format;
@@ -30,7 +27,7 @@ export interface StoredRecord {
   readonly permanent: boolean;
   /** Stored under the hash of its sid (`hashSids`): such a record answers only to the sid whose hash names it, never to a cookie holding its key. */
   readonly hashed: boolean;
-  /** When the session was created or last regenerated; undefined when unknown (a format-1 record did not keep it). */
+  /** When the session was created or last regenerated; undefined when the header does not say (a user index). */
   readonly created: number | undefined;
   /** The session's own lifetime (ms), when it has one. */
   readonly lifetime: number | undefined;
@@ -46,7 +43,6 @@ export class CorruptRecordError extends Error {
 }
 
 const TAG: Record<Format, string> = { cbor: 'c2', json: 'j2' };
-const HEADER_1 = /^([cj])1:(\d{1,16}):([01]):/;
 const HEADER_2 = /^([cj])2:(\d{1,16}):([0-3]):((?:[\w-]{8}){1,8}):(\d{0,16}):(\d{0,16}):/;
 /** Versions kept in a record: its own and up to seven earlier ones. */
 const KEPT_VERSIONS = 8;
@@ -217,13 +213,12 @@ export function decodeRecord(raw: unknown): { record: StoredRecord; data: Stored
   return { record, data: decodePayload(record.payload, record.format) };
 }
 
-/** Splits a stored string (format 2 or 1) into header and payload; throws CorruptRecordError for anything else. */
+/** Splits a stored string into header and payload; throws CorruptRecordError for anything else. */
 export function parseRecord(raw: unknown): StoredRecord {
   if (typeof raw !== 'string') throw new CorruptRecordError(`session record is a ${typeof raw}, not a string`);
   const match = HEADER_2.exec(raw);
   if (match !== null) {
     return {
-      recordFormat: 2,
       versions: match[4] as string,
       format: match[1] === 'c' ? 'cbor' : 'json',
       expires: Number(match[2]),
@@ -235,23 +230,8 @@ export function parseRecord(raw: unknown): StoredRecord {
       raw,
     };
   }
-  const old = HEADER_1.exec(raw);
-  if (old !== null) {
-    return {
-      recordFormat: 1,
-      versions: '',
-      format: old[1] === 'c' ? 'cbor' : 'json',
-      expires: Number(old[2]),
-      permanent: old[3] === '1',
-      hashed: false,
-      created: undefined,
-      lifetime: undefined,
-      payload: raw.slice(old[0].length),
-      raw,
-    };
-  }
   const format = /^[cj](\d+):/.exec(raw)?.[1];
-  if (format !== undefined && format !== '1' && format !== '2') {
+  if (format !== undefined && format !== '2') {
     throw new CorruptRecordError(`session record format ${format} is not supported by this version of koa-kv-session`);
   }
   throw new CorruptRecordError('session record has no valid header');

@@ -52,7 +52,7 @@ export function cookieExpires(permanent: boolean, expires: number): number | und
   return permanent ? expires : undefined;
 }
 
-/** When a stored session was created; a format-1 record did not keep it, and its last refresh is the best known. */
+/** When a stored session was created; for a record whose header does not say, its last refresh is the best known. */
 export function createdOf(record: StoredRecord, config: LifetimeConfig): number {
   return record.created ?? record.expires - idleLifetime(record.permanent, record.lifetime, config);
 }

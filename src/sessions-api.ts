@@ -83,6 +83,6 @@ export interface LoadedSession {
   readonly data: SessionFields;
   readonly permanent: boolean;
   readonly expires: Date;
-  /** When it was created or last regenerated; undefined for a record written before 0.2. */
+  /** When it was created or last regenerated; undefined for a record whose header does not say. */
   readonly createdAt: Date | undefined;
 }

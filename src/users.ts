@@ -3,10 +3,13 @@
 //
 // One index record per user, at `<keyPrefix>~user~<sha256(id), base64url>` ("~" never occurs in a sid,
 // so an index can never be loaded as a session). It is framed like a session record (JSON), so TTLs
-// and `purge` treat it as one:  j1:<expires>:0:{"user":"<id>","sessions":{"<sid>":[<covered>,<added>]}}
+// and `purge` treat it as one (codec.ts's header, JSON, no creation time):
+//   j2:<expires>:0:<versions>:::{"user":"<id>","sessions":{"<stored name>":[<covered>,<added>,<label>,<was>]}}
 //   covered  the entry stays until then: always later than the session's own expiry (a refresh that
 //            would pass it moves it forward, with a lifetime of headroom so that is rare)
 //   added    when the entry was made: a young entry whose record is not there yet is a login in flight
+//   label    what `describe(ctx)` said at login (left out, with `was`, when there is none)
+//   was      the safe ids the session had before regenerate() moved it, newest first (left out when none)
 // Every change is a compare-and-set onto the freshest index, so concurrent logins never drop a sid;
 // changes queued in this process for one user go out together in one compare-and-set.
 // An index never needs the sessions it names to be read to stay bounded: an entry leaves when its
@@ -35,7 +38,7 @@ export interface UserSession {
    * sessions by it, `revokeSession({ user, id })` takes it, `sessionId(ctx)` gives the current one.
    */
   readonly id: string;
-  /** When the session was created, or last regenerated (a login); undefined for a record written before 0.2. */
+  /** When the session was created, or last regenerated (a login); undefined for a record whose header does not say. */
   readonly createdAt: Date | undefined;
   /** When the session was last used, to within `refreshInterval` (an unchanged session is only rewritten that often). */
   readonly lastSeenAt: Date;

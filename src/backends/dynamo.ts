@@ -132,7 +132,7 @@ export async function openDynamo(url: string, scheme: string): Promise<Backend> 
   return new DynamoBackend(await exportOf('@keyv/dynamo', scheme, 'KeyvDynamo'), dynamoOptions(url));
 }
 
-/** The condition on the stored value: it starts with the record's header through its version token (a format-1 record: equals it). */
+/** The condition on the stored value: it starts with the record's header through its version token (a value that is not a record: equals it). */
 function stampCondition(expected: string) {
   const { stamp, whole } = casStamp(expected);
   return {

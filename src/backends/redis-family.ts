@@ -5,8 +5,8 @@ import { missed, type CasResult, type ScannedPage } from './contract.js';
 
 // ARGV[1] is what the stored value must start with: a record's header through its version token.
 // Only that many bytes are read (GETRANGE): the record itself never enters the script unless the
-// write is refused. With ARGV[4] = 'whole' the stored value must equal ARGV[1] (a format-1 record,
-// or anything else); with ARGV[1] = '' the key must be absent. Returns 1 (written), 0 (no record)
+// write is refused. With ARGV[4] = 'whole' the stored value must equal ARGV[1] (a value that
+// is not a record); with ARGV[1] = '' the key must be absent. Returns 1 (written), 0 (no record)
 // or the current value.
 export const CAS_SCRIPT = `local expected = ARGV[1]
 if expected == '' then

@@ -204,7 +204,6 @@ async function show(run: Run, args: string[]): Promise<number> {
         permanent: record.permanent,
         created: record.created === undefined ? null : new Date(record.created).toISOString(),
         format: record.format,
-        recordFormat: record.recordFormat,
         bytes: shown.bytes,
         data: shown.data,
       });
@@ -220,7 +219,7 @@ async function show(run: Run, args: string[]): Promise<number> {
   run.out.write(
     `${label} ${sid}\nexpires    ${new Date(record.expires).toISOString()}${state}\npermanent  ${record.permanent}\n` +
       `created    ${record.created === undefined ? 'unknown' : new Date(record.created).toISOString()}\n` +
-      `format     ${record.format} (record format ${record.recordFormat})\nbytes      ${shown.bytes}\ndata       ${printable(shown.data)}\n`,
+      `format     ${record.format}\nbytes      ${shown.bytes}\ndata       ${printable(shown.data)}\n`,
   );
   return EXIT.ok;
 }

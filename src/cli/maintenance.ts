@@ -226,8 +226,7 @@ function convert(raw: string, to: Format, maxSize: number, now: number): Convers
     return { kind: 'unreadable' };
   }
   if (record.expires <= now) return { kind: 'expired' };
-  if (record.format === to && record.recordFormat === 2) return { kind: 'already' };
-  // A format-1 record of the target encoding keeps its payload; only its header becomes format 2.
+  if (record.format === to) return { kind: 'already' };
   let payload = record.payload;
   if (record.format !== to) {
     try {
