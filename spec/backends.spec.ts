@@ -20,7 +20,7 @@ describe.each(BACKENDS)('values and keys on $name', (backend) => {
 
   async function roundTrip(write: Handler, read: Handler, options: KvSessionOptions) {
     let step = 0;
-    const app = await startApp({ store: store as never, keyPrefix: prefix, ...options }, (ctx) => (step++ === 0 ? write(ctx) : read(ctx)));
+    const app = await startApp({ store: store, keyPrefix: prefix, ...options }, (ctx) => (step++ === 0 ? write(ctx) : read(ctx)));
     apps.push(app);
     const one = await app.request();
     expect(one.status).toBe(200);
@@ -89,7 +89,7 @@ describe.each(BACKENDS)('values and keys on $name', (backend) => {
   });
 
   it('the default 31-day lifetime works (TTL over 30 days)', async () => {
-    const app = await startApp({ store: store as never, keyPrefix: prefix }, (ctx) => {
+    const app = await startApp({ store: store, keyPrefix: prefix }, (ctx) => {
       if (ctx.path === '/login') ctx.session.user = 'ada';
       return String(ctx.session.user ?? 'anonymous');
     });

@@ -66,8 +66,8 @@ describe('background cleanup', () => {
   it('runs on a store that keeps expired records, never on one that expires keys itself', async () => {
     const keeps = fakeStore();
     const expires = fakeStore({ expiresKeys: true });
-    const a = kvSession({ store: keeps.store as never, cleanupInterval: 1000 });
-    const b = kvSession({ store: expires.store as never, cleanupInterval: 1000 });
+    const a = kvSession({ store: keeps.store, cleanupInterval: 1000 });
+    const b = kvSession({ store: expires.store, cleanupInterval: 1000 });
     try {
       expect((await b.ready()).ownExpiry).toBe(true);
       await sleep(2500);
@@ -81,7 +81,7 @@ describe('background cleanup', () => {
 
   it('never runs two purges at once, and close() stops it', async () => {
     const slow = fakeStore({ purgeMs: 2500 });
-    const middleware = kvSession({ store: slow.store as never, cleanupInterval: 1000 });
+    const middleware = kvSession({ store: slow.store, cleanupInterval: 1000 });
     await sleep(3600);
     expect(slow.calls.purges).toBe(1);
     expect(slow.calls.maxRunning).toBe(1);
@@ -94,7 +94,7 @@ describe('background cleanup', () => {
   it('reports a failed purge through onError and keeps the app serving', async () => {
     const failing = fakeStore({ fail: true });
     const errors: Error[] = [];
-    const app = await startApp({ store: failing.store as never, cleanupInterval: 1000, onError: (error) => errors.push(error) }, (ctx) => {
+    const app = await startApp({ store: failing.store, cleanupInterval: 1000, onError: (error) => errors.push(error) }, (ctx) => {
       ctx.session.n = 1;
       return 'ok';
     });
@@ -109,7 +109,7 @@ describe('background cleanup', () => {
 
   it('cleanupInterval 0 turns it off', async () => {
     const keeps = fakeStore();
-    const middleware = kvSession({ store: keeps.store as never, cleanupInterval: 0 });
+    const middleware = kvSession({ store: keeps.store, cleanupInterval: 0 });
     await sleep(1500);
     expect(keeps.calls.purges).toBe(0);
     await middleware.close();

@@ -15,10 +15,10 @@ afterEach(async () => {
   await Promise.all(apps.splice(0).map((app) => app.close()));
 });
 
-async function setup(handler: Handler, options: KvSessionOptions = {}, store = new CountingAdapter(new MemoryBackend() as never)) {
+async function setup(handler: Handler, options: KvSessionOptions = {}, store = new CountingAdapter(new MemoryBackend())) {
   const prefix = uniquePrefix('codec');
   const errors: Error[] = [];
-  const app = await startApp({ store: store as never, keyPrefix: prefix, onError: (e) => errors.push(e), ...options }, handler);
+  const app = await startApp({ store: store, keyPrefix: prefix, onError: (e) => errors.push(e), ...options }, handler);
   apps.push(app);
   await app.middleware.ready();
   store.reset();
@@ -214,7 +214,7 @@ describe('serialization option', () => {
     expect(String(await store.raw(key)).slice(0, 1)).toBe(stored[0]);
     // ...is read by an app configured with this one (same prefix, same store).
     let step = 0;
-    const reader = await startApp({ store: store as never, keyPrefix: writer.prefix, serialization: configured, refreshEachRequest: false }, (ctx) => {
+    const reader = await startApp({ store: store, keyPrefix: writer.prefix, serialization: configured, refreshEachRequest: false }, (ctx) => {
       if (step++ === 0) return String(ctx.session.user);
       ctx.session.visits = 1;
       return 'written';

@@ -26,7 +26,7 @@ describe.each(BACKENDS)('concurrency on $name', (backend) => {
   async function servers(count: number, options: Record<string, unknown> = {}): Promise<TestApp[]> {
     const started: TestApp[] = [];
     for (let i = 0; i < count; i++) {
-      const app = await startApp({ store: store as never, keyPrefix: prefix, ...options }, async (ctx) => {
+      const app = await startApp({ store: store, keyPrefix: prefix, ...options }, async (ctx) => {
         const q = ctx.query as Record<string, string>;
         // Touch the session before holding, so the request has certainly loaded it.
         const before = JSON.stringify(ctx.session);
@@ -155,7 +155,7 @@ describe.each(BACKENDS)('concurrency on $name', (backend) => {
     const [a, b = a] = (await servers(count)) as [TestApp, TestApp?];
     const { cookie, sid } = await seed(a, { base: '0' });
     // Give the session a cart to mutate in place.
-    const cartApp = await startApp({ store: store as never, keyPrefix: prefix }, (ctx) => {
+    const cartApp = await startApp({ store: store, keyPrefix: prefix }, (ctx) => {
       ctx.session.cart = { items: ['apple'] };
     });
     apps.push(cartApp);

@@ -14,9 +14,9 @@ afterEach(async () => {
 });
 
 async function setup(handler: Handler, options: KvSessionOptions = {}, configure?: (app: Koa) => void) {
-  const store = new CountingAdapter(new MemoryBackend() as never);
+  const store = new CountingAdapter(new MemoryBackend());
   const prefix = uniquePrefix('cookie');
-  const app = await startApp({ store: store as never, keyPrefix: prefix, ...options }, handler, configure);
+  const app = await startApp({ store: store, keyPrefix: prefix, ...options }, handler, configure);
   apps.push(app);
   await app.middleware.ready();
   store.reset();
@@ -40,7 +40,7 @@ describe('signing', () => {
     const old = await setup(login, { keys: ['old-key'] });
     const signedOld = cookiePair((await old.app.request('/login')).setCookies[0]);
     // Same store, new key list with the new key first.
-    const rotated = await startApp({ store: old.store as never, keyPrefix: old.prefix, keys: ['new-key', 'old-key'], refreshInterval: '1h' }, login);
+    const rotated = await startApp({ store: old.store, keyPrefix: old.prefix, keys: ['new-key', 'old-key'], refreshInterval: '1h' }, login);
     apps.push(rotated);
     const reply = await rotated.request('/', { cookie: signedOld });
     expect(reply.body).toBe('ada');
@@ -49,7 +49,7 @@ describe('signing', () => {
     expect(sidOf(reply.setCookies[0])).toBe(sidOf(`${signedOld};`));
     expect(resigned).not.toBe(signedOld);
     // Once the old key is retired, only the re-signed cookie works.
-    const retired = await startApp({ store: old.store as never, keyPrefix: old.prefix, keys: ['new-key'] }, login);
+    const retired = await startApp({ store: old.store, keyPrefix: old.prefix, keys: ['new-key'] }, login);
     apps.push(retired);
     expect((await retired.request('/', { cookie: resigned })).body).toBe('ada');
     expect((await retired.request('/', { cookie: signedOld })).body).toBe('anonymous');
@@ -60,7 +60,7 @@ describe('signing', () => {
       app.keys = ['k1-old'];
     });
     const cookie = cookiePair((await first.app.request('/login')).setCookies[0]);
-    const second = await startApp({ store: first.store as never, keyPrefix: first.prefix }, login, (app) => {
+    const second = await startApp({ store: first.store, keyPrefix: first.prefix }, login, (app) => {
       app.keys = ['k2-new', 'k1-old'];
     });
     apps.push(second);
@@ -70,10 +70,10 @@ describe('signing', () => {
   it('SESSION_SECRET_KEYS (comma-separated) signs instead of app.keys', async () => {
     const a = await setup(login, { env: { SESSION_SECRET_KEYS: 'env-key-1, env-key-2' } });
     const cookie = cookiePair((await a.app.request('/login')).setCookies[0]);
-    const b = await startApp({ store: a.store as never, keyPrefix: a.prefix, keys: ['env-key-1'] }, login);
+    const b = await startApp({ store: a.store, keyPrefix: a.prefix, keys: ['env-key-1'] }, login);
     apps.push(b);
     expect((await b.request('/', { cookie })).body).toBe('ada');
-    const c = await startApp({ store: a.store as never, keyPrefix: a.prefix }, login); // app.keys only
+    const c = await startApp({ store: a.store, keyPrefix: a.prefix }, login); // app.keys only
     apps.push(c);
     expect((await c.request('/', { cookie })).body).toBe('anonymous');
   });

@@ -18,7 +18,7 @@ describe.each(BACKENDS)('store deadline on $name', (backend) => {
 
   beforeEach(async () => {
     store = env.store;
-    app = await startApp({ store: store as never, keyPrefix: env.prefix, storeTimeout: TIMEOUT, refreshInterval: '1h' }, (ctx) => {
+    app = await startApp({ store: store, keyPrefix: env.prefix, storeTimeout: TIMEOUT, refreshInterval: '1h' }, (ctx) => {
       const q = ctx.query as Record<string, string>;
       if (q.k) ctx.session[q.k] = q.v;
       return 'ok';
@@ -63,7 +63,7 @@ describe('take() shares the request deadline', () => {
   const env = onBackend(BACKENDS[0] as (typeof BACKENDS)[number], 'deadline-take');
 
   it('four slow takes in one request get one storeTimeout between them, the commit included', async () => {
-    const app = await startApp({ store: env.store as never, keyPrefix: env.prefix, storeTimeout: 600 }, async (ctx) => {
+    const app = await startApp({ store: env.store, keyPrefix: env.prefix, storeTimeout: 600 }, async (ctx) => {
       if (ctx.path === '/seed') Object.assign(ctx.session, { a: 1, b: 2, c: 3, d: 4 });
       else for (const key of ['a', 'b', 'c', 'd']) await ctx.session.take(key);
       return 'ok';

@@ -62,7 +62,7 @@ describe.each(BACKENDS)('devices of a user on $name', (backend) => {
   }
 
   async function app(options: KvSessionOptions = {}): Promise<TestApp> {
-    const started = await startApp({ store: store as never, keyPrefix: prefix, userKey: 'userId', ...options }, route);
+    const started = await startApp({ store: store, keyPrefix: prefix, userKey: 'userId', ...options }, route);
     env.apps.push(started);
     return started;
   }
@@ -187,7 +187,7 @@ describe.each(BACKENDS)('devices of a user on $name', (backend) => {
     const site = await app();
     const device = await login(site, 'ida');
     // A process just started: its middleware has served nothing, and its keys live on app.keys only.
-    const fresh = kvSession({ store: store as never, keyPrefix: prefix, userKey: 'userId' });
+    const fresh = kvSession({ store: store, keyPrefix: prefix, userKey: 'userId' });
     try {
       await expect(fresh.load(device.cookie)).rejects.toMatchObject({ code: 'SESSION_NO_KEYS', message: expect.stringContaining('load(header, app)') });
       expect(await fresh.load(device.cookie, site.app)).toMatchObject({ sid: device.sid, data: { userId: 'ida' } });

@@ -1,5 +1,5 @@
 // The pages for people switching from koa-session, express-session and Flask-Session: every option of theirs is mapped, and every name of ours they cite exists.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SessionOptions as KoaSessionOptions } from 'koa-session';
 import { describe, expect, it } from 'vitest';
@@ -229,5 +229,15 @@ describe('docs/options.md agrees with the code', () => {
       if (!named) unread.push(variable);
     }
     expect(unread).toEqual([]);
+  });
+});
+
+describe('docs/contributing.md', () => {
+  it("names every file of src/ in its map of where things are, so that a newcomer finds each file's job", () => {
+    const map = tableUnder(page('contributing.md'), '## Where things are').flat().join(' ');
+    const files = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.ts'));
+    expect(files.length).toBeGreaterThan(50);
+    const unnamed = files.filter((file) => !map.includes(`\`src/${file}\``) && !map.includes(`\`${file.split('/').pop()}\``));
+    expect(unnamed).toEqual([]);
   });
 });

@@ -33,7 +33,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handedIn } from '../src/backends/handed-in.js';
 import { frameRecord } from '../src/codec.js';
 import type { KvSessionOptions } from '../src/index.js';
-import { cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
+import { cookiePair, asStore, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
 import { documentedRows, type EcosystemRow, rowLine, versionOf, writeRows } from './support/ecosystem.js';
 import { keyv6Unavailable, loadKeyv6 } from './keyv6/load.js';
 import { CLUSTER_URL, ETCD_URL, MEMCACHE_URL, MYSQL_URL, POSTGRES_URL, REDIS_URL, REQUIRE_SERVERS, reachable, uniquePrefix } from './support/servers.js';
@@ -103,7 +103,7 @@ async function measureStore(store: object, options: KvSessionOptions = {}): Prom
   } catch (error) {
     return { result: `refused at kvSession(): ${(error as Error).message.replace(/^koa-kv-session: store: /, '')}`, prefix };
   }
-  const server = await app({ store: store as never, keyPrefix: prefix, ...options }, counter);
+  const server = await app({ store: asStore(store), keyPrefix: prefix, ...options }, counter);
   const abilities = await server.middleware.ready();
   const first = await server.request('/');
   const second = await server.request('/', { cookie: cookiePair(first.setCookies[0]) });

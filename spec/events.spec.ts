@@ -44,7 +44,7 @@ describe.each(BACKENDS)('audit events on $name', (backend) => {
   });
 
   async function app(options: KvSessionOptions = {}): Promise<TestApp> {
-    const started = await startApp({ store: store as never, keyPrefix: prefix, userKey: 'userId', ...options }, route, (koa) => {
+    const started = await startApp({ store: store, keyPrefix: prefix, userKey: 'userId', ...options }, route, (koa) => {
       for (const name of NAMES) koa.on(name, (event: SessionEvent) => seen.push({ name, event }));
     });
     env.apps.push(started);

@@ -14,8 +14,8 @@ afterEach(async () => {
 });
 
 async function setup(handler: Handler, options: KvSessionOptions = {}) {
-  const store = new CountingAdapter(new MemoryBackend() as never);
-  const app = await startApp({ store: store as never, keyPrefix: uniquePrefix('callbacks'), ...options }, handler);
+  const store = new CountingAdapter(new MemoryBackend());
+  const app = await startApp({ store: store, keyPrefix: uniquePrefix('callbacks'), ...options }, handler);
   apps.push(app);
   return { app, store };
 }

@@ -39,7 +39,7 @@ describe('store failures', () => {
         handlerRuns++;
         return counter(ctx);
       },
-      { store: store as never },
+      { store: store },
     );
     const one = await app.request();
     const cookie = cookiePair(one.setCookies[0]);
@@ -60,7 +60,7 @@ describe('store failures', () => {
 
   it('a transient read error is retried with backoff (storeRetries) and the request succeeds', async () => {
     const store = new FlakyAdapter();
-    const { app } = await setup(counter, { store: store as never, storeRetries: 2 });
+    const { app } = await setup(counter, { store: store, storeRetries: 2 });
     const one = await app.request();
     store.failNextGets = 2;
     store.gets = 0;
@@ -72,11 +72,11 @@ describe('store failures', () => {
 
   it('storeRetries: 0 gives up after the first failure; the retries are bounded in count', async () => {
     const store = new FlakyAdapter();
-    const none = await setup(counter, { store: store as never, storeRetries: 0 });
+    const none = await setup(counter, { store: store, storeRetries: 0 });
     const one = await none.app.request();
     store.failNextGets = 1;
     expect((await none.app.request('/', { cookie: cookiePair(one.setCookies[0]) })).status).toBe(503);
-    const three = await setup(counter, { store: store as never, storeRetries: 3 });
+    const three = await setup(counter, { store: store, storeRetries: 3 });
     await three.app.middleware.ready();
     store.failGet = true;
     store.gets = 0;
@@ -87,7 +87,7 @@ describe('store failures', () => {
   it('a failing write answers 503 and sends no cookie; the stored session is unchanged', async () => {
     const store = new FlakyAdapter();
     const prefix = uniquePrefix('fail');
-    const { app, errors } = await setup(counter, { store: store as never, keyPrefix: prefix });
+    const { app, errors } = await setup(counter, { store: store, keyPrefix: prefix });
     const one = await app.request();
     const cookie = cookiePair(one.setCookies[0]);
     store.failSet = true;
@@ -101,7 +101,7 @@ describe('store failures', () => {
   it('a new session whose write fails gets no cookie (the client never holds a sid without a record)', async () => {
     const store = new FlakyAdapter();
     store.failSet = true;
-    const { app } = await setup(counter, { store: store as never });
+    const { app } = await setup(counter, { store: store });
     const reply = await app.request();
     expect(reply.status).toBe(503);
     expect(reply.setCookies).toEqual([]);
@@ -109,7 +109,7 @@ describe('store failures', () => {
 
   it('a store that never answers is bounded by storeTimeout: 503 SESSION_STORE_TIMEOUT', async () => {
     const store = new FlakyAdapter();
-    const { app, errors } = await setup(counter, { store: store as never, storeTimeout: 200 });
+    const { app, errors } = await setup(counter, { store: store, storeTimeout: 200 });
     const one = await app.request();
     store.hang = true;
     const two = await app.request('/', { cookie: cookiePair(one.setCookies[0]) });
@@ -129,7 +129,7 @@ describe('store failures', () => {
         }
         return counter(ctx);
       },
-      { store: store as never, storeTimeout: 200 },
+      { store: store, storeTimeout: 200 },
     );
     const one = await app.request();
     const two = await app.request('/', { cookie: cookiePair(one.setCookies[0]) });
@@ -146,7 +146,7 @@ describe('store failures', () => {
         store.failSet = true;
         ctx.throw(409, 'conflict from the handler');
       },
-      { store: store as never },
+      { store: store },
     );
     const reply = await app.request();
     expect(reply.status).toBe(409);
@@ -226,7 +226,7 @@ describe('what a store can do', () => {
 
   it('a store without atomic compare-and-set is reported once through onError, and ready() says so', async () => {
     const reported: Error[] = [];
-    const { app } = await setup(counter, { store: plainAdapter() as never, onError: (error) => reported.push(error) });
+    const { app } = await setup(counter, { store: plainAdapter(), onError: (error) => reported.push(error) });
     await expect(app.middleware.ready()).resolves.toEqual({ atomic: false, list: false, purge: false, ownExpiry: false });
     const one = await app.request();
     for (let i = 0; i < 3; i++) expect((await app.request('/', { cookie: cookiePair(one.setCookies[0]) })).status).toBe(200);
@@ -237,7 +237,7 @@ describe('what a store can do', () => {
 
   it('a store with compare-and-set is not reported, and ready() lists its abilities', async () => {
     const reported: Error[] = [];
-    const { app } = await setup(counter, { store: new MemoryBackend() as never, onError: (error) => reported.push(error) });
+    const { app } = await setup(counter, { store: new MemoryBackend(), onError: (error) => reported.push(error) });
     await expect(app.middleware.ready()).resolves.toEqual({ atomic: true, list: true, purge: true, ownExpiry: false });
     expect((await app.request()).status).toBe(200);
     expect(reported).toEqual([]);

@@ -35,7 +35,7 @@ describe.each(BACKENDS)('switching hashSids on $name', (backend) => {
   const env = onBackend(backend, 'hswitch');
 
   async function app(hashSids: boolean, cookie: { signed: boolean } = { signed: true }): Promise<TestApp> {
-    const started = await startApp({ store: env.store as never, keyPrefix: env.prefix, hashSids, userKey: 'user', describe: () => 'a browser', cookie }, route);
+    const started = await startApp({ store: env.store, keyPrefix: env.prefix, hashSids, userKey: 'user', describe: () => 'a browser', cookie }, route);
     env.apps.push(started);
     return started;
   }

@@ -9,7 +9,7 @@ describe.each(BACKENDS)('hashSids on $name', (backend) => {
 
   /** Routes: /login?user= (regenerate), /set?k=&v=, /take?k=, /inc, /logout, /me. */
   async function app(): Promise<TestApp> {
-    const started = await startApp({ store: env.store as never, keyPrefix: env.prefix, hashSids: true, userKey: 'user', describe: () => 'a browser' }, async (ctx) => {
+    const started = await startApp({ store: env.store, keyPrefix: env.prefix, hashSids: true, userKey: 'user', describe: () => 'a browser' }, async (ctx) => {
       const q = ctx.query as Record<string, string>;
       if (ctx.path === '/login') {
         await ctx.session.regenerate();

@@ -30,7 +30,7 @@ describe.each(BACKENDS)('the session header on $name', (backend) => {
   });
 
   async function app(): Promise<TestApp> {
-    const started = await startApp({ store: store as never, keyPrefix: prefix, header: 'X-Session' }, route);
+    const started = await startApp({ store: store, keyPrefix: prefix, header: 'X-Session' }, route);
     env.apps.push(started);
     return started;
   }

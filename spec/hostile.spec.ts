@@ -44,9 +44,9 @@ const port = () => Number(new URL(app.url).port);
 const sign = (value: string) => createHmac('sha256', KEY).update(`session=${value}`).digest('base64url');
 
 beforeAll(async () => {
-  store = new CountingAdapter(new MemoryBackend() as never);
+  store = new CountingAdapter(new MemoryBackend());
   prefix = uniquePrefix('hostile');
-  app = await startApp({ store: store as never, keyPrefix: prefix }, (ctx) => {
+  app = await startApp({ store: store, keyPrefix: prefix }, (ctx) => {
     if (ctx.path === '/login') ctx.session.user = 'ada';
     return String(ctx.session.user ?? 'anonymous');
   });
@@ -166,9 +166,9 @@ describe('session ids', () => {
   }, 120_000);
 
   it('fixation: a sid the client chose is never adopted (unsigned cookies)', async () => {
-    const local = new CountingAdapter(new MemoryBackend() as never);
+    const local = new CountingAdapter(new MemoryBackend());
     const localPrefix = uniquePrefix('fixation');
-    const server = await startApp({ store: local as never, keyPrefix: localPrefix, cookie: { signed: false } }, (ctx) => {
+    const server = await startApp({ store: local, keyPrefix: localPrefix, cookie: { signed: false } }, (ctx) => {
       ctx.session.user = 'victim';
       return ctx.session.sid;
     });
@@ -188,9 +188,9 @@ describe('session ids', () => {
 describe('stored records a client cannot choose but an operator may find', () => {
   it('a record over maxSize is not decoded: fresh session, onError told', async () => {
     const errors: Error[] = [];
-    const local = new CountingAdapter(new MemoryBackend() as never);
+    const local = new CountingAdapter(new MemoryBackend());
     const localPrefix = uniquePrefix('oversized');
-    const server = await startApp({ store: local as never, keyPrefix: localPrefix, maxSize: 1024, onError: (e) => errors.push(e) }, (ctx) => {
+    const server = await startApp({ store: local, keyPrefix: localPrefix, maxSize: 1024, onError: (e) => errors.push(e) }, (ctx) => {
       if (ctx.path === '/login') ctx.session.user = 'ada';
       return String(ctx.session.user ?? 'anonymous');
     });
@@ -209,9 +209,9 @@ describe('stored records a client cannot choose but an operator may find', () =>
 
   it('a record labelled CBOR that holds JSON (the other encoding): fresh session, onError told', async () => {
     const errors: Error[] = [];
-    const local = new CountingAdapter(new MemoryBackend() as never);
+    const local = new CountingAdapter(new MemoryBackend());
     const localPrefix = uniquePrefix('mislabelled');
-    const server = await startApp({ store: local as never, keyPrefix: localPrefix, onError: (e) => errors.push(e) }, (ctx) => {
+    const server = await startApp({ store: local, keyPrefix: localPrefix, onError: (e) => errors.push(e) }, (ctx) => {
       if (ctx.path === '/login') ctx.session.user = 'ada';
       return String(ctx.session.user ?? 'anonymous');
     });

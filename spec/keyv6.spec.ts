@@ -4,7 +4,7 @@ import { createClient } from 'redis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { KvSessionOptions } from '../src/index.js';
 import { keyv6Unavailable, loadKeyv6, type Keyv6 } from './keyv6/load.js';
-import { cookiePair, sidOf, startApp, type TestApp } from './support/app.js';
+import { asStore, cookiePair, sidOf, startApp, type TestApp } from './support/app.js';
 import { REDIS_URL, uniquePrefix } from './support/servers.js';
 
 const reason = keyv6Unavailable();
@@ -41,7 +41,7 @@ describe('Keyv 6 handed in', () => {
 
   /** Logs in through an app on `store` and reads the session back; resolves with the stored key's raw value and TTL. */
   async function loginAndRead(store: unknown, options: KvSessionOptions = {}) {
-    const app = await startApp({ store: store as never, keyPrefix: prefix, lifetime: '2h', ...options }, (ctx) => {
+    const app = await startApp({ store: asStore(store), keyPrefix: prefix, lifetime: '2h', ...options }, (ctx) => {
       if (ctx.path === '/login') ctx.session.user = 'ada';
       return String(ctx.session.user ?? 'anonymous');
     });

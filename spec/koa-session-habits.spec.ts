@@ -54,7 +54,7 @@ describe.each(BACKENDS.filter((backend) => backend.name === 'memory' || backend.
   });
 
   async function app(options: KvSessionOptions = {}, handler: Handler = route, configure?: (app: Koa) => void): Promise<TestApp> {
-    const started = await startApp({ store: store as never, keyPrefix: prefix, ...options }, handler, configure);
+    const started = await startApp({ store: store, keyPrefix: prefix, ...options }, handler, configure);
     env.apps.push(started);
     return started;
   }
@@ -103,7 +103,7 @@ describe.each(BACKENDS.filter((backend) => backend.name === 'memory' || backend.
   it('a commit that fails during a thrown 401 never masks it: the client gets the 401, onError the store failure', async () => {
     const failing = new FailingWrites();
     const errors: Error[] = [];
-    const started = await startApp({ store: failing as never, keyPrefix: prefix, onError: (error) => errors.push(error) }, route);
+    const started = await startApp({ store: failing, keyPrefix: prefix, onError: (error) => errors.push(error) }, route);
     env.apps.push(started);
     failing.failSet = true;
     const reply = await started.request('/fail');

@@ -32,7 +32,7 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   }
 
   async function start(handler: Handler, options: KvSessionOptions = {}): Promise<TestApp> {
-    const app = await startApp({ store: store as never, keyPrefix: prefix, lifetime: LIFETIME, ...options }, handler);
+    const app = await startApp({ store: store, keyPrefix: prefix, lifetime: LIFETIME, ...options }, handler);
     apps.push(app);
     await app.middleware.ready();
     store.reset(); // the start-up probe is not part of any request

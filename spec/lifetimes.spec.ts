@@ -21,7 +21,7 @@ describe.each(BACKENDS)('lifetimes on $name', (backend) => {
   });
 
   async function start(handler: Handler, options: KvSessionOptions = {}): Promise<TestApp> {
-    const app = await startApp({ store: store as never, keyPrefix: prefix, lifetime: HOUR, ...options }, handler);
+    const app = await startApp({ store: store, keyPrefix: prefix, lifetime: HOUR, ...options }, handler);
     apps.push(app);
     await app.middleware.ready();
     store.reset();

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../src/backends/memory.js';
 import { kvSession, SessionOptionError, type KvSessionOptions } from '../src/index.js';
 import { resolveSettings } from '../src/options.js';
-import { cookiePair, startApp, type TestApp } from './support/app.js';
+import { asStore, cookiePair, startApp, type TestApp } from './support/app.js';
 import { CountingAdapter } from './support/counting.js';
 import { uniquePrefix } from './support/servers.js';
 import { Keyv } from 'keyv';
@@ -137,7 +137,7 @@ describe('every option has its variable; the option wins over the variable, the 
     const adapter = new MemoryBackend();
     const map = new Map();
     const named = (store: object) => {
-      const spec = resolveSettings({ env: {}, store: store as never }).store;
+      const spec = resolveSettings({ env: {}, store: asStore(store) }).store;
       return spec.kind === 'given' ? [spec.value, spec.handed.name] : [];
     };
     expect(named(keyv)).toEqual([keyv, 'the Map given as store (inside a Keyv instance)']);
@@ -233,8 +233,8 @@ describe('invalid values throw at kvSession() time, naming the option or variabl
 
 describe('options that shape behaviour', () => {
   it.each([16, 24, 32, 48])('sidLength %i gives base64url sids of ceil(n * 4 / 3) characters', async (sidLength) => {
-    const store = new CountingAdapter(new MemoryBackend() as never);
-    const app = await startApp({ store: store as never, keyPrefix: uniquePrefix('sid'), sidLength }, (ctx) => {
+    const store = new CountingAdapter(new MemoryBackend());
+    const app = await startApp({ store: store, keyPrefix: uniquePrefix('sid'), sidLength }, (ctx) => {
       ctx.session.x = 1;
       return ctx.session.sid;
     });
@@ -253,8 +253,8 @@ describe('options that shape behaviour', () => {
   });
 
   it('lifetime sets the TTL of every write and the cookie expiry', async () => {
-    const store = new CountingAdapter(new MemoryBackend() as never);
-    const app = await startApp({ store: store as never, keyPrefix: uniquePrefix('life'), lifetime: '90m' }, (ctx) => {
+    const store = new CountingAdapter(new MemoryBackend());
+    const app = await startApp({ store: store, keyPrefix: uniquePrefix('life'), lifetime: '90m' }, (ctx) => {
       ctx.session.x = 1;
     });
     apps.push(app);
@@ -267,9 +267,9 @@ describe('options that shape behaviour', () => {
   });
 
   it('SESSION_KEY_PREFIX decides the store key', async () => {
-    const store = new CountingAdapter(new MemoryBackend() as never);
+    const store = new CountingAdapter(new MemoryBackend());
     const prefix = uniquePrefix('env');
-    const app = await startApp({ store: store as never, env: { SESSION_KEY_PREFIX: prefix } }, (ctx) => {
+    const app = await startApp({ store: store, env: { SESSION_KEY_PREFIX: prefix } }, (ctx) => {
       ctx.session.x = 1;
       return ctx.session.sid;
     });

@@ -31,7 +31,7 @@ describe.each(BACKENDS)('purge on $name', (backend) => {
     // Servers that expire keys themselves get a real short TTL (memcached counts in whole seconds).
     for (const key of [...mine, ...others]) await store.put(key, record(now - 1000), native ? 1000 : undefined);
     await store.put(live, record(now + 3_600_000), 3_600_000);
-    const middleware = kvSession({ store: store as never, keyPrefix: prefix, env: {} });
+    const middleware = kvSession({ store: store, keyPrefix: prefix, env: {} });
     try {
       const removed = await middleware.purge();
       if (native) {
@@ -71,7 +71,7 @@ describe('purge in batches on PostgreSQL', () => {
           return original(sql, params);
         },
       });
-      const middleware = kvSession({ store: adapter as never, keyPrefix: prefix, env: {} });
+      const middleware = kvSession({ store: adapter, keyPrefix: prefix, env: {} });
       expect(await middleware.purge()).toBe(rows);
       await middleware.close();
       expect(statements.filter((sql) => sql.startsWith('DELETE'))).toHaveLength(Math.floor(rows / PURGE_BATCH) + 1);
@@ -100,7 +100,7 @@ describe('background cleanup (cleanupEveryNRequests)', () => {
     const prefix = uniquePrefix('cleanup');
     const adapter = new SlowPurge();
     await adapter.set(`${prefix}old`, record(Date.now() - 1000), 1); // expired
-    const app = await startApp({ store: adapter as never, keyPrefix: prefix, cleanupEveryNRequests: 1 }, () => 'ok');
+    const app = await startApp({ store: adapter, keyPrefix: prefix, cleanupEveryNRequests: 1 }, () => 'ok');
     try {
       for (let i = 0; i < 5; i++) expect((await app.request()).body).toBe('ok'); // answered while the purge is held
       expect(purges.started).toBe(1);
@@ -132,7 +132,7 @@ describe('background cleanup (cleanupEveryNRequests)', () => {
 
   it('a store that cannot purge says so with SESSION_UNSUPPORTED', async () => {
     const adapter = { get: async () => undefined, set: async () => true, delete: async () => true, clear: async () => {}, on: () => adapter, opts: {} };
-    const middleware = kvSession({ store: adapter as never, env: {} });
+    const middleware = kvSession({ store: adapter, env: {} });
     await expect(middleware.purge()).rejects.toMatchObject({ code: 'SESSION_UNSUPPORTED' });
     await middleware.close();
   });

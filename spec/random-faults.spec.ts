@@ -33,7 +33,7 @@ describe.each(KINDS)('random lost replies on $name', (kind) => {
   async function round(options: KvSessionOptions, delay: number): Promise<Round> {
     const apps: TestApp[] = [];
     try {
-      for (let i = 0; i < 2; i++) apps.push(await startApp({ store: faulty.store as never, onError: () => {}, ...options }, route));
+      for (let i = 0; i < 2; i++) apps.push(await startApp({ store: faulty.store, onError: () => {}, ...options }, route));
       const [a, b] = apps as [TestApp, TestApp];
       const cookie = cookiePair((await a.request('/seed')).setCookies[0]);
       faulty.loseRandomly(0.2);

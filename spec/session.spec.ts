@@ -13,9 +13,9 @@ afterEach(async () => {
 });
 
 async function setup(handler: Handler, options: KvSessionOptions = {}) {
-  const store = new CountingAdapter(new MemoryBackend() as never);
+  const store = new CountingAdapter(new MemoryBackend());
   const prefix = uniquePrefix('session');
-  const app = await startApp({ store: store as never, keyPrefix: prefix, ...options }, handler);
+  const app = await startApp({ store: store, keyPrefix: prefix, ...options }, handler);
   apps.push(app);
   await app.middleware.ready();
   store.reset();

@@ -145,7 +145,7 @@ describe.each(DRIVERS)('SQLite on driver %s', (driver) => {
         await backend.sql.query('INSERT INTO keyv (key, value) VALUES (?, ?)', [`p:${i}`, frameRecord('{}', 'json', expires, true)]);
       }
       await backend.sql.query('COMMIT', []);
-      const middleware = kvSession({ store: backend as never, keyPrefix: 'p:', cleanupInterval: 0, env: {} });
+      const middleware = kvSession({ store: backend, keyPrefix: 'p:', cleanupInterval: 0, env: {} });
       const reads: number[] = [];
       const { result: removed, lag } = await loopLagDuring(async () => {
         let purging = true;

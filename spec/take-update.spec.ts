@@ -26,7 +26,7 @@ describe.each(BACKENDS)('take() and update() on $name', (backend) => {
   async function servers(count: number): Promise<TestApp[]> {
     const started: TestApp[] = [];
     for (let i = 0; i < count; i++) {
-      const app = await startApp({ store: store as never, keyPrefix: prefix }, async (ctx) => {
+      const app = await startApp({ store: store, keyPrefix: prefix }, async (ctx) => {
         const q = ctx.query as Record<string, string>;
         const key = q.k as string;
         JSON.stringify(ctx.session);
@@ -167,7 +167,7 @@ describe('take() and update() of one request', () => {
   const env = onBackend(BACKENDS.find((b) => b.name.startsWith('memory')) ?? (BACKENDS[0] as (typeof BACKENDS)[number]), 'tu1');
 
   async function app(handler: Parameters<typeof startApp>[1]): Promise<TestApp> {
-    const started = await startApp({ store: env.store as never, keyPrefix: env.prefix }, handler);
+    const started = await startApp({ store: env.store, keyPrefix: env.prefix }, handler);
     env.apps.push(started);
     return started;
   }

@@ -50,7 +50,7 @@ describe.each(BACKENDS)('tracing on $name', (backend) => {
   });
 
   async function app(): Promise<TestApp> {
-    const started = await startApp({ store: env.store as never, keyPrefix: env.prefix, refreshInterval: 0 }, async (ctx) => {
+    const started = await startApp({ store: env.store, keyPrefix: env.prefix, refreshInterval: 0 }, async (ctx) => {
       JSON.stringify(ctx.session);
       await holds.hold(ctx);
       if (ctx.path === '/login') {
@@ -117,7 +117,7 @@ describe('tracing of failures and retries (a fake store)', () => {
 
   /** An app on `store` whose session cookie is made, and whose events so far are forgotten. */
   async function withSession(store: FlakyAdapter, storeRetries: number) {
-    const server = await startApp({ store: store as never, keyPrefix: uniquePrefix('trace-fail'), storeRetries }, (ctx) => {
+    const server = await startApp({ store: store, keyPrefix: uniquePrefix('trace-fail'), storeRetries }, (ctx) => {
       ctx.session.n = 1;
     });
     apps.push(server);
@@ -157,8 +157,8 @@ describe('tracing while hashSids is switched on and off', () => {
       if (ctx.path === '/login') ctx.session.user = String(ctx.query.user);
       return String(ctx.session.user ?? 'anonymous');
     };
-    const plain = await startApp({ store: store as never, keyPrefix, userKey: 'user' }, route);
-    const hashed = await startApp({ store: store as never, keyPrefix, userKey: 'user', hashSids: true }, route);
+    const plain = await startApp({ store: store, keyPrefix, userKey: 'user' }, route);
+    const hashed = await startApp({ store: store, keyPrefix, userKey: 'user', hashSids: true }, route);
     try {
       const signer = signerFor(plain.app.keys) as NonNullable<ReturnType<typeof signerFor>>;
       const cookieOf = (sid: string) => `session=${sid}.${signer.sign(`session=${sid}`)}`;
@@ -204,7 +204,7 @@ describe('tracing: backend names', () => {
     [`sqlite://${join(dir, 'names.sqlite')}`, 'SQLite'],
     [new Map(), 'Map'],
   ])('%s is traced as %s', async (store, name) => {
-    const server = await startApp({ store: store as never, keyPrefix: uniquePrefix('trace-name') }, (ctx) => {
+    const server = await startApp({ store: store, keyPrefix: uniquePrefix('trace-name') }, (ctx) => {
       ctx.session.n = 1;
     });
     try {

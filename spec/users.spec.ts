@@ -48,7 +48,7 @@ describe.each(BACKENDS)('sessions of a user on $name', (backend) => {
   });
 
   async function app(options: KvSessionOptions = {}): Promise<TestApp> {
-    const started = await startApp({ store: store as never, keyPrefix: prefix, userKey: 'userId', ...options }, route);
+    const started = await startApp({ store: store, keyPrefix: prefix, userKey: 'userId', ...options }, route);
     env.apps.push(started);
     return started;
   }
@@ -229,7 +229,7 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
 
   it('serves a stored session whose user field cannot be a user id (written before userKey was set) instead of failing it', async () => {
     const memory = new MemoryBackend();
-    const target = await site({ store: memory as never, keyPrefix: 'p:', cookie: { signed: false }, refreshInterval: 0 }, (ctx) => String(ctx.session.note));
+    const target = await site({ store: memory, keyPrefix: 'p:', cookie: { signed: false }, refreshInterval: 0 }, (ctx) => String(ctx.session.note));
     const sid = 'A'.repeat(43);
     await memory.set(`p:${sid}`, `j2:${Date.now() + 60_000}:1:AAAAAAAA:1::${JSON.stringify({ userId: { legacy: true }, note: 'kept' })}`, 60_000);
     const reply = await target.request('/', { cookie: `session=${sid}` });
@@ -238,8 +238,8 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
   });
 
   it('makes no index calls at all for sessions without a user', async () => {
-    const counting = new CountingAdapter(new MemoryBackend() as never);
-    const target = await site({ store: counting as never }, (ctx) => {
+    const counting = new CountingAdapter(new MemoryBackend());
+    const target = await site({ store: counting }, (ctx) => {
       ctx.session.views = Number(ctx.session.views ?? 0) + 1;
     });
     const first = await target.request('/');
@@ -249,7 +249,7 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
 
   it('rebuilds an index record it cannot read instead of failing logins', async () => {
     const memory = new MemoryBackend();
-    const target = await site({ store: memory as never, keyPrefix: 'p:' });
+    const target = await site({ store: memory, keyPrefix: 'p:' });
     await memory.set(`p:${userIndexName('frank')}`, 'garbage', 60_000);
     const sid = (await target.request('/login?user=frank')).body;
     expect((await target.middleware.listUserSessions('frank')).map((s) => s.sid)).toEqual([sid]);
@@ -257,7 +257,7 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
 
   it('drops index entries whose session is gone once they are past the grace time, and keeps young ones', async () => {
     const memory = new MemoryBackend();
-    const target = await site({ store: memory as never, keyPrefix: 'p:' });
+    const target = await site({ store: memory, keyPrefix: 'p:' });
     const sid = (await target.request('/login?user=gina')).body;
     const key = `p:${userIndexName('gina')}`;
     const record = parseRecord(await memory.get(key));
@@ -273,7 +273,7 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
 
   it('sessionExpires(ctx): a lifetime from now for a new or refreshed session, the stored expiry for one unchanged or written before a refresh is due, undefined without one', async () => {
     const memory = new MemoryBackend();
-    const target = await site({ store: memory as never, keyPrefix: 'p:', lifetime: 60_000, refreshInterval: 30_000 }, (ctx) => {
+    const target = await site({ store: memory, keyPrefix: 'p:', lifetime: 60_000, refreshInterval: 30_000 }, (ctx) => {
       if (ctx.path === '/write') ctx.session.n = Number(ctx.session.n ?? 0) + 1;
       return String(sessionExpires(ctx)?.getTime() ?? 'none');
     });

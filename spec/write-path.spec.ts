@@ -37,7 +37,7 @@ describe.each(BACKENDS)('the write path beyond a request on $name', (backend) =>
   });
 
   async function app(options: KvSessionOptions = {}): Promise<TestApp> {
-    const started = await startApp({ store: store as never, keyPrefix: prefix, userKey: 'userId', ...options }, route);
+    const started = await startApp({ store: store, keyPrefix: prefix, userKey: 'userId', ...options }, route);
     env.apps.push(started);
     return started;
   }

@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { KeyvFile } from 'keyv-file';
 import { KeyvLru } from 'keyv-lru';
 import { kvSession } from '../src/index.js';
-import { type Reply, startApp } from './support/app.js';
+import { asStore, type Reply, startApp } from './support/app.js';
 import { HAS_NODE_SQLITE } from './support/servers.js';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -182,7 +182,7 @@ describe('configuration that starts but would fail later, or silently', () => {
   it('a store that cannot keep a promise is said at kvSession(): not atomic, a copy per process, no expiry, eviction', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kvs-notices-'));
     try {
-      const codes = async (store: unknown) => (await warningsOf(async () => kvSession({ store: store as never }).close())).map((w) => w.code);
+      const codes = async (store: unknown) => (await warningsOf(async () => kvSession({ store: asStore(store) }).close())).map((w) => w.code);
       expect(await codes('memcache://127.0.0.1:11311')).toEqual(['KV_SESSION_NOT_ATOMIC']);
       expect(await codes(new KeyvFile({ filename: join(dir, 'sessions.json') }))).toEqual(['KV_SESSION_PER_PROCESS', 'KV_SESSION_NOT_ATOMIC']);
       expect(await codes(new KeyvLru({ max: 10 }))).toEqual(['KV_SESSION_EVICTS', 'KV_SESSION_NOT_ATOMIC']);

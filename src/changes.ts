@@ -1,6 +1,6 @@
 // What a handler did to the session data, key by key: what it set or deleted, what it may have mutated in place, and whether the data changed at all.
 import { encodePayload, fingerprint, type Format, type StoredData as RecordData, type StoredRecord } from './codec.js';
-import { SessionError } from './errors.js';
+import { messageOf, SessionError } from './errors.js';
 import type { ChangeSet, Updater } from './plan.js';
 
 const NO_UPDATES: ReadonlyMap<string, readonly Updater[]> = new Map();
@@ -131,7 +131,7 @@ export class DataChanges {
       payload = encodePayload(this.data, format, this.#maxSize, base);
     } catch (error) {
       if (error instanceof SessionError) throw error;
-      throw new SessionError('SESSION_UNENCODABLE', `koa-kv-session: the session data cannot be encoded as ${format.toUpperCase()}: ${(error as Error).message}`, 500, { cause: error });
+      throw new SessionError('SESSION_UNENCODABLE', `koa-kv-session: the session data cannot be encoded as ${format.toUpperCase()}: ${messageOf(error)}`, 500, { cause: error });
     }
     this.#encoded = { format, payload };
     return payload;

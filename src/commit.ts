@@ -1,7 +1,7 @@
 // Every store step of a commit, in order (index track, write, removals, untrack): a request's changes go onto the freshest record, never over a logout, and a regenerate only moves a session that still exists.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkSize, decodePayload, encodePayload, type Format, frameRecord, parseRecord, recordExpiry, type StoredRecord } from './codec.js';
-import { TOMBSTONE_LIFETIME, recordStatus, movedTombstone } from './tombstone.js';
+import { TOMBSTONE_LIFETIME, recordStatus, movedTombstone, type NoSession } from './tombstone.js';
 import { conflictPause, Lanes } from './lanes.js';
 import type { ChangeSet, CommitPlan, TakeResult, Write } from './plan.js';
 import { Revoker, type RevokerConfig } from './revoke.js';
@@ -20,7 +20,7 @@ export type CommitEvent =
  * gone (destroyed, revoked or expired meanwhile); or it moved to a new sid (another request's
  * regenerate()), whose cookie the browser may hold already.
  */
-export type WriteOutcome = 'saved' | 'skipped' | 'gone' | 'moved';
+export type WriteOutcome = 'saved' | 'skipped' | NoSession;
 
 export interface CommitConfig extends RevokerConfig {
   readonly serialization: Format;
@@ -236,7 +236,7 @@ export class Committer {
    * The changes of `writes`, in order, applied onto the record `current` holds; 'gone' or 'moved'
    * when that record no longer holds a live session (which must not come back).
    */
-  #merge(current: string, writes: Conditional[]): string | 'gone' | 'moved' {
+  #merge(current: string, writes: Conditional[]): string | NoSession {
     const fate = recordStatus(current, Date.now());
     if (fate !== 'live') return fate;
     const last = writes[writes.length - 1] as Conditional;

@@ -50,6 +50,11 @@ export class SessionError extends Error {
 }
 
 /** True for any error of koa-kv-session, from either build (ESM or CommonJS): the same as `instanceof SessionError`. */
+/** What a thrown value says: an Error's message, or the value itself as text (a driver may throw a string or nothing). */
+export function messageOf(error: unknown): string {
+  return error instanceof Error || (typeof error === 'object' && error !== null && typeof (error as Error).message === 'string') ? (error as Error).message : String(error);
+}
+
 export function isSessionError(value: unknown): value is SessionError {
   return value instanceof SessionError;
 }

@@ -1,6 +1,6 @@
 // A session stored before hashSids was switched (on or off) moves into the configured key layout at its first request: like a regenerate() that keeps the sid, so nobody is signed out.
 import { decodeRecord, parseRecord, relaidRecord, type StoredData, type StoredRecord } from './codec.js';
-import { TOMBSTONE_LIFETIME, recordStatus, movedTombstone } from './tombstone.js';
+import { TOMBSTONE_LIFETIME, recordStatus, movedTombstone, type NoSession } from './tombstone.js';
 import type { SessionStore } from './store.js';
 import { storedUserOf } from './user-id.js';
 import type { UserIndex } from './users.js';
@@ -24,9 +24,9 @@ export interface Relayout {
  * same browser may have moved it already: then that copy is the session), and the old record is
  * retired by compare-and-set, so a logout or revocation that came first stays: the new copy is
  * deleted again and the session is 'gone'. Moving under the hash, the old key (the sid itself) is
- * then deleted; moving back, its marker stays for requests in flight, as a regenerate()'s does.
+ * then deleted; moving back, its tombstone stays for requests in flight, as a regenerate()'s does.
  */
-export async function relayout(context: Relayout, sid: string, from: string, loaded: Loaded, deadline: number): Promise<Loaded | 'gone' | 'moved'> {
+export async function relayout(context: Relayout, sid: string, from: string, loaded: Loaded, deadline: number): Promise<Loaded | NoSession> {
   const { store, users, userKey } = context;
   const hashed = store.names.hashed;
   const user = userKey === undefined ? undefined : storedUserOf(loaded.data, userKey);
@@ -76,7 +76,7 @@ export class LayoutFinder {
    * is, or, found in the other layout (`from`), after the move (or after the move another request of
    * this process is making; then read again).
    */
-  settle(sid: string, loaded: Awaited<ReturnType<SessionStore['loadOrFate']>>, now: number, deadline: number, waited = false): Loaded | 'gone' | 'moved' | Promise<Loaded | 'gone' | 'moved'> {
+  settle(sid: string, loaded: Awaited<ReturnType<SessionStore['loadOrFate']>>, now: number, deadline: number, waited = false): Loaded | NoSession | Promise<Loaded | NoSession> {
     if (typeof loaded === 'string' || loaded.from === undefined) return loaded;
     const moving = this.#moving.get(sid);
     if (moving !== undefined && !waited) {
@@ -94,7 +94,7 @@ export class LayoutFinder {
 function noop(): void {}
 
 /** The live session in a stored value, or its fate. */
-function liveOr(raw: string | undefined): Loaded | 'gone' | 'moved' {
+function liveOr(raw: string | undefined): Loaded | NoSession {
   const fate = recordStatus(raw, Date.now());
   if (fate !== 'live') return fate;
   try {

@@ -1,4 +1,4 @@
-// Revocation, for every caller (the API, maxSessionsPerUser at a login, the operator command): a live session is swapped for a revoked marker by the same compare-and-set as every write, following it through any regenerate() that races it.
+// Revocation, for every caller (the API, maxSessionsPerUser at a login, the operator command): a live session is swapped for a revocation's tombstone by the same compare-and-set as every write, following it through any regenerate() that races it.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodePayload, isHashedRecord, parseRecord } from './codec.js';
 import { TOMBSTONE_LIFETIME, movedTo, recordStatus, revokedTombstone } from './tombstone.js';
@@ -49,7 +49,7 @@ export class Revoker {
 
   /**
    * Signs the session stored under `sid` out, through the same compare-and-set as every write: the
-   * record it reads is swapped for a revoked marker only if it is still that record. A racing write
+   * record it reads is swapped for a revocation's tombstone only if it is still that record. A racing write
    * makes it read again; a racing regenerate() that moved the session makes it follow the session
    * to its new sid. So a revocation that resolves with the session leaves it dead under every sid
    * it has, and a request of that session still in flight finds it gone. With `user`, only a session

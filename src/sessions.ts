@@ -5,7 +5,7 @@ import { CleanupScheduler } from './cleanup.js';
 import type { StoredData as RecordData, StoredRecord } from './codec.js';
 import { type CommitEvent, Committer } from './commit.js';
 import { cookieValues, type KeysLike, type Signer, sidFromCookie, signerFor } from './cookie.js';
-import { SessionError } from './errors.js';
+import { messageOf, SessionError } from './errors.js';
 import type { Settings } from './options.js';
 import type { CommitPlan, Taker } from './plan.js';
 import { createdOf, pastAbsoluteLifetime } from './lifetime.js';
@@ -77,7 +77,7 @@ export class Sessions implements SessionsApi {
     try {
       this.settings.onError?.(error, ctx);
     } catch (hookError) {
-      debug('onError hook threw: %s', (hookError as Error).message);
+      debug('onError hook threw: %s', messageOf(hookError));
     }
   }
 

@@ -50,7 +50,7 @@ export interface KvSessionOptions {
   /** Prefix of every store key: the key is exactly `<keyPrefix><sid>`. Env `SESSION_KEY_PREFIX`. Default `session:`. */
   keyPrefix?: string;
   /**
-   * Store the SHA-256 of each sid instead of the sid (keys, retired markers, user indexes): whoever
+   * Store the SHA-256 of each sid instead of the sid (keys, tombstones, user indexes): whoever
    * reads the store (a backup, a replica, `MONITOR`) cannot sign in with what they read. Env
    * `SESSION_HASH_SIDS`. Default `false` (Flask-Session's layout, `<keyPrefix><sid>`).
    */

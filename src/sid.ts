@@ -30,7 +30,7 @@ export function sidHash(sid: string): string {
 
 /**
  * Marks a store name that is used as it is (`#<name>`): a sid's hash, or a name read back from the
- * store (an index entry, a retired marker, a listing). "#" never occurs in a sid or an index name.
+ * store (an index entry, a tombstone, a listing). "#" never occurs in a sid or an index name.
  */
 export const HASHED = '#';
 

@@ -5,9 +5,9 @@ import { missed, type Backend, type BatchRow, type CasResult } from './backends/
 import { openBackend } from './backends/registry.js';
 import { closeBackend } from './backends/closing.js';
 import { CorruptRecordError, decodePayload, holdsWrite, parseRecord, type StoredData, type StoredRecord } from './codec.js';
-import { movedTo, recordStatus } from './tombstone.js';
+import { movedTo, type NoSession, recordStatus } from './tombstone.js';
 import { bounded } from './deadline.js';
-import { corruptRecordError, SessionError, SessionStoreError } from './errors.js';
+import { corruptRecordError, messageOf, SessionError, SessionStoreError } from './errors.js';
 import { StoreNames } from './names.js';
 import { type StoreOperation, type StoreTraceContext, traced, tracing } from './tracing.js';
 import { isUserIndexName } from './user-id.js';
@@ -76,7 +76,7 @@ export class SessionStore {
     const backend = spec.kind === 'url' ? await openBackend(spec.url, this.#config.storeTimeout) : await spec.handed.open();
     // Failures of calls reach us as exceptions; what a backend emits besides (a dropped idle
     // connection, say) is worth a debug line, and without a listener an emitter's 'error' would crash the process.
-    backend.on?.('error', (error: unknown) => debug('store emitted an error: %s', (error as Error)?.message ?? error));
+    backend.on?.('error', (error: unknown) => debug('store emitted an error: %s', messageOf(error)));
     // Said once, not on every write: it is a property of the store, not of a request.
     if (backend.compareAndSet === undefined && !this.#warned) this.#report(notAtomicError(spec));
     this.#warned = true;
@@ -106,10 +106,10 @@ export class SessionStore {
    * may hold the new sid), else 'gone'. Found in the other key layout (before hashSids was switched):
    * `from` names it there. A record answers only in the layout its header names: a key is no sid.
    */
-  async loadOrFate(sid: string, now: number, deadline?: number): Promise<(Loaded & { readonly from?: string }) | 'gone' | 'moved'> {
+  async loadOrFate(sid: string, now: number, deadline?: number): Promise<(Loaded & { readonly from?: string }) | NoSession> {
     const hashed = this.names.hashed;
     const raw = await this.#read(sid, deadline);
-    // A marker of a move to the other layout (by a process with the other setting) sends us there, as
+    // A tombstone of a move to the other layout (by a process with the other setting) sends us there, as
     // nothing here does; anything else here is the answer. (A live session found costs no hashing.)
     let other: string | undefined;
     if (raw !== undefined && raw !== null) {
@@ -122,7 +122,7 @@ export class SessionStore {
     }
     other ??= this.names.otherName(sid) as string;
     const otherRaw = await this.#read(other, deadline);
-    // Nothing there either, or the marker of a move here: a request of the same browser may have
+    // Nothing there either, or the tombstone of a move here: a request of the same browser may have
     // just moved it (between our two reads), so what is here now is the answer.
     if (otherRaw === undefined || otherRaw === null || movedTo(otherRaw) === this.names.storedName(sid)) {
       const again = this.#decode(sid, await this.#read(sid, deadline), now);
@@ -135,7 +135,7 @@ export class SessionStore {
   }
 
   /** The session in `raw` (read under `name`), or why there is none. */
-  #decode(name: string, raw: unknown, now: number): Loaded | 'gone' | 'moved' {
+  #decode(name: string, raw: unknown, now: number): Loaded | NoSession {
     if (raw === undefined || raw === null) return 'gone';
     try {
       // A record larger than we would ever write is not decoded: a planted or stale giant costs nothing.
@@ -230,7 +230,7 @@ export class SessionStore {
       return await traced(this.#context('purge', undefined), () => purge(this.#config.keyPrefix, now));
     } catch (error) {
       if (error instanceof SessionError) throw error;
-      throw new SessionStoreError('SESSION_STORE_UNAVAILABLE', 'purge', `koa-kv-session: purging expired sessions failed: ${(error as Error)?.message ?? String(error)}`, error);
+      throw new SessionStoreError('SESSION_STORE_UNAVAILABLE', 'purge', `koa-kv-session: purging expired sessions failed: ${messageOf(error)}`, error);
     }
   }
 
@@ -316,7 +316,7 @@ export class SessionStore {
           throw new SessionStoreError(
             'SESSION_STORE_UNAVAILABLE',
             operation,
-            `koa-kv-session: the session store (${describeStore(this.#config.store)}) failed a ${operation}: ${(error as Error)?.message ?? String(error)}`,
+            `koa-kv-session: the session store (${describeStore(this.#config.store)}) failed a ${operation}: ${messageOf(error)}`,
             error,
           );
         }

@@ -4,6 +4,8 @@ import { newVersion, parseRecord, recordExpiry } from './codec.js';
 
 /** What a stored value says of its session: there, gone (absent, expired, destroyed, revoked), or moved by a regenerate(). */
 export type RecordStatus = 'live' | 'gone' | 'moved';
+/** Why a load found no session: gone, or moved by a regenerate() (the cookie's holder may have the new sid already). */
+export type NoSession = Exclude<RecordStatus, 'live'>;
 
 // How long the tombstone a regenerate() leaves keeps saying "moved" to requests that still hold the
 // old sid, before it expires like any other: long enough for slow requests, short enough to cost

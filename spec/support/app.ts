@@ -1,7 +1,7 @@
 // Real HTTP against a real Koa app: starting one with kvSession(), sending requests, reading cookies back.
 import type { AddressInfo } from 'node:net';
 import Koa, { type Context } from 'koa';
-import { kvSession, type KvSessionMiddleware, type KvSessionOptions } from '../../src/index.js';
+import { kvSession, type KvSessionMiddleware, type KvSessionOptions, type StoreOption } from '../../src/index.js';
 
 export interface Reply {
   status: number;
@@ -71,6 +71,14 @@ export async function startApp(options: KvSessionOptions, handler: Handler, conf
 }
 
 /** `name=value` of a Set-Cookie header, ready to send back as a Cookie header. */
+/**
+ * A store a spec built from a third-party package it holds as `object` or `unknown` (its types are not
+ * imported), handed in as `store` as an app hands it in: the one cast the specs need for it.
+ */
+export function asStore(store: unknown): StoreOption {
+  return store as StoreOption;
+}
+
 export function cookiePair(setCookie: string | undefined): string {
   if (setCookie === undefined) throw new Error('expected a Set-Cookie header');
   return setCookie.split(';')[0] as string;

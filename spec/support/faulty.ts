@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Context } from 'koa';
 import { openBackend } from '../../src/backends/registry.js';
+import type { StoreOption } from '../../src/index.js';
 import { FaultProxy, WRITES } from './fault-proxy.js';
 import { LosingBackend } from './losing.js';
 import { MYSQL_URL, POSTGRES_URL, REDIS_URL } from './servers.js';
@@ -12,7 +13,7 @@ import { MYSQL_URL, POSTGRES_URL, REDIS_URL } from './servers.js';
 /** A store whose writes' replies a test can lose. */
 export interface Faulty {
   /** What kvSession() is given. */
-  readonly store: string | object;
+  readonly store: StoreOption;
   /** The reply of the next write (after `skip` that go through) is lost, after the store applied it. */
   loseNextWrite(skip?: number): void;
   /** How many replies were lost so far: the fault really happened. */

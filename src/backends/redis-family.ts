@@ -1,4 +1,5 @@
 // What Redis, Redis Cluster and Valkey share: the compare-and-set script, client options, SCAN pages.
+import { messageOf } from '../errors.js';
 import { createHash } from 'node:crypto';
 import { casStamp } from '../codec.js';
 import { missed, type CasResult, type ScannedPage } from './contract.js';
@@ -46,7 +47,7 @@ export async function redisCompareAndSet(client: RedisScripting, key: string, ex
   try {
     reply = await client.evalSha(CAS_SHA, options);
   } catch (error) {
-    if (!String((error as Error)?.message).includes('NOSCRIPT')) throw error;
+    if (!messageOf(error).includes('NOSCRIPT')) throw error;
     reply = await client.eval(CAS_SCRIPT, options);
   }
   return casScriptResult(reply);

@@ -3,7 +3,7 @@
 // sqlite.ts runs its statements on. node:sqlite runs statements synchronously and never waits for a
 // lock inside SQLite (that would block the event loop): a busy file is tried again after a short
 // asynchronous pause, until the busy timeout.
-import { SessionError } from '../errors.js';
+import { messageOf, SessionError } from '../errors.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { importOptional } from './url.js';
 
@@ -106,7 +106,7 @@ async function letLoopTurn(): Promise<void> {
 /** SQLITE_BUSY / SQLITE_LOCKED from node:sqlite: another connection holds the lock. */
 function isBusy(error: unknown): boolean {
   const code = (error as { errcode?: unknown })?.errcode;
-  return code === 5 || code === 6 || /database (table )?is locked/.test(String((error as Error)?.message));
+  return code === 5 || code === 6 || /database (table )?is locked/.test(messageOf(error));
 }
 
 /** Runs `run` (a synchronous statement) and, while the file is busy, again after a growing pause of at most 50 ms, until `busyTimeout` ms have passed. */

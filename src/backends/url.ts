@@ -1,5 +1,5 @@
 // Reading connection URLs, and loading the optional driver package a URL needs.
-import { SessionError } from '../errors.js';
+import { messageOf, SessionError } from '../errors.js';
 
 /** The scheme of a connection URL, lower-cased, or undefined when it has none. */
 export function schemeOf(url: string): string | undefined {
@@ -62,7 +62,7 @@ export async function importOptional(pkg: string, scheme: string): Promise<AnyMo
   } catch (error) {
     const code = (error as { code?: string }).code;
     // Node says so with a code; bundlers and test runners that resolve imports themselves, in words.
-    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' || /(cannot find|could not resolve)[^\n]*\bpackage|could not resolve "/i.test(String((error as Error)?.message));
+    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' || /(cannot find|could not resolve)[^\n]*\bpackage|could not resolve "/i.test(messageOf(error));
     if (missing) {
       const install = pkg
         .split('/')

@@ -4,7 +4,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { schemeRow } from '../backends/registry.js';
 import { maskPassword } from '../backends/url.js';
-import { SessionError } from '../errors.js';
+import { messageOf, SessionError } from '../errors.js';
 import { resolveSettings, type Settings } from '../options.js';
 import { SessionStore } from '../store.js';
 import { cannotList, COMMANDS, EXIT, type Run, UsageError } from './commands.js';
@@ -114,13 +114,13 @@ const OPTION_NAMES = ['--limit', '--cursor', '--user', '--to', '--hash-sids', '-
 
 /** For an unknown option that is a near miss of one we have: " (did you mean --limit?)". */
 function meant(error: unknown): string {
-  const given = /Unknown option '(--?[^']+)'/.exec(String((error as Error)?.message))?.[1];
+  const given = /Unknown option '(--?[^']+)'/.exec(messageOf(error))?.[1];
   const near = given === undefined ? undefined : OPTION_NAMES.find((name) => distance(given, name) <= 2);
   return near === undefined ? '' : ` (did you mean ${near}?)`;
 }
 
 function reason(error: unknown): string {
-  return String((error as Error)?.message ?? error).replace(/^koa-kv-session: /, '');
+  return messageOf(error).replace(/^koa-kv-session: /, '');
 }
 
 /**
@@ -130,7 +130,7 @@ function reason(error: unknown): string {
 function quietSqliteWarning(): void {
   const emitWarning = process.emitWarning.bind(process) as (...args: unknown[]) => void;
   process.emitWarning = ((warning: unknown, ...rest: unknown[]) => {
-    if (/SQLite is an experimental feature/.test(String((warning as Error)?.message ?? warning))) return;
+    if (/SQLite is an experimental feature/.test(messageOf(warning))) return;
     emitWarning(warning, ...rest);
   }) as typeof process.emitWarning;
 }
@@ -166,7 +166,7 @@ async function main(argv: readonly string[], out = process.stdout, err = process
   try {
     settings = resolveSettings({});
   } catch (error) {
-    err.write(`${(error as Error).message}\n`);
+    err.write(`${messageOf(error)}\n`);
     return EXIT.usage;
   }
   const where = settings.store.kind === 'url' ? maskPassword(settings.store.url) : 'the configured store';

@@ -1,4 +1,5 @@
 // The work behind the operator commands: census, listing, showing, revoking, re-encoding stored records and moving them under the hash of their sid. No printing here.
+import { messageOf } from '../errors.js';
 import { decodePayload, decodeRecord, encodePayload, fingerprint, frameRecord, isHashedRecord, parseRecord, type Format, type StoredData, type StoredRecord } from '../codec.js';
 import { isTombstone } from '../tombstone.js';
 import type { Progress } from './progress.js';
@@ -83,7 +84,6 @@ export async function census(store: SessionStore, options: WalkOptions = {}): Pr
       }
       try {
         const record = parseRecord(raw);
-        // Markers have the expiry 0 (moved by a regenerate) or 1 (revoked).
         if (isTombstone(raw)) counts.tombstones++;
         else if (record.expires <= now) counts.expired++;
         else {
@@ -181,12 +181,12 @@ export async function showSession(store: SessionStore, sid: string): Promise<Sho
   // A session stored before hashSids was switched is under its other name until its next request.
   const other = store.names.otherName(sid);
   const raw = (await store.loadRaw(sid)) ?? (other === undefined ? undefined : await store.loadRaw(other));
-  // A revoked or moved session's marker is no session record.
+  // A revoked or moved session's tombstone is no session record.
   if (raw === undefined || isTombstone(raw)) return { status: 'missing' };
   try {
     return { status: 'found', ...decodeRecord(raw), bytes: Buffer.byteLength(raw) };
   } catch (error) {
-    return { status: 'unreadable', raw, reason: (error as Error).message };
+    return { status: 'unreadable', raw, reason: messageOf(error) };
   }
 }
 
