@@ -35,15 +35,21 @@ try {
     const [contender, build] = name.split('@');
     servers.set(name, await startServer(name, contender, build === 'other' ? { BENCH_KV_SESSION: OTHER_DIST } : {}));
   }
-  for (const [name, server] of servers) pools.set(name, await Promise.all(Array.from({ length: CONFIG.pool }, () => login(server))));
+  for (const [name, server] of servers)
+    pools.set(name, await Promise.all(Array.from({ length: CONFIG.pool }, () => login(server))));
   const run = async (id, name, duration) => {
     const server = servers.get(name);
     const before = cpuTicks(server.pid);
     const result = await load(`http://127.0.0.1:${server.port}${SCENARIOS[id].path}`, pools.get(name), duration);
-    return { rps: result.rps, cpuUs: ((cpuTicks(server.pid) - before) * 1e4) / Math.max(1, result.requests), bad: result.errors + result.non2xx };
+    return {
+      rps: result.rps,
+      cpuUs: ((cpuTicks(server.pid) - before) * 1e4) / Math.max(1, result.requests),
+      bad: result.errors + result.non2xx,
+    };
   };
   // Warm-up: a fresh process runs at a fraction of its speed for its first seconds.
-  for (const [id, scenario] of Object.entries(SCENARIOS)) for (const name of scenario.contenders) await run(id, name, QUICK ? 1 : 3);
+  for (const [id, scenario] of Object.entries(SCENARIOS))
+    for (const name of scenario.contenders) await run(id, name, QUICK ? 1 : 3);
   const samples = {};
   for (let round = 0; round < CONFIG.rounds; round++) {
     for (const [id, scenario] of Object.entries(SCENARIOS)) {
@@ -64,7 +70,9 @@ try {
       bad: samples[id][name].reduce((sum, s) => sum + s.bad, 0),
     }));
     // Per round, this build over the other: the spread of that ratio is the noise the median sits in.
-    const perRound = samples[id][scenario.contenders[1]].map((s, i) => s.rps / samples[id][scenario.contenders[2]][i].rps);
+    const perRound = samples[id][scenario.contenders[1]].map(
+      (s, i) => s.rps / samples[id][scenario.contenders[2]][i].rps,
+    );
     return [
       {
         scenario: scenario.title,

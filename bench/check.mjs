@@ -32,7 +32,9 @@ for (let round = 0; round < ROUNDS; round++) {
   const order = round % 2 === 0 ? Object.keys(builds) : Object.keys(builds).reverse();
   for (const scenario of SCENARIOS) {
     for (const name of order) {
-      const line = execFileSync(process.execPath, [join(ROOT, 'bench', 'inproc.mjs'), builds[name], scenario], { encoding: 'utf8' });
+      const line = execFileSync(process.execPath, [join(ROOT, 'bench', 'inproc.mjs'), builds[name], scenario], {
+        encoding: 'utf8',
+      });
       const key = `${name} ${scenario}`;
       samples.set(key, [...(samples.get(key) ?? []), JSON.parse(line).cpuUs]);
     }
@@ -47,11 +49,15 @@ for (const scenario of SCENARIOS) {
   const theirs = median(samples.get(`${commit} ${scenario}`));
   const ratio = mine / theirs;
   if (ratio > LIMIT) failed = true;
-  console.log(`| ${scenario} | ${mine.toFixed(1)} | ${theirs.toFixed(1)} | ${ratio.toFixed(2)}${ratio > LIMIT ? ' (over 1.15)' : ''} |`);
+  console.log(
+    `| ${scenario} | ${mine.toFixed(1)} | ${theirs.toFixed(1)} | ${ratio.toFixed(2)}${ratio > LIMIT ? ' (over 1.15)' : ''} |`,
+  );
 }
 const cbor = median(samples.get('this cbor-write'));
 const json = median(samples.get('this json-write'));
-console.log(`\nthis build, same run: a CBOR write costs ${(cbor - json).toFixed(1)} us more than a JSON one (${(cbor / json).toFixed(2)}x)`);
+console.log(
+  `\nthis build, same run: a CBOR write costs ${(cbor - json).toFixed(1)} us more than a JSON one (${(cbor / json).toFixed(2)}x)`,
+);
 if (failed) {
   console.error(`bench:check: a scenario costs more than ${LIMIT}x what it did at ${commit}`);
   process.exit(1);

@@ -1,11 +1,16 @@
-// Codec micro-benchmark: CBOR (cbor-x) against JSON, encode and decode ops/s and encoded bytes, for sessions of 100 B, 1 KB and 32 KB with Dates.
-// For CBOR it also times what base64 costs a record (to text on write, back to bytes on read), beside
-// what framing the same bytes behind a header as one Buffer would cost instead: the measurement behind
+// Codec micro-benchmark: CBOR (cbor-x) against JSON, encode and decode ops/s and encoded bytes, for sessions of 100 B,
+// 1 KB and 32 KB with Dates. For CBOR it also times what base64 costs a record (to text on write, back to bytes on
+// read), beside what framing the same bytes behind a header as one Buffer would cost instead: the measurement behind
 // keeping CBOR records as text (docs/stored-records.md, "Why CBOR is stored as base64 text").
 import { decodePayload, encodePayload } from '../dist/esm/codec.js';
 
 function session(bytes) {
-  const base = { userId: 'u-123456', createdAt: new Date('2026-11-25T10:00:00Z'), lastSeen: new Date(), roles: ['viewer'] };
+  const base = {
+    userId: 'u-123456',
+    createdAt: new Date('2026-11-25T10:00:00Z'),
+    lastSeen: new Date(),
+    roles: ['viewer'],
+  };
   const filler = Math.max(0, bytes - Buffer.byteLength(JSON.stringify(base)) - 12);
   return { ...base, notes: 'x'.repeat(filler) };
 }

@@ -1,4 +1,5 @@
-// What the standalone load benchmarks (ab.mjs, take-update.mjs) share: contender servers (server.mjs), logins, autocannon load in its own process, CPU per process, medians, and cleaning up their Redis keys.
+// What the standalone load benchmarks (ab.mjs, take-update.mjs) share: contender servers (server.mjs), logins,
+// autocannon load in its own process, CPU per process, medians, and cleaning up their Redis keys.
 import { fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -25,7 +26,10 @@ export function cpuTicks(pid) {
 /** A contender of server.mjs as its own process, under a fresh key prefix; `env` adds to its environment. */
 export function startServer(name, contender, env = {}) {
   const prefix = `bench-${name}:${randomBytes(4).toString('hex')}:`;
-  const child = fork(join(HERE, 'server.mjs'), [contender, 'default', '0', prefix], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, ...env } });
+  const child = fork(join(HERE, 'server.mjs'), [contender, 'default', '0', prefix], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...env },
+  });
   return new Promise((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
     child.once('message', (message) => resolve({ name, prefix, port: message.port, pid: child.pid, child }));
@@ -42,15 +46,24 @@ export async function login(server) {
     .join('; ');
 }
 
-/** `duration` seconds of load on `url` with 50 connections spread over `cookies`: { rps, requests, p99, errors, non2xx }. */
+/**
+ * `duration` seconds of load on `url` with 50 connections spread over `cookies`: { rps, requests, p99, errors, non2xx
+ * }.
+ */
 export function load(url, cookies, duration) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(HERE, 'load.mjs'), JSON.stringify({ url, cookies, connections: 50, duration })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      [join(HERE, 'load.mjs'), JSON.stringify({ url, cookies, connections: 50, duration })],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
     child.stdout.on('data', (chunk) => {
       out += chunk;
     });
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop())) : reject(new Error(`load exited ${code}`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop())) : reject(new Error(`load exited ${code}`)),
+    );
   });
 }
 

@@ -20,7 +20,13 @@ const fixture = () => ({
   csrfSecret: '9f3a1c7e5b2d4f608a1e3c5b7d9f1a2c',
   createdAt: '2025-11-20T09:14:33.120Z',
   counter: 0,
-  prefs: { theme: 'dark', locale: 'sv-SE', timezone: 'Europe/Stockholm', pageSize: 50, notifications: { email: true, push: false, digest: 'weekly' } },
+  prefs: {
+    theme: 'dark',
+    locale: 'sv-SE',
+    timezone: 'Europe/Stockholm',
+    pageSize: 50,
+    notifications: { email: true, push: false, digest: 'weekly' },
+  },
   cart: {
     currency: 'EUR',
     items: [

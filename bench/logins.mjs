@@ -19,7 +19,13 @@ import { writeResults } from './write-results.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const QUICK = process.argv.includes('--quick');
-const CASES = [['history', 1_000], ['history', 10_000], ...(QUICK ? [] : [['history', 100_000]]), ['legacy', 10_000], ...(QUICK ? [] : [['legacy', 100_000]])];
+const CASES = [
+  ['history', 1_000],
+  ['history', 10_000],
+  ...(QUICK ? [] : [['history', 100_000]]),
+  ['legacy', 10_000],
+  ...(QUICK ? [] : [['legacy', 100_000]]),
+];
 const CAP = 1000;
 const LOGINS = 40;
 const STORES = [
@@ -50,7 +56,9 @@ async function measure(store, kind, size) {
   const { wrapped, counter } = counting(backend);
   const app = new Koa();
   app.keys = ['bench'];
-  app.use(kvSession({ store: wrapped, keyPrefix: prefix, userKey: 'userId', lifetime: '1h', env: {}, cleanupInterval: 0 }));
+  app.use(
+    kvSession({ store: wrapped, keyPrefix: prefix, userKey: 'userId', lifetime: '1h', env: {}, cleanupInterval: 0 }),
+  );
   app.use(async (ctx) => {
     await ctx.session.regenerate();
     ctx.session.userId = 'bot';
@@ -72,8 +80,13 @@ async function measure(store, kind, size) {
     } else {
       const sessions = {};
       const seeded = kind === 'history' ? CAP : size;
-      for (let i = 0; i < seeded; i++) sessions[`seeded${String(i).padStart(7, '0')}`] = [now + 3_600_000, now - 3_600_000 - i];
-      await backend.set(indexKey, frameRecord(JSON.stringify({ user: 'bot', sessions }), 'json', now + 3_600_000, false), 3_600_000);
+      for (let i = 0; i < seeded; i++)
+        sessions[`seeded${String(i).padStart(7, '0')}`] = [now + 3_600_000, now - 3_600_000 - i];
+      await backend.set(
+        indexKey,
+        frameRecord(JSON.stringify({ user: 'bot', sessions }), 'json', now + 3_600_000, false),
+        3_600_000,
+      );
     }
     const times = [];
     const calls = [];
@@ -113,7 +126,9 @@ async function measure(store, kind, size) {
             .join(':'),
         ).sessions ?? {},
       );
-      await Promise.all([indexKey, ...names.map((sid) => prefix + sid)].map((key) => backend.delete(key).catch(() => {})));
+      await Promise.all(
+        [indexKey, ...names.map((sid) => prefix + sid)].map((key) => backend.delete(key).catch(() => {})),
+      );
     }
     await backend.close();
   }
@@ -126,7 +141,9 @@ async function main() {
     for (const [kind, size] of CASES) {
       const row = await measure(store, kind, size);
       rows.push(row);
-      process.stdout.write(`${row.store} ${kind} ${size}: median ${row.medianMs.toFixed(1)} ms, store calls median ${row.medianCalls} max ${row.maxCalls}, index ${row.indexKiB.toFixed(0)} KiB\n`);
+      process.stdout.write(
+        `${row.store} ${kind} ${size}: median ${row.medianMs.toFixed(1)} ms, store calls median ${row.medianCalls} max ${row.maxCalls}, index ${row.indexKiB.toFixed(0)} KiB\n`,
+      );
     }
   }
   writeResults(

@@ -53,6 +53,8 @@ for (let round = 1; round <= ROUNDS; round++) {
   rss.push(snapshot('expired').rss);
 }
 const growth = rss.slice(1).map((value, i) => value - (rss[i] ?? value));
-console.log(`rss after each round, from the second on, against the round before: ${growth.map((bytes) => `${mib(bytes)} MiB`).join(', ')}`);
+console.log(
+  `rss after each round, from the second on, against the round before: ${growth.map((bytes) => `${mib(bytes)} MiB`).join(', ')}`,
+);
 server.close();
 await sessions.close();

@@ -25,7 +25,10 @@ const SESSIONS = 200;
 const CONCURRENCY = 8;
 const BASELINE_MS = QUICK ? 2000 : 4000;
 
-/** Requests from CONCURRENCY loops, each with a session cookie of its own, until `until()` says stop; their latencies in ms. */
+/**
+ * Requests from CONCURRENCY loops, each with a session cookie of its own, until `until()` says stop; their latencies in
+ * ms.
+ */
 async function load(url, cookies, until) {
   const latencies = [];
   let next = 0;
@@ -69,8 +72,18 @@ async function measure(backend, dir) {
   const url = `http://127.0.0.1:${server.address().port}/`;
   try {
     await store.get('warm-up');
-    await backend.fill(store, ROWS, frameRecord('{"user":"gone"}', 'json', Date.now() - 60_000, true), `${PREFIX}expired:`);
-    await backend.fill(store, ROWS, frameRecord('{"user":"live"}', 'json', Date.now() + 3_600_000, true), `${PREFIX}live:`);
+    await backend.fill(
+      store,
+      ROWS,
+      frameRecord('{"user":"gone"}', 'json', Date.now() - 60_000, true),
+      `${PREFIX}expired:`,
+    );
+    await backend.fill(
+      store,
+      ROWS,
+      frameRecord('{"user":"live"}', 'json', Date.now() + 3_600_000, true),
+      `${PREFIX}live:`,
+    );
     if (backend.name === 'PostgreSQL') await store.sql.query(`ANALYZE ${store.sql.table}`, []);
     const cookies = [];
     for (let i = 0; i < SESSIONS; i++) cookies.push((await fetch(url)).headers.get('set-cookie').split(';')[0]);

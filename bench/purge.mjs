@@ -18,7 +18,12 @@ const SIZES = QUICK ? [10_000, 100_000] : [100_000, 1_000_000];
 const PREFIX = 'purge-bench:';
 const LIVE = 1000;
 
-const expired = frameRecord(encodePayload({ user: 'ada', roles: ['viewer'] }, 'cbor'), 'cbor', Date.now() - 60_000, true);
+const expired = frameRecord(
+  encodePayload({ user: 'ada', roles: ['viewer'] }, 'cbor'),
+  'cbor',
+  Date.now() - 60_000,
+  true,
+);
 const live = frameRecord(encodePayload({ user: 'bob' }, 'cbor'), 'cbor', Date.now() + 3_600_000, true);
 
 async function main() {
@@ -58,8 +63,11 @@ async function main() {
             fillSeconds,
             heapGrowthMiB: (process.memoryUsage().heapUsed - heapBefore) / 1048576,
           });
-          process.stdout.write(`${backend.name} ${size} rows: removed ${removed} in ${seconds.toFixed(2)} s, ${left} left\n`);
-          if (removed !== size || left !== LIVE) throw new Error(`${backend.name}: removed ${removed} of ${size}, ${left} rows left (expected ${LIVE})`);
+          process.stdout.write(
+            `${backend.name} ${size} rows: removed ${removed} in ${seconds.toFixed(2)} s, ${left} left\n`,
+          );
+          if (removed !== size || left !== LIVE)
+            throw new Error(`${backend.name}: removed ${removed} of ${size}, ${left} rows left (expected ${LIVE})`);
         } finally {
           await drop(a).catch(() => {});
           await a.close();
@@ -69,13 +77,18 @@ async function main() {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  writeResults(QUICK ? 'purge-quick' : 'purge', rows, `Purge of expired sessions (${new Date().toISOString().slice(0, 10)}), one DELETE per batch of 500 rows, ${LIVE} live rows kept:`, [
-    ['backend', (r) => r.backend, 'left'],
-    ['expired rows', (r) => r.rows.toLocaleString('en')],
-    ['seconds', (r) => r.seconds.toFixed(2)],
-    ['rows/s', (r) => r.rowsPerSecond.toLocaleString('en')],
-    ['heap growth MiB', (r) => r.heapGrowthMiB.toFixed(1)],
-  ]);
+  writeResults(
+    QUICK ? 'purge-quick' : 'purge',
+    rows,
+    `Purge of expired sessions (${new Date().toISOString().slice(0, 10)}), one DELETE per batch of 500 rows, ${LIVE} live rows kept:`,
+    [
+      ['backend', (r) => r.backend, 'left'],
+      ['expired rows', (r) => r.rows.toLocaleString('en')],
+      ['seconds', (r) => r.seconds.toFixed(2)],
+      ['rows/s', (r) => r.rowsPerSecond.toLocaleString('en')],
+      ['heap growth MiB', (r) => r.heapGrowthMiB.toFixed(1)],
+    ],
+  );
 }
 
 main().catch((error) => {

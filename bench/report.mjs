@@ -31,12 +31,17 @@ export function renderMarkdown(results) {
   lines.push('');
   const large = results.large?.scenarios ?? {};
   if (Object.keys(large).length > 0) {
-    lines.push(`With ${results.large.sessions.toLocaleString('en')} live sessions in the store (requests still spread over ${results.config.pool.toLocaleString('en')}), 3 rounds:`);
+    lines.push(
+      `With ${results.large.sessions.toLocaleString('en')} live sessions in the store (requests still spread over ${results.config.pool.toLocaleString('en')}), 3 rounds:`,
+    );
     lines.push('');
     lines.push('| scenario | contender | req/s | x limit | x limit with the pool alone |');
     lines.push('|---|---|---:|---:|---:|');
     for (const [id, names] of Object.entries(large)) {
-      for (const [name, c] of Object.entries(names)) lines.push(`| ${results.scenarios[id].title} | ${name} | ${fmt(c.rps)} | ${fmt(c.ratio, 2)} | ${fmt(c.ratioWithPool, 2)} |`);
+      for (const [name, c] of Object.entries(names))
+        lines.push(
+          `| ${results.scenarios[id].title} | ${name} | ${fmt(c.rps)} | ${fmt(c.ratio, 2)} | ${fmt(c.ratioWithPool, 2)} |`,
+        );
     }
     lines.push('');
   }
@@ -48,7 +53,9 @@ export function renderMarkdown(results) {
     );
   }
   lines.push('');
-  lines.push('| codec | session | bytes | encode ops/s | decode ops/s | Dates kept | base64 out + in, us | header + bytes Buffer, us |');
+  lines.push(
+    '| codec | session | bytes | encode ops/s | decode ops/s | Dates kept | base64 out + in, us | header + bytes Buffer, us |',
+  );
   lines.push('|---|---|---:|---:|---:|---|---:|---:|');
   const us = (value) => (value === undefined ? '-' : String(value));
   for (const row of results.codec) {
@@ -62,7 +69,9 @@ export function renderMarkdown(results) {
 export function renderChart(results) {
   const rows = [];
   for (const [id, scenario] of Object.entries(results.scenarios)) {
-    for (const [name, c] of Object.entries(scenario.contenders)) if (name !== scenario.limit) rows.push({ label: `(${id}) ${name}`, ratio: c.ratio, ours: name.startsWith('kv-') });
+    for (const [name, c] of Object.entries(scenario.contenders))
+      if (name !== scenario.limit)
+        rows.push({ label: `(${id}) ${name}`, ratio: c.ratio, ours: name.startsWith('kv-') });
   }
   const barHeight = 18;
   const gap = 6;
@@ -78,14 +87,18 @@ export function renderChart(results) {
   ];
   for (const mark of [0, 0.5, 1]) {
     const x = left + mark * scale;
-    parts.push(`<line x1="${x}" y1="30" x2="${x}" y2="${height - 10}" stroke="#ccc" stroke-dasharray="${mark === 1 ? '0' : '3,3'}"/>`);
+    parts.push(
+      `<line x1="${x}" y1="30" x2="${x}" y2="${height - 10}" stroke="#ccc" stroke-dasharray="${mark === 1 ? '0' : '3,3'}"/>`,
+    );
     parts.push(`<text x="${x}" y="${height - 1}" text-anchor="middle" fill="#666">${mark}x</text>`);
   }
   rows.forEach((row, i) => {
     const y = 35 + i * (barHeight + gap);
     const w = Math.max(1, Math.min(row.ratio, 1.2) * scale);
     parts.push(`<text x="${left - 8}" y="${y + 13}" text-anchor="end">${esc(row.label)}</text>`);
-    parts.push(`<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${row.ours ? '#2b7bb9' : '#b0b0b0'}"/>`);
+    parts.push(
+      `<rect x="${left}" y="${y}" width="${w.toFixed(1)}" height="${barHeight}" fill="${row.ours ? '#2b7bb9' : '#b0b0b0'}"/>`,
+    );
     parts.push(`<text x="${left + w + 4}" y="${y + 13}">${row.ratio.toFixed(2)}x</text>`);
   });
   parts.push('</svg>');

@@ -25,16 +25,76 @@ const CONFIG = QUICK
 const CLK_TCK = 100;
 
 const SCENARIOS = {
-  a: { title: '(a) no cookie, session ignored', path: '/a', cookies: 'none', limit: 'bare', contenders: ['bare', 'kv-cbor', 'kv-json', 'koa-session', 'express-session'] },
-  b: { title: '(b) read a ~1 KB session', path: '/b', cookies: 'pool', limit: 'raw', contenders: ['raw', 'kv-cbor', 'kv-json', 'koa-session', 'express-session'] },
-  c: { title: '(c) write one key', path: '/c', cookies: 'pool', limit: 'raw', contenders: ['raw', 'kv-cbor', 'kv-json', 'koa-session', 'express-session'] },
-  d: { title: '(d) Flask defaults, read-only handler', path: '/d', cookies: 'pool', limit: 'raw', contenders: ['raw', 'kv-cbor', 'kv-cbor/flask', 'koa-session/flask', 'express-session/flask'] },
-  e: { title: '(e) read, in-memory stores', path: '/b', cookies: 'pool', limit: 'raw-memory', contenders: ['raw-memory', 'kv-memory', 'koa-session-memory', 'express-session-memory'] },
-  f: { title: '(f) hot session: every connection writes one session', path: '/f', cookies: 'one', limit: 'raw', contenders: ['raw', 'kv-cbor', 'kv-json', 'koa-session', 'express-session'] },
-  g: { title: '(g) PostgreSQL: read a ~1 KB session', path: '/b', cookies: 'pool', limit: 'raw-pg', contenders: ['raw-pg', 'kv-pg'] },
-  h: { title: '(h) PostgreSQL: write one key', path: '/c', cookies: 'pool', limit: 'raw-pg', contenders: ['raw-pg', 'kv-pg'] },
-  i: { title: '(i) SQLite default: read a ~1 KB session', path: '/b', cookies: 'pool', limit: 'raw-sqlite', contenders: ['raw-sqlite', 'kv-sqlite', 'kv-sqlite-0.1'] },
-  j: { title: '(j) SQLite default: write one key', path: '/c', cookies: 'pool', limit: 'raw-sqlite', contenders: ['raw-sqlite', 'kv-sqlite', 'kv-sqlite-0.1'] },
+  a: {
+    title: '(a) no cookie, session ignored',
+    path: '/a',
+    cookies: 'none',
+    limit: 'bare',
+    contenders: ['bare', 'kv-cbor', 'kv-json', 'koa-session', 'express-session'],
+  },
+  b: {
+    title: '(b) read a ~1 KB session',
+    path: '/b',
+    cookies: 'pool',
+    limit: 'raw',
+    contenders: ['raw', 'kv-cbor', 'kv-json', 'koa-session', 'express-session'],
+  },
+  c: {
+    title: '(c) write one key',
+    path: '/c',
+    cookies: 'pool',
+    limit: 'raw',
+    contenders: ['raw', 'kv-cbor', 'kv-json', 'koa-session', 'express-session'],
+  },
+  d: {
+    title: '(d) Flask defaults, read-only handler',
+    path: '/d',
+    cookies: 'pool',
+    limit: 'raw',
+    contenders: ['raw', 'kv-cbor', 'kv-cbor/flask', 'koa-session/flask', 'express-session/flask'],
+  },
+  e: {
+    title: '(e) read, in-memory stores',
+    path: '/b',
+    cookies: 'pool',
+    limit: 'raw-memory',
+    contenders: ['raw-memory', 'kv-memory', 'koa-session-memory', 'express-session-memory'],
+  },
+  f: {
+    title: '(f) hot session: every connection writes one session',
+    path: '/f',
+    cookies: 'one',
+    limit: 'raw',
+    contenders: ['raw', 'kv-cbor', 'kv-json', 'koa-session', 'express-session'],
+  },
+  g: {
+    title: '(g) PostgreSQL: read a ~1 KB session',
+    path: '/b',
+    cookies: 'pool',
+    limit: 'raw-pg',
+    contenders: ['raw-pg', 'kv-pg'],
+  },
+  h: {
+    title: '(h) PostgreSQL: write one key',
+    path: '/c',
+    cookies: 'pool',
+    limit: 'raw-pg',
+    contenders: ['raw-pg', 'kv-pg'],
+  },
+  i: {
+    title: '(i) SQLite default: read a ~1 KB session',
+    path: '/b',
+    cookies: 'pool',
+    limit: 'raw-sqlite',
+    contenders: ['raw-sqlite', 'kv-sqlite', 'kv-sqlite-0.1'],
+  },
+  j: {
+    title: '(j) SQLite default: write one key',
+    path: '/c',
+    cookies: 'pool',
+    limit: 'raw-sqlite',
+    contenders: ['raw-sqlite', 'kv-sqlite', 'kv-sqlite-0.1'],
+  },
 };
 
 /** With CONFIG.large sessions in the store (Redis and PostgreSQL): the same read and write scenarios again. */
@@ -43,7 +103,10 @@ const LARGE = { b: ['raw', 'kv-cbor'], c: ['raw', 'kv-cbor'], g: ['raw-pg', 'kv-
 /** Starts a contender server; resolves with { port, pid, child, ask }. */
 function startServer(contender, variant) {
   const prefix = `bench:${contender}:${variant}:${randomBytes(4).toString('hex')}:`;
-  const child = fork(join(HERE, 'server.mjs'), [contender, variant, '0', prefix], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--expose-gc'] });
+  const child = fork(join(HERE, 'server.mjs'), [contender, variant, '0', prefix], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: ['--expose-gc'],
+  });
   return new Promise((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`${contender} exited with ${code}`)));
@@ -73,12 +136,18 @@ async function login(server) {
 
 function load(url, cookies, options) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(HERE, 'load.mjs'), JSON.stringify({ url, cookies, connections: CONFIG.connections, ...options })], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      [join(HERE, 'load.mjs'), JSON.stringify({ url, cookies, connections: CONFIG.connections, ...options })],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
     child.stdout.on('data', (chunk) => {
       out += chunk;
     });
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop())) : reject(new Error(`load exited ${code}`))));
+    child.on('exit', (code) =>
+      code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop())) : reject(new Error(`load exited ${code}`)),
+    );
   });
 }
 
@@ -107,18 +176,30 @@ const diff = (after, before) => {
 async function seedLarge(redis, redisPrefix, pgPrefix, count) {
   const started = Date.now();
   const { encodePayload, frameRecord } = await import('../dist/esm/codec.js');
-  const record = frameRecord(encodePayload({ user: { id: 'u-1', name: 'Seeded' }, notes: 'n'.repeat(900) }, 'cbor'), 'cbor', Date.now() + 86_400_000, true, { created: Date.now() });
+  const record = frameRecord(
+    encodePayload({ user: { id: 'u-1', name: 'Seeded' }, notes: 'n'.repeat(900) }, 'cbor'),
+    'cbor',
+    Date.now() + 86_400_000,
+    true,
+    { created: Date.now() },
+  );
   for (let i = 0; i < count; i += 10_000) {
     const multi = redis.multi();
-    for (let j = i; j < Math.min(count, i + 10_000); j++) multi.set(`${redisPrefix}seed-${j}`, record, { PX: 86_400_000 });
+    for (let j = i; j < Math.min(count, i + 10_000); j++)
+      multi.set(`${redisPrefix}seed-${j}`, record, { PX: 86_400_000 });
     await multi.execAsPipeline();
   }
   const client = new pg.Client({ connectionString: POSTGRES_URL });
   await client.connect();
-  await client.query(`INSERT INTO ${PG_TABLE} (key, value) SELECT $1 || 'seed-' || n, $2 FROM generate_series(1, $3) AS n ON CONFLICT (key) DO NOTHING`, [pgPrefix, record, count]);
+  await client.query(
+    `INSERT INTO ${PG_TABLE} (key, value) SELECT $1 || 'seed-' || n, $2 FROM generate_series(1, $3) AS n ON CONFLICT (key) DO NOTHING`,
+    [pgPrefix, record, count],
+  );
   await client.query(`ANALYZE ${PG_TABLE}`);
   await client.end();
-  process.stdout.write(`seeded ${count.toLocaleString('en')} sessions in Redis and in PostgreSQL in ${Math.round((Date.now() - started) / 1000)} s\n`);
+  process.stdout.write(
+    `seeded ${count.toLocaleString('en')} sessions in Redis and in PostgreSQL in ${Math.round((Date.now() - started) / 1000)} s\n`,
+  );
 }
 
 async function main() {
@@ -153,7 +234,9 @@ async function main() {
     const before = await commandStats(redis);
     const redisBefore = await redisCpu(redis);
     const cpuBefore = cpuTicks(server.pid);
-    const result = await load(`http://127.0.0.1:${server.port}${scenario.path}`, cookies, { duration: CONFIG.duration });
+    const result = await load(`http://127.0.0.1:${server.port}${scenario.path}`, cookies, {
+      duration: CONFIG.duration,
+    });
     const cpu = cpuTicks(server.pid) - cpuBefore;
     const redisUs = (await redisCpu(redis)) - redisBefore;
     const commands = diff(await commandStats(redis), before);
@@ -237,7 +320,9 @@ async function main() {
       done = mark;
       await server.ask('gc', 'gc');
       rss[name][mark] = await server.ask('rss', 'rss');
-      process.stdout.write(`rss ${name} after ${mark} requests of (c): ${(rss[name][mark] / 1048576).toFixed(1)} MiB\n`);
+      process.stdout.write(
+        `rss ${name} after ${mark} requests of (c): ${(rss[name][mark] / 1048576).toFixed(1)} MiB\n`,
+      );
     }
   }
 
@@ -254,7 +339,8 @@ async function main() {
           const rps = median(list.map((s) => s.rps));
           const cpuUs = median(list.map((s) => s.cpuUs));
           const commands = {};
-          for (const key of new Set(list.flatMap((s) => Object.keys(s.commands)))) commands[key] = median(list.map((s) => s.commands[key] ?? 0));
+          for (const key of new Set(list.flatMap((s) => Object.keys(s.commands))))
+            commands[key] = median(list.map((s) => s.commands[key] ?? 0));
           return [
             name,
             {
@@ -293,7 +379,15 @@ async function main() {
   const results = {
     date: new Date().toISOString(),
     previous: previous
-      ? { date: previous.date, ratios: Object.fromEntries(Object.entries(previous.scenarios).map(([id, sc]) => [id, Object.fromEntries(Object.entries(sc.contenders).map(([n, c]) => [n, c.ratio]))])) }
+      ? {
+          date: previous.date,
+          ratios: Object.fromEntries(
+            Object.entries(previous.scenarios).map(([id, sc]) => [
+              id,
+              Object.fromEntries(Object.entries(sc.contenders).map(([n, c]) => [n, c.ratio])),
+            ]),
+          ),
+        }
       : undefined,
     large: { sessions: CONFIG.large, scenarios: large },
     mode: QUICK ? 'quick' : 'full',

@@ -1,5 +1,5 @@
-// One contender of the benchmark as its own HTTP server process:  node bench/server.mjs <contender> <variant> <port> <prefix>
-// Routes: /login creates a ~1 KB session; /a ignores the session; /b and /d read it; /c and /f change one key.
+// One contender of the benchmark as its own HTTP server process:  node bench/server.mjs <contender> <variant> <port>
+// <prefix> Routes: /login creates a ~1 KB session; /a ignores the session; /b and /d read it; /c and /f change one key.
 import { randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import Koa from 'koa';
@@ -49,7 +49,9 @@ function route(ctx, session) {
   }
 }
 
-/** take-update.mjs: a one-time token taken (its own compare-and-set) and the next one put in its place (the commit's). */
+/**
+ * take-update.mjs: a one-time token taken (its own compare-and-set) and the next one put in its place (the commit's).
+ */
 async function takeRoute(ctx) {
   const token = await ctx.session.take('token');
   ctx.session.token = (token ?? 0) + 1;
@@ -123,22 +125,34 @@ async function rawSql() {
     const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 10 });
     await pool.query(`CREATE TABLE IF NOT EXISTS ${PG_TABLE} (key VARCHAR(255) PRIMARY KEY, value TEXT)`);
     return {
-      get: async (key) => (await pool.query({ name: 'get', text: `SELECT value FROM ${PG_TABLE} WHERE key = $1`, values: [key] })).rows[0]?.value,
-      set: async (key, value) => pool.query({ name: 'set', text: `INSERT INTO ${PG_TABLE} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`, values: [key, value] }),
+      get: async (key) =>
+        (await pool.query({ name: 'get', text: `SELECT value FROM ${PG_TABLE} WHERE key = $1`, values: [key] })).rows[0]
+          ?.value,
+      set: async (key, value) =>
+        pool.query({
+          name: 'set',
+          text: `INSERT INTO ${PG_TABLE} (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+          values: [key, value],
+        }),
     };
   }
   // raw-sqlite: sqlite3 on a WAL file, tuned as our default is: the limit of the embedded store.
   const { default: sqlite3 } = await import('sqlite3');
   const db = new sqlite3.Database(SQLITE_FILE);
-  const run = (sql, params = []) => new Promise((resolve, reject) => db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows))));
+  const run = (sql, params = []) =>
+    new Promise((resolve, reject) => db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows))));
   await run('PRAGMA journal_mode = WAL');
   await run('PRAGMA synchronous = NORMAL');
   await run('CREATE TABLE IF NOT EXISTS keyv (key VARCHAR(255) PRIMARY KEY, value TEXT)');
   const get = db.prepare('SELECT value FROM keyv WHERE key = ?');
-  const set = db.prepare('INSERT INTO keyv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
+  const set = db.prepare(
+    'INSERT INTO keyv (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value',
+  );
   return {
-    get: (key) => new Promise((resolve, reject) => get.get([key], (error, row) => (error ? reject(error) : resolve(row?.value)))),
-    set: (key, value) => new Promise((resolve, reject) => set.run([key, value], (error) => (error ? reject(error) : resolve()))),
+    get: (key) =>
+      new Promise((resolve, reject) => get.get([key], (error, row) => (error ? reject(error) : resolve(row?.value)))),
+    set: (key, value) =>
+      new Promise((resolve, reject) => set.run([key, value], (error) => (error ? reject(error) : resolve()))),
   };
 }
 
@@ -194,7 +208,16 @@ async function build() {
       } else {
         store = new session.MemoryStore();
       }
-      app.use(session({ store, secret: SECRET, resave: flask, rolling: flask, saveUninitialized: false, cookie: { maxAge: 86_400_000 } }));
+      app.use(
+        session({
+          store,
+          secret: SECRET,
+          resave: flask,
+          rolling: flask,
+          saveUninitialized: false,
+          cookie: { maxAge: 86_400_000 },
+        }),
+      );
       app.use((req, res) => {
         res.end(route({ path: req.path }, () => req.session));
       });
@@ -209,7 +232,11 @@ async function build() {
       const client = contender === 'raw' ? await redisClient() : undefined;
       const sql = contender === 'raw-pg' || contender === 'raw-sqlite' ? await rawSql() : undefined;
       const get = sql ? sql.get : client ? (key) => client.get(key) : async (key) => map.get(key);
-      const set = sql ? sql.set : client ? (key, value) => client.set(key, value, { PX: 86_400_000 }) : async (key, value) => void map.set(key, value);
+      const set = sql
+        ? sql.set
+        : client
+          ? (key, value) => client.set(key, value, { PX: 86_400_000 })
+          : async (key, value) => void map.set(key, value);
       return koaApp(async (app) => {
         app.use(async (ctx) => {
           if (ctx.path === '/a') {

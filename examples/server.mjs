@@ -11,7 +11,15 @@ app.keys = [process.env.DEMO_SECRET ?? 'demo-secret-change-me'];
 /** "Firefox on Linux": what the devices page shows for a session (made once, at sign-in). */
 function deviceLabel(ctx) {
   const agent = ctx.get('user-agent');
-  const browser = /Edg\//.test(agent) ? 'Edge' : /Chrom(e|ium)\//.test(agent) ? 'Chrome' : /Firefox\//.test(agent) ? 'Firefox' : /Safari\//.test(agent) ? 'Safari' : 'A browser';
+  const browser = /Edg\//.test(agent)
+    ? 'Edge'
+    : /Chrom(e|ium)\//.test(agent)
+      ? 'Chrome'
+      : /Firefox\//.test(agent)
+        ? 'Firefox'
+        : /Safari\//.test(agent)
+          ? 'Safari'
+          : 'A browser';
   const os = /Android/.test(agent)
     ? 'Android'
     : /iPhone|iPad/.test(agent)
@@ -76,7 +84,8 @@ function csrfToken(ctx) {
 function checkCsrf(ctx, fields) {
   const sent = Buffer.from(fields.get('csrf') ?? '');
   const expected = Buffer.from(ctx.session.csrf ?? '');
-  if (expected.length === 0 || sent.length !== expected.length || !timingSafeEqual(sent, expected)) ctx.throw(403, 'invalid form token');
+  if (expected.length === 0 || sent.length !== expected.length || !timingSafeEqual(sent, expected))
+    ctx.throw(403, 'invalid form token');
 }
 
 app.use(async (ctx) => {

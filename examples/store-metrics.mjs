@@ -30,7 +30,14 @@ export function storeMetrics(register = client.register) {
     error: (context) => failures.inc({ operation: context.operation, backend: context.backend }),
     asyncEnd: (context) => {
       const seconds = Number(process.hrtime.bigint() - started.get(context)) / 1e9;
-      duration.observe({ operation: context.operation, backend: context.backend, outcome: context.outcome ?? (context.error ? 'error' : 'done') }, seconds);
+      duration.observe(
+        {
+          operation: context.operation,
+          backend: context.backend,
+          outcome: context.outcome ?? (context.error ? 'error' : 'done'),
+        },
+        seconds,
+      );
       if (context.outcome === 'conflict') conflicts.inc({ backend: context.backend });
     },
   };

@@ -17,9 +17,17 @@ const PRELUDE = [
   ['kvSession', "import { kvSession } from 'koa-kv-session';", /import \{[^}]*kvSession/],
   ['isSessionError', "import { isSessionError } from 'koa-kv-session';", /import \{[^}]*isSessionError/],
   ['app', 'declare const app: Koa;', /const app\b/],
-  ['router', 'declare const router: { get(path: string, handler: (ctx: Koa.Context) => unknown): void; post(path: string, handler: (ctx: Koa.Context) => unknown): void };', /const router\b/],
+  [
+    'router',
+    'declare const router: { get(path: string, handler: (ctx: Koa.Context) => unknown): void; post(path: string, handler: (ctx: Koa.Context) => unknown): void };',
+    /const router\b/,
+  ],
   ['user', 'declare const user: { id: string; isAdmin: boolean };', /const user\b/],
-  ['checkPassword', 'declare function checkPassword(body: unknown): Promise<{ id: string }>;', /function checkPassword\b/],
+  [
+    'checkPassword',
+    'declare function checkPassword(body: unknown): Promise<{ id: string }>;',
+    /function checkPassword\b/,
+  ],
   ['exchangeCode', 'declare function exchangeCode(code: unknown): Promise<string>;', /function exchangeCode\b/],
   ['userId', 'declare const userId: string;', /const userId\b/],
   ['id', 'declare const id: string;', /const id\b/],
@@ -41,10 +49,15 @@ function moduleOf(block) {
   const uses = (name) => new RegExp(`\\b${name}\\b`).test(block);
   const prelude = PRELUDE.filter(([name, , defines]) => uses(name) && !defines.test(block)).map(([, code]) => code);
   // Declarations that name Koa's types need Koa imported.
-  if (prelude.some((line) => /\bKoa\b/.test(line)) && !prelude.includes(PRELUDE[0][1]) && !PRELUDE[0][2].test(block)) prelude.unshift(PRELUDE[0][1]);
+  if (prelude.some((line) => /\bKoa\b/.test(line)) && !prelude.includes(PRELUDE[0][1]) && !PRELUDE[0][2].test(block))
+    prelude.unshift(PRELUDE[0][1]);
   const body = block
     .split('\n')
-    .map((line) => (/\/\/ type error\s*$/.test(line) ? `// @ts-expect-error the README says this line is a type error\n${line}` : line))
+    .map((line) =>
+      /\/\/ type error\s*$/.test(line)
+        ? `// @ts-expect-error the README says this line is a type error\n${line}`
+        : line,
+    )
     .join('\n');
   return `${prelude.join('\n')}\n${body}\nexport {};\n`;
 }
@@ -69,8 +82,17 @@ const TYPES = join(OUT, 'types');
 function check(dir, files) {
   const config = {
     extends: join(ROOT, 'tsconfig.json'),
-    compilerOptions: { ...STRICTEST, noEmit: true, rootDir: ROOT, noUnusedLocals: false, skipLibCheck: true, types: ['node'], paths: { 'koa-kv-session': [join(TYPES, 'index.d.ts')] } },
-    // The package's declarations are in an app's program (it imports kvSession somewhere), even for a block that only augments them.
+    compilerOptions: {
+      ...STRICTEST,
+      noEmit: true,
+      rootDir: ROOT,
+      noUnusedLocals: false,
+      skipLibCheck: true,
+      types: ['node'],
+      paths: { 'koa-kv-session': [join(TYPES, 'index.d.ts')] },
+    },
+    // The package's declarations are in an app's program (it imports kvSession somewhere), even for a block that only
+    // augments them.
     files: [...files.map((file) => join(dir, file)), join(OUT, 'body.ts'), join(TYPES, 'index.d.ts')],
     include: [],
   };
@@ -85,7 +107,11 @@ function check(dir, files) {
 
 rmSync(OUT, { recursive: true, force: true });
 mkdirSync(OUT, { recursive: true });
-execFileSync(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.json'), '--emitDeclarationOnly', '--declarationMap', 'false', '--outDir', TYPES], { stdio: 'inherit' });
+execFileSync(
+  process.execPath,
+  [tsc, '-p', join(ROOT, 'tsconfig.json'), '--emitDeclarationOnly', '--declarationMap', 'false', '--outDir', TYPES],
+  { stdio: 'inherit' },
+);
 writeFileSync(join(OUT, 'body.ts'), `${BODY}export {};\n`);
 const shared = [];
 const alone = [];
@@ -105,6 +131,9 @@ const reports = [
   ...alone.map((file) => [`${file}, which declares SessionData itself`, check(join(OUT, 'alone'), [file])]),
 ];
 const failed = reports.filter(([, report]) => report !== '');
-for (const [label, report] of failed) process.stderr.write(`README ts blocks ${label} (files under ${OUT}):\n${report}\n`);
+for (const [label, report] of failed)
+  process.stderr.write(`README ts blocks ${label} (files under ${OUT}):\n${report}\n`);
 if (failed.length > 0) process.exit(1);
-process.stdout.write(`readme types: ${blocks.length} ts blocks of README.md type-check under the strictest settings (SessionData open, declared, and as a block declares it)\n`);
+process.stdout.write(
+  `readme types: ${blocks.length} ts blocks of README.md type-check under the strictest settings (SessionData open, declared, and as a block declares it)\n`,
+);

@@ -21,7 +21,10 @@ const hasNodeSqlite = process.getBuiltinModule?.('node:sqlite') !== undefined;
 // The package managers themselves come from the npm registry, pinned, run through npx.
 const RUNNERS = {
   npm: (deps) => ['npm', ['install', '--no-audit', '--no-fund', ...deps]],
-  pnpm: (deps, store) => ['npx', ['--yes', 'pnpm@10.24.0', 'add', '--reporter=append-only', `--store-dir=${store}`, ...deps]],
+  pnpm: (deps, store) => [
+    'npx',
+    ['--yes', 'pnpm@10.24.0', 'add', '--reporter=append-only', `--store-dir=${store}`, ...deps],
+  ],
   yarn: (deps) => ['npx', ['--yes', 'yarn@1.22.22', 'add', '--silent', '--no-progress', ...deps]],
 };
 
@@ -32,14 +35,20 @@ const fail = (message) => {
   console.error(`install-check: FAIL ${message}`);
 };
 
-/** Disk usage of a folder as `du -sk` reports it (what a user measuring the install sees; pnpm's store, hard-linked, counts once). */
+/**
+ * Disk usage of a folder as `du -sk` reports it (what a user measuring the install sees; pnpm's store, hard-linked,
+ * counts once).
+ */
 function footprint(dir) {
   if (!existsSync(dir)) return 0;
   const kb = Number(execFileSync('du', ['-sk', dir], { encoding: 'utf8' }).split('\t')[0]);
   return kb * 1024;
 }
 
-/** Installed packages: every folder holding a package.json with a name, under node_modules (nested copies too, as npm's "added N packages" counts them; pnpm's .pnpm store once). */
+/**
+ * Installed packages: every folder holding a package.json with a name, under node_modules (nested copies too, as npm's
+ * "added N packages" counts them; pnpm's .pnpm store once).
+ */
 function packages(dir) {
   const found = new Set();
   const walk = (path, depth) => {
@@ -85,11 +94,18 @@ function install(label, manager, deps) {
   // Yarn 1 resolves cbor-x's optional cbor-extract to 2.2.3, whose platform packages were never
   // published, and then fails the whole install: the README tells Yarn 1 users to pin it, as here.
   const resolutions = manager === 'yarn' ? { resolutions: { 'cbor-extract': '2.2.2' } } : {};
-  writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: `try-${label}`, version: '1.0.0', private: true, type: 'module', ...resolutions }));
+  writeFileSync(
+    join(dir, 'package.json'),
+    JSON.stringify({ name: `try-${label}`, version: '1.0.0', private: true, type: 'module', ...resolutions }),
+  );
   const [command, argv] = RUNNERS[manager](deps, join(work, `.pnpm-${label}`));
   const started = Date.now();
   // A cache of its own: the download is part of what a new user waits for.
-  const env = { ...process.env, npm_config_cache: join(work, `.cache-${label}`), YARN_CACHE_FOLDER: join(work, `.yarn-${label}`) };
+  const env = {
+    ...process.env,
+    npm_config_cache: join(work, `.cache-${label}`),
+    YARN_CACHE_FOLDER: join(work, `.yarn-${label}`),
+  };
   const result = spawnSync(command, argv, { cwd: dir, env, encoding: 'utf8', timeout: 600_000 });
   const seconds = (Date.now() - started) / 1000;
   if (result.status !== 0) {
@@ -98,13 +114,26 @@ function install(label, manager, deps) {
   }
   // npm says how many packages it added: that is the count a user sees, and ours must agree with it.
   const added = /added (\d+) packages?/.exec(result.stdout)?.[1];
-  const row = { label, manager, packages: packages(dir), mb: footprint(join(dir, 'node_modules')) / 1e6, seconds, compiled: compiled(dir) };
-  if (added !== undefined && Number(added) !== row.packages) fail(`${label}: npm reports ${added} packages added, the count here is ${row.packages}`);
+  const row = {
+    label,
+    manager,
+    packages: packages(dir),
+    mb: footprint(join(dir, 'node_modules')) / 1e6,
+    seconds,
+    compiled: compiled(dir),
+  };
+  if (added !== undefined && Number(added) !== row.packages)
+    fail(`${label}: npm reports ${added} packages added, the count here is ${row.packages}`);
   // pnpm 10 skips dependencies' install scripts and says so ("Ignored build scripts: cbor-extract",
   // "pnpm approve-builds"); newer npm versions print a like notice. The README calls them harmless:
   // the zero-config app below runs in this very install, with nothing approved.
-  const notices = `${result.stdout}\n${result.stderr}`.split('\n').filter((line) => /approve-builds|allowScripts|ignored build scripts/i.test(line));
-  if (notices.length > 0) console.log(`install-check: ${label}: the install printed, and nothing was approved: ${notices.map((l) => l.trim()).join(' / ')}`);
+  const notices = `${result.stdout}\n${result.stderr}`
+    .split('\n')
+    .filter((line) => /approve-builds|allowScripts|ignored build scripts/i.test(line));
+  if (notices.length > 0)
+    console.log(
+      `install-check: ${label}: the install printed, and nothing was approved: ${notices.map((l) => l.trim()).join(' / ')}`,
+    );
   console.log(
     `install-check: ${label} (${manager}, Node ${process.version}): ${row.packages} packages, ${row.mb.toFixed(1)} MB, ${seconds.toFixed(1)} s${row.compiled.length ? `, compiled: ${row.compiled.join(', ')}` : ', nothing compiled'}`,
   );
@@ -145,20 +174,34 @@ function zeroConfig(row) {
   try {
     reply = JSON.parse(result.stdout.trim().split('\n').pop());
   } catch {
-    return fail(`${row.label}: the zero-config app did not answer (exit ${result.status})\n${result.stdout}\n${result.stderr}`);
+    return fail(
+      `${row.label}: the zero-config app did not answer (exit ${result.status})\n${result.stdout}\n${result.stderr}`,
+    );
   }
   if (hasNodeSqlite) {
-    if (reply.views.join() !== '1,2') return fail(`${row.label}: the zero-config app did not keep its session: ${JSON.stringify(reply)}`);
+    if (reply.views.join() !== '1,2')
+      return fail(`${row.label}: the zero-config app did not keep its session: ${JSON.stringify(reply)}`);
     console.log(`install-check: ${row.label}: zero-config app kept its session (views 1, 2) on node:sqlite`);
   } else {
-    const missing = reply.thrown?.startsWith('SESSION_ADAPTER_MISSING') && reply.thrown.includes('npm install sqlite3') ? reply.thrown : undefined;
-    if (missing === undefined) return fail(`${row.label}: expected kvSession() to throw SESSION_ADAPTER_MISSING naming sqlite3 on ${process.version}: ${JSON.stringify(reply)}`);
-    console.log(`install-check: ${row.label}: zero-config kvSession() on ${process.version} (no node:sqlite) throws "${missing}"`);
+    const missing =
+      reply.thrown?.startsWith('SESSION_ADAPTER_MISSING') && reply.thrown.includes('npm install sqlite3')
+        ? reply.thrown
+        : undefined;
+    if (missing === undefined)
+      return fail(
+        `${row.label}: expected kvSession() to throw SESSION_ADAPTER_MISSING naming sqlite3 on ${process.version}: ${JSON.stringify(reply)}`,
+      );
+    console.log(
+      `install-check: ${row.label}: zero-config kvSession() on ${process.version} (no node:sqlite) throws "${missing}"`,
+    );
   }
 }
 
 try {
-  execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', work], { cwd: ROOT, encoding: 'utf8' });
+  execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', work], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   const tarball = join(
     work,
     readdirSync(work).find((name) => name.endsWith('.tgz')),

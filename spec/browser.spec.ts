@@ -24,7 +24,13 @@ beforeAll(async () => {
   // The demo exactly as `npm start` runs it, configured only through SESSION_* variables.
   demo = spawn(process.execPath, [join(ROOT, 'examples', 'server.mjs')], {
     cwd: work,
-    env: { ...process.env, PORT: String(port), SESSION_STORE: `sqlite://${join(work, 'sessions.sqlite')}`, SESSION_ABSOLUTE_LIFETIME: '40d', DEMO_SECRET: 'browser-test' },
+    env: {
+      ...process.env,
+      PORT: String(port),
+      SESSION_STORE: `sqlite://${join(work, 'sessions.sqlite')}`,
+      SESSION_ABSOLUTE_LIFETIME: '40d',
+      DEMO_SECRET: 'browser-test',
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((ready, fail) => {
@@ -45,7 +51,14 @@ function launch(profile: string): Promise<BrowserContext> {
   return chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
 }
 
@@ -70,7 +83,9 @@ describe('the demo in Chromium', () => {
         await logIn(laptop, 'fay', true);
         const laptopPage = laptop.pages()[0] as Page;
         // The live connection (server-sent events) greets the user from the session at connect time.
-        await laptopPage.waitForFunction(`document.getElementById('live')?.textContent === 'Hello, fay: this page is live'`);
+        await laptopPage.waitForFunction(
+          `document.getElementById('live')?.textContent === 'Hello, fay: this page is live'`,
+        );
         await logIn(phone, 'fay', true);
         const phonePage = phone.pages()[0] as Page;
         await phonePage.click('#devices-link');
@@ -79,10 +94,13 @@ describe('the demo in Chromium', () => {
         expect(await phonePage.locator('.this-device').count()).toBe(1);
         // This device is active now; the page fits a phone's width.
         expect(await phonePage.textContent('.device:has(.this-device)')).toContain('last active now');
-        expect(await phonePage.getAttribute('meta[name=viewport]', 'content')).toBe('width=device-width, initial-scale=1');
+        expect(await phonePage.getAttribute('meta[name=viewport]', 'content')).toBe(
+          'width=device-width, initial-scale=1',
+        );
         expect(await phonePage.textContent('#devices')).toContain('Chrome on Linux');
         // The page names devices by a safe id: no sid of either browser is in it.
-        for (const context of [laptop, phone]) expect(await phonePage.content()).not.toContain((await sessionCookie(context))?.value.split('.')[0]);
+        for (const context of [laptop, phone])
+          expect(await phonePage.content()).not.toContain((await sessionCookie(context))?.value.split('.')[0]);
         await phonePage.click('.device:not(:has(.this-device)) .sign-out');
         await phonePage.waitForSelector('#devices');
         expect(await phonePage.locator('.device').count()).toBe(1);
@@ -102,118 +120,133 @@ describe('the demo in Chromium', () => {
     60_000,
   );
 
-  it.skipIf(!available && !REQUIRE_SERVERS)('login regenerates the sid; reloads keep the user logged in; the cookie is HttpOnly, SameSite=Lax, Path=/', async () => {
-    const profile = mkdtempSync(join(tmpdir(), 'kvs-profile-'));
-    const context = await launch(profile);
-    try {
-      const page = await context.newPage();
-      await page.goto(url);
-      const before = await sessionCookie(context); // the sign-in form's pre-login session
-      expect(before).toBeDefined();
-      await logIn(context, 'ada', false);
-      const after = await sessionCookie(context);
-      expect(after?.value.split('.')[0]).not.toBe(before?.value.split('.')[0]);
-      expect(after).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' });
-      await page.reload();
-      await page.reload();
-      expect(await page.textContent('h1')).toBe('Hello, ada');
-      expect(await page.textContent('#visits')).toBe('Visits this session: 3');
-      // The page shows when the session expires: a lifetime (31 days by default) from now.
-      const expires = Date.parse((await page.getAttribute('#expires time', 'datetime')) as string);
-      expect(expires).toBeGreaterThan(Date.now() + 30 * 86_400_000);
-      expect(expires).toBeLessThanOrEqual(Date.now() + 31 * 86_400_000);
-      // With SESSION_ABSOLUTE_LIFETIME set, the page says when the session ends however active.
-      const absolute = /ends by (.+)$/.exec((await page.textContent('#absolute')) ?? '')?.[1];
-      expect(Date.parse(absolute as string)).toBeGreaterThan(Date.now() + 39 * 86_400_000);
-      expect(Date.parse(absolute as string)).toBeLessThanOrEqual(Date.now() + 40 * 86_400_000);
-      mkdirSync(SHOTS, { recursive: true });
-      await page.screenshot({ path: join(SHOTS, 'logged-in.png') });
-    } finally {
-      await context.close();
-      rmSync(profile, { recursive: true, force: true });
-    }
-  });
+  it.skipIf(!available && !REQUIRE_SERVERS)(
+    'login regenerates the sid; reloads keep the user logged in; the cookie is HttpOnly, SameSite=Lax, Path=/',
+    async () => {
+      const profile = mkdtempSync(join(tmpdir(), 'kvs-profile-'));
+      const context = await launch(profile);
+      try {
+        const page = await context.newPage();
+        await page.goto(url);
+        const before = await sessionCookie(context); // the sign-in form's pre-login session
+        expect(before).toBeDefined();
+        await logIn(context, 'ada', false);
+        const after = await sessionCookie(context);
+        expect(after?.value.split('.')[0]).not.toBe(before?.value.split('.')[0]);
+        expect(after).toMatchObject({ httpOnly: true, sameSite: 'Lax', path: '/' });
+        await page.reload();
+        await page.reload();
+        expect(await page.textContent('h1')).toBe('Hello, ada');
+        expect(await page.textContent('#visits')).toBe('Visits this session: 3');
+        // The page shows when the session expires: a lifetime (31 days by default) from now.
+        const expires = Date.parse((await page.getAttribute('#expires time', 'datetime')) as string);
+        expect(expires).toBeGreaterThan(Date.now() + 30 * 86_400_000);
+        expect(expires).toBeLessThanOrEqual(Date.now() + 31 * 86_400_000);
+        // With SESSION_ABSOLUTE_LIFETIME set, the page says when the session ends however active.
+        const absolute = /ends by (.+)$/.exec((await page.textContent('#absolute')) ?? '')?.[1];
+        expect(Date.parse(absolute as string)).toBeGreaterThan(Date.now() + 39 * 86_400_000);
+        expect(Date.parse(absolute as string)).toBeLessThanOrEqual(Date.now() + 40 * 86_400_000);
+        mkdirSync(SHOTS, { recursive: true });
+        await page.screenshot({ path: join(SHOTS, 'logged-in.png') });
+      } finally {
+        await context.close();
+        rmSync(profile, { recursive: true, force: true });
+      }
+    },
+  );
 
-  it.skipIf(!available && !REQUIRE_SERVERS)('without "remember me" the cookie has no expiry and closing the browser logs the user out', async () => {
-    const profile = mkdtempSync(join(tmpdir(), 'kvs-profile-'));
-    try {
-      const first = await launch(profile);
-      await logIn(first, 'bob', false);
-      expect((await sessionCookie(first))?.expires).toBe(-1); // a browser-session cookie
-      // The page says so, and gives the idle expiry as the other way it ends, not as a contradiction.
-      const shown = first.pages()[0] as Page;
-      expect(await shown.textContent('#kind')).toBe('This session ends when the browser closes');
-      expect(await shown.textContent('#expires')).toMatch(/^or, if you stay away, at /);
-      await first.close();
-      const again = await launch(profile);
-      const page = again.pages()[0] ?? (await again.newPage());
-      await page.goto(url);
-      expect(await page.textContent('h1')).toBe('Sign in');
-      await again.close();
-    } finally {
-      rmSync(profile, { recursive: true, force: true });
-    }
-  });
+  it.skipIf(!available && !REQUIRE_SERVERS)(
+    'without "remember me" the cookie has no expiry and closing the browser logs the user out',
+    async () => {
+      const profile = mkdtempSync(join(tmpdir(), 'kvs-profile-'));
+      try {
+        const first = await launch(profile);
+        await logIn(first, 'bob', false);
+        expect((await sessionCookie(first))?.expires).toBe(-1); // a browser-session cookie
+        // The page says so, and gives the idle expiry as the other way it ends, not as a contradiction.
+        const shown = first.pages()[0] as Page;
+        expect(await shown.textContent('#kind')).toBe('This session ends when the browser closes');
+        expect(await shown.textContent('#expires')).toMatch(/^or, if you stay away, at /);
+        await first.close();
+        const again = await launch(profile);
+        const page = again.pages()[0] ?? (await again.newPage());
+        await page.goto(url);
+        expect(await page.textContent('h1')).toBe('Sign in');
+        await again.close();
+      } finally {
+        rmSync(profile, { recursive: true, force: true });
+      }
+    },
+  );
 
-  it.skipIf(!available && !REQUIRE_SERVERS)('with "remember me" the cookie has an expiry and the user is still logged in after reopening the browser', async () => {
-    const profile = mkdtempSync(join(tmpdir(), 'kvs-profile-'));
-    try {
-      const first = await launch(profile);
-      await logIn(first, 'cyd', true);
-      const cookie = await sessionCookie(first);
-      expect(cookie?.expires).toBeGreaterThan(Date.now() / 1000 + 86_400);
-      await first.close();
-      const again = await launch(profile);
-      const page = again.pages()[0] ?? (await again.newPage());
-      await page.goto(url);
-      expect(await page.textContent('h1')).toBe('Hello, cyd');
-      await again.close();
-    } finally {
-      rmSync(profile, { recursive: true, force: true });
-    }
-  });
+  it.skipIf(!available && !REQUIRE_SERVERS)(
+    'with "remember me" the cookie has an expiry and the user is still logged in after reopening the browser',
+    async () => {
+      const profile = mkdtempSync(join(tmpdir(), 'kvs-profile-'));
+      try {
+        const first = await launch(profile);
+        await logIn(first, 'cyd', true);
+        const cookie = await sessionCookie(first);
+        expect(cookie?.expires).toBeGreaterThan(Date.now() / 1000 + 86_400);
+        await first.close();
+        const again = await launch(profile);
+        const page = again.pages()[0] ?? (await again.newPage());
+        await page.goto(url);
+        expect(await page.textContent('h1')).toBe('Hello, cyd');
+        await again.close();
+      } finally {
+        rmSync(profile, { recursive: true, force: true });
+      }
+    },
+  );
 
-  it.skipIf(!available && !REQUIRE_SERVERS)('log out removes the cookie from the browser, and the old sid no longer works when replayed', async () => {
-    const profile = mkdtempSync(join(tmpdir(), 'kvs-profile-'));
-    const context = await launch(profile);
-    try {
-      await logIn(context, 'dee', true);
-      const old = await sessionCookie(context);
-      const page = context.pages()[0] ?? (await context.newPage());
-      await page.click('#logout');
-      await page.waitForURL(`${url}/logged-out`);
-      expect(await sessionCookie(context)).toBeUndefined();
-      const replay = await fetch(url, { headers: { cookie: `session=${old?.value}` } });
-      expect(await replay.text()).toContain('<h1>Sign in</h1>');
-    } finally {
-      await context.close();
-      rmSync(profile, { recursive: true, force: true });
-    }
-  });
+  it.skipIf(!available && !REQUIRE_SERVERS)(
+    'log out removes the cookie from the browser, and the old sid no longer works when replayed',
+    async () => {
+      const profile = mkdtempSync(join(tmpdir(), 'kvs-profile-'));
+      const context = await launch(profile);
+      try {
+        await logIn(context, 'dee', true);
+        const old = await sessionCookie(context);
+        const page = context.pages()[0] ?? (await context.newPage());
+        await page.click('#logout');
+        await page.waitForURL(`${url}/logged-out`);
+        expect(await sessionCookie(context)).toBeUndefined();
+        const replay = await fetch(url, { headers: { cookie: `session=${old?.value}` } });
+        expect(await replay.text()).toContain('<h1>Sign in</h1>');
+      } finally {
+        await context.close();
+        rmSync(profile, { recursive: true, force: true });
+      }
+    },
+  );
 
-  it.skipIf(!available && !REQUIRE_SERVERS)('"log out everywhere" in one browser logs out a second browser profile of the same user', async () => {
-    const profiles = [mkdtempSync(join(tmpdir(), 'kvs-profile-')), mkdtempSync(join(tmpdir(), 'kvs-profile-'))];
-    const [laptop, phone] = await Promise.all(profiles.map((profile) => launch(profile)));
-    try {
-      await logIn(laptop as BrowserContext, 'eve', true);
-      await logIn(phone as BrowserContext, 'eve', false);
-      const laptopPage = (laptop as BrowserContext).pages()[0] as Page;
-      const phonePage = (phone as BrowserContext).pages()[0] as Page;
-      await laptopPage.reload();
-      expect(await laptopPage.textContent('#browsers')).toMatch(/^Signed in on 2 browsers:/);
-      const phoneSid = (await sessionCookie(phone as BrowserContext))?.value;
-      await laptopPage.click('#logout-everywhere');
-      await laptopPage.waitForURL(`${url}/logged-out`);
-      expect(await sessionCookie(laptop as BrowserContext)).toBeUndefined();
-      // The other browser's page sees its live connection close and shows the sign-in form by itself;
-      // its old cookie names a session that is gone (the sign-in form has started a new one).
-      await phonePage.waitForFunction(`document.querySelector('h1')?.textContent === 'Sign in'`);
-      expect((await sessionCookie(phone as BrowserContext))?.value).not.toBe(phoneSid);
-      const replay = await fetch(url, { headers: { cookie: `session=${phoneSid}` } });
-      expect(await replay.text()).toContain('<h1>Sign in</h1>');
-    } finally {
-      await Promise.all([laptop, phone].map((context) => context?.close()));
-      for (const profile of profiles) rmSync(profile, { recursive: true, force: true });
-    }
-  });
+  it.skipIf(!available && !REQUIRE_SERVERS)(
+    '"log out everywhere" in one browser logs out a second browser profile of the same user',
+    async () => {
+      const profiles = [mkdtempSync(join(tmpdir(), 'kvs-profile-')), mkdtempSync(join(tmpdir(), 'kvs-profile-'))];
+      const [laptop, phone] = await Promise.all(profiles.map((profile) => launch(profile)));
+      try {
+        await logIn(laptop as BrowserContext, 'eve', true);
+        await logIn(phone as BrowserContext, 'eve', false);
+        const laptopPage = (laptop as BrowserContext).pages()[0] as Page;
+        const phonePage = (phone as BrowserContext).pages()[0] as Page;
+        await laptopPage.reload();
+        expect(await laptopPage.textContent('#browsers')).toMatch(/^Signed in on 2 browsers:/);
+        const phoneSid = (await sessionCookie(phone as BrowserContext))?.value;
+        await laptopPage.click('#logout-everywhere');
+        await laptopPage.waitForURL(`${url}/logged-out`);
+        expect(await sessionCookie(laptop as BrowserContext)).toBeUndefined();
+        // The other browser's page sees its live connection close and shows the sign-in form by itself;
+        // its old cookie names a session that is gone (the sign-in form has started a new one).
+        await phonePage.waitForFunction(`document.querySelector('h1')?.textContent === 'Sign in'`);
+        expect((await sessionCookie(phone as BrowserContext))?.value).not.toBe(phoneSid);
+        const replay = await fetch(url, { headers: { cookie: `session=${phoneSid}` } });
+        expect(await replay.text()).toContain('<h1>Sign in</h1>');
+      } finally {
+        await Promise.all([laptop, phone].map((context) => context?.close()));
+        for (const profile of profiles) rmSync(profile, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -75,10 +75,16 @@ describe('an app bundled with esbuild', () => {
   });
 
   it('the package depends on no module that needs a dynamic require of its own (debug did)', () => {
-    const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const manifest = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
     expect(Object.keys(manifest.dependencies)).toEqual(['cbor-x']);
-    const sources = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.ts'));
-    expect(sources.filter((file) => readFileSync(join(ROOT, 'src', file), 'utf8').includes("from 'debug'"))).toEqual([]);
+    const sources = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((file) =>
+      file.endsWith('.ts'),
+    );
+    expect(sources.filter((file) => readFileSync(join(ROOT, 'src', file), 'utf8').includes("from 'debug'"))).toEqual(
+      [],
+    );
   });
 });
 
@@ -101,7 +107,10 @@ describe('debug lines without the debug package', () => {
       const sessions = kvSession({ store: { get: async () => { throw new Error('store down'); }, set: async () => true, delete: async () => true }, storeTimeout: 300, storeRetries: 0 });
       await sessions.ready().catch(() => {});
       await sessions.close();`;
-    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, DEBUG: 'koa-kv-session*' } });
+    const run = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      env: { ...process.env, DEBUG: 'koa-kv-session*' },
+    });
     expect(run.stderr).toMatch(/koa-kv-session .*failed a connect: store down/);
   });
 });

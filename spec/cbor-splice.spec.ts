@@ -5,8 +5,21 @@ import { describe, expect, it } from 'vitest';
 import { decodeCbor, encodeCbor, spliceCbor } from '../src/cbor.js';
 
 const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
-  leaf: fc.oneof(fc.string(), fc.integer(), fc.double({ noNaN: true }), fc.boolean(), fc.constant(null), fc.date({ min: new Date(0), max: new Date('2100-01-01'), noInvalidDate: true }), fc.bigInt()),
-  node: fc.oneof({ depthSize: 'small' }, tie('leaf'), fc.array(tie('node'), { maxLength: 4 }), fc.dictionary(fc.string({ maxLength: 8 }), tie('node'), { maxKeys: 4 })),
+  leaf: fc.oneof(
+    fc.string(),
+    fc.integer(),
+    fc.double({ noNaN: true }),
+    fc.boolean(),
+    fc.constant(null),
+    fc.date({ min: new Date(0), max: new Date('2100-01-01'), noInvalidDate: true }),
+    fc.bigInt(),
+  ),
+  node: fc.oneof(
+    { depthSize: 'small' },
+    tie('leaf'),
+    fc.array(tie('node'), { maxLength: 4 }),
+    fc.dictionary(fc.string({ maxLength: 8 }), tie('node'), { maxKeys: 4 }),
+  ),
 })).node;
 const key = fc.string({ minLength: 1, maxLength: 12 }).filter((k) => !/^__proto__+$/.test(k));
 const data = fc.dictionary(key, value, { maxKeys: 12 });
@@ -14,30 +27,44 @@ const data = fc.dictionary(key, value, { maxKeys: 12 });
 const mentionsProto = (value: unknown): boolean =>
   typeof value === 'string'
     ? value.includes('__proto__')
-    : typeof value === 'object' && value !== null && Object.entries(value).some(([name, item]) => name.includes('__proto__') || mentionsProto(item));
-const hasDate = (value: unknown): boolean => value instanceof Date || (typeof value === 'object' && value !== null && Object.values(value).some(hasDate));
+    : typeof value === 'object' &&
+      value !== null &&
+      Object.entries(value).some(([name, item]) => name.includes('__proto__') || mentionsProto(item));
+const hasDate = (value: unknown): boolean =>
+  value instanceof Date || (typeof value === 'object' && value !== null && Object.values(value).some(hasDate));
 
 describe('spliced CBOR writes', () => {
   it('read back as the data, as a whole encode does, for any data and any set, deleted or added keys', () => {
     fc.assert(
-      fc.property(data, fc.array(fc.tuple(key, fc.option(value, { nil: undefined })), { maxLength: 5 }), (before, edits) => {
-        const payload = encodeCbor(before, Number.POSITIVE_INFINITY);
-        const after = decodeCbor(payload) as Record<string, unknown>;
-        const changed = new Set<string>();
-        for (const [name, next] of edits) {
-          changed.add(name);
-          if (next === undefined) Reflect.deleteProperty(after, name);
-          else Reflect.defineProperty(after, name, { value: next, writable: true, enumerable: true, configurable: true });
-        }
-        const spliced = spliceCbor(payload, after, changed, Number.POSITIVE_INFINITY);
-        // Only data that holds "__proto__" (escaped as a whole) is left to a whole encode.
-        if (spliced === undefined) return expect([...changed].some((name) => mentionsProto(name) || mentionsProto(after[name]))).toBe(true);
-        // It reads back as a whole encode of the data does; without Dates (which cbor-x reads back
-        // as another float than it wrote, at times), byte for byte the same.
-        const whole = encodeCbor(after, Number.POSITIVE_INFINITY);
-        expect(decodeCbor(spliced)).toEqual(decodeCbor(whole));
-        if (!hasDate(before) && !hasDate(after)) expect(spliced).toBe(whole);
-      }),
+      fc.property(
+        data,
+        fc.array(fc.tuple(key, fc.option(value, { nil: undefined })), { maxLength: 5 }),
+        (before, edits) => {
+          const payload = encodeCbor(before, Number.POSITIVE_INFINITY);
+          const after = decodeCbor(payload) as Record<string, unknown>;
+          const changed = new Set<string>();
+          for (const [name, next] of edits) {
+            changed.add(name);
+            if (next === undefined) Reflect.deleteProperty(after, name);
+            else
+              Reflect.defineProperty(after, name, {
+                value: next,
+                writable: true,
+                enumerable: true,
+                configurable: true,
+              });
+          }
+          const spliced = spliceCbor(payload, after, changed, Number.POSITIVE_INFINITY);
+          // Only data that holds "__proto__" (escaped as a whole) is left to a whole encode.
+          if (spliced === undefined)
+            return expect([...changed].some((name) => mentionsProto(name) || mentionsProto(after[name]))).toBe(true);
+          // It reads back as a whole encode of the data does; without Dates (which cbor-x reads back
+          // as another float than it wrote, at times), byte for byte the same.
+          const whole = encodeCbor(after, Number.POSITIVE_INFINITY);
+          expect(decodeCbor(spliced)).toEqual(decodeCbor(whole));
+          if (!hasDate(before) && !hasDate(after)) expect(spliced).toBe(whole);
+        },
+      ),
       { numRuns: 400 },
     );
   });
@@ -53,6 +80,8 @@ describe('spliced CBOR writes', () => {
 
   it('refuses, before making it, a spliced payload over maxSize', () => {
     const payload = encodeCbor({ a: 'x' }, 1000);
-    expect(() => spliceCbor(payload, { a: 'x', b: 'y'.repeat(2000) }, new Set(['b']), 1000)).toThrow(/over maxSize \(1000\)/);
+    expect(() => spliceCbor(payload, { a: 'x', b: 'y'.repeat(2000) }, new Set(['b']), 1000)).toThrow(
+      /over maxSize \(1000\)/,
+    );
   });
 });

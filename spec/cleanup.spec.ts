@@ -1,4 +1,5 @@
-// The background cleanup timer: on by default where the store keeps expired records, off where it expires keys itself; one purge at a time, errors to onError, stopped by close().
+// The background cleanup timer: on by default where the store keeps expired records, off where it expires keys itself;
+// one purge at a time, errors to onError, stopped by close().
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -94,10 +95,13 @@ describe('background cleanup', () => {
   it('reports a failed purge through onError and keeps the app serving', async () => {
     const failing = fakeStore({ fail: true });
     const errors: Error[] = [];
-    const app = await startApp({ store: failing.store, cleanupInterval: 1000, onError: (error) => errors.push(error) }, (ctx) => {
-      ctx.session.n = 1;
-      return 'ok';
-    });
+    const app = await startApp(
+      { store: failing.store, cleanupInterval: 1000, onError: (error) => errors.push(error) },
+      (ctx) => {
+        ctx.session.n = 1;
+        return 'ok';
+      },
+    );
     try {
       await sleep(1500);
       expect(errors.map((e) => e.message).join('\n')).toMatch(/purge failed on purpose/);

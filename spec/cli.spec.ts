@@ -1,4 +1,5 @@
-// The operator command end to end: the built CLI against real SQLite, Redis and PostgreSQL stores holding 100 000 sessions.
+// The operator command end to end: the built CLI against real SQLite, Redis and PostgreSQL stores holding 100 000
+// sessions.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -15,7 +16,17 @@ import { recordStatus } from '../src/tombstone.js';
 import { Progress } from '../src/cli/progress.js';
 import { cookiePair, startApp } from './support/app.js';
 import { CLI, cli, type Result } from './support/cli.js';
-import { mustRun, MYSQL_URL, POSTGRES_URL, reachable, REDIS_URL, MEMCACHE_URL, uniquePrefix, type Backend, BACKENDS } from './support/servers.js';
+import {
+  mustRun,
+  MYSQL_URL,
+  POSTGRES_URL,
+  reachable,
+  REDIS_URL,
+  MEMCACHE_URL,
+  uniquePrefix,
+  type Backend,
+  BACKENDS,
+} from './support/servers.js';
 
 const SESSIONS = 100_000;
 
@@ -107,7 +118,10 @@ const SEEDERS: Seeder[] = [
       const sql = sqlOf(opened);
       for (let i = 0; i < rows.length; i += 10_000) {
         const batch = rows.slice(i, i + 10_000);
-        await sql.query(`INSERT INTO ${sql.table} (key, value) SELECT * FROM unnest($1::text[], $2::text[])`, [batch.map((r) => r[0]), batch.map((r) => r[1])]);
+        await sql.query(`INSERT INTO ${sql.table} (key, value) SELECT * FROM unnest($1::text[], $2::text[])`, [
+          batch.map((r) => r[0]),
+          batch.map((r) => r[1]),
+        ]);
       }
     },
     async cleanup(opened) {
@@ -143,10 +157,18 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
       const expired = i % 20 === 0 && !seeder.nativeTtl;
       const format: Format = i % 20 === 1 ? 'json' : 'cbor';
       const expires = expired ? now - 60_000 : now + 3_600_000;
-      rows.push([prefix + sidOf(prefix, i), frameRecord(encodePayload({ userId: `user${i % 500}`, n: i }, format), format, expires, i % 2 === 0), 3_600_000]);
+      rows.push([
+        prefix + sidOf(prefix, i),
+        frameRecord(encodePayload({ userId: `user${i % 500}`, n: i }, format), format, expires, i % 2 === 0),
+        3_600_000,
+      ]);
     }
     // One session whose data JSON cannot hold exactly.
-    rows.push([`${prefix}dated${'x'.repeat(38)}`, frameRecord(encodePayload({ at: new Date(0) }, 'cbor'), 'cbor', now + 3_600_000, true), 3_600_000]);
+    rows.push([
+      `${prefix}dated${'x'.repeat(38)}`,
+      frameRecord(encodePayload({ at: new Date(0) }, 'cbor'), 'cbor', now + 3_600_000, true),
+      3_600_000,
+    ]);
     await seeder.seed(opened, rows);
     // Three logins of one user through the app itself: sessions plus the user's index.
     const app = await startApp({ store: url, keyPrefix: prefix, userKey: 'userId' }, async (ctx) => {
@@ -178,7 +200,9 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
     expect(result.stderr).not.toMatch(/error/i);
     expect(result.status).toBe(0);
     expect(stat(result.stdout, 'sessions')).toBe(SESSIONS - expiredSeeded + 1 + 3);
-    expect(result.stdout).toMatch(new RegExp(`cbor ${SESSIONS - expiredSeeded - SESSIONS / 20 + 1 + 3}, json ${SESSIONS / 20}`));
+    expect(result.stdout).toMatch(
+      new RegExp(`cbor ${SESSIONS - expiredSeeded - SESSIONS / 20 + 1 + 3}, json ${SESSIONS / 20}`),
+    );
     expect(stat(result.stdout, 'expired')).toBe(expiredSeeded);
     expect(stat(result.stdout, 'users')).toBe(1);
     expect(stat(result.stdout, 'unreadable')).toBe(0);
@@ -215,9 +239,15 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
     const walkAll = seeder.backend.name !== 'redis';
     do {
       if (!walkAll && cursors.length === 2) break;
-      const result = await cli(['list', '--limit', walkAll ? '10000' : '500', '--json', ...(cursor === null ? [] : ['--cursor', cursor])], env);
+      const result = await cli(
+        ['list', '--limit', walkAll ? '10000' : '500', '--json', ...(cursor === null ? [] : ['--cursor', cursor])],
+        env,
+      );
       expect(result.status, result.stderr).toBe(0);
-      const page = JSON.parse(result.stdout) as { sessions: Array<{ sid: string; expires: string | null; expired: boolean; user: string | null; format: string }>; next: string | null };
+      const page = JSON.parse(result.stdout) as {
+        sessions: Array<{ sid: string; expires: string | null; expired: boolean; user: string | null; format: string }>;
+        next: string | null;
+      };
       for (const session of page.sessions) {
         expect(session.sid).toHaveLength(12);
         seen.push(session.sid);
@@ -245,11 +275,20 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
     expect(stats).toMatchObject({ prefix, users: 1, unreadable: 0, expired: expiredSeeded, complete: true });
     expect(stats.sessions).toBe(stats.cbor + stats.json);
     const shown = JSON.parse((await cli(['show', sidOf(prefix, 4), '--json'], env)).stdout);
-    expect(shown).toMatchObject({ sid: sidOf(prefix, 4), permanent: true, format: 'cbor', created: null, expired: false, data: { userId: 'user4', n: 4 } });
+    expect(shown).toMatchObject({
+      sid: sidOf(prefix, 4),
+      permanent: true,
+      format: 'cbor',
+      created: null,
+      expired: false,
+      data: { userId: 'user4', n: 4 },
+    });
     expect(Date.parse(shown.expires)).toBeGreaterThan(Date.now());
     const dated = JSON.parse((await cli(['show', `dated${'x'.repeat(38)}`, '--json'], env)).stdout);
     expect(dated.data).toEqual({ at: '1970-01-01T00:00:00.000Z' });
-    const purged = JSON.parse((await cli(['purge', '--json'], { ...env, SESSION_KEY_PREFIX: `${prefix}none:` })).stdout);
+    const purged = JSON.parse(
+      (await cli(['purge', '--json'], { ...env, SESSION_KEY_PREFIX: `${prefix}none:` })).stdout,
+    );
     expect(purged).toMatchObject({ removed: 0, prefix: `${prefix}none:` });
   }, 120_000);
 
@@ -348,7 +387,9 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
     const revoked = await cli(['revoke', '--user', 'zed'], env);
     expect(revoked.status).toBe(0);
     expect(revoked.stdout).toBe('revoked 3 sessions of user "zed"\n');
-    const app = await startApp({ store: url, keyPrefix: prefix, userKey: 'userId' }, (ctx) => String(ctx.session.userId ?? 'anonymous'));
+    const app = await startApp({ store: url, keyPrefix: prefix, userKey: 'userId' }, (ctx) =>
+      String(ctx.session.userId ?? 'anonymous'),
+    );
     try {
       for (const cookie of zed) expect((await app.request('/', { cookie })).body).toBe('anonymous');
     } finally {
@@ -373,7 +414,10 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
     expect(after.stdout).toMatch(/cbor 1, json \d+/);
     expect(stat(after.stdout, 'sessions')).toBe(stat(before.stdout, 'sessions'));
     // The app reads a converted record, data and all.
-    const app = await startApp({ store: url, keyPrefix: prefix, cookie: { signed: false } }, (ctx) => `${ctx.session.userId}:${ctx.session.n}`);
+    const app = await startApp(
+      { store: url, keyPrefix: prefix, cookie: { signed: false } },
+      (ctx) => `${ctx.session.userId}:${ctx.session.n}`,
+    );
     try {
       expect((await app.request('/', { cookie: `session=${sidOf(prefix, 4)}` })).body).toBe('user4:4');
     } finally {
@@ -410,7 +454,8 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
     expect(stat((await cli(['stats'], env)).stdout, 'tombstones')).toBeGreaterThanOrEqual(5);
     const purged = await cli(['purge'], env);
     expect(purged.status).toBe(0);
-    // Redis drops expired keys itself; elsewhere the seeded expired sessions go, with the tombstones and the emptied indexes.
+    // Redis drops expired keys itself; elsewhere the seeded expired sessions go, with the tombstones and the emptied
+    // indexes.
     const removed = Number(/^removed (\d+) expired session record/.exec(purged.stdout)?.[1]);
     if (seeder.nativeTtl) expect(removed).toBe(0);
     else expect(removed).toBeGreaterThanOrEqual(expiredSeeded + 5);
@@ -421,12 +466,15 @@ describe.each(SEEDERS)('koa-kv-session CLI on $backend.name with 100 000 session
 });
 
 describe('koa-kv-session CLI: usage, help and stores that cannot list', () => {
-  it.each(['stats', 'list', 'show', 'revoke', 'purge', 'migrate'])('%s --help describes the command and the exit codes', async (command) => {
-    const result = await cli([command, '--help'], {});
-    expect(result.status).toBe(0);
-    expect(result.stdout).toMatch(new RegExp(`^Usage: koa-kv-session ${command}`));
-    expect(result.stdout).toMatch(/Exit codes: 0 done, 1 the store failed, 2 bad usage/);
-  });
+  it.each(['stats', 'list', 'show', 'revoke', 'purge', 'migrate'])(
+    '%s --help describes the command and the exit codes',
+    async (command) => {
+      const result = await cli([command, '--help'], {});
+      expect(result.status).toBe(0);
+      expect(result.stdout).toMatch(new RegExp(`^Usage: koa-kv-session ${command}`));
+      expect(result.stdout).toMatch(/Exit codes: 0 done, 1 the store failed, 2 bad usage/);
+    },
+  );
 
   it.each([
     [['migrate'], /migrate needs --to cbor or --to json/],
@@ -443,7 +491,9 @@ describe('koa-kv-session CLI: usage, help and stores that cannot list', () => {
   });
 
   it('--version prints the version of the package', async () => {
-    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as { version: string };
+    const { version } = JSON.parse(readFileSync(join(import.meta.dirname, '..', 'package.json'), 'utf8')) as {
+      version: string;
+    };
     for (const flag of ['--version', '-v']) {
       const result = await cli([flag], {});
       expect(result.status).toBe(0);
@@ -454,7 +504,9 @@ describe('koa-kv-session CLI: usage, help and stores that cannot list', () => {
   it('a failing store is reported once, with the command and without a doubled prefix (exit 1)', async () => {
     const result = await cli(['purge'], { SESSION_STORE: 'redis://127.0.0.1:1', SESSION_STORE_TIMEOUT: '1' });
     expect(result.status).toBe(1);
-    expect(result.stderr).toMatch(/^koa-kv-session purge: the session store \(redis:\/\/127\.0\.0\.1:1\) (failed|did not answer)/);
+    expect(result.stderr).toMatch(
+      /^koa-kv-session purge: the session store \(redis:\/\/127\.0\.0\.1:1\) (failed|did not answer)/,
+    );
     expect(result.stderr).not.toMatch(/koa-kv-session: koa-kv-session|purge: koa-kv-session:/);
   });
 
@@ -480,7 +532,11 @@ describe('koa-kv-session CLI: usage, help and stores that cannot list', () => {
     expect(result.stderr).toMatch(/the table sessions in the SQLite file .* does not exist/);
     const check = await openBackend(`sqlite://${file}?table=other`, 5000);
     try {
-      expect((await sqlOf(check).query("SELECT name FROM sqlite_master WHERE type = 'table'", [])).rows.map((row) => row.name)).toEqual(['other']);
+      expect(
+        (await sqlOf(check).query("SELECT name FROM sqlite_master WHERE type = 'table'", [])).rows.map(
+          (row) => row.name,
+        ),
+      ).toEqual(['other']);
     } finally {
       await check.close?.();
     }
@@ -489,29 +545,33 @@ describe('koa-kv-session CLI: usage, help and stores that cannot list', () => {
   it.for<[name: string, url: () => string, what: string]>([
     ['postgres', () => POSTGRES_URL, 'PostgreSQL table "public".'],
     ['mariadb', () => MYSQL_URL.replace(/table=[^&]*/, ''), 'MySQL table '],
-  ])('on %s, a table name that does not exist: exit 5, and no table is created', { timeout: 60_000 }, async ([name, url, what], context) => {
-    const backend = backendNamed(name);
-    const reason = await backend.unavailable();
-    if (reason !== undefined) {
-      if (mustRun(backend)) throw new Error(`${name} is required: ${reason}`);
-      context.skip(reason);
-    }
-    const missing = `kvs_cli_missing_${randomBytes(4).toString('hex')}`;
-    const base = url();
-    const store = `${base}${base.includes('?') ? '&' : '?'}table=${missing}`.replace('?&', '?');
-    for (const command of ['stats', 'list', 'purge']) {
-      const result = await cli([command], { SESSION_STORE: store, SESSION_USER_KEY: '' });
-      expect(result.status, `${command}: ${result.stderr}`).toBe(5);
-      expect(result.stderr).toContain(`${what}${name === 'postgres' ? `"${missing}"` : missing} does not exist`);
-    }
-    // The app, opened as usual, would create it: the table is really absent, not just unseen.
-    const probe = await openBackend(`${store}${store.includes('?') ? '&' : '?'}create=false`, 5000);
-    try {
-      await expect(probe.get('x')).rejects.toMatchObject({ code: 'SESSION_STORE_MISSING' });
-    } finally {
-      await probe.close?.();
-    }
-  });
+  ])(
+    'on %s, a table name that does not exist: exit 5, and no table is created',
+    { timeout: 60_000 },
+    async ([name, url, what], context) => {
+      const backend = backendNamed(name);
+      const reason = await backend.unavailable();
+      if (reason !== undefined) {
+        if (mustRun(backend)) throw new Error(`${name} is required: ${reason}`);
+        context.skip(reason);
+      }
+      const missing = `kvs_cli_missing_${randomBytes(4).toString('hex')}`;
+      const base = url();
+      const store = `${base}${base.includes('?') ? '&' : '?'}table=${missing}`.replace('?&', '?');
+      for (const command of ['stats', 'list', 'purge']) {
+        const result = await cli([command], { SESSION_STORE: store, SESSION_USER_KEY: '' });
+        expect(result.status, `${command}: ${result.stderr}`).toBe(5);
+        expect(result.stderr).toContain(`${what}${name === 'postgres' ? `"${missing}"` : missing} does not exist`);
+      }
+      // The app, opened as usual, would create it: the table is really absent, not just unseen.
+      const probe = await openBackend(`${store}${store.includes('?') ? '&' : '?'}create=false`, 5000);
+      try {
+        await expect(probe.get('x')).rejects.toMatchObject({ code: 'SESSION_STORE_MISSING' });
+      } finally {
+        await probe.close?.();
+      }
+    },
+  );
 
   it('a store URL with create=maybe is refused, naming the parameter', async () => {
     await expect(openBackend(`sqlite://${join(dir, 'x.sqlite')}?create=maybe`, 1000)).rejects.toMatchObject({
@@ -533,11 +593,14 @@ describe('koa-kv-session CLI: usage, help and stores that cannot list', () => {
       expect(result.stderr).toMatch(/you can still use: show <sid>, revoke <sid>, revoke --user <id>/);
     }
     // ...and what it supports works: the sessions of a user, through the index.
-    const app = await startApp({ store: MEMCACHE_URL, keyPrefix: env.SESSION_KEY_PREFIX, userKey: 'userId' }, async (ctx) => {
-      await ctx.session.regenerate();
-      ctx.session.userId = 'mia';
-      return ctx.session.sid;
-    });
+    const app = await startApp(
+      { store: MEMCACHE_URL, keyPrefix: env.SESSION_KEY_PREFIX, userKey: 'userId' },
+      async (ctx) => {
+        await ctx.session.regenerate();
+        ctx.session.userId = 'mia';
+        return ctx.session.sid;
+      },
+    );
     try {
       const sid = (await app.request('/')).body;
       await app.request('/');
@@ -609,7 +672,12 @@ describe('progress display', () => {
     const writes: string[] = [];
     const progress = new Progress({ write: (text: string) => writes.push(text) }, 'stats', undefined);
     for (let i = 0; i < 100; i++) progress.advance(1000);
-    expect(writes.map((w) => w.replace(/, \d+\/s\n$/, ''))).toEqual(['stats: 25000 records', 'stats: 50000 records', 'stats: 75000 records', 'stats: 100000 records']);
+    expect(writes.map((w) => w.replace(/, \d+\/s\n$/, ''))).toEqual([
+      'stats: 25000 records',
+      'stats: 50000 records',
+      'stats: 75000 records',
+      'stats: 100000 records',
+    ]);
   });
 });
 
@@ -652,7 +720,9 @@ describe('sids that start with "-"', () => {
     const file = join(dir, 'dash.sqlite');
     const opened = await openBackend(`sqlite://${file}`, 5000);
     const sid = `-${'a'.repeat(42)}`;
-    await (SEEDERS[0] as Seeder).seed(opened, [[`d:${sid}`, frameRecord(encodePayload({ n: 1 }, 'cbor'), 'cbor', Date.now() + 3_600_000, true), 3_600_000]]);
+    await (SEEDERS[0] as Seeder).seed(opened, [
+      [`d:${sid}`, frameRecord(encodePayload({ n: 1 }, 'cbor'), 'cbor', Date.now() + 3_600_000, true), 3_600_000],
+    ]);
     try {
       const env = { SESSION_STORE: `sqlite://${file}`, SESSION_KEY_PREFIX: 'd:' };
       expect((await cli(['show', sid], env)).status).toBe(0);
@@ -697,7 +767,10 @@ describe('show as list prints it, "--", and a driver that is not there', () => {
   }, 60_000);
 
   it('a store driver that is not there is a configuration error (exit 2) naming what is missing', async () => {
-    const result = await cli(['stats'], { SESSION_STORE: `sqlite://${join(dir, 'none.sqlite')}?driver=node`, NODE_OPTIONS: '--no-experimental-sqlite' });
+    const result = await cli(['stats'], {
+      SESSION_STORE: `sqlite://${join(dir, 'none.sqlite')}?driver=node`,
+      NODE_OPTIONS: '--no-experimental-sqlite',
+    });
     expect(result.stderr).toMatch(/needs node:sqlite/);
     expect(result.status).toBe(2);
   }, 60_000);

@@ -1,8 +1,21 @@
-// close() releases everything the store opened (no socket, no timer keeps the process alive afterwards), and a refused port fails with its own words, not as a timeout; each in a process of its own, on the stores opened by URL.
+// close() releases everything the store opened (no socket, no timer keeps the process alive afterwards), and a refused
+// port fails with its own words, not as a timeout; each in a process of its own, on the stores opened by URL.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLUSTER_URL, ETCD_URL, MEMCACHE_URL, mustRun, MYSQL_URL, POSTGRES_URL, REDIS_URL, reachable, VALKEY_CLUSTER_URL, VALKEY_URL, BACKENDS } from './support/servers.js';
+import {
+  CLUSTER_URL,
+  ETCD_URL,
+  MEMCACHE_URL,
+  mustRun,
+  MYSQL_URL,
+  POSTGRES_URL,
+  REDIS_URL,
+  reachable,
+  VALKEY_CLUSTER_URL,
+  VALKEY_URL,
+  BACKENDS,
+} from './support/servers.js';
 
 const INDEX = join(import.meta.dirname, '..', 'dist', 'esm', 'index.js');
 
@@ -13,10 +26,15 @@ const settle = () => new Promise((resolve) => setTimeout(resolve, 200));
 const left = () => process.getActiveResourcesInfo().filter((kind) => kind !== 'PipeWrap' && kind !== 'TTYWrap');
 `;
 
-/** Runs `body` (an async function body with `kvSession` in scope) in a new Node process; its last stdout line, parsed. */
+/**
+ * Runs `body` (an async function body with `kvSession` in scope) in a new Node process; its last stdout line, parsed.
+ */
 function inChild(body: string): unknown {
   const script = `import { kvSession } from ${JSON.stringify(INDEX)};\n${HELPERS}\n${body}`;
-  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 30_000,
+  });
   const line = result.stdout.trim().split('\n').pop() ?? '';
   try {
     return JSON.parse(line);
@@ -81,7 +99,10 @@ describe('ready() with a store that never answers', () => {
       const started = Date.now();
       const outcome = await sessions.ready().then(() => 'resolved', (error) => error.code);
       console.log(JSON.stringify({ outcome, ms: Date.now() - started }));`;
-    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 30_000 });
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     // Exit code 13 is Node's "unsettled top-level await": the process ended with ready() pending.
     expect(result.status).toBe(0);
     const { outcome, ms } = JSON.parse(result.stdout.trim()) as { outcome: string; ms: number };

@@ -1,7 +1,18 @@
 // Stored records: both encodings, reading the other one, corrupt input, and the size limit.
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../src/backends/memory.js';
-import { casStamp, CorruptRecordError, decodePayload, encodePayload, frameRecord, holdsWrite, MAX_DEPTH, parseRecord, relaidRecord, sameRecord } from '../src/codec.js';
+import {
+  casStamp,
+  CorruptRecordError,
+  decodePayload,
+  encodePayload,
+  frameRecord,
+  holdsWrite,
+  MAX_DEPTH,
+  parseRecord,
+  relaidRecord,
+  sameRecord,
+} from '../src/codec.js';
 import { movedTo, recordStatus, movedTombstone, revokedTombstone } from '../src/tombstone.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { sidFingerprint } from '../src/sid.js';
@@ -15,7 +26,11 @@ afterEach(async () => {
   await Promise.all(apps.splice(0).map((app) => app.close()));
 });
 
-async function setup(handler: Handler, options: KvSessionOptions = {}, store = new CountingAdapter(new MemoryBackend())) {
+async function setup(
+  handler: Handler,
+  options: KvSessionOptions = {},
+  store = new CountingAdapter(new MemoryBackend()),
+) {
   const prefix = uniquePrefix('codec');
   const errors: Error[] = [];
   const app = await startApp({ store: store, keyPrefix: prefix, onError: (e) => errors.push(e), ...options }, handler);
@@ -27,7 +42,10 @@ async function setup(handler: Handler, options: KvSessionOptions = {}, store = n
 
 describe('record layout', () => {
   it('format 2: tag, expiry, permanent flag, version token, creation time and own lifetime in a text header before the payload', () => {
-    const raw = frameRecord(encodePayload({ a: 1 }, 'json'), 'json', 1767225600000, true, { created: 1764547200000, lifetime: 7_200_000 });
+    const raw = frameRecord(encodePayload({ a: 1 }, 'json'), 'json', 1767225600000, true, {
+      created: 1764547200000,
+      lifetime: 7_200_000,
+    });
     expect(raw).toMatch(/^j2:1767225600000:1:[\w-]{8}:1764547200000:7200000:\{"a":1\}$/);
     const versions = raw.split(':')[3];
     expect(parseRecord(raw)).toEqual({
@@ -57,7 +75,11 @@ describe('record layout', () => {
       const raw = frameRecord('{}', 'json', 1767225600000, permanent, { created: undefined, hashed });
       expect(raw.split(':')[2]).toBe(field);
       expect(parseRecord(raw)).toMatchObject({ permanent, hashed });
-      expect(parseRecord(relaidRecord(parseRecord(raw), !hashed))).toMatchObject({ permanent, hashed: !hashed, payload: '{}' });
+      expect(parseRecord(relaidRecord(parseRecord(raw), !hashed))).toMatchObject({
+        permanent,
+        hashed: !hashed,
+        payload: '{}',
+      });
     }
   });
 
@@ -99,19 +121,36 @@ describe('record layout', () => {
     expect(record.versions).toHaveLength(64);
     expect(casStamp(record.raw).stamp).toBe(`j2:1767225600000:1:${record.versions}:`);
     // The last eight writes are found in the latest record; the two before them have left it.
-    expect(written.map((raw) => holdsWrite(record.raw, raw))).toEqual([false, false, true, true, true, true, true, true, true, true]);
+    expect(written.map((raw) => holdsWrite(record.raw, raw))).toEqual([
+      false,
+      false,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
     // Another record of the same data is another write.
     expect(holdsWrite(record.raw, frameRecord('{"n":9}', 'json', 1767225600000, true, { created: 1 }))).toBe(false);
     // Tombstones are writes of their own: a revocation or a regenerate finds its own after a lost reply.
     const revoked = revokedTombstone(false);
-    expect([holdsWrite(revoked, revoked), holdsWrite(revoked, revokedTombstone(false)), revoked === revokedTombstone(false)]).toEqual([true, false, false]);
+    expect([
+      holdsWrite(revoked, revoked),
+      holdsWrite(revoked, revokedTombstone(false)),
+      revoked === revokedTombstone(false),
+    ]).toEqual([true, false, false]);
     expect(movedTo(movedTombstone('abc', false))).toBe('abc');
     expect(recordStatus(movedTombstone('abc', false), Date.now())).toBe('moved');
     expect(recordStatus(revoked, Date.now())).toBe('gone');
   });
 
   it('refuses a header format it does not write (the one digit after the tag), naming it', () => {
-    expect(() => parseRecord('c1:1767225600000:0:oWFhAQ==')).toThrow(new CorruptRecordError('session record format 1 is not supported by this version of koa-kv-session'));
+    expect(() => parseRecord('c1:1767225600000:0:oWFhAQ==')).toThrow(
+      new CorruptRecordError('session record format 1 is not supported by this version of koa-kv-session'),
+    );
     expect(() => parseRecord('j3:1767225600000:0:x:::{}')).toThrow(/format 3 is not supported/);
   });
 
@@ -197,36 +236,42 @@ describe('serialization option', () => {
   it.each([
     ['json', 'cbor'],
     ['cbor', 'json'],
-  ] as const)('reads a %s record with serialization %s, and rewrites it in %s on its next write', async (stored, configured) => {
-    const inner = new MemoryBackend();
-    const store = new CountingAdapter(inner as never);
-    // A session written by an app configured with the other format...
-    const writer = await setup(
-      (ctx) => {
-        ctx.session.user = 'ada';
-      },
-      { serialization: stored },
-      store,
-    );
-    const first = await writer.app.request();
-    const cookie = cookiePair(first.setCookies[0]);
-    const key = writer.prefix + sidOf(first.setCookies[0]);
-    expect(String(await store.raw(key)).slice(0, 1)).toBe(stored[0]);
-    // ...is read by an app configured with this one (same prefix, same store).
-    let step = 0;
-    const reader = await startApp({ store: store, keyPrefix: writer.prefix, serialization: configured, refreshEachRequest: false }, (ctx) => {
-      if (step++ === 0) return String(ctx.session.user);
-      ctx.session.visits = 1;
-      return 'written';
-    });
-    apps.push(reader);
-    const read = await reader.request('/', { cookie });
-    expect(read.body).toBe('ada');
-    expect(String(await store.raw(key)).slice(0, 1)).toBe(stored[0]); // a read does not rewrite
-    await reader.request('/', { cookie });
-    expect(String(await store.raw(key)).slice(0, 1)).toBe(configured[0]);
-    expect(decodeStored(await store.raw(key))).toEqual({ user: 'ada', visits: 1 });
-  });
+  ] as const)(
+    'reads a %s record with serialization %s, and rewrites it in %s on its next write',
+    async (stored, configured) => {
+      const inner = new MemoryBackend();
+      const store = new CountingAdapter(inner as never);
+      // A session written by an app configured with the other format...
+      const writer = await setup(
+        (ctx) => {
+          ctx.session.user = 'ada';
+        },
+        { serialization: stored },
+        store,
+      );
+      const first = await writer.app.request();
+      const cookie = cookiePair(first.setCookies[0]);
+      const key = writer.prefix + sidOf(first.setCookies[0]);
+      expect(String(await store.raw(key)).slice(0, 1)).toBe(stored[0]);
+      // ...is read by an app configured with this one (same prefix, same store).
+      let step = 0;
+      const reader = await startApp(
+        { store: store, keyPrefix: writer.prefix, serialization: configured, refreshEachRequest: false },
+        (ctx) => {
+          if (step++ === 0) return String(ctx.session.user);
+          ctx.session.visits = 1;
+          return 'written';
+        },
+      );
+      apps.push(reader);
+      const read = await reader.request('/', { cookie });
+      expect(read.body).toBe('ada');
+      expect(String(await store.raw(key)).slice(0, 1)).toBe(stored[0]); // a read does not rewrite
+      await reader.request('/', { cookie });
+      expect(String(await store.raw(key)).slice(0, 1)).toBe(configured[0]);
+      expect(decodeStored(await store.raw(key))).toEqual({ user: 'ada', visits: 1 });
+    },
+  );
 });
 
 describe('corrupt stored records', () => {
@@ -265,30 +310,33 @@ describe('nesting', () => {
     return value;
   };
 
-  it.each(['cbor', 'json'] as const)('%s: data nested deeper than readers take back is refused at write, the stored session kept; up to the limit it reads back', async (serialization) => {
-    const errors: Array<{ code?: string; message: string }> = [];
-    const { app, store, prefix } = await setup(
-      (ctx) => {
-        if (ctx.path === '/deep') ctx.session.tree = nested(Number(ctx.query.levels));
-        else if (ctx.path === '/read') return JSON.stringify(ctx.session.tree ?? null).length;
-        else ctx.session.small = 'x';
-      },
-      { serialization },
-    );
-    app.app.on('error', (error) => errors.push(error));
-    const cookie = cookiePair((await app.request('/')).setCookies[0]);
-    const key = prefix + sidOf(`${cookie}; x`);
-    const before = await store.raw(key);
-    // The cbor-x encoder takes 3,000 levels and its decoder does not give them back: refused, nothing written.
-    expect((await app.request('/deep?levels=3000', { cookie })).status).toBe(500);
-    expect(errors[0]).toMatchObject({ code: 'SESSION_UNENCODABLE' });
-    expect(errors[0]?.message).toMatch(/nested deeper than 256 levels/);
-    expect(await store.raw(key)).toBe(before);
-    expect((await app.request('/read', { cookie })).body).toBe('4');
-    // At the limit: stored, and read back whole.
-    expect((await app.request(`/deep?levels=${MAX_DEPTH - 1}`, { cookie })).status).toBe(200);
-    expect((await app.request('/read', { cookie })).body).toBe(String(JSON.stringify(nested(MAX_DEPTH - 1)).length));
-  });
+  it.each(['cbor', 'json'] as const)(
+    '%s: data nested deeper than readers take back is refused at write, the stored session kept; up to the limit it reads back',
+    async (serialization) => {
+      const errors: Array<{ code?: string; message: string }> = [];
+      const { app, store, prefix } = await setup(
+        (ctx) => {
+          if (ctx.path === '/deep') ctx.session.tree = nested(Number(ctx.query.levels));
+          else if (ctx.path === '/read') return JSON.stringify(ctx.session.tree ?? null).length;
+          else ctx.session.small = 'x';
+        },
+        { serialization },
+      );
+      app.app.on('error', (error) => errors.push(error));
+      const cookie = cookiePair((await app.request('/')).setCookies[0]);
+      const key = prefix + sidOf(`${cookie}; x`);
+      const before = await store.raw(key);
+      // The cbor-x encoder takes 3,000 levels and its decoder does not give them back: refused, nothing written.
+      expect((await app.request('/deep?levels=3000', { cookie })).status).toBe(500);
+      expect(errors[0]).toMatchObject({ code: 'SESSION_UNENCODABLE' });
+      expect(errors[0]?.message).toMatch(/nested deeper than 256 levels/);
+      expect(await store.raw(key)).toBe(before);
+      expect((await app.request('/read', { cookie })).body).toBe('4');
+      // At the limit: stored, and read back whole.
+      expect((await app.request(`/deep?levels=${MAX_DEPTH - 1}`, { cookie })).status).toBe(200);
+      expect((await app.request('/read', { cookie })).body).toBe(String(JSON.stringify(nested(MAX_DEPTH - 1)).length));
+    },
+  );
 });
 
 describe('maxSize', () => {
@@ -323,7 +371,9 @@ describe('maxSize', () => {
   });
 
   it('a session of exactly maxSize bytes is saved (non-ASCII counted in bytes)', async () => {
-    const probe = frameRecord(encodePayload({ s: '' }, 'json'), 'json', Date.now() + 1e12, true, { created: Date.now() });
+    const probe = frameRecord(encodePayload({ s: '' }, 'json'), 'json', Date.now() + 1e12, true, {
+      created: Date.now(),
+    });
     const maxSize = 512;
     const room = maxSize - Buffer.byteLength(probe);
     const text = 'é'.repeat(Math.floor(room / 2)) + 'a'.repeat(room % 2);
@@ -340,7 +390,9 @@ describe('maxSize', () => {
   });
 
   it('one byte over maxSize (non-ASCII) is refused', async () => {
-    const probe = frameRecord(encodePayload({ s: '' }, 'json'), 'json', Date.now() + 1e12, true, { created: Date.now() });
+    const probe = frameRecord(encodePayload({ s: '' }, 'json'), 'json', Date.now() + 1e12, true, {
+      created: Date.now(),
+    });
     const maxSize = 512;
     const room = maxSize - Buffer.byteLength(probe) + 1;
     const text = 'é'.repeat(Math.floor(room / 2)) + 'a'.repeat(room % 2);

@@ -40,7 +40,10 @@ describe('signing', () => {
     const old = await setup(login, { keys: ['old-key'] });
     const signedOld = cookiePair((await old.app.request('/login')).setCookies[0]);
     // Same store, new key list with the new key first.
-    const rotated = await startApp({ store: old.store, keyPrefix: old.prefix, keys: ['new-key', 'old-key'], refreshInterval: '1h' }, login);
+    const rotated = await startApp(
+      { store: old.store, keyPrefix: old.prefix, keys: ['new-key', 'old-key'], refreshInterval: '1h' },
+      login,
+    );
     apps.push(rotated);
     const reply = await rotated.request('/', { cookie: signedOld });
     expect(reply.body).toBe('ada');
@@ -134,7 +137,15 @@ describe('attributes', () => {
 
   it('cookie name, domain, path, httpOnly, sameSite, partitioned and secure are applied', async () => {
     const { app } = await setup(login, {
-      cookie: { name: 'sid', domain: 'example.test', path: '/app', httpOnly: false, sameSite: 'none', partitioned: true, secure: true },
+      cookie: {
+        name: 'sid',
+        domain: 'example.test',
+        path: '/app',
+        httpOnly: false,
+        sameSite: 'none',
+        partitioned: true,
+        secure: true,
+      },
     });
     const reply = await app.request('/login');
     const header = reply.setCookies[0] as string;
@@ -181,13 +192,18 @@ describe('attributes', () => {
 
 describe('cookie as a function of the request', () => {
   /** Requests name their host in X-Forwarded-Host (app.proxy), as a tenant's would arrive behind a proxy. */
-  const asHost = (host: string, cookie?: string) => ({ headers: { 'x-forwarded-host': host }, ...(cookie === undefined ? {} : { cookie }) });
+  const asHost = (host: string, cookie?: string) => ({
+    headers: { 'x-forwarded-host': host },
+    ...(cookie === undefined ? {} : { cookie }),
+  });
   const trustProxy = (app: Koa) => {
     app.proxy = true;
   };
   const tenants = (calls: string[]) => (ctx: Koa.Context) => {
     calls.push(ctx.hostname);
-    return ctx.hostname.endsWith('b.example') ? { domain: 'b.example', sameSite: 'strict' as const } : { domain: 'a.example' };
+    return ctx.hostname.endsWith('b.example')
+      ? { domain: 'b.example', sameSite: 'strict' as const }
+      : { domain: 'a.example' };
   };
   const handler: Handler = async (ctx) => {
     if (ctx.path === '/login') ctx.session.user = 'ada';
@@ -226,19 +242,46 @@ describe('cookie as a function of the request', () => {
   });
 
   it('its result goes over the SESSION_COOKIE_* variables and the defaults', async () => {
-    const { app } = await setup(handler, { cookie: () => ({ sameSite: 'strict' }), env: { SESSION_COOKIE_PATH: '/app', SESSION_COOKIE_SAMESITE: 'none' } });
+    const { app } = await setup(handler, {
+      cookie: () => ({ sameSite: 'strict' }),
+      env: { SESSION_COOKIE_PATH: '/app', SESSION_COOKIE_SAMESITE: 'none' },
+    });
     const attributes = attributesOf((await app.request('/login')).setCookies[0] as string);
-    expect([attributes.get('path'), attributes.get('samesite'), attributes.get('httponly')]).toEqual(['/app', 'Strict', true]);
+    expect([attributes.get('path'), attributes.get('samesite'), attributes.get('httponly')]).toEqual([
+      '/app',
+      'Strict',
+      true,
+    ]);
   });
 
   it.each([
-    ['a bad attribute', () => ({ sameSite: 'none', secure: false }), /^cookie\.sameSite: SameSite=None needs a Secure cookie/],
+    [
+      'a bad attribute',
+      () => ({ sameSite: 'none', secure: false }),
+      /^cookie\.sameSite: SameSite=None needs a Secure cookie/,
+    ],
     ['an unknown attribute', () => ({ domian: 'a.example' }), /^cookie\.domian: unknown cookie option/],
-    ['the cookie name', () => ({ name: 'sid' }), /^cookie\.name: cannot come from the cookie function: it is needed to read the cookie/],
+    [
+      'the cookie name',
+      () => ({ name: 'sid' }),
+      /^cookie\.name: cannot come from the cookie function: it is needed to read the cookie/,
+    ],
     ['signed', () => ({ signed: false }), /^cookie\.signed: cannot come from the cookie function/],
-    ['no object', () => 'a.example', /^cookie: the cookie function must return an object of cookie attributes, got "a\.example"/],
-    ['a Date', () => new Date(), /^cookie: the cookie function must return an object of cookie attributes, got a Date$/],
-    ['a Promise', () => Promise.resolve({ domain: 'a.example' }), /^cookie: the cookie function returned a Promise: it must be synchronous/],
+    [
+      'no object',
+      () => 'a.example',
+      /^cookie: the cookie function must return an object of cookie attributes, got "a\.example"/,
+    ],
+    [
+      'a Date',
+      () => new Date(),
+      /^cookie: the cookie function must return an object of cookie attributes, got a Date$/,
+    ],
+    [
+      'a Promise',
+      () => Promise.resolve({ domain: 'a.example' }),
+      /^cookie: the cookie function returned a Promise: it must be synchronous/,
+    ],
   ])('%s fails that request with the SessionOptionError a static option would give', async (_case, fn, message) => {
     const { app, store } = await setup(handler, { cookie: fn as never });
     const errors: Error[] = [];

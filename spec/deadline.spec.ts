@@ -1,4 +1,5 @@
-// One storeTimeout is all the store time a request gets: loading, waiting in the write queue and writing, on every backend made slow.
+// One storeTimeout is all the store time a request gets: loading, waiting in the write queue and writing, on every
+// backend made slow.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { decodeStored } from './support/records.js';
@@ -18,11 +19,14 @@ describe.each(BACKENDS)('store deadline on $name', (backend) => {
 
   beforeEach(async () => {
     store = env.store;
-    app = await startApp({ store: store, keyPrefix: env.prefix, storeTimeout: TIMEOUT, refreshInterval: '1h' }, (ctx) => {
-      const q = ctx.query as Record<string, string>;
-      if (q.k) ctx.session[q.k] = q.v;
-      return 'ok';
-    });
+    app = await startApp(
+      { store: store, keyPrefix: env.prefix, storeTimeout: TIMEOUT, refreshInterval: '1h' },
+      (ctx) => {
+        const q = ctx.query as Record<string, string>;
+        if (q.k) ctx.session[q.k] = q.v;
+        return 'ok';
+      },
+    );
     env.apps.push(app);
     cookie = cookiePair((await app.request('/?k=base&v=0')).setCookies[0]);
   });
@@ -48,7 +52,10 @@ describe.each(BACKENDS)('store deadline on $name', (backend) => {
     expect(all[0]?.status).toBe(200);
     expect(queued.filter((reply) => reply.status === 503).length).toBeGreaterThan(0);
     store.delay = { read: 0, write: 0 };
-    expect(decodeStored(await store.raw(env.prefix + cookie.split('=')[1]?.split('.')[0]))).toMatchObject({ base: '0', first: '1' });
+    expect(decodeStored(await store.raw(env.prefix + cookie.split('=')[1]?.split('.')[0]))).toMatchObject({
+      base: '0',
+      first: '1',
+    });
   });
 
   it('the time spent loading the session counts against the same deadline as the commit', async () => {

@@ -1,4 +1,5 @@
-// Sessions beyond the request (issue 14): signing out one device, everything but this one, a devices page without sids, load() and update() outside a request; on every backend.
+// Sessions beyond the request (issue 14): signing out one device, everything but this one, a devices page without sids,
+// load() and update() outside a request; on every backend.
 import type { Context } from 'koa';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { recordStatus } from '../src/tombstone.js';
@@ -29,7 +30,10 @@ describe.each(BACKENDS)('devices of a user on $name', (backend) => {
     arrived = gate();
   });
 
-  /** Routes: /login?user= (regenerates), /whoami, /set?k=&v=, /slow?k=&v= (waits for the test, then sets), /me (this session's safe id). */
+  /**
+   * Routes: /login?user= (regenerates), /whoami, /set?k=&v=, /slow?k=&v= (waits for the test, then sets), /me (this
+   * session's safe id).
+   */
   async function route(ctx: Context): Promise<unknown> {
     switch (ctx.path) {
       case '/login':
@@ -167,7 +171,10 @@ describe.each(BACKENDS)('devices of a user on $name', (backend) => {
     const devices = [await login(site, 'ed'), await login(site, 'ed'), await login(site, 'ed')];
     const keep = devices[1] as { sid: string; cookie: string };
     await expect(site.middleware.revokeUserSessions('ed', { except: keep.sid })).resolves.toBe(2);
-    for (const device of devices) expect((await site.request('/whoami', { cookie: device.cookie })).body).toBe(device === keep ? 'ed' : 'anonymous');
+    for (const device of devices)
+      expect((await site.request('/whoami', { cookie: device.cookie })).body).toBe(
+        device === keep ? 'ed' : 'anonymous',
+      );
     expect((await site.middleware.listUserSessions('ed')).map((s) => s.sid)).toEqual([keep.sid]);
   });
 
@@ -189,7 +196,10 @@ describe.each(BACKENDS)('devices of a user on $name', (backend) => {
     // A process just started: its middleware has served nothing, and its keys live on app.keys only.
     const fresh = kvSession({ store: store, keyPrefix: prefix, userKey: 'userId' });
     try {
-      await expect(fresh.load(device.cookie)).rejects.toMatchObject({ code: 'SESSION_NO_KEYS', message: expect.stringContaining('load(header, app)') });
+      await expect(fresh.load(device.cookie)).rejects.toMatchObject({
+        code: 'SESSION_NO_KEYS',
+        message: expect.stringContaining('load(header, app)'),
+      });
       expect(await fresh.load(device.cookie, site.app)).toMatchObject({ sid: device.sid, data: { userId: 'ida' } });
       expect(await fresh.load(device.cookie, { keys: ['another-secret-0123456789'] })).toBeUndefined();
       await expect(fresh.load(device.cookie, 'app' as never)).rejects.toThrow(/load\(header, app\) takes the Koa app/);
@@ -204,7 +214,15 @@ describe.each(BACKENDS)('devices of a user on $name', (backend) => {
     const [name, value] = device.cookie.split('=') as [string, string];
     const [sid, signature] = value.split('.') as [string, string];
     const reads = store.count('get');
-    for (const header of [undefined, '', 'session=', `${name}=${sid}`, `${name}=${sid}.${'A'.repeat(signature.length)}`, `${name}=x.${signature}`, `${name}=${'%'.repeat(500)}`]) {
+    for (const header of [
+      undefined,
+      '',
+      'session=',
+      `${name}=${sid}`,
+      `${name}=${sid}.${'A'.repeat(signature.length)}`,
+      `${name}=x.${signature}`,
+      `${name}=${'%'.repeat(500)}`,
+    ]) {
       await expect(site.middleware.load(header)).resolves.toBeUndefined();
     }
     expect(store.count('get')).toBe(reads);
@@ -229,7 +247,9 @@ describe.each(BACKENDS)('devices of a user on $name', (backend) => {
   });
 
   it('describe(ctx) labels a session once, at login: bounded, never holding the sid', async () => {
-    const site = await app({ describe: (ctx) => (ctx.get('user-agent') === 'leak' ? `sid ${ctx.session.sid}` : ctx.get('user-agent')) });
+    const site = await app({
+      describe: (ctx) => (ctx.get('user-agent') === 'leak' ? `sid ${ctx.session.sid}` : ctx.get('user-agent')),
+    });
     const laptop = await login(site, 'jo', 'Firefox on Linux');
     await login(site, 'jo', 'x'.repeat(500));
     await login(site, 'jo', 'leak');
@@ -253,16 +273,23 @@ describe.each(BACKENDS)('devices of a user on $name', (backend) => {
     expect((await site.request('/whoami', { cookie: first.cookie })).body).toBe('anonymous');
     expect((await site.request('/whoami', { cookie: second.cookie })).body).toBe('kit');
     expect((await site.request('/whoami', { cookie: third.cookie })).body).toBe('kit');
-    expect((await site.middleware.listUserSessions('kit')).map((s) => s.sid).sort()).toEqual([second.sid, third.sid].sort());
+    expect((await site.middleware.listUserSessions('kit')).map((s) => s.sid).sort()).toEqual(
+      [second.sid, third.sid].sort(),
+    );
   });
 
   it('maxSessionsPerUser under 20 concurrent logins of one user through 3 app instances: at most the maximum live', async (context) => {
-    // Without an atomic compare-and-set, processes can overwrite each other's index update (documented): one process then.
+    // Without an atomic compare-and-set, processes can overwrite each other's index update (documented): one process
+    // then.
     const processes = store.atomic ? 3 : 1;
     const sites = await Promise.all(Array.from({ length: processes }, () => app({ maxSessionsPerUser: 3 })));
-    const logins = await Promise.all(Array.from({ length: 20 }, (_, i) => login(sites[i % processes] as TestApp, 'lee', `device-${i}`)));
+    const logins = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => login(sites[i % processes] as TestApp, 'lee', `device-${i}`)),
+    );
     // Each login enforces the limit after its own record is written; the last one sees them all.
-    const live = (await Promise.all(logins.map((l) => (sites[0] as TestApp).request('/whoami', { cookie: l.cookie })))).filter((reply) => reply.body === 'lee');
+    const live = (
+      await Promise.all(logins.map((l) => (sites[0] as TestApp).request('/whoami', { cookie: l.cookie })))
+    ).filter((reply) => reply.body === 'lee');
     expect(live.length).toBeGreaterThanOrEqual(1);
     expect(live.length).toBeLessThanOrEqual(3);
     expect((await (sites[0] as TestApp).middleware.listUserSessions('lee')).length).toBe(live.length);

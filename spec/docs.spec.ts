@@ -1,9 +1,11 @@
-// The pages for people switching from koa-session, express-session and Flask-Session: every option of theirs is mapped, and every name of ours they cite exists.
+// The pages for people switching from koa-session, express-session and Flask-Session: every option of theirs is mapped,
+// and every name of ours they cite exists.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SessionOptions as KoaSessionOptions } from 'koa-session';
 import { describe, expect, it } from 'vitest';
-import { COOKIE_OPTIONS, KNOWN_OPTIONS, OPTIONS, resolveSettings } from '../src/options.js';
+import { COOKIE_OPTIONS, KNOWN_OPTIONS, resolveSettings } from '../src/options.js';
+import { OPTIONS } from '../src/option-table.js';
 import { CONTROL_MEMBERS } from '../src/session-types.js';
 import { startApp } from './support/app.js';
 
@@ -30,13 +32,20 @@ function tableUnder(markdown: string, heading: string): string[][] {
 }
 
 /** The `code` spans of some cells. */
-const codeIn = (cells: string[]): string[] => cells.flatMap((cell) => [...cell.matchAll(/`([^`]+)`/g)].map((match) => match[1] as string));
+const codeIn = (cells: string[]): string[] =>
+  cells.flatMap((cell) => [...cell.matchAll(/`([^`]+)`/g)].map((match) => match[1] as string));
 
 /** The option names docs/options.md lists (`cookie.name` and the like included). */
-const OUR_OPTIONS = new Set(tableUnder(readFileSync(join(ROOT, 'docs', 'options.md'), 'utf8'), '## Options').map((row) => (row[0] as string).replace(/`/g, '')));
+const OUR_OPTIONS = new Set(
+  tableUnder(readFileSync(join(ROOT, 'docs', 'options.md'), 'utf8'), '## Options').map((row) =>
+    (row[0] as string).replace(/`/g, ''),
+  ),
+);
 /** The SESSION_* variables our options table names. */
 const OUR_VARIABLES = new Set(
-  codeIn(tableUnder(readFileSync(join(ROOT, 'docs', 'options.md'), 'utf8'), '## Options').map((row) => row[1] as string)).flatMap((cell) => cell.match(/[A-Z_]{6,}/g) ?? []),
+  codeIn(
+    tableUnder(readFileSync(join(ROOT, 'docs', 'options.md'), 'utf8'), '## Options').map((row) => row[1] as string),
+  ).flatMap((cell) => cell.match(/[A-Z_]{6,}/g) ?? []),
 );
 
 /** Our option names a row of a switching page cites (`permanent: false` counts as `permanent`). */
@@ -44,7 +53,10 @@ function ourOptionsIn(cell: string): string[] {
   return codeIn([cell])
     .filter((code) => !code.includes('://') && !/^(app|ctx)\./.test(code))
     .map((code) => code.split(/[:\s(]/)[0] as string)
-    .filter((name) => /^[a-z][A-Za-z]+(\.[a-z][A-Za-z]+)?$/.test(name) && !['store', 'null', 'false', 'true', 'ctx'].includes(name));
+    .filter(
+      (name) =>
+        /^[a-z][A-Za-z]+(\.[a-z][A-Za-z]+)?$/.test(name) && !['store', 'null', 'false', 'true', 'ctx'].includes(name),
+    );
 }
 
 describe('docs/from-koa-session.md', () => {
@@ -68,12 +80,26 @@ describe('docs/from-express-session.md', () => {
   const rows = tableUnder(page('from-express-session.md'), '## Options');
   // express-session 1.19's options and cookie options (@types/express-session, SessionOptions and CookieOptions).
   const THEIRS = ['secret', 'name', 'store', 'genid', 'rolling', 'resave', 'proxy', 'saveUninitialized', 'unset'];
-  const THEIR_COOKIE = ['maxAge', 'expires', 'httpOnly', 'secure', 'sameSite', 'domain', 'path', 'partitioned', 'priority', 'signed', 'encode'];
+  const THEIR_COOKIE = [
+    'maxAge',
+    'expires',
+    'httpOnly',
+    'secure',
+    'sameSite',
+    'domain',
+    'path',
+    'partitioned',
+    'priority',
+    'signed',
+    'encode',
+  ];
 
   it('maps every option and cookie option of express-session', () => {
     const first = rows.map((row) => row[0] as string).join(' ');
     expect(THEIRS.filter((option) => !new RegExp(`\`(${option})\\b`).test(first))).toEqual([]);
-    expect(THEIR_COOKIE.filter((option) => !new RegExp(`(\`cookie\\.${option}\\b|\\b${option}\\b)`).test(first))).toEqual([]);
+    expect(
+      THEIR_COOKIE.filter((option) => !new RegExp(`(\`cookie\\.${option}\\b|\\b${option}\\b)`).test(first)),
+    ).toEqual([]);
   });
 
   it('cites only options we have', () => {
@@ -132,7 +158,10 @@ const GUIDES = [
   { file: 'from-flask-session.md', options: '## Settings', ours: 1, session: '## `session` and `ctx.session`' },
 ];
 
-/** `cookie.sameSite: 'lax'` -> { cookie: { sameSite: 'lax' } }; undefined for a span that is not one setting with a value. */
+/**
+ * `cookie.sameSite: 'lax'` -> { cookie: { sameSite: 'lax' } }; undefined for a span that is not one setting with a
+ * value.
+ */
 function optionOf(code: string): Record<string, unknown> | undefined {
   const match = /^([a-z][A-Za-z]*)(?:\.([a-z][A-Za-z]*))?: (.+)$/.exec(code);
   // A choice (`'cbor' | 'json'`) is not one value.
@@ -150,17 +179,25 @@ describe.each(GUIDES)('every row of docs/$file holds against the code', (guide) 
     const ours = spans.filter((code) => OUR_OPTIONS.has(code.split(':')[0] as string));
     const settings = ours.map(optionOf).filter((option): option is Record<string, unknown> => option !== undefined);
     expect(settings.length).toBeGreaterThan(0);
-    for (const option of settings) expect(() => resolveSettings({ store: 'memory://', env: {}, ...option }), JSON.stringify(option)).not.toThrow();
+    for (const option of settings)
+      expect(() => resolveSettings({ store: 'memory://', env: {}, ...option }), JSON.stringify(option)).not.toThrow();
   });
 
   it('every ctx.session statement of ours it shows runs in a handler', async () => {
-    const statements = codeIn(tableUnder(markdown, guide.session).map((row) => row[1] as string)).filter((code) => /^(await )?ctx\.session\b/.test(code));
+    const statements = codeIn(tableUnder(markdown, guide.session).map((row) => row[1] as string)).filter((code) =>
+      /^(await )?ctx\.session\b/.test(code),
+    );
     expect(statements.length).toBeGreaterThan(2);
     const failures: string[] = [];
     const app = await startApp({ store: 'memory://' }, async (ctx) => {
       for (const statement of statements) {
         ctx.session.cart = [];
-        const run = new Function('ctx', 'x', 'ms', `return (async () => { ${statement.replace(/\(cb\)/, '()')}; })();`) as (ctx: unknown, x: number, ms: number) => Promise<void>;
+        const run = new Function(
+          'ctx',
+          'x',
+          'ms',
+          `return (async () => { ${statement.replace(/\(cb\)/, '()')}; })();`,
+        ) as (ctx: unknown, x: number, ms: number) => Promise<void>;
         await run(ctx, 1, 60_000).catch((error: Error) => failures.push(`${statement}: ${error.message}`));
       }
       return 'ok';
@@ -175,9 +212,19 @@ describe.each(GUIDES)('every row of docs/$file holds against the code', (guide) 
 });
 
 describe('docs/from-koa-session.md: the cookie attributes it maps to cookie.*', () => {
-  const SAMPLES: Record<string, unknown> = { overwrite: true, httpOnly: true, signed: true, secure: true, sameSite: 'strict', domain: 'example.test', path: '/app' };
+  const SAMPLES: Record<string, unknown> = {
+    overwrite: true,
+    httpOnly: true,
+    signed: true,
+    secure: true,
+    sameSite: 'strict',
+    domain: 'example.test',
+    path: '/app',
+  };
   it('are each accepted by kvSession() under cookie, with the value koa-session takes', () => {
-    const row = tableUnder(page('from-koa-session.md'), '## Options').find((cells) => (cells[1] as string).includes('`cookie.*`')) as string[];
+    const row = tableUnder(page('from-koa-session.md'), '## Options').find((cells) =>
+      (cells[1] as string).includes('`cookie.*`'),
+    ) as string[];
     const names = codeIn([row[0] as string]);
     expect(names.sort()).toEqual(Object.keys(SAMPLES).sort());
     for (const name of names) {
@@ -195,7 +242,9 @@ describe('README.md', () => {
   });
 
   it('lists exactly the control members of ctx.session', () => {
-    const members = tableUnder(readme, 'Control members are not enumerable and never stored:').map((row) => (row[0] as string).replace(/`|\(.*\)/g, ''));
+    const members = tableUnder(readme, 'Control members are not enumerable and never stored:').map((row) =>
+      (row[0] as string).replace(/`|\(.*\)/g, ''),
+    );
     expect(members.sort()).toEqual([...CONTROL_MEMBERS].sort());
   });
 });
@@ -205,11 +254,18 @@ describe('docs/options.md agrees with the code', () => {
 
   it('lists exactly the options kvSession() takes, cookie attributes included', () => {
     const listed = rows.map((row) => (row[0] as string).replace(/`/g, '')).sort();
-    expect(listed).toEqual([...KNOWN_OPTIONS.filter((name) => name !== 'cookie'), ...COOKIE_OPTIONS.map((name) => `cookie.${name}`)].sort());
+    expect(listed).toEqual(
+      [...KNOWN_OPTIONS.filter((name) => name !== 'cookie'), ...COOKIE_OPTIONS.map((name) => `cookie.${name}`)].sort(),
+    );
   });
 
   it('names, for each option of the table in src/options.ts, exactly the variables that table reads', () => {
-    const documented = new Map(rows.map((cells) => [(cells[0] as string).replace(/`/g, ''), codeIn([cells[1] as string]).filter((code) => /^[A-Z_]{6,}$/.test(code))]));
+    const documented = new Map(
+      rows.map((cells) => [
+        (cells[0] as string).replace(/`/g, ''),
+        codeIn([cells[1] as string]).filter((code) => /^[A-Z_]{6,}$/.test(code)),
+      ]),
+    );
     for (const option of OPTIONS) expect(documented.get(option.name), option.name).toEqual([...option.variables]);
   });
 
@@ -235,9 +291,13 @@ describe('docs/options.md agrees with the code', () => {
 describe('docs/contributing.md', () => {
   it("names every file of src/ in its map of where things are, so that a newcomer finds each file's job", () => {
     const map = tableUnder(page('contributing.md'), '## Where things are').flat().join(' ');
-    const files = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((name) => name.endsWith('.ts'));
+    const files = readdirSync(join(ROOT, 'src'), { recursive: true, encoding: 'utf8' }).filter((name) =>
+      name.endsWith('.ts'),
+    );
     expect(files.length).toBeGreaterThan(50);
-    const unnamed = files.filter((file) => !map.includes(`\`src/${file}\``) && !map.includes(`\`${file.split('/').pop()}\``));
+    const unnamed = files.filter(
+      (file) => !map.includes(`\`src/${file}\``) && !map.includes(`\`${file.split('/').pop()}\``),
+    );
     expect(unnamed).toEqual([]);
   });
 });

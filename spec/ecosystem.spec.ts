@@ -36,7 +36,17 @@ import type { KvSessionOptions } from '../src/index.js';
 import { cookiePair, asStore, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
 import { documentedRows, type EcosystemRow, rowLine, versionOf, writeRows } from './support/ecosystem.js';
 import { keyv6Unavailable, loadKeyv6 } from './keyv6/load.js';
-import { CLUSTER_URL, ETCD_URL, MEMCACHE_URL, MYSQL_URL, POSTGRES_URL, REDIS_URL, REQUIRE_SERVERS, reachable, uniquePrefix } from './support/servers.js';
+import {
+  CLUSTER_URL,
+  ETCD_URL,
+  MEMCACHE_URL,
+  MYSQL_URL,
+  POSTGRES_URL,
+  REDIS_URL,
+  REQUIRE_SERVERS,
+  reachable,
+  uniquePrefix,
+} from './support/servers.js';
 import { hostsOf } from '../src/backends/url.js';
 
 const measured: EcosystemRow[] = [];
@@ -60,7 +70,8 @@ afterAll(async () => {
   await Promise.all(apps.splice(0).map((app) => app.close()));
   for (const close of closers.splice(0).reverse()) await close();
   if (redis?.isOpen) {
-    for await (const keys of redis.scanIterator({ MATCH: 'kvs-test:eco*', COUNT: 1000 })) if (keys.length > 0) await redis.del(keys);
+    for await (const keys of redis.scanIterator({ MATCH: 'kvs-test:eco*', COUNT: 1000 }))
+      if (keys.length > 0) await redis.del(keys);
     await redis.quit();
   }
   rmSync(folder, { recursive: true, force: true });
@@ -71,7 +82,12 @@ function record(part: string, version: string, result: string): void {
   measured.push({ part, version, result });
 }
 
-async function app(options: KvSessionOptions, handler: Handler, configure?: (app: Koa) => void, after?: (app: Koa) => void): Promise<TestApp> {
+async function app(
+  options: KvSessionOptions,
+  handler: Handler,
+  configure?: (app: Koa) => void,
+  after?: (app: Koa) => void,
+): Promise<TestApp> {
   const started = await startApp(options, handler, configure, after);
   apps.push(started);
   return started;
@@ -101,7 +117,10 @@ async function measureStore(store: object, options: KvSessionOptions = {}): Prom
   try {
     notices = handedIn(store).notices;
   } catch (error) {
-    return { result: `refused at kvSession(): ${(error as Error).message.replace(/^koa-kv-session: store: /, '')}`, prefix };
+    return {
+      result: `refused at kvSession(): ${(error as Error).message.replace(/^koa-kv-session: store: /, '')}`,
+      prefix,
+    };
   }
   const server = await app({ store: asStore(store), keyPrefix: prefix, ...options }, counter);
   const abilities = await server.middleware.ready();
@@ -110,7 +129,11 @@ async function measureStore(store: object, options: KvSessionOptions = {}): Prom
   expect([first.body, second.body]).toEqual(['1', '2']);
   const expiry = abilities.ownExpiry ? 'deleted by the store' : abilities.purge ? 'purged by koa-kv-session' : 'kept';
   const warned = notices.length === 0 ? '' : `; warned at start-up: ${notices.map((notice) => notice.code).join(', ')}`;
-  return { result: `works (atomic: ${abilities.atomic ? 'yes' : 'no'}; expired sessions: ${expiry})${warned}`, sid: sidOf(first.setCookies[0]), prefix };
+  return {
+    result: `works (atomic: ${abilities.atomic ? 'yes' : 'no'}; expired sessions: ${expiry})${warned}`,
+    sid: sidOf(first.setCookies[0]),
+    prefix,
+  };
 }
 
 function onRedis(name: string, test: () => Promise<void>): void {
@@ -123,7 +146,11 @@ function onRedis(name: string, test: () => Promise<void>): void {
 describe('Koa middleware', () => {
   it('koa-passport + passport-local: login rotates the sid, logout signs out', async () => {
     const auth = new passport.KoaPassport();
-    auth.use(new LocalStrategy((username, password, done) => done(null, username === 'ada' && password === 'pw' ? { id: 7 } : false)));
+    auth.use(
+      new LocalStrategy((username, password, done) =>
+        done(null, username === 'ada' && password === 'pw' ? { id: 7 } : false),
+      ),
+    );
     auth.serializeUser((user, done) => done(null, (user as { id: number }).id));
     auth.deserializeUser((id, done) => done(null, { id }));
     const router = new Router();
@@ -153,7 +180,11 @@ describe('Koa middleware', () => {
     expect(await server.middleware.listUserSessions(7)).toHaveLength(1);
     await fetch(`${server.url}/logout`, { method: 'POST', headers: { cookie: signedIn } });
     expect((await server.request('/me', { cookie: signedIn })).body).toBe('nobody');
-    record('koa-passport + passport-local (spec/passport.spec.ts)', `${versionOf('koa-passport')} + ${versionOf('passport-local')}`, 'works (userKey: "passport.user")');
+    record(
+      'koa-passport + passport-local (spec/passport.spec.ts)',
+      `${versionOf('koa-passport')} + ${versionOf('passport-local')}`,
+      'works (userKey: "passport.user")',
+    );
   });
 
   it('koa-csrf: the token checks against the secret it keeps in the session', async () => {
@@ -165,7 +196,12 @@ describe('Koa middleware', () => {
     );
     const page = await server.request('/form');
     const cookie = cookiePair(page.setCookies[0]);
-    const post = (body: string) => fetch(`${server.url}/form`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', cookie }, body });
+    const post = (body: string) =>
+      fetch(`${server.url}/form`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', cookie },
+        body,
+      });
     expect((await post(`_csrf=${encodeURIComponent(page.body)}`)).status).toBe(200);
     expect((await post('_csrf=forged')).status).toBe(403);
     expect(Object.keys((await server.middleware.load(cookie))?.data ?? {})).toEqual(['secret']);
@@ -207,22 +243,29 @@ describe('Koa middleware', () => {
 });
 
 describe('Keyv stores and wrappers', () => {
-  onRedis('@keyv/redis 5, bare and inside a Keyv 5 instance: its client directly, under the exact key; the instance is left as it was', async () => {
-    const adapter = new KeyvRedis(REDIS_URL);
-    closers.push(() => adapter.disconnect());
-    const bare = await measureStore(adapter);
-    expect(await redis.exists(`${bare.prefix}${bare.sid}`)).toBe(1);
-    record('@keyv/redis (adapter)', versionOf('@keyv/redis'), bare.result);
+  onRedis(
+    '@keyv/redis 5, bare and inside a Keyv 5 instance: its client directly, under the exact key; the instance is left as it was',
+    async () => {
+      const adapter = new KeyvRedis(REDIS_URL);
+      closers.push(() => adapter.disconnect());
+      const bare = await measureStore(adapter);
+      expect(await redis.exists(`${bare.prefix}${bare.sid}`)).toBe(1);
+      record('@keyv/redis (adapter)', versionOf('@keyv/redis'), bare.result);
 
-    const keyv = new Keyv({ store: new KeyvRedis(REDIS_URL), namespace: 'kvs-test:eco-app' });
-    closers.push(() => keyv.disconnect());
-    await keyv.set('own', 'entry');
-    const inside = await measureStore(keyv);
-    expect(await redis.exists(`${inside.prefix}${inside.sid}`)).toBe(1);
-    // Never changed: its namespace, its error mode, its own entries.
-    expect([keyv.namespace, keyv.throwOnErrors, await keyv.get('own')]).toEqual(['kvs-test:eco-app', false, 'entry']);
-    record('@keyv/redis (inside a Keyv 5 instance)', `${versionOf('@keyv/redis')} + keyv ${versionOf('keyv')}`, inside.result);
-  });
+      const keyv = new Keyv({ store: new KeyvRedis(REDIS_URL), namespace: 'kvs-test:eco-app' });
+      closers.push(() => keyv.disconnect());
+      await keyv.set('own', 'entry');
+      const inside = await measureStore(keyv);
+      expect(await redis.exists(`${inside.prefix}${inside.sid}`)).toBe(1);
+      // Never changed: its namespace, its error mode, its own entries.
+      expect([keyv.namespace, keyv.throwOnErrors, await keyv.get('own')]).toEqual(['kvs-test:eco-app', false, 'entry']);
+      record(
+        '@keyv/redis (inside a Keyv 5 instance)',
+        `${versionOf('@keyv/redis')} + keyv ${versionOf('keyv')}`,
+        inside.result,
+      );
+    },
+  );
 
   onRedis('@keyv/offline is unwrapped: a store failure is a 503, never "signed out"', async () => {
     const keyv = new Keyv(new KeyvRedis(REDIS_URL));
@@ -231,12 +274,20 @@ describe('Keyv stores and wrappers', () => {
     const down = new KeyvRedis('redis://127.0.0.1:1', { throwOnErrors: false, connectionTimeout: 200 });
     // A client that never connected does not answer disconnect(): destroy it, if it is still there.
     closers.push(() => {
-      if ((down.client as unknown as { isOpen: boolean }).isOpen) (down.client as unknown as { destroy(): void }).destroy();
+      if ((down.client as unknown as { isOpen: boolean }).isOpen)
+        (down.client as unknown as { destroy(): void }).destroy();
     });
-    const failing = await app({ store: new KeyvOffline(new Keyv(down)) as never, storeTimeout: 500, onError: () => {} }, counter);
+    const failing = await app(
+      { store: new KeyvOffline(new Keyv(down)) as never, storeTimeout: 500, onError: () => {} },
+      counter,
+    );
     const reply = await failing.request('/', { cookie: `session=${'A'.repeat(43)}.${'B'.repeat(43)}` });
     expect(reply.status).toBe(503);
-    record('@keyv/offline (around a Keyv 5 instance)', versionOf('@keyv/offline'), `${outcome.result}; unwrapped: a store failure answers 503`);
+    record(
+      '@keyv/offline (around a Keyv 5 instance)',
+      versionOf('@keyv/offline'),
+      `${outcome.result}; unwrapped: a store failure answers 503`,
+    );
   });
 
   onRedis('cacheable with a shared secondary store: works in one process, warned as a per-process copy', async () => {
@@ -247,32 +298,35 @@ describe('Keyv stores and wrappers', () => {
     record('cacheable (memory + secondary store)', versionOf('cacheable'), outcome.result);
   });
 
-  onRedis('@keyv/valkey, an ioredis client and a node-redis client: the client directly, no namespace set left in Redis', async () => {
-    const valkey = new KeyvValkey(REDIS_URL);
-    closers.push(() => valkey.disconnect());
-    const viaAdapter = await measureStore(valkey);
-    expect(await redis.exists(`${viaAdapter.prefix}${viaAdapter.sid}`)).toBe(1);
-    expect(await redis.keys('namespace:*kvs-test*')).toEqual([]);
-    record('@keyv/valkey (adapter)', versionOf('@keyv/valkey'), viaAdapter.result);
+  onRedis(
+    '@keyv/valkey, an ioredis client and a node-redis client: the client directly, no namespace set left in Redis',
+    async () => {
+      const valkey = new KeyvValkey(REDIS_URL);
+      closers.push(() => valkey.disconnect());
+      const viaAdapter = await measureStore(valkey);
+      expect(await redis.exists(`${viaAdapter.prefix}${viaAdapter.sid}`)).toBe(1);
+      expect(await redis.keys('namespace:*kvs-test*')).toEqual([]);
+      record('@keyv/valkey (adapter)', versionOf('@keyv/valkey'), viaAdapter.result);
 
-    const ioredis = new IORedis(REDIS_URL);
-    closers.push(() => ioredis.quit());
-    const listeners = ioredis.listenerCount('error');
-    const viaIoredis = await measureStore(ioredis);
-    // Nothing added to a client handed in: its own error handling stays as it was.
-    expect(ioredis.listenerCount('error')).toBe(listeners);
-    expect(await redis.pTTL(`${viaIoredis.prefix}${viaIoredis.sid}`)).toBeGreaterThan(0);
-    record('ioredis client', versionOf('ioredis'), viaIoredis.result);
+      const ioredis = new IORedis(REDIS_URL);
+      closers.push(() => ioredis.quit());
+      const listeners = ioredis.listenerCount('error');
+      const viaIoredis = await measureStore(ioredis);
+      // Nothing added to a client handed in: its own error handling stays as it was.
+      expect(ioredis.listenerCount('error')).toBe(listeners);
+      expect(await redis.pTTL(`${viaIoredis.prefix}${viaIoredis.sid}`)).toBeGreaterThan(0);
+      record('ioredis client', versionOf('ioredis'), viaIoredis.result);
 
-    const nodeRedis = createClient({ url: REDIS_URL });
-    await nodeRedis.connect();
-    closers.push(() => nodeRedis.quit());
-    const nodeListeners = nodeRedis.listenerCount('error');
-    const viaNodeRedis = await measureStore(nodeRedis);
-    expect(nodeRedis.listenerCount('error')).toBe(nodeListeners);
-    expect(await redis.pTTL(`${viaNodeRedis.prefix}${viaNodeRedis.sid}`)).toBeGreaterThan(0);
-    record('node-redis client (redis)', versionOf('redis'), viaNodeRedis.result);
-  });
+      const nodeRedis = createClient({ url: REDIS_URL });
+      await nodeRedis.connect();
+      closers.push(() => nodeRedis.quit());
+      const nodeListeners = nodeRedis.listenerCount('error');
+      const viaNodeRedis = await measureStore(nodeRedis);
+      expect(nodeRedis.listenerCount('error')).toBe(nodeListeners);
+      expect(await redis.pTTL(`${viaNodeRedis.prefix}${viaNodeRedis.sid}`)).toBeGreaterThan(0);
+      record('node-redis client (redis)', versionOf('redis'), viaNodeRedis.result);
+    },
+  );
 
   onRedis('keyv-anyredis is refused at kvSession(), naming what to pass instead', async () => {
     const client = new IORedis(REDIS_URL);
@@ -335,7 +389,11 @@ describe('Keyv stores and wrappers', () => {
       await adapter.query(`DROP TABLE IF EXISTS kvs_eco_${process.pid}`);
       await postgres.disconnect();
     });
-    record('@keyv/postgres (inside a Keyv 5 instance)', versionOf('@keyv/postgres'), (await measureStore(postgres)).result);
+    record(
+      '@keyv/postgres (inside a Keyv 5 instance)',
+      versionOf('@keyv/postgres'),
+      (await measureStore(postgres)).result,
+    );
   });
 
   it('node-redis and ioredis cluster clients', async (context) => {
@@ -351,7 +409,9 @@ describe('Keyv stores and wrappers', () => {
     const onNodeRedis = await measureStore(cluster);
     expect(await cluster.exists(`${onNodeRedis.prefix}${onNodeRedis.sid}`)).toBe(1);
     record('node-redis cluster client (redis)', versionOf('redis'), onNodeRedis.result);
-    const ioCluster = new IORedisCluster(nodes.map((host) => ({ host: host.split(':')[0], port: Number(host.split(':')[1]) })));
+    const ioCluster = new IORedisCluster(
+      nodes.map((host) => ({ host: host.split(':')[0], port: Number(host.split(':')[1]) })),
+    );
     closers.push(() => ioCluster.quit());
     const onIoredis = await measureStore(ioCluster);
     expect(await ioCluster.exists(`${onIoredis.prefix}${onIoredis.sid}`)).toBe(1);
@@ -385,14 +445,18 @@ describe('Keyv stores and wrappers', () => {
       return context.skip(reason);
     }
     const { KeyvSqlite: ResolidSqlite } = createRequire(join(native, 'package.json'))('@resolid/keyv-sqlite') as {
-      KeyvSqlite: new (options: { uri: string }) => { sqlite: { close(): void; prepare(sql: string): { get(...values: unknown[]): unknown } } };
+      KeyvSqlite: new (options: {
+        uri: string;
+      }) => { sqlite: { close(): void; prepare(sql: string): { get(...values: unknown[]): unknown } } };
     };
     const store = new ResolidSqlite({ uri: join(folder, 'resolid.sqlite') });
     closers.push(() => store.sqlite.close());
     const outcome = await measureStore(store, { lifetime: '1h' });
     expect(outcome.result).toContain('KV_SESSION_NO_EXPIRY');
     // What the warning says: a session of an hour is kept a thousand hours.
-    const row = store.sqlite.prepare('SELECT expiredAt FROM caches WHERE cacheKey = ?').get(`${outcome.prefix}${outcome.sid}`) as { expiredAt: number };
+    const row = store.sqlite
+      .prepare('SELECT expiredAt FROM caches WHERE cacheKey = ?')
+      .get(`${outcome.prefix}${outcome.sid}`) as { expiredAt: number };
     expect(row.expiredAt - Date.now()).toBeGreaterThan(900 * 3_600_000);
     record('@resolid/keyv-sqlite', versionOf('@resolid/keyv-sqlite', native), outcome.result);
   });
@@ -423,7 +487,8 @@ describe('docs/ecosystem.md', () => {
     const documented = documentedRows();
     for (const row of measured) expect(documented).toContain(rowLine(row));
     // Every row of the page was measured in this run, unless its server or Keyv 6 could not be had here.
-    const everything = REQUIRE_SERVERS && process.env.KV_SESSION_REQUIRE_KEYV6 === '1' && process.env.KV_SESSION_REQUIRE_NATIVE === '1';
+    const everything =
+      REQUIRE_SERVERS && process.env.KV_SESSION_REQUIRE_KEYV6 === '1' && process.env.KV_SESSION_REQUIRE_NATIVE === '1';
     if (everything) expect(documented).toHaveLength(measured.length);
   });
 });

@@ -1,4 +1,5 @@
-// Audit events on the Koa app (issue 14): created, regenerated, destroyed, revoked and expired, each with the session's safe id and the user where known, never a sid; on every backend.
+// Audit events on the Koa app (issue 14): created, regenerated, destroyed, revoked and expired, each with the session's
+// safe id and the user where known, never a sid; on every backend.
 import type { Context } from 'koa';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { KvSessionOptions, SessionEvent } from '../src/index.js';
@@ -7,7 +8,13 @@ import { cookiePair, startApp, type TestApp } from './support/app.js';
 import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend } from './support/servers.js';
 
-const NAMES = ['session:created', 'session:regenerated', 'session:destroyed', 'session:revoked', 'session:expired'] as const;
+const NAMES = [
+  'session:created',
+  'session:regenerated',
+  'session:destroyed',
+  'session:revoked',
+  'session:expired',
+] as const;
 
 interface Seen {
   readonly name: string;
@@ -52,7 +59,14 @@ describe.each(BACKENDS)('audit events on $name', (backend) => {
   }
 
   /** The events so far without their ctx, for comparing (and for checking that no sid is in them). */
-  const plain = () => seen.map(({ name, event }) => ({ name, id: event.id, user: event.user, previousId: event.previousId, hasCtx: event.ctx !== undefined }));
+  const plain = () =>
+    seen.map(({ name, event }) => ({
+      name,
+      id: event.id,
+      user: event.user,
+      previousId: event.previousId,
+      hasCtx: event.ctx !== undefined,
+    }));
 
   it('a visit creates, a login regenerates, a logout destroys: each once, with the ctx, the safe id and the user', async () => {
     const site = await app();
@@ -63,7 +77,13 @@ describe.each(BACKENDS)('audit events on $name', (backend) => {
     await site.request('/logout', { cookie: loggedIn });
     expect(plain()).toEqual([
       { name: 'session:created', id: sidFingerprint(first.body), user: undefined, previousId: undefined, hasCtx: true },
-      { name: 'session:regenerated', id: sidFingerprint(login.body), user: 'uma', previousId: sidFingerprint(first.body), hasCtx: true },
+      {
+        name: 'session:regenerated',
+        id: sidFingerprint(login.body),
+        user: 'uma',
+        previousId: sidFingerprint(first.body),
+        hasCtx: true,
+      },
       { name: 'session:destroyed', id: sidFingerprint(login.body), user: 'uma', previousId: undefined, hasCtx: true },
     ]);
     expect(seen[1]?.event.ctx?.path).toBe('/login');
@@ -79,8 +99,20 @@ describe.each(BACKENDS)('audit events on $name', (backend) => {
     await site.middleware.revokeSession(sids[1] as string);
     await site.middleware.revokeUserSessions('vic');
     expect(plain().filter((s) => s.name === 'session:revoked')).toEqual([
-      { name: 'session:revoked', id: sidFingerprint(sids[1] as string), user: 'vic', previousId: undefined, hasCtx: false },
-      { name: 'session:revoked', id: sidFingerprint(sids[2] as string), user: 'vic', previousId: undefined, hasCtx: false },
+      {
+        name: 'session:revoked',
+        id: sidFingerprint(sids[1] as string),
+        user: 'vic',
+        previousId: undefined,
+        hasCtx: false,
+      },
+      {
+        name: 'session:revoked',
+        id: sidFingerprint(sids[2] as string),
+        user: 'vic',
+        previousId: undefined,
+        hasCtx: false,
+      },
     ]);
   });
 
@@ -91,7 +123,9 @@ describe.each(BACKENDS)('audit events on $name', (backend) => {
     await site.middleware.revokeSession(visit.body);
     seen = [];
     await site.request('/whoami', { cookie });
-    expect(plain()).toEqual([{ name: 'session:expired', id: sidFingerprint(visit.body), user: undefined, previousId: undefined, hasCtx: true }]);
+    expect(plain()).toEqual([
+      { name: 'session:expired', id: sidFingerprint(visit.body), user: undefined, previousId: undefined, hasCtx: true },
+    ]);
     seen = [];
     const [name, value] = cookie.split('=') as [string, string];
     await site.request('/whoami', { cookie: `${name}=${value.slice(0, -3)}AAA` });

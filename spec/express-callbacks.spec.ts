@@ -185,7 +185,11 @@ describe('save(callback) and destroy(callback)', () => {
   it('a callback that is not a function is a TypeError naming it; save is a control member', async () => {
     const errors: string[] = [];
     const { app } = await setup(async (ctx: Context) => {
-      for (const call of [() => ctx.session.save(42 as never), () => ctx.session.destroy('x' as never), () => (ctx.session.save = 1 as never)]) {
+      for (const call of [
+        () => ctx.session.save(42 as never),
+        () => ctx.session.destroy('x' as never),
+        () => (ctx.session.save = 1 as never),
+      ]) {
         try {
           await call();
         } catch (error) {

@@ -169,7 +169,11 @@ describe('store failures', () => {
   });
 
   it('an unreachable PostgreSQL (closed port) gives 503 on requests', async () => {
-    const { app, errors } = await setup(counter, { store: 'postgres://postgres@127.0.0.1:1/test', storeTimeout: 500, onError: () => {} });
+    const { app, errors } = await setup(counter, {
+      store: 'postgres://postgres@127.0.0.1:1/test',
+      storeTimeout: 500,
+      onError: () => {},
+    });
     const reply = await app.request();
     expect(reply.status).toBe(503);
     expect(errors[0]).toMatchObject({ code: expect.stringMatching(/^SESSION_STORE_(UNAVAILABLE|TIMEOUT)$/) });
@@ -187,7 +191,9 @@ describe('store failures', () => {
 
   it('an adapter package that is not installed fails with the npm install command to run', async () => {
     // Every adapter is a dev dependency here, so the missing one is a package that does not exist.
-    const error = await importOptional('@koa-kv-session-test/no-such-adapter/promise', 'nosuch').catch((e: unknown) => e);
+    const error = await importOptional('@koa-kv-session-test/no-such-adapter/promise', 'nosuch').catch(
+      (e: unknown) => e,
+    );
     expect(error).toMatchObject({ code: 'SESSION_ADAPTER_MISSING', status: 500 });
     expect((error as Error).message).toBe(
       'koa-kv-session: the store URL nosuch:// needs the @koa-kv-session-test/no-such-adapter package, which is not installed: run `npm install @koa-kv-session-test/no-such-adapter`',
@@ -221,18 +227,30 @@ describe('what a store can do', () => {
   /** A bare adapter with only get/set/delete: no compare-and-set, no listing, no purge. */
   const plainAdapter = () => {
     const map = new Map<string, string>();
-    return { get: (key: string) => map.get(key), set: (key: string, value: string) => map.set(key, value), delete: (key: string) => map.delete(key) };
+    return {
+      get: (key: string) => map.get(key),
+      set: (key: string, value: string) => map.set(key, value),
+      delete: (key: string) => map.delete(key),
+    };
   };
 
   it('a store without atomic compare-and-set is reported once through onError, and ready() says so', async () => {
     const reported: Error[] = [];
     const { app } = await setup(counter, { store: plainAdapter(), onError: (error) => reported.push(error) });
-    await expect(app.middleware.ready()).resolves.toEqual({ atomic: false, list: false, purge: false, ownExpiry: false });
+    await expect(app.middleware.ready()).resolves.toEqual({
+      atomic: false,
+      list: false,
+      purge: false,
+      ownExpiry: false,
+    });
     const one = await app.request();
-    for (let i = 0; i < 3; i++) expect((await app.request('/', { cookie: cookiePair(one.setCookies[0]) })).status).toBe(200);
+    for (let i = 0; i < 3; i++)
+      expect((await app.request('/', { cookie: cookiePair(one.setCookies[0]) })).status).toBe(200);
     const warnings = reported.filter((error) => (error as { code?: string }).code === 'SESSION_STORE_NOT_ATOMIC');
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]?.message).toMatch(/no atomic compare-and-set.*two processes writing one session at the same moment can lose one change/);
+    expect(warnings[0]?.message).toMatch(
+      /no atomic compare-and-set.*two processes writing one session at the same moment can lose one change/,
+    );
   });
 
   it('a store with compare-and-set is not reported, and ready() lists its abilities', async () => {

@@ -20,8 +20,14 @@ interface Outcome {
   readonly ms: number;
 }
 
-/** Runs a Node process; `onLine` sees each stdout line as it comes and may answer once on its stdin (which then closes). */
-function run(args: readonly string[], env: Record<string, string>, onLine?: (line: string, reply: (text: string) => void) => void): Promise<Outcome> {
+/**
+ * Runs a Node process; `onLine` sees each stdout line as it comes and may answer once on its stdin (which then closes).
+ */
+function run(
+  args: readonly string[],
+  env: Record<string, string>,
+  onLine?: (line: string, reply: (text: string) => void) => void,
+): Promise<Outcome> {
   const started = Date.now();
   const child = spawn(process.execPath, args, { env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
   let stdout = '';
@@ -135,7 +141,9 @@ describe.each(STORES)('$name up but not answering', ({ name, url, write }) => {
     expect(child.code, `${child.stdout}\n${child.stderr}`).toBe(0);
     const outcome = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}');
     // A 503 either way: our deadline, or the driver's own timeout of the same length, whichever fires first.
-    expect(outcome.revoke?.outcome, `${child.stdout}\n${child.stderr}`).toMatch(/^SESSION_STORE_(TIMEOUT|UNAVAILABLE)$/);
+    expect(outcome.revoke?.outcome, `${child.stdout}\n${child.stderr}`).toMatch(
+      /^SESSION_STORE_(TIMEOUT|UNAVAILABLE)$/,
+    );
     expect(outcome.revoke.ms).toBeLessThan(BOUND);
     expect(outcome.closed).toMatchObject({ outcome: 'resolved' });
     expect(outcome.closed.ms).toBeLessThan(BOUND);

@@ -1,4 +1,6 @@
-// Switching hashSids on a store that already holds sessions: each one moves to the other key layout at its next request (or by `migrate --hash-sids`), nobody is signed out, revocation still finds every session, and a key read out of the store is no sid; on every backend.
+// Switching hashSids on a store that already holds sessions: each one moves to the other key layout at its next request
+// (or by `migrate --hash-sids`), nobody is signed out, revocation still finds every session, and a key read out of the
+// store is no sid; on every backend.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +12,16 @@ import { recordStatus } from '../src/tombstone.js';
 import { sidHash } from '../src/sid.js';
 import { cookiePair, type Reply, sidOf, startApp, type TestApp } from './support/app.js';
 import { cli } from './support/cli.js';
-import { BACKENDS, mustRun, MYSQL_URL, onBackend, POSTGRES_URL, REDIS_URL, reachable, uniquePrefix } from './support/servers.js';
+import {
+  BACKENDS,
+  mustRun,
+  MYSQL_URL,
+  onBackend,
+  POSTGRES_URL,
+  REDIS_URL,
+  reachable,
+  uniquePrefix,
+} from './support/servers.js';
 
 /** Routes: /login?user= (regenerate), /set?k=&v=, /get?k=, /inc, /me. */
 async function route(ctx: Parameters<Parameters<typeof startApp>[1]>[0]): Promise<string> {
@@ -35,7 +46,10 @@ describe.each(BACKENDS)('switching hashSids on $name', (backend) => {
   const env = onBackend(backend, 'hswitch');
 
   async function app(hashSids: boolean, cookie: { signed: boolean } = { signed: true }): Promise<TestApp> {
-    const started = await startApp({ store: env.store, keyPrefix: env.prefix, hashSids, userKey: 'user', describe: () => 'a browser', cookie }, route);
+    const started = await startApp(
+      { store: env.store, keyPrefix: env.prefix, hashSids, userKey: 'user', describe: () => 'a browser', cookie },
+      route,
+    );
     env.apps.push(started);
     return started;
   }
@@ -149,7 +163,9 @@ describe.each(BACKENDS)('switching hashSids on $name', (backend) => {
     // Across processes, a store without atomic compare-and-set has a documented one-round-trip window.
     const one = await app(true);
     const two = env.store.atomic ? await app(true) : one;
-    const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? one : two).request('/inc', { cookie })));
+    const replies = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => (i % 2 === 0 ? one : two).request('/inc', { cookie })),
+    );
     for (const reply of replies) expect(reply.status).toBe(200);
     expect((await one.request('/get?k=n', { cookie })).body).toBe('12');
     expect((await two.request('/me', { cookie })).body).toBe('cy');
@@ -158,7 +174,11 @@ describe.each(BACKENDS)('switching hashSids on $name', (backend) => {
 });
 
 /** The stores the operator command can walk, each by URL. */
-const LISTABLE: ReadonlyArray<{ readonly name: string; readonly url: () => string; readonly available: () => Promise<boolean> }> = [
+const LISTABLE: ReadonlyArray<{
+  readonly name: string;
+  readonly url: () => string;
+  readonly available: () => Promise<boolean>;
+}> = [
   { name: 'sqlite', url: () => `sqlite://${join(folder(), 'hs.db')}`, available: async () => true },
   { name: 'redis', url: () => REDIS_URL, available: () => reachable(REDIS_URL) },
   { name: 'postgres', url: () => POSTGRES_URL, available: () => reachable(POSTGRES_URL) },
@@ -188,7 +208,8 @@ afterAll(() => {
 describe.each(LISTABLE)('migrate --hash-sids on $name', (store) => {
   it('moves every session under its hash: nobody is signed out, the user index follows, and no sid is left in the store', async (context) => {
     if (!(await store.available())) {
-      if (mustRun(BACKENDS.find((b) => b.name === store.name) as (typeof BACKENDS)[number])) throw new Error(`${store.name} is required`);
+      if (mustRun(BACKENDS.find((b) => b.name === store.name) as (typeof BACKENDS)[number]))
+        throw new Error(`${store.name} is required`);
       return context.skip(`${store.name} not reachable`);
     }
     const prefix = uniquePrefix(`hs-cli-${store.name}`);
@@ -198,7 +219,8 @@ describe.each(LISTABLE)('migrate --hash-sids on $name', (store) => {
     const plain = await startApp({ ...options, hashSids: false }, route);
     const cookies: string[] = [];
     try {
-      for (let i = 0; i < 6; i++) cookies.push(cookiePair((await plain.request(`/login?user=${i % 2 === 0 ? 'dan' : 'fay'}`)).setCookies[0]));
+      for (let i = 0; i < 6; i++)
+        cookies.push(cookiePair((await plain.request(`/login?user=${i % 2 === 0 ? 'dan' : 'fay'}`)).setCookies[0]));
       await plain.request('/set?k=cart&v=9', { cookie: cookies[0] });
       const sids = cookies.map((cookie) => sidOf(cookie));
       // Tombstones under sids: a login again (a regenerate: the old sid names the new one), a revocation.
@@ -213,7 +235,11 @@ describe.each(LISTABLE)('migrate --hash-sids on $name', (store) => {
       const off = await cli(['migrate', '--hash-sids'], env);
       expect(off.status).toBe(2);
       expect(off.stderr).toMatch(/SESSION_HASH_SIDS=true/);
-      const noUser = await cli(['migrate', '--hash-sids'], { SESSION_STORE: url, SESSION_KEY_PREFIX: prefix, SESSION_HASH_SIDS: 'true' });
+      const noUser = await cli(['migrate', '--hash-sids'], {
+        SESSION_STORE: url,
+        SESSION_KEY_PREFIX: prefix,
+        SESSION_HASH_SIDS: 'true',
+      });
       expect(noUser.status).toBe(2);
       expect(noUser.stderr).toMatch(/SESSION_USER_KEY/);
 
@@ -221,7 +247,9 @@ describe.each(LISTABLE)('migrate --hash-sids on $name', (store) => {
       expect(run.status).toBe(0);
       expect(run.stdout).toMatch(/^moved\s+5$/m);
       expect(run.stdout).toMatch(/^tombstones moved 2$/m);
-      expect((await cli(['migrate', '--hash-sids'], { ...env, SESSION_HASH_SIDS: 'true' })).stdout).toMatch(/^already hashed\s+5$/m);
+      expect((await cli(['migrate', '--hash-sids'], { ...env, SESSION_HASH_SIDS: 'true' })).stdout).toMatch(
+        /^already hashed\s+5$/m,
+      );
 
       const entries = await everything(opened, prefix);
       expect(entries.length).toBeGreaterThanOrEqual(8); // 5 sessions, 2 user indexes, the regenerate's tombstone
@@ -230,7 +258,10 @@ describe.each(LISTABLE)('migrate --hash-sids on $name', (store) => {
       const hashed = await startApp({ ...options, hashSids: true }, route);
       try {
         expect((await hashed.request('/get?k=cart', { cookie: cookies[0] })).body).toBe('9');
-        for (const [i, cookie] of cookies.entries()) expect((await hashed.request('/me', { cookie })).body).toBe(i === 5 ? 'anonymous' : i % 2 === 0 ? 'dan' : 'fay');
+        for (const [i, cookie] of cookies.entries())
+          expect((await hashed.request('/me', { cookie })).body).toBe(
+            i === 5 ? 'anonymous' : i % 2 === 0 ? 'dan' : 'fay',
+          );
         // The cookie from before the login again still says "moved" (no deletion cookie for its browser).
         const late = await hashed.request('/me', { cookie: before });
         expect([late.body, late.setCookies]).toEqual(['anonymous', []]);

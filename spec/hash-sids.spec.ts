@@ -1,4 +1,5 @@
-// hashSids: the store holds the SHA-256 of each sid, never the sid (keys, records, retired markers, user indexes), and everything still works; on every backend.
+// hashSids: the store holds the SHA-256 of each sid, never the sid (keys, records, retired markers, user indexes), and
+// everything still works; on every backend.
 import { describe, expect, it } from 'vitest';
 import { sidHash } from '../src/sid.js';
 import { cookiePair, sidOf, startApp, type TestApp } from './support/app.js';
@@ -9,17 +10,20 @@ describe.each(BACKENDS)('hashSids on $name', (backend) => {
 
   /** Routes: /login?user= (regenerate), /set?k=&v=, /take?k=, /inc, /logout, /me. */
   async function app(): Promise<TestApp> {
-    const started = await startApp({ store: env.store, keyPrefix: env.prefix, hashSids: true, userKey: 'user', describe: () => 'a browser' }, async (ctx) => {
-      const q = ctx.query as Record<string, string>;
-      if (ctx.path === '/login') {
-        await ctx.session.regenerate();
-        ctx.session.user = q.user;
-      } else if (ctx.path === '/set') ctx.session[q.k as string] = q.v;
-      else if (ctx.path === '/take') return String((await ctx.session.take(q.k as string)) ?? 'none');
-      else if (ctx.path === '/inc') ctx.session.update('n', (n = 0) => n + 1);
-      else if (ctx.path === '/logout') await ctx.session.destroy();
-      return String(ctx.session.user ?? 'anonymous');
-    });
+    const started = await startApp(
+      { store: env.store, keyPrefix: env.prefix, hashSids: true, userKey: 'user', describe: () => 'a browser' },
+      async (ctx) => {
+        const q = ctx.query as Record<string, string>;
+        if (ctx.path === '/login') {
+          await ctx.session.regenerate();
+          ctx.session.user = q.user;
+        } else if (ctx.path === '/set') ctx.session[q.k as string] = q.v;
+        else if (ctx.path === '/take') return String((await ctx.session.take(q.k as string)) ?? 'none');
+        else if (ctx.path === '/inc') ctx.session.update('n', (n = 0) => n + 1);
+        else if (ctx.path === '/logout') await ctx.session.destroy();
+        return String(ctx.session.user ?? 'anonymous');
+      },
+    );
     env.apps.push(started);
     return started;
   }

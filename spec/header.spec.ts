@@ -1,4 +1,5 @@
-// The `header` option (issue 14): API and mobile clients carry the signed session value in a request header instead of a cookie; cookie clients are unaffected. On every backend.
+// The `header` option (issue 14): API and mobile clients carry the signed session value in a request header instead of
+// a cookie; cookie clients are unaffected. On every backend.
 import type { Context } from 'koa';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { resolveSettings } from '../src/options.js';
@@ -52,7 +53,9 @@ describe.each(BACKENDS)('the session header on $name', (backend) => {
 
   it('a forged or malformed header value is no session, and reads nothing from the store', async () => {
     const site = await app();
-    const value = (await site.request('/login?user=ned', { headers: { 'x-session': '' } })).headers.get('x-session') as string;
+    const value = (await site.request('/login?user=ned', { headers: { 'x-session': '' } })).headers.get(
+      'x-session',
+    ) as string;
     const reads = store.count('get');
     for (const forged of [`${value.slice(0, -2)}AA`, value.split('.')[0] as string, 'x'.repeat(5000), '.'.repeat(3)]) {
       expect((await site.request('/whoami', { headers: { 'x-session': forged } })).body).toBe('anonymous');

@@ -1,4 +1,5 @@
-// Hostile input: whatever a client sends, it gets a fresh session or its own, never a 500, and impossible sids never reach the store.
+// Hostile input: whatever a client sends, it gets a fresh session or its own, never a 500, and impossible sids never
+// reach the store.
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { Socket } from 'node:net';
@@ -34,7 +35,11 @@ function rawRequest(port: number, headerLines: Buffer[]): Promise<{ status: numb
       resolve({ status, body: text.slice(text.indexOf('\r\n\r\n') + 4) });
     });
     socket.connect(port, '127.0.0.1', () => {
-      const head = Buffer.concat([Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n'), ...headerLines.flatMap((line) => [line, Buffer.from('\r\n')]), Buffer.from('\r\n')]);
+      const head = Buffer.concat([
+        Buffer.from('GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n'),
+        ...headerLines.flatMap((line) => [line, Buffer.from('\r\n')]),
+        Buffer.from('\r\n'),
+      ]);
       socket.write(head);
     });
   });
@@ -75,14 +80,20 @@ describe('cookie values a client can send', () => {
 
   it('unicode and printable junk, with and without a dot: a fresh session, no store read', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.string({ unit: 'grapheme', maxLength: 200 }), fc.string({ maxLength: 120 }), async (left, right) => {
-        const value = Buffer.from(`${left}.${right}`, 'utf8');
-        store.reset();
-        const reply = await rawRequest(port(), [Buffer.concat([Buffer.from('Cookie: a=1; session='), value, Buffer.from('; b=2')])]);
-        expect([200, 400]).toContain(reply.status);
-        if (reply.status === 200) expect(reply.body).toBe('anonymous');
-        expect(store.count('get')).toBe(0);
-      }),
+      fc.asyncProperty(
+        fc.string({ unit: 'grapheme', maxLength: 200 }),
+        fc.string({ maxLength: 120 }),
+        async (left, right) => {
+          const value = Buffer.from(`${left}.${right}`, 'utf8');
+          store.reset();
+          const reply = await rawRequest(port(), [
+            Buffer.concat([Buffer.from('Cookie: a=1; session='), value, Buffer.from('; b=2')]),
+          ]);
+          expect([200, 400]).toContain(reply.status);
+          if (reply.status === 200) expect(reply.body).toBe('anonymous');
+          expect(store.count('get')).toBe(0);
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -138,7 +149,10 @@ describe('cookie values a client can send', () => {
 
   it('duplicated Cookie headers: the genuine cookie still works, with one store read', async () => {
     store.reset();
-    const reply = await rawRequest(port(), [Buffer.from(`Cookie: session=${'x'.repeat(43)}.${'y'.repeat(43)}`), Buffer.from(`Cookie: ${genuine}`)]);
+    const reply = await rawRequest(port(), [
+      Buffer.from(`Cookie: session=${'x'.repeat(43)}.${'y'.repeat(43)}`),
+      Buffer.from(`Cookie: ${genuine}`),
+    ]);
     expect(reply.status).toBe(200);
     expect(reply.body).toBe('ada');
     expect(store.count('get')).toBe(1);
@@ -190,14 +204,20 @@ describe('stored records a client cannot choose but an operator may find', () =>
     const errors: Error[] = [];
     const local = new CountingAdapter(new MemoryBackend());
     const localPrefix = uniquePrefix('oversized');
-    const server = await startApp({ store: local, keyPrefix: localPrefix, maxSize: 1024, onError: (e) => errors.push(e) }, (ctx) => {
-      if (ctx.path === '/login') ctx.session.user = 'ada';
-      return String(ctx.session.user ?? 'anonymous');
-    });
+    const server = await startApp(
+      { store: local, keyPrefix: localPrefix, maxSize: 1024, onError: (e) => errors.push(e) },
+      (ctx) => {
+        if (ctx.path === '/login') ctx.session.user = 'ada';
+        return String(ctx.session.user ?? 'anonymous');
+      },
+    );
     try {
       const login = await server.request('/login');
       const sid = sidOf(login.setCookies[0]);
-      await local.put(localPrefix + sid, `j2:${Date.now() + 60_000}:1:AAAAAAAA:1::${JSON.stringify({ user: 'x'.repeat(5000) })}`);
+      await local.put(
+        localPrefix + sid,
+        `j2:${Date.now() + 60_000}:1:AAAAAAAA:1::${JSON.stringify({ user: 'x'.repeat(5000) })}`,
+      );
       const reply = await server.request('/', { cookie: cookiePair(login.setCookies[0]) });
       expect(reply.body).toBe('anonymous');
       expect(errors[0]).toMatchObject({ code: 'SESSION_RECORD_CORRUPT' });
@@ -235,7 +255,11 @@ describe('stored records a client cannot choose but an operator may find', () =>
 describe('session data a handler takes from a client', () => {
   it('ten refused 10 MB sessions leave no encoder buffer behind (no memory lever)', () => {
     // dist/ is built by the global setup; the fixture runs in its own process to measure its heap.
-    const output = execFileSync(process.execPath, ['--expose-gc', resolve('spec/fixtures/encoder-lever.mjs'), resolve('dist/esm/index.js'), '10'], { encoding: 'utf8' });
+    const output = execFileSync(
+      process.execPath,
+      ['--expose-gc', resolve('spec/fixtures/encoder-lever.mjs'), resolve('dist/esm/index.js'), '10'],
+      { encoding: 'utf8' },
+    );
     const { statuses, arrayBuffers } = JSON.parse(output) as { statuses: number[]; arrayBuffers: number };
     expect(new Set(statuses)).toEqual(new Set([500])); // SESSION_TOO_LARGE, nothing saved
     // Before the fix the shared CBOR buffer kept ~60 MB; a fresh one is 8 KB.

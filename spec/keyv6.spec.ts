@@ -1,4 +1,5 @@
-// Keyv 6 handed in as a user would: instances and bare adapters told apart by what they are, expiries in the form each generation takes, records never wrapped.
+// Keyv 6 handed in as a user would: instances and bare adapters told apart by what they are, expiries in the form each
+// generation takes, records never wrapped.
 import KeyvRedis5 from '@keyv/redis';
 import { createClient } from 'redis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -34,7 +35,8 @@ describe('Keyv 6 handed in', () => {
     await Promise.all(apps.splice(0).map((app) => app.close()));
     for (const close of closers.splice(0)) await close();
     if (redis?.isOpen) {
-      for await (const keys of redis.scanIterator({ MATCH: 'kvs-test:keyv6:*', COUNT: 1000 })) if (keys.length > 0) await redis.del(keys);
+      for await (const keys of redis.scanIterator({ MATCH: 'kvs-test:keyv6:*', COUNT: 1000 }))
+        if (keys.length > 0) await redis.del(keys);
       await redis.quit();
     }
   });
@@ -99,7 +101,9 @@ describe('Keyv 6 handed in', () => {
   it('@keyv/bigmap, synchronous and Map-like, is a Map: atomic, purged', async () => {
     const bigmap = new keyv6.BigMap();
     const errors: string[] = [];
-    const { body, abilities } = await loginAndRead(bigmap, { onError: (error) => errors.push((error as { code?: string }).code ?? error.message) });
+    const { body, abilities } = await loginAndRead(bigmap, {
+      onError: (error) => errors.push((error as { code?: string }).code ?? error.message),
+    });
     expect(body).toBe('ada');
     expect(abilities).toEqual({ atomic: true, list: true, purge: true, ownExpiry: false });
     expect(errors).toEqual([]);

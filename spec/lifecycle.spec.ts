@@ -40,7 +40,12 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   }
 
   /** Stores a session directly, as if written `age` ms ago, and returns a cookie for it. */
-  async function existing(app: TestApp, data: Record<string, unknown>, age: number, permanent = true): Promise<{ cookie: string; sid: string; expires: number }> {
+  async function existing(
+    app: TestApp,
+    data: Record<string, unknown>,
+    age: number,
+    permanent = true,
+  ): Promise<{ cookie: string; sid: string; expires: number }> {
     const created = await app.request('/__seed', { headers: { 'x-seed': JSON.stringify(data) } });
     const sid = sidOf(created.setCookies[0]);
     const expires = Date.now() - age + LIFETIME;
@@ -145,7 +150,11 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
     expect(reply.body).toBe('new');
     // Nothing under the sid: a session stored before hashSids was switched would be under its hash,
     // and one moved from there by a request in between would be under the sid again.
-    expect(store.calls.filter((c) => c.op === 'get').map((c) => c.key)).toEqual([prefix + sid, prefix + sidHash(sid), prefix + sid]);
+    expect(store.calls.filter((c) => c.op === 'get').map((c) => c.key)).toEqual([
+      prefix + sid,
+      prefix + sidHash(sid),
+      prefix + sid,
+    ]);
     const fresh = sidOf(reply.setCookies[0]);
     expect(fresh).not.toBe(sid);
     expect(store.calls.filter((c) => c.op === 'set').map((c) => c.key)).toEqual([prefix + fresh]);
@@ -232,29 +241,32 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
     ['refresh due', { refreshInterval: '10m' }, 11 * 60_000, true],
     ['refreshInterval 0 (Flask-exact)', { refreshInterval: 0 }, 0, true],
     ['refreshEachRequest false (Flask)', { refreshEachRequest: false }, 0, true],
-  ] as const)('permanent session modified, %s: one read, one (conditional) write; expiry and cookie move only then', async (_label, options, age, moves) => {
-    const app = await start(
-      seeding((ctx) => {
-        ctx.session.visits = Number(ctx.session.visits ?? 0) + 1;
-      }),
-      options,
-    );
-    const { cookie, sid, expires } = await existing(app, { visits: 1 }, age);
-    const before = Date.now();
-    const reply = await app.request('/', { cookie });
-    expect(store.calls.map((c) => c.op)).toEqual(['get', ...conditionalWrite(prefix + sid).map((c) => c.op)]);
-    const raw = await store.raw(prefix + sid);
-    expect(decodeStored(raw)).toEqual({ visits: 2 });
-    if (moves) {
-      expect(recordExpiry(raw)).toBeGreaterThanOrEqual(before + LIFETIME);
-      expect(sidOf(reply.setCookies[0])).toBe(sid);
-      const cookieExpires = Date.parse(attributesOf(reply.setCookies[0] as string).get('expires') as string);
-      expect(Math.abs(cookieExpires - recordExpiry(raw))).toBeLessThan(2000);
-    } else {
-      expect(recordExpiry(raw)).toBe(expires);
-      expect(reply.setCookies).toEqual([]);
-    }
-  });
+  ] as const)(
+    'permanent session modified, %s: one read, one (conditional) write; expiry and cookie move only then',
+    async (_label, options, age, moves) => {
+      const app = await start(
+        seeding((ctx) => {
+          ctx.session.visits = Number(ctx.session.visits ?? 0) + 1;
+        }),
+        options,
+      );
+      const { cookie, sid, expires } = await existing(app, { visits: 1 }, age);
+      const before = Date.now();
+      const reply = await app.request('/', { cookie });
+      expect(store.calls.map((c) => c.op)).toEqual(['get', ...conditionalWrite(prefix + sid).map((c) => c.op)]);
+      const raw = await store.raw(prefix + sid);
+      expect(decodeStored(raw)).toEqual({ visits: 2 });
+      if (moves) {
+        expect(recordExpiry(raw)).toBeGreaterThanOrEqual(before + LIFETIME);
+        expect(sidOf(reply.setCookies[0])).toBe(sid);
+        const cookieExpires = Date.parse(attributesOf(reply.setCookies[0] as string).get('expires') as string);
+        expect(Math.abs(cookieExpires - recordExpiry(raw))).toBeLessThan(2000);
+      } else {
+        expect(recordExpiry(raw)).toBe(expires);
+        expect(reply.setCookies).toEqual([]);
+      }
+    },
+  );
 
   it('non-permanent session modified: one read, one (conditional) write keeping the expiry (no refresh due), no cookie (nothing in it changed)', async () => {
     const app = await start(
@@ -338,7 +350,11 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
           { op: 'get', key: prefix + sid },
           { op: 'set', key: prefix + sid, ttl: Math.min(LIFETIME, 600_000) },
         ];
-    expect(store.calls).toEqual([{ op: 'get', key: prefix + sid }, { op: 'set', key: prefix + fresh, ttl: LIFETIME }, ...retire]);
+    expect(store.calls).toEqual([
+      { op: 'get', key: prefix + sid },
+      { op: 'set', key: prefix + fresh, ttl: LIFETIME },
+      ...retire,
+    ]);
     expect(movedTo(await store.raw(prefix + sid))).toBe(fresh);
     const next = await app.request('/', { cookie: cookiePair(reply.setCookies[0]) });
     expect(next.body).toBe('ada');

@@ -1,7 +1,20 @@
-// The lifetime policy as a table: every limit of the README's "Which limit ends a session when", as pure functions of the settings and a record.
+// The lifetime policy as a table: every limit of the README's "Which limit ends a session when", as pure functions of
+// the settings and a record.
 import { describe, expect, it } from 'vitest';
 import type { StoredRecord } from '../src/codec.js';
-import { absoluteEnd, cookieExpires, createdOf, expiryFrom, expiryMoves, idleLifetime, type LifetimeConfig, lastSeenOf, ownLifetimeOf, pastAbsoluteLifetime, refreshDue } from '../src/lifetime.js';
+import {
+  absoluteEnd,
+  cookieExpires,
+  createdOf,
+  expiryFrom,
+  expiryMoves,
+  idleLifetime,
+  type LifetimeConfig,
+  lastSeenOf,
+  ownLifetimeOf,
+  pastAbsoluteLifetime,
+  refreshDue,
+} from '../src/lifetime.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -53,7 +66,12 @@ describe('which limit ends a session when', () => {
     ['absolute end later than the expiry', true, 2 * MIN, 'later', true],
   ] as const)('a refresh due: %s', (_case, refreshEachRequest, ago, end, due) => {
     const stored = record({ expires: NOW - ago + 24 * HOUR, created: NOW - HOUR });
-    const absolute = end === undefined ? undefined : end === 'at-expiry' ? stored.expires - (NOW - HOUR) : stored.expires - (NOW - HOUR) + HOUR;
+    const absolute =
+      end === undefined
+        ? undefined
+        : end === 'at-expiry'
+          ? stored.expires - (NOW - HOUR)
+          : stored.expires - (NOW - HOUR) + HOUR;
     const settings = config({ refreshEachRequest, absoluteLifetime: absolute });
     expect(refreshDue(stored, NOW, NOW - HOUR, settings)).toBe(due);
     // A write moves the expiry when a refresh is due, and always without refreshEachRequest (as Flask).
@@ -73,7 +91,9 @@ describe('which limit ends a session when', () => {
     expect(createdOf(record({ created: NOW - 5 * HOUR }), settings)).toBe(NOW - 5 * HOUR);
     expect(createdOf(record({ created: undefined, expires: NOW + HOUR }), settings)).toBe(NOW + HOUR - 24 * HOUR);
     expect(lastSeenOf(record({ created: NOW - 5 * HOUR, expires: NOW + 23 * HOUR }), settings)).toBe(NOW - HOUR);
-    expect(lastSeenOf(record({ created: NOW - 5 * HOUR, expires: NOW + 2 * HOUR, lifetime: 3 * HOUR }), settings)).toBe(NOW - HOUR);
+    expect(lastSeenOf(record({ created: NOW - 5 * HOUR, expires: NOW + 2 * HOUR, lifetime: 3 * HOUR }), settings)).toBe(
+      NOW - HOUR,
+    );
   });
 
   it.each([

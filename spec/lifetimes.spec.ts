@@ -1,4 +1,5 @@
-// Which limit ends a session when: its own lifetime (ctx.session.lifetime), the absolute lifetime, the lifetime of non-permanent sessions; on every backend.
+// Which limit ends a session when: its own lifetime (ctx.session.lifetime), the absolute lifetime, the lifetime of
+// non-permanent sessions; on every backend.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { encodePayload, frameRecord, parseRecord, recordExpiry, type RecordMeta } from '../src/codec.js';
 import { kvSession, sessionExpires, type KvSessionOptions } from '../src/index.js';
@@ -8,7 +9,8 @@ import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend } from './support/servers.js';
 
 const HOUR = 3_600_000;
-const cookieExpiry = (setCookie: string | undefined): number => Date.parse(attributesOf(setCookie as string).get('expires') as string);
+const cookieExpiry = (setCookie: string | undefined): number =>
+  Date.parse(attributesOf(setCookie as string).get('expires') as string);
 
 describe.each(BACKENDS)('lifetimes on $name', (backend) => {
   const env = onBackend(backend, 'lifetimes');
@@ -29,10 +31,19 @@ describe.each(BACKENDS)('lifetimes on $name', (backend) => {
   }
 
   /** A session stored directly with the given header fields; resolves with a cookie that names it. */
-  async function seeded(app: TestApp, expires: number, meta: RecordMeta, permanent = true): Promise<{ cookie: string; sid: string }> {
+  async function seeded(
+    app: TestApp,
+    expires: number,
+    meta: RecordMeta,
+    permanent = true,
+  ): Promise<{ cookie: string; sid: string }> {
     const created = await app.request('/seed');
     const sid = sidOf(created.setCookies[0]);
-    await store.put(prefix + sid, frameRecord(encodePayload({ user: 'ada' }, 'cbor'), 'cbor', expires, permanent, meta), Math.max(1000, expires - Date.now()));
+    await store.put(
+      prefix + sid,
+      frameRecord(encodePayload({ user: 'ada' }, 'cbor'), 'cbor', expires, permanent, meta),
+      Math.max(1000, expires - Date.now()),
+    );
     store.reset();
     return { cookie: cookiePair(created.setCookies[0]), sid };
   }
@@ -51,7 +62,11 @@ describe.each(BACKENDS)('lifetimes on $name', (backend) => {
     }
     if (ctx.path === '/write') ctx.session.n = Number(ctx.session.n ?? 0) + 1;
     if (ctx.path === '/forget') ctx.session.permanent = false;
-    return JSON.stringify({ user: ctx.session.user ?? null, lifetime: ctx.session.lifetime, expires: sessionExpires(ctx)?.getTime() ?? null });
+    return JSON.stringify({
+      user: ctx.session.user ?? null,
+      lifetime: ctx.session.lifetime,
+      expires: sessionExpires(ctx)?.getTime() ?? null,
+    });
   };
 
   it('ctx.session.lifetime gives one session its own lifetime: in the stored TTL and header, the cookie, and kept through regenerate()', async () => {
@@ -76,7 +91,10 @@ describe.each(BACKENDS)('lifetimes on $name', (backend) => {
     expect(moved.lifetime).toBe(2 * HOUR);
     expect(moved.created).toBeGreaterThanOrEqual(before);
     // null: back to the configured lifetime.
-    const reset = await app.request('/own', { cookie: cookiePair(login.setCookies[0]), headers: { 'x-lifetime': 'null' } });
+    const reset = await app.request('/own', {
+      cookie: cookiePair(login.setCookies[0]),
+      headers: { 'x-lifetime': 'null' },
+    });
     expect(JSON.parse(reset.body).lifetime).toBe(HOUR);
     expect(parseRecord(await store.raw(prefix + sidOf(login.setCookies[0]))).lifetime).toBeUndefined();
   });
@@ -112,7 +130,9 @@ describe.each(BACKENDS)('lifetimes on $name', (backend) => {
     }
     // A login starts a new creation time: the full lifetime again.
     const login = await app.request('/login', { cookie });
-    expect(recordExpiry(await store.raw(prefix + sidOf(login.setCookies[0])))).toBeGreaterThanOrEqual(now + HOUR - 1000);
+    expect(recordExpiry(await store.raw(prefix + sidOf(login.setCookies[0])))).toBeGreaterThanOrEqual(
+      now + HOUR - 1000,
+    );
   });
 
   it('absoluteLifetime: regenerate() alone keeps the creation time; a login (regenerate({ login: true }), or a new userKey value) starts a new one', async () => {
@@ -156,7 +176,9 @@ describe.each(BACKENDS)('lifetimes on $name', (backend) => {
     const app = await start(route, { nonPermanentLifetime: '30m' });
     const before = Date.now();
     const permanent = await app.request('/seed');
-    expect(recordExpiry(await store.raw(prefix + sidOf(permanent.setCookies[0])))).toBeGreaterThanOrEqual(before + HOUR);
+    expect(recordExpiry(await store.raw(prefix + sidOf(permanent.setCookies[0])))).toBeGreaterThanOrEqual(
+      before + HOUR,
+    );
     // "Don't remember me": the same session made non-permanent.
     const forgotten = await app.request('/forget', { cookie: cookiePair(permanent.setCookies[0]) });
     const raw = String(await store.raw(prefix + sidOf(permanent.setCookies[0])));
@@ -180,7 +202,11 @@ describe('lifetimes: options and the control member', () => {
   it('reads them from the environment in seconds or as durations', async () => {
     const errors: Error[] = [];
     const app = await startApp(
-      { store: 'memory://', env: { SESSION_NON_PERMANENT_LIFETIME: '1800', SESSION_ABSOLUTE_LIFETIME: '12h', SESSION_PERMANENT: 'false' }, onError: (e) => errors.push(e) },
+      {
+        store: 'memory://',
+        env: { SESSION_NON_PERMANENT_LIFETIME: '1800', SESSION_ABSOLUTE_LIFETIME: '12h', SESSION_PERMANENT: 'false' },
+        onError: (e) => errors.push(e),
+      },
       (ctx) => {
         ctx.session.user = 'ada';
         return String(ctx.session.lifetime);
@@ -236,7 +262,8 @@ describe('lifetimes: options and the control member', () => {
       expect(seen[2]).toMatch(/TypeError: .*ctx\.session\.lifetime.*"soon"/);
       expect(seen[3]).toMatch(/TypeError: .*at least one second/);
       // What no cookie or backend could carry is refused when set, before anything is stored.
-      for (const refused of seen.slice(4)) expect(refused).toMatch(/TypeError: .*ctx\.session\.lifetime.*at most 400 days/);
+      for (const refused of seen.slice(4))
+        expect(refused).toMatch(/TypeError: .*ctx\.session\.lifetime.*at most 400 days/);
       expect(seen).toHaveLength(7);
     } finally {
       await app.close();

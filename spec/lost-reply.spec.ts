@@ -26,7 +26,10 @@ describe.each(FAULTY)('one lost reply on $name', (kind) => {
   });
 
   async function seeded(options: KvSessionOptions = {}): Promise<{ app: TestApp; cookie: string }> {
-    const app = await startApp({ store: faulty.store, keyPrefix: uniquePrefix('lost'), onError: () => {}, ...options }, route);
+    const app = await startApp(
+      { store: faulty.store, keyPrefix: uniquePrefix('lost'), onError: () => {}, ...options },
+      route,
+    );
     apps.push(app);
     const seed = await app.request('/seed');
     expect(seed.status).toBe(200);
@@ -89,7 +92,10 @@ describe.each(FAULTY)('one lost reply on $name', (kind) => {
   it('moving a session to the hashed layout: a lost create still retires the plain copy, so a logout stays one', async (context) => {
     if (skip !== undefined) return context.skip(skip);
     const { app, cookie } = await seeded();
-    const hashed = await startApp({ store: faulty.store, keyPrefix: app.options.keyPrefix, hashSids: true, onError: () => {} }, route);
+    const hashed = await startApp(
+      { store: faulty.store, keyPrefix: app.options.keyPrefix, hashSids: true, onError: () => {} },
+      route,
+    );
     apps.push(hashed);
     const lost = faulty.lost();
     faulty.loseNextWrite();

@@ -55,8 +55,24 @@ describe('defaults', () => {
 });
 
 describe('every option has its variable; the option wins over the variable, the variable over the default', () => {
-  const cases: Array<[keyof KvSessionOptions | `cookie.${string}`, string, string, unknown, unknown, (s: ReturnType<typeof resolveSettings>) => unknown]> = [
-    ['store', 'SESSION_STORE', 'redis://127.0.0.1:6379', 'memory://', { kind: 'url', url: 'memory://', scheme: 'memory' }, (s) => s.store],
+  const cases: Array<
+    [
+      keyof KvSessionOptions | `cookie.${string}`,
+      string,
+      string,
+      unknown,
+      unknown,
+      (s: ReturnType<typeof resolveSettings>) => unknown,
+    ]
+  > = [
+    [
+      'store',
+      'SESSION_STORE',
+      'redis://127.0.0.1:6379',
+      'memory://',
+      { kind: 'url', url: 'memory://', scheme: 'memory' },
+      (s) => s.store,
+    ],
     ['permanent', 'SESSION_PERMANENT', 'false', true, true, (s) => s.permanent],
     ['lifetime', 'SESSION_LIFETIME', '3600', '2h', 7_200_000, (s) => s.lifetime],
     ['refreshEachRequest', 'SESSION_REFRESH_EACH_REQUEST', 'no', true, true, (s) => s.refreshEachRequest],
@@ -97,12 +113,21 @@ describe('every option has its variable; the option wins over the variable, the 
         SESSION_STORE_TIMEOUT: '500ms',
       },
     });
-    expect(s).toMatchObject({ permanent: false, lifetime: 3_600_000, refreshInterval: 60_000, keys: ['a', 'b'], maxSize: 65_536, storeTimeout: 500 });
+    expect(s).toMatchObject({
+      permanent: false,
+      lifetime: 3_600_000,
+      refreshInterval: 60_000,
+      keys: ['a', 'b'],
+      maxSize: 65_536,
+      storeTimeout: 500,
+    });
   });
 
   it('PERMANENT_SESSION_LIFETIME (Flask) sets the lifetime in seconds; SESSION_LIFETIME wins over it', () => {
     expect(resolveSettings({ env: { PERMANENT_SESSION_LIFETIME: '600' } }).lifetime).toBe(600_000);
-    expect(resolveSettings({ env: { PERMANENT_SESSION_LIFETIME: '600', SESSION_LIFETIME: '12h' } }).lifetime).toBe(43_200_000);
+    expect(resolveSettings({ env: { PERMANENT_SESSION_LIFETIME: '600', SESSION_LIFETIME: '12h' } }).lifetime).toBe(
+      43_200_000,
+    );
   });
 
   it('an empty variable counts as unset', () => {
@@ -111,12 +136,36 @@ describe('every option has its variable; the option wins over the variable, the 
 
   it.each([
     ['name', 'SESSION_COOKIE_NAME', 'sid', 'app_sid', (s: ReturnType<typeof resolveSettings>) => s.cookie.name],
-    ['domain', 'SESSION_COOKIE_DOMAIN', 'env.test', 'opt.test', (s: ReturnType<typeof resolveSettings>) => s.cookie.domain],
+    [
+      'domain',
+      'SESSION_COOKIE_DOMAIN',
+      'env.test',
+      'opt.test',
+      (s: ReturnType<typeof resolveSettings>) => s.cookie.domain,
+    ],
     ['path', 'SESSION_COOKIE_PATH', '/env', '/opt', (s: ReturnType<typeof resolveSettings>) => s.cookie.path],
-    ['httpOnly', 'SESSION_COOKIE_HTTPONLY', 'false', true, (s: ReturnType<typeof resolveSettings>) => s.cookie.httpOnly],
+    [
+      'httpOnly',
+      'SESSION_COOKIE_HTTPONLY',
+      'false',
+      true,
+      (s: ReturnType<typeof resolveSettings>) => s.cookie.httpOnly,
+    ],
     ['secure', 'SESSION_COOKIE_SECURE', 'true', false, (s: ReturnType<typeof resolveSettings>) => s.cookie.secure],
-    ['sameSite', 'SESSION_COOKIE_SAMESITE', 'Strict', 'lax', (s: ReturnType<typeof resolveSettings>) => s.cookie.sameSite],
-    ['partitioned', 'SESSION_COOKIE_PARTITIONED', 'true', false, (s: ReturnType<typeof resolveSettings>) => s.cookie.partitioned],
+    [
+      'sameSite',
+      'SESSION_COOKIE_SAMESITE',
+      'Strict',
+      'lax',
+      (s: ReturnType<typeof resolveSettings>) => s.cookie.sameSite,
+    ],
+    [
+      'partitioned',
+      'SESSION_COOKIE_PARTITIONED',
+      'true',
+      false,
+      (s: ReturnType<typeof resolveSettings>) => s.cookie.partitioned,
+    ],
     ['signed', 'SESSION_COOKIE_SIGNED', 'false', true, (s: ReturnType<typeof resolveSettings>) => s.cookie.signed],
   ])('cookie.%s / %s', (option, variable, envValue, optionValue, read) => {
     const fromEnv = resolveSettings({ env: { [variable]: envValue } });
@@ -161,7 +210,11 @@ describe('invalid values throw at kvSession() time, naming the option or variabl
     [{ env: { SESSION_LIFETIME: '99999999999' } }, 'SESSION_LIFETIME', /at most 400 days/],
     [{ env: { PERMANENT_SESSION_LIFETIME: '34646400' } }, 'PERMANENT_SESSION_LIFETIME', /at most 400 days/],
     [{ nonPermanentLifetime: '58w' }, 'nonPermanentLifetime', /at most 400 days/],
-    [{ env: { SESSION_NON_PERMANENT_LIFETIME: '1e9' } }, 'SESSION_NON_PERMANENT_LIFETIME', /whole seconds or a duration/],
+    [
+      { env: { SESSION_NON_PERMANENT_LIFETIME: '1e9' } },
+      'SESSION_NON_PERMANENT_LIFETIME',
+      /whole seconds or a duration/,
+    ],
     [{ absoluteLifetime: 1e16 }, 'absoluteLifetime', /at most 400 days/],
     [{ env: { SESSION_ABSOLUTE_LIFETIME: '500d' } }, 'SESSION_ABSOLUTE_LIFETIME', /at most 400 days/],
     [{ refreshInterval: 1e16 }, 'refreshInterval', /not be longer than the lifetime/],
@@ -186,7 +239,11 @@ describe('invalid values throw at kvSession() time, naming the option or variabl
     [{ keys: [] }, 'keys', /non-empty array/],
     [{ maxSessionsPerUser: 0, userKey: 'userId' }, 'maxSessionsPerUser', /at least 1 session/],
     [{ maxSessionsPerUser: 3 }, 'maxSessionsPerUser', /needs userKey/],
-    [{ env: { SESSION_MAX_SESSIONS_PER_USER: 'many', SESSION_USER_KEY: 'u' } }, 'SESSION_MAX_SESSIONS_PER_USER', /whole number/],
+    [
+      { env: { SESSION_MAX_SESSIONS_PER_USER: 'many', SESSION_USER_KEY: 'u' } },
+      'SESSION_MAX_SESSIONS_PER_USER',
+      /whole number/,
+    ],
     [{ describe: 'Firefox' }, 'describe', /expected a function of ctx/],
     [{ keys: 'secret' }, 'keys', /non-empty array/],
     [{ env: { SESSION_SECRET_KEYS: ',' } }, 'SESSION_SECRET_KEYS', /comma-separated/],
@@ -226,7 +283,9 @@ describe('invalid values throw at kvSession() time, naming the option or variabl
   });
 
   it('a bad store URL with a password is reported with the password masked', () => {
-    expect(() => kvSession({ env: {}, store: 'ftp://admin:hunter2@example.test' })).toThrow(/ftp:\/\/admin:\*\*\*\*@example\.test/);
+    expect(() => kvSession({ env: {}, store: 'ftp://admin:hunter2@example.test' })).toThrow(
+      /ftp:\/\/admin:\*\*\*\*@example\.test/,
+    );
     expect(() => kvSession({ env: {}, store: 'ftp://admin:hunter2@example.test' })).not.toThrow(/hunter2/);
   });
 });
@@ -288,7 +347,11 @@ describe('duration variables: a bare number is seconds, and says so when it was 
       '500',
       /^koa-kv-session: SESSION_STORE_TIMEOUT: 500 seconds is surely not what was meant \(SESSION_STORE_TIMEOUT=500 is read as 500 seconds: a bare number in a variable is seconds, as Flask's; write 500ms for milliseconds\); write 500s to mean seconds$/,
     ],
-    ['SESSION_STORE_TIMEOUT', '2000', /must be at most 10 minutes.*got "2000" \(SESSION_STORE_TIMEOUT=2000 is read as 2000 seconds: .*write 2000ms for milliseconds\)/],
+    [
+      'SESSION_STORE_TIMEOUT',
+      '2000',
+      /must be at most 10 minutes.*got "2000" \(SESSION_STORE_TIMEOUT=2000 is read as 2000 seconds: .*write 2000ms for milliseconds\)/,
+    ],
     ['SESSION_LIFETIME', '99999999999', /at most 400 days.*read as 99999999999 seconds/],
   ])('%s=%s is refused with how it was read', (name, value, message) => {
     expect(settle({ [name]: value })).toThrow(message);
@@ -307,7 +370,9 @@ describe('duration variables: a bare number is seconds, and says so when it was 
 
 describe('errors name what the user set: an option, or its variable', () => {
   it('SameSite=None over an insecure cookie, from variables, names the variables', () => {
-    expect(() => resolveSettings({ store: 'memory://', env: { SESSION_COOKIE_SAMESITE: 'none', SESSION_COOKIE_SECURE: 'false' } })).toThrow(
+    expect(() =>
+      resolveSettings({ store: 'memory://', env: { SESSION_COOKIE_SAMESITE: 'none', SESSION_COOKIE_SECURE: 'false' } }),
+    ).toThrow(
       'koa-kv-session: SESSION_COOKIE_SAMESITE: SameSite=None needs a Secure cookie (browsers drop it otherwise): set SESSION_COOKIE_SECURE to true or "auto"',
     );
   });
@@ -325,8 +390,14 @@ describe('store URLs: what they take, said at kvSession()', () => {
       { SESSION_STORE: './sessions.sqlite' },
       /^koa-kv-session: SESSION_STORE: expected a store URL, got the path "\.\/sessions\.sqlite": for a SQLite file there, write sqlite:\/\/\.\/sessions\.sqlite$/,
     ],
-    [{ SESSION_STORE: 'sqlite://./s.sqlite?drivr=sqlite3' }, /unknown parameter \?drivr= in a sqlite:\/\/ URL: did you mean \?driver=\? \(it takes table, driver, create\)/],
-    [{ SESSION_STORE: 'sqlite://./s.sqlite?journal=wal' }, /unknown parameter \?journal= in a sqlite:\/\/ URL \(it takes table, driver, create\)/],
+    [
+      { SESSION_STORE: 'sqlite://./s.sqlite?drivr=sqlite3' },
+      /unknown parameter \?drivr= in a sqlite:\/\/ URL: did you mean \?driver=\? \(it takes table, driver, create\)/,
+    ],
+    [
+      { SESSION_STORE: 'sqlite://./s.sqlite?journal=wal' },
+      /unknown parameter \?journal= in a sqlite:\/\/ URL \(it takes table, driver, create\)/,
+    ],
     [{ SESSION_STORE: 'postgres://u@127.0.0.1/app?tabel=sessions' }, /did you mean \?table=\?/],
     [{ SESSION_STORE: 'dynamodb://127.0.0.1:4567?regoin=eu-west-1' }, /did you mean \?region=\?/],
   ])('%j is refused, naming the fix', (env, message) => {
@@ -334,6 +405,8 @@ describe('store URLs: what they take, said at kvSession()', () => {
   });
 
   it("a driver's own parameters go through where the driver takes them (PostgreSQL's sslmode)", () => {
-    expect(resolveSettings({ env: { SESSION_STORE: 'postgres://u@127.0.0.1/app?sslmode=require&table=s' } }).store).toMatchObject({ kind: 'url', scheme: 'postgres' });
+    expect(
+      resolveSettings({ env: { SESSION_STORE: 'postgres://u@127.0.0.1/app?sslmode=require&table=s' } }).store,
+    ).toMatchObject({ kind: 'url', scheme: 'postgres' });
   });
 });

@@ -1,4 +1,5 @@
-// Store outages on real servers this test starts itself: requests fail fast with 503, nothing saved is lost, and the app recovers without a restart.
+// Store outages on real servers this test starts itself: requests fail fast with 503, nothing saved is lost, and the
+// app recovers without a restart.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -65,7 +66,10 @@ async function underLoad(app: TestApp, sessions: number, breakAndRepair: () => P
   return { ok, failed, statuses, recovered };
 }
 
-/** Only 200s and 503s were answered; every increment answered 200 is stored, and at most the unanswered ones besides (a write cut off by the outage may have landed). */
+/**
+ * Only 200s and 503s were answered; every increment answered 200 is stored, and at most the unanswered ones besides (a
+ * write cut off by the outage may have landed).
+ */
 function expectNothingLost({ ok, failed, statuses, recovered }: Awaited<ReturnType<typeof underLoad>>): void {
   expect([...statuses].sort()).toEqual([200, 503]);
   for (let i = 0; i < ok.length; i++) {
@@ -87,10 +91,33 @@ describe('Redis killed under load, then restarted', () => {
   let child: ChildProcess | undefined;
 
   async function startRedis(): Promise<void> {
-    child = spawn(redisServer as string, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', ''], { stdio: 'ignore' });
+    child = spawn(
+      redisServer as string,
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--save',
+        '',
+      ],
+      { stdio: 'ignore' },
+    );
     for (let i = 0; i < 100; i++) {
       try {
-        if (execFileSync('redis-cli', ['-p', String(port), 'ping'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() === 'PONG') return;
+        if (
+          execFileSync('redis-cli', ['-p', String(port), 'ping'], {
+            encoding: 'utf8',
+            stdio: ['ignore', 'pipe', 'ignore'],
+          }).trim() === 'PONG'
+        )
+          return;
       } catch {
         // not up yet
       }
@@ -115,7 +142,15 @@ describe('Redis killed under load, then restarted', () => {
       if (REQUIRE_SERVERS) throw new Error('redis-server is required (KV_SESSION_REQUIRE_SERVERS=1)');
       context.skip('redis-server is not installed');
     }
-    const app = await startApp({ store: `redis://127.0.0.1:${port}`, keyPrefix: uniquePrefix('outage'), storeTimeout: 800, refreshInterval: '1h' }, counterHandler);
+    const app = await startApp(
+      {
+        store: `redis://127.0.0.1:${port}`,
+        keyPrefix: uniquePrefix('outage'),
+        storeTimeout: 800,
+        refreshInterval: '1h',
+      },
+      counterHandler,
+    );
     try {
       await app.middleware.ready();
       const underLoadResult = underLoad(app, 8, async () => {
@@ -131,18 +166,35 @@ describe('Redis killed under load, then restarted', () => {
 });
 
 describe('PostgreSQL stopped, then started again', () => {
-  const bin = existsSync('/usr/lib/postgresql') ? execFileSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin | tail -1'], { encoding: 'utf8' }).trim() : '';
+  const bin = existsSync('/usr/lib/postgresql')
+    ? execFileSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin | tail -1'], { encoding: 'utf8' }).trim()
+    : '';
   let dir: string;
   let port: number;
-  const asPostgres = (command: string, args: string[]) => execFileSync('runuser', ['-u', 'postgres', '--', join(bin, command), ...args], { encoding: 'utf8', stdio: 'pipe' });
-  const start = () => asPostgres('pg_ctl', ['-D', join(dir, 'data'), '-w', '-l', join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`, 'start']);
+  const asPostgres = (command: string, args: string[]) =>
+    execFileSync('runuser', ['-u', 'postgres', '--', join(bin, command), ...args], { encoding: 'utf8', stdio: 'pipe' });
+  const start = () =>
+    asPostgres('pg_ctl', [
+      '-D',
+      join(dir, 'data'),
+      '-w',
+      '-l',
+      join(dir, 'log'),
+      '-o',
+      `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1`,
+      'start',
+    ]);
   const stop = () => asPostgres('pg_ctl', ['-D', join(dir, 'data'), '-w', '-m', 'immediate', 'stop']);
   let usable = false;
 
   beforeAll(async () => {
     if (!bin || process.getuid?.() !== 0) return;
     dir = mkdtempSync(join(tmpdir(), 'kvs-pg-'));
-    chownSync(dir, Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })), Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })));
+    chownSync(
+      dir,
+      Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' })),
+      Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' })),
+    );
     port = await freePort();
     asPostgres('initdb', ['-D', join(dir, 'data'), '--auth=trust', '-U', 'postgres', '--no-sync']);
     start();
@@ -161,10 +213,21 @@ describe('PostgreSQL stopped, then started again', () => {
 
   it('requests fail with 503 while it is down, saved sessions survive, and the app recovers', async (context) => {
     if (!usable) {
-      if (REQUIRE_SERVERS) throw new Error('a private PostgreSQL cluster is required (KV_SESSION_REQUIRE_SERVERS=1): needs root and PostgreSQL binaries');
+      if (REQUIRE_SERVERS)
+        throw new Error(
+          'a private PostgreSQL cluster is required (KV_SESSION_REQUIRE_SERVERS=1): needs root and PostgreSQL binaries',
+        );
       context.skip('cannot start a private PostgreSQL cluster here (needs root and PostgreSQL binaries)');
     }
-    const app = await startApp({ store: `postgres://postgres@127.0.0.1:${port}/postgres`, keyPrefix: uniquePrefix('pg-outage'), storeTimeout: 800, refreshInterval: '1h' }, counterHandler);
+    const app = await startApp(
+      {
+        store: `postgres://postgres@127.0.0.1:${port}/postgres`,
+        keyPrefix: uniquePrefix('pg-outage'),
+        storeTimeout: 800,
+        refreshInterval: '1h',
+      },
+      counterHandler,
+    );
     try {
       await app.middleware.ready();
       const underLoadResult = underLoad(app, 6, async () => {

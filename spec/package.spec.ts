@@ -1,4 +1,5 @@
-// The packed package, as a user installs it: ESM import, CommonJS require, type declarations, and the zero-config default.
+// The packed package, as a user installs it: ESM import, CommonJS require, type declarations, and the zero-config
+// default.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -14,7 +15,12 @@ const INSTALLED = join(WORK, 'node_modules', 'koa-kv-session');
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
 
 function node(file: string, env: Record<string, string> = {}): string {
-  return execFileSync(process.execPath, [file], { cwd: WORK, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
+  return execFileSync(process.execPath, [file], {
+    cwd: WORK,
+    env: { ...process.env, ...env },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
 }
 
 beforeAll(() => {
@@ -22,7 +28,11 @@ beforeAll(() => {
   mkdirSync(INSTALLED, { recursive: true });
   // dist/ was built by the global setup; --ignore-scripts keeps prepack from rebuilding it under
   // the feet of specs that run the demo from it at the same time.
-  const output = execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', WORK], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
+  const output = execFileSync('npm', ['pack', '--silent', '--ignore-scripts', '--pack-destination', WORK], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
   const tarball = join(WORK, output.trim().split('\n').pop() as string);
   execFileSync('tar', ['-xzf', tarball, '-C', INSTALLED, '--strip-components=1']);
 }, 180_000);
@@ -33,7 +43,10 @@ afterAll(() => {
 
 /** A script that serves one app with kvSession(), makes two requests and prints the views counts. */
 function appScript(kind: 'esm' | 'cjs', options: string): string {
-  const head = kind === 'esm' ? "import Koa from 'koa';\nimport { kvSession } from 'koa-kv-session';\n" : "const Koa = require('koa');\nconst { kvSession } = require('koa-kv-session');\n";
+  const head =
+    kind === 'esm'
+      ? "import Koa from 'koa';\nimport { kvSession } from 'koa-kv-session';\n"
+      : "const Koa = require('koa');\nconst { kvSession } = require('koa-kv-session');\n";
   return `${head}
 (async () => {
   const app = new Koa();
@@ -58,7 +71,16 @@ function appScript(kind: 'esm' | 'cjs', options: string): string {
 
 describe('npm pack output', () => {
   it('ships dist (ESM and CommonJS with declarations), README, docs, CHANGELOG and LICENSE, not sources or specs', () => {
-    for (const file of ['dist/esm/index.js', 'dist/esm/index.d.ts', 'dist/cjs/index.js', 'dist/cjs/index.d.ts', 'README.md', 'docs/guarantees.md', 'CHANGELOG.md', 'LICENSE']) {
+    for (const file of [
+      'dist/esm/index.js',
+      'dist/esm/index.d.ts',
+      'dist/cjs/index.js',
+      'dist/cjs/index.d.ts',
+      'README.md',
+      'docs/guarantees.md',
+      'CHANGELOG.md',
+      'LICENSE',
+    ]) {
       expect(existsSync(join(INSTALLED, file)), file).toBe(true);
     }
     expect(existsSync(join(INSTALLED, 'src'))).toBe(false);
@@ -103,7 +125,10 @@ describe('npm pack output', () => {
   });
 
   it('says it has no side effects at import (bundlers may drop what is unused)', () => {
-    expect(JSON.parse(readFileSync(join(INSTALLED, 'package.json'), 'utf8'))).toMatchObject({ license: 'MIT', sideEffects: false });
+    expect(JSON.parse(readFileSync(join(INSTALLED, 'package.json'), 'utf8'))).toMatchObject({
+      license: 'MIT',
+      sideEffects: false,
+    });
   });
 
   it('depends on cbor-x only: every store driver the code loads is an optional peer, none is installed for everyone', () => {
@@ -112,7 +137,9 @@ describe('npm pack output', () => {
     // The packages src/ loads on demand (importOptional / exportOf), as `npm install` names them.
     const loaded = new Set<string>();
     for (const file of readdirSync(join(ROOT, 'src', 'backends'))) {
-      for (const match of readFileSync(join(ROOT, 'src', 'backends', file), 'utf8').matchAll(/(?:importOptional|exportOf)\('([^']+)'/g)) {
+      for (const match of readFileSync(join(ROOT, 'src', 'backends', file), 'utf8').matchAll(
+        /(?:importOptional|exportOf)\('([^']+)'/g,
+      )) {
         const name = match[1] as string;
         loaded.add(
           name
@@ -122,7 +149,18 @@ describe('npm pack output', () => {
         );
       }
     }
-    expect([...loaded].sort()).toEqual(['@keyv/dynamo', '@keyv/etcd', '@keyv/memcache', '@keyv/mongo', '@keyv/redis', '@keyv/valkey', 'iovalkey', 'mysql2', 'pg', 'sqlite3']);
+    expect([...loaded].sort()).toEqual([
+      '@keyv/dynamo',
+      '@keyv/etcd',
+      '@keyv/memcache',
+      '@keyv/mongo',
+      '@keyv/redis',
+      '@keyv/valkey',
+      'iovalkey',
+      'mysql2',
+      'pg',
+      'sqlite3',
+    ]);
     for (const name of loaded) {
       expect(manifest.peerDependencies[name], name).toBeTypeOf('string');
       expect(manifest.peerDependenciesMeta[name], name).toEqual({ optional: true });
@@ -132,8 +170,12 @@ describe('npm pack output', () => {
   });
 
   it('peer ranges take every version the suite runs on, the Keyv 6 line (release candidates included) as well as Keyv 5', () => {
-    const manifest = JSON.parse(readFileSync(join(INSTALLED, 'package.json'), 'utf8')) as { peerDependencies: Record<string, string> };
-    const keyv6 = JSON.parse(readFileSync(join(ROOT, 'spec', 'keyv6', 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    const manifest = JSON.parse(readFileSync(join(INSTALLED, 'package.json'), 'utf8')) as {
+      peerDependencies: Record<string, string>;
+    };
+    const keyv6 = JSON.parse(readFileSync(join(ROOT, 'spec', 'keyv6', 'package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
     const require = createRequire(join(ROOT, 'package.json'));
     const semver = require('semver') as { satisfies(version: string, range: string): boolean };
     const ran: Array<[string, string]> = [];
@@ -142,7 +184,8 @@ describe('npm pack output', () => {
       ran.push([name, versionOf(name)]);
       const six = keyv6.dependencies[name];
       if (six !== undefined) ran.push([name, six]);
-      for (const [peer, version] of ran.filter(([n]) => n === name)) expect(semver.satisfies(version, range), `${peer}@${version} against ${range}`).toBe(true);
+      for (const [peer, version] of ran.filter(([n]) => n === name))
+        expect(semver.satisfies(version, range), `${peer}@${version} against ${range}`).toBe(true);
     }
     expect(ran).toContainEqual(['@keyv/redis', '6.0.0-rc.1']);
     expect(ran).toContainEqual(['keyv', '6.1.0']);
@@ -150,7 +193,10 @@ describe('npm pack output', () => {
 
   it('source maps resolve without src/: every map carries the source it points at', () => {
     for (const build of ['esm', 'cjs']) {
-      const map = JSON.parse(readFileSync(join(INSTALLED, 'dist', build, 'session.js.map'), 'utf8')) as { sources: string[]; sourcesContent?: string[] };
+      const map = JSON.parse(readFileSync(join(INSTALLED, 'dist', build, 'session.js.map'), 'utf8')) as {
+        sources: string[];
+        sourcesContent?: string[];
+      };
       expect(map.sources).toHaveLength(1);
       expect(map.sourcesContent?.[0]).toMatch(/^\/\/ The object handlers see as ctx\.session/);
     }
@@ -174,7 +220,14 @@ console.log(JSON.stringify({
 }));
 `,
     );
-    expect(JSON.parse(node('identity.mjs'))).toEqual({ distinctClasses: true, cjsIsEsm: true, esmIsCjs: true, notStore: false, plainError: false, guards: [true, true, false] });
+    expect(JSON.parse(node('identity.mjs'))).toEqual({
+      distinctClasses: true,
+      cjsIsEsm: true,
+      esmIsCjs: true,
+      notStore: false,
+      plainError: false,
+      guards: [true, true, false],
+    });
   });
 
   it('imports under ESM', () => {
@@ -196,7 +249,14 @@ console.log(JSON.stringify({
     const clean = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('SESSION_')));
     writeFileSync(join(WORK, 'default.mjs'), appScript('esm', ''));
     const run = (cookie?: string) =>
-      JSON.parse(execFileSync(process.execPath, ['default.mjs'], { cwd: WORK, env: { ...clean, ...(cookie ? { COOKIE: cookie } : {}) }, encoding: 'utf8', timeout: 60_000 }));
+      JSON.parse(
+        execFileSync(process.execPath, ['default.mjs'], {
+          cwd: WORK,
+          env: { ...clean, ...(cookie ? { COOKIE: cookie } : {}) },
+          encoding: 'utf8',
+          timeout: 60_000,
+        }),
+      );
     const first = run();
     expect(first.views).toEqual(['1', '2']);
     expect(existsSync(join(WORK, 'sessions.sqlite'))).toBe(true);
@@ -219,10 +279,16 @@ await adapter.disconnect();
     node('seed.mjs');
     const cli = join(INSTALLED, 'dist', 'esm', 'cli', 'main.js');
     const env = { SESSION_STORE: `sqlite://${db}`, SESSION_KEY_PREFIX: 'cli:' };
-    const out = execFileSync(process.execPath, [cli, 'purge'], { cwd: WORK, env: { ...process.env, ...env }, encoding: 'utf8' });
+    const out = execFileSync(process.execPath, [cli, 'purge'], {
+      cwd: WORK,
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+    });
     expect(out).toMatch(/^removed 3 expired session records under "cli:" from sqlite:\/\//);
     // Run again: nothing left to remove under this prefix; the other prefix was never touched.
-    expect(execFileSync(process.execPath, [cli, 'purge'], { cwd: WORK, env: { ...process.env, ...env }, encoding: 'utf8' })).toMatch(/^removed 0 expired/);
+    expect(
+      execFileSync(process.execPath, [cli, 'purge'], { cwd: WORK, env: { ...process.env, ...env }, encoding: 'utf8' }),
+    ).toMatch(/^removed 0 expired/);
     const help = run(process.execPath, [cli, 'purge', '--help']);
     expect(help.status).toBe(0);
     const unknown = run(process.execPath, [cli, 'frobnicate']);
@@ -262,7 +328,18 @@ export const code: string = new SessionError('SESSION_TOO_LARGE', 'x').code;
     );
     writeFileSync(
       join(WORK, 'tsconfig.json'),
-      JSON.stringify({ compilerOptions: { strict: true, noEmit: true, module, moduleResolution: module, target: 'ES2022', skipLibCheck: false, types: ['node'] }, files: [file] }),
+      JSON.stringify({
+        compilerOptions: {
+          strict: true,
+          noEmit: true,
+          module,
+          moduleResolution: module,
+          target: 'ES2022',
+          skipLibCheck: false,
+          types: ['node'],
+        },
+        files: [file],
+      }),
     );
     const result = run(process.execPath, [tsc, '-p', 'tsconfig.json']);
     expect(result.output).toBe('');
@@ -273,7 +350,12 @@ export const code: string = new SessionError('SESSION_TOO_LARGE', 'x').code;
 /** Runs `koa-kv-session purge` with extra environment, returning status and output. */
 function spawnResult(cli: string, env: Record<string, string>): { status: number | null; output: string } {
   try {
-    execFileSync(process.execPath, [cli, 'purge'], { cwd: WORK, env: { ...process.env, ...env }, encoding: 'utf8', stdio: 'pipe' });
+    execFileSync(process.execPath, [cli, 'purge'], {
+      cwd: WORK,
+      env: { ...process.env, ...env },
+      encoding: 'utf8',
+      stdio: 'pipe',
+    });
     return { status: 0, output: '' };
   } catch (error) {
     const failed = error as { status: number | null; stdout?: string; stderr?: string };

@@ -44,7 +44,9 @@ async function passportApp(store: string, keyPrefix: string): Promise<PassportAp
   auth.use(
     new LocalStrategy((username, password, done) => {
       const user = USERS.find((candidate) => candidate.name === username);
-      done(null, user !== undefined && password === `${username}-secret` ? user : false, { message: 'Bad credentials' });
+      done(null, user !== undefined && password === `${username}-secret` ? user : false, {
+        message: 'Bad credentials',
+      });
     }),
   );
   auth.serializeUser((user, done) => done(null, (user as User).id));
@@ -55,7 +57,10 @@ async function passportApp(store: string, keyPrefix: string): Promise<PassportAp
   app.silent = true;
   const sessions = kvSession({ store, keyPrefix, userKey: 'passport.user' });
   const router = new Router();
-  router.post('/login', auth.authenticate('local', { successRedirect: '/me', failureRedirect: '/login', failureMessage: true }));
+  router.post(
+    '/login',
+    auth.authenticate('local', { successRedirect: '/me', failureRedirect: '/login', failureMessage: true }),
+  );
   router.post('/login-keep', auth.authenticate('local', { successRedirect: '/me', keepSessionInfo: true }));
   router.get('/me', (ctx) => {
     if (!ctx.isAuthenticated()) ctx.throw(401, 'nobody');
@@ -89,10 +94,21 @@ async function passportApp(store: string, keyPrefix: string): Promise<PassportAp
       const headers: Record<string, string> = cookie === undefined ? {} : { cookie };
       if (form !== undefined) headers['content-type'] = 'application/x-www-form-urlencoded';
       const body = form === undefined ? undefined : new URLSearchParams(form).toString();
-      const response = await fetch(url + path, { method, headers, body, redirect: 'manual', signal: AbortSignal.timeout(5000) });
+      const response = await fetch(url + path, {
+        method,
+        headers,
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(5000),
+      });
       const set = response.headers.getSetCookie().find((line) => line.startsWith('session='));
       const pair = set === undefined ? undefined : cookiePair(set);
-      return { status: response.status, body: await response.text(), location: response.headers.get('location'), cookie: pair === 'session=' ? '' : pair };
+      return {
+        status: response.status,
+        body: await response.text(),
+        location: response.headers.get('location'),
+        cookie: pair === 'session=' ? '' : pair,
+      };
     },
     async close() {
       server.closeAllConnections();
@@ -106,8 +122,16 @@ const folder = mkdtempSync(join(tmpdir(), 'kvs-passport-'));
 afterAll(() => rmSync(folder, { recursive: true, force: true }));
 
 const STORES = [
-  { name: 'the default store (node:sqlite)', url: () => `sqlite://${join(folder, 'sessions.sqlite')}`, unavailable: async () => undefined },
-  { name: 'Redis', url: () => REDIS_URL, unavailable: async () => ((await reachable(REDIS_URL)) ? undefined : `no Redis at ${REDIS_URL}`) },
+  {
+    name: 'the default store (node:sqlite)',
+    url: () => `sqlite://${join(folder, 'sessions.sqlite')}`,
+    unavailable: async () => undefined,
+  },
+  {
+    name: 'Redis',
+    url: () => REDIS_URL,
+    unavailable: async () => ((await reachable(REDIS_URL)) ? undefined : `no Redis at ${REDIS_URL}`),
+  },
 ];
 
 describe.each(STORES)('koa-passport + passport-local on $name', (store) => {
@@ -136,7 +160,9 @@ describe.each(STORES)('koa-passport + passport-local on $name', (store) => {
     return { before, after: login.cookie as string };
   }
 
-  it('logs in with a new sid: /me knows the user, the pre-login cookie signs nobody in (fixation)', async ({ skip: skipTest }) => {
+  it('logs in with a new sid: /me knows the user, the pre-login cookie signs nobody in (fixation)', async ({
+    skip: skipTest,
+  }) => {
     if (skip !== undefined) skipTest(skip);
     const { before, after } = await loggedIn();
     expect(after).not.toBe(before);
@@ -188,7 +214,9 @@ describe.each(STORES)('koa-passport + passport-local on $name', (store) => {
     const second = await loggedIn();
     const bob = await app.send('POST', '/login', undefined, { username: 'bob', password: 'bob-secret' });
     const listed = await app.sessions.listUserSessions(7);
-    expect(listed.map((entry) => `session=${entry.sid}`).sort()).toEqual([first.after, second.after].map((pair) => pair.split('.')[0]).sort());
+    expect(listed.map((entry) => `session=${entry.sid}`).sort()).toEqual(
+      [first.after, second.after].map((pair) => pair.split('.')[0]).sort(),
+    );
     expect(listed.every((entry) => (entry.data.passport as { user: number }).user === 7)).toBe(true);
 
     expect(await app.sessions.revokeUserSessions(7, { except: listed[0]?.sid })).toBe(1);

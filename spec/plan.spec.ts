@@ -58,21 +58,53 @@ describe('the commit plan', () => {
   it.each([
     ['new, never given data', { ...newSession, empty: true }, { write: undefined, remove: [], cookie: undefined }],
     ['new, with data, permanent', newSession, { write: 'put', remove: [], cookie: until(NOW + 24 * HOUR) }],
-    ['new, with data, browser-session', { ...newSession, permanent: false }, { write: 'put', remove: [], cookie: until(undefined) }],
+    [
+      'new, with data, browser-session',
+      { ...newSession, permanent: false },
+      { write: 'put', remove: [], cookie: until(undefined) },
+    ],
     ['regenerated, with data', rotated, { write: 'rotate', remove: [], cookie: until(NOW + 24 * HOUR) }],
-    ['regenerated, then emptied (a logout)', { ...rotated, empty: true }, { write: undefined, remove: ['OLD'], cookie: 'clear' }],
+    [
+      'regenerated, then emptied (a logout)',
+      { ...rotated, empty: true },
+      { write: undefined, remove: ['OLD'], cookie: 'clear' },
+    ],
     ['destroyed', { ...destroyed, empty: true }, { write: undefined, remove: ['OLD'], cookie: 'clear' }],
     ['destroyed, then given data', destroyed, { write: 'put', remove: ['OLD'], cookie: until(NOW + 24 * HOUR) }],
     ['unchanged, refresh not due', {}, { write: undefined, remove: [], cookie: undefined }],
-    ['unchanged, refresh due, permanent', { stored: stored(2 * 60_000) }, { write: 'refresh', remove: [], cookie: until(NOW + 24 * HOUR) }],
-    ['unchanged, refresh due, browser-session', { stored: stored(2 * 60_000, false), permanent: false }, { write: 'refresh', remove: [], cookie: undefined }],
-    ['unchanged, cookie signed with an old key', { staleCookie: true }, { write: undefined, remove: [], cookie: until(NOW + 24 * HOUR) }],
+    [
+      'unchanged, refresh due, permanent',
+      { stored: stored(2 * 60_000) },
+      { write: 'refresh', remove: [], cookie: until(NOW + 24 * HOUR) },
+    ],
+    [
+      'unchanged, refresh due, browser-session',
+      { stored: stored(2 * 60_000, false), permanent: false },
+      { write: 'refresh', remove: [], cookie: undefined },
+    ],
+    [
+      'unchanged, cookie signed with an old key',
+      { staleCookie: true },
+      { write: undefined, remove: [], cookie: until(NOW + 24 * HOUR) },
+    ],
     ['changed, its expiry not due to move', { changed: true }, { write: 'merge', remove: [], cookie: undefined }],
-    ['changed, expiry due to move, permanent', { changed: true, stored: stored(2 * 60_000) }, { write: 'merge', remove: [], cookie: until(NOW + 24 * HOUR) }],
+    [
+      'changed, expiry due to move, permanent',
+      { changed: true, stored: stored(2 * 60_000) },
+      { write: 'merge', remove: [], cookie: until(NOW + 24 * HOUR) },
+    ],
     ['changed to empty', { changed: true, empty: true }, { write: undefined, remove: ['SID'], cookie: 'clear' }],
     ['forced (save(), modified = true)', { forced: true }, { write: 'merge', remove: [], cookie: undefined }],
-    ['made browser-session', { permanent: false, permanentChanged: true, settingsChanged: true }, { write: 'merge', remove: [], cookie: until(undefined) }],
-    ['given its own lifetime', { settingsChanged: true, expiryFromNow: NOW + 2 * HOUR }, { write: 'merge', remove: [], cookie: until(NOW + 2 * HOUR) }],
+    [
+      'made browser-session',
+      { permanent: false, permanentChanged: true, settingsChanged: true },
+      { write: 'merge', remove: [], cookie: until(undefined) },
+    ],
+    [
+      'given its own lifetime',
+      { settingsChanged: true, expiryFromNow: NOW + 2 * HOUR },
+      { write: 'merge', remove: [], cookie: until(NOW + 2 * HOUR) },
+    ],
   ] as const)('%s', (_, over, expected) => {
     expect(decided(over as Parameters<typeof status>[0])).toEqual(expected);
   });
@@ -86,7 +118,11 @@ describe('the commit plan', () => {
   });
 
   it('modified: a change, a force, a regenerate, a destroy or a new setting; a plain read is not one', () => {
-    expect([{}, { changed: true }, { forced: true }, rotated, destroyed, { settingsChanged: true }].map((over) => isModified(status(over)))).toEqual([false, true, true, true, true, true]);
+    expect(
+      [{}, { changed: true }, { forced: true }, rotated, destroyed, { settingsChanged: true }].map((over) =>
+        isModified(status(over)),
+      ),
+    ).toEqual([false, true, true, true, true, true]);
   });
 
   it('the expiry a request would leave: none for an empty session, the stored one for a read, a new one for a write', () => {

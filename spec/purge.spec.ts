@@ -61,7 +61,10 @@ describe('purge in batches on PostgreSQL', () => {
     const prefix = uniquePrefix('batch');
     try {
       const rows = PURGE_BATCH * 2 + 500;
-      await adapter.sql.query(`INSERT INTO ${adapter.sql.table} (key, value) SELECT $1 || g, $2 FROM generate_series(1, $3) AS g`, [prefix, record(Date.now() - 1000), rows]);
+      await adapter.sql.query(
+        `INSERT INTO ${adapter.sql.table} (key, value) SELECT $1 || g, $2 FROM generate_series(1, $3) AS g`,
+        [prefix, record(Date.now() - 1000), rows],
+      );
       await adapter.set(`${prefix}live`, record(Date.now() + 60_000), 60_000);
       const statements: string[] = [];
       const original = adapter.sql.query;
@@ -131,7 +134,14 @@ describe('background cleanup (cleanupEveryNRequests)', () => {
   });
 
   it('a store that cannot purge says so with SESSION_UNSUPPORTED', async () => {
-    const adapter = { get: async () => undefined, set: async () => true, delete: async () => true, clear: async () => {}, on: () => adapter, opts: {} };
+    const adapter = {
+      get: async () => undefined,
+      set: async () => true,
+      delete: async () => true,
+      clear: async () => {},
+      on: () => adapter,
+      opts: {},
+    };
     const middleware = kvSession({ store: adapter, env: {} });
     await expect(middleware.purge()).rejects.toMatchObject({ code: 'SESSION_UNSUPPORTED' });
     await middleware.close();

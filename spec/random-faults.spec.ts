@@ -1,6 +1,6 @@
 // 40 rounds of overlapping requests from two apps (two processes' worth of queues) while replies are lost at
-// random after the store applied the write, and every other round delayed: nothing is doubled or lost, every request that
-// answered 200 did what it said, and one that answered 503 did at most what docs/guarantees.md says it may.
+// random after the store applied the write, and every other round delayed: nothing is doubled or lost, every request
+// that answered 200 did what it said, and one that answered 503 did at most what docs/guarantees.md says it may.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KvSessionOptions } from '../src/index.js';
 import { cookiePair, type Reply, startApp, type TestApp } from './support/app.js';
@@ -33,14 +33,18 @@ describe.each(KINDS)('random lost replies on $name', (kind) => {
   async function round(options: KvSessionOptions, delay: number): Promise<Round> {
     const apps: TestApp[] = [];
     try {
-      for (let i = 0; i < 2; i++) apps.push(await startApp({ store: faulty.store, onError: () => {}, ...options }, route));
+      for (let i = 0; i < 2; i++)
+        apps.push(await startApp({ store: faulty.store, onError: () => {}, ...options }, route));
       const [a, b] = apps as [TestApp, TestApp];
       const cookie = cookiePair((await a.request('/seed')).setCookies[0]);
       faulty.loseRandomly(0.2);
       faulty.delayReplies(delay);
       const on = (i: number) => (i % 2 === 0 ? a : b);
       const incs = Array.from({ length: 6 }, (_, i) => on(i).request('/inc', { cookie }));
-      const appends = Array.from({ length: 6 }, (_, i) => ({ item: `i${i}`, reply: on(i + 1).request(`/append?item=i${i}`, { cookie }) }));
+      const appends = Array.from({ length: 6 }, (_, i) => ({
+        item: `i${i}`,
+        reply: on(i + 1).request(`/append?item=i${i}`, { cookie }),
+      }));
       const takes = Array.from({ length: 3 }, (_, i) => on(i).request('/take', { cookie }));
       const settled = {
         incs: await Promise.all(incs),
@@ -63,7 +67,10 @@ describe.each(KINDS)('random lost replies on $name', (kind) => {
     let answered503 = 0;
     for (let r = 0; r < ROUNDS; r++) {
       // Every other round, every reply is also 3 ms late (through a proxy): writes overlap more.
-      const { incs, appends, takes, final } = await round({ keyPrefix: uniquePrefix('faults'), storeRetries: 4 }, r % 2 === 0 ? 0 : 3);
+      const { incs, appends, takes, final } = await round(
+        { keyPrefix: uniquePrefix('faults'), storeRetries: 4 },
+        r % 2 === 0 ? 0 : 3,
+      );
       const all = [...incs, ...appends.map(({ reply }) => reply), ...takes];
       expect(all.every((reply) => reply.status === 200 || reply.status === 503)).toBe(true);
       answered503 += all.filter((reply) => reply.status === 503).length;

@@ -72,35 +72,50 @@ describe('ctx.session behaves as a plain object of user data', () => {
         ] as const)
           data[key as string] = value;
       },
-      (ctx) => JSON.stringify({ keys: Object.keys(ctx.session).sort(), x: ctx.session._x, p: Object.getOwnPropertyDescriptor(ctx.session, '__proto__')?.value }),
+      (ctx) =>
+        JSON.stringify({
+          keys: Object.keys(ctx.session).sort(),
+          x: ctx.session._x,
+          p: Object.getOwnPropertyDescriptor(ctx.session, '__proto__')?.value,
+        }),
     );
-    expect(JSON.parse(two.body)).toEqual({ keys: ['__proto__', '_x', 'constructor', 'toString'], x: 'underscore', p: 'proto' });
+    expect(JSON.parse(two.body)).toEqual({
+      keys: ['__proto__', '_x', 'constructor', 'toString'],
+      x: 'underscore',
+      p: 'proto',
+    });
   });
 
-  it.each(['sid', 'isNew', 'regenerate', 'destroy', 'clear'])('assigning a user key named "%s" throws a TypeError that says so', async (name) => {
-    const { app } = await setup((ctx) => {
-      try {
-        (ctx.session as Record<string, unknown>)[name] = 'x';
-        return 'no error';
-      } catch (error) {
-        return `${(error as Error).constructor.name}: ${(error as Error).message}`;
-      }
-    });
-    const reply = await app.request();
-    expect(reply.body).toMatch(new RegExp(`^TypeError: ctx\\.session\\.${name} is a control member`));
-  });
+  it.each(['sid', 'isNew', 'regenerate', 'destroy', 'clear'])(
+    'assigning a user key named "%s" throws a TypeError that says so',
+    async (name) => {
+      const { app } = await setup((ctx) => {
+        try {
+          (ctx.session as Record<string, unknown>)[name] = 'x';
+          return 'no error';
+        } catch (error) {
+          return `${(error as Error).constructor.name}: ${(error as Error).message}`;
+        }
+      });
+      const reply = await app.request();
+      expect(reply.body).toMatch(new RegExp(`^TypeError: ctx\\.session\\.${name} is a control member`));
+    },
+  );
 
-  it.each(['sid', 'permanent', 'modified', 'regenerate'])('assigning an object with a "%s" key to ctx.session throws a TypeError', async (name) => {
-    const { app } = await setup((ctx) => {
-      try {
-        ctx.session = { [name]: 1, other: 2 };
-        return 'no error';
-      } catch (error) {
-        return `${(error as Error).constructor.name}: ${(error as Error).message}`;
-      }
-    });
-    expect((await app.request()).body).toMatch(/^TypeError: ctx\.session\.\w+ is a control member/);
-  });
+  it.each(['sid', 'permanent', 'modified', 'regenerate'])(
+    'assigning an object with a "%s" key to ctx.session throws a TypeError',
+    async (name) => {
+      const { app } = await setup((ctx) => {
+        try {
+          ctx.session = { [name]: 1, other: 2 };
+          return 'no error';
+        } catch (error) {
+          return `${(error as Error).constructor.name}: ${(error as Error).message}`;
+        }
+      });
+      expect((await app.request()).body).toMatch(/^TypeError: ctx\.session\.\w+ is a control member/);
+    },
+  );
 
   it('deleting a control member throws a TypeError', async () => {
     const { app } = await setup((ctx) => {
@@ -278,7 +293,9 @@ describe('saved data', () => {
     });
     const one = await app.request();
     await app.request('/', { cookie: cookiePair(one.setCookies[0]) });
-    expect(decodeStored(await store.raw(prefix + sidOf(one.setCookies[0])))).toEqual({ cart: { items: ['apple', 'pear'] } });
+    expect(decodeStored(await store.raw(prefix + sidOf(one.setCookies[0])))).toEqual({
+      cart: { items: ['apple', 'pear'] },
+    });
   });
 
   it('reading a nested object without changing it writes nothing', async () => {

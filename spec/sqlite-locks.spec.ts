@@ -1,4 +1,5 @@
-// SQLite under another process's write lock and during a purge: reads never wait for a lock, and the store never blocks the event loop for long; on each driver.
+// SQLite under another process's write lock and during a purge: reads never wait for a lock, and the store never blocks
+// the event loop for long; on each driver.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,8 +21,9 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const LOCK_MS = 2000;
 
 /**
- * Another process takes the write lock of `file` (BEGIN IMMEDIATE plus a write) and holds it `holdMs`; resolves once it holds it, with
- * `released`, which settles when that process has let go (wrapped in an object: an async function returning a bare promise would adopt it).
+ * Another process takes the write lock of `file` (BEGIN IMMEDIATE plus a write) and holds it `holdMs`; resolves once it
+ * holds it, with `released`, which settles when that process has let go (wrapped in an object: an async function
+ * returning a bare promise would adopt it).
  */
 async function lockFromAnotherProcess(file: string, holdMs = LOCK_MS): Promise<{ released: Promise<void> }> {
   const script = `
@@ -32,8 +34,13 @@ async function lockFromAnotherProcess(file: string, holdMs = LOCK_MS): Promise<{
       console.log('locked');
       setTimeout(() => db.exec('COMMIT', () => db.close(() => process.exit(0))), ${holdMs});
     });`;
-  const child = spawn(process.execPath, ['-e', script, file], { stdio: ['ignore', 'pipe', 'inherit'], cwd: process.cwd() });
-  const done = new Promise<void>((resolve, reject) => child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`locker exited with ${code}`)))));
+  const child = spawn(process.execPath, ['-e', script, file], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    cwd: process.cwd(),
+  });
+  const done = new Promise<void>((resolve, reject) =>
+    child.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`locker exited with ${code}`)))),
+  );
   await new Promise<void>((resolve, reject) => {
     child.stdout.on('data', (chunk: Buffer) => {
       if (chunk.toString().includes('locked')) resolve();
@@ -43,7 +50,10 @@ async function lockFromAnotherProcess(file: string, holdMs = LOCK_MS): Promise<{
   return { released: done };
 }
 
-/** The longest the event loop went without turning while `work` ran, in ms: the largest gap between the ticks of a 5 ms timer. */
+/**
+ * The longest the event loop went without turning while `work` ran, in ms: the largest gap between the ticks of a 5 ms
+ * timer.
+ */
 async function loopLagDuring<T>(work: () => Promise<T>): Promise<{ result: T; lag: number }> {
   let last = performance.now();
   let lag = 0;
@@ -108,7 +118,8 @@ describe.each(DRIVERS)('SQLite on driver %s', (driver) => {
         locked = false;
       });
       const { result: reads, lag } = await loopLagDuring(async () => {
-        // One request at a time writes a session, round-robin over 20 of them; each waits for the lock (and may answer 503 after storeTimeout).
+        // One request at a time writes a session, round-robin over 20 of them; each waits for the lock (and may answer
+        // 503 after storeTimeout).
         const writing = (async () => {
           for (let i = 0; locked; i++) await app.request('/write', { cookie: writers[i % writers.length] });
         })();
@@ -142,7 +153,10 @@ describe.each(DRIVERS)('SQLite on driver %s', (driver) => {
       await backend.sql.query('BEGIN', []);
       for (let i = 0; i < 120_000; i++) {
         const expires = i % 6 === 0 ? now + 3_600_000 : now - 1000;
-        await backend.sql.query('INSERT INTO keyv (key, value) VALUES (?, ?)', [`p:${i}`, frameRecord('{}', 'json', expires, true)]);
+        await backend.sql.query('INSERT INTO keyv (key, value) VALUES (?, ?)', [
+          `p:${i}`,
+          frameRecord('{}', 'json', expires, true),
+        ]);
       }
       await backend.sql.query('COMMIT', []);
       const middleware = kvSession({ store: backend, keyPrefix: 'p:', cleanupInterval: 0, env: {} });
@@ -171,7 +185,10 @@ describe.each(DRIVERS)('SQLite on driver %s', (driver) => {
   }, 120_000);
 
   it('finds expired rows through its expiry index, never by scanning the live rows', async () => {
-    const backend = (await openBackend(`sqlite://${join(dir, `plan-${driver}.sqlite`)}?driver=${driver}`, 5000)) as SqliteBackend;
+    const backend = (await openBackend(
+      `sqlite://${join(dir, `plan-${driver}.sqlite`)}?driver=${driver}`,
+      5000,
+    )) as SqliteBackend;
     try {
       await backend.get('warm-up');
       const purge = 'DELETE FROM keyv WHERE key IN (SELECT key FROM keyv WHERE';
@@ -186,7 +203,9 @@ describe.each(DRIVERS)('SQLite on driver %s', (driver) => {
       await backend.purgeExpired('p:', Date.now());
       const statement = statements.find((sql) => sql.startsWith(purge)) as string;
       const inner = statement.slice(statement.indexOf('(SELECT') + 1, statement.lastIndexOf(')'));
-      const plan = (await original(`EXPLAIN QUERY PLAN ${inner}`, ['p:%', Date.now(), 500])).rows.map((row) => String(row.detail)).join('\n');
+      const plan = (await original(`EXPLAIN QUERY PLAN ${inner}`, ['p:%', Date.now(), 500])).rows
+        .map((row) => String(row.detail))
+        .join('\n');
       expect(plan).toMatch(/USING INDEX keyv_kvs_expires/);
       expect(plan).not.toMatch(/^SCAN keyv$/m);
     } finally {

@@ -1,4 +1,5 @@
-// The embedded SQLite default, tuned as web apps tune SQLite: WAL, synchronous=NORMAL, a busy timeout, several processes on one file.
+// The embedded SQLite default, tuned as web apps tune SQLite: WAL, synchronous=NORMAL, a busy timeout, several
+// processes on one file.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,20 +17,27 @@ const dir = mkdtempSync(join(tmpdir(), 'kvs-sqlite-tuned-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('the SQLite store', () => {
-  it.each(DRIVERS)('on driver %s, opens its file in WAL mode with synchronous=NORMAL and a busy timeout (node:sqlite: its own, asynchronous)', async (driver) => {
-    const backend = (await openBackend(`sqlite://${join(dir, `pragmas-${driver}.sqlite`)}?driver=${driver}`, 1500)) as SqliteBackend;
-    try {
-      expect(backend.driver).toBe(driver === 'node' ? 'node:sqlite' : 'sqlite3');
-      await backend.get('warm-up');
-      const pragma = async (name: string) => Object.values((await backend.sql.query(`PRAGMA ${name}`, [])).rows[0] ?? {})[0];
-      expect(await pragma('journal_mode')).toBe('wal');
-      expect(await pragma('synchronous')).toBe(1); // NORMAL
-      // node:sqlite never waits inside SQLite (it would block the event loop): it retries asynchronously instead.
-      expect(await pragma('busy_timeout')).toBe(driver === 'node' ? 0 : 1500);
-    } finally {
-      await backend.close();
-    }
-  });
+  it.each(DRIVERS)(
+    'on driver %s, opens its file in WAL mode with synchronous=NORMAL and a busy timeout (node:sqlite: its own, asynchronous)',
+    async (driver) => {
+      const backend = (await openBackend(
+        `sqlite://${join(dir, `pragmas-${driver}.sqlite`)}?driver=${driver}`,
+        1500,
+      )) as SqliteBackend;
+      try {
+        expect(backend.driver).toBe(driver === 'node' ? 'node:sqlite' : 'sqlite3');
+        await backend.get('warm-up');
+        const pragma = async (name: string) =>
+          Object.values((await backend.sql.query(`PRAGMA ${name}`, [])).rows[0] ?? {})[0];
+        expect(await pragma('journal_mode')).toBe('wal');
+        expect(await pragma('synchronous')).toBe(1); // NORMAL
+        // node:sqlite never waits inside SQLite (it would block the event loop): it retries asynchronously instead.
+        expect(await pragma('busy_timeout')).toBe(driver === 'node' ? 0 : 1500);
+      } finally {
+        await backend.close();
+      }
+    },
+  );
 
   it(`with no driver named, runs on ${HAS_NODE_SQLITE ? 'node:sqlite (built into this Node: nothing to compile)' : 'sqlite3 (this Node has no node:sqlite)'}`, async () => {
     const backend = (await openBackend(`sqlite://${join(dir, 'default.sqlite')}`, 1500)) as SqliteBackend;
@@ -37,19 +45,27 @@ describe('the SQLite store', () => {
     expect(backend.driver).toBe(HAS_NODE_SQLITE ? 'node:sqlite' : 'sqlite3');
   });
 
-  it.each(DRIVERS)('on driver %s, creates the file and its -wal and -shm files readable by their owner only (they hold sids)', async (driver) => {
-    const file = join(dir, `mode-${driver}.sqlite`);
-    const backend = (await openBackend(`sqlite://${file}?driver=${driver}`, 1500)) as SqliteBackend;
-    try {
-      await backend.set('kvs-mode', 'c2:0:0:x', 60_000);
-      for (const name of [file, `${file}-wal`, `${file}-shm`]) expect((statSync(name).mode & 0o777).toString(8), name).toBe('600');
-    } finally {
-      await backend.close();
-    }
-  });
+  it.each(DRIVERS)(
+    'on driver %s, creates the file and its -wal and -shm files readable by their owner only (they hold sids)',
+    async (driver) => {
+      const file = join(dir, `mode-${driver}.sqlite`);
+      const backend = (await openBackend(`sqlite://${file}?driver=${driver}`, 1500)) as SqliteBackend;
+      try {
+        await backend.set('kvs-mode', 'c2:0:0:x', 60_000);
+        for (const name of [file, `${file}-wal`, `${file}-shm`])
+          expect((statSync(name).mode & 0o777).toString(8), name).toBe('600');
+      } finally {
+        await backend.close();
+      }
+    },
+  );
 
   it('git ignores the default file and its -wal and -shm files (the demo and a new app write them in the working tree)', () => {
-    const ignored = execFileSync('git', ['check-ignore', 'sessions.sqlite', 'sessions.sqlite-wal', 'sessions.sqlite-shm'], { cwd: resolve(import.meta.dirname, '..'), encoding: 'utf8' });
+    const ignored = execFileSync(
+      'git',
+      ['check-ignore', 'sessions.sqlite', 'sessions.sqlite-wal', 'sessions.sqlite-shm'],
+      { cwd: resolve(import.meta.dirname, '..'), encoding: 'utf8' },
+    );
     expect(ignored.trim().split('\n')).toEqual(['sessions.sqlite', 'sessions.sqlite-wal', 'sessions.sqlite-shm']);
   });
 
@@ -60,12 +76,15 @@ describe('the SQLite store', () => {
     });
   });
 
-  it.runIf(!HAS_NODE_SQLITE)('?driver=node on a Node without node:sqlite: SESSION_ADAPTER_MISSING, saying which Node has it', async () => {
-    await expect(openBackend(`sqlite://${join(dir, 'x.sqlite')}?driver=node`, 1500)).rejects.toMatchObject({
-      code: 'SESSION_ADAPTER_MISSING',
-      message: expect.stringContaining('Node 22.13 or later has it'),
-    });
-  });
+  it.runIf(!HAS_NODE_SQLITE)(
+    '?driver=node on a Node without node:sqlite: SESSION_ADAPTER_MISSING, saying which Node has it',
+    async () => {
+      await expect(openBackend(`sqlite://${join(dir, 'x.sqlite')}?driver=node`, 1500)).rejects.toMatchObject({
+        code: 'SESSION_ADAPTER_MISSING',
+        message: expect.stringContaining('Node 22.13 or later has it'),
+      });
+    },
+  );
 
   it.runIf(HAS_NODE_SQLITE)('node:sqlite and sqlite3 read and write the same rows of one file', async () => {
     const file = join(dir, 'both.sqlite');
@@ -82,23 +101,26 @@ describe('the SQLite store', () => {
     }
   });
 
-  it.runIf(HAS_NODE_SQLITE)('node:sqlite, synchronous underneath, still lets the event loop turn during a long run of statements', async () => {
-    const backend = (await openBackend(`sqlite://${join(dir, 'loop.sqlite')}?driver=node`, 1500)) as SqliteBackend;
-    try {
-      await backend.get('warm-up');
-      let turned = false;
-      setImmediate(() => {
-        turned = true;
-      });
-      // 100 ms of back-to-back statements: a timer, a signal or another request must not wait that long.
-      const started = performance.now();
-      while (!turned && performance.now() - started < 100) await backend.get('loop:none');
-      expect(turned).toBe(true);
-      expect(performance.now() - started).toBeLessThan(100);
-    } finally {
-      await backend.close();
-    }
-  });
+  it.runIf(HAS_NODE_SQLITE)(
+    'node:sqlite, synchronous underneath, still lets the event loop turn during a long run of statements',
+    async () => {
+      const backend = (await openBackend(`sqlite://${join(dir, 'loop.sqlite')}?driver=node`, 1500)) as SqliteBackend;
+      try {
+        await backend.get('warm-up');
+        let turned = false;
+        setImmediate(() => {
+          turned = true;
+        });
+        // 100 ms of back-to-back statements: a timer, a signal or another request must not wait that long.
+        const started = performance.now();
+        while (!turned && performance.now() - started < 100) await backend.get('loop:none');
+        expect(turned).toBe(true);
+        expect(performance.now() - started).toBeLessThan(100);
+      } finally {
+        await backend.close();
+      }
+    },
+  );
 
   it(`four processes writing one session on one file (${DRIVERS.join(' and ')}): no errors, no lost update`, async () => {
     const file = join(dir, 'shared.sqlite');
@@ -107,7 +129,11 @@ describe('the SQLite store', () => {
       const ports = await Promise.all(
         Array.from({ length: 4 }, () => {
           const driver = DRIVERS[children.length % DRIVERS.length] as string;
-          const child = spawn(process.execPath, [resolve('spec/fixtures/sqlite-app.mjs'), resolve('dist/esm/index.js'), file, driver], { stdio: ['ignore', 'pipe', 'inherit'] });
+          const child = spawn(
+            process.execPath,
+            [resolve('spec/fixtures/sqlite-app.mjs'), resolve('dist/esm/index.js'), file, driver],
+            { stdio: ['ignore', 'pipe', 'inherit'] },
+          );
           children.push(child);
           return new Promise<number>((done, fail) => {
             child.stdout?.once('data', (data: Buffer) => done(Number(String(data).trim())));
@@ -119,9 +145,14 @@ describe('the SQLite store', () => {
       const first = await fetch(url(0, '/?k=base&v=0'));
       const cookie = cookiePair(first.headers.getSetCookie()[0]);
       const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
-      const replies = await Promise.all(keys.map((key, i) => fetch(url(i, `/?k=${key}&v=${i}`), { headers: { cookie } })));
+      const replies = await Promise.all(
+        keys.map((key, i) => fetch(url(i, `/?k=${key}&v=${i}`), { headers: { cookie } })),
+      );
       expect(replies.map((reply) => reply.status)).toEqual(keys.map(() => 200));
-      const stored = JSON.parse(await (await fetch(url(1, '/'), { headers: { cookie } })).text()) as Record<string, string>;
+      const stored = JSON.parse(await (await fetch(url(1, '/'), { headers: { cookie } })).text()) as Record<
+        string,
+        string
+      >;
       expect(stored).toEqual({ base: '0', ...Object.fromEntries(keys.map((key, i) => [key, String(i)])) });
     } finally {
       for (const child of children) child.kill();

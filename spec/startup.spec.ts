@@ -1,4 +1,5 @@
-// A store that is unavailable when the app starts: requests fail with 503 while it is, and work without a restart once it is back, on every backend.
+// A store that is unavailable when the app starts: requests fail with 503 while it is, and work without a restart once
+// it is back, on every backend.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +9,21 @@ import { describe, expect, it } from 'vitest';
 import type { Context } from 'koa';
 import { Gate } from './support/tcp-gate.js';
 import { cookiePair, startApp, type TestApp } from './support/app.js';
-import { BACKENDS, CLUSTER_URL, DYNAMO_URL, ETCD_URL, MEMCACHE_URL, MONGO_URL, MYSQL_URL, mustRun, POSTGRES_URL, REDIS_URL, uniquePrefix, VALKEY_CLUSTER_URL, VALKEY_URL } from './support/servers.js';
+import {
+  BACKENDS,
+  CLUSTER_URL,
+  DYNAMO_URL,
+  ETCD_URL,
+  MEMCACHE_URL,
+  MONGO_URL,
+  MYSQL_URL,
+  mustRun,
+  POSTGRES_URL,
+  REDIS_URL,
+  uniquePrefix,
+  VALKEY_CLUSTER_URL,
+  VALKEY_URL,
+} from './support/servers.js';
 
 const counter = async (ctx: Context) => {
   if (ctx.path === '/logout') {
@@ -60,9 +75,14 @@ async function firstSuccess(app: TestApp): Promise<Awaited<ReturnType<TestApp['r
   throw new Error(`the app never recovered: last status ${last?.status}`);
 }
 
-/** While the store is down: ready() rejects and requests answer 503. Once up: a session is written and read again, and ready() resolves. */
+/**
+ * While the store is down: ready() rejects and requests answer 503. Once up: a session is written and read again, and
+ * ready() resolves.
+ */
 async function expectRecovery(app: TestApp, bringUp: () => Promise<void>): Promise<void> {
-  await expect(app.middleware.ready()).rejects.toMatchObject({ code: expect.stringMatching(/^SESSION_STORE_(UNAVAILABLE|TIMEOUT)$/) });
+  await expect(app.middleware.ready()).rejects.toMatchObject({
+    code: expect.stringMatching(/^SESSION_STORE_(UNAVAILABLE|TIMEOUT)$/),
+  });
   for (let i = 0; i < 3; i++) expect((await app.request('/')).status).toBe(503);
   await bringUp();
   const first = await firstSuccess(app);
@@ -79,11 +99,15 @@ describe.each(GATED)('$name unreachable when the app starts', ({ name, url }) =>
   it('answers 503 while it is, then works once it is reachable, without a restart', async (context) => {
     const reason = url === undefined ? 'no URL' : await backend?.unavailable();
     if (reason !== undefined) {
-      if (backend !== undefined && mustRun(backend)) throw new Error(`${name} is required (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
+      if (backend !== undefined && mustRun(backend))
+        throw new Error(`${name} is required (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
       context.skip(`${name} skipped: ${reason}`);
     }
     const gate = await Gate.closed(firstHost(url as string));
-    const app = await startApp({ store: through(url as string, gate.port), keyPrefix: uniquePrefix(`startup-${name}`), storeTimeout: 500 }, counter);
+    const app = await startApp(
+      { store: through(url as string, gate.port), keyPrefix: uniquePrefix(`startup-${name}`), storeTimeout: 500 },
+      counter,
+    );
     try {
       await expectRecovery(app, () => gate.open());
     } finally {
@@ -118,7 +142,10 @@ describe('sqlite locked by another process when the app starts', () => {
       locker.stdout?.once('data', () => resolve());
       locker.once('exit', (code) => reject(new Error(`the locking process exited with ${code}`)));
     });
-    const app = await startApp({ store: `sqlite://${file}`, keyPrefix: uniquePrefix('startup-sqlite'), storeTimeout: 500 }, counter);
+    const app = await startApp(
+      { store: `sqlite://${file}`, keyPrefix: uniquePrefix('startup-sqlite'), storeTimeout: 500 },
+      counter,
+    );
     try {
       await expectRecovery(app, async () => {
         locker.stdin?.write('unlock\n');

@@ -1,4 +1,5 @@
-// ctx.session.take() and ctx.session.update() under overlapping requests, held open by the test so the overlap is certain, on real backends, in one and in two processes.
+// ctx.session.take() and ctx.session.update() under overlapping requests, held open by the test so the overlap is
+// certain, on real backends, in one and in two processes.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { recordStatus } from '../src/tombstone.js';
 import { cookiePair, sidOf, startApp, type TestApp } from './support/app.js';
@@ -58,7 +59,9 @@ describe.each(BACKENDS)('take() and update() on $name', (backend) => {
 
   /** `count` requests to `path`, spread over `apps`, all held with their session loaded, then let go together. */
   async function overlapping(apps: TestApp[], count: number, path: (i: number) => string, cookie: string) {
-    const replies = Array.from({ length: count }, (_, i) => (apps[i % apps.length] as TestApp).request(path(i), { cookie, headers: { 'x-hold': `r${i}` } }));
+    const replies = Array.from({ length: count }, (_, i) =>
+      (apps[i % apps.length] as TestApp).request(path(i), { cookie, headers: { 'x-hold': `r${i}` } }),
+    );
     await Promise.all(Array.from({ length: count }, (_, i) => holds.held(`r${i}`)));
     for (let i = 0; i < count; i++) holds.release(`r${i}`);
     return Promise.all(replies);
@@ -66,24 +69,28 @@ describe.each(BACKENDS)('take() and update() on $name', (backend) => {
 
   /** Across processes only an atomic compare-and-set makes these exact; one process is exact everywhere. */
   const acrossProcesses = (count: number, skip: (note: string) => void) => {
-    if (count > 1 && !store.atomic) skip(`${backend.name} has no atomic compare-and-set: across processes a one-round-trip window is documented`);
+    if (count > 1 && !store.atomic)
+      skip(`${backend.name} has no atomic compare-and-set: across processes a one-round-trip window is documented`);
   };
 
-  it.for(MODES)('20 overlapping take() calls of one value: exactly one gets it, and the key is gone for all (%s)', async ([, count], context) => {
-    acrossProcesses(count, (note) => context.skip(note));
-    const apps = await servers(count);
-    const { cookie, sid } = await login(apps[0] as TestApp, 'oauthState', 's3cr3t');
-    await (apps[0] as TestApp).request('/set?k=other&v=kept', { cookie });
-    const replies = await overlapping(apps, 20, () => '/take?k=oauthState', cookie);
-    const results = replies.map((reply) => {
-      expect(reply.status).toBe(200);
-      return JSON.parse(reply.body) as { value: string | null; after: unknown };
-    });
-    expect(results.filter((r) => r.value === 's3cr3t')).toHaveLength(1);
-    expect(results.filter((r) => r.value !== null && r.value !== 's3cr3t')).toEqual([]);
-    expect(results.every((r) => r.after === null)).toBe(true);
-    expect(await stored(sid)).toEqual({ other: 'kept' });
-  });
+  it.for(MODES)(
+    '20 overlapping take() calls of one value: exactly one gets it, and the key is gone for all (%s)',
+    async ([, count], context) => {
+      acrossProcesses(count, (note) => context.skip(note));
+      const apps = await servers(count);
+      const { cookie, sid } = await login(apps[0] as TestApp, 'oauthState', 's3cr3t');
+      await (apps[0] as TestApp).request('/set?k=other&v=kept', { cookie });
+      const replies = await overlapping(apps, 20, () => '/take?k=oauthState', cookie);
+      const results = replies.map((reply) => {
+        expect(reply.status).toBe(200);
+        return JSON.parse(reply.body) as { value: string | null; after: unknown };
+      });
+      expect(results.filter((r) => r.value === 's3cr3t')).toHaveLength(1);
+      expect(results.filter((r) => r.value !== null && r.value !== 's3cr3t')).toEqual([]);
+      expect(results.every((r) => r.after === null)).toBe(true);
+      expect(await stored(sid)).toEqual({ other: 'kept' });
+    },
+  );
 
   it.for(MODES)('50 overlapping update() appends keep 50 items (%s)', async ([, count], context) => {
     acrossProcesses(count, (note) => context.skip(note));
@@ -105,45 +112,53 @@ describe.each(BACKENDS)('take() and update() on $name', (backend) => {
     expect((await stored(sid))?.n).toBe(100);
   });
 
-  it.for(MODES)('update() racing a plain assignment of the same key: the later commit wins, and an update() runs on what is stored when it commits (%s)', async ([, count]) => {
-    const [a, b = a] = (await servers(count)) as [TestApp, TestApp?];
-    const { cookie, sid } = await login(a, 'user', 'ada');
-    // The update commits after the assignment: it runs on the assigned value.
-    const inc = a.request('/inc?k=n', { cookie, headers: { 'x-hold': 'inc' } });
-    await holds.held('inc');
-    expect((await (b as TestApp).request('/set?k=n&v=10&num=1', { cookie })).status).toBe(200);
-    holds.release('inc');
-    expect((await inc).body).toBe('1');
-    expect((await stored(sid))?.n).toBe(11);
-    // The assignment (of a request that loaded before) commits after the update: it wins.
-    const set = (b as TestApp).request('/set?k=n&v=50&num=1', { cookie, headers: { 'x-hold': 'set' } });
-    await holds.held('set');
-    expect((await a.request('/inc?k=n', { cookie })).body).toBe('12');
-    expect((await stored(sid))?.n).toBe(12);
-    holds.release('set');
-    expect((await set).status).toBe(200);
-    expect((await stored(sid))?.n).toBe(50);
-  });
+  it.for(MODES)(
+    'update() racing a plain assignment of the same key: the later commit wins, and an update() runs on what is stored when it commits (%s)',
+    async ([, count]) => {
+      const [a, b = a] = (await servers(count)) as [TestApp, TestApp?];
+      const { cookie, sid } = await login(a, 'user', 'ada');
+      // The update commits after the assignment: it runs on the assigned value.
+      const inc = a.request('/inc?k=n', { cookie, headers: { 'x-hold': 'inc' } });
+      await holds.held('inc');
+      expect((await (b as TestApp).request('/set?k=n&v=10&num=1', { cookie })).status).toBe(200);
+      holds.release('inc');
+      expect((await inc).body).toBe('1');
+      expect((await stored(sid))?.n).toBe(11);
+      // The assignment (of a request that loaded before) commits after the update: it wins.
+      const set = (b as TestApp).request('/set?k=n&v=50&num=1', { cookie, headers: { 'x-hold': 'set' } });
+      await holds.held('set');
+      expect((await a.request('/inc?k=n', { cookie })).body).toBe('12');
+      expect((await stored(sid))?.n).toBe(12);
+      holds.release('set');
+      expect((await set).status).toBe(200);
+      expect((await stored(sid))?.n).toBe(50);
+    },
+  );
 
-  it.for(MODES)('take() racing a logout: once the logout has answered, no take() gets the value, and the session stays gone (%s)', async ([, count]) => {
-    const [a, b = a] = (await servers(count)) as [TestApp, TestApp?];
-    const { cookie, sid } = await login(a, 'token', 'once');
-    const takes = await (async () => {
-      const pending = [0, 1, 2].map((i) => (i % 2 ? (b as TestApp) : a).request('/take?k=token', { cookie, headers: { 'x-hold': `t${i}` } }));
-      await Promise.all([0, 1, 2].map((i) => holds.held(`t${i}`)));
-      const logout = await (b as TestApp).request('/logout', { cookie });
-      expect(logout.setCookies[0]).toMatch(/^session=;/);
-      for (const i of [0, 1, 2]) holds.release(`t${i}`);
-      return Promise.all(pending);
-    })();
-    for (const reply of takes) {
-      expect(reply.status).toBe(200);
-      expect(JSON.parse(reply.body)).toEqual({ value: null, after: null });
-    }
-    expect(await stored(sid)).toBeUndefined();
-    // The token is gone for good: a request with the old cookie finds no session.
-    expect(JSON.parse((await a.request('/take?k=token', { cookie })).body)).toEqual({ value: null, after: null });
-  });
+  it.for(MODES)(
+    'take() racing a logout: once the logout has answered, no take() gets the value, and the session stays gone (%s)',
+    async ([, count]) => {
+      const [a, b = a] = (await servers(count)) as [TestApp, TestApp?];
+      const { cookie, sid } = await login(a, 'token', 'once');
+      const takes = await (async () => {
+        const pending = [0, 1, 2].map((i) =>
+          (i % 2 ? (b as TestApp) : a).request('/take?k=token', { cookie, headers: { 'x-hold': `t${i}` } }),
+        );
+        await Promise.all([0, 1, 2].map((i) => holds.held(`t${i}`)));
+        const logout = await (b as TestApp).request('/logout', { cookie });
+        expect(logout.setCookies[0]).toMatch(/^session=;/);
+        for (const i of [0, 1, 2]) holds.release(`t${i}`);
+        return Promise.all(pending);
+      })();
+      for (const reply of takes) {
+        expect(reply.status).toBe(200);
+        expect(JSON.parse(reply.body)).toEqual({ value: null, after: null });
+      }
+      expect(await stored(sid)).toBeUndefined();
+      // The token is gone for good: a request with the old cookie finds no session.
+      expect(JSON.parse((await a.request('/take?k=token', { cookie })).body)).toEqual({ value: null, after: null });
+    },
+  );
 
   it('take() costs one store round trip, update() nothing until the commit, which is one compare-and-set as for a plain write', async () => {
     const [app] = (await servers(1)) as [TestApp];
@@ -164,7 +179,10 @@ describe.each(BACKENDS)('take() and update() on $name', (backend) => {
 });
 
 describe('take() and update() of one request', () => {
-  const env = onBackend(BACKENDS.find((b) => b.name.startsWith('memory')) ?? (BACKENDS[0] as (typeof BACKENDS)[number]), 'tu1');
+  const env = onBackend(
+    BACKENDS.find((b) => b.name.startsWith('memory')) ?? (BACKENDS[0] as (typeof BACKENDS)[number]),
+    'tu1',
+  );
 
   async function app(handler: Parameters<typeof startApp>[1]): Promise<TestApp> {
     const started = await startApp({ store: env.store, keyPrefix: env.prefix }, handler);
@@ -177,7 +195,12 @@ describe('take() and update() of one request', () => {
       ctx.session.flash = 'saved';
       const flash: unknown = await ctx.session.take('flash');
       const none: unknown = await ctx.session.take('nothing');
-      return JSON.stringify({ flash, none: none ?? null, after: ctx.session.flash ?? null, keys: Object.keys(ctx.session) });
+      return JSON.stringify({
+        flash,
+        none: none ?? null,
+        after: ctx.session.flash ?? null,
+        keys: Object.keys(ctx.session),
+      });
     });
     const reply = await server.request('/');
     expect(JSON.parse(reply.body)).toEqual({ flash: 'saved', none: null, after: null, keys: [] });
@@ -209,14 +232,24 @@ describe('take() and update() of one request', () => {
         return (error as Error).message;
       }
     });
-    expect((await server.request('/')).body).toBe(`ctx.session.${name} is a control member of koa-kv-session and cannot be used as a session data key; choose another name`);
+    expect((await server.request('/')).body).toBe(
+      `ctx.session.${name} is a control member of koa-kv-session and cannot be used as a session data key; choose another name`,
+    );
   });
 
   it('take() and update() refuse a key that is not a string, or a control member, and update() a fn that is not a function', async () => {
     const server = await app(async (ctx) => {
       const messages: string[] = [];
-      const session = ctx.session as unknown as { take(key: unknown): Promise<unknown>; update(key: unknown, fn: unknown): unknown };
-      for (const call of [() => session.take(1), () => session.take('sid'), () => session.update('n', 1), () => session.update(null, () => 1)]) {
+      const session = ctx.session as unknown as {
+        take(key: unknown): Promise<unknown>;
+        update(key: unknown, fn: unknown): unknown;
+      };
+      for (const call of [
+        () => session.take(1),
+        () => session.take('sid'),
+        () => session.update('n', 1),
+        () => session.update(null, () => 1),
+      ]) {
         try {
           await call();
           messages.push('no error');

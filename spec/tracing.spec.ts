@@ -1,4 +1,5 @@
-// The koa-kv-session:store tracing channel: every store call of a session's life, its outcome, conflicts, retries and failures, never a sid; and the metrics example of docs/operations.md.
+// The koa-kv-session:store tracing channel: every store call of a session's life, its outcome, conflicts, retries and
+// failures, never a sid; and the metrics example of docs/operations.md.
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -239,8 +240,12 @@ describe('docs/operations.md: the metrics example', () => {
       holds.release('late');
       await late;
       const text = await register.metrics();
-      expect(text).toMatch(/koa_kv_session_store_duration_seconds_count\{operation="load",backend="memory",outcome="found"\} 2/);
-      expect(text).toMatch(/koa_kv_session_store_duration_seconds_count\{operation="write",backend="memory",outcome="saved"\} 3/);
+      expect(text).toMatch(
+        /koa_kv_session_store_duration_seconds_count\{operation="load",backend="memory",outcome="found"\} 2/,
+      );
+      expect(text).toMatch(
+        /koa_kv_session_store_duration_seconds_count\{operation="write",backend="memory",outcome="saved"\} 3/,
+      );
       expect(text).toMatch(/koa_kv_session_store_conflicts_total\{backend="memory"\} 1/);
     } finally {
       stop();

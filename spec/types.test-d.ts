@@ -1,7 +1,14 @@
 // Types: declaration merging of SessionData makes ctx.session type-check and autocomplete in handlers.
 import Koa from 'koa';
 import { describe, expectTypeOf, it } from 'vitest';
-import { kvSession, sessionExpires, type KvSessionMiddleware, type Session, type SessionError, type UserSession } from '../src/index.js';
+import {
+  kvSession,
+  sessionExpires,
+  type KvSessionMiddleware,
+  type Session,
+  type SessionError,
+  type UserSession,
+} from '../src/index.js';
 
 declare module '../src/index.js' {
   interface SessionData {
@@ -44,7 +51,9 @@ describe('ctx.session types', () => {
     const app = new Koa();
     app.use(async (ctx) => {
       expectTypeOf(await ctx.session.take('userId')).toEqualTypeOf<string | undefined>();
-      expectTypeOf(ctx.session.update('cart', (cart) => ({ items: [...(cart?.items ?? []), 'sku'] }))).toEqualTypeOf<{ items: string[] } | undefined>();
+      expectTypeOf(ctx.session.update('cart', (cart) => ({ items: [...(cart?.items ?? []), 'sku'] }))).toEqualTypeOf<
+        { items: string[] } | undefined
+      >();
       // @ts-expect-error only declared fields can be taken
       await ctx.session.take('nosuch');
       // @ts-expect-error fn must return the field's type

@@ -112,7 +112,9 @@ describe.each(BACKENDS)('sessions of a user on $name', (backend) => {
     const a2 = await login(site, 'alice');
     store.reset();
     await site.middleware.listUserSessions('alice');
-    expect(store.calls.map((c) => `${c.op} ${c.key}`).sort()).toEqual([`get ${indexKey('alice')}`, `get ${prefix}${a1.sid}`, `get ${prefix}${a2.sid}`].sort());
+    expect(store.calls.map((c) => `${c.op} ${c.key}`).sort()).toEqual(
+      [`get ${indexKey('alice')}`, `get ${prefix}${a1.sid}`, `get ${prefix}${a2.sid}`].sort(),
+    );
   });
 
   it('drops the sid from the index at logout', async () => {
@@ -143,17 +145,22 @@ describe.each(BACKENDS)('sessions of a user on $name', (backend) => {
   });
 
   it('indexes every one of many concurrent logins of one user, across processes', async (context) => {
-    // Without an atomic compare-and-set, processes can overwrite each other's index update (one round trip window, documented);
-    // within one process the updates of a user are queued and cannot be lost.
+    // Without an atomic compare-and-set, processes can overwrite each other's index update (one round trip window,
+    // documented); within one process the updates of a user are queued and cannot be lost.
     const processes = store.atomic ? 3 : 1;
     const sites = await Promise.all(Array.from({ length: processes }, () => app()));
-    const logins = await Promise.all(Array.from({ length: 30 }, (_, i) => login(sites[i % processes] as TestApp, 'carol', `device-${i}`)));
+    const logins = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => login(sites[i % processes] as TestApp, 'carol', `device-${i}`)),
+    );
     const listed = await (sites[0] as TestApp).middleware.listUserSessions('carol');
     expect(listed.map((s) => s.sid).sort()).toEqual(logins.map((l) => l.sid).sort());
     expect(await (sites[1 % processes] as TestApp).middleware.revokeUserSessions('carol')).toBe(30);
     const after = await Promise.all(logins.map((l) => (sites[0] as TestApp).request('/whoami', { cookie: l.cookie })));
     expect(after.map((r) => r.body)).toEqual(logins.map(() => 'anonymous'));
-    if (!store.atomic) context.annotate(`${backend.name}: concurrent logins checked within one process only (no atomic compare-and-set)`);
+    if (!store.atomic)
+      context.annotate(
+        `${backend.name}: concurrent logins checked within one process only (no atomic compare-and-set)`,
+      );
   });
 
   it('forgets a user whose sessions expired: the index expires with them', async () => {
@@ -194,14 +201,18 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
 
   it('says which option is missing when listUserSessions/revokeUserSessions are called without userKey', async () => {
     const middleware = kvSession({ store: 'memory://' });
-    await expect(middleware.listUserSessions('alice')).rejects.toThrow(/listUserSessions\(\) needs the userKey option \(or SESSION_USER_KEY\)/);
+    await expect(middleware.listUserSessions('alice')).rejects.toThrow(
+      /listUserSessions\(\) needs the userKey option \(or SESSION_USER_KEY\)/,
+    );
     await expect(middleware.revokeUserSessions('alice')).rejects.toMatchObject({ code: 'SESSION_INVALID_OPTION' });
     await middleware.close();
   });
 
   it.each([[''], [null], [{}], [Number.NaN]])('rejects %j as a user id argument', async (user) => {
     const target = await site();
-    await expect(target.middleware.listUserSessions(user as string)).rejects.toThrow(/takes a user id \(a non-empty string or a number\)/);
+    await expect(target.middleware.listUserSessions(user as string)).rejects.toThrow(
+      /takes a user id \(a non-empty string or a number\)/,
+    );
   });
 
   it('treats a numeric user id and its decimal string as the same user', async () => {
@@ -229,9 +240,16 @@ describe('sessions of a user: API and edge cases (memory store)', () => {
 
   it('serves a stored session whose user field cannot be a user id (written before userKey was set) instead of failing it', async () => {
     const memory = new MemoryBackend();
-    const target = await site({ store: memory, keyPrefix: 'p:', cookie: { signed: false }, refreshInterval: 0 }, (ctx) => String(ctx.session.note));
+    const target = await site(
+      { store: memory, keyPrefix: 'p:', cookie: { signed: false }, refreshInterval: 0 },
+      (ctx) => String(ctx.session.note),
+    );
     const sid = 'A'.repeat(43);
-    await memory.set(`p:${sid}`, `j2:${Date.now() + 60_000}:1:AAAAAAAA:1::${JSON.stringify({ userId: { legacy: true }, note: 'kept' })}`, 60_000);
+    await memory.set(
+      `p:${sid}`,
+      `j2:${Date.now() + 60_000}:1:AAAAAAAA:1::${JSON.stringify({ userId: { legacy: true }, note: 'kept' })}`,
+      60_000,
+    );
     const reply = await target.request('/', { cookie: `session=${sid}` });
     expect(reply.status).toBe(200);
     expect(reply.body).toBe('kept');

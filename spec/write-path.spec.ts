@@ -1,4 +1,5 @@
-// One write path beyond the request: revocations that a racing regenerate() cannot outrun, logins whose cost does not grow with the user's sessions, one audit event per session ended; on every backend.
+// One write path beyond the request: revocations that a racing regenerate() cannot outrun, logins whose cost does not
+// grow with the user's sessions, one audit event per session ended; on every backend.
 import type { Context } from 'koa';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { frameRecord } from '../src/codec.js';
@@ -10,7 +11,10 @@ import { cookiePair, startApp, type TestApp } from './support/app.js';
 import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend } from './support/servers.js';
 
-/** Routes: /login?user= (regenerates, sets the user), /rotate (regenerates, same user), /whoami, /become?user= (changes the user field). */
+/**
+ * Routes: /login?user= (regenerates, sets the user), /rotate (regenerates, same user), /whoami, /become?user= (changes
+ * the user field).
+ */
 async function route(ctx: Context): Promise<unknown> {
   switch (ctx.path) {
     case '/login':
@@ -53,7 +57,12 @@ describe.each(BACKENDS)('the write path beyond a request on $name', (backend) =>
   }
 
   /** The session is rotated by another request between the revocation's read of `key` and its write. */
-  async function rotatedDuring(site: TestApp, key: string, cookie: string, revoke: () => Promise<unknown>): Promise<{ result: unknown; cookie: string }> {
+  async function rotatedDuring(
+    site: TestApp,
+    key: string,
+    cookie: string,
+    revoke: () => Promise<unknown>,
+  ): Promise<{ result: unknown; cookie: string }> {
     const held = store.hold('get', key);
     const revoking = revoke();
     await held.reached;
@@ -66,7 +75,9 @@ describe.each(BACKENDS)('the write path beyond a request on $name', (backend) =>
   it('revokeSession(sid) while a regenerate() moves that session: true, and signed out under the new sid too', async () => {
     const site = await app();
     const device = await login(site, 'rae');
-    const { result, cookie } = await rotatedDuring(site, prefix + device.sid, device.cookie, () => site.middleware.revokeSession(device.sid));
+    const { result, cookie } = await rotatedDuring(site, prefix + device.sid, device.cookie, () =>
+      site.middleware.revokeSession(device.sid),
+    );
     expect(result).toBe(true);
     expect(await whoami(site, cookie)).toBe('anonymous');
     expect(await whoami(site, device.cookie)).toBe('anonymous');
@@ -77,7 +88,9 @@ describe.each(BACKENDS)('the write path beyond a request on $name', (backend) =>
     const site = await app();
     const device = await login(site, 'ray');
     const id = sidFingerprint(device.sid);
-    const { result, cookie } = await rotatedDuring(site, prefix + device.sid, device.cookie, () => site.middleware.revokeSession({ user: 'ray', id }));
+    const { result, cookie } = await rotatedDuring(site, prefix + device.sid, device.cookie, () =>
+      site.middleware.revokeSession({ user: 'ray', id }),
+    );
     expect(result).toBe(true);
     expect(await whoami(site, cookie)).toBe('anonymous');
     expect(await site.middleware.listUserSessions('ray')).toEqual([]);
@@ -87,7 +100,9 @@ describe.each(BACKENDS)('the write path beyond a request on $name', (backend) =>
     const site = await app();
     const device = await login(site, 'rex');
     const other = await login(site, 'rex');
-    const { result, cookie } = await rotatedDuring(site, prefix + userIndexName('rex'), device.cookie, () => site.middleware.revokeUserSessions('rex'));
+    const { result, cookie } = await rotatedDuring(site, prefix + userIndexName('rex'), device.cookie, () =>
+      site.middleware.revokeUserSessions('rex'),
+    );
     expect(result).toBe(2);
     expect(await whoami(site, cookie)).toBe('anonymous');
     expect(await whoami(site, other.cookie)).toBe('anonymous');
@@ -120,12 +135,15 @@ describe.each(BACKENDS)('the write path beyond a request on $name', (backend) =>
   });
 
   it('maxSessionsPerUser under 20 concurrent logins through 3 instances: exactly the maximum stay, one session:revoked per session ended', async (context) => {
-    // Without an atomic compare-and-set, processes can overwrite each other's index update (documented): one process then.
+    // Without an atomic compare-and-set, processes can overwrite each other's index update (documented): one process
+    // then.
     const processes = store.atomic ? 3 : 1;
     const sites = await Promise.all(Array.from({ length: processes }, () => app({ maxSessionsPerUser: 3 })));
     const events: SessionEvent[] = [];
     for (const site of sites) site.app.on('session:revoked', (event: SessionEvent) => events.push(event));
-    const logins = await Promise.all(Array.from({ length: 20 }, (_, i) => login(sites[i % processes] as TestApp, 'lin')));
+    const logins = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => login(sites[i % processes] as TestApp, 'lin')),
+    );
     const first = sites[0] as TestApp;
     const signedIn: string[] = [];
     for (const device of logins) if ((await whoami(first, device.cookie)) === 'lin') signedIn.push(device.sid);
@@ -148,8 +166,13 @@ describe.each(BACKENDS)('the write path beyond a request on $name', (backend) =>
     const seed = async (n: number): Promise<void> => {
       const now = Date.now();
       const sessions: Record<string, [number, number]> = {};
-      for (let i = 0; i < n; i++) sessions[`gone${String(i).padStart(6, '0')}`] = [now + 3_600_000, now - 3_600_000 - i];
-      await store.put(indexKey, frameRecord(JSON.stringify({ user: 'max', sessions }), 'json', now + 3_600_000, false), 3_600_000);
+      for (let i = 0; i < n; i++)
+        sessions[`gone${String(i).padStart(6, '0')}`] = [now + 3_600_000, now - 3_600_000 - i];
+      await store.put(
+        indexKey,
+        frameRecord(JSON.stringify({ user: 'max', sessions }), 'json', now + 3_600_000, false),
+        3_600_000,
+      );
     };
     const callsOfOneLogin = async (): Promise<number> => {
       store.reset();

@@ -1,4 +1,6 @@
-// What a new user meets first: the README's Usage example, copied as it is after the README's install line, keeps a session; a Node that cannot open the default store fails at kvSession(), naming the fix; configuration that would fail later or silently is said at once.
+// What a new user meets first: the README's Usage example, copied as it is after the README's install line, keeps a
+// session; a Node that cannot open the default store fails at kvSession(), naming the fix; configuration that would
+// fail later or silently is said at once.
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +15,10 @@ import { HAS_NODE_SQLITE } from './support/servers.js';
 const ROOT = join(import.meta.dirname, '..');
 const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
 
-/** A project folder where `koa` and `koa-kv-session` resolve as after `npm install koa-kv-session koa`, and nothing else does. */
+/**
+ * A project folder where `koa` and `koa-kv-session` resolve as after `npm install koa-kv-session koa`, and nothing else
+ * does.
+ */
 function project(): string {
   const dir = mkdtempSync(join(tmpdir(), 'kvs-first-'));
   mkdirSync(join(dir, 'node_modules'));
@@ -28,7 +33,11 @@ afterAll(() => {
 });
 
 /** Runs `file` in `dir` with no SESSION_* variables; its stdout. */
-function run(dir: string, file: string, flags: string[] = []): { stdout: string; stderr: string; status: number | null } {
+function run(
+  dir: string,
+  file: string,
+  flags: string[] = [],
+): { stdout: string; stderr: string; status: number | null } {
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('SESSION_')));
   return spawnSync(process.execPath, [...flags, file], { cwd: dir, env, encoding: 'utf8', timeout: 30_000 });
 }
@@ -46,7 +55,9 @@ describe('the README, as a new user reads it', () => {
   it('the demo section installs the dev dependencies (npm ci) before `npm start`, which builds before it serves', () => {
     const demo = /## The demo\n([\s\S]*?)\n## /.exec(README)?.[1] ?? '';
     expect(demo).toContain('`npm ci && npm start`');
-    const scripts = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    const scripts = (
+      JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+    ).scripts;
     expect(scripts.start).toBe('npm run build && node examples/server.mjs');
   });
 
@@ -62,7 +73,13 @@ const two = await fetch(base, { headers: { cookie } });
 console.log(JSON.stringify([await one.text(), await two.text()]));
 server.close();
 `;
-    writeFileSync(join(dir, 'app.mjs'), usage.replace('app.listen(3000);', "const server = app.listen(0, '127.0.0.1');\nawait new Promise((r) => server.once('listening', r));") + driver);
+    writeFileSync(
+      join(dir, 'app.mjs'),
+      usage.replace(
+        'app.listen(3000);',
+        "const server = app.listen(0, '127.0.0.1');\nawait new Promise((r) => server.once('listening', r));",
+      ) + driver,
+    );
     const result = run(dir, 'app.mjs');
     expect(result.stderr).not.toMatch(/Error/);
     expect(JSON.parse(result.stdout.trim().split('\n').pop() ?? 'null')).toEqual(['1 views', '2 views']);
@@ -70,7 +87,10 @@ server.close();
 });
 
 describe('a store URL whose driver is not installed', () => {
-  /** A folder where koa-kv-session is installed as a user installs it (its dist and its own dependency), with no store driver. */
+  /**
+   * A folder where koa-kv-session is installed as a user installs it (its dist and its own dependency), with no store
+   * driver.
+   */
   function bare(): string {
     const dir = mkdtempSync(join(tmpdir(), 'kvs-bare-'));
     made.push(dir);
@@ -78,7 +98,8 @@ describe('a store URL whose driver is not installed', () => {
     mkdirSync(pkg, { recursive: true });
     writeFileSync(join(pkg, 'package.json'), readFileSync(join(ROOT, 'package.json')));
     symlinkSync(join(ROOT, 'dist'), join(pkg, 'dist'));
-    for (const dependency of ['cbor-x', 'koa']) symlinkSync(join(ROOT, 'node_modules', dependency), join(dir, 'node_modules', dependency));
+    for (const dependency of ['cbor-x', 'koa'])
+      symlinkSync(join(ROOT, 'node_modules', dependency), join(dir, 'node_modules', dependency));
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'no-driver', private: true, type: 'module' }));
     return dir;
   }
@@ -98,22 +119,27 @@ try { kvSession({ store: ${JSON.stringify(url)} }); console.log('started'); } ca
 `,
     );
     const { stdout } = run(dir, 'app.mjs');
-    expect(stdout).toContain(`SESSION_ADAPTER_MISSING koa-kv-session: the store ${url.replace('hunter2', '****')} needs the ${needed} package, which is not installed: run \`npm install ${needed}\``);
+    expect(stdout).toContain(
+      `SESSION_ADAPTER_MISSING koa-kv-session: the store ${url.replace('hunter2', '****')} needs the ${needed} package, which is not installed: run \`npm install ${needed}\``,
+    );
     expect(stdout).not.toContain('hunter2');
   });
 
-  it.runIf(HAS_NODE_SQLITE)('sqlite:// with ?driver=sqlite3 names sqlite3, and the node:sqlite it could use instead', () => {
-    const dir = bare();
-    writeFileSync(
-      join(dir, 'app.mjs'),
-      `import { kvSession } from 'koa-kv-session';
+  it.runIf(HAS_NODE_SQLITE)(
+    'sqlite:// with ?driver=sqlite3 names sqlite3, and the node:sqlite it could use instead',
+    () => {
+      const dir = bare();
+      writeFileSync(
+        join(dir, 'app.mjs'),
+        `import { kvSession } from 'koa-kv-session';
 try { kvSession({ store: 'sqlite://./s.sqlite?driver=sqlite3' }); } catch (error) { console.log(error.message); }
 `,
-    );
-    expect(run(dir, 'app.mjs').stdout).toContain(
-      'asks for the sqlite3 package (?driver=sqlite3), which is not installed: run `npm install sqlite3`, or drop ?driver=sqlite3 to use the node:sqlite built into this Node',
-    );
-  });
+      );
+      expect(run(dir, 'app.mjs').stdout).toContain(
+        'asks for the sqlite3 package (?driver=sqlite3), which is not installed: run `npm install sqlite3`, or drop ?driver=sqlite3 to use the node:sqlite built into this Node',
+      );
+    },
+  );
 });
 
 describe('a Node that cannot open the default store', () => {
@@ -132,7 +158,10 @@ console.log(JSON.stringify(thrown ?? null));
     );
     // Node 22 and later can turn node:sqlite off, as Node 20 never had it; sqlite3 does not resolve from this folder.
     const result = run(dir, 'check.mjs', ['--no-experimental-sqlite']);
-    const thrown = JSON.parse(result.stdout.trim().split('\n').pop() ?? 'null') as { code: string; message: string } | null;
+    const thrown = JSON.parse(result.stdout.trim().split('\n').pop() ?? 'null') as {
+      code: string;
+      message: string;
+    } | null;
     expect(thrown?.code).toBe('SESSION_ADAPTER_MISSING');
     expect(thrown?.message).toMatch(/default store \(sqlite:\/\/\.\/sessions\.sqlite/);
     expect(thrown?.message).toMatch(/npm install sqlite3/);
@@ -159,12 +188,16 @@ describe('configuration that starts but would fail later, or silently', () => {
 
   it('an empty SESSION_SECRET_KEYS fails at kvSession(), naming the variable (it would be a 500 on every request of an app without app.keys)', () => {
     for (const value of ['', '  ']) {
-      expect(() => kvSession({ store: 'memory://', env: { SESSION_SECRET_KEYS: value } })).toThrow(/SESSION_SECRET_KEYS.*set but empty/);
+      expect(() => kvSession({ store: 'memory://', env: { SESSION_SECRET_KEYS: value } })).toThrow(
+        /SESSION_SECRET_KEYS.*set but empty/,
+      );
     }
   });
 
   it('a misspelled SESSION_* variable is said, with the one it was meant to be', async () => {
-    const seen = await warningsOf(async () => kvSession({ store: 'memory://', env: { SESSION_LIFETIM: '1h', SESSION_COOKIE_SAMESIT: 'none' } }).close());
+    const seen = await warningsOf(async () =>
+      kvSession({ store: 'memory://', env: { SESSION_LIFETIM: '1h', SESSION_COOKIE_SAMESIT: 'none' } }).close(),
+    );
     expect(seen.map((w) => w.code)).toEqual(['KV_SESSION_UNKNOWN_VARIABLE', 'KV_SESSION_UNKNOWN_VARIABLE']);
     expect(seen[0]?.message).toMatch(/SESSION_LIFETIM is not one.*did you mean SESSION_LIFETIME\?/);
     expect(seen[1]?.message).toMatch(/did you mean SESSION_COOKIE_SAMESITE\?/);
@@ -182,9 +215,13 @@ describe('configuration that starts but would fail later, or silently', () => {
   it('a store that cannot keep a promise is said at kvSession(): not atomic, a copy per process, no expiry, eviction', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kvs-notices-'));
     try {
-      const codes = async (store: unknown) => (await warningsOf(async () => kvSession({ store: asStore(store) }).close())).map((w) => w.code);
+      const codes = async (store: unknown) =>
+        (await warningsOf(async () => kvSession({ store: asStore(store) }).close())).map((w) => w.code);
       expect(await codes('memcache://127.0.0.1:11311')).toEqual(['KV_SESSION_NOT_ATOMIC']);
-      expect(await codes(new KeyvFile({ filename: join(dir, 'sessions.json') }))).toEqual(['KV_SESSION_PER_PROCESS', 'KV_SESSION_NOT_ATOMIC']);
+      expect(await codes(new KeyvFile({ filename: join(dir, 'sessions.json') }))).toEqual([
+        'KV_SESSION_PER_PROCESS',
+        'KV_SESSION_NOT_ATOMIC',
+      ]);
       expect(await codes(new KeyvLru({ max: 10 }))).toEqual(['KV_SESSION_EVICTS', 'KV_SESSION_NOT_ATOMIC']);
       // An adapter of the app's own that says nothing of expiry.
       const own = { get: async () => undefined, set: async () => true, delete: async () => true };
@@ -197,10 +234,14 @@ describe('configuration that starts but would fail later, or silently', () => {
   });
 
   it('short signing keys are said, from the option, the variable or app.keys', async () => {
-    const fromOption = await warningsOf(async () => kvSession({ store: 'memory://', keys: ['x', 'a long enough secret key'] }).close());
+    const fromOption = await warningsOf(async () =>
+      kvSession({ store: 'memory://', keys: ['x', 'a long enough secret key'] }).close(),
+    );
     expect(fromOption.map((w) => w.code)).toEqual(['KV_SESSION_SHORT_KEY']);
     expect(fromOption[0]?.message).toMatch(/1 of the 2 keys in keys is shorter than 16/);
-    const fromVariable = await warningsOf(async () => kvSession({ store: 'memory://', env: { SESSION_SECRET_KEYS: 'abc' } }).close());
+    const fromVariable = await warningsOf(async () =>
+      kvSession({ store: 'memory://', env: { SESSION_SECRET_KEYS: 'abc' } }).close(),
+    );
     expect(fromVariable[0]?.message).toMatch(/keys in SESSION_SECRET_KEYS/);
     const app = await startApp(
       { store: 'memory://' },

@@ -22,7 +22,12 @@ function renameKeys(value: unknown, rename: (key: string) => string): unknown {
   if (proto !== Object.prototype && proto !== null) return value;
   const out: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {
-    Object.defineProperty(out, rename(key), { value: renameKeys(item, rename), writable: true, enumerable: true, configurable: true });
+    Object.defineProperty(out, rename(key), {
+      value: renameKeys(item, rename),
+      writable: true,
+      enumerable: true,
+      configurable: true,
+    });
   }
   return out;
 }
@@ -47,7 +52,10 @@ export function cborEncode(value: unknown): Buffer {
 }
 
 export function tooLarge(bytes: number, max: number): SessionError {
-  return new SessionError('SESSION_TOO_LARGE', `koa-kv-session: the session record is ${bytes} bytes, over maxSize (${max}); nothing was saved`);
+  return new SessionError(
+    'SESSION_TOO_LARGE',
+    `koa-kv-session: the session record is ${bytes} bytes, over maxSize (${max}); nothing was saved`,
+  );
 }
 
 /** `bytes` as base64 text, refused (SESSION_TOO_LARGE) before that text is made when it would exceed `maxSize`. */
@@ -110,7 +118,12 @@ function entry(data: Record<string, unknown>, key: string): Buffer | undefined {
  * no map of text keys as encodeCbor writes them, a key that needs the "__proto__" escape, data that
  * does not match): then the whole data is encoded.
  */
-export function spliceCbor(payload: string, data: Record<string, unknown>, changed: ReadonlySet<string>, maxSize: number): string | undefined {
+export function spliceCbor(
+  payload: string,
+  data: Record<string, unknown>,
+  changed: ReadonlySet<string>,
+  maxSize: number,
+): string | undefined {
   const stored = Buffer.from(payload, 'base64');
   // encodeCbor writes an object as a map with a two-byte length.
   if (stored[0] !== 0xb9) return undefined;
@@ -125,7 +138,9 @@ export function spliceCbor(payload: string, data: Record<string, unknown>, chang
       if ((stored[at] as number) >> 5 !== 3) return undefined;
       const keyEnd = skipItem(stored, at);
       const end = skipItem(stored, keyEnd);
-      const target = targets.find(({ text }) => text.length === keyEnd - at && stored.compare(text, 0, text.length, at, keyEnd) === 0);
+      const target = targets.find(
+        ({ text }) => text.length === keyEnd - at && stored.compare(text, 0, text.length, at, keyEnd) === 0,
+      );
       if (target === undefined) entries++;
       else {
         target.seen = true;

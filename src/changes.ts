@@ -1,4 +1,5 @@
-// What a handler did to the session data, key by key: what it set or deleted, what it may have mutated in place, and whether the data changed at all.
+// What a handler did to the session data, key by key: what it set or deleted, what it may have mutated in place, and
+// whether the data changed at all.
 import { encodePayload, fingerprint, type Format, type StoredData as RecordData, type StoredRecord } from './codec.js';
 import { messageOf, SessionError } from './errors.js';
 import type { ChangeSet, Updater } from './plan.js';
@@ -24,7 +25,9 @@ export class DataChanges {
   readonly #maxSize: number;
   /** Top-level keys the handler set or deleted. */
   #touched: Set<string> | undefined;
-  /** Keys whose object value was handed to the handler, with its encoding then: nested mutation shows as a difference. */
+  /**
+   * Keys whose object value was handed to the handler, with its encoding then: nested mutation shows as a difference.
+   */
   #snapshots: Map<string, Buffer | undefined> | undefined;
   /** The data was replaced or cleared as a whole. */
   #replaced = false;
@@ -37,7 +40,9 @@ export class DataChanges {
     this.#maxSize = maxSize;
   }
 
-  /** The handler read the object `value` of a stored `key`: remember its encoding, once, unless the key was set since. */
+  /**
+   * The handler read the object `value` of a stored `key`: remember its encoding, once, unless the key was set since.
+   */
   handedOut(key: string, value: object): void {
     if (this.#touched?.has(key) || this.#snapshots?.has(key) || !Object.hasOwn(this.data, key)) return;
     (this.#snapshots ??= new Map()).set(key, fingerprint(value));
@@ -58,10 +63,14 @@ export class DataChanges {
    * again at commit on the freshest stored value. Resolves with the new value.
    */
   update(key: string, fn: Updater): unknown {
-    const decided = this.#replaced || (this.#touched?.has(key) === true && this.#updates?.has(key) !== true) || this.#mutated(key);
+    const decided =
+      this.#replaced || (this.#touched?.has(key) === true && this.#updates?.has(key) !== true) || this.#mutated(key);
     const value = fn(this.data[key]);
     if (typeof (value as PromiseLike<unknown> | undefined)?.then === 'function') {
-      throw new TypeError(`ctx.session.update('${key}', fn): fn returned a Promise; it must be synchronous and free of side effects, because it runs again at commit on the freshest stored value`);
+      throw new TypeError(
+        `ctx.session.update('${key}', fn): fn returned a Promise; it must be synchronous and free of side effects, ` +
+          `because it runs again at commit on the freshest stored value`,
+      );
     }
     Reflect.defineProperty(this.data, key, { value, writable: true, enumerable: true, configurable: true });
     this.#encoded = undefined;
@@ -123,15 +132,24 @@ export class DataChanges {
   /** Encodes the data, once per format per commit; untouched data is still exactly `stored`'s payload. */
   encode(format: Format, stored: StoredRecord | undefined): string {
     if (this.#encoded?.format === format) return this.#encoded.payload;
-    if (stored?.format === format && !this.#replaced && this.#touched === undefined && this.#snapshots === undefined) return stored.payload;
+    if (stored?.format === format && !this.#replaced && this.#touched === undefined && this.#snapshots === undefined)
+      return stored.payload;
     let payload: string;
     // Built on the stored payload where it can be: only what this request changed is encoded anew.
-    const base = stored?.format === format && !this.#replaced ? { payload: stored.payload, changed: this.#changedKeys() } : undefined;
+    const base =
+      stored?.format === format && !this.#replaced
+        ? { payload: stored.payload, changed: this.#changedKeys() }
+        : undefined;
     try {
       payload = encodePayload(this.data, format, this.#maxSize, base);
     } catch (error) {
       if (error instanceof SessionError) throw error;
-      throw new SessionError('SESSION_UNENCODABLE', `koa-kv-session: the session data cannot be encoded as ${format.toUpperCase()}: ${messageOf(error)}`, 500, { cause: error });
+      throw new SessionError(
+        'SESSION_UNENCODABLE',
+        `koa-kv-session: the session data cannot be encoded as ${format.toUpperCase()}: ${messageOf(error)}`,
+        500,
+        { cause: error },
+      );
     }
     this.#encoded = { format, payload };
     return payload;
@@ -156,7 +174,10 @@ export class DataChanges {
     return false;
   }
 
-  /** What this request changed, key by key: set or mutated in place, deleted, or updated; `permanent` when the flag changed. */
+  /**
+   * What this request changed, key by key: set or mutated in place, deleted, or updated; `permanent` when the flag
+   * changed.
+   */
   changeSet(permanent: boolean | undefined): ChangeSet {
     const set = new Map<string, unknown>();
     const deleted: string[] = [];

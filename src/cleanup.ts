@@ -1,6 +1,8 @@
-// Background purges of expired records: one at a time, never awaited by a request; on a timer where the store keeps expired records, and on one request in N.
+// Background purges of expired records: one at a time, never awaited by a request; on a timer where the store keeps
+// expired records, and on one request in N.
 import { debugLog } from './debug.js';
 import type { SessionStore } from './store.js';
+import { purgeExpired } from './store-scan.js';
 
 const debug = debugLog('koa-kv-session');
 
@@ -38,7 +40,10 @@ export class CleanupScheduler {
     }
   }
 
-  /** Called once per request: on average one in `cleanupEveryNRequests` starts a purge, which the request does not wait for. */
+  /**
+   * Called once per request: on average one in `cleanupEveryNRequests` starts a purge, which the request does not wait
+   * for.
+   */
   onRequest(): void {
     const n = this.#config.cleanupEveryNRequests;
     if (n !== 0 && Math.random() * n < 1) this.#purgeInBackground();
@@ -52,8 +57,7 @@ export class CleanupScheduler {
 
   #purgeInBackground(): void {
     if (this.#running !== undefined) return;
-    this.#running = this.#store
-      .purge()
+    this.#running = purgeExpired(this.#store)
       .then((removed) => debug('background purge removed %d expired sessions', removed))
       .catch((error: Error) => this.#report(error))
       .finally(() => {

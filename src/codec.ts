@@ -25,7 +25,10 @@ export interface StoredRecord {
   readonly format: Format;
   readonly expires: number;
   readonly permanent: boolean;
-  /** Stored under the hash of its sid (`hashSids`): such a record answers only to the sid whose hash names it, never to a cookie holding its key. */
+  /**
+   * Stored under the hash of its sid (`hashSids`): such a record answers only to the sid whose hash names it, never to
+   * a cookie holding its key.
+   */
   readonly hashed: boolean;
   /** When the session was created or last regenerated; undefined when the header does not say (a user index). */
   readonly created: number | undefined;
@@ -53,13 +56,21 @@ const KEPT_VERSIONS = 8;
  * decoded from, in this format, and the keys changed since), only the changed keys are checked for
  * depth, and a CBOR payload keeps the bytes of the keys that did not change.
  */
-export function encodePayload(data: StoredData, format: Format, maxSize = Number.POSITIVE_INFINITY, base?: PayloadBase): string {
+export function encodePayload(
+  data: StoredData,
+  format: Format,
+  maxSize = Number.POSITIVE_INFINITY,
+  base?: PayloadBase,
+): string {
   // What was read back from a payload was checked when it was written: only changed keys are walked.
   if (base === undefined) {
     if (!nestedWithin(data, MAX_DEPTH)) throw tooDeep();
   } else for (const key of base.changed) if (!nestedWithin(data[key], MAX_DEPTH - 1)) throw tooDeep();
   if (format === 'json') return JSON.stringify(data);
-  return (base === undefined ? undefined : spliceCbor(base.payload, data, base.changed, maxSize)) ?? encodeCbor(data, maxSize);
+  return (
+    (base === undefined ? undefined : spliceCbor(base.payload, data, base.changed, maxSize)) ??
+    encodeCbor(data, maxSize)
+  );
 }
 
 /** The payload some data was decoded from, and the keys changed since (set, deleted or changed in place). */
@@ -69,7 +80,9 @@ export interface PayloadBase {
 }
 
 function tooDeep(): Error {
-  return new Error(`it is nested deeper than ${MAX_DEPTH} levels (or refers to itself), deeper than a reader can take back`);
+  return new Error(
+    `it is nested deeper than ${MAX_DEPTH} levels (or refers to itself), deeper than a reader can take back`,
+  );
 }
 
 /**
@@ -83,14 +96,20 @@ export const MAX_DEPTH = 256;
 function nestedWithin(value: unknown, levels: number): boolean {
   if (typeof value !== 'object' || value === null || value instanceof Date || ArrayBuffer.isView(value)) return true;
   if (levels === 0) return false;
-  const items: Iterable<unknown> = Array.isArray(value) || value instanceof Set ? value : value instanceof Map ? [...value.keys(), ...value.values()] : Object.values(value);
+  const items: Iterable<unknown> =
+    Array.isArray(value) || value instanceof Set
+      ? value
+      : value instanceof Map
+        ? [...value.keys(), ...value.values()]
+        : Object.values(value);
   for (const item of items) if (!nestedWithin(item, levels - 1)) return false;
   return true;
 }
 
 /** Refuses a record over maxSize, before anything is written. */
 export function checkSize(raw: string, max: number): void {
-  if (raw.length > max || (raw.length * 3 > max && Buffer.byteLength(raw) > max)) throw tooLarge(Buffer.byteLength(raw), max);
+  if (raw.length > max || (raw.length * 3 > max && Buffer.byteLength(raw) > max))
+    throw tooLarge(Buffer.byteLength(raw), max);
 }
 
 export function decodePayload(payload: string, format: Format): StoredData {
@@ -132,7 +151,10 @@ export function newVersion(): string {
   return POOL.toString('base64url', poolUsed - 6, poolUsed);
 }
 
-/** What a record keeps about its session besides the data: when it was created, and its own lifetime if it has one (each empty when unknown or none). */
+/**
+ * What a record keeps about its session besides the data: when it was created, and its own lifetime if it has one (each
+ * empty when unknown or none).
+ */
 export interface RecordMeta {
   readonly created: number | undefined;
   readonly lifetime?: number | undefined;
@@ -147,9 +169,17 @@ export interface RecordMeta {
  * time unknown, the configured lifetime, stored under the sid. The third field holds two bits:
  * 1 permanent, 2 stored under the hash of the sid.
  */
-export function frameRecord(payload: string, format: Format, expires: number, permanent: boolean, meta: RecordMeta = { created: undefined }): string {
-  const versions = meta.after === undefined ? newVersion() : newVersion() + meta.after.versions.slice(0, (KEPT_VERSIONS - 1) * 8);
-  return `${TAG[format]}:${expires}:${(permanent ? 1 : 0) + (meta.hashed === true ? 2 : 0)}:${versions}:${meta.created ?? ''}:${meta.lifetime ?? ''}:${payload}`;
+export function frameRecord(
+  payload: string,
+  format: Format,
+  expires: number,
+  permanent: boolean,
+  meta: RecordMeta = { created: undefined },
+): string {
+  const versions =
+    meta.after === undefined ? newVersion() : newVersion() + meta.after.versions.slice(0, (KEPT_VERSIONS - 1) * 8);
+  const flags = (permanent ? 1 : 0) + (meta.hashed === true ? 2 : 0);
+  return `${TAG[format]}:${expires}:${flags}:${versions}:${meta.created ?? ''}:${meta.lifetime ?? ''}:${payload}`;
 }
 
 /**
@@ -177,7 +207,11 @@ export function isHashedRecord(raw: string): boolean {
 
 /** The live record `record` framed again for the other key layout (a new version token, everything else kept). */
 export function relaidRecord(record: StoredRecord, hashed: boolean): string {
-  return frameRecord(record.payload, record.format, record.expires, record.permanent, { created: record.created, lifetime: record.lifetime, hashed });
+  return frameRecord(record.payload, record.format, record.expires, record.permanent, {
+    created: record.created,
+    lifetime: record.lifetime,
+    hashed,
+  });
 }
 
 /** True when `a` and `b` hold the same record, apart from its versions (which every framing draws anew). */
@@ -186,7 +220,8 @@ export function sameRecord(a: string, b: string | undefined): boolean {
   const left = HEADER_2.exec(a);
   const right = HEADER_2.exec(b);
   if (left === null || right === null) return a === b;
-  const without = (match: RegExpExecArray, raw: string) => `${match.slice(1, 4).join(':')}:${match.slice(5).join(':')}:${raw.slice(match[0].length)}`;
+  const without = (match: RegExpExecArray, raw: string) =>
+    `${match.slice(1, 4).join(':')}:${match.slice(5).join(':')}:${raw.slice(match[0].length)}`;
   return without(left, a) === without(right, b);
 }
 

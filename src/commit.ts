@@ -1,19 +1,16 @@
-// Every store step of a commit, in order (index track, write, removals, untrack): a request's changes go onto the freshest record, never over a logout, and a regenerate only moves a session that still exists.
+// Every store step of a commit, in order (index track, write, removals, untrack): a request's changes go onto the
+// freshest record, never over a logout, and a regenerate only moves a session that still exists.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { checkSize, decodePayload, encodePayload, type Format, frameRecord, parseRecord, recordExpiry, type StoredRecord } from './codec.js';
+import type { Format } from './codec.js';
+import { applyOnto, type Conditional, mergeWrites, takeFrom, ttlOf } from './merge.js';
 import { TOMBSTONE_LIFETIME, recordStatus, movedTombstone, type NoSession } from './tombstone.js';
 import { conflictPause, Lanes } from './lanes.js';
-import type { ChangeSet, CommitPlan, TakeResult, Write } from './plan.js';
+import type { CommitEvent, CommitPlan, TakeResult, Write } from './plan.js';
+
+export type { CommitEvent } from './plan.js';
 import { Revoker, type RevokerConfig } from './revoke.js';
 import type { SessionStore } from './store.js';
 import type { UserIndex } from './users.js';
-
-/** What the commit tells the audit events: what happened to which sid, and whose it was. */
-export type CommitEvent =
-  | { readonly kind: 'created'; readonly sid: string; readonly user: string | undefined }
-  | { readonly kind: 'regenerated'; readonly sid: string; readonly from: string; readonly user: string | undefined }
-  | { readonly kind: 'destroyed'; readonly sid: string; readonly user: string | undefined }
-  | { readonly kind: 'revoked'; readonly sid: string; readonly id: string; readonly user: string };
 
 /**
  * What became of a write: stored; not needed (someone else already wrote newer data); the session is
@@ -29,7 +26,6 @@ export interface CommitConfig extends RevokerConfig {
   readonly hashSids?: boolean;
 }
 
-type Conditional = Extract<Write, { kind: 'merge' | 'refresh' }>;
 type Rotate = Extract<Write, { kind: 'rotate' }>;
 /** A take(): `key` out of the record of `sid`, which this request loaded as `base`. */
 interface Take {
@@ -49,7 +45,10 @@ export class Committer {
   readonly #store: SessionStore;
   readonly #config: CommitConfig;
   readonly #users: UserIndex | undefined;
-  /** Revocations of this process, shared with the sessions service: a login past the user's limit revokes through it too. */
+  /**
+   * Revocations of this process, shared with the sessions service: a login past the user's limit revokes through it
+   * too.
+   */
   readonly revoker: Revoker;
   readonly #lanes = new Lanes<LaneItem, WriteOutcome | TakeResult, LaneState>(
     () => ({ latest: undefined }),
@@ -69,19 +68,42 @@ export class Committer {
    * queue ends by `deadline` (epoch ms). Index clean-up that fails goes to `report`: the session
    * itself is already right, and an entry left behind is dropped by the next listing.
    */
-  async commit(plan: CommitPlan, deadline: number, report: (error: Error) => void, describe?: () => string | undefined, emit?: (event: CommitEvent) => void): Promise<CommitPlan['cookie']> {
+  async commit(
+    plan: CommitPlan,
+    deadline: number,
+    report: (error: Error) => void,
+    describe?: () => string | undefined,
+    emit?: (event: CommitEvent) => void,
+  ): Promise<CommitPlan['cookie']> {
     let cookie = plan.cookie;
     const users = this.#users;
     const untrack = plan.untrack === undefined ? [] : [plan.untrack];
     // The index learns of a sid before its record exists, so revoking a user never misses one.
-    const tracked = plan.track === undefined ? undefined : await (users as UserIndex).track(plan.track.user, plan.track.sid, plan.track.expires, deadline, describe, plan.track.from);
+    const tracked =
+      plan.track === undefined
+        ? undefined
+        : await (users as UserIndex).track(
+            plan.track.user,
+            plan.track.sid,
+            plan.track.expires,
+            deadline,
+            describe,
+            plan.track.from,
+          );
     if (plan.write !== undefined) {
       const outcome = await this.#write(plan.write, deadline);
       const write = plan.write;
-      if (outcome === 'saved' && write.kind === 'put') emit?.({ kind: 'created', sid: write.sid, user: plan.track?.user });
-      if (outcome === 'saved' && write.kind === 'rotate') emit?.({ kind: 'regenerated', sid: write.sid, from: write.from, user: plan.track?.user ?? plan.untrack?.user });
+      if (outcome === 'saved' && write.kind === 'put')
+        emit?.({ kind: 'created', sid: write.sid, user: plan.track?.user });
+      if (outcome === 'saved' && write.kind === 'rotate')
+        emit?.({ kind: 'regenerated', sid: write.sid, from: write.from, user: plan.track?.user ?? plan.untrack?.user });
       // A login is stored: past the user's limit, the oldest other sessions go.
-      if (outcome === 'saved' && tracked?.added === true && plan.track !== undefined && tracked.entries > this.revoker.limit) {
+      if (
+        outcome === 'saved' &&
+        tracked?.added === true &&
+        plan.track !== undefined &&
+        tracked.entries > this.revoker.limit
+      ) {
         const { user } = plan.track;
         const ended = await this.revoker.revokeSurplus(user, deadline, report).catch((error: Error) => {
           report(error);
@@ -96,12 +118,14 @@ export class Committer {
         cookie = outcome === 'gone' ? 'clear' : undefined;
         // The sid was indexed for this write (for its user, maybe a new one): it must not stay there.
         const { track } = plan;
-        if (track !== undefined && (track.sid !== plan.untrack?.sid || track.user !== plan.untrack.user)) untrack.push(track);
+        if (track !== undefined && (track.sid !== plan.untrack?.sid || track.user !== plan.untrack.user))
+          untrack.push(track);
       }
     }
     if (plan.remove.length === 1) await this.#store.remove(plan.remove[0] as string, deadline);
     else if (plan.remove.length > 1) await Promise.all(plan.remove.map((sid) => this.#store.remove(sid, deadline)));
-    for (const sid of plan.remove) emit?.({ kind: 'destroyed', sid, user: plan.untrack?.sid === sid ? plan.untrack.user : undefined });
+    for (const sid of plan.remove)
+      emit?.({ kind: 'destroyed', sid, user: plan.untrack?.sid === sid ? plan.untrack.user : undefined });
     for (const entry of untrack) await (users as UserIndex).untrack(entry.user, [entry.sid], deadline).catch(report);
     return cookie;
   }
@@ -125,7 +149,9 @@ export class Committer {
    */
   take(sid: string, base: string, key: string, deadline: number): Promise<TakeResult> {
     // A take's lane item resolves with a take's result.
-    return this.#lanes.push(sid, { kind: 'take', sid, base, key }, deadline, () => this.#store.timeout('set')) as Promise<TakeResult>;
+    return this.#lanes.push(sid, { kind: 'take', sid, base, key }, deadline, () =>
+      this.#store.timeout('set'),
+    ) as Promise<TakeResult>;
   }
 
   /** A lane's batch: runs of writes go out as one compare-and-set each; a take runs in its place between them. */
@@ -156,7 +182,13 @@ export class Committer {
       const found = takeFrom(current, take.key, this.#config.maxSize);
       const taken = found?.taken;
       if (taken === undefined) return { outcome: 'absent', record: found?.record };
-      const result = await this.#store.compareAndSet(take.sid, current, taken.record.raw, ttlOf(taken.record.raw, 1), deadline);
+      const result = await this.#store.compareAndSet(
+        take.sid,
+        current,
+        taken.record.raw,
+        ttlOf(taken.record.raw, 1),
+        deadline,
+      );
       if (result.status === 'saved') {
         lane.latest = taken.record.raw;
         return { outcome: 'taken', value: taken.value, record: taken.record };
@@ -165,7 +197,15 @@ export class Committer {
       // Changed meanwhile (another take, a write): decide again on what is there now.
       current = result.current as string;
       if (recordStatus(current, Date.now()) === 'live')
-        await sleep(conflictPause(attempt, deadline, (n) => `koa-kv-session: other processes kept changing the session during ${n} attempts to take a value from it; nothing was taken`));
+        await sleep(
+          conflictPause(
+            attempt,
+            deadline,
+            (n) =>
+              `koa-kv-session: other processes kept changing the session during ${n} attempts to take a value from ` +
+              `it; nothing was taken`,
+          ),
+        );
     }
   }
 
@@ -174,17 +214,25 @@ export class Committer {
     let expected = lane.latest ?? (writes[0] as Conditional).base;
     const merges = writes.filter((w) => w.kind === 'merge');
     // A refresh only makes sense on the record it read: anything newer already moved the expiry.
-    const outcomes: WriteOutcome[] = writes.map((w) => (w.kind === 'refresh' && (merges.length > 0 || w.base !== expected) ? 'skipped' : 'saved'));
+    const outcomes: WriteOutcome[] = writes.map((w) =>
+      w.kind === 'refresh' && (merges.length > 0 || w.base !== expected) ? 'skipped' : 'saved',
+    );
     const active = merges.length > 0 ? merges : writes.filter((_, i) => outcomes[i] === 'saved');
     if (active.length === 0) return outcomes;
 
     const first = active[0] as Conditional;
     const only = active.length === 1 ? first : undefined;
-    let next = only !== undefined && only.base === expected ? only.raw : this.#merge(expected, active);
+    let next = only !== undefined && only.base === expected ? only.raw : mergeWrites(expected, active, this.#config);
     for (let attempt = 1; ; attempt++) {
       if (next === 'gone' || next === 'moved') return writes.map(() => next as WriteOutcome);
       // The record's own expiry: a merge onto a fresher record may have kept that one's later expiry.
-      const result = await this.#store.compareAndSet(first.sid, expected, next, next === first.raw ? first.ttl : ttlOf(next, first.ttl), deadline);
+      const result = await this.#store.compareAndSet(
+        first.sid,
+        expected,
+        next,
+        next === first.raw ? first.ttl : ttlOf(next, first.ttl),
+        deadline,
+      );
       if (result.status === 'saved') {
         lane.latest = next;
         return outcomes;
@@ -193,9 +241,17 @@ export class Committer {
       const fate = recordStatus(result.current, Date.now());
       if (fate !== 'live') return writes.map(() => fate);
       if (merges.length === 0) return writes.map(() => 'skipped'); // refreshes only: someone else wrote
-      await sleep(conflictPause(attempt, deadline, (n) => `koa-kv-session: other processes kept changing the session during ${n} attempts to save it; nothing was saved by this request`));
+      await sleep(
+        conflictPause(
+          attempt,
+          deadline,
+          (n) =>
+            `koa-kv-session: other processes kept changing the session during ${n} attempts to save it; nothing was ` +
+            `saved by this request`,
+        ),
+      );
       expected = result.current;
-      next = this.#merge(expected, active);
+      next = mergeWrites(expected, active, this.#config);
     }
   }
 
@@ -222,101 +278,21 @@ export class Committer {
       if (result.status === 'saved') return 'saved';
       const fate = result.status === 'gone' ? 'gone' : recordStatus(result.current, Date.now());
       if (fate === 'live' && result.status === 'conflict') {
-        await sleep(conflictPause(attempt, deadline, (n) => `koa-kv-session: other processes kept changing the session during ${n} attempts to regenerate it; nothing was saved by this request`));
+        await sleep(
+          conflictPause(
+            attempt,
+            deadline,
+            (n) =>
+              `koa-kv-session: other processes kept changing the session during ${n} attempts to regenerate it; ` +
+              `nothing was saved by this request`,
+          ),
+        );
         expected = result.current;
-        raw = this.#apply(expected, [write.changes], raw);
+        raw = applyOnto(expected, [write.changes], raw, this.#config);
         continue;
       }
       await this.#store.remove(write.sid, deadline);
       return fate === 'moved' ? 'moved' : 'gone';
     }
   }
-
-  /**
-   * The changes of `writes`, in order, applied onto the record `current` holds; 'gone' or 'moved'
-   * when that record no longer holds a live session (which must not come back).
-   */
-  #merge(current: string, writes: Conditional[]): string | NoSession {
-    const fate = recordStatus(current, Date.now());
-    if (fate !== 'live') return fate;
-    const last = writes[writes.length - 1] as Conditional;
-    if (last.kind === 'refresh') return last.raw;
-    const changes: ChangeSet[] = [];
-    for (const write of writes) if (write.kind === 'merge') changes.push(write.changes);
-    return this.#apply(current, changes, last.raw);
-  }
-
-  /**
-   * `changes` applied onto the data of the live record `current`; a record we cannot read is replaced
-   * by `planned` (the record as this request would write it). The creation time is the planned one
-   * (a regenerate starts a new one), the expiry the later of the two: the cookie this request sends
-   * must not outlive the record, nor may it cut short a refresh another request made.
-   */
-  #apply(current: string, changes: readonly ChangeSet[], planned: string): string {
-    let record: ReturnType<typeof parseRecord>;
-    let data: Record<string, unknown>;
-    let plan: ReturnType<typeof parseRecord>;
-    try {
-      plan = parseRecord(planned);
-    } catch {
-      return planned;
-    }
-    try {
-      record = parseRecord(current);
-      data = decodePayload(record.payload, record.format);
-    } catch {
-      return planned;
-    }
-    let permanent = record.permanent;
-    for (const change of changes) {
-      data = applyChanges(data, change);
-      permanent = change.permanent ?? permanent;
-    }
-    const format = this.#config.serialization;
-    const meta = { created: plan.created, lifetime: plan.lifetime, hashed: plan.hashed, after: record };
-    const raw = frameRecord(encodePayload(data, format, this.#config.maxSize), format, Math.max(plan.expires, record.expires), permanent, meta);
-    checkSize(raw, this.#config.maxSize);
-    return raw;
-  }
-}
-
-/** The TTL that makes the store expire `raw` when its header says; `fallback` for a value without one. */
-function ttlOf(raw: string, fallback: number): number {
-  const expires = recordExpiry(raw);
-  return Number.isFinite(expires) ? Math.max(1, expires - Date.now()) : fallback;
-}
-
-function applyChanges(data: Record<string, unknown>, changes: ChangeSet): Record<string, unknown> {
-  const merged: Record<string, unknown> = changes.replaced ? {} : data;
-  const define = (key: string, value: unknown) => Reflect.defineProperty(merged, key, { value, writable: true, enumerable: true, configurable: true });
-  for (const key of changes.deleted) Reflect.deleteProperty(merged, key);
-  for (const [key, value] of changes.set) define(key, value);
-  // update(): each function again, in order, on the freshest value.
-  for (const [key, updaters] of changes.updates)
-    define(
-      key,
-      updaters.reduce((value, fn) => fn(value), Object.hasOwn(merged, key) ? merged[key] : undefined),
-    );
-  return merged;
-}
-
-/**
- * The record `raw` holds and, when its data has `key`, the value there and the record without it
- * (its header kept). Undefined when `raw` cannot be read.
- */
-function takeFrom(raw: string, key: string, maxSize: number): { record: StoredRecord; taken?: { value: unknown; record: StoredRecord } } | undefined {
-  let record: StoredRecord;
-  let data: Record<string, unknown>;
-  try {
-    record = parseRecord(raw);
-    data = decodePayload(record.payload, record.format);
-  } catch {
-    return undefined;
-  }
-  if (!Object.hasOwn(data, key)) return { record };
-  const value = data[key];
-  Reflect.deleteProperty(data, key);
-  const meta = { created: record.created, lifetime: record.lifetime, hashed: record.hashed, after: record };
-  const next = frameRecord(encodePayload(data, record.format, maxSize), record.format, record.expires, record.permanent, meta);
-  return { record, taken: { value, record: parseRecord(next) } };
 }

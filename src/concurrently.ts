@@ -1,7 +1,11 @@
 // Work over many items with a bound on how many run at once (user indexes, revocations, migrations).
 
 /** Runs `work` over `items` with at most `limit` at once; resolves with the results in order. */
-export async function mapConcurrently<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapConcurrently<T, R>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {

@@ -1,6 +1,6 @@
 // Read and write the sid cookie: one cookie `<sid>.<signature>`, signed with HMAC-SHA256 and checked in constant time.
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
-import type { CookieSettings } from './options.js';
+import type { CookieSettings } from './settings.js';
 
 /** Signs and verifies cookie values; `index` is the position of the key that verifies, or -1. */
 export interface Signer {
@@ -9,7 +9,9 @@ export interface Signer {
 }
 
 /** What Koa accepts as `app.keys`: an array of keys or a Keygrip instance. */
-export type KeysLike = readonly (string | Buffer)[] | { sign(data: string): string; index(data: string, digest: string): number };
+export type KeysLike =
+  | readonly (string | Buffer)[]
+  | { sign(data: string): string; index(data: string, digest: string): number };
 
 const SIGNATURE_BYTES = 32;
 const SIGNATURE_CHARS = 43;
@@ -112,7 +114,12 @@ export function cookieValue(sid: string, cookie: CookieSettings, signer: Signer 
  * The sid a cookie value carries if its signature verifies: `{ sid, stale }`, where `stale` means an
  * older key signed it (the cookie is re-signed with the first key). Undefined for anything else.
  */
-export function sidFromCookie(value: string, cookie: CookieSettings, signer: Signer | undefined, isWellFormed: (sid: string) => boolean): { sid: string; stale: boolean } | undefined {
+export function sidFromCookie(
+  value: string,
+  cookie: CookieSettings,
+  signer: Signer | undefined,
+  isWellFormed: (sid: string) => boolean,
+): { sid: string; stale: boolean } | undefined {
   if (!cookie.signed) return isWellFormed(value) ? { sid: value, stale: false } : undefined;
   if (signer === undefined) return undefined;
   const dot = value.lastIndexOf('.');
@@ -137,7 +144,12 @@ function attributes(cookie: CookieSettings, secure: boolean): string {
 }
 
 /** A Set-Cookie value; `expires` (ms since the epoch) makes it persistent, none makes it a browser-session cookie. */
-export function serializeCookie(value: string, cookie: CookieSettings, secure: boolean, expires: number | undefined): string {
+export function serializeCookie(
+  value: string,
+  cookie: CookieSettings,
+  secure: boolean,
+  expires: number | undefined,
+): string {
   const lifetime = expires === undefined ? '' : `; Expires=${new Date(expires).toUTCString()}`;
   return `${cookie.name}=${value}${lifetime}${attributes(cookie, secure)}`;
 }

@@ -23,7 +23,9 @@ export function debugEnabled(namespace: string, debug: string | undefined): bool
   for (const name of (debug ?? '').split(/[\s,]+/)) {
     if (name === '') continue;
     const excluded = name.startsWith('-');
-    const pattern = new RegExp(`^${(excluded ? name.slice(1) : name).replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*?')}$`);
+    const pattern = new RegExp(
+      `^${(excluded ? name.slice(1) : name).replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*?')}$`,
+    );
     if (!pattern.test(namespace)) continue;
     if (excluded) return false;
     enabled = true;

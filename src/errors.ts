@@ -1,5 +1,4 @@
 // Error classes with stable codes: what applications match on, and what the README documents.
-import { sidFingerprint } from './sid.js';
 
 /** Every code an error of this library can carry. */
 export type SessionErrorCode =
@@ -37,22 +36,33 @@ export class SessionError extends Error {
     this.code = code;
     this.status = status;
     const kinds: string[] = [];
-    for (let kind: unknown = new.target; typeof kind === 'function' && kind !== Error; kind = Object.getPrototypeOf(kind)) kinds.push((kind as { name: string }).name);
+    for (
+      let kind: unknown = new.target;
+      typeof kind === 'function' && kind !== Error;
+      kind = Object.getPrototypeOf(kind)
+    )
+      kinds.push((kind as { name: string }).name);
     Object.defineProperty(this, KINDS, { value: kinds });
   }
 
   /** `error instanceof SessionError` (or a subclass) holds across the ESM and CommonJS builds. */
   static override [Symbol.hasInstance](value: unknown): boolean {
     const kinds: unknown = typeof value === 'object' && value !== null ? Reflect.get(value, KINDS) : undefined;
-    // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof asks about (a subclass too), not always SessionError
+    // `this` is the class instanceof asks about (a subclass too), not always SessionError.
+    // biome-ignore lint/complexity/noThisInStatic: see the line above
     return Array.isArray(kinds) && kinds.includes(this.name);
   }
 }
 
 /** True for any error of koa-kv-session, from either build (ESM or CommonJS): the same as `instanceof SessionError`. */
-/** What a thrown value says: an Error's message, or the value itself as text (a driver may throw a string or nothing). */
+/**
+ * What a thrown value says: an Error's message, or the value itself as text (a driver may throw a string or nothing).
+ */
 export function messageOf(error: unknown): string {
-  return error instanceof Error || (typeof error === 'object' && error !== null && typeof (error as Error).message === 'string') ? (error as Error).message : String(error);
+  return error instanceof Error ||
+    (typeof error === 'object' && error !== null && typeof (error as Error).message === 'string')
+    ? (error as Error).message
+    : String(error);
 }
 
 export function isSessionError(value: unknown): value is SessionError {
@@ -75,18 +85,13 @@ export class SessionStoreError extends SessionError {
   /** Which store call failed. */
   readonly operation: 'connect' | 'get' | 'set' | 'delete' | 'purge' | 'close';
 
-  constructor(code: 'SESSION_STORE_UNAVAILABLE' | 'SESSION_STORE_TIMEOUT', operation: SessionStoreError['operation'], message: string, cause?: unknown) {
+  constructor(
+    code: 'SESSION_STORE_UNAVAILABLE' | 'SESSION_STORE_TIMEOUT',
+    operation: SessionStoreError['operation'],
+    message: string,
+    cause?: unknown,
+  ) {
     super(code, message, 503, { cause });
     this.operation = operation;
   }
-}
-
-/** The error for a record that cannot be read. It names the session by its safe id: a sid is a bearer secret, and onError output goes to logs. */
-export function corruptRecordError(sid: string, prefix: string, cause: Error): SessionError {
-  return new SessionError(
-    'SESSION_RECORD_CORRUPT',
-    `koa-kv-session: the record of session ${sidFingerprint(sid)} (its safe id; key prefix ${JSON.stringify(prefix)}) cannot be read (${cause.message}); a fresh session was started`,
-    500,
-    { cause },
-  );
 }

@@ -8,15 +8,30 @@ import type { Session, SessionAssignment } from './session-types.js';
 import { startupNotices } from './store-types.js';
 import { warnOnce } from './warnings.js';
 
-export type { CookieOptions, KvSessionOptions, StoreOption } from './options.js';
+export type { CookieOptions, KvSessionOptions, StoreOption } from './settings.js';
 export type { StoreAbilities } from './store.js';
 export type { KeyvAdapterLike, KeyvInstanceLike } from './backends/keyv.js';
 export { sessionExpires, sessionId, type KvSessionMiddleware } from './middleware.js';
 export type { LoadedSession, SessionEvent } from './sessions.js';
 export type { UserSession } from './users.js';
 export { STORE_CHANNEL, type StoreOperation, type StoreTraceContext } from './tracing.js';
-export type { LooseSessionData, Session, SessionAssignment, SessionCallback, SessionControls, SessionData, SessionFields, UserKey } from './session-types.js';
-export { isSessionError, SessionError, SessionOptionError, SessionStoreError, type SessionErrorCode } from './errors.js';
+export type {
+  LooseSessionData,
+  Session,
+  SessionAssignment,
+  SessionCallback,
+  SessionControls,
+  SessionData,
+  SessionFields,
+  UserKey,
+} from './session-types.js';
+export {
+  isSessionError,
+  SessionError,
+  SessionOptionError,
+  SessionStoreError,
+  type SessionErrorCode,
+} from './errors.js';
 
 /**
  * Server-side sessions for Koa: only a random, signed session id travels in the cookie; the data
@@ -35,8 +50,14 @@ export function kvSession(options?: KvSessionOptions): KvSessionMiddleware {
   // A store whose driver is not there fails here, once, not as a 500 on every request.
   const missing = store.kind === 'url' ? missingDriver(store.url) : undefined;
   if (missing !== undefined) {
-    const named = store.kind === 'url' && store.url !== DEFAULT_STORE ? `the store ${maskPassword(store.url)}` : `the default store (${DEFAULT_STORE}: no store option, no SESSION_STORE)`;
-    throw new SessionError('SESSION_ADAPTER_MISSING', `koa-kv-session: ${named} ${missing}; or pass another store (the store option or SESSION_STORE)`);
+    const named =
+      store.kind === 'url' && store.url !== DEFAULT_STORE
+        ? `the store ${maskPassword(store.url)}`
+        : `the default store (${DEFAULT_STORE}: no store option, no SESSION_STORE)`;
+    throw new SessionError(
+      'SESSION_ADAPTER_MISSING',
+      `koa-kv-session: ${named} ${missing}; or pass another store (the store option or SESSION_STORE)`,
+    );
   }
   for (const notice of startupNotices(store)) warnOnce(notice.code, notice.message);
   return createMiddleware(settings);

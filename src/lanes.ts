@@ -96,6 +96,7 @@ const MAX_ATTEMPTS = 50;
  */
 export function conflictPause(attempt: number, deadline: number, message: (attempts: number) => string): number {
   const pause = Math.random() * Math.min(2 ** attempt, 100);
-  if (attempt >= MAX_ATTEMPTS || Date.now() + pause >= deadline) throw new SessionError('SESSION_CONFLICT', message(attempt), 503);
+  if (attempt >= MAX_ATTEMPTS || Date.now() + pause >= deadline)
+    throw new SessionError('SESSION_CONFLICT', message(attempt), 503);
   return pause;
 }

@@ -1,4 +1,5 @@
-// The lifetime policy: given the settings and a session's record, when it expires, whether a refresh is due, what its cookie's Expires is. Pure functions.
+// The lifetime policy: given the settings and a session's record, when it expires, whether a refresh is due, what its
+// cookie's Expires is. Pure functions.
 import type { StoredRecord } from './codec.js';
 import { SessionOptionError } from './errors.js';
 import { LIFETIME_RANGE, parseDurationWithin } from './parse.js';
@@ -17,7 +18,10 @@ export function idleLifetime(permanent: boolean, own: number | undefined, config
   return own ?? (permanent ? config.lifetime : config.nonPermanentLifetime);
 }
 
-/** When a session created at `created` ends however active it is (absoluteLifetime after it); Infinity without that limit. */
+/**
+ * When a session created at `created` ends however active it is (absoluteLifetime after it); Infinity without that
+ * limit.
+ */
 export function absoluteEnd(created: number, config: LifetimeConfig): number {
   return config.absoluteLifetime === undefined ? Number.POSITIVE_INFINITY : created + config.absoluteLifetime;
 }
@@ -70,7 +74,10 @@ export function pastAbsoluteLifetime(record: StoredRecord, config: LifetimeConfi
   return absoluteEnd(createdOf(record, config), config) <= now;
 }
 
-/** A value assigned to ctx.session.lifetime, as ms; undefined for null (the configured lifetime). Throws a TypeError naming it. */
+/**
+ * A value assigned to ctx.session.lifetime, as ms; undefined for null (the configured lifetime). Throws a TypeError
+ * naming it.
+ */
 export function ownLifetimeOf(value: unknown): number | undefined {
   if (value === null || value === undefined) return undefined;
   try {

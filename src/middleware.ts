@@ -1,8 +1,9 @@
-// The middleware orders the steps of a request: load -> await next() -> commit -> response headers. Nothing else happens here.
+// The middleware orders the steps of a request: load -> await next() -> commit -> response headers. Nothing else
+// happens here.
 import type { Context, Middleware, Next } from 'koa';
 import { debugLog } from './debug.js';
 import { cookieValues } from './cookie.js';
-import type { Settings } from './options.js';
+import type { Settings } from './settings.js';
 import { carryHeaders, type Channel, type HttpClientError, isClientError, writeSession } from './respond.js';
 import { SessionState } from './session.js';
 import { NOTHING_FOUND, Sessions, type SessionsApi } from './sessions.js';
@@ -12,7 +13,10 @@ export type { LoadedSession, SessionEvent } from './sessions.js';
 
 const debug = debugLog('koa-kv-session');
 
-/** The middleware `kvSession()` returns, with the sessions service beside it (`ready()`, `close()`, `revokeSession()`...). */
+/**
+ * The middleware `kvSession()` returns, with the sessions service beside it (`ready()`, `close()`,
+ * `revokeSession()`...).
+ */
 export interface KvSessionMiddleware extends Middleware, SessionsApi {}
 
 const STATE = Symbol('koa-kv-session');
@@ -82,7 +86,11 @@ function installAccessor(context: object): void {
     },
     set(this: SessionHolder, value: unknown) {
       const state = stateOf(this);
-      if (state === undefined) throw new TypeError('ctx.session was assigned outside the kvSession() middleware: app.use(kvSession()) must come before this middleware');
+      if (state === undefined)
+        throw new TypeError(
+          'ctx.session was assigned outside the kvSession() middleware: app.use(kvSession()) must come before this ' +
+            'middleware',
+        );
       state.accessed = true;
       state.assign(value);
     },
@@ -96,20 +104,27 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     installAccessor(ctx.app.context);
     sessions.onRequest(ctx.app);
     const signer = sessions.signer(ctx.app.keys, 'request');
-    // A client that sends the session header (empty at first) carries its session there, not in a cookie.
-    const sent = settings.header === undefined ? undefined : ctx.request.headers[settings.header];
-    const channel: Channel = { cookie: settings.cookie, header: sent === undefined ? undefined : settings.header, signer };
-    const values = sent !== undefined ? [String(sent)].filter((value) => value !== '') : cookieValues(ctx.request.headers.cookie, settings.cookie.name);
+    const { channel, values } = channelOf(ctx, settings, signer);
 
     // One storeTimeout is all the store time a request gets: loading, queueing and committing together.
     const loadStarted = Date.now();
-    const expired = (sid: string): void => sessions.emit('session:expired', ctx, () => ({ id: sidFingerprint(sid) }));
-    const { session: found, dead } = values.length === 0 ? NOTHING_FOUND : await sessions.loadFromValues(values, signer, loadStarted + settings.storeTimeout, expired);
+    const expired = (sid: string): void =>
+      sessions.events.emit('session:expired', ctx, () => ({ id: sidFingerprint(sid) }));
+    const { session: found, dead } =
+      values.length === 0
+        ? NOTHING_FOUND
+        : await sessions.loadFromValues(values, signer, loadStarted + settings.storeTimeout, expired);
     // What loading spent comes off the commit's time: the handler's own time does not count.
     const loadSpent = values.length === 0 ? 0 : Date.now() - loadStarted;
     const holder = ctx as SessionHolder;
     holder[STATE] =
-      found === undefined ? settings : new SessionState(settings, { sid: found.sid, record: found.record, data: found.data, staleCookie: found.stale, storeSpent: loadSpent }, sessions.taker);
+      found === undefined
+        ? settings
+        : new SessionState(
+            settings,
+            { sid: found.sid, record: found.record, data: found.data, staleCookie: found.stale, storeSpent: loadSpent },
+            sessions.taker,
+          );
 
     // An HTTP error below 500 (ctx.throw(401)) is a response: what the handler saved is committed,
     // as for any response of that status. Anything else that is thrown keeps what is stored.
@@ -126,7 +141,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
     try {
       // What loading and take() spent comes off the commit's time: the handler's own time does not count.
       const spent = holder[STATE] instanceof SessionState ? holder[STATE].storeSpent : loadSpent;
-      await commit(ctx, holder[STATE], dead, channel, Date.now() + settings.storeTimeout - spent);
+      await commit(sessions, ctx, holder[STATE], dead, channel, Date.now() + settings.storeTimeout - spent);
     } catch (error) {
       // A failed commit never masks the handler's own error.
       if (thrown === undefined) throw error;
@@ -137,25 +152,75 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
       carryHeaders(thrown, ctx, ['Set-Cookie', 'Vary', ...(channel.header === undefined ? [] : [channel.header])]);
       throw thrown;
     }
-  } as KvSessionMiddleware;
+  };
+  return Object.assign(middleware, boundApi(sessions));
+}
 
-  /** The store steps of the commit, then what the response says of the session; with no session, only a dead cookie to clear. */
-  async function commit(ctx: Context, used: SessionHolder[typeof STATE], dead: boolean, channel: Channel, deadline: number): Promise<void> {
-    const state = used instanceof SessionState ? used : undefined;
-    const plan = state?.plan(Date.now());
-    if (plan === undefined && !dead) return; // no session, never touched: nothing to do
-    // A cookie function's attributes are settled before anything is stored: a bad result fails the request with nothing written.
-    const cookieMayChange = dead || (plan !== undefined && (plan.write !== undefined || plan.cookie !== undefined || plan.remove.length > 0));
-    const sent = settings.cookieFor === undefined || channel.header !== undefined || !cookieMayChange ? channel : { ...channel, cookie: settings.cookieFor(ctx) };
-    // A read-only request has no store step: no commit to wait for.
-    const idle = plan === undefined || (plan.write === undefined && plan.remove.length === 0 && plan.track === undefined && plan.untrack === undefined);
-    const committed = idle ? plan?.cookie : await sessions.commit(plan, deadline, ctx);
-    // A cookie naming a session that is gone is cleared once, unless this response sets a new one.
-    writeSession(ctx, committed ?? (dead ? 'clear' : undefined), state?.accessed === true, sent, (error) => sessions.report(error, ctx));
-  }
+/** Where this request's session travels (the cookie, or the session header) and the values it carries there. */
+function channelOf(
+  ctx: Context,
+  settings: Settings,
+  signer: Channel['signer'],
+): { channel: Channel; values: string[] } {
+  // A client that sends the session header (empty at first) carries its session there, not in a cookie.
+  const sent = settings.header === undefined ? undefined : ctx.request.headers[settings.header];
+  const channel: Channel = {
+    cookie: settings.cookie,
+    header: sent === undefined ? undefined : settings.header,
+    signer,
+  };
+  const values =
+    sent !== undefined
+      ? [String(sent)].filter((value) => value !== '')
+      : cookieValues(ctx.request.headers.cookie, settings.cookie.name);
+  return { channel, values };
+}
 
-  for (const name of ['ready', 'close', 'purge', 'listUserSessions', 'revokeUserSessions', 'revokeSession', 'load', 'update'] as const) {
-    Object.defineProperty(middleware, name, { value: sessions[name].bind(sessions), enumerable: true });
-  }
-  return middleware;
+/**
+ * The store steps of the commit, then what the response says of the session; with no session, only a dead cookie to
+ * clear.
+ */
+async function commit(
+  sessions: Sessions,
+  ctx: Context,
+  used: SessionHolder[typeof STATE],
+  dead: boolean,
+  channel: Channel,
+  deadline: number,
+): Promise<void> {
+  const { settings } = sessions;
+  const state = used instanceof SessionState ? used : undefined;
+  const plan = state?.plan(Date.now());
+  if (plan === undefined && !dead) return; // no session, never touched: nothing to do
+  // A cookie function's attributes are settled before anything is stored: a bad result fails the request with nothing
+  // written.
+  const cookieMayChange =
+    dead || (plan !== undefined && (plan.write !== undefined || plan.cookie !== undefined || plan.remove.length > 0));
+  const sent =
+    settings.cookieFor === undefined || channel.header !== undefined || !cookieMayChange
+      ? channel
+      : { ...channel, cookie: settings.cookieFor(ctx) };
+  // A read-only request has no store step: no commit to wait for.
+  const idle =
+    plan === undefined ||
+    (plan.write === undefined && plan.remove.length === 0 && plan.track === undefined && plan.untrack === undefined);
+  const committed = idle ? plan?.cookie : await sessions.commit(plan, deadline, ctx);
+  // A cookie naming a session that is gone is cleared once, unless this response sets a new one.
+  writeSession(ctx, committed ?? (dead ? 'clear' : undefined), state?.accessed === true, sent, (error) =>
+    sessions.report(error, ctx),
+  );
+}
+
+/** The sessions service on the middleware, bound: a member of SessionsApi missing here fails to compile. */
+function boundApi(sessions: Sessions): SessionsApi {
+  return {
+    ready: sessions.ready.bind(sessions),
+    close: sessions.close.bind(sessions),
+    purge: sessions.purge.bind(sessions),
+    listUserSessions: sessions.listUserSessions.bind(sessions),
+    revokeUserSessions: sessions.revokeUserSessions.bind(sessions),
+    revokeSession: sessions.revokeSession.bind(sessions),
+    load: sessions.load.bind(sessions),
+    update: sessions.update.bind(sessions),
+  };
 }

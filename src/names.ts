@@ -39,7 +39,10 @@ export class StoreNames {
     return this.#hashed && !isUserIndexName(name) ? sidHash(name) : name;
   }
 
-  /** The one name of a session, whether a sid or a name: with `hashSids`, a sid's is `#<hash>`. Compare names, never a sid with a name. */
+  /**
+   * The one name of a session, whether a sid or a name: with `hashSids`, a sid's is `#<hash>`. Compare names, never a
+   * sid with a name.
+   */
   nameOf(sid: string): string {
     if (isUserIndexName(sid) || sid.startsWith(HASHED)) return sid;
     if (sid.startsWith(PLAIN)) return this.#hashed ? sid : sid.slice(1);
@@ -58,7 +61,10 @@ export class StoreNames {
     return PLAIN + stored;
   }
 
-  /** The name of the session stored under `key` (a listed key, without the prefix), whose record says whether that key is a hash. */
+  /**
+   * The name of the session stored under `key` (a listed key, without the prefix), whose record says whether that key
+   * is a hash.
+   */
   fromKey(key: string, hashedRecord: boolean): string {
     if (isUserIndexName(key)) return key;
     if (hashedRecord) return HASHED + key;
@@ -74,7 +80,10 @@ export class StoreNames {
     return this.#hashed ? PLAIN + sid : HASHED + sidHash(sid);
   }
 
-  /** True when the session `name` (or a sid) names is kept under a hash: what a tombstone written there says in its header. */
+  /**
+   * True when the session `name` (or a sid) names is kept under a hash: what a tombstone written there says in its
+   * header.
+   */
   isHashed(name: string): boolean {
     return this.nameOf(name).startsWith(HASHED);
   }
@@ -90,7 +99,9 @@ export class StoreNames {
     return sidFingerprint(hashedRecord ? HASHED + key : key);
   }
 
-  /** The safe ids the session `name` may have, when its record is not read: as stored under its sid, or under its hash. */
+  /**
+   * The safe ids the session `name` may have, when its record is not read: as stored under its sid, or under its hash.
+   */
   idsOf(name: string): string[] {
     return [this.idOf(name, true), this.idOf(name, false)];
   }

@@ -1,4 +1,5 @@
-// Reading one option or SESSION_* variable: booleans, durations, sizes, integers, choices; every error names its source.
+// Reading one option or SESSION_* variable: booleans, durations, sizes, integers, choices; every error names its
+// source.
 import { SessionOptionError } from './errors.js';
 
 export const DAY = 86_400_000;
@@ -49,7 +50,11 @@ export function parseDuration(value: unknown, source: Source): number {
     if (match) ms = Number(match[1]) * (UNIT_MS[(match[2] as string).toLowerCase()] as number);
     else if (source.fromEnv && /^\d+$/.test(text)) ms = Number(text) * 1000;
     else {
-      return fail(source, `expected ${source.fromEnv ? 'whole seconds or ' : 'milliseconds or '}a duration such as "30m", "12h" or "31d", got ${JSON.stringify(value)}`);
+      return fail(
+        source,
+        `expected ${source.fromEnv ? 'whole seconds or ' : 'milliseconds or '}a duration such as "30m", "12h" or ` +
+          `"31d", got ${JSON.stringify(value)}`,
+      );
     }
   } else {
     return fail(source, `expected milliseconds or a duration string, got ${describe(value)}`);
@@ -67,7 +72,10 @@ function bareSeconds(value: unknown, source: Source): boolean {
 function readAs(value: unknown, source: Source): string {
   if (!bareSeconds(value, source)) return '';
   const n = String(value).trim();
-  return ` (${source.name}=${n} is read as ${n} seconds: a bare number in a variable is seconds, as Flask's; write ${n}ms for milliseconds)`;
+  return (
+    ` (${source.name}=${n} is read as ${n} seconds: a bare number in a variable is seconds, as Flask's; write ` +
+    `${n}ms for milliseconds)`
+  );
 }
 
 /**
@@ -75,12 +83,22 @@ function readAs(value: unknown, source: Source): string {
  * `bareAtMost`: the longest a variable's bare number (seconds) may plausibly mean; longer, it was
  * meant as milliseconds and is refused, saying so (a storeTimeout of 500 seconds is a typo of 500ms).
  */
-export function parseDurationWithin(value: unknown, source: Source, min: { ms: number; text: string }, max: { ms: number; text: string }, bareAtMost?: number): number {
+export function parseDurationWithin(
+  value: unknown,
+  source: Source,
+  min: { ms: number; text: string },
+  max: { ms: number; text: string },
+  bareAtMost?: number,
+): number {
   const ms = parseDuration(value, source);
   if (ms < min.ms) fail(source, `must be at least ${min.text}, got ${ms} ms${readAs(value, source)}`);
   if (ms > max.ms) fail(source, `must be at most ${max.text}, got ${describe(value)}${readAs(value, source)}`);
   if (bareAtMost !== undefined && ms > bareAtMost && bareSeconds(value, source)) {
-    fail(source, `${String(value).trim()} seconds is surely not what was meant${readAs(value, source)}; write ${String(value).trim()}s to mean seconds`);
+    fail(
+      source,
+      `${String(value).trim()} seconds is surely not what was meant${readAs(value, source)}; write ` +
+        `${String(value).trim()}s to mean seconds`,
+    );
   }
   return ms;
 }
@@ -93,7 +111,8 @@ export const LIFETIME_RANGE = [
 
 export function parseInteger(value: unknown, source: Source): number {
   const n = typeof value === 'string' && source.fromEnv && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n)) fail(source, `expected a whole number, got ${describe(value)}`);
+  if (typeof n !== 'number' || !Number.isSafeInteger(n))
+    fail(source, `expected a whole number, got ${describe(value)}`);
   return n;
 }
 
@@ -122,13 +141,19 @@ export function parseChoice<T extends string>(choices: readonly T[], value: unkn
 export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return `${typeof value} ${String(value)}`;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return `${typeof value} ${String(value)}`;
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? 'an object' : typeof value;
 }
 
 /** Looks a value up: explicit option, then the environment (first variable set and not empty), then none. */
-export function lookup(options: object, option: string, env: Readonly<Record<string, string | undefined>>, variables: readonly string[]): { value: unknown; source: Source } | undefined {
+export function lookup(
+  options: object,
+  option: string,
+  env: Readonly<Record<string, string | undefined>>,
+  variables: readonly string[],
+): { value: unknown; source: Source } | undefined {
   const value = (options as Record<string, unknown>)[option];
   if (value !== undefined) return { value, source: { name: option, fromEnv: false } };
   for (const variable of variables) {

@@ -1,7 +1,11 @@
-// What a request's session asks of the store: its change set, the write, the removals and index changes; made by session.ts, carried out by commit.ts.
+// What a request's session asks of the store: its change set, the write, the removals and index changes; made by
+// session.ts, carried out by commit.ts.
 import type { StoredRecord } from './codec.js';
 
-/** A change of one key made from its value: run on the value the request saw, and again on the freshest stored one at commit. */
+/**
+ * A change of one key made from its value: run on the value the request saw, and again on the freshest stored one at
+ * commit.
+ */
 export type Updater = (value: unknown) => unknown;
 
 /** What a request changed, to be applied onto the freshest stored record at commit. */
@@ -12,7 +16,10 @@ export interface ChangeSet {
   readonly set: ReadonlyMap<string, unknown>;
   /** Keys deleted. */
   readonly deleted: readonly string[];
-  /** Keys changed only through `ctx.session.update()`: their functions, in order, run on the freshest value (after `set` and `deleted`). */
+  /**
+   * Keys changed only through `ctx.session.update()`: their functions, in order, run on the freshest value (after `set`
+   * and `deleted`).
+   */
   readonly updates: ReadonlyMap<string, readonly Updater[]>;
   /** The new permanent flag, when the request changed it. */
   readonly permanent: boolean | undefined;
@@ -29,9 +36,30 @@ export interface ChangeSet {
  */
 export type Write =
   | { readonly kind: 'put'; readonly sid: string; readonly raw: string; readonly ttl: number }
-  | { readonly kind: 'rotate'; readonly sid: string; readonly from: string; readonly base: string; readonly raw: string; readonly ttl: number; readonly changes: ChangeSet }
-  | { readonly kind: 'merge'; readonly sid: string; readonly base: string; readonly raw: string; readonly ttl: number; readonly changes: ChangeSet }
-  | { readonly kind: 'refresh'; readonly sid: string; readonly base: string; readonly raw: string; readonly ttl: number };
+  | {
+      readonly kind: 'rotate';
+      readonly sid: string;
+      readonly from: string;
+      readonly base: string;
+      readonly raw: string;
+      readonly ttl: number;
+      readonly changes: ChangeSet;
+    }
+  | {
+      readonly kind: 'merge';
+      readonly sid: string;
+      readonly base: string;
+      readonly raw: string;
+      readonly ttl: number;
+      readonly changes: ChangeSet;
+    }
+  | {
+      readonly kind: 'refresh';
+      readonly sid: string;
+      readonly base: string;
+      readonly raw: string;
+      readonly ttl: number;
+    };
 
 /**
  * What a `take()` found, at once (not at commit): the key's value, removed from the record by this
@@ -52,7 +80,9 @@ export interface CommitPlan {
   /** Cookie to send: a sid (with its expiry for permanent sessions), `clear`, or nothing. */
   readonly cookie: { readonly sid: string; readonly expires: number | undefined } | 'clear' | undefined;
   /** With `userKey`: the user whose index must hold the written sid (before the write) ... */
-  readonly track?: { readonly user: string; readonly sid: string; readonly expires: number; readonly from?: string | undefined } | undefined;
+  readonly track?:
+    | { readonly user: string; readonly sid: string; readonly expires: number; readonly from?: string | undefined }
+    | undefined;
   /** ... and the user whose index must let go of the loaded sid (after the write and removals). */
   readonly untrack?: { readonly user: string; readonly sid: string } | undefined;
 }
@@ -62,3 +92,10 @@ export interface CommitPlan {
  * `deadline`; see Committer.take(); what a SessionState is given to take with.
  */
 export type Taker = (sid: string, base: string, key: string, deadline: number) => Promise<TakeResult>;
+
+/** What the commit tells the audit events: what happened to which sid, and whose it was. */
+export type CommitEvent =
+  | { readonly kind: 'created'; readonly sid: string; readonly user: string | undefined }
+  | { readonly kind: 'regenerated'; readonly sid: string; readonly from: string; readonly user: string | undefined }
+  | { readonly kind: 'destroyed'; readonly sid: string; readonly user: string | undefined }
+  | { readonly kind: 'revoked'; readonly sid: string; readonly id: string; readonly user: string };

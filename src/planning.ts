@@ -39,7 +39,8 @@ export interface SessionStatus {
 
 /** Did this request change the session (what `ctx.session.modified` reads)? */
 export function isModified(status: SessionStatus): boolean {
-  if (status.forced || status.retired.length > 0 || status.rotatedFrom !== undefined || status.settingsChanged) return true;
+  if (status.forced || status.retired.length > 0 || status.rotatedFrom !== undefined || status.settingsChanged)
+    return true;
   return status.dataChanged();
 }
 
@@ -68,7 +69,10 @@ export function planWrite(status: SessionStatus, config: LifetimeConfig, now: nu
     const expires = status.expiryFromNow;
     const raw = status.record(expires);
     const ttl = expires - now;
-    const write: CommitPlan['write'] = from === undefined ? { kind: 'put', sid, raw, ttl } : { kind: 'rotate', sid, from: from.sid, base: from.record.raw, raw, ttl, changes: status.changeSet() };
+    const write: CommitPlan['write'] =
+      from === undefined
+        ? { kind: 'put', sid, raw, ttl }
+        : { kind: 'rotate', sid, from: from.sid, base: from.record.raw, raw, ttl, changes: status.changeSet() };
     return { write, remove, cookie: cookieFor(status, sid, expires) };
   }
 

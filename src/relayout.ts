@@ -1,6 +1,7 @@
-// A session stored before hashSids was switched (on or off) moves into the configured key layout at its first request: like a regenerate() that keeps the sid, so nobody is signed out.
+// A session stored before hashSids was switched (on or off) moves into the configured key layout at its first request:
+// like a regenerate() that keeps the sid, so nobody is signed out.
 import { decodeRecord, parseRecord, relaidRecord, type StoredData, type StoredRecord } from './codec.js';
-import { TOMBSTONE_LIFETIME, recordStatus, movedTombstone, type NoSession } from './tombstone.js';
+import { movedTo, TOMBSTONE_LIFETIME, recordStatus, movedTombstone, type NoSession } from './tombstone.js';
 import type { SessionStore } from './store.js';
 import { storedUserOf } from './user-id.js';
 import type { UserIndex } from './users.js';
@@ -26,7 +27,13 @@ export interface Relayout {
  * deleted again and the session is 'gone'. Moving under the hash, the old key (the sid itself) is
  * then deleted; moving back, its tombstone stays for requests in flight, as a regenerate()'s does.
  */
-export async function relayout(context: Relayout, sid: string, from: string, loaded: Loaded, deadline: number): Promise<Loaded | NoSession> {
+export async function relayout(
+  context: Relayout,
+  sid: string,
+  from: string,
+  loaded: Loaded,
+  deadline: number,
+): Promise<Loaded | NoSession> {
   const { store, users, userKey } = context;
   const hashed = store.names.hashed;
   const user = userKey === undefined ? undefined : storedUserOf(loaded.data, userKey);
@@ -37,7 +44,13 @@ export async function relayout(context: Relayout, sid: string, from: string, loa
   const created = await store.compareAndSet(sid, undefined, raw, ttl(), deadline);
   if (created.status !== 'saved') return liveOr(created.status === 'conflict' ? created.current : undefined);
   for (let round = 1; ; round++) {
-    const retired = await store.compareAndSet(from, current.record.raw, movedTombstone(store.names.storedName(sid), store.names.isHashed(from)), Math.min(ttl(), TOMBSTONE_LIFETIME), deadline);
+    const retired = await store.compareAndSet(
+      from,
+      current.record.raw,
+      movedTombstone(store.names.storedName(sid), store.names.isHashed(from)),
+      Math.min(ttl(), TOMBSTONE_LIFETIME),
+      deadline,
+    );
     if (retired.status === 'saved') {
       // The old key of a session moving under its hash is its sid: it leaves the store at once.
       if (hashed) await store.remove(from, deadline);
@@ -45,7 +58,8 @@ export async function relayout(context: Relayout, sid: string, from: string, loa
       break;
     }
     const fate = retired.status === 'gone' ? 'gone' : recordStatus(retired.current, Date.now());
-    const newer = fate === 'live' && retired.status === 'conflict' ? liveOr(retired.current) : fate === 'live' ? 'gone' : fate;
+    const newer =
+      fate === 'live' && retired.status === 'conflict' ? liveOr(retired.current) : fate === 'live' ? 'gone' : fate;
     if (typeof newer === 'string') {
       // Ended (or regenerated) under the old name meanwhile: it stays so.
       await store.remove(sid, deadline);
@@ -55,14 +69,22 @@ export async function relayout(context: Relayout, sid: string, from: string, loa
     // Once a request has written the new copy too, the new one is the session; the old one is left
     // as it is (and in the user index, so revoking the user ends both).
     const next = relaidRecord(newer.record, hashed);
-    if (round === ROUNDS || (await store.compareAndSet(sid, raw, next, Math.max(1, newer.record.expires - Date.now()), deadline)).status !== 'saved') break;
+    if (
+      round === ROUNDS ||
+      (await store.compareAndSet(sid, raw, next, Math.max(1, newer.record.expires - Date.now()), deadline)).status !==
+        'saved'
+    )
+      break;
     current = newer;
     raw = next;
   }
   return { record: parseRecord(raw), data: current.data };
 }
 
-/** Loads sessions by sid, moving each one found in the other key layout first: one move at a time per sid in this process. */
+/**
+ * Loads sessions by sid, moving each one found in the other key layout first: one move at a time per sid in this
+ * process.
+ */
 export class LayoutFinder {
   readonly #context: Relayout;
   readonly #moving = new Map<string, Promise<void>>();
@@ -72,22 +94,55 @@ export class LayoutFinder {
   }
 
   /**
-   * The session of `sid` in the configured layout, given what SessionStore.loadOrFate() found: as it
-   * is, or, found in the other layout (`from`), after the move (or after the move another request of
-   * this process is making; then read again).
+   * The session a cookie's sid names, or why there is none: 'moved' when a regenerate() retired it (its browser may
+   * hold the new sid), else 'gone'. A session found in the other key layout is moved first (or, while another
+   * request of this process moves it, read again once that move is done).
    */
-  settle(sid: string, loaded: Awaited<ReturnType<SessionStore['loadOrFate']>>, now: number, deadline: number, waited = false): Loaded | NoSession | Promise<Loaded | NoSession> {
-    if (typeof loaded === 'string' || loaded.from === undefined) return loaded;
+  async load(sid: string, now: number, deadline: number, waited = false): Promise<Loaded | NoSession> {
+    const found = await this.#find(sid, now, deadline);
+    if (typeof found === 'string' || found.from === undefined) return found;
     const moving = this.#moving.get(sid);
-    if (moving !== undefined && !waited) {
-      return moving.then(async () => this.settle(sid, await this.#context.store.loadOrFate(sid, now, deadline), now, deadline, true));
-    }
-    const move = relayout(this.#context, sid, loaded.from, loaded, deadline);
+    if (moving !== undefined && !waited) return moving.then(() => this.load(sid, now, deadline, true));
+    const move = relayout(this.#context, sid, found.from, found, deadline);
     const settled: Promise<void> = move.then(noop, noop).finally(() => {
       if (this.#moving.get(sid) === settled) this.#moving.delete(sid);
     });
     this.#moving.set(sid, settled);
     return move;
+  }
+
+  /**
+   * What is stored for `sid`: found in the other key layout (before hashSids was switched), `from` names it there. A
+   * record answers only in the layout its header names: a key is no sid.
+   */
+  async #find(sid: string, now: number, deadline: number): Promise<(Loaded & { readonly from?: string }) | NoSession> {
+    const store = this.#context.store;
+    const names = store.names;
+    const hashed = names.hashed;
+    const raw = await store.read(sid, deadline);
+    // A tombstone of a move to the other layout (by a process with the other setting) sends us there, as
+    // nothing here does; anything else here is the answer. (A live session found costs no hashing.)
+    let other: string | undefined;
+    if (raw !== undefined && raw !== null) {
+      const to = movedTo(raw);
+      other = to === undefined ? undefined : (names.otherName(sid) as string);
+      if (other === undefined || to !== names.storedName(other)) {
+        const loaded = store.decode(sid, raw, now);
+        if (typeof loaded === 'string' || loaded.record.hashed === hashed) return loaded;
+      }
+    }
+    other ??= names.otherName(sid) as string;
+    const otherRaw = await store.read(other, deadline);
+    // Nothing there either, or the tombstone of a move here: a request of the same browser may have
+    // just moved it (between our two reads), so what is here now is the answer.
+    if (otherRaw === undefined || otherRaw === null || movedTo(otherRaw) === names.storedName(sid)) {
+      const again = store.decode(sid, await store.read(sid, deadline), now);
+      return typeof again === 'string' || again.record.hashed === hashed ? again : 'gone';
+    }
+    const moved = store.decode(sid, otherRaw, now);
+    if (typeof moved === 'string') return moved;
+    if (moved.record.hashed === hashed) return 'gone';
+    return { ...moved, from: other };
   }
 }
 

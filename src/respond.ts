@@ -2,7 +2,7 @@
 import type { Context } from 'koa';
 import { cookieValue, deletionCookie, serializeCookie, type Signer } from './cookie.js';
 import { SessionError } from './errors.js';
-import type { CookieSettings } from './options.js';
+import type { CookieSettings } from './settings.js';
 import type { CommitPlan } from './plan.js';
 import { warnOnce } from './warnings.js';
 
@@ -18,10 +18,22 @@ export interface Channel {
  * Sets what the response says of the session: `Vary` when the response depended on it, and the
  * cookie (or header) to send. Headers already sent: nothing can be set; a cookie that was due is reported.
  */
-export function writeSession(ctx: Context, send: CommitPlan['cookie'], accessed: boolean, channel: Channel, report: (error: Error) => void): void {
+export function writeSession(
+  ctx: Context,
+  send: CommitPlan['cookie'],
+  accessed: boolean,
+  channel: Channel,
+  report: (error: Error) => void,
+): void {
   if (send !== undefined || accessed) {
     if (ctx.headerSent) {
-      if (send !== undefined) report(new SessionError('SESSION_HEADERS_SENT', 'koa-kv-session: the response headers were already sent, so the session cookie could not be set'));
+      if (send !== undefined)
+        report(
+          new SessionError(
+            'SESSION_HEADERS_SENT',
+            'koa-kv-session: the response headers were already sent, so the session cookie could not be set',
+          ),
+        );
       return;
     }
     ctx.vary(channel.header ?? 'Cookie');
@@ -34,7 +46,10 @@ export function writeSession(ctx: Context, send: CommitPlan['cookie'], accessed:
   }
   const secure = cookie.secure === 'auto' ? ctx.secure : cookie.secure;
   const sent = cookie.sameSite === 'none' && !secure ? laxOverHttp(cookie) : cookie;
-  const header = send === 'clear' ? deletionCookie(sent, secure) : serializeCookie(cookieValue(send.sid, cookie, signer), sent, secure, send.expires);
+  const header =
+    send === 'clear'
+      ? deletionCookie(sent, secure)
+      : serializeCookie(cookieValue(send.sid, cookie, signer), sent, secure, send.expires);
   if (cookie.overwrite) dropSetCookie(ctx, cookie.name);
   ctx.append('Set-Cookie', header);
 }
@@ -52,7 +67,9 @@ export function isClientError(error: unknown): error is HttpClientError {
   return typeof code === 'number' && Number.isInteger(code) && code >= 400 && code < 500;
 }
 
-/** Adds the response's `names` headers to the error's own, which Koa's error handler sets on the response it renders. */
+/**
+ * Adds the response's `names` headers to the error's own, which Koa's error handler sets on the response it renders.
+ */
 export function carryHeaders(error: HttpClientError, ctx: Context, names: readonly string[]): void {
   const headers: Record<string, unknown> = { ...(error.headers ?? {}) };
   let carried = false;
@@ -88,7 +105,9 @@ function dropSetCookie(ctx: Context, name: string): void {
 function laxOverHttp(cookie: CookieSettings): CookieSettings {
   warnOnce(
     'KV_SESSION_SAMESITE_NONE_OVER_HTTP',
-    'koa-kv-session: cookie.sameSite is "none" (SESSION_COOKIE_SAMESITE) but this request is plain HTTP, so the cookie cannot be Secure and browsers would drop it: it was sent SameSite=Lax. Behind a TLS proxy, set app.proxy = true so that ctx.secure sees https.',
+    'koa-kv-session: cookie.sameSite is "none" (SESSION_COOKIE_SAMESITE) but this request is plain HTTP, so the ' +
+      'cookie cannot be Secure and browsers would drop it: it was sent SameSite=Lax. Behind a TLS proxy, set ' +
+      'app.proxy = true so that ctx.secure sees https.',
   );
   return { ...cookie, sameSite: 'lax' };
 }

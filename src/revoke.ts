@@ -1,4 +1,6 @@
-// Revocation, for every caller (the API, maxSessionsPerUser at a login, the operator command): a live session is swapped for a revocation's tombstone by the same compare-and-set as every write, following it through any regenerate() that races it.
+// Revocation, for every caller (the API, maxSessionsPerUser at a login, the operator command): a live session is
+// swapped for a revocation's tombstone by the same compare-and-set as every write, following it through any
+// regenerate() that races it.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decodePayload, isHashedRecord, parseRecord } from './codec.js';
 import { TOMBSTONE_LIFETIME, movedTo, recordStatus, revokedTombstone } from './tombstone.js';
@@ -15,14 +17,20 @@ export interface RevokerConfig {
   readonly userKey?: string | undefined;
 }
 
-/** How revoke() is asked: only a session of `user`; store calls end by `deadline`; index clean-up failures go to `report`. */
+/**
+ * How revoke() is asked: only a session of `user`; store calls end by `deadline`; index clean-up failures go to
+ * `report`.
+ */
 export interface RevokeOptions {
   readonly user?: string | undefined;
   readonly deadline?: number | undefined;
   readonly report?: ((error: Error) => void) | undefined;
 }
 
-/** A session a revocation ended: the sid it was found live under (a racing regenerate() may have moved it), and its user. */
+/**
+ * A session a revocation ended: the sid it was found live under (a racing regenerate() may have moved it), and its
+ * user.
+ */
 export interface Revoked {
   readonly sid: string;
   /** Its safe id. */
@@ -64,7 +72,11 @@ export class Revoker {
     const name = this.#store.names.nameOf(sid);
     const before = this.#revoking.get(name);
     const other = this.#store.names.otherName(sid);
-    const run = (before === undefined ? this.#revokeNow(name, other, options) : before.then(() => this.#revokeNow(name, other, options))).finally(() => {
+    const run = (
+      before === undefined
+        ? this.#revokeNow(name, other, options)
+        : before.then(() => this.#revokeNow(name, other, options))
+    ).finally(() => {
       if (this.#revoking.get(name) === settled) this.#revoking.delete(name);
     });
     const settled = run.then(
@@ -105,10 +117,17 @@ export class Revoker {
       }
       const user = this.#userOf(raw as string);
       if (options.user !== undefined && user !== options.user) return undefined;
-      const result = await this.#store.compareAndSet(name, raw, revokedTombstone(this.#store.names.isHashed(name)), TOMBSTONE_LIFETIME, deadline);
+      const result = await this.#store.compareAndSet(
+        name,
+        raw,
+        revokedTombstone(this.#store.names.isHashed(name)),
+        TOMBSTONE_LIFETIME,
+        deadline,
+      );
       if (result.status === 'saved') {
         // The session is already ended: an index entry left behind is dropped by the next listing.
-        if (user !== undefined) await this.#users?.untrack(user, visited, deadline).catch((error: Error) => options.report?.(error));
+        if (user !== undefined)
+          await this.#users?.untrack(user, visited, deadline).catch((error: Error) => options.report?.(error));
         return { sid: name, id: this.#store.names.idOf(name, isHashedRecord(raw as string)), user };
       }
       if (result.status === 'gone') return undefined;
@@ -116,7 +135,13 @@ export class Revoker {
       raw = result.current;
       visited.pop();
       if (recordStatus(raw, Date.now()) === 'live')
-        await sleep(conflictPause(attempt++, deadline, (n) => `koa-kv-session: a session kept changing during ${n} attempts to revoke it; it was not revoked`));
+        await sleep(
+          conflictPause(
+            attempt++,
+            deadline,
+            (n) => `koa-kv-session: a session kept changing during ${n} attempts to revoke it; it was not revoked`,
+          ),
+        );
     }
   }
 
@@ -145,7 +170,12 @@ export class Revoker {
   }
 
   /** Revokes each of `sids` as a session of `user`; entries that named no live session of theirs leave the index. */
-  async #revokeAll(user: string, sids: readonly string[], deadline: number | undefined, report: (error: Error) => void): Promise<Revoked[]> {
+  async #revokeAll(
+    user: string,
+    sids: readonly string[],
+    deadline: number | undefined,
+    report: (error: Error) => void,
+  ): Promise<Revoked[]> {
     const results = await mapConcurrently(sids, 16, (sid) => this.revoke(sid, { user, deadline, report }));
     const ended = results.filter((result): result is Revoked => result !== undefined);
     const notEnded = sids.filter((_, i) => results[i] === undefined);

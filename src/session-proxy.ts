@@ -29,7 +29,8 @@ export class SessionProxyHandler implements ProxyHandler<StoredData> {
     // util.inspect(ctx.session) and koa-session's ctx.session[inspect](): the data, as a plain object.
     if (key === INSPECT) return () => ({ ...target });
     const value = Reflect.get(target, key, receiver);
-    if (typeof value === 'object' && value !== null && typeof key === 'string') this.#session.handedOut(target, key, value);
+    if (typeof value === 'object' && value !== null && typeof key === 'string')
+      this.#session.handedOut(target, key, value);
     return value;
   }
 

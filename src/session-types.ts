@@ -1,4 +1,7 @@
-// What handlers see of ctx.session: the types of the data users declare and of the control members beside it, the control members' names, and the checks of what handlers pass them.
+// What handlers see of ctx.session: the types of the data users declare and of the control members beside it, the
+// control members' names, and the checks of what handlers pass them.
+import type { Format } from './codec.js';
+import type { LifetimeConfig } from './lifetime.js';
 import type { Updater } from './plan.js';
 
 /**
@@ -75,7 +78,10 @@ export interface SessionControls {
    * ```
    */
   update<K extends DataKey>(key: K, fn: (value: UserFields[K] | undefined) => UserFields[K]): UserFields[K];
-  /** Deletes the record and clears the cookie at commit: logout. Data set afterwards starts a new session. `callback`: express-session's form. */
+  /**
+   * Deletes the record and clears the cookie at commit: logout. Data set afterwards starts a new session. `callback`:
+   * express-session's form.
+   */
   destroy(callback?: SessionCallback): Promise<void>;
   /** Removes every user key (a stored session left empty is deleted at commit). */
   clear(): void;
@@ -90,7 +96,10 @@ export interface LooseSessionData {
   [key: string]: any;
 }
 
-/** Session data as your code sees it: your declared `SessionData` (every field optional: a new session has none), or any key while it is not declared. What `load()`, `listUserSessions()` and `update()` give too. */
+/**
+ * Session data as your code sees it: your declared `SessionData` (every field optional: a new session has none), or any
+ * key while it is not declared. What `load()`, `listUserSessions()` and `update()` give too.
+ */
 export type SessionFields = [keyof SessionData] extends [never] ? LooseSessionData : Partial<SessionData>;
 type UserFields = SessionFields;
 
@@ -98,7 +107,9 @@ type UserFields = SessionFields;
  * The `userKey` option: a field of your declared `SessionData`, or a dotted path into one
  * (`'passport.user'`); any string while it is not declared.
  */
-export type UserKey = [keyof SessionData] extends [never] ? string : Extract<keyof SessionData, string> | `${Extract<keyof SessionData, string>}.${string}`;
+export type UserKey = [keyof SessionData] extends [never]
+  ? string
+  : Extract<keyof SessionData, string> | `${Extract<keyof SessionData, string>}.${string}`;
 type DataKey = keyof UserFields & string;
 
 /** The type of `ctx.session`. */
@@ -108,7 +119,19 @@ export type Session = SessionControls & UserFields;
 export type SessionAssignment = UserFields | null;
 
 /** The names of the control members: never stored, never enumerated, refused as data keys. */
-export const CONTROL_MEMBERS: ReadonlySet<string> = new Set(['sid', 'isNew', 'permanent', 'modified', 'lifetime', 'take', 'update', 'regenerate', 'save', 'destroy', 'clear']);
+export const CONTROL_MEMBERS: ReadonlySet<string> = new Set([
+  'sid',
+  'isNew',
+  'permanent',
+  'modified',
+  'lifetime',
+  'take',
+  'update',
+  'regenerate',
+  'save',
+  'destroy',
+  'clear',
+]);
 
 /** The control methods of ctx.session. */
 export interface Methods {
@@ -122,18 +145,26 @@ export interface Methods {
 
 /** `key` as a data key of take() or update(): a string that is not a control member's name. */
 export function dataKey(key: unknown, method: string): string {
-  if (typeof key !== 'string') throw new TypeError(`ctx.session.${method}(key): key must be a string, got ${typeof key}`);
+  if (typeof key !== 'string')
+    throw new TypeError(`ctx.session.${method}(key): key must be a string, got ${typeof key}`);
   if (CONTROL_MEMBERS.has(key)) throw controlError(key);
   return key;
 }
 
 export function updaterOf(key: string, fn: unknown): Updater {
-  if (typeof fn !== 'function') throw new TypeError(`ctx.session.update('${key}', fn): fn must be a function of the current value that returns the new one, got ${typeof fn}`);
+  if (typeof fn !== 'function')
+    throw new TypeError(
+      `ctx.session.update('${key}', fn): fn must be a function of the current value that returns the new one, got ` +
+        `${typeof fn}`,
+    );
   return fn as Updater;
 }
 
 export function controlError(key: string): TypeError {
-  return new TypeError(`ctx.session.${key} is a control member of koa-kv-session and cannot be used as a session data key; choose another name`);
+  return new TypeError(
+    `ctx.session.${key} is a control member of koa-kv-session and cannot be used as a session data key; choose ` +
+      `another name`,
+  );
 }
 
 /** The value given to a boolean control member (`permanent`, `modified`). */
@@ -148,7 +179,8 @@ export function booleanControl(key: string, value: unknown): boolean {
  * its error to `thrown`, never to the process.
  */
 export function calling(callback: unknown, run: () => Promise<void>, thrown: (error: unknown) => void): Promise<void> {
-  if (callback !== undefined && typeof callback !== 'function') throw new TypeError(`ctx.session: the callback must be a function, got ${typeof callback}`);
+  if (callback !== undefined && typeof callback !== 'function')
+    throw new TypeError(`ctx.session: the callback must be a function, got ${typeof callback}`);
   const done = run();
   if (callback === undefined) return done;
   done
@@ -158,4 +190,45 @@ export function calling(callback: unknown, run: () => Promise<void>, thrown: (er
     )
     .catch(thrown);
   return done;
+}
+
+/** What the control methods do to a session (session.ts), given a checked key and function. */
+export interface SessionOperations {
+  take(key: string): Promise<unknown>;
+  update(key: string, fn: Updater): unknown;
+  regenerate(options?: { readonly login?: boolean }): Promise<void>;
+  /** regenerate(callback): a new, empty session, as express-session's. */
+  renew(): Promise<void>;
+  save(): Promise<void>;
+  destroy(): Promise<void>;
+  clear(): void;
+  /** What an express-style callback threw: the commit fails with it. */
+  failed(error: unknown): void;
+}
+
+/** The control methods of ctx.session: arguments checked, express-session's callback forms included. */
+export function controlMethods(session: SessionOperations): Methods {
+  return {
+    take: (name) => session.take(dataKey(name, 'take')),
+    update: (name, fn) => session.update(dataKey(name, 'update'), updaterOf(name, fn)),
+    // A callback is express-session's form (passport calls it so): a new, empty session.
+    regenerate: (options) =>
+      typeof options === 'function' ? calling(options, session.renew, session.failed) : session.regenerate(options),
+    save: (callback) => calling(callback, session.save, session.failed),
+    destroy: (callback) => calling(callback, session.destroy, session.failed),
+    clear: () => session.clear(),
+  };
+}
+
+/** What a session needs of the settings. */
+export interface SessionConfig extends LifetimeConfig {
+  readonly permanent: boolean;
+  readonly sidLength: number;
+  readonly serialization: Format;
+  readonly maxSize: number;
+  readonly userKey: string | undefined;
+  /** Records are stored under the hash of the sid (and say so in their header). */
+  readonly hashSids?: boolean;
+  /** All the store time a request gets: loading, take() and the commit share it. */
+  readonly storeTimeout: number;
 }

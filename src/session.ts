@@ -1,28 +1,27 @@
 // The object handlers see as ctx.session: user data behind a Proxy, plus the status the commit is planned from.
 import { DataChanges, isEmpty } from './changes.js';
-import { checkSize, frameRecord, type Format, type StoredData as RecordData, type StoredRecord } from './codec.js';
-import { createdOf, expiryFrom, idleLifetime, type LifetimeConfig, ownLifetimeOf } from './lifetime.js';
+import { checkSize, frameRecord, type StoredData as RecordData, type StoredRecord } from './codec.js';
+import { createdOf, expiryFrom, idleLifetime, ownLifetimeOf } from './lifetime.js';
 import type { CommitPlan, Taker } from './plan.js';
 import { expiryAt, isModified, planWrite, type SessionStatus } from './planning.js';
 import { type ProxiedSession, SessionProxyHandler } from './session-proxy.js';
-import { booleanControl, CONTROL_MEMBERS, calling, controlError, dataKey, type Methods, type Session, updaterOf } from './session-types.js';
+import {
+  booleanControl,
+  CONTROL_MEMBERS,
+  controlError,
+  controlMethods,
+  type Methods,
+  type Session,
+  type SessionConfig,
+} from './session-types.js';
+
+export type { SessionConfig } from './session-types.js';
 import { generateSid } from './sid.js';
 import { storedUserOf, userField, userIdOf, withIndexChanges } from './user-id.js';
 
-/** What a session needs of the settings. */
-export interface SessionConfig extends LifetimeConfig {
-  readonly permanent: boolean;
-  readonly sidLength: number;
-  readonly serialization: Format;
-  readonly maxSize: number;
-  readonly userKey: string | undefined;
-  /** Records are stored under the hash of the sid (and say so in their header). */
-  readonly hashSids?: boolean;
-  /** All the store time a request gets: loading, take() and the commit share it. */
-  readonly storeTimeout: number;
-}
-
-/** One request's session: its data behind `proxy` (session-proxy.ts), its status, and the plan made from it at commit. */
+/**
+ * One request's session: its data behind `proxy` (session-proxy.ts), its status, and the plan made from it at commit.
+ */
 export class SessionState implements ProxiedSession {
   /** What ctx.session is: a new object after an express-style regenerate(callback). */
   get proxy(): Session {
@@ -56,7 +55,10 @@ export class SessionState implements ProxiedSession {
   /** The session's own idle lifetime (ms), when it has one; as loaded, and as the handler set it. */
   readonly #loadedLifetime: number | undefined;
   #ownLifetime: number | undefined;
-  /** When the session was created (or last regenerated); undefined for one not stored yet: its creation is this request's commit. */
+  /**
+   * When the session was created (or last regenerated); undefined for one not stored yet: its creation is this
+   * request's commit.
+   */
   #created: number | undefined;
   #isNew: boolean;
   readonly #retired: string[] = [];
@@ -67,7 +69,11 @@ export class SessionState implements ProxiedSession {
   readonly #loadedUser: { readonly sid: string; readonly user: string } | undefined;
 
   /** `taker`: take() of a stored session, by the committer. `loaded.storeSpent`: the store time loading took. */
-  constructor(config: SessionConfig, loaded?: { sid: string; record: StoredRecord; data: RecordData; staleCookie: boolean; storeSpent?: number }, taker?: Taker) {
+  constructor(
+    config: SessionConfig,
+    loaded?: { sid: string; record: StoredRecord; data: RecordData; staleCookie: boolean; storeSpent?: number },
+    taker?: Taker,
+  ) {
     this.#config = config;
     this.#taker = taker;
     this.#storeSpent = loaded?.storeSpent ?? 0;
@@ -135,32 +141,16 @@ export class SessionState implements ProxiedSession {
       case 'lifetime':
         return this.#idleLifetime();
       default:
-        this.#methods ??= {
-          take: (name) => this.#take(dataKey(name, 'take')),
-          update: (name, fn) => this.#changes.update(dataKey(name, 'update'), updaterOf(name, fn)),
-          // A callback is express-session's form (passport calls it so): a new, empty session.
-          regenerate: (options) =>
-            typeof options === 'function'
-              ? calling(
-                  options,
-                  () => this.#renew(),
-                  (error) => this.#failed(error),
-                )
-              : this.#regenerate(options),
-          save: (callback) =>
-            calling(
-              callback,
-              () => this.#save(),
-              (error) => this.#failed(error),
-            ),
-          destroy: (callback) =>
-            calling(
-              callback,
-              () => this.#destroy(),
-              (error) => this.#failed(error),
-            ),
+        this.#methods ??= controlMethods({
+          take: (name) => this.#take(name),
+          update: (name, fn) => this.#changes.update(name, fn),
+          regenerate: (options) => this.#regenerate(options),
+          renew: () => this.#renew(),
+          save: () => this.#save(),
+          destroy: () => this.#destroy(),
           clear: () => this.#changes.clear(),
-        };
+          failed: (error) => this.#failed(error),
+        });
         return this.#methods[key as keyof Methods];
     }
   }
@@ -189,7 +179,12 @@ export class SessionState implements ProxiedSession {
     const started = Date.now();
     let result: Awaited<ReturnType<Taker>>;
     try {
-      result = await this.#taker(from.sid, from.record.raw, key, started + this.#config.storeTimeout - this.#storeSpent);
+      result = await this.#taker(
+        from.sid,
+        from.record.raw,
+        key,
+        started + this.#config.storeTimeout - this.#storeSpent,
+      );
     } finally {
       this.#storeSpent += Date.now() - started;
     }
@@ -202,7 +197,8 @@ export class SessionState implements ProxiedSession {
   }
 
   #regenerate(options?: { readonly login?: boolean }): Promise<void> {
-    if (this.#stored !== undefined && this.#sid !== undefined) this.#rotatedFrom = { sid: this.#sid, record: this.#stored };
+    if (this.#stored !== undefined && this.#sid !== undefined)
+      this.#rotatedFrom = { sid: this.#sid, record: this.#stored };
     this.#stored = undefined;
     this.#sid = undefined;
     // A new sid alone does not restart the absolute lifetime (a route could renew a session for
@@ -273,7 +269,10 @@ export class SessionState implements ProxiedSession {
       return;
     }
     if (typeof value !== 'object' || Array.isArray(value)) {
-      throw new TypeError(`ctx.session can be assigned an object of session data or null, got ${Array.isArray(value) ? 'an array' : typeof value}`);
+      throw new TypeError(
+        `ctx.session can be assigned an object of session data or null, got ` +
+          `${Array.isArray(value) ? 'an array' : typeof value}`,
+      );
     }
     const entries = Object.entries(value);
     for (const [key] of entries) if (CONTROL_MEMBERS.has(key)) throw controlError(key);
@@ -318,7 +317,10 @@ export class SessionState implements ProxiedSession {
     return idleLifetime(this.#permanent, this.#ownLifetime, this.#config);
   }
 
-  /** Decides what the commit does. Throws SESSION_TOO_LARGE / SESSION_UNENCODABLE / SESSION_INVALID_USER before anything is written. */
+  /**
+   * Decides what the commit does. Throws SESSION_TOO_LARGE / SESSION_UNENCODABLE / SESSION_INVALID_USER before anything
+   * is written.
+   */
   plan(now: number): CommitPlan {
     if (this.#callbackError !== undefined) throw this.#callbackError.error;
     const plan = planWrite(this.#status(now), this.#config, now);

@@ -18,9 +18,15 @@ export interface SessionsApi {
    * ```
    */
   ready(): Promise<StoreAbilities>;
-  /** Closes the store connection this middleware opened (never one you passed in, never one shared with another instance still open). */
+  /**
+   * Closes the store connection this middleware opened (never one you passed in, never one shared with another instance
+   * still open).
+   */
   close(): Promise<void>;
-  /** Deletes expired session records (SQL, SQLite, memory; 0 on Redis, which expires keys itself) and resolves with how many. The `cleanupInterval` timer calls it for you. */
+  /**
+   * Deletes expired session records (SQL, SQLite, memory; 0 on Redis, which expires keys itself) and resolves with how
+   * many. The `cleanupInterval` timer calls it for you.
+   */
   purge(): Promise<number>;
   /**
    * The live sessions of a user (the value of the `userKey` field), latest expiry first. Reads the
@@ -47,7 +53,10 @@ export interface SessionsApi {
    * keys come from the `keys` option, else from `app.keys`: pass the app (`load(header, app)`) for an
    * upgrade that may come before the app has served any request.
    */
-  load(cookieHeader: string | undefined, app?: { readonly keys?: KeysLike | undefined }): Promise<LoadedSession | undefined>;
+  load(
+    cookieHeader: string | undefined,
+    app?: { readonly keys?: KeysLike | undefined },
+  ): Promise<LoadedSession | undefined>;
   /**
    * Changes one session outside a request (an admin action, a background job) through the same
    * per-key merge and compare-and-set as a request, so requests of that session racing it lose

@@ -1,12 +1,14 @@
-// The sessions service: what works on sessions beyond one request (ready, close, purge, list, revoke, load, update) and the audit events, through the same store and committer as requests.
+// The sessions service: what works on sessions beyond one request (ready, close, purge, list, revoke, load, update),
+// through the same store and committer as requests.
 import { debugLog } from './debug.js';
 import type { Context } from 'koa';
 import { CleanupScheduler } from './cleanup.js';
 import type { StoredData as RecordData, StoredRecord } from './codec.js';
-import { type CommitEvent, Committer } from './commit.js';
+import { AuditEvents, type EventTarget } from './audit.js';
+import { Committer } from './commit.js';
 import { cookieValues, type KeysLike, type Signer, sidFromCookie, signerFor } from './cookie.js';
 import { messageOf, SessionError } from './errors.js';
-import type { Settings } from './options.js';
+import type { Settings } from './settings.js';
 import type { CommitPlan, Taker } from './plan.js';
 import { createdOf, pastAbsoluteLifetime } from './lifetime.js';
 import { SessionState } from './session.js';
@@ -16,7 +18,8 @@ import { checkKeyLengths } from './warnings.js';
 import { isWellFormedSid, sidFingerprint } from './sid.js';
 import { SessionStore, type StoreAbilities } from './store.js';
 import { UserIndex, type UserSession } from './users.js';
-import type { LoadedSession, SessionEvent, SessionsApi } from './sessions-api.js';
+import type { LoadedSession, SessionsApi } from './sessions-api.js';
+import { purgeExpired } from './store-scan.js';
 
 export type { LoadedSession, SessionEvent, SessionsApi } from './sessions-api.js';
 
@@ -24,17 +27,12 @@ const debug = debugLog('koa-kv-session');
 
 /** What a request's session cookie led to: the live session it names, and whether it named one that is gone. */
 export interface Found {
-  readonly session: { readonly sid: string; readonly stale: boolean; readonly record: StoredRecord; readonly data: RecordData } | undefined;
+  readonly session:
+    | { readonly sid: string; readonly stale: boolean; readonly record: StoredRecord; readonly data: RecordData }
+    | undefined;
   readonly dead: boolean;
 }
 export const NOTHING_FOUND: Found = { session: undefined, dead: false };
-
-/** The app events go to: the app of the latest request, outside one. */
-interface EventTarget {
-  readonly keys?: unknown;
-  listenerCount(name: string): number;
-  emit(name: string, event: SessionEvent): unknown;
-}
 
 // Most requests carry at most one session cookie; a client cannot make us read the store more often than this.
 const MAX_CANDIDATES = 2;
@@ -49,19 +47,27 @@ export class Sessions implements SessionsApi {
   /** ctx.session.take() of a loaded session: its own compare-and-set, within the request's storeTimeout. */
   readonly taker: Taker;
   readonly #cleanup: CleanupScheduler;
+  /** The audit events, on the app of the request (outside one, of the latest request). */
+  readonly events: AuditEvents;
   #startup: Promise<void>;
   /** The latest probe failed: the next ready() probes again (the store may be back). */
   #startupFailed = false;
   readonly #settled: Promise<void>;
-  /** The app of the latest request: where events outside a request (revokeSession()...) are emitted, and whose keys load() checks signatures with. */
-  #lastApp: EventTarget | undefined;
-
   constructor(settings: Settings) {
     this.settings = settings;
     this.store = new SessionStore(settings, (error) => this.report(error));
-    this.#users = settings.userKey === undefined ? undefined : new UserIndex(this.store, { ...settings, userKey: settings.userKey });
+    this.events = new AuditEvents((error, ctx) => this.report(error, ctx));
+    this.#users =
+      settings.userKey === undefined
+        ? undefined
+        : new UserIndex(this.store, { ...settings, userKey: settings.userKey });
     this.#committer = new Committer(this.store, settings, this.#users);
-    this.#finder = new LayoutFinder({ store: this.store, users: this.#users, userKey: settings.userKey, report: (error) => this.report(error) });
+    this.#finder = new LayoutFinder({
+      store: this.store,
+      users: this.#users,
+      userKey: settings.userKey,
+      report: (error) => this.report(error),
+    });
     this.taker = (sid, base, key, deadline) => this.#committer.take(sid, base, key, deadline);
     this.#cleanup = new CleanupScheduler(this.store, settings, (error) => this.report(error));
     this.#startup = this.#probe();
@@ -84,38 +90,27 @@ export class Sessions implements SessionsApi {
   /** A request arrived on `app`: events outside requests go there from now on, and a background purge may start. */
   onRequest(app: EventTarget): void {
     this.#cleanup.onRequest();
-    this.#lastApp = app;
+    this.events.onRequest(app);
   }
 
-  /** Emits an audit event on the app; it is made (a SHA-256 of the sid, at least) only when someone listens. */
-  emit(name: string, ctx: Context | undefined, make: () => Omit<SessionEvent, 'ctx'>): void {
-    const app = ctx?.app ?? this.#lastApp;
-    if (app === undefined || app.listenerCount(name) === 0) return;
-    try {
-      app.emit(name, { ctx, ...make() });
-    } catch (error) {
-      this.report(error as Error, ctx);
-    }
-  }
-
-  #emitCommit(event: CommitEvent, ctx: Context | undefined): void {
-    this.emit(`session:${event.kind}`, ctx, () => {
-      const made = { id: event.kind === 'revoked' ? event.id : sidFingerprint(event.sid), user: event.user };
-      return event.kind === 'regenerated' ? { ...made, previousId: sidFingerprint(event.from) } : made;
-    });
-  }
-
-  /** The signer of session cookies: the `keys` option, else `keys` (the app's); throws SESSION_NO_KEYS when cookies are signed and there are none. */
+  /**
+   * The signer of session cookies: the `keys` option, else `keys` (the app's); throws SESSION_NO_KEYS when cookies are
+   * signed and there are none.
+   */
   signer(keys: unknown, method: string): Signer | undefined {
     const { cookie } = this.settings;
     const signer = cookie.signed ? signerFor((this.settings.keys ?? keys) as KeysLike | undefined) : undefined;
-    if (signer !== undefined && this.settings.keys === undefined && Array.isArray(keys)) checkKeyLengths(keys, 'app.keys');
+    if (signer !== undefined && this.settings.keys === undefined && Array.isArray(keys))
+      checkKeyLengths(keys, 'app.keys');
     if (cookie.signed && signer === undefined) {
       throw new SessionError(
         'SESSION_NO_KEYS',
         method === 'request'
-          ? "koa-kv-session: signed session cookies need secret keys: set app.keys = ['a long random secret'], pass kvSession({ keys: [...] }), or set SESSION_SECRET_KEYS (or turn signing off with cookie.signed: false)"
-          : `koa-kv-session: ${method}() checks signed cookies and needs the keys: pass the app, ${method}(header, app), or kvSession({ keys: [...] }), or set SESSION_SECRET_KEYS (app.keys is known only once the app has served a request)`,
+          ? "koa-kv-session: signed session cookies need secret keys: set app.keys = ['a long random secret'], pass " +
+              'kvSession({ keys: [...] }), or set SESSION_SECRET_KEYS (or turn signing off with cookie.signed: false)'
+          : `koa-kv-session: ${method}() checks signed cookies and needs the keys: pass the app, ${method}(header, ` +
+              `app), or kvSession({ keys: [...] }), or set SESSION_SECRET_KEYS (app.keys is known only once the app ` +
+              `has served a request)`,
       );
     }
     return signer;
@@ -128,7 +123,12 @@ export class Sessions implements SessionsApi {
    * whether a verified value named a session that is gone (expired, destroyed, revoked; not one a
    * regenerate() moved): that cookie is dead, and the response clears it.
    */
-  async loadFromValues(values: readonly string[], signer: Signer | undefined, deadline: number, missing?: (sid: string) => void): Promise<Found> {
+  async loadFromValues(
+    values: readonly string[],
+    signer: Signer | undefined,
+    deadline: number,
+    missing?: (sid: string) => void,
+  ): Promise<Found> {
     let dead = false;
     const tried: string[] = [];
     for (const value of values) {
@@ -137,11 +137,13 @@ export class Sessions implements SessionsApi {
       if (found === undefined || tried.includes(found.sid)) continue;
       tried.push(found.sid);
       const now = Date.now();
-      const stored = await this.store.loadOrFate(found.sid, now, deadline);
-      const loaded = typeof stored === 'string' || stored.from === undefined ? stored : await this.#finder.settle(found.sid, stored, now, deadline);
+      const loaded = await this.#finder.load(found.sid, now, deadline);
       // Past absoluteLifetime, however active: as if gone (its stored expiry never reaches past that either).
       if (typeof loaded !== 'string' && !pastAbsoluteLifetime(loaded.record, this.settings, now)) {
-        return { session: { sid: found.sid, stale: found.stale, record: loaded.record, data: loaded.data }, dead: false };
+        return {
+          session: { sid: found.sid, stale: found.stale, record: loaded.record, data: loaded.data },
+          dead: false,
+        };
       }
       if (loaded !== 'moved') dead = true;
       missing?.(found.sid);
@@ -169,7 +171,7 @@ export class Sessions implements SessionsApi {
       deadline,
       (error) => this.report(error, ctx),
       label,
-      (event) => this.#emitCommit(event, ctx),
+      (event) => this.events.commit(event, ctx),
     );
   }
 
@@ -199,7 +201,7 @@ export class Sessions implements SessionsApi {
   }
 
   purge(): Promise<number> {
-    return this.store.purge();
+    return purgeExpired(this.store);
   }
 
   async listUserSessions(user: string | number): Promise<UserSession[]> {
@@ -210,14 +212,16 @@ export class Sessions implements SessionsApi {
     const id = userArgument('revokeUserSessions', user);
     this.#index('revokeUserSessions');
     const revoked = await this.#committer.revoker.revokeUser(id, options?.except, (error) => this.report(error));
-    for (const ended of revoked) this.emit('session:revoked', undefined, () => ({ id: ended.id, user: id }));
+    for (const ended of revoked) this.events.emit('session:revoked', undefined, () => ({ id: ended.id, user: id }));
     return revoked.length;
   }
 
   async revokeSession(session: string | { readonly user: string | number; readonly id: string }): Promise<boolean> {
     if (typeof session === 'string') return this.#revokeSid(session);
     if (typeof session !== 'object' || session === null || typeof session.id !== 'string') {
-      throw new TypeError('koa-kv-session: revokeSession() takes a sid, or { user, id } with the id of a listUserSessions() entry');
+      throw new TypeError(
+        'koa-kv-session: revokeSession() takes a sid, or { user, id } with the id of a listUserSessions() entry',
+      );
     }
     const user = userArgument('revokeSession', session.user);
     // The index names the sessions, and the safe ids they had before a regenerate(): no session is read.
@@ -230,18 +234,32 @@ export class Sessions implements SessionsApi {
     return typeof sid !== 'string' || !this.#isWellFormed(sid) ? Promise.resolve(false) : this.#revoke(sid);
   }
 
-  /** Signs a live session out (following it through a racing regenerate()); false when there was none. `name`: a sid, or a name the index gave. */
+  /**
+   * Signs a live session out (following it through a racing regenerate()); false when there was none. `name`: a sid, or
+   * a name the index gave.
+   */
   async #revoke(name: string, user?: string): Promise<boolean> {
     const ended = await this.#committer.revoker.revoke(name, { user, report: (error) => this.report(error) });
-    if (ended !== undefined) this.emit('session:revoked', undefined, () => ({ id: ended.id, user: ended.user }));
+    if (ended !== undefined) this.events.emit('session:revoked', undefined, () => ({ id: ended.id, user: ended.user }));
     return ended !== undefined;
   }
 
-  async load(header: string | undefined, app?: { readonly keys?: KeysLike | undefined }): Promise<LoadedSession | undefined> {
-    if (header !== undefined && typeof header !== 'string') throw new TypeError('koa-kv-session: load() takes the Cookie header (a string), or undefined');
-    if (app !== undefined && (app === null || typeof app !== 'object')) throw new TypeError('koa-kv-session: load(header, app) takes the Koa app (or an object with its keys) as second argument');
-    const signer = this.signer(app?.keys ?? this.#lastApp?.keys, 'load');
-    const { session: found } = await this.loadFromValues(cookieValues(header, this.settings.cookie.name), signer, Date.now() + this.settings.storeTimeout);
+  async load(
+    header: string | undefined,
+    app?: { readonly keys?: KeysLike | undefined },
+  ): Promise<LoadedSession | undefined> {
+    if (header !== undefined && typeof header !== 'string')
+      throw new TypeError('koa-kv-session: load() takes the Cookie header (a string), or undefined');
+    if (app !== undefined && (app === null || typeof app !== 'object'))
+      throw new TypeError(
+        'koa-kv-session: load(header, app) takes the Koa app (or an object with its keys) as second argument',
+      );
+    const signer = this.signer(app?.keys ?? this.events.lastApp?.keys, 'load');
+    const { session: found } = await this.loadFromValues(
+      cookieValues(header, this.settings.cookie.name),
+      signer,
+      Date.now() + this.settings.storeTimeout,
+    );
     if (found === undefined) return undefined;
     const { sid, record, data } = found;
     return {
@@ -255,14 +273,19 @@ export class Sessions implements SessionsApi {
   }
 
   async update(sid: string, change: (session: Session) => void | Promise<void>): Promise<boolean> {
-    if (typeof change !== 'function') throw new TypeError('koa-kv-session: update(sid, change) takes a function that changes the session');
+    if (typeof change !== 'function')
+      throw new TypeError('koa-kv-session: update(sid, change) takes a function that changes the session');
     if (typeof sid !== 'string' || !this.#isWellFormed(sid)) return false;
     const started = Date.now();
     const deadline = started + this.settings.storeTimeout;
-    const loaded = await this.#finder.settle(sid, await this.store.loadOrFate(sid, started, deadline), started, deadline);
+    const loaded = await this.#finder.load(sid, started, deadline);
     if (typeof loaded === 'string' || pastAbsoluteLifetime(loaded.record, this.settings, started)) return false;
     const loadSpent = Date.now() - started;
-    const state = new SessionState(this.settings, { sid, record: loaded.record, data: loaded.data, staleCookie: false, storeSpent: loadSpent }, this.taker);
+    const state = new SessionState(
+      this.settings,
+      { sid, record: loaded.record, data: loaded.data, staleCookie: false, storeSpent: loadSpent },
+      this.taker,
+    );
     await change(state.proxy);
     const plan = state.plan(Date.now());
     // The time change() took is not the store's: the commit has what loading and takes left.
@@ -281,7 +304,11 @@ export class Sessions implements SessionsApi {
 
   #index(method: string): UserIndex {
     if (this.#users === undefined) {
-      throw new SessionError('SESSION_INVALID_OPTION', `koa-kv-session: ${method}() needs the userKey option (or SESSION_USER_KEY): the session field that holds the user id`);
+      throw new SessionError(
+        'SESSION_INVALID_OPTION',
+        `koa-kv-session: ${method}() needs the userKey option (or SESSION_USER_KEY): the session field that holds ` +
+          `the user id`,
+      );
     }
     return this.#users;
   }
@@ -290,6 +317,10 @@ export class Sessions implements SessionsApi {
 /** A user id as the API takes it: a non-empty string or a finite number, as a string. */
 function userArgument(method: string, user: unknown): string {
   const usable = (typeof user === 'string' && user !== '') || (typeof user === 'number' && Number.isFinite(user));
-  if (!usable) throw new TypeError(`koa-kv-session: ${method}() takes a user id (a non-empty string or a number), got ${typeof user === 'string' ? '""' : typeof user}`);
+  if (!usable)
+    throw new TypeError(
+      `koa-kv-session: ${method}() takes a user id (a non-empty string or a number), got ` +
+        `${typeof user === 'string' ? '""' : typeof user}`,
+    );
   return String(user);
 }

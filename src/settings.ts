@@ -1,7 +1,8 @@
-// The shapes of configuration: the options kvSession() takes (what autocompletes) and the frozen settings they resolve to (options.ts).
+// The shapes of configuration: the options kvSession() takes (what autocompletes) and the frozen settings they resolve
+// to (options.ts).
 import type { Context } from 'koa';
 import type { KeyvAdapterLike, KeyvInstanceLike } from './backends/keyv.js';
-import type { StoreSpec } from './store.js';
+import type { StoreSpec } from './store-types.js';
 import type { UserKey } from './session-types.js';
 
 /** Attributes of the sid cookie. */
@@ -14,7 +15,10 @@ export interface CookieOptions {
   path?: string;
   /** `HttpOnly` attribute. Env `SESSION_COOKIE_HTTPONLY`. Default `true`. */
   httpOnly?: boolean;
-  /** `Secure` attribute; `'auto'` follows `ctx.secure` (mind `app.proxy` behind a proxy). Env `SESSION_COOKIE_SECURE`. Default `'auto'`. */
+  /**
+   * `Secure` attribute; `'auto'` follows `ctx.secure` (mind `app.proxy` behind a proxy). Env `SESSION_COOKIE_SECURE`.
+   * Default `'auto'`.
+   */
   secure?: boolean | 'auto';
   /** `SameSite` attribute, or `false` for none at all. Env `SESSION_COOKIE_SAMESITE`. Default `'lax'`. */
   sameSite?: 'lax' | 'strict' | 'none' | false;
@@ -22,7 +26,10 @@ export interface CookieOptions {
   partitioned?: boolean;
   /** Sign the sid with `keys` (or `app.keys`). Env `SESSION_COOKIE_SIGNED`. Default `true`. */
   signed?: boolean;
-  /** Replace a Set-Cookie of the same name set earlier in this response (as koa-session's `overwrite`). Env `SESSION_COOKIE_OVERWRITE`. Default `false`. */
+  /**
+   * Replace a Set-Cookie of the same name set earlier in this response (as koa-session's `overwrite`). Env
+   * `SESSION_COOKIE_OVERWRITE`. Default `false`.
+   */
   overwrite?: boolean;
 }
 
@@ -33,17 +40,35 @@ export type StoreOption = string | KeyvInstanceLike | KeyvAdapterLike | Map<unkn
 export interface KvSessionOptions {
   /** Connection URL, Keyv instance or Keyv adapter. Env `SESSION_STORE`. Default `sqlite://./sessions.sqlite`. */
   store?: StoreOption;
-  /** New sessions are permanent (cookie with Expires) or browser-session cookies. Env `SESSION_PERMANENT`. Default `true`. */
+  /**
+   * New sessions are permanent (cookie with Expires) or browser-session cookies. Env `SESSION_PERMANENT`. Default
+   * `true`.
+   */
   permanent?: boolean;
-  /** Session lifetime: milliseconds or a duration (`'30m'`, `'12h'`, `'31d'`). Env `SESSION_LIFETIME` / `PERMANENT_SESSION_LIFETIME` (seconds or a duration). Default 31 days. */
+  /**
+   * Session lifetime: milliseconds or a duration (`'30m'`, `'12h'`, `'31d'`). Env `SESSION_LIFETIME` /
+   * `PERMANENT_SESSION_LIFETIME` (seconds or a duration). Default 31 days.
+   */
   lifetime?: number | string;
-  /** Server-side lifetime of a non-permanent (browser-session) session: milliseconds or a duration. Env `SESSION_NON_PERMANENT_LIFETIME` (seconds or a duration). Default: `lifetime`, as in Flask. */
+  /**
+   * Server-side lifetime of a non-permanent (browser-session) session: milliseconds or a duration. Env
+   * `SESSION_NON_PERMANENT_LIFETIME` (seconds or a duration). Default: `lifetime`, as in Flask.
+   */
   nonPermanentLifetime?: number | string;
-  /** A session ends this long after it was created (or last regenerated), however active it is: milliseconds or a duration. Env `SESSION_ABSOLUTE_LIFETIME` (seconds or a duration). Default: none. */
+  /**
+   * A session ends this long after it was created (or last regenerated), however active it is: milliseconds or a
+   * duration. Env `SESSION_ABSOLUTE_LIFETIME` (seconds or a duration). Default: none.
+   */
   absoluteLifetime?: number | string;
-  /** An active session keeps living: its expiry moves forward on use. Env `SESSION_REFRESH_EACH_REQUEST`. Default `true`. */
+  /**
+   * An active session keeps living: its expiry moves forward on use. Env `SESSION_REFRESH_EACH_REQUEST`. Default
+   * `true`.
+   */
   refreshEachRequest?: boolean;
-  /** An unmodified session is rewritten to extend its expiry at most once per this interval (`0`: every request, as Flask). Env `SESSION_REFRESH_INTERVAL`. Default min(60 s, lifetime / 10). */
+  /**
+   * An unmodified session is rewritten to extend its expiry at most once per this interval (`0`: every request, as
+   * Flask). Env `SESSION_REFRESH_INTERVAL`. Default min(60 s, lifetime / 10).
+   */
   refreshInterval?: number | string;
   /** Bytes of entropy in a session id (base64url encoded). At least 16. Env `SESSION_ID_LENGTH`. Default 32. */
   sidLength?: number;
@@ -55,11 +80,17 @@ export interface KvSessionOptions {
    * `SESSION_HASH_SIDS`. Default `false` (Flask-Session's layout, `<keyPrefix><sid>`).
    */
   hashSids?: boolean;
-  /** Encoding of stored records; records in the other encoding are still read. Env `SESSION_SERIALIZATION_FORMAT`. Default `'cbor'`. */
+  /**
+   * Encoding of stored records; records in the other encoding are still read. Env `SESSION_SERIALIZATION_FORMAT`.
+   * Default `'cbor'`.
+   */
   serialization?: 'cbor' | 'json';
   /** Largest encoded record, in bytes. Env `SESSION_MAX_SIZE`. Default 65536. */
   maxSize?: number;
-  /** Keys that sign the cookie; the first signs, all verify. Env `SESSION_SECRET_KEYS` (comma-separated). Default `app.keys`. */
+  /**
+   * Keys that sign the cookie; the first signs, all verify. Env `SESSION_SECRET_KEYS` (comma-separated). Default
+   * `app.keys`.
+   */
   keys?: readonly string[];
   /**
    * Attributes of the sid cookie; or a function of the request that returns them (a `Domain` per
@@ -73,11 +104,19 @@ export interface KvSessionOptions {
    * ```
    */
   cookie?: CookieOptions | ((ctx: Context) => CookieOptions);
-  /** Longest wait for one store call, retries included, in ms or a duration. Env `SESSION_STORE_TIMEOUT`. Default 2 s. */
+  /**
+   * Longest wait for one store call, retries included, in ms or a duration. Env `SESSION_STORE_TIMEOUT`. Default 2 s.
+   */
   storeTimeout?: number | string;
-  /** How many times a failed store call is retried (with backoff, within storeTimeout). Env `SESSION_STORE_RETRIES`. Default 2. */
+  /**
+   * How many times a failed store call is retried (with backoff, within storeTimeout). Env `SESSION_STORE_RETRIES`.
+   * Default 2.
+   */
   storeRetries?: number;
-  /** On average one request in N starts a purge of expired records in the background (0: never). Env `SESSION_CLEANUP_N_REQUESTS`. Default 0. */
+  /**
+   * On average one request in N starts a purge of expired records in the background (0: never). Env
+   * `SESSION_CLEANUP_N_REQUESTS`. Default 0.
+   */
   cleanupEveryNRequests?: number;
   /**
    * A purge of expired records runs in the background this often: milliseconds or a duration (`0`
@@ -149,7 +188,10 @@ export interface Settings {
   readonly maxSize: number;
   readonly keys: readonly string[] | undefined;
   readonly cookie: CookieSettings;
-  /** With a function as the `cookie` option: the attributes for one request (its result over `cookie`); undefined: always `cookie`. */
+  /**
+   * With a function as the `cookie` option: the attributes for one request (its result over `cookie`); undefined:
+   * always `cookie`.
+   */
   readonly cookieFor: ((ctx: Context) => CookieSettings) | undefined;
   readonly storeTimeout: number;
   readonly storeRetries: number;
@@ -160,7 +202,10 @@ export interface Settings {
   /** Live sessions a user may have at once (with userKey); undefined: no limit. */
   readonly maxSessionsPerUser: number | undefined;
   readonly describe: ((ctx: Context) => string | undefined) | undefined;
-  /** The request and response header that carries the session for clients that opt in, lower-cased; undefined: cookies only. */
+  /**
+   * The request and response header that carries the session for clients that opt in, lower-cased; undefined: cookies
+   * only.
+   */
   readonly header: string | undefined;
   readonly onError: ((error: Error, ctx?: Context) => void) | undefined;
 }

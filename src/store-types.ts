@@ -7,7 +7,8 @@ import { SessionError } from './errors.js';
 /** What the `store` option resolved to: a connection URL, or something the user hands in. */
 export type StoreSpec =
   /** `shown`: the URL as the user gave it, for messages, when `url` carries a parameter they did not type. */
-  { readonly kind: 'url'; readonly url: string; readonly scheme: string; readonly shown?: string } | { readonly kind: 'given'; readonly value: object; readonly handed: HandedIn };
+  | { readonly kind: 'url'; readonly url: string; readonly scheme: string; readonly shown?: string }
+  | { readonly kind: 'given'; readonly value: object; readonly handed: HandedIn };
 
 /** What the store can do, as `ready()` reports it. */
 export interface StoreAbilities {
@@ -17,7 +18,10 @@ export interface StoreAbilities {
   readonly list: boolean;
   /** `purge()` works (it resolves with 0 where the server expires keys itself). */
   readonly purge: boolean;
-  /** The store deletes expired records itself (Redis, Valkey, memcached, MongoDB); elsewhere the background cleanup (`cleanupInterval`) does. */
+  /**
+   * The store deletes expired records itself (Redis, Valkey, memcached, MongoDB); elsewhere the background cleanup
+   * (`cleanupInterval`) does.
+   */
   readonly ownExpiry: boolean;
 }
 
@@ -60,6 +64,9 @@ export function startupNotices(spec: StoreSpec): readonly StoreNotice[] {
 export function notAtomicError(spec: StoreSpec): SessionError {
   return new SessionError(
     'SESSION_STORE_NOT_ATOMIC',
-    `koa-kv-session: the store (${describeStore(spec)}) has no atomic compare-and-set, so a write reads the session right before it writes: two processes writing one session at the same moment can lose one change. Within one process nothing is lost. Use a store with compare-and-set (see docs/guarantees.md) if several processes share sessions.`,
+    `koa-kv-session: the store (${describeStore(spec)}) has no atomic compare-and-set, so a write reads the session ` +
+      `right before it writes: two processes writing one session at the same moment can lose one change. Within one ` +
+      `process nothing is lost. Use a store with compare-and-set (see docs/guarantees.md) if several processes share ` +
+      `sessions.`,
   );
 }

@@ -2,7 +2,10 @@
 // "gone" and "moved": the one place that reads meaning from a record's expiry.
 import { newVersion, parseRecord, recordExpiry } from './codec.js';
 
-/** What a stored value says of its session: there, gone (absent, expired, destroyed, revoked), or moved by a regenerate(). */
+/**
+ * What a stored value says of its session: there, gone (absent, expired, destroyed, revoked), or moved by a
+ * regenerate().
+ */
 export type RecordStatus = 'live' | 'gone' | 'moved';
 /** Why a load found no session: gone, or moved by a regenerate() (the cookie's holder may have the new sid already). */
 export type NoSession = Exclude<RecordStatus, 'live'>;

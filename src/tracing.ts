@@ -1,4 +1,5 @@
-// Store calls as a node:diagnostics_channel tracing channel, for APMs and metrics: nothing is built or published while nobody subscribes.
+// Store calls as a node:diagnostics_channel tracing channel, for APMs and metrics: nothing is built or published while
+// nobody subscribes.
 import diagnosticsChannel from 'node:diagnostics_channel';
 
 /** The name of the tracing channel: `diagnostics_channel.tracingChannel('koa-kv-session:store')`. */
@@ -16,7 +17,10 @@ export interface StoreTraceContext {
   readonly operation: StoreOperation;
   /** The backend, as the docs name it: `Redis`, `PostgreSQL`, `SQLite`, `memory`, `Keyv adapter`... */
   readonly backend: string;
-  /** The safe id of the session (the `id` of `listUserSessions()`), never a sid; undefined for a user index or a call over many records. */
+  /**
+   * The safe id of the session (the `id` of `listUserSessions()`), never a sid; undefined for a user index or a call
+   * over many records.
+   */
   readonly id: string | undefined;
   /** What the call is about: one session's record, one user's index, or many records. */
   readonly target: 'session' | 'user-index' | 'many';
@@ -44,12 +48,20 @@ export function tracing(): boolean {
  * `outcome` tells how a value ended; the channel's `result` is that outcome, so that what the call
  * read or wrote (session data) never reaches a subscriber.
  */
-export function traced<T>(context: StoreTraceContext | undefined, run: () => Promise<T>, outcome?: (value: T) => StoreTraceContext['outcome']): Promise<T> {
+export function traced<T>(
+  context: StoreTraceContext | undefined,
+  run: () => Promise<T>,
+  outcome?: (value: T) => StoreTraceContext['outcome'],
+): Promise<T> {
   // Not async: with nobody listening, the call's own promise is all there is.
   return context === undefined ? run() : publish(context, run, outcome);
 }
 
-async function publish<T>(context: StoreTraceContext, run: () => Promise<T>, outcome?: (value: T) => StoreTraceContext['outcome']): Promise<T> {
+async function publish<T>(
+  context: StoreTraceContext,
+  run: () => Promise<T>,
+  outcome?: (value: T) => StoreTraceContext['outcome'],
+): Promise<T> {
   let value: T | undefined;
   await channel.tracePromise(async () => {
     value = await run();

@@ -1,4 +1,5 @@
-// Who a session belongs to: the user id a session field holds, the store name of a user's index, and the index changes a commit's write needs.
+// Who a session belongs to: the user id a session field holds, the store name of a user's index, and the index changes
+// a commit's write needs.
 import { createHash } from 'node:crypto';
 import type { StoredData } from './codec.js';
 import { SessionError } from './errors.js';
@@ -49,10 +50,12 @@ export function userIdOf(data: StoredData, userKey: string): string | undefined 
   if (typeof value === 'bigint') return String(value);
   // passport keeps { user } under `passport`: the option names the object, not the id inside it.
   const inside = typeof value === 'object' && !Array.isArray(value) ? Object.keys(value).slice(0, 3) : [];
-  const hint = inside.length > 0 ? `; to index by a field inside it, name its path, e.g. userKey: '${userKey}.${inside[0]}'` : '';
+  const hint =
+    inside.length > 0 ? `; to index by a field inside it, name its path, e.g. userKey: '${userKey}.${inside[0]}'` : '';
   throw new SessionError(
     'SESSION_INVALID_USER',
-    `koa-kv-session: ctx.session.${userKey} (the userKey option) must be a string or a number to index the user's sessions, got ${Array.isArray(value) ? 'an array' : typeof value}${hint}`,
+    `koa-kv-session: ctx.session.${userKey} (the userKey option) must be a string or a number to index the user's ` +
+      `sessions, got ${Array.isArray(value) ? 'an array' : typeof value}${hint}`,
   );
 }
 
@@ -69,11 +72,22 @@ export function storedUserOf(data: StoredData, userKey: string): string | undefi
  * `plan` with the index changes its write needs: the sid tracked for `user` (the user the data names
  * now), and the loaded sid untracked from the user it was loaded as, unless it stays theirs.
  */
-export function withIndexChanges(plan: CommitPlan, user: string | undefined, loaded: { readonly sid: string; readonly user: string } | undefined, now: number): CommitPlan {
+export function withIndexChanges(
+  plan: CommitPlan,
+  user: string | undefined,
+  loaded: { readonly sid: string; readonly user: string } | undefined,
+  now: number,
+): CommitPlan {
   const write = plan.write;
   const from = write?.kind === 'rotate' ? write.from : undefined;
-  const track = user !== undefined && write !== undefined ? { user, sid: write.sid, expires: now + write.ttl, from } : undefined;
-  const kept = loaded !== undefined && loaded.user === user && write?.kind !== 'rotate' && !plan.remove.includes(loaded.sid) && plan.cookie !== 'clear';
+  const track =
+    user !== undefined && write !== undefined ? { user, sid: write.sid, expires: now + write.ttl, from } : undefined;
+  const kept =
+    loaded !== undefined &&
+    loaded.user === user &&
+    write?.kind !== 'rotate' &&
+    !plan.remove.includes(loaded.sid) &&
+    plan.cookie !== 'clear';
   const untrack = loaded !== undefined && !kept ? loaded : undefined;
   return track === undefined && untrack === undefined ? plan : { ...plan, track, untrack };
 }

@@ -1,15 +1,7 @@
 // The sessions of a user: an index from user id to sids, kept in the same store under the same key
 // prefix, so that every backend (memcached and DynamoDB included) can list and revoke them without a scan.
 //
-// One index record per user, at `<keyPrefix>~user~<sha256(id), base64url>` ("~" never occurs in a sid,
-// so an index can never be loaded as a session). It is framed like a session record (JSON), so TTLs
-// and `purge` treat it as one (codec.ts's header, JSON, no creation time):
-//   j2:<expires>:0:<versions>:::{"user":"<id>","sessions":{"<stored name>":[<covered>,<added>,<label>,<was>]}}
-//   covered  the entry stays until then: always later than the session's own expiry (a refresh that
-//            would pass it moves it forward, with a lifetime of headroom so that is rare)
-//   added    when the entry was made: a young entry whose record is not there yet is a login in flight
-//   label    what `describe(ctx)` said at login (left out, with `was`, when there is none)
-//   was      the safe ids the session had before regenerate() moved it, newest first (left out when none)
+// One index record per user, at `<keyPrefix>~user~<sha256(id), base64url>` (its format: user-entries.ts).
 // Every change is a compare-and-set onto the freshest index, so concurrent logins never drop a sid;
 // changes queued in this process for one user go out together in one compare-and-set.
 // An index never needs the sessions it names to be read to stay bounded: an entry leaves when its
@@ -17,7 +9,8 @@
 // never has more than MAX_USER_SESSIONS (the login past it signs the oldest out). Only listing
 // reads the sessions.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { frameRecord, parseRecord, sameRecord } from './codec.js';
+import { sameRecord } from './codec.js';
+import { EARLIER_IDS, type Entry, labelOf, newestFirst, readEntries, writeEntries } from './user-entries.js';
 import type { SessionFields } from './session-types.js';
 import { createdOf, lastSeenOf } from './lifetime.js';
 import type { SessionConfig } from './session.js';
@@ -40,7 +33,9 @@ export interface UserSession {
   readonly id: string;
   /** When the session was created, or last regenerated (a login); undefined for a record whose header does not say. */
   readonly createdAt: Date | undefined;
-  /** When the session was last used, to within `refreshInterval` (an unchanged session is only rewritten that often). */
+  /**
+   * When the session was last used, to within `refreshInterval` (an unchanged session is only rewritten that often).
+   */
   readonly lastSeenAt: Date;
   /** What the `describe(ctx)` option said of it at login (e.g. "Firefox on Linux"); undefined without one. */
   readonly label: string | undefined;
@@ -51,21 +46,6 @@ export interface UserSession {
   /** The session data, decoded. */
   readonly data: SessionFields;
 }
-
-interface Entry {
-  covered: number;
-  readonly added: number;
-  /** What `describe(ctx)` said of the session when it was first indexed. */
-  readonly label?: string | undefined;
-  /** The safe ids it had before its regenerate()s, newest first: a devices page's id still finds it. */
-  readonly was?: readonly string[] | undefined;
-}
-
-/** Earlier safe ids an entry keeps. */
-const EARLIER_IDS = 4;
-
-/** The longest label kept. */
-const LABEL_LENGTH = 200;
 
 type Change = (entries: Map<string, Entry>, now: number) => void;
 
@@ -86,7 +66,8 @@ export interface UserIndexConfig extends SessionConfig {
  * costs, so that a bot holding one password cannot make its account unable to log in.
  */
 export const MAX_USER_SESSIONS = 1000;
-// A login signs out at most this many sessions past the limit (more only after the limit was lowered: later logins go on).
+// A login signs out at most this many sessions past the limit (more only after the limit was lowered: later logins go
+// on).
 const SURPLUS_PER_LOGIN = 64;
 // The most sids whose index coverage this process remembers (to skip reading the index on a refresh).
 const REMEMBERED = 10_000;
@@ -123,7 +104,14 @@ export class UserIndex {
    * `added` true when the index did not hold `sid` before (a login: `describe` then labels the
    * entry), and how many entries the index holds then.
    */
-  async track(user: string, given: string, expires: number, deadline?: number, describe?: () => string | undefined, from?: string): Promise<{ added: boolean; entries: number }> {
+  async track(
+    user: string,
+    given: string,
+    expires: number,
+    deadline?: number,
+    describe?: () => string | undefined,
+    from?: string,
+  ): Promise<{ added: boolean; entries: number }> {
     const name = userIndexName(user);
     const sid = this.#store.names.nameOf(given);
     const known = this.#covered.get(`${name} ${sid}`);
@@ -142,8 +130,17 @@ export class UserIndex {
         added = entry === undefined;
         // A regenerate's new sid keeps the safe ids the session had.
         const before = from === undefined ? undefined : entries.get(this.#store.names.nameOf(from));
-        const was = from === undefined ? undefined : [this.#store.names.safeId(from), ...(before?.was ?? [])].slice(0, EARLIER_IDS);
-        if (entry === undefined) entries.set(sid, { covered, added: now, ...(label === undefined ? {} : { label }), ...(was === undefined ? {} : { was }) });
+        const was =
+          from === undefined
+            ? undefined
+            : [this.#store.names.safeId(from), ...(before?.was ?? [])].slice(0, EARLIER_IDS);
+        if (entry === undefined)
+          entries.set(sid, {
+            covered,
+            added: now,
+            ...(label === undefined ? {} : { label }),
+            ...(was === undefined ? {} : { was }),
+          });
         else entry.covered = Math.max(entry.covered, covered);
         size = entries.size;
       },
@@ -153,12 +150,20 @@ export class UserIndex {
     return { added, entries: size };
   }
 
-  /** Makes the index of `user` name the session `from` also as `to`, keeping its label and login time: a session moving to the other key layout (relayout.ts). */
+  /**
+   * Makes the index of `user` name the session `from` also as `to`, keeping its label and login time: a session moving
+   * to the other key layout (relayout.ts).
+   */
   async alias(user: string, from: string, to: string, expires: number, deadline?: number): Promise<void> {
     const name = userIndexName(user);
     const [source, target] = [this.#store.names.nameOf(from), this.#store.names.nameOf(to)];
     const covered = expires + this.#config.lifetime;
-    await this.#change(name, user, (entries, now) => entries.set(target, { ...(entries.get(source) ?? { added: now }), covered }), deadline);
+    await this.#change(
+      name,
+      user,
+      (entries, now) => entries.set(target, { ...(entries.get(source) ?? { added: now }), covered }),
+      deadline,
+    );
     this.#remember(`${name} ${target}`, covered);
   }
 
@@ -190,7 +195,11 @@ export class UserIndex {
    */
   async #read(user: string, now: number, deadline?: number): Promise<{ sessions: UserSession[]; dead: string[] }> {
     const entries = this.#entries(await this.#store.loadRaw(userIndexName(user), deadline), now);
-    const found = await mapConcurrently([...entries], 16, async ([sid, entry]) => ({ sid, entry, loaded: await this.#store.load(sid, now, deadline) }));
+    const found = await mapConcurrently([...entries], 16, async ([sid, entry]) => ({
+      sid,
+      entry,
+      loaded: await this.#store.load(sid, now, deadline),
+    }));
     const sessions: UserSession[] = [];
     const dead: string[] = [];
     for (const { sid, entry, loaded } of found) {
@@ -237,7 +246,10 @@ export class UserIndex {
     return (await this.sids(user, deadline)).slice(max, max + SURPLUS_PER_LOGIN);
   }
 
-  /** Drops the entries of `sids` that are past their grace time (a young one may be a login whose record is still on its way). */
+  /**
+   * Drops the entries of `sids` that are past their grace time (a young one may be a login whose record is still on its
+   * way).
+   */
   async dropIfOld(user: string, given: readonly string[], deadline?: number): Promise<void> {
     if (given.length === 0) return;
     const name = userIndexName(user);
@@ -257,7 +269,10 @@ export class UserIndex {
     );
   }
 
-  /** An entry added at `added` is old enough that a missing record means a dead session, not a login whose record is on its way. */
+  /**
+   * An entry added at `added` is old enough that a missing record means a dead session, not a login whose record is on
+   * its way.
+   */
   #pastGrace(added: number, now: number): boolean {
     return added < now - this.#grace;
   }
@@ -274,7 +289,12 @@ export class UserIndex {
   }
 
   /** Queues a change of the index `name` of `user`; changes queued while a write is in flight go out together. */
-  async #change(name: string, user: string, change: Change, deadline = Date.now() + this.#config.storeTimeout): Promise<void> {
+  async #change(
+    name: string,
+    user: string,
+    change: Change,
+    deadline = Date.now() + this.#config.storeTimeout,
+  ): Promise<void> {
     await this.#lanes.push(name, { name, user, change }, deadline, () => this.#store.timeout('set'));
   }
 
@@ -291,54 +311,12 @@ export class UserIndex {
       const result = await this.#store.compareAndSet(name, current, next.raw, next.ttl, deadline);
       if (result.status === 'saved') return;
       current = result.status === 'gone' ? undefined : result.current;
-      const pause = conflictPause(attempt, deadline, (n) => `koa-kv-session: the session index of a user kept changing during ${n} attempts to update it`);
+      const pause = conflictPause(
+        attempt,
+        deadline,
+        (n) => `koa-kv-session: the session index of a user kept changing during ${n} attempts to update it`,
+      );
       if (attempt > 1) await sleep(pause);
     }
   }
-}
-
-/** A label from the `describe` option: a string, at most LABEL_LENGTH characters, never holding the sid; else none. */
-function labelOf(describe: () => string | undefined, sid: string): string | undefined {
-  const text = describe();
-  if (typeof text !== 'string' || text === '' || text.includes(sid)) return undefined;
-  return text.length > LABEL_LENGTH ? text.slice(0, LABEL_LENGTH) : text;
-}
-
-/** The sids of `entries`, newest login first (ties by sid): the order every process ranks a user's sessions in. */
-function newestFirst(entries: Map<string, Entry>): string[] {
-  return [...entries].sort(([a, x], [b, y]) => y.added - x.added || (a < b ? -1 : a > b ? 1 : 0)).map(([sid]) => sid);
-}
-
-/** The unexpired entries of a stored index; an index that cannot be read counts as empty (it is rewritten). */
-function readEntries(raw: string | undefined, now: number, nameOf: (stored: string) => string): Map<string, Entry> {
-  const entries = new Map<string, Entry>();
-  if (raw === undefined) return entries;
-  try {
-    const record = parseRecord(raw);
-    const sessions = (JSON.parse(record.payload) as { sessions?: unknown }).sessions;
-    if (typeof sessions !== 'object' || sessions === null) return entries;
-    for (const [sid, value] of Object.entries(sessions)) {
-      if (!Array.isArray(value)) continue;
-      const [covered, added, label, was] = value as unknown[];
-      if (typeof covered !== 'number' || typeof added !== 'number' || covered <= now) continue;
-      const earlier = Array.isArray(was) ? was.filter((id): id is string => typeof id === 'string') : undefined;
-      entries.set(nameOf(sid), { covered, added, ...(typeof label === 'string' && label !== '' ? { label } : {}), ...(earlier === undefined ? {} : { was: earlier }) });
-    }
-  } catch {
-    // Not an index we can read: start over rather than fail every login of this user.
-  }
-  return entries;
-}
-
-/** The index record for `entries`: expires with its last entry; an empty index lingers for a second. */
-function writeEntries(user: string, entries: Map<string, Entry>, now: number, storedName: (name: string) => string): { raw: string; ttl: number } {
-  let expires = now + 1000;
-  const sessions: Record<string, [number, number] | [number, number, string] | [number, number, string, readonly string[]]> = {};
-  for (const [sid, entry] of entries) {
-    const label = entry.label ?? '';
-    sessions[storedName(sid)] =
-      entry.was !== undefined ? [entry.covered, entry.added, label, entry.was] : entry.label === undefined ? [entry.covered, entry.added] : [entry.covered, entry.added, label];
-    expires = Math.max(expires, entry.covered);
-  }
-  return { raw: frameRecord(JSON.stringify({ user, sessions }), 'json', expires, false, { created: undefined }), ttl: expires - now };
 }

@@ -1,4 +1,5 @@
-// Configuration that works but is likely a mistake: said once per process as a Node warning (`KvSessionWarning`), which `node --no-warnings` silences and `process.on('warning')` sees.
+// Configuration that works but is likely a mistake: said once per process as a Node warning (`KvSessionWarning`), which
+// `node --no-warnings` silences and `process.on('warning')` sees.
 const said = new Set<string>();
 
 /** Emits `message` as a KvSessionWarning with `code`, once per process for each distinct message. */
@@ -22,7 +23,9 @@ export function checkKeyLengths(keys: readonly unknown[], where: string): void {
   if (short > 0) {
     warnOnce(
       'KV_SESSION_SHORT_KEY',
-      `koa-kv-session: ${short} of the ${keys.length} keys in ${where} ${short === 1 ? 'is' : 'are'} shorter than ${SHORT_KEY} characters: a short key can be guessed and session cookies forged; use long random secrets (e.g. \`openssl rand -base64 32\`)`,
+      `koa-kv-session: ${short} of the ${keys.length} keys in ${where} ${short === 1 ? 'is' : 'are'} shorter than ` +
+        `${SHORT_KEY} characters: a short key can be guessed and session cookies forged; use long random secrets ` +
+        '(e.g. `openssl rand -base64 32`)',
     );
   }
 }
@@ -37,7 +40,10 @@ export function checkVariables(env: Readonly<Record<string, string | undefined>>
     if (!name.startsWith('SESSION_') || known.includes(name)) continue;
     const meant = nearMiss(name, known);
     if (meant === undefined) continue;
-    warnOnce('KV_SESSION_UNKNOWN_VARIABLE', `koa-kv-session: the environment variable ${name} is not one koa-kv-session reads: did you mean ${meant}?`);
+    warnOnce(
+      'KV_SESSION_UNKNOWN_VARIABLE',
+      `koa-kv-session: the environment variable ${name} is not one koa-kv-session reads: did you mean ${meant}?`,
+    );
   }
 }
 
@@ -45,7 +51,10 @@ export function checkVariables(env: Readonly<Record<string, string | undefined>>
 function nearMiss(name: string, known: readonly string[]): string | undefined {
   const started = known.find((candidate) => candidate.startsWith(`${name}_`));
   if (started !== undefined) return started;
-  const nearest = known.reduce((best, candidate) => (distance(name, candidate) < distance(name, best) ? candidate : best), known[0] as string);
+  const nearest = known.reduce(
+    (best, candidate) => (distance(name, candidate) < distance(name, best) ? candidate : best),
+    known[0] as string,
+  );
   return distance(name, nearest) <= 2 ? nearest : undefined;
 }
 
@@ -55,7 +64,11 @@ export function distance(a: string, b: string): number {
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
     for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+      current[j] = Math.min(
+        (previous[j] as number) + 1,
+        (current[j - 1] as number) + 1,
+        (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
     }
     previous = current;
   }

@@ -34,15 +34,50 @@ try {
     writeFileSync(path, next);
   }
   if (rewritten === 0) throw new Error('no test file imports ../src/index.js: is this a checkout of koajs/session?');
-  writeFileSync(join(work, 'package.json'), JSON.stringify({ name: 'koa-session-suite', private: true, type: 'module' }));
-  execFileSync('npm', ['install', '--no-audit', '--no-fund', '--silent', 'mocha@10', 'tsx@4', '@eggjs/supertest@8', 'mm@4', 'snap-shot-it@7', 'koa@2', 'zod@3'], { cwd: work, stdio: 'inherit' });
+  writeFileSync(
+    join(work, 'package.json'),
+    JSON.stringify({ name: 'koa-session-suite', private: true, type: 'module' }),
+  );
+  execFileSync(
+    'npm',
+    [
+      'install',
+      '--no-audit',
+      '--no-fund',
+      '--silent',
+      'mocha@10',
+      'tsx@4',
+      '@eggjs/supertest@8',
+      'mm@4',
+      'snap-shot-it@7',
+      'koa@2',
+      'zod@3',
+    ],
+    { cwd: work, stdio: 'inherit' },
+  );
   const reportFile = join(work, 'report.json');
   try {
     const mocha = join(work, 'node_modules', 'mocha', 'bin', 'mocha.js');
-    execFileSync(process.execPath, ['--import', 'tsx', mocha, '--reporter', 'json', '--reporter-option', `output=${reportFile}`, '--timeout', '10000', '--exit', 'test/*.test.ts'], {
-      cwd: work,
-      stdio: 'inherit',
-    });
+    execFileSync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        mocha,
+        '--reporter',
+        'json',
+        '--reporter-option',
+        `output=${reportFile}`,
+        '--timeout',
+        '10000',
+        '--exit',
+        'test/*.test.ts',
+      ],
+      {
+        cwd: work,
+        stdio: 'inherit',
+      },
+    );
   } catch {
     // Failures are read from the report.
   }
@@ -53,10 +88,14 @@ try {
   const passed = report.passes.map((test) => test.fullTitle);
   const surprising = failed.filter((title) => !known.has(title));
   const stale = passed.filter((title) => known.has(title));
-  console.log(`koa-session ${expected.version} suite against kvSession(): ${passed.length} passed, ${failed.length} failed (${failed.length - surprising.length} documented differences)`);
+  console.log(
+    `koa-session ${expected.version} suite against kvSession(): ${passed.length} passed, ${failed.length} failed (${failed.length - surprising.length} documented differences)`,
+  );
   const byReason = new Map();
-  for (const title of failed) if (known.has(title)) byReason.set(known.get(title), (byReason.get(known.get(title)) ?? 0) + 1);
-  for (const [reason, count] of [...byReason].sort((a, b) => b[1] - a[1])) console.log(`  ${String(count).padStart(3)}  ${reason}: ${expected.reasons[reason]}`);
+  for (const title of failed)
+    if (known.has(title)) byReason.set(known.get(title), (byReason.get(known.get(title)) ?? 0) + 1);
+  for (const [reason, count] of [...byReason].sort((a, b) => b[1] - a[1]))
+    console.log(`  ${String(count).padStart(3)}  ${reason}: ${expected.reasons[reason]}`);
   for (const title of surprising)
     console.log(
       `  NOT DOCUMENTED: ${title}\n    ${report.failures
@@ -65,7 +104,8 @@ try {
         .slice(0, 3)
         .join(' / ')}`,
     );
-  if (process.env.KOA_SESSION_SUITE_REPORT) writeFileSync(process.env.KOA_SESSION_SUITE_REPORT, JSON.stringify(report, null, 2));
+  if (process.env.KOA_SESSION_SUITE_REPORT)
+    writeFileSync(process.env.KOA_SESSION_SUITE_REPORT, JSON.stringify(report, null, 2));
   for (const title of stale) console.log(`  now passes, still listed in expected.json: ${title}`);
   process.exitCode = surprising.length > 0 || stale.length > 0 ? 1 : 0;
 } finally {

@@ -28,11 +28,17 @@ export type Handler = (ctx: Context) => unknown | Promise<unknown>;
  * A Koa app on a free loopback port with kvSession(options) and one handler. `configure` runs before
  * kvSession() is added (middleware in front of it), `after` once it is (middleware behind it).
  */
-export async function startApp(options: KvSessionOptions, handler: Handler, configure?: (app: Koa) => void, after?: (app: Koa) => void): Promise<TestApp> {
+export async function startApp(
+  options: KvSessionOptions,
+  handler: Handler,
+  configure?: (app: Koa) => void,
+  after?: (app: Koa) => void,
+): Promise<TestApp> {
   const app = new Koa();
   app.keys = ['test-key-new-0123456789', 'test-key-old-0123456789'];
   app.silent = true;
-  if (process.env.KV_SESSION_TEST_LOG_ERRORS) app.on('error', (error) => console.error('app error:', error.code, error.message));
+  if (process.env.KV_SESSION_TEST_LOG_ERRORS)
+    app.on('error', (error) => console.error('app error:', error.code, error.message));
   configure?.(app);
   const middleware = kvSession(options);
   app.use(middleware);

@@ -11,9 +11,16 @@ export interface Result {
 }
 
 /** Runs the built CLI with SESSION_* variables; `onProgress` sees each stderr chunk (and may signal the process). */
-export function cli(args: string[], env: Record<string, string>, onProgress?: (chunk: string, child: ReturnType<typeof spawn>) => void): Promise<Result> {
+export function cli(
+  args: string[],
+  env: Record<string, string>,
+  onProgress?: (chunk: string, child: ReturnType<typeof spawn>) => void,
+): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => {

@@ -1,4 +1,5 @@
-// A pass-through store that records every call (and can be made slow): lets a spec say "one read, no write" about a real backend.
+// A pass-through store that records every call (and can be made slow): lets a spec say "one read, no write" about a
+// real backend.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Backend as StoreBackend, CasResult } from '../../src/backends/contract.js';
 
@@ -33,7 +34,12 @@ export class CountingAdapter {
     const cas = inner.compareAndSet?.bind(inner);
     if (cas) {
       Object.assign(this, {
-        compareAndSet: async (key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> => {
+        compareAndSet: async (
+          key: string,
+          expected: string | undefined,
+          next: string,
+          ttl: number,
+        ): Promise<CasResult> => {
           this.calls.push({ op: 'cas', key });
           await this.#slow('write');
           const result = await cas(key, expected, next, ttl);

@@ -32,7 +32,10 @@ export function versionOf(pkg: string, folder = ROOT): string {
   for (let depth = 0; depth < 6; depth++) {
     dir = join(dir, '..');
     try {
-      const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version: string };
+      const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as {
+        name?: string;
+        version: string;
+      };
       if (manifest.name === pkg) return manifest.version;
     } catch {
       // not there: one folder up

@@ -32,7 +32,12 @@ export class FaultProxy {
   /** How many replies were lost so far. */
   dropped = 0;
 
-  private constructor(server: Server, port: number, target: { host: string; port: number }, options: FaultProxyOptions) {
+  private constructor(
+    server: Server,
+    port: number,
+    target: { host: string; port: number },
+    options: FaultProxyOptions,
+  ) {
     this.#server = server;
     this.port = port;
     this.#target = target;
@@ -49,7 +54,10 @@ export class FaultProxy {
     return new FaultProxy(server, (server.address() as { port: number }).port, { host, port: Number(port) }, options);
   }
 
-  /** The reply to the next `count` writes (after `skip` more that go through) is lost: the server applies each write, then the connection is cut. */
+  /**
+   * The reply to the next `count` writes (after `skip` more that go through) is lost: the server applies each write,
+   * then the connection is cut.
+   */
   dropNextReplies(count = 1, skip = 0): void {
     this.#toDrop += count;
     this.#toSkip = skip;
@@ -150,7 +158,8 @@ export const WRITES = {
   sql: () => {
     const named = new Set<string>();
     return (text: string) => {
-      for (const [, name] of text.matchAll(/(kvs_[0-9a-f]{6,})\0\s*(?:UPDATE|INSERT|WITH)\b/gi)) named.add(name as string);
+      for (const [, name] of text.matchAll(/(kvs_[0-9a-f]{6,})\0\s*(?:UPDATE|INSERT|WITH)\b/gi))
+        named.add(name as string);
       return /\b(UPDATE|INSERT)\b/i.test(text) || [...named].some((name) => text.includes(name));
     };
   },

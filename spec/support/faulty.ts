@@ -57,7 +57,10 @@ export const FAULTY: ReadonlyArray<{ name: string; server?: string; open(): Prom
   { name: 'redis (proxy)', server: REDIS_URL, open: () => proxied(REDIS_URL, WRITES.redis) },
   { name: 'postgres (proxy)', server: POSTGRES_URL, open: () => proxied(POSTGRES_URL, WRITES.sql) },
   { name: 'mariadb (proxy)', server: MYSQL_URL, open: () => proxied(MYSQL_URL, WRITES.sql) },
-  { name: 'sqlite', open: () => losing(`sqlite://${join(mkdtempSync(join(tmpdir(), 'kvs-faulty-')), 'sessions.sqlite')}`) },
+  {
+    name: 'sqlite',
+    open: () => losing(`sqlite://${join(mkdtempSync(join(tmpdir(), 'kvs-faulty-')), 'sessions.sqlite')}`),
+  },
   { name: 'memory', open: () => losing('memory://') },
 ];
 

@@ -1,4 +1,5 @@
-// A fake store for unit tests of error paths (never an integration test): a real in-memory store whose calls can be made to fail or hang.
+// A fake store for unit tests of error paths (never an integration test): a real in-memory store whose calls can be
+// made to fail or hang.
 import { MemoryBackend } from '../../src/backends/memory.js';
 
 /** A fake store for error paths: a real in-memory store whose calls can be made to fail or hang. */
@@ -29,7 +30,12 @@ export class FlakyAdapter extends MemoryBackend {
     return super.set(key, value, ttl);
   }
 
-  override async compareAndSet(key: string, expected: string, next: string, ttl: number): ReturnType<MemoryBackend['compareAndSet']> {
+  override async compareAndSet(
+    key: string,
+    expected: string,
+    next: string,
+    ttl: number,
+  ): ReturnType<MemoryBackend['compareAndSet']> {
     if (this.hang) return new Promise(() => {});
     if (this.failSet) throw new Error("READONLY You can't write against a read only replica.");
     this.sets++;

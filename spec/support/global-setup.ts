@@ -1,5 +1,5 @@
-// Before the run: build dist/ once (whatever the number of projects) (the package and demo specs use it), and say which backends this
-// run can reach and why the others' tests will be skipped.
+// Before the run: build dist/ once (whatever the number of projects) (the package and demo specs use it), and say which
+// backends this run can reach and why the others' tests will be skipped.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { BACKENDS, mustRun } from './servers.js';
@@ -14,9 +14,14 @@ export default async function setup(): Promise<void> {
   for (const backend of BACKENDS) {
     const reason = await backend.unavailable();
     if (reason === undefined) lines.push(`  ${backend.name.padEnd(14)} reachable`);
-    else lines.push(`  ${backend.name.padEnd(14)} ${mustRun(backend) ? 'REQUIRED but unreachable' : 'skipped'}: ${reason}`);
+    else
+      lines.push(
+        `  ${backend.name.padEnd(14)} ${mustRun(backend) ? 'REQUIRED but unreachable' : 'skipped'}: ${reason}`,
+      );
   }
   const chromium = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-  lines.push(`  ${'chromium'.padEnd(14)} ${existsSync(chromium) ? 'found' : `skipped: no ${chromium} (apt-get install chromium; browser tests of the demo)`}`);
+  lines.push(
+    `  ${'chromium'.padEnd(14)} ${existsSync(chromium) ? 'found' : `skipped: no ${chromium} (apt-get install chromium; browser tests of the demo)`}`,
+  );
   process.stdout.write(`koa-kv-session backends for this run:\n${lines.join('\n')}\n`);
 }

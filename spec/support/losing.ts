@@ -19,7 +19,12 @@ export class LosingBackend {
     const cas = inner.compareAndSet?.bind(inner);
     if (cas !== undefined) {
       Object.assign(this, {
-        compareAndSet: async (key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> => this.#after(await cas(key, expected, next, ttl)),
+        compareAndSet: async (
+          key: string,
+          expected: string | undefined,
+          next: string,
+          ttl: number,
+        ): Promise<CasResult> => this.#after(await cas(key, expected, next, ttl)),
       });
     }
     if (inner.expiresKeys === true) Object.assign(this, { expiresKeys: true });

@@ -1,4 +1,5 @@
-// The real servers a test run reaches: their URLs, the backend table every behavioural spec runs over, and per-test prefixes.
+// The real servers a test run reaches: their URLs, the backend table every behavioural spec runs over, and per-test
+// prefixes.
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
@@ -19,10 +20,12 @@ export const MYSQL_URL = process.env.TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3
 /** Servers started by scripts/services.sh. */
 export const MEMCACHE_URL = process.env.TEST_MEMCACHE_URL ?? 'memcache://127.0.0.1:11311';
 export const ETCD_URL = process.env.TEST_ETCD_URL ?? 'etcd://127.0.0.1:2479';
-export const CLUSTER_URL = process.env.TEST_REDIS_CLUSTER_URL ?? 'redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103';
+export const CLUSTER_URL =
+  process.env.TEST_REDIS_CLUSTER_URL ?? 'redis+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103';
 export const DYNAMO_URL = process.env.TEST_DYNAMO_URL ?? 'dynamodb://127.0.0.1:4567?region=us-east-1&table=kvs_test';
 export const VALKEY_URL = process.env.TEST_VALKEY_URL ?? 'valkey://127.0.0.1:6379';
-export const VALKEY_CLUSTER_URL = process.env.TEST_VALKEY_CLUSTER_URL ?? 'valkey+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103';
+export const VALKEY_CLUSTER_URL =
+  process.env.TEST_VALKEY_CLUSTER_URL ?? 'valkey+cluster://127.0.0.1:7101,127.0.0.1:7102,127.0.0.1:7103';
 /** No MongoDB server can be had on our machines: its tests run only when MONGO_URL is set. */
 export const MONGO_URL = process.env.MONGO_URL;
 /** Set by .ci/run: a test that would be skipped for want of a server fails instead. */
@@ -72,14 +75,16 @@ function byUrl(name: string, url: string, extra: Partial<Backend> = {}): Backend
   return {
     name,
     scheme: schemeOf(url) as string,
-    unavailable: async () => ((await reachable(url)) ? undefined : `no ${name} at ${url} (scripts/services.sh up starts one)`),
+    unavailable: async () =>
+      (await reachable(url)) ? undefined : `no ${name} at ${url} (scripts/services.sh up starts one)`,
     open: async () => ({ backend: await openBackend(url, 2000), cleanup: async () => {} }),
     ...extra,
   };
 }
 
 /** This Node has the built-in node:sqlite (the sqlite:// default there; sqlite3 otherwise). */
-export const HAS_NODE_SQLITE = (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule?.('node:sqlite') !== undefined;
+export const HAS_NODE_SQLITE =
+  (process as { getBuiltinModule?: (id: string) => unknown }).getBuiltinModule?.('node:sqlite') !== undefined;
 
 /** Set by .ci/run on Node >= 22.19: the Keyv 6 rows must run there, not skip. */
 const REQUIRE_KEYV6 = process.env.KV_SESSION_REQUIRE_KEYV6 === '1';
@@ -102,7 +107,8 @@ function keyv6Row(
     abilities,
     nativeTtl,
     optional: !REQUIRE_KEYV6,
-    unavailable: async () => keyv6Unavailable() ?? (server !== undefined && !(await reachable(server)) ? `no server at ${server}` : undefined),
+    unavailable: async () =>
+      keyv6Unavailable() ?? (server !== undefined && !(await reachable(server)) ? `no server at ${server}` : undefined),
     open: async () => {
       const dir = mkdtempSync(join(tmpdir(), 'kvs-keyv6-'));
       const made = make(loadKeyv6(), dir);
@@ -126,7 +132,10 @@ const atomicListed = { atomic: true, list: true, ownExpiry: false };
  */
 const keyv6Sql = { atomic: false, list: false, ownExpiry: false };
 
-/** The behavioural suite on Keyv 6: bare adapters, adapters inside a Keyv 6 instance, and a Keyv 6 instance over a Keyv 5 adapter. */
+/**
+ * The behavioural suite on Keyv 6: bare adapters, adapters inside a Keyv 6 instance, and a Keyv 6 instance over a Keyv
+ * 5 adapter.
+ */
 export const KEYV6_BACKENDS: readonly Backend[] = [
   keyv6Row('keyv6-redis', 'redis', { atomic: true, list: true, ownExpiry: true }, true, REDIS_URL, (k) => {
     const adapter = new k.KeyvRedis(REDIS_URL);
@@ -145,7 +154,10 @@ export const KEYV6_BACKENDS: readonly Backend[] = [
     const adapter = new k.KeyvPostgres({ uri: POSTGRES_URL, table: 'kvs_keyv6' });
     return { store: adapter, close: () => adapter.disconnect() };
   }),
-  keyv6Row('keyv6-instance-map', 'memory', atomicListed, false, undefined, (k) => ({ store: new k.Keyv(new Map()), close: async () => {} })),
+  keyv6Row('keyv6-instance-map', 'memory', atomicListed, false, undefined, (k) => ({
+    store: new k.Keyv(new Map()),
+    close: async () => {},
+  })),
 ];
 
 export const BACKENDS: readonly Backend[] = [
@@ -170,7 +182,10 @@ export const BACKENDS: readonly Backend[] = [
     name: 'sqlite-sqlite3',
     scheme: 'sqlite',
     optional: !HAS_NODE_SQLITE,
-    unavailable: async () => (HAS_NODE_SQLITE ? undefined : `the sqlite row runs on sqlite3 already (Node ${process.version} has no node:sqlite)`),
+    unavailable: async () =>
+      HAS_NODE_SQLITE
+        ? undefined
+        : `the sqlite row runs on sqlite3 already (Node ${process.version} has no node:sqlite)`,
     open: async () => {
       const dir = mkdtempSync(join(tmpdir(), 'kvs-sqlite3-'));
       const backend = await openBackend(`sqlite://${join(dir, 'sessions.sqlite')}?driver=sqlite3`, 2000);
@@ -230,7 +245,10 @@ export async function skipUnlessAvailable(backend: Backend, skip: (note: string)
   skip(`${backend.name} skipped: ${reason}`);
 }
 
-/** What each test of a backend's describe block gets: a fresh counting store and key prefix, and a list of apps to close. */
+/**
+ * What each test of a backend's describe block gets: a fresh counting store and key prefix, and a list of apps to
+ * close.
+ */
 export interface BackendTestState {
   store: CountingAdapter;
   prefix: string;
@@ -248,7 +266,8 @@ export function onBackend(backend: Backend, label: string): BackendTestState {
   let reason: string | undefined;
   beforeAll(async () => {
     reason = await backend.unavailable();
-    if (reason !== undefined && mustRun(backend)) throw new Error(`${backend.name} is required (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
+    if (reason !== undefined && mustRun(backend))
+      throw new Error(`${backend.name} is required (KV_SESSION_REQUIRE_SERVERS=1): ${reason}`);
     if (reason === undefined) opened = await backend.open();
   });
   afterAll(async () => {

@@ -41,7 +41,10 @@ export async function closeBackend(opening: Promise<Backend>, ms: number): Promi
   if (closed === LATE) backend.destroy?.();
 }
 
-/** The sockets a driver opened through a socket factory of ours (pg's and mysql2's `stream` option), to drop them all at once. */
+/**
+ * The sockets a driver opened through a socket factory of ours (pg's and mysql2's `stream` option), to drop them all at
+ * once.
+ */
 export class Sockets {
   readonly #open = new Set<Socket>();
 

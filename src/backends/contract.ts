@@ -4,9 +4,15 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { recordExpiry } from '../codec.js';
 
 /** Outcome of a compare-and-set: written, the record is gone (or was never there), or it holds `current`. */
-export type CasResult = { readonly status: 'saved' } | { readonly status: 'gone' } | { readonly status: 'conflict'; readonly current: string };
+export type CasResult =
+  | { readonly status: 'saved' }
+  | { readonly status: 'gone' }
+  | { readonly status: 'conflict'; readonly current: string };
 
-/** One page of the records under a prefix, in key order where the backend has one; `cursor` resumes after it (undefined: no more). */
+/**
+ * One page of the records under a prefix, in key order where the backend has one; `cursor` resumes after it (undefined:
+ * no more).
+ */
 export interface ScannedPage {
   readonly entries: ReadonlyArray<readonly [key: string, value: string]>;
   readonly cursor: string | undefined;
@@ -33,7 +39,9 @@ export interface Backend {
    * there is none), in one atomic step. Without it, koa-kv-session reads right before writing.
    */
   compareAndSet?(key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult>;
-  /** Reads the page of records under `prefix` that follows `cursor` (undefined: the first page), about `count` of them. */
+  /**
+   * Reads the page of records under `prefix` that follows `cursor` (undefined: the first page), about `count` of them.
+   */
   scanPage?(prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage>;
   /** Deletes the expired records under `prefix` and resolves with how many (0 where the server expires keys itself). */
   purgeExpired?(prefix: string, now: number): Promise<number>;
@@ -46,7 +54,10 @@ export interface Backend {
   readonly scansInKeyOrder?: boolean;
   /** How many records are under `prefix`, in one statement (not a scan). */
   countUnder?(prefix: string): Promise<number>;
-  /** The store deletes expired keys itself (Redis, Valkey, memcached, MongoDB): a purge has nothing to do, and no background cleanup runs. */
+  /**
+   * The store deletes expired keys itself (Redis, Valkey, memcached, MongoDB): a purge has nothing to do, and no
+   * background cleanup runs.
+   */
   readonly expiresKeys?: boolean;
   /** Lets go of what the backend opened; a backend wrapping something the user handed in leaves it open. */
   close?(): Promise<void>;
@@ -61,7 +72,9 @@ export interface Backend {
 
 /** What a compare-and-set that did not write found instead: no record (gone), or another one. */
 export function missed(current: unknown): CasResult {
-  return current === undefined || current === null ? { status: 'gone' } : { status: 'conflict', current: String(current) };
+  return current === undefined || current === null
+    ? { status: 'gone' }
+    : { status: 'conflict', current: String(current) };
 }
 
 /**
@@ -86,7 +99,10 @@ export const PURGE_BATCH = 500;
  */
 const PURGE_PAUSE_MS = 5;
 
-/** Runs one batch of a purge after another, pausing between them, until a batch comes back short; resolves with the total removed. */
+/**
+ * Runs one batch of a purge after another, pausing between them, until a batch comes back short; resolves with the
+ * total removed.
+ */
 export async function purgeInBatches(deleteBatch: () => Promise<number>, batch = PURGE_BATCH): Promise<number> {
   let total = 0;
   for (;;) {
@@ -99,7 +115,12 @@ export async function purgeInBatches(deleteBatch: () => Promise<number>, batch =
 }
 
 /** The keys after `cursor` under `prefix`, sorted, at most `count`: a page of any key list held in memory. */
-export function pageOfKeys(keys: Iterable<unknown>, prefix: string, cursor: string | undefined, count: number): { page: string[]; cursor: string | undefined } {
+export function pageOfKeys(
+  keys: Iterable<unknown>,
+  prefix: string,
+  cursor: string | undefined,
+  count: number,
+): { page: string[]; cursor: string | undefined } {
   const after = cursor ?? '';
   const matching: string[] = [];
   for (const key of keys) if (typeof key === 'string' && key.startsWith(prefix) && key > after) matching.push(key);
@@ -112,7 +133,12 @@ export function pageOfKeys(keys: Iterable<unknown>, prefix: string, cursor: stri
  * A purge for backends that can list but not delete by expiry in one statement: walks the pages of
  * records under `prefix` and deletes the expired ones of each page (bounded memory); resolves with how many.
  */
-export async function purgePages(backend: Required<Pick<Backend, 'scanPage'>>, prefix: string, now: number, deleteKeys: (keys: string[]) => Promise<void>): Promise<number> {
+export async function purgePages(
+  backend: Required<Pick<Backend, 'scanPage'>>,
+  prefix: string,
+  now: number,
+  deleteKeys: (keys: string[]) => Promise<void>,
+): Promise<number> {
   let removed = 0;
   let cursor: string | undefined;
   do {

@@ -66,7 +66,8 @@ export class DynamoBackend extends QuietEmitter implements Backend {
 
   async compareAndSet(key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> {
     await this.#table();
-    const condition = expected === undefined ? { ConditionExpression: 'attribute_not_exists(id)' } : stampCondition(expected);
+    const condition =
+      expected === undefined ? { ConditionExpression: 'attribute_not_exists(id)' } : stampCondition(expected);
     try {
       await this.#inner.client.put({
         TableName: this.#tableName,
@@ -80,7 +81,9 @@ export class DynamoBackend extends QuietEmitter implements Backend {
     }
   }
 
-  /** A page of the table's records under `prefix` (a DynamoDB Scan page, filtered: it may come back short, even empty). */
+  /**
+   * A page of the table's records under `prefix` (a DynamoDB Scan page, filtered: it may come back short, even empty).
+   */
   async scanPage(prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage> {
     await this.#table();
     const page = await this.#inner.client.scan({
@@ -99,7 +102,9 @@ export class DynamoBackend extends QuietEmitter implements Backend {
     return purgePages(this, prefix, now, async (keys) => {
       for (let i = 0; i < keys.length; i += 25) {
         const batch = keys.slice(i, i + 25);
-        await this.#inner.client.batchWrite({ RequestItems: { [this.#tableName]: batch.map((id) => ({ DeleteRequest: { Key: { id } } })) } });
+        await this.#inner.client.batchWrite({
+          RequestItems: { [this.#tableName]: batch.map((id) => ({ DeleteRequest: { Key: { id } } })) },
+        });
       }
     });
   }
@@ -121,9 +126,18 @@ function dynamoOptions(url: string): DynamoOptions {
   const region = parsed.searchParams.get('region') ?? process.env.AWS_REGION ?? 'us-east-1';
   const tableName = parsed.searchParams.get('table') ?? 'keyv';
   if (parsed.username) {
-    return { endpoint, region, tableName, credentials: { accessKeyId: decodeURIComponent(parsed.username), secretAccessKey: decodeURIComponent(parsed.password) } };
+    return {
+      endpoint,
+      region,
+      tableName,
+      credentials: {
+        accessKeyId: decodeURIComponent(parsed.username),
+        secretAccessKey: decodeURIComponent(parsed.password),
+      },
+    };
   }
-  if (loopback && !process.env.AWS_ACCESS_KEY_ID) return { endpoint, region, tableName, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } };
+  if (loopback && !process.env.AWS_ACCESS_KEY_ID)
+    return { endpoint, region, tableName, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } };
   return { endpoint, region, tableName };
 }
 
@@ -132,7 +146,10 @@ export async function openDynamo(url: string, scheme: string): Promise<Backend> 
   return new DynamoBackend(await exportOf('@keyv/dynamo', scheme, 'KeyvDynamo'), dynamoOptions(url));
 }
 
-/** The condition on the stored value: it starts with the record's header through its version token (a value that is not a record: equals it). */
+/**
+ * The condition on the stored value: it starts with the record's header through its version token (a value that is not
+ * a record: equals it).
+ */
 function stampCondition(expected: string) {
   const { stamp, whole } = casStamp(expected);
   return {

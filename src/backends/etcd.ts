@@ -12,7 +12,10 @@ export class EtcdBackend extends QuietEmitter implements Backend {
   readonly #client: AnyModule;
   readonly #owned: boolean;
 
-  /** `client`: an etcd3 client; `errors`: the adapter we opened it through (closed by close()), none for a client handed in. */
+  /**
+   * `client`: an etcd3 client; `errors`: the adapter we opened it through (closed by close()), none for a client handed
+   * in.
+   */
   constructor(client: AnyModule, errors?: { on(event: 'error', listener: (error: unknown) => void): unknown }) {
     super();
     this.#client = client;
@@ -35,7 +38,8 @@ export class EtcdBackend extends QuietEmitter implements Backend {
   }
 
   async compareAndSet(key: string, expected: string | undefined, next: string): Promise<CasResult> {
-    const condition = expected === undefined ? this.#client.if(key, 'Create', '==', 0) : this.#client.if(key, 'Value', '==', expected);
+    const condition =
+      expected === undefined ? this.#client.if(key, 'Create', '==', 0) : this.#client.if(key, 'Value', '==', expected);
     const result = await condition.then(this.#client.put(key).value(next)).else(this.#client.get(key)).commit();
     if (result.succeeded) return { status: 'saved' };
     const kvs = result.responses?.[0]?.response_range?.kvs ?? [];

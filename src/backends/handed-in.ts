@@ -38,7 +38,12 @@ function underneath(given: object): { store: object; via: string[] } {
   let store = given;
   for (let depth = 0; depth < 6; depth++) {
     const proxy = (store as AnyObject).proxy;
-    if (typeof proxy === 'object' && proxy !== null && isKeyvInstance(proxy) && typeof (store as AnyObject).get === 'function') {
+    if (
+      typeof proxy === 'object' &&
+      proxy !== null &&
+      isKeyvInstance(proxy) &&
+      typeof (store as AnyObject).get === 'function'
+    ) {
       via.push('@keyv/offline');
       store = proxy;
     } else if (isKeyvInstance(store) && typeof store.store === 'object' && store.store !== null) {
@@ -53,13 +58,17 @@ function underneath(given: object): { store: object; via: string[] } {
   return { store, via };
 }
 
-const named = (what: string, via: readonly string[]): string => (via.length === 0 ? what : `${what} (inside ${via.join(' inside ')})`);
+const named = (what: string, via: readonly string[]): string =>
+  via.length === 0 ? what : `${what} (inside ${via.join(' inside ')})`;
 
 /** A notice that the store neither expires keys nor can be purged by us: expired sessions pile up. */
 function noExpiry(name: string, why: string): StoreNotice {
   return {
     code: 'KV_SESSION_NO_EXPIRY',
-    message: `koa-kv-session: ${name} ${why}, and koa-kv-session cannot purge it: expired sessions stay in it for ever. Use a store URL (sqlite://, redis://, postgres://, ...: each expires or purges sessions), or an adapter that expires keys.`,
+    message:
+      `koa-kv-session: ${name} ${why}, and koa-kv-session cannot purge it: expired sessions stay in it for ` +
+      `ever. Use a store URL (sqlite://, redis://, postgres://, ...: each expires or purges sessions), or an adapter ` +
+      `that expires keys.`,
   };
 }
 
@@ -73,27 +82,87 @@ export function handedIn(given: object): HandedIn {
   const notices: StoreNotice[] = [];
 
   if (isMapLike(store)) {
-    const name = named(store instanceof Map ? 'the Map given as store' : `the ${store.constructor?.name ?? 'Map-like store'} given as store`, via);
+    const name = named(
+      store instanceof Map
+        ? 'the Map given as store'
+        : `the ${store.constructor?.name ?? 'Map-like store'} given as store`,
+      via,
+    );
     return { name, kind: 'Map', notices, open: async () => mapBackend(store) };
   }
   if (candidate.dialect === 'anyredis') {
     throw new SessionOptionError(
       'store',
-      'keyv-anyredis records every key in a Redis set that never expires (Redis grows for ever) and keeps its client out of reach: pass the Redis client itself as store (ioredis, iovalkey or node-redis), or a redis:// URL',
+      'keyv-anyredis records every key in a Redis set that never expires (Redis grows for ever) and keeps its client ' +
+        'out of reach: pass the Redis client itself as store (ioredis, iovalkey or node-redis), or a redis:// URL',
     );
   }
+  const redis = redisStore(store, via);
+  if (redis !== undefined) return redis;
+  // The memjs and etcd3 clients inside @keyv/memcache and @keyv/etcd, as their URLs use them: the
+  // adapters themselves break records (memcache) or give every key one shared lease (etcd).
+  const client = candidate.client as AnyObject | undefined;
+  if (
+    typeof client === 'object' &&
+    client !== null &&
+    typeof candidate.formatKey === 'function' &&
+    typeof client.get === 'function'
+  ) {
+    const name = named('the @keyv/memcache adapter given as store', via);
+    return {
+      name,
+      kind: 'memcached',
+      notices: [notAtomic(name)],
+      open: async () => new (await import('./memcache.js')).MemcacheBackend(client),
+    };
+  }
+  if (
+    typeof client === 'object' &&
+    client !== null &&
+    typeof client.if === 'function' &&
+    typeof client.lease === 'function'
+  ) {
+    const name = named('the @keyv/etcd adapter given as store', via);
+    return { name, kind: 'etcd', notices, open: async () => new (await import('./etcd.js')).EtcdBackend(client) };
+  }
+  if (!isKeyvAdapter(store)) {
+    throw new SessionOptionError(
+      'store',
+      'expected a connection URL, a Keyv instance, a Keyv adapter, a Map or a Redis client, got an object with none ' +
+        'of their calls',
+    );
+  }
+  return adapterStore(store, via, notices);
+}
+
+/** A Redis client handed in, or inside the adapter handed in (@keyv/redis, @keyv/valkey): used directly. */
+function redisStore(store: object, via: readonly string[]): HandedIn | undefined {
+  const candidate = store as AnyObject;
   if (isKeyvRedis(store)) {
     const name = named('the @keyv/redis adapter given as store', via);
     // Its client, under our exact keys: the adapter's namespace prefix and error swallowing stay out.
-    return { name, kind: 'Redis', notices, open: async () => nodeRedis((await store.getClient()) as NodeRedisClient) };
+    return {
+      name,
+      kind: 'Redis',
+      notices: [],
+      open: async () => nodeRedis((await store.getClient()) as NodeRedisClient),
+    };
   }
   if (isNodeRedisClient(store)) {
     // node-redis 4 in legacyMode answers with callbacks; its promise API is under `v4`.
     const legacy = (candidate.options as AnyObject | undefined)?.legacyMode === true;
     const client = (legacy ? candidate.v4 : store) as NodeRedisClient;
-    return { name: named('the node-redis client given as store', via), kind: 'Redis', notices, open: async () => nodeRedis(client) };
+    return {
+      name: named('the node-redis client given as store', via),
+      kind: 'Redis',
+      notices: [],
+      open: async () => nodeRedis(client),
+    };
   }
-  const valkeyClient = typeof candidate.redis === 'object' && candidate.redis !== null && isIoredisClient(candidate.redis) ? candidate.redis : undefined;
+  const valkeyClient =
+    typeof candidate.redis === 'object' && candidate.redis !== null && isIoredisClient(candidate.redis)
+      ? candidate.redis
+      : undefined;
   if (valkeyClient !== undefined || isIoredisClient(store)) {
     // @keyv/valkey records every key in a set that never expires: its client is used directly.
     const client = (valkeyClient ?? store) as AnyObject;
@@ -101,34 +170,29 @@ export function handedIn(given: object): HandedIn {
     if (typeof ownPrefix === 'string' && ownPrefix !== '') {
       throw new SessionOptionError(
         'store',
-        `the Redis client given as store prefixes keys itself (keyPrefix ${JSON.stringify(ownPrefix)}), which its SCAN does not: give a client without one and koa-kv-session the prefix (the keyPrefix option)`,
+        `the Redis client given as store prefixes keys itself (keyPrefix ${JSON.stringify(ownPrefix)}), which its ` +
+          `SCAN does not: give a client without one and koa-kv-session the prefix (the keyPrefix option)`,
       );
     }
-    const name = named(valkeyClient !== undefined ? 'the @keyv/valkey adapter given as store' : 'the ioredis/iovalkey client given as store', via);
-    return { name, kind: 'Redis', notices, open: () => ioredis(client) };
+    const name = named(
+      valkeyClient !== undefined
+        ? 'the @keyv/valkey adapter given as store'
+        : 'the ioredis/iovalkey client given as store',
+      via,
+    );
+    return { name, kind: 'Redis', notices: [], open: () => ioredis(client) };
   }
-  // The memjs and etcd3 clients inside @keyv/memcache and @keyv/etcd, as their URLs use them: the
-  // adapters themselves break records (memcache) or give every key one shared lease (etcd).
-  const client = candidate.client as AnyObject | undefined;
-  if (typeof client === 'object' && client !== null && typeof candidate.formatKey === 'function' && typeof client.get === 'function') {
-    const name = named('the @keyv/memcache adapter given as store', via);
-    return { name, kind: 'memcached', notices: [notAtomic(name)], open: async () => new (await import('./memcache.js')).MemcacheBackend(client) };
-  }
-  if (typeof client === 'object' && client !== null && typeof client.if === 'function' && typeof client.lease === 'function') {
-    const name = named('the @keyv/etcd adapter given as store', via);
-    return { name, kind: 'etcd', notices, open: async () => new (await import('./etcd.js')).EtcdBackend(client) };
-  }
-  if (!isKeyvAdapter(store)) {
-    throw new SessionOptionError('store', 'expected a connection URL, a Keyv instance, a Keyv adapter, a Map or a Redis client, got an object with none of their calls');
-  }
-  return adapterStore(store, via, notices);
+  return undefined;
 }
 
 /** A Keyv adapter used through its get/set/delete, with the notices its kind calls for. */
 function adapterStore(adapter: KeyvAdapterLike, via: readonly string[], notices: StoreNotice[]): HandedIn {
   const candidate = adapter as unknown as AnyObject;
   const kind = adapter.constructor?.name;
-  const name = named(kind === undefined || kind === 'Object' ? 'the Keyv adapter given as store' : `the ${kind} adapter given as store`, via);
+  const name = named(
+    kind === undefined || kind === 'Object' ? 'the Keyv adapter given as store' : `the ${kind} adapter given as store`,
+    via,
+  );
   const options = (candidate.opts ?? {}) as AnyObject;
   // cacheable gives every entry its TTL in each layer, and @keyv/mongo a TTL index (with ttlSupport
   // false): neither says so where an adapter would.
@@ -140,30 +204,48 @@ function adapterStore(adapter: KeyvAdapterLike, via: readonly string[], notices:
     if (candidate.secondary !== undefined) {
       notices.push({
         code: 'KV_SESSION_PER_PROCESS',
-        message: `koa-kv-session: ${name} is a layered cache (cacheable): every process reads its own in-memory copy first, so two processes see different sessions. Use it in one process only, or pass the shared store itself (its secondary).`,
+        message:
+          `koa-kv-session: ${name} is a layered cache (cacheable): every process reads its own in-memory copy ` +
+          `first, so two processes see different sessions. Use it in one process only, or pass the shared store ` +
+          `itself (its secondary).`,
       });
     }
   } else if (typeof options.filename === 'string' && candidate._data instanceof Map) {
     notices.push({
       code: 'KV_SESSION_PER_PROCESS',
-      message: `koa-kv-session: ${name} (keyv-file) keeps the sessions in this process's memory and writes them to ${options.filename} now and then: processes sharing that file overwrite each other's sessions. Use it in one process only, or use sqlite:// for a file several processes share.`,
+      message:
+        `koa-kv-session: ${name} (keyv-file) keeps the sessions in this process's memory and writes them to ` +
+        `${options.filename} now and then: processes sharing that file overwrite each other's sessions. Use it in ` +
+        `one process only, or use sqlite:// for a file several processes share.`,
     });
   } else if (typeof candidate.cache === 'object' && candidate.cache !== null && 'defaultTtl' in candidate) {
     const max = (candidate.cache as AnyObject).max;
     notices.push({
       code: 'KV_SESSION_EVICTS',
-      message: `koa-kv-session: ${name} (keyv-lru) drops the least recently used sessions once it holds ${typeof max === 'number' && max > 0 ? max : 'its maximum'}, signing those users out, and keeps each session as long as it fits, whatever its lifetime. Use a store that keeps every session for its lifetime (memory:// in one process).`,
+      message:
+        `koa-kv-session: ${name} (keyv-lru) drops the least recently used sessions once it holds ` +
+        `${typeof max === 'number' && max > 0 ? max : 'its maximum'}, signing those users out, and keeps each ` +
+        `session as long as it fits, whatever its lifetime. Use a store that keeps every session for its lifetime ` +
+        `(memory:// in one process).`,
     });
   } else if (evicts(candidate)) {
     notices.push({
       code: 'KV_SESSION_EVICTS',
-      message: `koa-kv-session: ${name} has a size limit (max or maxSize) and drops sessions once it is full, signing those users out. Use a store that keeps every session for its lifetime.`,
+      message:
+        `koa-kv-session: ${name} has a size limit (max or maxSize) and drops sessions once it is full, ` +
+        `signing those users out. Use a store that keeps every session for its lifetime.`,
     });
   } else if (resolid) {
-    notices.push(noExpiry(name, '(@resolid/keyv-sqlite) reads TTLs as seconds, so it keeps each session a thousand times its lifetime'));
+    notices.push(
+      noExpiry(
+        name,
+        '(@resolid/keyv-sqlite) reads TTLs as seconds, so it keeps each session a thousand times its lifetime',
+      ),
+    );
   }
   const told = notices.some((notice) => notice.code === 'KV_SESSION_NO_EXPIRY' || notice.code === 'KV_SESSION_EVICTS');
-  if (!told && !expires) notices.push(noExpiry(name, 'does not say that it expires keys (no ttlSupport, no clearExpired)'));
+  if (!told && !expires)
+    notices.push(noExpiry(name, 'does not say that it expires keys (no ttlSupport, no clearExpired)'));
   if (typeof candidate.compareAndSet !== 'function' && !speaksOurSql(candidate, options)) notices.push(notAtomic(name));
   return {
     name,
@@ -171,7 +253,8 @@ function adapterStore(adapter: KeyvAdapterLike, via: readonly string[], notices:
     notices,
     open: async () => {
       const backend = adapterBackend(adapter, false);
-      // What ready() says of expiry is what the notices said: a store that keeps sessions far too long does not expire them.
+      // What ready() says of expiry is what the notices said: a store that keeps sessions far too long does not expire
+      // them.
       const keeps = notices.some((notice) => notice.code === 'KV_SESSION_NO_EXPIRY');
       return backend.purgeExpired === undefined ? { ...backend, expiresKeys: expires && !keeps } : backend;
     },
@@ -184,7 +267,8 @@ function adapterStore(adapter: KeyvAdapterLike, via: readonly string[], notices:
  * clearExpired(), or a table our SQL speaks.
  */
 function expiresOrPurges(candidate: AnyObject, options: AnyObject): boolean {
-  if (typeof candidate.purgeExpired === 'function' || candidate.expiresKeys === true || candidate.ttlSupport === true) return true;
+  if (typeof candidate.purgeExpired === 'function' || candidate.expiresKeys === true || candidate.ttlSupport === true)
+    return true;
   const capabilities = candidate.capabilities as AnyObject | undefined;
   if (capabilities?.expires === true) return typeof candidate.clearExpired === 'function';
   return speaksOurSql(candidate, options);
@@ -194,14 +278,21 @@ function expiresOrPurges(candidate: AnyObject, options: AnyObject): boolean {
 function speaksOurSql(candidate: AnyObject, options: AnyObject): boolean {
   const capabilities = candidate.capabilities as AnyObject | undefined;
   if (capabilities?.expires === true) return false;
-  return typeof candidate.query === 'function' && typeof options.table === 'string' && ['sqlite', 'postgres', 'mysql'].includes(String(options.dialect));
+  return (
+    typeof candidate.query === 'function' &&
+    typeof options.table === 'string' &&
+    ['sqlite', 'postgres', 'mysql'].includes(String(options.dialect))
+  );
 }
 
 /** The notice of a store without atomic compare-and-set (also reported to onError at its first connection). */
 export function notAtomic(name: string): StoreNotice {
   return {
     code: 'KV_SESSION_NOT_ATOMIC',
-    message: `koa-kv-session: ${name} has no atomic compare-and-set: a write reads the session right before it writes, so two processes writing one session at the same moment can lose one change (one process loses nothing). See docs/guarantees.md.`,
+    message:
+      `koa-kv-session: ${name} has no atomic compare-and-set: a write reads the session right before it ` +
+      `writes, so two processes writing one session at the same moment can lose one change (one process loses ` +
+      `nothing). See docs/guarantees.md.`,
   };
 }
 

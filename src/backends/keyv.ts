@@ -1,4 +1,5 @@
-// A Keyv adapter as a backend (ours from a URL, or one a user hands in), Keyv 5 or 6, and how Keyv instances and adapters are told apart.
+// A Keyv adapter as a backend (ours from a URL, or one a user hands in), Keyv 5 or 6, and how Keyv instances and
+// adapters are told apart.
 import type { Backend } from './contract.js';
 import { sqlAbilities, type SqlClient } from './sql.js';
 
@@ -25,7 +26,10 @@ export interface KeyvInstanceLike {
   set(key: string, value: string, ttl?: number): unknown;
 }
 
-/** True for a Keyv 5 or 6 instance. Told by what it is (adapters have neither `stats` nor a `store` adapter), not by version-specific fields such as Keyv 5's `opts`. */
+/**
+ * True for a Keyv 5 or 6 instance. Told by what it is (adapters have neither `stats` nor a `store` adapter), not by
+ * version-specific fields such as Keyv 5's `opts`.
+ */
 export function isKeyvInstance(value: object): value is KeyvInstanceLike {
   const candidate = value as Partial<Record<keyof KeyvInstanceLike, unknown>>;
   return (
@@ -43,7 +47,10 @@ export function isKeyvAdapter(value: object): value is KeyvAdapterLike {
   return ['get', 'set', 'delete'].every((method) => typeof Reflect.get(value, method) === 'function');
 }
 
-/** True when `adapter.set()` takes an absolute expiry time: the Keyv 6 storage contract, which its adapters declare as `capabilities.expires`. */
+/**
+ * True when `adapter.set()` takes an absolute expiry time: the Keyv 6 storage contract, which its adapters declare as
+ * `capabilities.expires`.
+ */
 function takesAbsoluteExpiry(adapter: object): boolean {
   const { capabilities } = adapter as { capabilities?: { expires?: unknown } };
   return typeof capabilities === 'object' && capabilities !== null && capabilities.expires === true;
@@ -69,7 +76,17 @@ function isMapLikeObject(value: object): boolean {
 
 const ABILITIES = ['compareAndSet', 'scanPage', 'purgeExpired', 'compareAndSetMany', 'countUnder'] as const;
 
-const MYSQL_ESCAPES: Readonly<Record<string, string>> = { '\0': '\\0', '\b': '\\b', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\x1a': '\\Z', '"': '\\"', "'": "\\'", '\\': '\\\\' };
+const MYSQL_ESCAPES: Readonly<Record<string, string>> = {
+  '\0': '\\0',
+  '\b': '\\b',
+  '\t': '\\t',
+  '\n': '\\n',
+  '\r': '\\r',
+  '\x1a': '\\Z',
+  '"': '\\"',
+  "'": "\\'",
+  '\\': '\\\\',
+};
 
 /**
  * `sql` with each `?` replaced by its value as a MySQL literal (strings quoted and escaped as mysql2's
@@ -80,8 +97,11 @@ export function formatMysql(sql: string, values: readonly unknown[]): string {
   return sql.replace(/\?/g, () => {
     const value = values[at++];
     if (typeof value === 'number' && Number.isFinite(value)) return String(value);
-    // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL and SUB (\x1a) are exactly what MySQL string literals escape
-    if (typeof value === 'string') return `'${value.replace(/[\0\b\t\n\r\x1a"'\\]/g, (c) => MYSQL_ESCAPES[c] as string)}'`;
+    if (typeof value === 'string') {
+      // NUL and SUB (\x1a) are exactly what MySQL string literals escape.
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: see the line above
+      return `'${value.replace(/[\0\b\t\n\r\x1a"'\\]/g, (c) => MYSQL_ESCAPES[c] as string)}'`;
+    }
     throw new TypeError(`koa-kv-session: no MySQL literal for ${typeof value}`);
   });
 }
@@ -172,9 +192,11 @@ export function adapterBackend(adapter: KeyvAdapterLike, owned: boolean): Backen
     const method: unknown = Reflect.get(adapter, name);
     if (typeof method === 'function') Object.assign(backend, { [name]: method.bind(adapter) });
   }
-  for (const flag of ['expiresKeys', 'scansInKeyOrder'] as const) if (Reflect.get(adapter, flag) === true) Object.assign(backend, { [flag]: true });
+  for (const flag of ['expiresKeys', 'scansInKeyOrder'] as const)
+    if (Reflect.get(adapter, flag) === true) Object.assign(backend, { [flag]: true });
   // A Keyv 5 adapter that says it expires keys (memcached, MongoDB, etcd): nothing to purge.
-  if (Reflect.get(adapter, 'ttlSupport') === true && backend.purgeExpired === undefined) Object.assign(backend, { expiresKeys: true });
+  if (Reflect.get(adapter, 'ttlSupport') === true && backend.purgeExpired === undefined)
+    Object.assign(backend, { expiresKeys: true });
   if (owned) {
     if (typeof adapter.on === 'function') backend.on = (event, listener) => adapter.on?.(event, listener);
     let closed = false;

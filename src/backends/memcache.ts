@@ -16,7 +16,10 @@ export class MemcacheBackend extends QuietEmitter implements Backend {
   readonly #client: AnyModule;
   readonly #owned: boolean;
 
-  /** `client`: a memjs client; `errors`: the adapter we opened it through (closed by close()), none for a client handed in. */
+  /**
+   * `client`: a memjs client; `errors`: the adapter we opened it through (closed by close()), none for a client handed
+   * in.
+   */
   constructor(client: AnyModule, errors?: { on(event: 'error', listener: (error: unknown) => void): unknown }) {
     super();
     this.#client = client;

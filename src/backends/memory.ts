@@ -78,7 +78,9 @@ export class MemoryBackend implements Backend {
   }
 }
 
-/** What a Map handed in needs to be (a Map, or Map-like such as @keyv/bigmap's BigMap): synchronous calls and iteration. */
+/**
+ * What a Map handed in needs to be (a Map, or Map-like such as @keyv/bigmap's BigMap): synchronous calls and iteration.
+ */
 export interface MapLike {
   get(key: unknown): unknown;
   set(key: unknown, value: unknown): unknown;
@@ -101,7 +103,9 @@ export function isMapLike(value: object): value is MapLike {
 
 /** A store with a size limit of its own (`max`, `maxSize`): it drops entries when full. */
 export function evicts(value: Record<string | symbol, unknown>): boolean {
-  return ['max', 'maxSize'].some((name) => typeof value[name] === 'number' && Number.isFinite(value[name]) && (value[name] as number) > 0);
+  return ['max', 'maxSize'].some(
+    (name) => typeof value[name] === 'number' && Number.isFinite(value[name]) && (value[name] as number) > 0,
+  );
 }
 
 /**

@@ -19,7 +19,8 @@ interface Pool {
   end(): Promise<void>;
 }
 
-// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface below declares what sqlBackend() assigns in the constructor
+// What sqlBackend() assigns in the constructor is declared by the interface below.
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: see the line above
 export class MysqlBackend extends QuietEmitter implements Backend {
   /** The sessions table, as the SQL of sql.ts reaches it. */
   readonly sql: SqlClient;
@@ -37,7 +38,11 @@ export class MysqlBackend extends QuietEmitter implements Backend {
     this.#table = table;
     this.#create = create;
     this.#sockets = sockets;
-    if (!IDENTIFIER.test(table)) throw new TypeError(`koa-kv-session: the table parameter of a mysql:// URL must be a plain SQL identifier, got ${JSON.stringify(table)}`);
+    if (!IDENTIFIER.test(table))
+      throw new TypeError(
+        `koa-kv-session: the table parameter of a mysql:// URL must be a plain SQL identifier, got ` +
+          `${JSON.stringify(table)}`,
+      );
     this.#pool = pool;
     // A connection dropped by the server is reported, not thrown at the process.
     this.#pool.on('error', this.report);
@@ -58,7 +63,10 @@ export class MysqlBackend extends QuietEmitter implements Backend {
 
   /** With create=false: fails with SESSION_STORE_MISSING unless the table is there. */
   async #findTable(): Promise<void> {
-    const [rows] = await this.#pool.query('SELECT 1 AS found FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?', [this.#table]);
+    const [rows] = await this.#pool.query(
+      'SELECT 1 AS found FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?',
+      [this.#table],
+    );
     if (!Array.isArray(rows) || rows.length === 0) throw storeMissing(`the MySQL table ${this.#table}`);
   }
 
@@ -67,7 +75,10 @@ export class MysqlBackend extends QuietEmitter implements Backend {
       this.#pool
         // Binary collation: sids and base64 payloads are case-sensitive, and the server's default
         // (case-insensitive) collation would make "abc" and "ABC" the same key.
-        .query(`CREATE TABLE IF NOT EXISTS ${this.sql.table} (id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PRIMARY KEY, value MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin)`)
+        .query(
+          `CREATE TABLE IF NOT EXISTS ${this.sql.table} (id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin ` +
+            `PRIMARY KEY, value MEDIUMTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin)`,
+        )
     );
   }
 
@@ -101,7 +112,9 @@ export async function openMysql(url: string, scheme: string, timeout: number): P
   // Its sockets are made here, as mysql2 would make them, so that destroy() can drop them.
   const sockets = new Sockets();
   const stream = ({ config }: { config: { socketPath?: string; port: number; host: string } }) =>
-    sockets.track(config.socketPath ? connect(config.socketPath) : connect(config.port, config.host)).setKeepAlive(true);
+    sockets
+      .track(config.socketPath ? connect(config.socketPath) : connect(config.port, config.host))
+      .setKeepAlive(true);
   const pool = (mysql.default ?? mysql).createPool({ uri, connectTimeout: timeout, connectionLimit: 10, stream });
   return new MysqlBackend(pool, params.table ?? 'keyv', create, sockets);
 }

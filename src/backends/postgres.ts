@@ -1,4 +1,5 @@
-// PostgreSQL on pg (`postgres://`, `postgresql://`), with a pool of its own: errors reported, never thrown at the process.
+// PostgreSQL on pg (`postgres://`, `postgresql://`), with a pool of its own: errors reported, never thrown at the
+// process.
 //
 // Why not @keyv/postgres for URLs: its pool is one per process and URL, so closing one instance
 // breaks the others, and a pool whose server goes away emits an 'error' nobody listens to, which
@@ -15,12 +16,16 @@ const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 
 /** The part of a pg Pool this backend uses. */
 interface Pool {
-  query(sql: string | { name: string; text: string; values: readonly unknown[] }, params?: readonly unknown[]): Promise<{ rows: Array<Record<string, unknown>>; rowCount: number | null }>;
+  query(
+    sql: string | { name: string; text: string; values: readonly unknown[] },
+    params?: readonly unknown[],
+  ): Promise<{ rows: Array<Record<string, unknown>>; rowCount: number | null }>;
   on(event: 'error', listener: (error: unknown) => void): unknown;
   end(): Promise<void>;
 }
 
-// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface below declares what sqlBackend() assigns in the constructor
+// What sqlBackend() assigns in the constructor is declared by the interface below.
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: see the line above
 export class PostgresBackend extends QuietEmitter implements Backend {
   /** The sessions table, as the SQL of sql.ts reaches it. */
   readonly sql: SqlClient;
@@ -42,14 +47,22 @@ export class PostgresBackend extends QuietEmitter implements Backend {
       ['table', table],
       ['schema', schema],
     ] as const) {
-      if (!IDENTIFIER.test(value)) throw new TypeError(`koa-kv-session: the ${name} parameter of a postgres:// URL must be a plain SQL identifier, got ${JSON.stringify(value)}`);
+      if (!IDENTIFIER.test(value))
+        throw new TypeError(
+          `koa-kv-session: the ${name} parameter of a postgres:// URL must be a plain SQL identifier, got ` +
+            `${JSON.stringify(value)}`,
+        );
     }
     this.#pool = pool;
     this.#schema = schema;
     this.#table = table;
     // An idle connection dropped by the server (restart, failover) is reported, not thrown.
     this.#pool.on('error', this.report);
-    this.sql = { dialect: 'postgres', table: `"${schema}"."${table}"`, query: (sql, params) => this.#query(sql, params) };
+    this.sql = {
+      dialect: 'postgres',
+      table: `"${schema}"."${table}"`,
+      query: (sql, params) => this.#query(sql, params),
+    };
     Object.assign(this, sqlBackend(this.sql));
   }
 
@@ -58,12 +71,15 @@ export class PostgresBackend extends QuietEmitter implements Backend {
     this.#ready ??= (async () => {
       if (!this.#create) {
         const { rows } = await this.#pool.query('SELECT to_regclass($1) AS found', [this.sql.table]);
-        if (rows[0]?.found === null || rows[0]?.found === undefined) throw storeMissing(`the PostgreSQL table ${this.sql.table}`);
+        if (rows[0]?.found === null || rows[0]?.found === undefined)
+          throw storeMissing(`the PostgreSQL table ${this.sql.table}`);
         return;
       }
       const schema = this.#schema === 'public' ? '' : `CREATE SCHEMA IF NOT EXISTS "${this.#schema}"; `;
       try {
-        await this.#pool.query(`${schema}CREATE TABLE IF NOT EXISTS ${this.sql.table} (key VARCHAR(255) PRIMARY KEY, value TEXT)`);
+        await this.#pool.query(
+          `${schema}CREATE TABLE IF NOT EXISTS ${this.sql.table} (key VARCHAR(255) PRIMARY KEY, value TEXT)`,
+        );
         // What a purge finds expired rows by (an index on the expiry in the record header).
         await this.#pool.query(expiryIndex('postgres', this.sql.table, `"${this.#table}_kvs_expires"`) as string);
       } catch (error) {
@@ -122,6 +138,13 @@ export async function openPostgres(url: string, scheme: string, timeout: number)
   // Its sockets are made here (pg connects them, and wraps them for TLS), so that destroy() can drop them.
   const sockets = new Sockets();
   const stream = () => sockets.track(new Socket());
-  const pool = new Pool({ connectionString: uri, connectionTimeoutMillis: timeout, query_timeout: timeout, max: 10, idleTimeoutMillis: 30_000, stream });
+  const pool = new Pool({
+    connectionString: uri,
+    connectionTimeoutMillis: timeout,
+    query_timeout: timeout,
+    max: 10,
+    idleTimeoutMillis: 30_000,
+    stream,
+  });
   return new PostgresBackend(pool, params.table ?? 'keyv', params.schema ?? 'public', create, sockets);
 }

@@ -15,7 +15,11 @@ if expected == '' then
   return redis.call('GET', KEYS[1]) or 0
 end
 local found
-if ARGV[4] == 'whole' then found = redis.call('GET', KEYS[1]) else found = redis.call('GETRANGE', KEYS[1], 0, #expected - 1) end
+if ARGV[4] == 'whole' then
+  found = redis.call('GET', KEYS[1])
+else
+  found = redis.call('GETRANGE', KEYS[1], 0, #expected - 1)
+end
 if found ~= expected then return redis.call('GET', KEYS[1]) or 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1`;
@@ -40,8 +44,17 @@ export interface RedisScripting {
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
 }
 
-/** CAS_SCRIPT on a node-redis client (a single server, or the key's node of a cluster), loading it when the server does not know it yet. */
-export async function redisCompareAndSet(client: RedisScripting, key: string, expected: string | undefined, next: string, ttl: number): Promise<CasResult> {
+/**
+ * CAS_SCRIPT on a node-redis client (a single server, or the key's node of a cluster), loading it when the server does
+ * not know it yet.
+ */
+export async function redisCompareAndSet(
+  client: RedisScripting,
+  key: string,
+  expected: string | undefined,
+  next: string,
+  ttl: number,
+): Promise<CasResult> {
   const options = { keys: [key], arguments: casArguments(expected, next, ttl) };
   let reply: unknown;
   try {
@@ -75,7 +88,10 @@ export function keyvRedisOptions() {
 }
 
 /** A SCAN page's keys with the values read for them; a key that expired in between is left out. */
-export function scannedEntries(keys: readonly string[], values: ReadonlyArray<string | null | undefined>): Array<readonly [string, string]> {
+export function scannedEntries(
+  keys: readonly string[],
+  values: ReadonlyArray<string | null | undefined>,
+): Array<readonly [string, string]> {
   return keys.flatMap((key, i) => {
     const value = values[i];
     return typeof value === 'string' ? [[key, value] as const] : [];
@@ -100,7 +116,12 @@ interface RedisClusterScanning {
 }
 
 /** SCAN pages of a node-redis server, or of each master of a cluster in turn (cursor `<master>:<cursor>`). */
-export async function redisScanPage(connection: unknown, prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage> {
+export async function redisScanPage(
+  connection: unknown,
+  prefix: string,
+  cursor: string | undefined,
+  count: number,
+): Promise<ScannedPage> {
   const client = connection as RedisScanning | RedisClusterScanning;
   const [nodeText, position] = (cursor ?? '0:0').split(':') as [string, string];
   let node = Number(nodeText);
@@ -108,7 +129,12 @@ export async function redisScanPage(connection: unknown, prefix: string, cursor:
   const scanner = cluster ? await cluster.nodeClient(cluster.masters[node]) : (client as RedisScanning);
   const reply = await scanner.scan(position, { MATCH: globPrefix(prefix), COUNT: count });
   // Keys of one cluster node may sit in different slots: read them one by one (the client pipelines them).
-  const values = reply.keys.length === 0 ? [] : cluster ? await Promise.all(reply.keys.map((key) => cluster.get(key))) : await scanner.mGet(reply.keys);
+  const values =
+    reply.keys.length === 0
+      ? []
+      : cluster
+        ? await Promise.all(reply.keys.map((key) => cluster.get(key)))
+        : await scanner.mGet(reply.keys);
   const entries = scannedEntries(reply.keys, values);
   let next: string | undefined = `${node}:${reply.cursor}`;
   if (String(reply.cursor) === '0') {
@@ -133,12 +159,20 @@ export function isKeyvRedis(adapter: object): adapter is KeyvRedisLike {
 /** True for a node-redis client or cluster: its camel-case script call beside the upper-case command names. */
 export function isNodeRedisClient(value: object): boolean {
   const candidate = value as Record<string, unknown>;
-  return typeof candidate.evalSha === 'function' && typeof candidate.SET === 'function' && typeof candidate.del === 'function';
+  return (
+    typeof candidate.evalSha === 'function' &&
+    typeof candidate.SET === 'function' &&
+    typeof candidate.del === 'function'
+  );
 }
 
 /** True for an ioredis or iovalkey client (a server or a cluster), which share one API. */
 export function isIoredisClient(value: object): boolean {
   const candidate = value as Record<string, unknown>;
   const calls = ['get', 'set', 'del', 'eval', 'quit'];
-  return calls.every((name) => typeof candidate[name] === 'function') && typeof candidate.options === 'object' && typeof candidate.status === 'string';
+  return (
+    calls.every((name) => typeof candidate[name] === 'function') &&
+    typeof candidate.options === 'object' &&
+    typeof candidate.status === 'string'
+  );
 }

@@ -1,4 +1,5 @@
-// Redis and Redis Cluster by URL: @keyv/redis opens and closes the node-redis client; sessions go through that client directly (redis-client.ts).
+// Redis and Redis Cluster by URL: @keyv/redis opens and closes the node-redis client; sessions go through that client
+// directly (redis-client.ts).
 import type { Backend } from './contract.js';
 import { NodeRedisBackend, type NodeRedisClient } from './redis-client.js';
 import { keyvRedisOptions, redisClientOptions } from './redis-family.js';
@@ -18,7 +19,10 @@ async function connected(adapter: AnyModule, timeout: number): Promise<Backend> 
   const failed = new Promise<never>((_, reject) => {
     onError = reject;
     adapter.once('error', onError);
-    timer = setTimeout(() => reject(new Error(`Redis accepted the connection but did not answer its handshake within ${timeout} ms`)), timeout);
+    timer = setTimeout(
+      () => reject(new Error(`Redis accepted the connection but did not answer its handshake within ${timeout} ms`)),
+      timeout,
+    );
   });
   let client: NodeRedisClient;
   try {

@@ -6,7 +6,10 @@ import { schemeOf } from './url.js';
 
 /** What a backend can do; the store finds the same by the presence of the contract's optional members. */
 export interface Abilities {
-  /** Compare-and-set in one atomic step; without it, a read right before the write (a one-round-trip window between processes). */
+  /**
+   * Compare-and-set in one atomic step; without it, a read right before the write (a one-round-trip window between
+   * processes).
+   */
   readonly atomic: boolean;
   /** Can list its keys: what the operator's `stats`, `list` and `migrate` need. */
   readonly list: boolean;
@@ -22,7 +25,10 @@ export interface SchemeRow {
   readonly abilities: Abilities;
   /** The URL takes `create=false` (never create the file, schema or table): the SQL backends. */
   readonly creates?: true;
-  /** The query parameters the URL takes for koa-kv-session (`?table=`, `?driver=`); others go to the driver, unless `strict`. */
+  /**
+   * The query parameters the URL takes for koa-kv-session (`?table=`, `?driver=`); others go to the driver, unless
+   * `strict`.
+   */
   readonly parameters?: readonly string[];
   /** No query parameter but `parameters` means anything: another is a mistake. */
   readonly strict?: true;
@@ -42,7 +48,12 @@ const sqlite: SchemeRow = {
   strict: true,
   open: async (...a) => (await import('./sqlite.js')).openSqlite(...a),
 };
-const redis: SchemeRow = { name: 'Redis', package: '@keyv/redis', abilities: REDIS, open: async (...a) => (await import('./redis.js')).openRedis(...a) };
+const redis: SchemeRow = {
+  name: 'Redis',
+  package: '@keyv/redis',
+  abilities: REDIS,
+  open: async (...a) => (await import('./redis.js')).openRedis(...a),
+};
 const postgres: SchemeRow = {
   name: 'PostgreSQL',
   package: 'pg',
@@ -61,13 +72,33 @@ const mongo: SchemeRow = {
 
 /** Every URL scheme `store` accepts. */
 export const SCHEMES: Readonly<Record<string, SchemeRow>> = Object.freeze({
-  memory: { name: 'memory', package: undefined, abilities: ALL, open: async () => new (await import('./memory.js')).MemoryBackend() },
+  memory: {
+    name: 'memory',
+    package: undefined,
+    abilities: ALL,
+    open: async () => new (await import('./memory.js')).MemoryBackend(),
+  },
   sqlite,
   redis,
   rediss: redis,
-  'redis+cluster': { name: 'Redis Cluster', package: '@keyv/redis', abilities: REDIS, open: async (...a) => (await import('./redis.js')).openRedisCluster(...a) },
-  valkey: { name: 'Valkey', package: '@keyv/valkey', abilities: REDIS, open: async (...a) => (await import('./valkey.js')).openValkey(...a) },
-  'valkey+cluster': { name: 'Valkey Cluster', package: 'iovalkey', abilities: REDIS, open: async (...a) => (await import('./valkey-cluster.js')).openValkeyCluster(...a) },
+  'redis+cluster': {
+    name: 'Redis Cluster',
+    package: '@keyv/redis',
+    abilities: REDIS,
+    open: async (...a) => (await import('./redis.js')).openRedisCluster(...a),
+  },
+  valkey: {
+    name: 'Valkey',
+    package: '@keyv/valkey',
+    abilities: REDIS,
+    open: async (...a) => (await import('./valkey.js')).openValkey(...a),
+  },
+  'valkey+cluster': {
+    name: 'Valkey Cluster',
+    package: 'iovalkey',
+    abilities: REDIS,
+    open: async (...a) => (await import('./valkey-cluster.js')).openValkeyCluster(...a),
+  },
   postgres,
   postgresql: postgres,
   mysql: {
@@ -84,7 +115,12 @@ export const SCHEMES: Readonly<Record<string, SchemeRow>> = Object.freeze({
     abilities: { atomic: false, list: false, ownExpiry: true },
     open: async (...a) => (await import('./memcache.js')).openMemcache(...a),
   },
-  etcd: { name: 'etcd', package: '@keyv/etcd', abilities: ALL, open: async (...a) => (await import('./etcd.js')).openEtcd(...a) },
+  etcd: {
+    name: 'etcd',
+    package: '@keyv/etcd',
+    abilities: ALL,
+    open: async (...a) => (await import('./etcd.js')).openEtcd(...a),
+  },
   dynamodb: {
     name: 'DynamoDB',
     package: '@keyv/dynamo',
@@ -106,7 +142,11 @@ export function schemeRow(scheme: string | undefined): SchemeRow | undefined {
 export async function openBackend(url: string, timeout: number): Promise<Backend> {
   const scheme = schemeOf(url);
   const row = schemeRow(scheme);
-  if (row === undefined) throw new SessionError('SESSION_INVALID_OPTION', `koa-kv-session: unsupported store URL scheme ${scheme ?? '(none)'}://`);
+  if (row === undefined)
+    throw new SessionError(
+      'SESSION_INVALID_OPTION',
+      `koa-kv-session: unsupported store URL scheme ${scheme ?? '(none)'}://`,
+    );
   return row.open(url, scheme as string, timeout);
 }
 
@@ -121,7 +161,10 @@ export function backendsThat(ability: keyof Abilities, has = true): string[] {
   ];
 }
 
-/** Where `request` resolves from the app's folder or its main script (as Node would find it there); undefined when from neither. */
+/**
+ * Where `request` resolves from the app's folder or its main script (as Node would find it there); undefined when from
+ * neither.
+ */
 function resolvable(request: string): string | undefined {
   for (const from of [`${process.cwd()}/`, process.argv[1]]) {
     try {
@@ -156,13 +199,22 @@ export function missingDriver(url: string): string | undefined {
 
 function missingSqliteDriver(url: string): string | undefined {
   const driver = /[?&]driver=([^&]*)/.exec(url)?.[1];
-  const builtin = (process as { getBuiltinModule?: (id: string) => { DatabaseSync?: unknown } | undefined }).getBuiltinModule?.('node:sqlite');
+  const builtin = (
+    process as { getBuiltinModule?: (id: string) => { DatabaseSync?: unknown } | undefined }
+  ).getBuiltinModule?.('node:sqlite');
   const hasBuiltin = typeof builtin?.DatabaseSync === 'function';
   if (driver !== 'sqlite3' && hasBuiltin) return undefined;
-  if (driver === 'node') return `needs node:sqlite, which Node ${process.version} does not have (Node 22.13 or later has it)`;
+  if (driver === 'node')
+    return `needs node:sqlite, which Node ${process.version} does not have (Node 22.13 or later has it)`;
   if (resolvable('sqlite3') !== undefined) return undefined;
   if (driver === 'sqlite3') {
-    return `asks for the sqlite3 package (?driver=sqlite3), which is not installed: run \`npm install sqlite3\`${hasBuiltin ? ', or drop ?driver=sqlite3 to use the node:sqlite built into this Node' : ''}`;
+    return (
+      `asks for the sqlite3 package (?driver=sqlite3), which is not installed: run \`npm install ` +
+      `sqlite3\`${hasBuiltin ? ', or drop ?driver=sqlite3 to use the node:sqlite built into this Node' : ''}`
+    );
   }
-  return `needs node:sqlite (built into Node 22.13 and later; this is ${process.version}) or the sqlite3 package: run on Node 22.13 or later, or run \`npm install sqlite3\``;
+  return (
+    `needs node:sqlite (built into Node 22.13 and later; this is ${process.version}) or the sqlite3 package: ` +
+    `run on Node 22.13 or later, or run \`npm install sqlite3\``
+  );
 }

@@ -1,4 +1,5 @@
-// Everything SQL, for every dialect in one place: the statements of get/set/delete, compare-and-set, purge, listing, counting and batched rewrites.
+// Everything SQL, for every dialect in one place: the statements of get/set/delete, compare-and-set, purge, listing,
+// counting and batched rewrites.
 //
 // The sessions table is the one the Keyv SQL adapters use (key VARCHAR(255) PRIMARY KEY, value TEXT;
 // MySQL names the key column `id`), so a Keyv adapter handed in and a URL opened here share rows.
@@ -35,11 +36,18 @@ export function likePrefix(prefix: string): string {
  */
 const EXPIRY: Record<Dialect, string> = {
   postgres: `(CASE WHEN value ~ '^[cj][0-9]+:[0-9]{1,16}:' THEN split_part(value, ':', 2)::bigint END)`,
-  sqlite: `(CASE WHEN value GLOB '[cj][0-9]*:[0-9]*:*' THEN CAST(substr(value, instr(value, ':') + 1, instr(substr(value, instr(value, ':') + 1), ':') - 1) AS INTEGER) END)`,
-  mysql: `(CASE WHEN value REGEXP '^[cj][0-9]+:[0-9]{1,16}:' THEN CAST(SUBSTRING_INDEX(SUBSTRING_INDEX(value, ':', 2), ':', -1) AS UNSIGNED) END)`,
+  sqlite:
+    `(CASE WHEN value GLOB '[cj][0-9]*:[0-9]*:*' THEN CAST(substr(value, instr(value, ':') + 1, ` +
+    `instr(substr(value, instr(value, ':') + 1), ':') - 1) AS INTEGER) END)`,
+  mysql:
+    `(CASE WHEN value REGEXP '^[cj][0-9]+:[0-9]{1,16}:' THEN CAST(SUBSTRING_INDEX(SUBSTRING_INDEX(value, ':', ` +
+    `2), ':', -1) AS UNSIGNED) END)`,
 };
 
-/** The index a purge finds expired rows by, named `index` (unqualified), on `table`; undefined where the dialect has none. */
+/**
+ * The index a purge finds expired rows by, named `index` (unqualified), on `table`; undefined where the dialect has
+ * none.
+ */
 export function expiryIndex(dialect: Dialect, table: string, index: string): string | undefined {
   return dialect === 'mysql' ? undefined : `CREATE INDEX IF NOT EXISTS ${index} ON ${table} (${EXPIRY[dialect]})`;
 }
@@ -57,20 +65,26 @@ function statements(dialect: Dialect, table: string) {
     set:
       dialect === 'mysql'
         ? `INSERT INTO ${table} (id, value) VALUES (?, ?) ON DUPLICATE KEY UPDATE value = VALUES(value)`
-        : `INSERT INTO ${table} (key, value) VALUES (${p(1)}, ${p(2)}) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        : `INSERT INTO ${table} (key, value) VALUES (${p(1)}, ${p(2)}) ON CONFLICT (key) DO UPDATE SET value = ` +
+          `excluded.value`,
     delete: `DELETE FROM ${table} WHERE ${key} = ${p(1)}${returning}`,
     update: `UPDATE ${table} SET value = ${p(1)} WHERE ${key} = ${p(2)} AND value = ${p(3)}${returning}`,
     // A record's header through its version token: a few dozen characters compared, not the record.
-    updateStamped: `UPDATE ${table} SET value = ${p(1)} WHERE ${key} = ${p(2)} AND substr(value, 1, ${p(3)}) = ${p(4)}${returning}`,
+    updateStamped:
+      `UPDATE ${table} SET value = ${p(1)} WHERE ${key} = ${p(2)} AND substr(value, 1, ${p(3)}) = ` +
+      `${p(4)}${returning}`,
     // mysql2 reports a found-but-unchanged duplicate as changed under ON DUPLICATE KEY; INSERT IGNORE reports 0.
     insertIfAbsent:
-      dialect === 'mysql' ? `INSERT IGNORE INTO ${table} (id, value) VALUES (?, ?)` : `INSERT INTO ${table} (key, value) VALUES (${p(1)}, ${p(2)}) ON CONFLICT (key) DO NOTHING${returning}`,
+      dialect === 'mysql'
+        ? `INSERT IGNORE INTO ${table} (id, value) VALUES (?, ?)`
+        : `INSERT INTO ${table} (key, value) VALUES (${p(1)}, ${p(2)}) ON CONFLICT (key) DO NOTHING${returning}`,
     // One batch of expired rows per statement, found through the expiry index (no scan of live
     // rows) where the dialect has one; rows that are not records are never cast.
     purge:
       dialect === 'mysql'
         ? `DELETE FROM ${table} WHERE ${underPrefix} AND ${EXPIRY.mysql} <= ? LIMIT ?`
-        : `DELETE FROM ${table} WHERE ${key} IN (SELECT ${key} FROM ${table} WHERE ${underPrefix} AND ${EXPIRY[dialect]} <= ${p(2)} LIMIT ${p(3)})${returning}`,
+        : `DELETE FROM ${table} WHERE ${key} IN (SELECT ${key} FROM ${table} WHERE ${underPrefix} AND ` +
+          `${EXPIRY[dialect]} <= ${p(2)} LIMIT ${p(3)})${returning}`,
     // Keyset pages: no OFFSET, however deep.
     scan: `SELECT ${key}, value FROM ${table} WHERE ${underPrefix} AND ${key} > ${p(2)} ORDER BY ${key} LIMIT ${p(3)}`,
     count: `SELECT COUNT(*) AS n FROM ${table} WHERE ${underPrefix}`,
@@ -84,14 +98,24 @@ function statements(dialect: Dialect, table: string) {
  */
 function batchUpdate(dialect: Dialect, table: string, rows: number): string | undefined {
   if (dialect === 'mysql') return undefined;
-  const tuples = Array.from({ length: rows }, (_, i) => (dialect === 'postgres' ? `($${3 * i + 1}, $${3 * i + 2}, $${3 * i + 3})` : '(?, ?, ?)')).join(', ');
+  const tuples = Array.from({ length: rows }, (_, i) =>
+    dialect === 'postgres' ? `($${3 * i + 1}, $${3 * i + 2}, $${3 * i + 3})` : '(?, ?, ?)',
+  ).join(', ');
   return dialect === 'postgres'
-    ? `UPDATE ${table} AS t SET value = v.next FROM (VALUES ${tuples}) AS v(key, expected, next) WHERE t.key = v.key AND (t.value = v.expected OR t.value = v.next) RETURNING t.key`
-    : `WITH v(key, expected, next) AS (VALUES ${tuples}) UPDATE ${table} AS t SET value = v.next FROM v WHERE t.key = v.key AND (t.value = v.expected OR t.value = v.next) RETURNING key`;
+    ? `UPDATE ${table} AS t SET value = v.next FROM (VALUES ${tuples}) AS v(key, expected, next) WHERE t.key = v.key ` +
+        `AND (t.value = v.expected OR t.value = v.next) RETURNING t.key`
+    : `WITH v(key, expected, next) AS (VALUES ${tuples}) UPDATE ${table} AS t SET value = v.next FROM v WHERE t.key ` +
+        `= v.key AND (t.value = v.expected OR t.value = v.next) RETURNING key`;
 }
 
-/** The abilities SQL gives any table of ours: atomic compare-and-set, purge, listing, counting and (not MySQL) batched rewrites. */
-export type SqlAbilities = Required<Pick<Backend, 'compareAndSet' | 'purgeExpired' | 'scanPage' | 'countUnder' | 'scansInKeyOrder'>> & Pick<Backend, 'compareAndSetMany'>;
+/**
+ * The abilities SQL gives any table of ours: atomic compare-and-set, purge, listing, counting and (not MySQL) batched
+ * rewrites.
+ */
+export type SqlAbilities = Required<
+  Pick<Backend, 'compareAndSet' | 'purgeExpired' | 'scanPage' | 'countUnder' | 'scansInKeyOrder'>
+> &
+  Pick<Backend, 'compareAndSetMany'>;
 
 export function sqlAbilities(client: SqlClient): SqlAbilities {
   const sql = statements(client.dialect, client.table);
@@ -104,10 +128,14 @@ export function sqlAbilities(client: SqlClient): SqlAbilities {
     scansInKeyOrder: true,
     // One conditional statement, atomic in the database; a read tells "gone" from "changed" when it wrote nothing.
     async compareAndSet(key: string, expected: string | undefined, next: string): Promise<CasResult> {
-      const result = expected === undefined ? await client.query(sql.insertIfAbsent, [key, next]) : await client.query(...conditionalUpdate(key, expected, next));
+      const result =
+        expected === undefined
+          ? await client.query(sql.insertIfAbsent, [key, next])
+          : await client.query(...conditionalUpdate(key, expected, next));
       return result.changed > 0 ? { status: 'saved' } : missed(await value(key));
     },
-    purgeExpired: (prefix: string, now: number) => purgeInBatches(async () => (await client.query(sql.purge, [likePrefix(prefix), now, PURGE_BATCH])).changed),
+    purgeExpired: (prefix: string, now: number) =>
+      purgeInBatches(async () => (await client.query(sql.purge, [likePrefix(prefix), now, PURGE_BATCH])).changed),
     async scanPage(prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage> {
       const { rows } = await client.query(sql.scan, [likePrefix(prefix), cursor ?? '', count]);
       const entries = rows.map((row) => [String(row[sql.key]), String(row.value)] as const);

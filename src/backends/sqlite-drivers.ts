@@ -53,10 +53,15 @@ export function sqlite3Driver(sqlite3: Sqlite3): SqliteDriver {
     name: 'sqlite3',
     async open(file, busyTimeout) {
       const db = await new Promise<Sqlite3Database>((resolve, reject) => {
-        const opened: Sqlite3Database = new sqlite3.Database(file, (error) => (error ? reject(error) : resolve(opened)));
+        const opened: Sqlite3Database = new sqlite3.Database(file, (error) =>
+          error ? reject(error) : resolve(opened),
+        );
       });
       db.configure('busyTimeout', busyTimeout);
-      const all = (sql: string, params: readonly unknown[]) => new Promise<Rows>((resolve, reject) => db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows))));
+      const all = (sql: string, params: readonly unknown[]) =>
+        new Promise<Rows>((resolve, reject) =>
+          db.all(sql, params, (error, rows) => (error ? reject(error) : resolve(rows))),
+        );
       return {
         all,
         prepare: (sql) =>
@@ -64,7 +69,10 @@ export function sqlite3Driver(sqlite3: Sqlite3): SqliteDriver {
             const prepared = db.prepare(sql, (error) => {
               if (error) return reject(error);
               resolve({
-                all: (params) => new Promise<Rows>((done, fail) => prepared.all(params, (err, rows) => (err ? fail(err) : done(rows)))),
+                all: (params) =>
+                  new Promise<Rows>((done, fail) =>
+                    prepared.all(params, (err, rows) => (err ? fail(err) : done(rows))),
+                  ),
                 finalize: () => new Promise<void>((done) => prepared.finalize(done)),
               });
             });
@@ -109,7 +117,10 @@ function isBusy(error: unknown): boolean {
   return code === 5 || code === 6 || /database (table )?is locked/.test(messageOf(error));
 }
 
-/** Runs `run` (a synchronous statement) and, while the file is busy, again after a growing pause of at most 50 ms, until `busyTimeout` ms have passed. */
+/**
+ * Runs `run` (a synchronous statement) and, while the file is busy, again after a growing pause of at most 50 ms, until
+ * `busyTimeout` ms have passed.
+ */
 async function whenNotBusy<T>(run: () => T, busyTimeout: number): Promise<T> {
   const until = performance.now() + busyTimeout;
   for (let attempt = 0; ; attempt++) {
@@ -131,7 +142,8 @@ export function nodeSqliteDriver(sqlite: NodeSqlite): SqliteDriver {
       const db = new sqlite.DatabaseSync(file);
       const prepare = (sql: string) => {
         const statement = db.prepare(sql);
-        const all = (params: readonly unknown[]): Promise<Rows> => whenNotBusy(() => statement.all(...params) as Rows, busyTimeout);
+        const all = (params: readonly unknown[]): Promise<Rows> =>
+          whenNotBusy(() => statement.all(...params) as Rows, busyTimeout);
         return { all, finalize: async () => {} };
       };
       try {
@@ -166,14 +178,18 @@ function builtinSqlite(): NodeSqlite | undefined {
 /** The driver a sqlite:// URL asks for (`?driver=`), or the default: node:sqlite when present, else sqlite3. */
 export async function sqliteDriver(choice: string | undefined, scheme: string): Promise<SqliteDriver> {
   if (choice !== undefined && choice !== 'node' && choice !== 'sqlite3') {
-    throw new SessionError('SESSION_INVALID_OPTION', `koa-kv-session: the driver parameter of a sqlite:// URL is "node" or "sqlite3", got ${JSON.stringify(choice)}`);
+    throw new SessionError(
+      'SESSION_INVALID_OPTION',
+      `koa-kv-session: the driver parameter of a sqlite:// URL is "node" or "sqlite3", got ${JSON.stringify(choice)}`,
+    );
   }
   const builtin = choice === 'sqlite3' ? undefined : builtinSqlite();
   if (builtin !== undefined) return nodeSqliteDriver(builtin);
   if (choice === 'node') {
     throw new SessionError(
       'SESSION_ADAPTER_MISSING',
-      `koa-kv-session: the store URL sqlite://...?driver=node needs node:sqlite, which Node ${process.version} does not have without a flag (Node 22.13 or later has it); or drop ?driver=node and run \`npm install sqlite3\``,
+      `koa-kv-session: the store URL sqlite://...?driver=node needs node:sqlite, which Node ${process.version} does ` +
+        `not have without a flag (Node 22.13 or later has it); or drop ?driver=node and run \`npm install sqlite3\``,
       500,
     );
   }
@@ -184,7 +200,8 @@ export async function sqliteDriver(choice: string | undefined, scheme: string): 
     if (error instanceof SessionError && choice === undefined) {
       throw new SessionError(
         'SESSION_ADAPTER_MISSING',
-        `koa-kv-session: the store URL sqlite:// needs node:sqlite (built into Node 22.13 and later; this is ${process.version}) or the sqlite3 package: run \`npm install sqlite3\`, or run on Node 22 or later`,
+        `koa-kv-session: the store URL sqlite:// needs node:sqlite (built into Node 22.13 and later; this is ` +
+          `${process.version}) or the sqlite3 package: run \`npm install sqlite3\`, or run on Node 22 or later`,
         500,
         { cause: error },
       );

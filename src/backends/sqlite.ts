@@ -1,13 +1,13 @@
-// SQLite files (`sqlite://path`, the zero-config default), tuned as web apps tune SQLite, whose open is retried until it succeeds.
+// SQLite files (`sqlite://path`, the zero-config default), tuned as web apps tune SQLite, whose open is retried until
+// it succeeds.
 //
-// Driver (sqlite-drivers.ts): the built-in `node:sqlite` where the running Node has it (22.13 and later, 23.4 and later:
-// nothing to install or compile), else the `sqlite3` package (an optional peer, compiled or
-// downloaded at install). `?driver=node` or `?driver=sqlite3` picks one. Both run the same
-// statements, on two connections per file: reads on one, writes on the other, so that a read never
-// queues behind a write waiting for another process's lock (in WAL, readers never wait for the
-// writer). node:sqlite runs statements synchronously, in microseconds; it never waits for a lock
-// inside SQLite (that would block the event loop): a busy file is tried again after a short
-// asynchronous pause, until the busy timeout.
+// Driver (sqlite-drivers.ts): the built-in `node:sqlite` where the running Node has it (22.13 and later, 23.4 and
+// later: nothing to install or compile), else the `sqlite3` package (an optional peer, compiled or downloaded at
+// install). `?driver=node` or `?driver=sqlite3` picks one. Both run the same statements, on two connections per file:
+// reads on one, writes on the other, so that a read never queues behind a write waiting for another process's lock (in
+// WAL, readers never wait for the writer). node:sqlite runs statements synchronously, in microseconds; it never waits
+// for a lock inside SQLite (that would block the event loop): a busy file is tried again after a short asynchronous
+// pause, until the busy timeout.
 //
 // Tuning: WAL journal (readers never wait for the writer), synchronous=NORMAL (a commit no longer
 // waits for a disk sync: a power cut may lose the last commits, but never corrupts the file), a busy
@@ -21,7 +21,14 @@
 import { QuietEmitter, type Backend } from './contract.js';
 import { expiryIndex, sqlBackend, type SqlClient, type SqlResult } from './sql.js';
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { type Database, PREPARED, type Rows, type SqliteDriver, type Statement, sqliteDriver } from './sqlite-drivers.js';
+import {
+  type Database,
+  PREPARED,
+  type Rows,
+  type SqliteDriver,
+  type Statement,
+  sqliteDriver,
+} from './sqlite-drivers.js';
 import { createParameter, storeMissing, takeParameters } from './url.js';
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
@@ -32,13 +39,17 @@ interface Connection {
   readonly statements: Map<string, Promise<Statement>>;
 }
 
-/** The two connections to one file: reads never queue behind a write that waits for a lock. One for an in-memory database (a second would be another database). */
+/**
+ * The two connections to one file: reads never queue behind a write that waits for a lock. One for an in-memory
+ * database (a second would be another database).
+ */
 interface Connections {
   readonly read: Connection;
   readonly write: Connection;
 }
 
-// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: the interface below declares what sqlBackend() assigns in the constructor
+// What sqlBackend() assigns in the constructor is declared by the interface below.
+// biome-ignore lint/suspicious/noUnsafeDeclarationMerging: see the line above
 export class SqliteBackend extends QuietEmitter implements Backend {
   /** The sessions table, as the SQL of sql.ts reaches it. Statements that change rows say so with RETURNING. */
   readonly sql: SqlClient;
@@ -53,7 +64,11 @@ export class SqliteBackend extends QuietEmitter implements Backend {
 
   constructor(driver: SqliteDriver, file: string, table: string, busyTimeout: number, create = true) {
     super();
-    if (!IDENTIFIER.test(table)) throw new TypeError(`koa-kv-session: the table parameter of a sqlite:// URL must be a plain SQL identifier, got ${JSON.stringify(table)}`);
+    if (!IDENTIFIER.test(table))
+      throw new TypeError(
+        `koa-kv-session: the table parameter of a sqlite:// URL must be a plain SQL identifier, got ` +
+          `${JSON.stringify(table)}`,
+      );
     this.#file = file;
     this.#driver = driver;
     this.driver = driver.name;
@@ -63,7 +78,10 @@ export class SqliteBackend extends QuietEmitter implements Backend {
     Object.assign(this, sqlBackend(this.sql));
   }
 
-  /** Opens the file (a connection to write, one to read) and creates the table; a failure (a lock, a missing folder) is retried on the next call. */
+  /**
+   * Opens the file (a connection to write, one to read) and creates the table; a failure (a lock, a missing folder) is
+   * retried on the next call.
+   */
   #open(): Promise<Connections> {
     this.#ready ??= (async () => {
       const inMemory = this.#file === ':memory:' || this.#file === '';
@@ -75,7 +93,9 @@ export class SqliteBackend extends QuietEmitter implements Backend {
       let reader: Database | undefined;
       try {
         if (!this.#create) {
-          const found = await db.all("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", [this.sql.table]);
+          const found = await db.all("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", [
+            this.sql.table,
+          ]);
           if (found.length === 0) throw storeMissing(`the table ${this.sql.table} in the SQLite file ${this.#file}`);
         }
         // WAL is a property of the file (it stays on for every later connection); NORMAL is per connection.
@@ -107,7 +127,8 @@ export class SqliteBackend extends QuietEmitter implements Backend {
     if (this.#closed) throw new Error('koa-kv-session: the SQLite store was closed');
     const connections = await this.#open();
     // Transaction control stays unprepared, on the writer: it is rare, and BEGIN/COMMIT must not be held by a cache.
-    if (/^\s*(BEGIN|COMMIT|ROLLBACK|PRAGMA|CREATE|DROP)\b/i.test(sql)) return rowsOf(await connections.write.db.all(sql, params));
+    if (/^\s*(BEGIN|COMMIT|ROLLBACK|PRAGMA|CREATE|DROP)\b/i.test(sql))
+      return rowsOf(await connections.write.db.all(sql, params));
     const connection = /^\s*SELECT\b/i.test(sql) ? connections.read : connections.write;
     const statement = await this.#prepared(connection, sql);
     return rowsOf(await statement.all(params));

@@ -35,12 +35,19 @@ export function takeParameters(url: string, names: readonly string[]): { url: st
 export function createParameter(value: string | undefined, scheme: string): boolean {
   if (value === undefined || value === 'true' || value === '1') return true;
   if (value === 'false' || value === '0') return false;
-  throw new SessionError('SESSION_INVALID_OPTION', `koa-kv-session: the create parameter of a ${scheme}:// URL is true or false, got ${JSON.stringify(value)}`);
+  throw new SessionError(
+    'SESSION_INVALID_OPTION',
+    `koa-kv-session: the create parameter of a ${scheme}:// URL is true or false, got ${JSON.stringify(value)}`,
+  );
 }
 
 /** What a store opened with `create=false` says when its file, schema or table does not exist. */
 export function storeMissing(what: string): SessionError {
-  return new SessionError('SESSION_STORE_MISSING', `koa-kv-session: ${what} does not exist, and create=false creates nothing (check the store URL; the app creates it on its first start)`);
+  return new SessionError(
+    'SESSION_STORE_MISSING',
+    `koa-kv-session: ${what} does not exist, and create=false creates nothing (check the store URL; the app creates ` +
+      `it on its first start)`,
+  );
 }
 
 /** `host:port[,host:port]` of a URL, without scheme, credentials, path or query. */
@@ -62,15 +69,24 @@ export async function importOptional(pkg: string, scheme: string): Promise<AnyMo
   } catch (error) {
     const code = (error as { code?: string }).code;
     // Node says so with a code; bundlers and test runners that resolve imports themselves, in words.
-    const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND' || /(cannot find|could not resolve)[^\n]*\bpackage|could not resolve "/i.test(messageOf(error));
+    const missing =
+      code === 'ERR_MODULE_NOT_FOUND' ||
+      code === 'MODULE_NOT_FOUND' ||
+      /(cannot find|could not resolve)[^\n]*\bpackage|could not resolve "/i.test(messageOf(error));
     if (missing) {
       const install = pkg
         .split('/')
         .slice(0, pkg.startsWith('@') ? 2 : 1)
         .join('/');
-      throw new SessionError('SESSION_ADAPTER_MISSING', `koa-kv-session: the store URL ${scheme}:// needs the ${install} package, which is not installed: run \`npm install ${install}\``, 500, {
-        cause: error,
-      });
+      throw new SessionError(
+        'SESSION_ADAPTER_MISSING',
+        `koa-kv-session: the store URL ${scheme}:// needs the ${install} package, which is not installed: run \`npm ` +
+          `install ${install}\``,
+        500,
+        {
+          cause: error,
+        },
+      );
     }
     throw error;
   }

@@ -17,7 +17,10 @@ export class ValkeyClusterBackend extends ValkeyBackend {
     const node = Number(nodeText);
     const master = masters[node];
     if (master === undefined) return { entries: [], cursor: undefined };
-    const [next, keys] = (await master.scan(position, 'MATCH', globPrefix(prefix), 'COUNT', count)) as [string, string[]];
+    const [next, keys] = (await master.scan(position, 'MATCH', globPrefix(prefix), 'COUNT', count)) as [
+      string,
+      string[],
+    ];
     const values: Array<string | null> = await Promise.all(keys.map((key) => this.client.get(key)));
     const entries = scannedEntries(keys, values);
     if (next !== '0') return { entries, cursor: `${node}:${next}` };

@@ -1,6 +1,13 @@
 // Valkey through the iovalkey client of @keyv/valkey (`valkey://host:port`).
 import { QuietEmitter, type Backend, type CasResult, type ScannedPage } from './contract.js';
-import { CAS_SCRIPT, casArguments, casScriptResult, globPrefix, reconnectDelay, scannedEntries } from './redis-family.js';
+import {
+  CAS_SCRIPT,
+  casArguments,
+  casScriptResult,
+  globPrefix,
+  reconnectDelay,
+  scannedEntries,
+} from './redis-family.js';
 import { exportOf, type AnyModule } from './url.js';
 
 /**
@@ -60,7 +67,10 @@ export class ValkeyBackend extends QuietEmitter implements Backend {
 
   /** A SCAN page under `prefix` (cursor: Valkey's own). */
   async scanPage(prefix: string, cursor: string | undefined, count: number): Promise<ScannedPage> {
-    const [next, keys] = (await this.client.scan(cursor ?? '0', 'MATCH', globPrefix(prefix), 'COUNT', count)) as [string, string[]];
+    const [next, keys] = (await this.client.scan(cursor ?? '0', 'MATCH', globPrefix(prefix), 'COUNT', count)) as [
+      string,
+      string[],
+    ];
     const values: Array<string | null> = keys.length === 0 ? [] : await this.client.mget(keys);
     const entries = scannedEntries(keys, values);
     return { entries, cursor: next === '0' ? undefined : next };

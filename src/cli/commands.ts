@@ -1,101 +1,29 @@
-// The operator command's commands (stats, list, show, revoke, purge, migrate), each given the store and settings it runs on.
+// The operator command's commands (stats, list, show, revoke, purge, migrate), each given the store and settings it
+// runs on.
 import { parseArgs } from 'node:util';
-import { backendsThat } from '../backends/registry.js';
 import { Revoker } from '../revoke.js';
-import type { Settings } from '../options.js';
-import type { SessionStore } from '../store.js';
 import { UserIndex } from '../users.js';
 import { hashSids } from './hash-sids.js';
-import { BadCursorError, census, findByPrefix, findBySafeId, hasUserIndex, listPage, migrate, showSession, type WalkOptions } from './maintenance.js';
-import { Progress } from './progress.js';
+import { BadCursorError, census, hasUserIndex, listPage, showSession } from './maintenance.js';
+import { migrate } from './convert.js';
+import {
+  countOf,
+  EXIT,
+  interrupted,
+  labelOf,
+  printable,
+  SID_LIKE,
+  sidArgument,
+  targetOf,
+  UsageError,
+  walkOptions,
+  writeJson,
+  type Run,
+} from './run.js';
+import { purgeExpired } from '../store-scan.js';
 
-/** Exit codes, as documented in the README and in `--help`. */
-export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, unsupported: 4, missing: 5, interrupted: 130 } as const;
-
-/** What a command runs with: the settings, the store, where it is (masked), the output streams, Ctrl-C and --json. */
-export interface Run {
-  readonly settings: Settings;
-  readonly store: SessionStore;
-  readonly where: string;
-  readonly out: NodeJS.WriteStream;
-  readonly err: NodeJS.WriteStream;
-  readonly stopped: () => boolean;
-  /** --json: one JSON document on stdout instead of the text for people. */
-  readonly json: boolean;
-}
-
-/** Writes one JSON document (what --json prints), with what JSON has no word for spelled out. */
-function writeJson(run: Run, value: unknown): void {
-  run.out.write(`${printable(value)}\n`);
-}
-
-/** Bad usage of a command: exit code 2, with a pointer to its --help. */
-export class UsageError extends Error {}
-
-function countOf(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? '' : 's'}`;
-}
-
-/** An argument that starts with "-" but is a sid (or a whole cookie value), not an option. */
-const SID_LIKE = /^-[A-Za-z0-9_-]{15,}(?:\.\S*)?$/;
-
-/**
- * A sid given on the command line; a whole cookie value (`<sid>.<signature>`) is accepted too, and
- * the start of a key as `list` prints it, with its ellipsis.
- */
-function sidArgument(value: string | undefined, command: string): string {
-  if (value === undefined || value === '') throw new UsageError(`${command} needs a session id: koa-kv-session ${command} <sid>`);
-  return (value.split('.')[0] as string).replace(/(…|\.\.\.)$/, '');
-}
-
-/** What an argument of show is, as its output names it: a safe id, the start of a key, or a sid. */
-function labelOf(argument: string): string {
-  return SAFE_ID.test(argument) ? 'id' : LISTED_PREFIX.test(argument) ? 'key' : 'sid';
-}
-
-/** A safe id (16 characters, as a devices page shows): never a sid, which has at least 22. */
-const SAFE_ID = /^[A-Za-z0-9_-]{16}$/;
-/** The start of a stored name, as `list` prints it (12 characters): 8 to 15 accepted. */
-const LISTED_PREFIX = /^[A-Za-z0-9_-]{8,15}$/;
-
-/**
- * The session `show` and `revoke` act on: a sid (hashed on the way when the store keeps hashes), or
- * a safe id, found by walking the records; undefined when no stored session has that safe id.
- */
-async function targetOf(run: Run, argument: string): Promise<string | undefined> {
-  const safeId = SAFE_ID.test(argument);
-  const prefix = LISTED_PREFIX.test(argument);
-  if (!safeId && !prefix) return argument;
-  const what = safeId ? 'a safe id' : 'the start of a sid';
-  if (!(await run.store.canList())) throw new UsageError(`${argument} is ${what}, and finding one needs a store that can list its keys; give the sid`);
-  if (safeId) return findBySafeId(run.store, argument);
-  const found = await findByPrefix(run.store, argument);
-  if (found.length > 1) throw new UsageError(`${argument} starts more than one session's key (${found.length} at least): give more characters, or the sid`);
-  return found[0];
-}
-
-/** What a store that cannot list its keys can still do, said plainly. */
-export function cannotList(run: Run, command: string): number {
-  run.err.write(
-    `koa-kv-session: ${command} needs a store that can list its keys, and ${run.where} cannot (${backendsThat('list', false).join(' and ')} cannot; ` +
-      `${backendsThat('list')
-        .filter((name) => name !== 'memory')
-        .join(', ')} can).\n` +
-      'On this store you can still use: show <sid>, revoke <sid>, revoke --user <id> (with SESSION_USER_KEY) and purge.\n',
-  );
-  return EXIT.unsupported;
-}
-
-async function walkOptions(run: Run, label: string): Promise<WalkOptions & { progress: Progress }> {
-  const total = await run.store.countRecords();
-  return { progress: new Progress(run.err, label, total), stopped: run.stopped };
-}
-
-function interrupted(run: Run, complete: boolean): number {
-  if (complete) return EXIT.ok;
-  run.err.write('interrupted: the summary above covers the records reached so far; running the command again is safe\n');
-  return EXIT.interrupted;
-}
+const TOMBSTONES_NOTE =
+  ' (of revoked or regenerated sessions, for requests in flight; purged or dropped within minutes)';
 
 async function stats(run: Run): Promise<number> {
   const options = await walkOptions(run, 'stats');
@@ -110,7 +38,7 @@ async function stats(run: Run): Promise<number> {
     `store       ${run.where}, prefix "${run.settings.keyPrefix}"\n` +
       `sessions    ${counts.sessions} (cbor ${counts.cbor}, json ${counts.json})\n` +
       `expired     ${counts.expired}${counts.expired > 0 ? ' (koa-kv-session purge removes them)' : ''}\n` +
-      `tombstones  ${counts.tombstones}${counts.tombstones > 0 ? ' (of revoked or regenerated sessions, for requests in flight; purged or dropped within minutes)' : ''}\n` +
+      `tombstones  ${counts.tombstones}${counts.tombstones > 0 ? TOMBSTONES_NOTE : ''}\n` +
       `users       ${counts.users}\n` +
       `unreadable  ${counts.unreadable}\n` +
       `bytes       ${counts.bytes}\n`,
@@ -119,12 +47,19 @@ async function stats(run: Run): Promise<number> {
 }
 
 async function list(run: Run, args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { limit: { type: 'string' }, cursor: { type: 'string' } }, strict: true });
-  const limit = values.limit === undefined ? 50 : Number(values.limit);
-  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError(`--limit must be a whole number from 1 to 10000, got ${JSON.stringify(values.limit)}`);
-  const { sessions, cursor } = await listPage(run.store, values.cursor, limit, run.settings.userKey).catch((error: unknown) => {
-    throw error instanceof BadCursorError ? new UsageError(error.message) : error;
+  const { values } = parseArgs({
+    args,
+    options: { limit: { type: 'string' }, cursor: { type: 'string' } },
+    strict: true,
   });
+  const limit = values.limit === undefined ? 50 : Number(values.limit);
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000)
+    throw new UsageError(`--limit must be a whole number from 1 to 10000, got ${JSON.stringify(values.limit)}`);
+  const { sessions, cursor } = await listPage(run.store, values.cursor, limit, run.settings.userKey).catch(
+    (error: unknown) => {
+      throw error instanceof BadCursorError ? new UsageError(error.message) : error;
+    },
+  );
   const now = Date.now();
   if (run.json) {
     const listed = sessions.map((s) => ({
@@ -158,27 +93,11 @@ async function list(run: Run, args: string[]): Promise<number> {
         .trimEnd()}\n`,
     );
   run.out.write(
-    cursor === undefined ? `(${countOf(sessions.length, 'session')}, last page)\n` : `(${countOf(sessions.length, 'session')}) next page: koa-kv-session list --limit ${limit} --cursor ${cursor}\n`,
+    cursor === undefined
+      ? `(${countOf(sessions.length, 'session')}, last page)\n`
+      : `(${countOf(sessions.length, 'session')}) next page: koa-kv-session list --limit ${limit} --cursor ${cursor}\n`,
   );
   return EXIT.ok;
-}
-
-/** JSON for session data, with what JSON has no word for spelled out. */
-function printable(data: unknown): string {
-  return JSON.stringify(
-    data,
-    (_key, value: unknown) => {
-      if (typeof value === 'bigint') return `${value}n`;
-      if (value instanceof Map) return { '<Map>': [...value] };
-      if (value instanceof Set) return { '<Set>': [...value] };
-      if (value instanceof Uint8Array) return { '<bytes base64>': Buffer.from(value).toString('base64') };
-      if (value && typeof value === 'object' && (value as { type?: unknown }).type === 'Buffer' && Array.isArray((value as { data?: unknown }).data)) {
-        return { '<bytes base64>': Buffer.from((value as { data: number[] }).data).toString('base64') };
-      }
-      return value === undefined ? '<undefined>' : value;
-    },
-    2,
-  );
 }
 
 async function show(run: Run, args: string[]): Promise<number> {
@@ -194,7 +113,8 @@ async function show(run: Run, args: string[]): Promise<number> {
     return EXIT.notFound;
   }
   if (run.json) {
-    if (shown.status === 'unreadable') writeJson(run, { [labelOf(sid)]: sid, unreadable: shown.reason, raw: shown.raw.slice(0, 200) });
+    if (shown.status === 'unreadable')
+      writeJson(run, { [labelOf(sid)]: sid, unreadable: shown.reason, raw: shown.raw.slice(0, 200) });
     else {
       const { record } = shown;
       writeJson(run, {
@@ -211,7 +131,10 @@ async function show(run: Run, args: string[]): Promise<number> {
     return EXIT.ok;
   }
   if (shown.status === 'unreadable') {
-    run.out.write(`${label} ${sid}\nunreadable ${shown.reason}\nraw        ${shown.raw.slice(0, 200)}${shown.raw.length > 200 ? '…' : ''}\n`);
+    run.out.write(
+      `${label} ${sid}\nunreadable ${shown.reason}\nraw        ` +
+        `${shown.raw.slice(0, 200)}${shown.raw.length > 200 ? '…' : ''}\n`,
+    );
     return EXIT.ok;
   }
   const { record } = shown;
@@ -232,16 +155,28 @@ function userIndexOf(run: Run): UserIndex | undefined {
 async function revoke(run: Run, args: string[]): Promise<number> {
   // A sid is base64url and may start with "-": such an argument is a sid, not an unknown option.
   const sids = args.filter((arg) => SID_LIKE.test(arg));
-  const parsed = parseArgs({ args: args.filter((arg) => !SID_LIKE.test(arg)), options: { user: { type: 'string' } }, allowPositionals: true, strict: true });
+  const parsed = parseArgs({
+    args: args.filter((arg) => !SID_LIKE.test(arg)),
+    options: { user: { type: 'string' } },
+    allowPositionals: true,
+    strict: true,
+  });
   const { values } = parsed;
   const positionals = [...parsed.positionals, ...sids];
   if (values.user !== undefined) {
     if (positionals.length > 0) throw new UsageError('revoke takes either a sid or --user <id>, not both');
     const users = userIndexOf(run);
-    if (users === undefined) throw new UsageError("revoke --user needs SESSION_USER_KEY: the session field that holds the user id, as the app's userKey option");
+    if (users === undefined)
+      throw new UsageError(
+        "revoke --user needs SESSION_USER_KEY: the session field that holds the user id, as the app's userKey option",
+      );
     if (values.user === '') throw new UsageError('--user needs a user id');
     const failures: Error[] = [];
-    const revoked = (await new Revoker(run.store, run.settings, users).revokeUser(values.user, undefined, (error) => failures.push(error))).length;
+    const revoked = (
+      await new Revoker(run.store, run.settings, users).revokeUser(values.user, undefined, (error) =>
+        failures.push(error),
+      )
+    ).length;
     for (const error of failures) run.err.write(`koa-kv-session: ${error.message.replace(/^koa-kv-session: /, '')}\n`);
     run.out.write(`revoked ${countOf(revoked, 'session')} of user ${JSON.stringify(values.user)}\n`);
     return EXIT.ok;
@@ -250,7 +185,10 @@ async function revoke(run: Run, args: string[]): Promise<number> {
   const sid = sidArgument(positionals[0], 'revoke');
   const target = await targetOf(run, sid);
   // As the app's revokeSession(): by compare-and-set, following a session that a racing regenerate() moves.
-  if (target === undefined || (await new Revoker(run.store, run.settings, userIndexOf(run)).revoke(target)) === undefined) {
+  if (
+    target === undefined ||
+    (await new Revoker(run.store, run.settings, userIndexOf(run)).revoke(target)) === undefined
+  ) {
     run.err.write(`koa-kv-session: no session record ${sid} under "${run.settings.keyPrefix}" in ${run.where}\n`);
     return EXIT.notFound;
   }
@@ -259,29 +197,41 @@ async function revoke(run: Run, args: string[]): Promise<number> {
 }
 
 async function purge(run: Run): Promise<number> {
-  const removed = await run.store.purge();
+  const removed = await purgeExpired(run.store);
   if (run.json) {
     writeJson(run, { removed, prefix: run.settings.keyPrefix, store: run.where });
     return EXIT.ok;
   }
-  run.out.write(`removed ${countOf(removed, 'expired session record')} under "${run.settings.keyPrefix}" from ${run.where}\n`);
+  run.out.write(
+    `removed ${countOf(removed, 'expired session record')} under "${run.settings.keyPrefix}" from ${run.where}\n`,
+  );
   return EXIT.ok;
 }
 
 async function migrateCommand(run: Run, args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { to: { type: 'string' }, 'hash-sids': { type: 'boolean' } }, strict: true });
+  const { values } = parseArgs({
+    args,
+    options: { to: { type: 'string' }, 'hash-sids': { type: 'boolean' } },
+    strict: true,
+  });
   if (values['hash-sids'] === true) {
-    if (values.to !== undefined) throw new UsageError('migrate takes --to or --hash-sids, not both: run it once for each');
+    if (values.to !== undefined)
+      throw new UsageError('migrate takes --to or --hash-sids, not both: run it once for each');
     return migrateToHashes(run);
   }
   const to = values.to?.toLowerCase();
-  if (to !== 'cbor' && to !== 'json') throw new UsageError(`migrate needs --to cbor or --to json${values.to === undefined ? '' : `, got ${JSON.stringify(values.to)}`}`);
+  if (to !== 'cbor' && to !== 'json')
+    throw new UsageError(
+      `migrate needs --to cbor or --to json${values.to === undefined ? '' : `, got ${JSON.stringify(values.to)}`}`,
+    );
   const options = await walkOptions(run, `migrate to ${to}`);
   const report = await migrate(run.store, to, run.settings.maxSize, options);
   options.progress.finish();
   run.out.write(
-    `converted        ${report.converted}\nalready ${to.padEnd(8)} ${report.already}\nexpired          ${report.expired}\n` +
-      `left as is: unrepresentable in ${to} ${report.unrepresentable}, over maxSize ${report.tooLarge}, unreadable ${report.unreadable}, ` +
+    `converted        ${report.converted}\nalready ${to.padEnd(8)} ${report.already}\nexpired          ` +
+      `${report.expired}\n` +
+      `left as is: unrepresentable in ${to} ${report.unrepresentable}, over maxSize ${report.tooLarge}, unreadable ` +
+      `${report.unreadable}, ` +
       `changed by the app throughout ${report.busy}, tombstones ${report.tombstones}\n`,
   );
   return interrupted(run, report.complete);
@@ -290,18 +240,24 @@ async function migrateCommand(run: Run, args: string[]): Promise<number> {
 async function migrateToHashes(run: Run): Promise<number> {
   if (!run.settings.hashSids) {
     throw new UsageError(
-      'migrate --hash-sids moves sessions under the hash of their sid: set SESSION_HASH_SIDS=true, as in the app. The other way cannot be done here (a hash gives no sid back): with hashSids off, each session moves back under its sid at its next request',
+      'migrate --hash-sids moves sessions under the hash of their sid: set SESSION_HASH_SIDS=true, as in the app. ' +
+        'The other way cannot be done here (a hash gives no sid back): with hashSids off, each session moves back ' +
+        'under its sid at its next request',
     );
   }
   // User indexes name sessions by key: each move must rename its entry, which needs the user field.
   if (run.settings.userKey === undefined && (await hasUserIndex(run.store))) {
-    throw new UsageError('the store holds user indexes: set SESSION_USER_KEY as in the app, so that each moved session keeps its entry (revoking a user must find it)');
+    throw new UsageError(
+      'the store holds user indexes: set SESSION_USER_KEY as in the app, so that each moved session keeps its entry ' +
+        '(revoking a user must find it)',
+    );
   }
   const options = await walkOptions(run, 'migrate to hashed sids');
   const report = await hashSids(run.store, userIndexOf(run), run.settings.userKey, options);
   options.progress.finish();
   run.out.write(
-    `moved            ${report.moved}\nalready hashed   ${report.already}\ntombstones moved ${report.tombstones}\nleft as is: expired or ended meanwhile ${report.skipped}, unreadable ${report.unreadable}\n`,
+    `moved            ${report.moved}\nalready hashed   ${report.already}\ntombstones moved ${report.tombstones}\n` +
+      `left as is: expired or ended meanwhile ${report.skipped}, unreadable ${report.unreadable}\n`,
   );
   return interrupted(run, report.complete);
 }

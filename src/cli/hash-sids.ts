@@ -29,7 +29,12 @@ export interface RelayoutReport {
  * with hashSids), each by the very steps a request of it takes (relayout.ts): nobody is signed out,
  * and a session the app changes or ends meanwhile stays as the app left it.
  */
-export async function hashSids(store: SessionStore, users: UserIndex | undefined, userKey: string | undefined, options: WalkOptions = {}): Promise<RelayoutReport> {
+export async function hashSids(
+  store: SessionStore,
+  users: UserIndex | undefined,
+  userKey: string | undefined,
+  options: WalkOptions = {},
+): Promise<RelayoutReport> {
   const report: RelayoutReport = { moved: 0, already: 0, skipped: 0, unreadable: 0, tombstones: 0, complete: false };
   const context = { store, users, userKey, report: () => undefined };
   report.complete = await walk(store, options, async (records) => {
@@ -65,7 +70,13 @@ async function retireTombstone(store: SessionStore, name: string, raw: string, r
     // `name` is the old sid: its hash's name, and the new sid's (a sid kept by a process without hashSids).
     const moved = store.names.nameOf(name);
     const target = store.names.storedName(to.startsWith('#') ? to : store.names.nameOf(to));
-    await store.compareAndSet(moved, undefined, movedTombstone(target, true), TOMBSTONE_LIFETIME, Date.now() + store.timeoutMs);
+    await store.compareAndSet(
+      moved,
+      undefined,
+      movedTombstone(target, true),
+      TOMBSTONE_LIFETIME,
+      Date.now() + store.timeoutMs,
+    );
   }
   await store.remove(store.names.fromKey(name, false));
   report.tombstones++;

@@ -7,8 +7,10 @@ import { maskPassword } from '../backends/url.js';
 import { messageOf, SessionError } from '../errors.js';
 import { resolveSettings, type Settings } from '../options.js';
 import { SessionStore } from '../store.js';
-import { cannotList, COMMANDS, EXIT, type Run, UsageError } from './commands.js';
+import { COMMANDS } from './commands.js';
+import { cannotList, EXIT, type Run, UsageError } from './run.js';
 import { distance } from '../warnings.js';
+import { canList } from '../store-scan.js';
 
 const EXIT_CODES = `Exit codes: 0 done, 1 the store failed, 2 bad usage or configuration, 3 no such session,
 4 the store cannot do this (it cannot list its keys), 5 the store's SQLite file or SQL table does
@@ -181,11 +183,14 @@ async function main(argv: readonly string[], out = process.stdout, err = process
   process.on('SIGINT', onSigint);
   const run: Run = { settings, store, where, out, err, stopped: () => stopping, json };
   try {
-    if (LISTING.includes(command) && !(await store.canList())) return cannotList(run, command);
+    if (LISTING.includes(command) && !(await canList(store))) return cannotList(run, command);
     return await handler(run, args);
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
-      err.write(`koa-kv-session ${command}: ${reason(error)}${meant(error)}\n(koa-kv-session ${command} --help shows the options)\n`);
+      err.write(
+        `koa-kv-session ${command}: ${reason(error)}${meant(error)}\n(koa-kv-session ${command} --help shows the ` +
+          `options)\n`,
+      );
       return EXIT.usage;
     }
     if (error instanceof SessionError && error.code === 'SESSION_STORE_MISSING') {
@@ -199,7 +204,9 @@ async function main(argv: readonly string[], out = process.stdout, err = process
     }
     err.write(`koa-kv-session ${command}: ${reason(error)}\n`);
     // Configuration: a bad option, or a store driver that is not installed (the message names the package).
-    const configuration = error instanceof SessionError && (error.code === 'SESSION_INVALID_OPTION' || error.code === 'SESSION_ADAPTER_MISSING');
+    const configuration =
+      error instanceof SessionError &&
+      (error.code === 'SESSION_INVALID_OPTION' || error.code === 'SESSION_ADAPTER_MISSING');
     return configuration ? EXIT.usage : EXIT.failed;
   } finally {
     process.off('SIGINT', onSigint);

@@ -1,10 +1,20 @@
-// The work behind the operator commands: census, listing, showing, revoking, re-encoding stored records and moving them under the hash of their sid. No printing here.
+// The work behind the operator commands: census, listing, showing and finding stored sessions (re-encoding them:
+// convert.ts; moving them under the hash of their sid: hash-sids.ts). No printing here.
 import { messageOf } from '../errors.js';
-import { decodePayload, decodeRecord, encodePayload, fingerprint, frameRecord, isHashedRecord, parseRecord, type Format, type StoredData, type StoredRecord } from '../codec.js';
+import {
+  decodePayload,
+  decodeRecord,
+  isHashedRecord,
+  parseRecord,
+  type Format,
+  type StoredData,
+  type StoredRecord,
+} from '../codec.js';
 import { isTombstone } from '../tombstone.js';
 import type { Progress } from './progress.js';
 import type { ListedRecord, SessionStore } from '../store.js';
 import { isUserIndexName, storedUserOf } from '../user-id.js';
+import { scanPage, scansInKeyOrder } from '../store-scan.js';
 
 /** How a long command walks the store: page size, where progress goes, and when to stop early (Ctrl-C). */
 export interface WalkOptions {
@@ -16,11 +26,15 @@ export interface WalkOptions {
 const PAGE_SIZE = 1000;
 
 /** Visits every page of records under the key prefix; false when it stopped before the end. */
-export async function walk(store: SessionStore, options: WalkOptions, visit: (records: ListedRecord[]) => Promise<void>): Promise<boolean> {
+export async function walk(
+  store: SessionStore,
+  options: WalkOptions,
+  visit: (records: ListedRecord[]) => Promise<void>,
+): Promise<boolean> {
   let cursor: string | undefined;
   do {
     if (options.stopped?.()) return false;
-    const page = await store.scanPage(cursor, options.pageSize ?? PAGE_SIZE);
+    const page = await scanPage(store, cursor, options.pageSize ?? PAGE_SIZE);
     await visit(page.records);
     options.progress?.advance(page.records.length);
     cursor = page.cursor;
@@ -28,24 +42,32 @@ export async function walk(store: SessionStore, options: WalkOptions, visit: (re
   return true;
 }
 
-/** The session whose safe id (`listUserSessions()`'s `id`) is `id`, as the store's methods take its name; undefined when none is stored. One walk of the records. */
+/**
+ * The session whose safe id (`listUserSessions()`'s `id`) is `id`, as the store's methods take its name; undefined when
+ * none is stored. One walk of the records.
+ */
 export async function findBySafeId(store: SessionStore, id: string): Promise<string | undefined> {
   let found: string | undefined;
   await walk(store, { stopped: () => found !== undefined }, async (records) => {
     for (const { name, raw } of records) {
       const named = store.names.fromKey(name, isHashedRecord(raw));
-      if (found === undefined && !isUserIndexName(name) && store.names.idOf(named, isHashedRecord(raw)) === id) found = named;
+      if (found === undefined && !isUserIndexName(name) && store.names.idOf(named, isHashedRecord(raw)) === id)
+        found = named;
     }
   });
   return found;
 }
 
-/** The sessions whose stored name starts with `prefix` (what `list` prints), as the store's methods take them; at most two (two: ambiguous). */
+/**
+ * The sessions whose stored name starts with `prefix` (what `list` prints), as the store's methods take them; at most
+ * two (two: ambiguous).
+ */
 export async function findByPrefix(store: SessionStore, prefix: string): Promise<string[]> {
   const found: string[] = [];
   await walk(store, { stopped: () => found.length > 1 }, async (records) => {
     for (const { name, raw } of records) {
-      if (found.length < 2 && name.startsWith(prefix) && !isUserIndexName(name) && !isTombstone(raw)) found.push(store.names.fromKey(name, isHashedRecord(raw)));
+      if (found.length < 2 && name.startsWith(prefix) && !isUserIndexName(name) && !isTombstone(raw))
+        found.push(store.names.fromKey(name, isHashedRecord(raw)));
     }
   });
   return found;
@@ -57,7 +79,10 @@ export interface Census {
   sessions: number;
   /** Session records past their expiry, waiting for a purge (SQL) or for the server to drop them. */
   expired: number;
-  /** What a revocation or a regenerate() leaves for requests still in flight (expired too, gone within minutes or at the next purge). */
+  /**
+   * What a revocation or a regenerate() leaves for requests still in flight (expired too, gone within minutes or at the
+   * next purge).
+   */
   tombstones: number;
   /** Live sessions by encoding. */
   cbor: number;
@@ -73,7 +98,17 @@ export interface Census {
 }
 
 export async function census(store: SessionStore, options: WalkOptions = {}): Promise<Census> {
-  const counts: Census = { sessions: 0, expired: 0, tombstones: 0, cbor: 0, json: 0, users: 0, unreadable: 0, bytes: 0, complete: false };
+  const counts: Census = {
+    sessions: 0,
+    expired: 0,
+    tombstones: 0,
+    cbor: 0,
+    json: 0,
+    users: 0,
+    unreadable: 0,
+    bytes: 0,
+    complete: false,
+  };
   const now = Date.now();
   counts.complete = await walk(store, options, async (records) => {
     for (const { name, raw } of records) {
@@ -125,20 +160,28 @@ export class BadCursorError extends Error {}
  * Elsewhere it is the store's own, `scan:<cursor>`: a number on Redis; DynamoDB's Scan resumes only
  * from an exact key, so its cursor is the last key read.
  */
-export async function listPage(store: SessionStore, cursor: string | undefined, limit: number, userKey: string | undefined): Promise<{ sessions: ListedSession[]; cursor: string | undefined }> {
-  const ordered = await store.scansInKeyOrder();
+export async function listPage(
+  store: SessionStore,
+  cursor: string | undefined,
+  limit: number,
+  userKey: string | undefined,
+): Promise<{ sessions: ListedSession[]; cursor: string | undefined }> {
+  const ordered = await scansInKeyOrder(store);
   let next: string | undefined;
   let skip: string | undefined;
   if (cursor !== undefined) {
     const [kind, value] = [cursor.slice(0, cursor.indexOf(':')), cursor.slice(cursor.indexOf(':') + 1)];
     if (kind === 'after' && ordered && value !== '') [next, skip] = [store.names.key(value), value];
     else if (kind === 'scan' && !ordered && value !== '') next = value;
-    else throw new BadCursorError(`--cursor ${JSON.stringify(cursor)} is not a cursor that koa-kv-session list printed for this store`);
+    else
+      throw new BadCursorError(
+        `--cursor ${JSON.stringify(cursor)} is not a cursor that koa-kv-session list printed for this store`,
+      );
   }
   const sessions: ListedSession[] = [];
   let last: string | undefined;
   do {
-    const page = await store.scanPage(next, limit - sessions.length);
+    const page = await scanPage(store, next, limit - sessions.length);
     next = page.cursor;
     for (const { name, raw } of page.records) {
       last = name;
@@ -150,7 +193,10 @@ export async function listPage(store: SessionStore, cursor: string | undefined, 
     skip = undefined;
   } while (sessions.length < limit && next !== undefined);
   if (next === undefined) return { sessions, cursor: undefined };
-  return { sessions, cursor: ordered && last !== undefined ? `after:${last.slice(0, CURSOR_SID_CHARACTERS)}` : `scan:${next}` };
+  return {
+    sessions,
+    cursor: ordered && last !== undefined ? `after:${last.slice(0, CURSOR_SID_CHARACTERS)}` : `scan:${next}`,
+  };
 }
 
 function describeRecord(sid: string, raw: string, userKey: string | undefined): ListedSession {
@@ -188,95 +234,6 @@ export async function showSession(store: SessionStore, sid: string): Promise<Sho
   } catch (error) {
     return { status: 'unreadable', raw, reason: messageOf(error) };
   }
-}
-
-/** What `migrate` did, record by record. */
-export interface MigrationReport {
-  /** Rewritten in the target encoding. */
-  converted: number;
-  /** Already in the target encoding. */
-  already: number;
-  /** Expired: left for purge. */
-  expired: number;
-  /** Tombstones of revoked or regenerated sessions: no session to convert, left to expire. */
-  tombstones: number;
-  /** Data the target encoding cannot hold exactly (Dates, Maps, binary... in JSON): left as they are. */
-  unrepresentable: number;
-  /** Over maxSize in the target encoding: left as they are (a larger record would not load). */
-  tooLarge: number;
-  /** Not readable session records: left as they are. */
-  unreadable: number;
-  /** Changed by the application again and again while being converted: left to the application. */
-  busy: number;
-  /** False when interrupted: records not reached are unchanged (running it again continues). */
-  complete: boolean;
-}
-
-type Conversion = { kind: 'write'; next: string; ttl: number } | { kind: Exclude<keyof MigrationReport, 'converted' | 'busy' | 'complete'> };
-
-/** The record `raw` re-encoded as `to`, or why it is left as it is. */
-function convert(raw: string, to: Format, maxSize: number, now: number): Conversion {
-  if (isTombstone(raw)) return { kind: 'tombstones' };
-  let record: StoredRecord;
-  let data: StoredData;
-  try {
-    record = parseRecord(raw);
-    data = decodePayload(record.payload, record.format);
-  } catch {
-    return { kind: 'unreadable' };
-  }
-  if (record.expires <= now) return { kind: 'expired' };
-  if (record.format === to) return { kind: 'already' };
-  let payload = record.payload;
-  if (record.format !== to) {
-    try {
-      payload = encodePayload(data, to);
-      // Exact only if decoding the new encoding gives back the same data.
-      const before = fingerprint(data);
-      const after = fingerprint(decodePayload(payload, to));
-      if (before === undefined || after === undefined || !before.equals(after)) return { kind: 'unrepresentable' };
-    } catch {
-      return { kind: 'unrepresentable' };
-    }
-  }
-  const next = frameRecord(payload, to, record.expires, record.permanent, { created: record.created, lifetime: record.lifetime, hashed: record.hashed, after: record });
-  if (Buffer.byteLength(next) > maxSize) return { kind: 'tooLarge' };
-  return { kind: 'write', next, ttl: record.expires - now };
-}
-
-// A record the application rewrites between our read and our write is read and converted again, this often.
-const ROUNDS = 5;
-
-/**
- * Rewrites every live session record in `to`, keeping its expiry and permanence. Each rewrite is a
- * compare-and-set on the record as read, so a concurrent change by the application is never overwritten.
- */
-export async function migrate(store: SessionStore, to: Format, maxSize: number, options: WalkOptions = {}): Promise<MigrationReport> {
-  const report: MigrationReport = { converted: 0, already: 0, expired: 0, tombstones: 0, unrepresentable: 0, tooLarge: 0, unreadable: 0, busy: 0, complete: false };
-  report.complete = await walk(store, options, async (records) => {
-    // A listed name is the key as it is: its record says whether that is a hash.
-    let pending = records.filter((r) => !isUserIndexName(r.name)).map((r) => ({ name: store.names.fromKey(r.name, isHashedRecord(r.raw)), raw: r.raw }));
-    for (let round = 1; pending.length > 0; round++) {
-      const now = Date.now();
-      const rows: Array<{ name: string; expected: string; next: string; ttl: number }> = [];
-      for (const { name, raw } of pending) {
-        const conversion = convert(raw, to, maxSize, now);
-        if (conversion.kind === 'write') rows.push({ name, expected: raw, next: conversion.next, ttl: conversion.ttl });
-        else report[conversion.kind]++;
-      }
-      const written = await store.compareAndSetMany(rows);
-      report.converted += written.size;
-      const missed = rows.filter((row) => !written.has(row.name));
-      if (round === ROUNDS) {
-        report.busy += missed.length;
-        break;
-      }
-      // Changed or deleted meanwhile: read again; a deleted one is simply gone.
-      const reread = await Promise.all(missed.map(async (row) => ({ name: row.name, raw: await store.loadRaw(row.name) })));
-      pending = reread.filter((r): r is ListedRecord => r.raw !== undefined);
-    }
-  });
-  return report;
 }
 
 /** True when a user index is stored under the key prefix (one walk, stopping at the first). */

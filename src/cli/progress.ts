@@ -41,7 +41,8 @@ export class Progress {
       if (!this.#drawn || now - this.#lastDraw >= REDRAW_MS) this.#draw(now);
       return;
     }
-    const tenth = this.#total === undefined ? Math.floor(this.#done / STEP) : Math.floor((10 * this.#done) / this.#total);
+    const tenth =
+      this.#total === undefined ? Math.floor(this.#done / STEP) : Math.floor((10 * this.#done) / this.#total);
     if (tenth > this.#lastTenth || now - this.#lastDraw >= LINE_MS) {
       this.#lastTenth = tenth;
       this.#lastDraw = now;
@@ -61,14 +62,20 @@ export class Progress {
     this.#lastDraw = now;
     this.#drawn = true;
     const total = this.#total;
-    const bar = total === undefined ? '' : `[${'#'.repeat(Math.round((BAR_WIDTH * Math.min(this.#done, total)) / total)).padEnd(BAR_WIDTH, '-')}] `;
+    const bar =
+      total === undefined
+        ? ''
+        : `[${'#'.repeat(Math.round((BAR_WIDTH * Math.min(this.#done, total)) / total)).padEnd(BAR_WIDTH, '-')}] `;
     this.#stream.write(`\r\x1b[2K${this.#label} ${bar}${this.#describe(now)}`);
   }
 
   #describe(now: number): string {
     const seconds = Math.max((now - this.#started) / 1000, 0.001);
     const rate = Math.round(this.#done / seconds);
-    const share = this.#total === undefined ? '' : `/${this.#total} (${Math.min(100, Math.floor((100 * this.#done) / this.#total))}%)`;
+    const share =
+      this.#total === undefined
+        ? ''
+        : `/${this.#total} (${Math.min(100, Math.floor((100 * this.#done) / this.#total))}%)`;
     return `${this.#done}${share} records, ${rate}/s`;
   }
 }
