@@ -12,7 +12,7 @@ const args = process.argv.slice(2);
 const roundsAt = args.indexOf('--rounds');
 const ROUNDS = roundsAt === -1 ? 5 : Number(args[roundsAt + 1]);
 const ref = args.find((arg, i) => !arg.startsWith('--') && args[i - 1] !== '--rounds') ?? 'HEAD~1';
-const SCENARIOS = ['cbor-write', 'json-write', 'cbor-read'];
+const SCENARIOS = ['cbor-write', 'json-write', 'cbor-read', 'cbor-unknown'];
 const LIMIT = 1.15;
 
 const git = (...argv) => execFileSync('git', argv, { cwd: ROOT, encoding: 'utf8' }).trim();

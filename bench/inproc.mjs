@@ -1,6 +1,7 @@
 // One build of koa-kv-session in process, on memory://, with requests that go through Koa without sockets:
 // what the library itself costs per request (no network, no store server), as CPU microseconds.
-//   node bench/inproc.mjs <dist/esm/index.js of the build> <scenario: cbor-write | json-write | cbor-read> [requests]
+//   node bench/inproc.mjs <dist/esm/index.js of the build> <scenario: cbor-write | json-write | cbor-read | cbor-unknown>
+//   [requests]  (unknown: signed cookies of sessions that were destroyed: each request finds nothing)
 // Prints one JSON line: { scenario, cpuUs, wallUs }.
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
@@ -44,6 +45,7 @@ app.keys = ['bench-signing-key-0123456789abcdef'];
 app.use(kvSession({ store: 'memory://', serialization: format, keyPrefix: 'inproc:' }));
 app.use((ctx) => {
   if (ctx.path === '/init') Object.assign(ctx.session, fixture());
+  else if (ctx.path === '/destroy') ctx.session = null;
   else if (kind === 'write') ctx.session.counter = (ctx.session.counter || 0) + 1;
   ctx.body = String(ctx.session.username);
 });
@@ -72,6 +74,7 @@ for (let i = 0; i < 1000; i++) {
   const set = await request('/init');
   cookies.push(String(Array.isArray(set) ? set[0] : set).split(';')[0]);
 }
+if (kind === 'unknown') for (const cookie of cookies) await request('/destroy', cookie);
 const n = Number(count);
 for (let i = 0; i < n / 3; i++) await request('/', cookies[i % 1000]);
 const cpu = process.cpuUsage();

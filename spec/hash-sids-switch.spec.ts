@@ -9,6 +9,8 @@ import type { Backend as StoreBackend } from '../src/backends/contract.js';
 import { openBackend } from '../src/backends/registry.js';
 import { parseRecord } from '../src/codec.js';
 import { recordStatus } from '../src/tombstone.js';
+import { parseLayout } from '../src/layout-switch.js';
+import { LAYOUT_NAME } from '../src/names.js';
 import { sidHash } from '../src/sid.js';
 import { cookiePair, type Reply, sidOf, startApp, type TestApp } from './support/app.js';
 import { cli } from './support/cli.js';
@@ -247,6 +249,10 @@ describe.each(LISTABLE)('migrate --hash-sids on $name', (store) => {
       expect(run.status).toBe(0);
       expect(run.stdout).toMatch(/^moved\s+5$/m);
       expect(run.stdout).toMatch(/^tombstones moved 2$/m);
+      // Every session moved: the switch is over (an unknown sid costs one read again).
+      const layout = parseLayout(String(await opened.get(prefix + LAYOUT_NAME)));
+      expect(layout?.hashed).toBe(true);
+      expect(layout?.until).toBeLessThanOrEqual(Date.now());
       expect((await cli(['migrate', '--hash-sids'], { ...env, SESSION_HASH_SIDS: 'true' })).stdout).toMatch(
         /^already hashed\s+5$/m,
       );

@@ -105,6 +105,11 @@ function cborText(key: string): Buffer {
   return Buffer.from(cborEncode(key));
 }
 
+/** True for a key JavaScript orders before all others in an object: a canonical integer below 2^32 - 1. */
+function isArrayIndex(key: string): boolean {
+  return /^(?:0|[1-9]\d{0,9})$/.test(key) && Number(key) < 4_294_967_295;
+}
+
 /** One map entry, `key` and its value in `data`, encoded (a map of one entry, its three-byte head dropped). */
 function entry(data: Record<string, unknown>, key: string): Buffer | undefined {
   const bytes = cborEncode({ [key]: data[key] });
@@ -115,8 +120,8 @@ function entry(data: Record<string, unknown>, key: string): Buffer | undefined {
  * `data` as a CBOR payload built on `payload` (what it was decoded from): the entries of the keys
  * not in `changed` are copied from there as they are, in their order, and only the changed ones are
  * encoded, in place (new keys last). Undefined when that cannot be done exactly (a payload that is
- * no map of text keys as encodeCbor writes them, a key that needs the "__proto__" escape, data that
- * does not match): then the whole data is encoded.
+ * no map of text keys as encodeCbor writes them, a key that needs the "__proto__" escape, a new key that
+ * is an array index, data that does not match): then the whole data is encoded.
  */
 export function spliceCbor(
   payload: string,
@@ -162,7 +167,8 @@ export function spliceCbor(
   if (at > run) parts.push(stored.subarray(run, at));
   for (const target of targets) {
     if (target.seen || !Object.hasOwn(data, target.key)) continue;
-    if (ESCAPE.test(target.key)) return undefined;
+    // An array index ("0", "42") comes first in an object's keys, where a whole encode puts it: not last.
+    if (ESCAPE.test(target.key) || isArrayIndex(target.key)) return undefined;
     const bytes = entry(data, target.key);
     if (bytes === undefined) return undefined;
     parts.push(bytes);

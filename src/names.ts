@@ -1,7 +1,6 @@
 // How a session is named in the store: the key of a sid in either layout (`<keyPrefix><sid>`, or with hashSids
 // `<keyPrefix><SHA-256 of the sid>`), and names that say which layout they are in.
 import { HASHED, sidFingerprint, sidHash } from './sid.js';
-import { isUserIndexName } from './user-id.js';
 
 /**
  * How sessions are named, besides the sid a cookie carries (which a store with hashSids keys by its
@@ -13,6 +12,15 @@ import { isUserIndexName } from './user-id.js';
  * - a user index name (`~user~...`).
  */
 const PLAIN = '!';
+/** Names of records that are no session (a user index `~user~...`, the layout record): never hashed. */
+const META = '~';
+
+/** The record that says whether a switch of hashSids is under way (layout-switch.ts). */
+export const LAYOUT_NAME = '~layout';
+
+function isMeta(name: string): boolean {
+  return name.startsWith(META);
+}
 
 export class StoreNames {
   readonly #prefix: string;
@@ -36,7 +44,7 @@ export class StoreNames {
   /** The store key of a name, or of a sid, without the key prefix. */
   keyOf(name: string): string {
     if (name.startsWith(HASHED) || name.startsWith(PLAIN)) return name.slice(1);
-    return this.#hashed && !isUserIndexName(name) ? sidHash(name) : name;
+    return this.#hashed && !isMeta(name) ? sidHash(name) : name;
   }
 
   /**
@@ -44,7 +52,7 @@ export class StoreNames {
    * sid with a name.
    */
   nameOf(sid: string): string {
-    if (isUserIndexName(sid) || sid.startsWith(HASHED)) return sid;
+    if (isMeta(sid) || sid.startsWith(HASHED)) return sid;
     if (sid.startsWith(PLAIN)) return this.#hashed ? sid : sid.slice(1);
     return this.#hashed ? HASHED + sidHash(sid) : sid;
   }
@@ -57,7 +65,7 @@ export class StoreNames {
 
   /** A name the store kept (storedName), as the store's own methods take it. */
   fromStored(stored: string): string {
-    if (stored.startsWith(HASHED) || isUserIndexName(stored) || !this.#hashed) return stored;
+    if (stored.startsWith(HASHED) || isMeta(stored) || !this.#hashed) return stored;
     return PLAIN + stored;
   }
 
@@ -66,7 +74,7 @@ export class StoreNames {
    * is a hash.
    */
   fromKey(key: string, hashedRecord: boolean): string {
-    if (isUserIndexName(key)) return key;
+    if (isMeta(key)) return key;
     if (hashedRecord) return HASHED + key;
     return this.#hashed ? PLAIN + key : key;
   }
@@ -76,7 +84,7 @@ export class StoreNames {
    * sid with `hashSids` (`!<sid>`), under its hash without (`#<hash>`). Undefined for a name that is no sid.
    */
   otherName(sid: string): string | undefined {
-    if (sid.startsWith(HASHED) || sid.startsWith(PLAIN) || isUserIndexName(sid)) return undefined;
+    if (sid.startsWith(HASHED) || sid.startsWith(PLAIN) || isMeta(sid)) return undefined;
     return this.#hashed ? PLAIN + sid : HASHED + sidHash(sid);
   }
 

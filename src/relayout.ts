@@ -2,6 +2,7 @@
 // like a regenerate() that keeps the sid, so nobody is signed out.
 import { decodeRecord, parseRecord, relaidRecord, type StoredData, type StoredRecord } from './codec.js';
 import { movedTo, TOMBSTONE_LIFETIME, recordStatus, movedTombstone, type NoSession } from './tombstone.js';
+import type { LayoutSwitch } from './layout-switch.js';
 import type { SessionStore } from './store.js';
 import { storedUserOf } from './user-id.js';
 import type { UserIndex } from './users.js';
@@ -16,6 +17,8 @@ export interface Relayout {
   readonly users: UserIndex | undefined;
   readonly userKey: string | undefined;
   readonly report: (error: Error) => void;
+  /** Whether a switch of hashSids is under way (layout-switch.ts). */
+  readonly layout: LayoutSwitch;
 }
 
 /**
@@ -103,6 +106,7 @@ export class LayoutFinder {
     if (typeof found === 'string' || found.from === undefined) return found;
     const moving = this.#moving.get(sid);
     if (moving !== undefined && !waited) return moving.then(() => this.load(sid, now, deadline, true));
+    await this.#context.layout.settling(deadline);
     const move = relayout(this.#context, sid, found.from, found, deadline);
     const settled: Promise<void> = move.then(noop, noop).finally(() => {
       if (this.#moving.get(sid) === settled) this.#moving.delete(sid);
@@ -130,6 +134,9 @@ export class LayoutFinder {
         const loaded = store.decode(sid, raw, now);
         if (typeof loaded === 'string' || loaded.record.hashed === hashed) return loaded;
       }
+    } else if (!(await this.#context.layout.lookElsewhere(now, deadline))) {
+      // Nothing under its key, and no switch of hashSids under way: one read was all it cost.
+      return 'gone';
     }
     other ??= names.otherName(sid) as string;
     const otherRaw = await store.read(other, deadline);

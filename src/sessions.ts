@@ -13,6 +13,7 @@ import type { CommitPlan, Taker } from './plan.js';
 import { createdOf, pastAbsoluteLifetime } from './lifetime.js';
 import { SessionState } from './session.js';
 import type { Session } from './session-types.js';
+import { LayoutSwitch } from './layout-switch.js';
 import { LayoutFinder } from './relayout.js';
 import { checkKeyLengths } from './warnings.js';
 import { isWellFormedSid, sidFingerprint } from './sid.js';
@@ -44,6 +45,7 @@ export class Sessions implements SessionsApi {
   readonly #committer: Committer;
   /** Finds the session of a sid, in either key layout (relayout.ts). */
   readonly #finder: LayoutFinder;
+  readonly #layout: LayoutSwitch;
   /** ctx.session.take() of a loaded session: its own compare-and-set, within the request's storeTimeout. */
   readonly taker: Taker;
   readonly #cleanup: CleanupScheduler;
@@ -62,11 +64,15 @@ export class Sessions implements SessionsApi {
         ? undefined
         : new UserIndex(this.store, { ...settings, userKey: settings.userKey });
     this.#committer = new Committer(this.store, settings, this.#users);
+    this.#layout = new LayoutSwitch(this.store, Math.max(settings.lifetime, settings.nonPermanentLifetime), (error) =>
+      this.report(error),
+    );
     this.#finder = new LayoutFinder({
       store: this.store,
       users: this.#users,
       userKey: settings.userKey,
       report: (error) => this.report(error),
+      layout: this.#layout,
     });
     this.taker = (sid, base, key, deadline) => this.#committer.take(sid, base, key, deadline);
     this.#cleanup = new CleanupScheduler(this.store, settings, (error) => this.report(error));
@@ -87,9 +93,15 @@ export class Sessions implements SessionsApi {
     }
   }
 
+  /** Undefined when requests may be served; else when they may (layout-switch.ts). */
+  settling(): Promise<void> | undefined {
+    return this.#layout.settling();
+  }
+
   /** A request arrived on `app`: events outside requests go there from now on, and a background purge may start. */
   onRequest(app: EventTarget): void {
     this.#cleanup.onRequest();
+    this.#layout.tick(Date.now());
     this.events.onRequest(app);
   }
 
@@ -184,7 +196,8 @@ export class Sessions implements SessionsApi {
     probe.catch(() => {
       this.#startupFailed = true;
     });
-    return probe;
+    // Then whether a switch of hashSids is under way (this process's own setting may start one).
+    return probe.then(() => this.#layout.check());
   }
 
   async ready(): Promise<StoreAbilities> {

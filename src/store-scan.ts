@@ -3,6 +3,7 @@
 import type { BatchRow } from './backends/contract.js';
 import { mapConcurrently } from './concurrently.js';
 import { messageOf, SessionError, SessionStoreError } from './errors.js';
+import { LAYOUT_NAME } from './names.js';
 import type { SessionStore } from './store.js';
 import type { ListedRecord } from './store-types.js';
 import { traced } from './tracing.js';
@@ -63,7 +64,10 @@ export async function scanPage(
   const context = store.traceContext('list', undefined);
   const page = await traced(context, () => store.call('get', () => scan(prefix, cursor, count), undefined, context));
   return {
-    records: page.entries.map(([key, raw]) => ({ name: key.slice(prefix.length), raw })),
+    // The layout record (layout-switch.ts) is no session: the operator command never sees it.
+    records: page.entries
+      .map(([key, raw]) => ({ name: key.slice(prefix.length), raw }))
+      .filter((record) => record.name !== LAYOUT_NAME),
     cursor: page.cursor,
   };
 }

@@ -17,7 +17,7 @@ import { type NoSession, recordStatus } from './tombstone.js';
 import { bounded } from './deadline.js';
 import { messageOf, SessionError, SessionStoreError } from './errors.js';
 import { sidFingerprint } from './sid.js';
-import { StoreNames } from './names.js';
+import { LAYOUT_NAME, StoreNames } from './names.js';
 import { type StoreOperation, type StoreTraceContext, traced, tracing } from './tracing.js';
 import { isUserIndexName } from './user-id.js';
 import { backendName, describeStore, notAtomicError, type StoreAbilities, type StoreConfig } from './store-types.js';
@@ -287,7 +287,8 @@ export class SessionStore {
    * channel.
    */
   traceContext(operation: StoreOperation, name: string | undefined): StoreTraceContext | undefined {
-    if (!tracing()) return undefined;
+    // The layout record (layout-switch.ts) is read about once a second at most, and is no session: not traced.
+    if (!tracing() || name === LAYOUT_NAME) return undefined;
     const target = name === undefined ? 'many' : isUserIndexName(name) ? 'user-index' : 'session';
     return {
       operation,

@@ -253,7 +253,9 @@ async function migrateToHashes(run: Run): Promise<number> {
     );
   }
   const options = await walkOptions(run, 'migrate to hashed sids');
-  const report = await hashSids(run.store, userIndexOf(run), run.settings.userKey, options);
+  const { lifetime, nonPermanentLifetime } = run.settings;
+  const longest = Math.max(lifetime, nonPermanentLifetime);
+  const report = await hashSids(run.store, userIndexOf(run), run.settings.userKey, longest, options);
   options.progress.finish();
   run.out.write(
     `moved            ${report.moved}\nalready hashed   ${report.already}\ntombstones moved ${report.tombstones}\n` +

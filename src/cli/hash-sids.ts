@@ -3,6 +3,7 @@
 import { decodeRecord, isHashedRecord, type StoredData, type StoredRecord } from '../codec.js';
 import { isTombstone, movedTo, movedTombstone, TOMBSTONE_LIFETIME } from '../tombstone.js';
 import { mapConcurrently } from '../concurrently.js';
+import { LayoutSwitch } from '../layout-switch.js';
 import { relayout } from '../relayout.js';
 import type { SessionStore } from '../store.js';
 import { isUserIndexName } from '../user-id.js';
@@ -33,10 +34,18 @@ export async function hashSids(
   store: SessionStore,
   users: UserIndex | undefined,
   userKey: string | undefined,
+  lifetime: number,
   options: WalkOptions = {},
 ): Promise<RelayoutReport> {
   const report: RelayoutReport = { moved: 0, already: 0, skipped: 0, unreadable: 0, tombstones: 0, complete: false };
-  const context = { store, users, userKey, report: () => undefined };
+  // Moving every session under its hash is a switch: said in the store first, and ended once all have moved.
+  const layout = new LayoutSwitch(store, lifetime, (error) => {
+    throw error;
+  });
+  await layout.check();
+  // No move before every process that reads the record on a miss has heard of the switch.
+  await layout.settling();
+  const context = { store, users, userKey, report: () => undefined, layout };
   report.complete = await walk(store, options, async (records) => {
     await mapConcurrently(records, 16, async ({ name, raw }) => {
       if (isUserIndexName(name)) return;
@@ -54,6 +63,7 @@ export async function hashSids(
       report[typeof moved === 'string' ? 'skipped' : 'moved']++;
     });
   });
+  if (report.complete) await layout.end();
   return report;
 }
 
