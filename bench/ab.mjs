@@ -1,9 +1,10 @@
 // This build against another build of koa-kv-session, in the same run: did a change cost the request path anything?
 //   node bench/ab.mjs <path to the other checkout, built (npm run build)> [--quick]
 // Each build runs as its own server (bench/server.mjs, BENCH_KV_SESSION naming its dist), beside the raw Redis
-// client (the limit), on the read (b), write (c) and in-memory read (e) scenarios of run.mjs; rounds interleave the
-// servers, rotating the order. Writes bench/results/ab.{json,md}: req/s, server CPU per request and this build over the
-// other, medians. Redis keys are deleted by their prefixes at the end, never the whole server.
+// client (the limit), on the read (b), write (c) and in-memory read (e) scenarios of run.mjs, and (g) a cookie whose
+// session was logged out (what an unknown sid costs); rounds interleave the servers, rotating the order. Writes
+// bench/results/ab.{json,md}: req/s, server CPU per request and this build over the other, medians. Redis keys are
+// deleted by their prefixes at the end, never the whole server.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -24,7 +25,14 @@ const SCENARIOS = {
   b: { title: '(b) read a ~1 KB session (Redis)', path: '/b', contenders: ['raw', 'kv-cbor', 'kv-cbor@other'] },
   c: { title: '(c) write one key (Redis)', path: '/c', contenders: ['raw', 'kv-cbor', 'kv-cbor@other'] },
   e: { title: '(e) read, in-memory store', path: '/b', contenders: ['raw-memory', 'kv-memory', 'kv-memory@other'] },
+  g: {
+    title: '(g) a signed cookie whose session is gone (Redis)',
+    path: '/b',
+    contenders: ['raw', 'kv-cbor', 'kv-cbor@other'],
+  },
 };
+/** (g) sends koa-kv-session the cookies of sessions logged out: each request finds nothing under its sid. */
+const GONE = new Set(['g']);
 
 execFileSync('npm', ['run', 'build', '--silent'], { cwd: join(HERE, '..'), stdio: 'inherit' });
 const names = [...new Set(Object.values(SCENARIOS).flatMap((s) => s.contenders))];
@@ -37,10 +45,18 @@ try {
   }
   for (const [name, server] of servers)
     pools.set(name, await Promise.all(Array.from({ length: CONFIG.pool }, () => login(server))));
+  for (const id of GONE)
+    for (const name of SCENARIOS[id].contenders.filter((contender) => contender.startsWith('kv-'))) {
+      const server = servers.get(name);
+      const cookies = await Promise.all(Array.from({ length: CONFIG.pool }, () => login(server)));
+      for (const cookie of cookies) await fetch(`http://127.0.0.1:${server.port}/logout`, { headers: { cookie } });
+      pools.set(`${name} gone`, cookies);
+    }
   const run = async (id, name, duration) => {
     const server = servers.get(name);
     const before = cpuTicks(server.pid);
-    const result = await load(`http://127.0.0.1:${server.port}${SCENARIOS[id].path}`, pools.get(name), duration);
+    const pool = pools.get(GONE.has(id) && pools.has(`${name} gone`) ? `${name} gone` : name);
+    const result = await load(`http://127.0.0.1:${server.port}${SCENARIOS[id].path}`, pool, duration);
     return {
       rps: result.rps,
       cpuUs: ((cpuTicks(server.pid) - before) * 1e4) / Math.max(1, result.requests),

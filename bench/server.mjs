@@ -179,6 +179,8 @@ async function build() {
           if (ctx.path === '/t') return takeRoute(ctx);
           // update(): the counter of (c), changed from its freshest value.
           if (ctx.path === '/u') ctx.body = String(ctx.session.update('counter', (n = 0) => n + 1));
+          // A logout: the cookie stays validly signed, and names a session that is gone (ab.mjs, (g)).
+          else if (ctx.path === '/logout') ctx.body = String((ctx.session = null));
           else ctx.body = route(ctx, () => ctx.session);
         });
       });

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { handedIn } from '../src/backends/handed-in.js';
 import { frameRecord } from '../src/codec.js';
-import { GRACE, LayoutSwitch, layoutRecord, parseLayout, RECHECK } from '../src/layout-switch.js';
+import { GRACE, IDLE_RECHECK, LayoutSwitch, layoutRecord, parseLayout, RECHECK } from '../src/layout-switch.js';
 import { LAYOUT_NAME } from '../src/names.js';
 import { scanPage } from '../src/store-scan.js';
 import { SessionStore } from '../src/store.js';
@@ -29,9 +29,7 @@ describe('the layout record', () => {
     await layout.check();
     expect(parseLayout(await store.loadRaw(LAYOUT_NAME))).toEqual({ hashed: false, since: 0, until: 0 });
     expect(await layout.lookElsewhere(Date.now(), Date.now() + 1000)).toBe(false);
-    expect(layout.settling()).toBeInstanceOf(Promise);
-    await layout.settling();
-    expect(layout.settling()).toBeUndefined();
+    expect(await layout.ready()).toBe(0);
   });
 
   it('a process that starts with the other setting switches: both layouts for a lifetime, and it serves only GRACE after', async () => {
@@ -47,29 +45,53 @@ describe('the layout record', () => {
     expect(state?.since).toBeGreaterThanOrEqual(before);
     expect(state?.until).toBeGreaterThanOrEqual(before + HOUR);
     expect(await layout.lookElsewhere(Date.now(), Date.now() + 1000)).toBe(true);
-    await layout.settling();
+    expect(await layout.ready()).toBeGreaterThan(0);
     expect(Date.now()).toBeGreaterThanOrEqual((state?.since ?? 0) + GRACE);
+    expect(await layout.ready()).toBe(0);
   });
 
-  it('a process still running with the other setting moves the end of the switch on; migrate ends it', async () => {
+  it('a process still running with the other setting carries the switch on; migrate ends it only if none did', async () => {
     const map = new Map<string, unknown>();
     const prefix = uniquePrefix('layout');
-    const old = new LayoutSwitch(storeOn(map, prefix, false), 2 * RECHECK, () => {});
+    const old = new LayoutSwitch(storeOn(map, prefix, false), HOUR, () => {});
     await old.check();
     const store = storeOn(map, prefix, true);
-    const fresh = new LayoutSwitch(store, 2 * RECHECK, () => {});
+    const fresh = new LayoutSwitch(store, HOUR, () => {});
     await fresh.check();
-    const first = parseLayout(await store.loadRaw(LAYOUT_NAME));
-    // The old process reads it (a miss), then serves requests: past RECHECK, each tick may carry the end on.
+    // The old process hears of it at a miss, then finds its end near: it carries it on a lifetime from now.
     expect(await old.lookElsewhere(Date.now() + RECHECK, Date.now() + 1000)).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 2.5 * RECHECK));
-    old.tick(Date.now());
+    const near = { hashed: true, since: Date.now(), until: Date.now() + 1000 };
+    await store.save(LAYOUT_NAME, layoutRecord(near, Date.now()).raw, HOUR);
+    await new Promise((resolve) => setTimeout(resolve, 5)); // a later millisecond than `fresh` wrote in
     await old.check();
-    const carried = parseLayout(await store.loadRaw(LAYOUT_NAME));
-    expect(carried?.hashed).toBe(true);
-    expect(carried?.until).toBeGreaterThan(first?.until ?? 0);
-    await fresh.end();
+    expect(parseLayout(await store.loadRaw(LAYOUT_NAME))?.until).toBeGreaterThan(Date.now() + HOUR - IDLE_RECHECK);
+    // Carried on since `fresh` read it: a process with the other setting may still write there.
+    expect(await fresh.end()).toBe(false);
+    await fresh.check();
+    expect(await fresh.end()).toBe(true);
     expect(parseLayout(await store.loadRaw(LAYOUT_NAME))?.until).toBeLessThanOrEqual(Date.now());
+    expect(await fresh.lookElsewhere(Date.now() + RECHECK, Date.now() + 1000)).toBe(false);
+  });
+
+  it('a record lost during a switch is written back as this process knew it, not as "no switch"', async () => {
+    const map = new Map<string, unknown>();
+    const prefix = uniquePrefix('layout');
+    await new LayoutSwitch(storeOn(map, prefix, false), HOUR, () => {}).check();
+    const store = storeOn(map, prefix, true);
+    const layout = new LayoutSwitch(store, HOUR, () => {});
+    await layout.check();
+    const before = parseLayout(await store.loadRaw(LAYOUT_NAME));
+    await store.remove(LAYOUT_NAME);
+    expect(await layout.lookElsewhere(Date.now() + RECHECK, Date.now() + 1000)).toBe(true);
+    expect(parseLayout(await store.loadRaw(LAYOUT_NAME))).toEqual(before);
+  });
+
+  it('no session is written before the record is read: a store that fails it fails the write', async () => {
+    const map = new Map<string, unknown>();
+    const store = storeOn(map, uniquePrefix('layout'), true);
+    const layout = new LayoutSwitch(store, HOUR, () => {});
+    await store.close();
+    await expect(layout.ready()).rejects.toMatchObject({ code: 'SESSION_STORE_UNAVAILABLE' });
   });
 
   it('a record that cannot be read is written again; the operator command never lists it', async () => {

@@ -103,9 +103,6 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
   const middleware = async function kvSession(ctx: Context, next: Next): Promise<void> {
     installAccessor(ctx.app.context);
     sessions.onRequest(ctx.app);
-    // Only at start-up, and just after a switch of hashSids began (layout-switch.ts): at once otherwise.
-    const settling = sessions.settling();
-    if (settling !== undefined) await settling;
     const signer = sessions.signer(ctx.app.keys, 'request');
     const { channel, values } = channelOf(ctx, settings, signer);
 

@@ -104,9 +104,11 @@ export class LayoutFinder {
   async load(sid: string, now: number, deadline: number, waited = false): Promise<Loaded | NoSession> {
     const found = await this.#find(sid, now, deadline);
     if (typeof found === 'string' || found.from === undefined) return found;
+    // No move before the switch is written, and every process that reads it on a miss has heard of it. (Awaited
+    // first: from the check of #moving to its entry, nothing may come between.)
+    await this.#context.layout.ready(deadline);
     const moving = this.#moving.get(sid);
     if (moving !== undefined && !waited) return moving.then(() => this.load(sid, now, deadline, true));
-    await this.#context.layout.settling(deadline);
     const move = relayout(this.#context, sid, found.from, found, deadline);
     const settled: Promise<void> = move.then(noop, noop).finally(() => {
       if (this.#moving.get(sid) === settled) this.#moving.delete(sid);
@@ -134,7 +136,7 @@ export class LayoutFinder {
         const loaded = store.decode(sid, raw, now);
         if (typeof loaded === 'string' || loaded.record.hashed === hashed) return loaded;
       }
-    } else if (!(await this.#context.layout.lookElsewhere(now, deadline))) {
+    } else if (!(await this.#context.layout.lookElsewhere(Date.now(), deadline))) {
       // Nothing under its key, and no switch of hashSids under way: one read was all it cost.
       return 'gone';
     }

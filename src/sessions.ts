@@ -14,6 +14,7 @@ import { createdOf, pastAbsoluteLifetime } from './lifetime.js';
 import { SessionState } from './session.js';
 import type { Session } from './session-types.js';
 import { LayoutSwitch } from './layout-switch.js';
+import { MAX_LIFETIME } from './parse.js';
 import { LayoutFinder } from './relayout.js';
 import { checkKeyLengths } from './warnings.js';
 import { isWellFormedSid, sidFingerprint } from './sid.js';
@@ -64,9 +65,8 @@ export class Sessions implements SessionsApi {
         ? undefined
         : new UserIndex(this.store, { ...settings, userKey: settings.userKey });
     this.#committer = new Committer(this.store, settings, this.#users);
-    this.#layout = new LayoutSwitch(this.store, Math.max(settings.lifetime, settings.nonPermanentLifetime), (error) =>
-      this.report(error),
-    );
+    const span = settings.absoluteLifetime ?? MAX_LIFETIME;
+    this.#layout = new LayoutSwitch(this.store, span, (error) => this.report(error));
     this.#finder = new LayoutFinder({
       store: this.store,
       users: this.#users,
@@ -91,11 +91,6 @@ export class Sessions implements SessionsApi {
     } catch (hookError) {
       debug('onError hook threw: %s', messageOf(hookError));
     }
-  }
-
-  /** Undefined when requests may be served; else when they may (layout-switch.ts). */
-  settling(): Promise<void> | undefined {
-    return this.#layout.settling();
   }
 
   /** A request arrived on `app`: events outside requests go there from now on, and a background purge may start. */
@@ -165,7 +160,10 @@ export class Sessions implements SessionsApi {
   }
 
   /** The store steps of a commit (commit.ts) for a request, with its events; resolves with the cookie to send. */
-  commit(plan: CommitPlan, deadline: number, ctx: Context | undefined): Promise<CommitPlan['cookie']> {
+  async commit(plan: CommitPlan, deadline: number, ctx: Context | undefined): Promise<CommitPlan['cookie']> {
+    // No session is written before the layout record is read (and GRACE has passed after a switch to this layout):
+    // what that waits for GRACE is no store time.
+    deadline += await this.#layout.ready(deadline);
     const describe = this.settings.describe;
     const label =
       describe === undefined || ctx === undefined

@@ -1,6 +1,7 @@
 // The operator command's commands (stats, list, show, revoke, purge, migrate), each given the store and settings it
 // runs on.
 import { parseArgs } from 'node:util';
+import { MAX_LIFETIME } from '../parse.js';
 import { Revoker } from '../revoke.js';
 import { UserIndex } from '../users.js';
 import { hashSids } from './hash-sids.js';
@@ -24,6 +25,10 @@ import { purgeExpired } from '../store-scan.js';
 
 const TOMBSTONES_NOTE =
   ' (of revoked or regenerated sessions, for requests in flight; purged or dropped within minutes)';
+
+const SWITCH_OVER = 'yes: a cookie naming no session costs one read again';
+const SWITCH_GOES_ON =
+  'no: a process with SESSION_HASH_SIDS off is still running (or this run was interrupted): run it again once none is';
 
 async function stats(run: Run): Promise<number> {
   const options = await walkOptions(run, 'stats');
@@ -253,13 +258,13 @@ async function migrateToHashes(run: Run): Promise<number> {
     );
   }
   const options = await walkOptions(run, 'migrate to hashed sids');
-  const { lifetime, nonPermanentLifetime } = run.settings;
-  const longest = Math.max(lifetime, nonPermanentLifetime);
-  const report = await hashSids(run.store, userIndexOf(run), run.settings.userKey, longest, options);
+  const span = run.settings.absoluteLifetime ?? MAX_LIFETIME;
+  const report = await hashSids(run.store, userIndexOf(run), run.settings.userKey, span, options);
   options.progress.finish();
   run.out.write(
     `moved            ${report.moved}\nalready hashed   ${report.already}\ntombstones moved ${report.tombstones}\n` +
-      `left as is: expired or ended meanwhile ${report.skipped}, unreadable ${report.unreadable}\n`,
+      `left as is: expired or ended meanwhile ${report.skipped}, unreadable ${report.unreadable}\n` +
+      `switch over      ${report.switchOver ? SWITCH_OVER : SWITCH_GOES_ON}\n`,
   );
   return interrupted(run, report.complete);
 }

@@ -23,6 +23,8 @@ export interface RelayoutReport {
   /** Tombstones (of revoked or regenerated sessions) under a sid: removed, a regenerate's moved under the hash. */
   tombstones: number;
   complete: boolean;
+  /** The switch is over (the layout record says so): false while a process with hashSids off carried it on. */
+  switchOver: boolean;
 }
 
 /**
@@ -34,17 +36,25 @@ export async function hashSids(
   store: SessionStore,
   users: UserIndex | undefined,
   userKey: string | undefined,
-  lifetime: number,
+  span: number,
   options: WalkOptions = {},
 ): Promise<RelayoutReport> {
-  const report: RelayoutReport = { moved: 0, already: 0, skipped: 0, unreadable: 0, tombstones: 0, complete: false };
+  const report: RelayoutReport = {
+    moved: 0,
+    already: 0,
+    skipped: 0,
+    unreadable: 0,
+    tombstones: 0,
+    complete: false,
+    switchOver: false,
+  };
   // Moving every session under its hash is a switch: said in the store first, and ended once all have moved.
-  const layout = new LayoutSwitch(store, lifetime, (error) => {
+  const layout = new LayoutSwitch(store, span, (error) => {
     throw error;
   });
   await layout.check();
   // No move before every process that reads the record on a miss has heard of the switch.
-  await layout.settling();
+  await layout.ready();
   const context = { store, users, userKey, report: () => undefined, layout };
   report.complete = await walk(store, options, async (records) => {
     await mapConcurrently(records, 16, async ({ name, raw }) => {
@@ -63,7 +73,7 @@ export async function hashSids(
       report[typeof moved === 'string' ? 'skipped' : 'moved']++;
     });
   });
-  if (report.complete) await layout.end();
+  report.switchOver = report.complete && (await layout.end());
   return report;
 }
 

@@ -44,6 +44,8 @@ export const SID_LIKE = /^-[A-Za-z0-9_-]{15,}(?:\.\S*)?$/;
 export function sidArgument(value: string | undefined, command: string): string {
   if (value === undefined || value === '')
     throw new UsageError(`${command} needs a session id: koa-kv-session ${command} <sid>`);
+  // "~" never occurs in a sid: a user index or the layout record, which only the library writes.
+  if (value.startsWith('~')) throw new UsageError(`${value} is no session id (a record of the library's own)`);
   return (value.split('.')[0] as string).replace(/(…|\.\.\.)$/, '');
 }
 
