@@ -114,11 +114,15 @@ export class LayoutSwitch {
   }
 
   /**
-   * Resolves once this process may write or move sessions in its layout, with how long it waited for GRACE after a
-   * switch to its layout began (not store time); rejects with the store's error when the record cannot be read.
+   * 0 once this process may write or move sessions in its layout; before that, a promise of how long it waited for
+   * GRACE after a switch to its layout began (not store time), which rejects with the store's error when the record
+   * cannot be read.
    */
-  async ready(deadline?: number): Promise<number> {
-    if (this.#settled) return 0;
+  ready(deadline?: number): number | Promise<number> {
+    return this.#settled ? 0 : this.#settle(deadline);
+  }
+
+  async #settle(deadline: number | undefined): Promise<number> {
     if (this.#known === undefined) await this.check(deadline);
     const known = this.#known;
     if (known === undefined) throw this.#failure ?? this.#store.timeout('get');

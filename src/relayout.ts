@@ -99,29 +99,10 @@ export class LayoutFinder {
   /**
    * The session a cookie's sid names, or why there is none: 'moved' when a regenerate() retired it (its browser may
    * hold the new sid), else 'gone'. A session found in the other key layout is moved first (or, while another
-   * request of this process moves it, read again once that move is done).
+   * request of this process moves it, read again once that move is done). A record answers only in the layout its
+   * header names: a key is no sid.
    */
   async load(sid: string, now: number, deadline: number, waited = false): Promise<Loaded | NoSession> {
-    const found = await this.#find(sid, now, deadline);
-    if (typeof found === 'string' || found.from === undefined) return found;
-    // No move before the switch is written, and every process that reads it on a miss has heard of it. (Awaited
-    // first: from the check of #moving to its entry, nothing may come between.)
-    await this.#context.layout.ready(deadline);
-    const moving = this.#moving.get(sid);
-    if (moving !== undefined && !waited) return moving.then(() => this.load(sid, now, deadline, true));
-    const move = relayout(this.#context, sid, found.from, found, deadline);
-    const settled: Promise<void> = move.then(noop, noop).finally(() => {
-      if (this.#moving.get(sid) === settled) this.#moving.delete(sid);
-    });
-    this.#moving.set(sid, settled);
-    return move;
-  }
-
-  /**
-   * What is stored for `sid`: found in the other key layout (before hashSids was switched), `from` names it there. A
-   * record answers only in the layout its header names: a key is no sid.
-   */
-  async #find(sid: string, now: number, deadline: number): Promise<(Loaded & { readonly from?: string }) | NoSession> {
     const store = this.#context.store;
     const names = store.names;
     const hashed = names.hashed;
@@ -151,7 +132,29 @@ export class LayoutFinder {
     const moved = store.decode(sid, otherRaw, now);
     if (typeof moved === 'string') return moved;
     if (moved.record.hashed === hashed) return 'gone';
-    return { ...moved, from: other };
+    return this.#move(sid, other, moved, now, deadline, waited);
+  }
+
+  /** Moves the session of `sid` found under `from`, one move at a time per sid in this process. */
+  async #move(
+    sid: string,
+    from: string,
+    found: Loaded,
+    now: number,
+    deadline: number,
+    waited: boolean,
+  ): Promise<Loaded | NoSession> {
+    // No move before the switch is written, and every process that reads it on a miss has heard of it. (Awaited
+    // first: from the check of #moving to its entry, nothing may come between.)
+    await this.#context.layout.ready(deadline);
+    const moving = this.#moving.get(sid);
+    if (moving !== undefined && !waited) return moving.then(() => this.load(sid, now, deadline, true));
+    const move = relayout(this.#context, sid, from, found, deadline);
+    const settled: Promise<void> = move.then(noop, noop).finally(() => {
+      if (this.#moving.get(sid) === settled) this.#moving.delete(sid);
+    });
+    this.#moving.set(sid, settled);
+    return move;
   }
 }
 

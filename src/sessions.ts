@@ -160,10 +160,11 @@ export class Sessions implements SessionsApi {
   }
 
   /** The store steps of a commit (commit.ts) for a request, with its events; resolves with the cookie to send. */
-  async commit(plan: CommitPlan, deadline: number, ctx: Context | undefined): Promise<CommitPlan['cookie']> {
+  commit(plan: CommitPlan, deadline: number, ctx: Context | undefined): Promise<CommitPlan['cookie']> {
     // No session is written before the layout record is read (and GRACE has passed after a switch to this layout):
     // what that waits for GRACE is no store time.
-    deadline += await this.#layout.ready(deadline);
+    const ready = this.#layout.ready(deadline);
+    if (ready !== 0) return Promise.resolve(ready).then((waited) => this.commit(plan, deadline + waited, ctx));
     const describe = this.settings.describe;
     const label =
       describe === undefined || ctx === undefined
