@@ -36,8 +36,16 @@ function deviceLabel(ctx) {
 
 // The store, lifetime, cookie... come from SESSION_* variables; the code only says which session
 // field names the user (so that the devices page can find every session of that user) and how to
-// label a device.
+// label a device. The demo's own defaults, each a variable you may set: a browser-session login
+// ends after 2 hours away, and any login 90 days after it was made, however active.
+process.env.SESSION_NON_PERMANENT_LIFETIME ??= '2h';
+process.env.SESSION_ABSOLUTE_LIFETIME ??= '90d';
 const sessions = kvSession({ userKey: 'user', describe: deviceLabel });
+
+// A cookie naming a session that has ended (signed out elsewhere, expired): the sign-in page says so.
+app.on('session:expired', ({ ctx }) => {
+  if (ctx) ctx.state.ended = true;
+});
 
 // Live connections (server-sent events) by session id: closed when that session is signed out.
 const live = new Map();
@@ -47,8 +55,8 @@ for (const event of ['session:revoked', 'session:destroyed']) {
     live.delete(id);
   });
 }
-// With SESSION_ABSOLUTE_LIFETIME set (seconds, or a duration such as 12h), a session ends that long
-// after the login however active it is; the page shows when.
+// SESSION_ABSOLUTE_LIFETIME (seconds, or a duration such as 12h): a session ends that long after the
+// login however active it is; the page shows when.
 const absolute = process.env.SESSION_ABSOLUTE_LIFETIME;
 const UNIT = { '': 1000, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 const [, amount, unit] = /^(\d+)\s*([smhdw]?)$/.exec(absolute?.trim() ?? '') ?? [];
@@ -56,6 +64,8 @@ const absoluteMs = amount === undefined ? undefined : Number(amount) * UNIT[unit
 app.use(sessions);
 
 const escapeHtml = (text) => String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+/** A time, shown in the browser's own time zone (the script in page() rewrites it; UTC without scripts). */
+const time = (date) => `<time datetime="${date.toISOString()}">${date.toUTCString()}</time>`;
 
 async function form(ctx) {
   let body = '';
@@ -69,7 +79,9 @@ async function form(ctx) {
 function page(title, content) {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title}</title>
 <style>body{font:16px system-ui;max-width:34rem;margin:3rem auto;padding:0 1rem}button,input{font:inherit}</style></head>
-<body><h1>${title}</h1>${content}</body></html>`;
+<body><h1>${title}</h1>${content}
+<script>for (const t of document.querySelectorAll('time')) t.textContent = new Date(t.dateTime).toLocaleString();</script>
+</body></html>`;
 }
 
 /** The sign-in form's CSRF token lives in a short, browser-session pre-login session. */
@@ -153,9 +165,11 @@ app.use(async (ctx) => {
   }
   if (ctx.path === '/devices' && ctx.session.user) {
     const here = sessionId(ctx);
-    const devices = await sessions.listUserSessions(ctx.session.user);
+    // This device first, then the others as listed (newest login first).
+    const listed = await sessions.listUserSessions(ctx.session.user);
+    const devices = [...listed.filter((d) => d.id === here), ...listed.filter((d) => d.id !== here)];
     const csrf = `<input type="hidden" name="csrf" value="${escapeHtml(ctx.session.csrf)}">`;
-    const when = (date) => (date ? `<time datetime="${date.toISOString()}">${date.toUTCString()}</time>` : 'unknown');
+    const when = (date) => (date ? time(date) : 'unknown');
     const rows = devices.map(
       (
         device,
@@ -173,9 +187,12 @@ ${device.id === here ? '' : `<form method="post" action="/devices/sign-out">${cs
   }
   if (ctx.path !== '/') ctx.throw(404);
   if (!ctx.session.user) {
+    const notice = ctx.state.ended
+      ? '<p id="notice">You were signed out: on another device, or your session ended.</p>'
+      : '';
     ctx.body = page(
       'Sign in',
-      `<form method="post" action="/login">
+      `${notice}<form method="post" action="/login">
 <input type="hidden" name="csrf" value="${csrfToken(ctx)}">
 <p><label>User name <input name="user" autocomplete="username" required></label></p>
 <p><label><input type="checkbox" name="remember"> Remember me</label></p>
@@ -191,8 +208,8 @@ ${device.id === here ? '' : `<form method="post" action="/devices/sign-out">${cs
     `Hello, ${escapeHtml(ctx.session.user)}`,
     `<p id="visits">Visits this session: ${ctx.session.visits}</p>
 <p id="kind">${ctx.session.permanent ? 'Remembered on this browser (the cookie has an expiry)' : 'This session ends when the browser closes'}</p>
-<p id="expires">${ctx.session.permanent ? 'Unless you come back, it expires at' : 'or, if you stay away, at'} <time datetime="${expires?.toISOString()}">${expires?.toUTCString()}</time></p>
-${absoluteMs === undefined ? '' : `<p id="absolute">Signed in at ${new Date(ctx.session.signedInAt).toUTCString()}: however active, this session ends by ${new Date(ctx.session.signedInAt + absoluteMs).toUTCString()}</p>`}
+<p id="expires">${ctx.session.permanent ? 'Unless you come back, it expires at' : 'or, if you stay away, at'} ${expires ? time(expires) : ''}</p>
+${absoluteMs === undefined ? '' : `<p id="absolute">Signed in at ${time(new Date(ctx.session.signedInAt))}: however active, this session ends by ${time(new Date(ctx.session.signedInAt + absoluteMs))}</p>`}
 <p id="browsers">Signed in on ${browsers} browser${browsers === 1 ? '' : 's'}: <a id="devices-link" href="/devices">your devices</a></p>
 <p id="live">connecting…</p>
 <script>
@@ -214,7 +231,10 @@ ${absoluteMs === undefined ? '' : `<p id="absolute">Signed in at ${new Date(ctx.
 });
 
 const port = Number(process.env.PORT ?? 3000);
-const server = app.listen(port, () => console.log(`koa-kv-session demo on http://localhost:${port}`));
+const store = (process.env.SESSION_STORE ?? 'sqlite://./sessions.sqlite (the default)').replace(/:[^:@/]*@/, ':***@');
+const server = app.listen(port, () =>
+  console.log(`koa-kv-session demo on http://localhost:${port}, sessions in ${store}`),
+);
 for (const signal of ['SIGINT', 'SIGTERM']) {
   process.once(signal, () => {
     server.close();

@@ -14,6 +14,8 @@ const available = existsSync(CHROMIUM);
 
 let demo: ChildProcess | undefined;
 let url = '';
+/** What the demo printed at start-up. */
+let started = '';
 let work = '';
 
 beforeAll(async () => {
@@ -28,14 +30,14 @@ beforeAll(async () => {
       ...process.env,
       PORT: String(port),
       SESSION_STORE: `sqlite://${join(work, 'sessions.sqlite')}`,
-      SESSION_ABSOLUTE_LIFETIME: '40d',
       DEMO_SECRET: 'browser-test',
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   await new Promise<void>((ready, fail) => {
     demo?.stdout?.on('data', (chunk: Buffer) => {
-      if (chunk.toString().includes('demo on')) ready();
+      started += chunk.toString();
+      if (started.includes('demo on')) ready();
     });
     demo?.once('exit', (code) => fail(new Error(`demo exited with ${code}`)));
   });
@@ -51,6 +53,9 @@ function launch(profile: string): Promise<BrowserContext> {
   return chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
+    // Another time zone than the server's UTC: the pages show times in the browser's own.
+    timezoneId: 'America/New_York',
+    locale: 'en-US',
     args: [
       '--no-sandbox',
       '--disable-gpu',
@@ -92,6 +97,8 @@ describe('the demo in Chromium', () => {
         await phonePage.waitForSelector('#devices');
         expect(await phonePage.locator('.device').count()).toBe(2);
         expect(await phonePage.locator('.this-device').count()).toBe(1);
+        // This device first.
+        expect(await phonePage.locator('.device').first().locator('.this-device').count()).toBe(1);
         // This device is active now; the page fits a phone's width.
         expect(await phonePage.textContent('.device:has(.this-device)')).toContain('last active now');
         expect(await phonePage.getAttribute('meta[name=viewport]', 'content')).toBe(
@@ -106,6 +113,10 @@ describe('the demo in Chromium', () => {
         expect(await phonePage.locator('.device').count()).toBe(1);
         // The signed-out browser shows it at once: its page reloads when the live connection closes.
         await laptopPage.waitForFunction(`document.querySelector('h1')?.textContent === 'Sign in'`);
+        // ... and says why.
+        expect(await laptopPage.textContent('#notice')).toBe(
+          'You were signed out: on another device, or your session ended.',
+        );
         await phonePage.goto(url);
         expect(await phonePage.textContent('h1')).toBe('Hello, fay');
         mkdirSync(SHOTS, { recursive: true });
@@ -138,14 +149,21 @@ describe('the demo in Chromium', () => {
         await page.reload();
         expect(await page.textContent('h1')).toBe('Hello, ada');
         expect(await page.textContent('#visits')).toBe('Visits this session: 3');
-        // The page shows when the session expires: a lifetime (31 days by default) from now.
+        // The page shows when the session expires if the user stays away: the demo's browser-session lifetime
+        // (SESSION_NON_PERMANENT_LIFETIME, 2 hours unless set) from now.
         const expires = Date.parse((await page.getAttribute('#expires time', 'datetime')) as string);
-        expect(expires).toBeGreaterThan(Date.now() + 30 * 86_400_000);
-        expect(expires).toBeLessThanOrEqual(Date.now() + 31 * 86_400_000);
-        // With SESSION_ABSOLUTE_LIFETIME set, the page says when the session ends however active.
-        const absolute = /ends by (.+)$/.exec((await page.textContent('#absolute')) ?? '')?.[1];
-        expect(Date.parse(absolute as string)).toBeGreaterThan(Date.now() + 39 * 86_400_000);
-        expect(Date.parse(absolute as string)).toBeLessThanOrEqual(Date.now() + 40 * 86_400_000);
+        expect(expires).toBeGreaterThan(Date.now() + 2 * 3_600_000 - 60_000);
+        expect(expires).toBeLessThanOrEqual(Date.now() + 2 * 3_600_000);
+        // And when it ends however active (SESSION_ABSOLUTE_LIFETIME, 90 days unless set), as `npm start` shows it.
+        const absolute = Date.parse((await page.getAttribute('#absolute time:last-of-type', 'datetime')) as string);
+        expect(absolute).toBeGreaterThan(Date.now() + 90 * 86_400_000 - 60_000);
+        expect(absolute).toBeLessThanOrEqual(Date.now() + 90 * 86_400_000);
+        // In the browser's time zone and language, not the server's UTC.
+        const shown = await page.textContent('#expires time');
+        expect(shown).toBe(await page.evaluate((at) => new Date(at).toLocaleString(), expires));
+        expect(shown).not.toBe(new Date(expires).toUTCString());
+        // The start-up line names the store.
+        expect(started).toMatch(/sessions in sqlite:\/\/\S+sessions\.sqlite/);
         mkdirSync(SHOTS, { recursive: true });
         await page.screenshot({ path: join(SHOTS, 'logged-in.png') });
       } finally {
