@@ -20,6 +20,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { frameRecord, parseRecord } from './codec.js';
 import { LAYOUT_NAME } from './names.js';
+import { MAX_LIFETIME } from './parse.js';
 import type { SessionStore } from './store.js';
 
 /** How old what a process knows of the switch may get before a miss reads the record again. */
@@ -78,10 +79,10 @@ export class LayoutSwitch {
   /** GRACE has passed since the latest switch to this process's layout it knows of (or there was none). */
   #settled = false;
 
-  /** `span`: how long a session may live (absoluteLifetime, else the longest lifetime a session may be given). */
-  constructor(store: SessionStore, span: number, report: (error: Error) => void) {
+  /** A switch lasts as long as a session may live: `absoluteLifetime`, else the longest lifetime it may be given. */
+  constructor(store: SessionStore, absoluteLifetime: number | undefined, report: (error: Error) => void) {
     this.#store = store;
-    this.#span = span;
+    this.#span = absoluteLifetime ?? MAX_LIFETIME;
     this.#report = report;
   }
 
@@ -144,11 +145,15 @@ export class LayoutSwitch {
     const known = this.#known;
     if (stored === undefined || stored.hashed !== this.#store.names.hashed) return false;
     if (known === undefined || stored.until !== known.until) return false;
-    if (stored.until <= now) return true;
-    const { raw: written, ttl } = layoutRecord({ ...stored, until: now }, now);
-    if ((await this.#store.compareAndSet(LAYOUT_NAME, raw, written, ttl)).status !== 'saved') return false;
-    this.#known = { ...stored, until: now };
-    return true;
+    return stored.until <= now || this.#write(raw, { ...stored, until: now });
+  }
+
+  /** Writes `state` over the record `raw` (undefined: none) by compare-and-set; true when it was written. */
+  async #write(raw: string | undefined, state: LayoutState, deadline?: number): Promise<boolean> {
+    const { raw: written, ttl } = layoutRecord(state, Date.now());
+    const saved = (await this.#store.compareAndSet(LAYOUT_NAME, raw, written, ttl, deadline)).status === 'saved';
+    if (saved) this.#known = state;
+    return saved;
   }
 
   #says(now: number): boolean {
@@ -167,11 +172,7 @@ export class LayoutSwitch {
         if (next === undefined) {
           this.#known = stored;
           done = true;
-        } else {
-          const { raw: written, ttl } = layoutRecord(next, Date.now());
-          done = (await this.#store.compareAndSet(LAYOUT_NAME, raw, written, ttl, deadline)).status === 'saved';
-          if (done) this.#known = next;
-        }
+        } else done = await this.#write(raw, next, deadline);
       }
       // Three compare-and-sets lost to other processes: tried again at the next check, as if not read.
       if (done) {

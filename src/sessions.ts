@@ -14,7 +14,6 @@ import { createdOf, pastAbsoluteLifetime } from './lifetime.js';
 import { SessionState } from './session.js';
 import type { Session } from './session-types.js';
 import { LayoutSwitch } from './layout-switch.js';
-import { MAX_LIFETIME } from './parse.js';
 import { LayoutFinder } from './relayout.js';
 import { checkKeyLengths } from './warnings.js';
 import { isWellFormedSid, sidFingerprint } from './sid.js';
@@ -65,8 +64,7 @@ export class Sessions implements SessionsApi {
         ? undefined
         : new UserIndex(this.store, { ...settings, userKey: settings.userKey });
     this.#committer = new Committer(this.store, settings, this.#users);
-    const span = settings.absoluteLifetime ?? MAX_LIFETIME;
-    this.#layout = new LayoutSwitch(this.store, span, (error) => this.report(error));
+    this.#layout = new LayoutSwitch(this.store, settings.absoluteLifetime, (error) => this.report(error));
     this.#finder = new LayoutFinder({
       store: this.store,
       users: this.#users,

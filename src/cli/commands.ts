@@ -1,7 +1,6 @@
 // The operator command's commands (stats, list, show, revoke, purge, migrate), each given the store and settings it
 // runs on.
 import { parseArgs } from 'node:util';
-import { MAX_LIFETIME } from '../parse.js';
 import { Revoker } from '../revoke.js';
 import { UserIndex } from '../users.js';
 import { hashSids } from './hash-sids.js';
@@ -258,8 +257,8 @@ async function migrateToHashes(run: Run): Promise<number> {
     );
   }
   const options = await walkOptions(run, 'migrate to hashed sids');
-  const span = run.settings.absoluteLifetime ?? MAX_LIFETIME;
-  const report = await hashSids(run.store, userIndexOf(run), run.settings.userKey, span, options);
+  const { userKey, absoluteLifetime } = run.settings;
+  const report = await hashSids(run.store, userIndexOf(run), userKey, absoluteLifetime, options);
   options.progress.finish();
   run.out.write(
     `moved            ${report.moved}\nalready hashed   ${report.already}\ntombstones moved ${report.tombstones}\n` +

@@ -36,7 +36,7 @@ export async function hashSids(
   store: SessionStore,
   users: UserIndex | undefined,
   userKey: string | undefined,
-  span: number,
+  absoluteLifetime: number | undefined,
   options: WalkOptions = {},
 ): Promise<RelayoutReport> {
   const report: RelayoutReport = {
@@ -49,7 +49,7 @@ export async function hashSids(
     switchOver: false,
   };
   // Moving every session under its hash is a switch: said in the store first, and ended once all have moved.
-  const layout = new LayoutSwitch(store, span, (error) => {
+  const layout = new LayoutSwitch(store, absoluteLifetime, (error) => {
     throw error;
   });
   await layout.check();

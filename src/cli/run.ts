@@ -55,9 +55,9 @@ export function labelOf(argument: string): string {
 }
 
 /** A safe id (16 characters, as a devices page shows): never a sid, which has at least 22. */
-export const SAFE_ID = /^[A-Za-z0-9_-]{16}$/;
+const SAFE_ID = /^[A-Za-z0-9_-]{16}$/;
 /** The start of a stored name, as `list` prints it (12 characters): 8 to 15 accepted. */
-export const LISTED_PREFIX = /^[A-Za-z0-9_-]{8,15}$/;
+const LISTED_PREFIX = /^[A-Za-z0-9_-]{8,15}$/;
 
 /**
  * The session `show` and `revoke` act on: a sid (hashed on the way when the store keeps hashes), or
