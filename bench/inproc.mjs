@@ -63,6 +63,8 @@ function request(path, cookie) {
     res.write = () => true;
     res.end = () => {
       resolve(res.getHeader('set-cookie'));
+      // As a socket's write would: listeners Koa attached (on-finished) let go of the request.
+      res.emit('finish');
       return res;
     };
     handle(req, res);

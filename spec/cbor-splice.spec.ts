@@ -3,36 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeCbor, encodeCbor, spliceCbor } from '../src/cbor.js';
-
-const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
-  leaf: fc.oneof(
-    fc.string(),
-    fc.integer(),
-    fc.double({ noNaN: true }),
-    fc.boolean(),
-    fc.constant(null),
-    fc.date({ min: new Date(0), max: new Date('2100-01-01'), noInvalidDate: true }),
-    fc.bigInt(),
-  ),
-  node: fc.oneof(
-    { depthSize: 'small' },
-    tie('leaf'),
-    fc.array(tie('node'), { maxLength: 4 }),
-    fc.dictionary(fc.string({ maxLength: 8 }), tie('node'), { maxKeys: 4 }),
-  ),
-})).node;
-const key = fc.string({ minLength: 1, maxLength: 12 }).filter((k) => !/^__proto__+$/.test(k));
-const data = fc.dictionary(key, value, { maxKeys: 12 });
-
-const mentionsProto = (value: unknown): boolean =>
-  typeof value === 'string'
-    ? value.includes('__proto__')
-    : typeof value === 'object' &&
-      value !== null &&
-      Object.entries(value).some(([name, item]) => name.includes('__proto__') || mentionsProto(item));
-const INDEX = /^(?:0|[1-9]\d*)$/;
-const hasDate = (value: unknown): boolean =>
-  value instanceof Date || (typeof value === 'object' && value !== null && Object.values(value).some(hasDate));
+import { data, hasDate, INDEX, key, mentionsProto, value } from './support/arbitraries.js';
 
 describe('spliced CBOR writes', () => {
   it('read back as the data, as a whole encode does, for any data and any set, deleted or added keys', () => {

@@ -1,5 +1,6 @@
-// CBOR payloads: one shared cbor-x encoder, the "__proto__" key escape, and a write that re-encodes only the
-// keys a request changed, copying the bytes of every other key from the payload it loaded.
+// CBOR payloads: one shared cbor-x encoder, the "__proto__" key escape, a write that re-encodes only the keys a
+// request changed, copying the bytes of every other key from the payload it loaded, and a read that decodes only the
+// keys a request reads (StoredMap).
 import { Encoder } from 'cbor-x';
 import { SessionError } from './errors.js';
 
@@ -78,6 +79,95 @@ export function decodeCbor(payload: string): unknown {
   return bytes.indexOf(PROTO) === -1 ? data : renameKeys(data, (key) => (UNESCAPE.test(key) ? key.slice(0, -1) : key));
 }
 
+/**
+ * A stored payload read key by key: a request that reads two keys of a large session decodes those two, not the
+ * whole session. Made only for a payload as encodeCbor writes it (a map of text keys with a two-byte length, no
+ * "__proto__" escape), and only once its structure is checked whole: every item's length within the payload.
+ */
+export class StoredMap {
+  /** The payload (base64), as stored. */
+  readonly payload: string;
+  /** How many keys the payload holds. */
+  readonly size: number;
+  readonly #bytes: Buffer;
+  /** Where the entry of each key starts, and where the payload ends, last. */
+  readonly #starts: number[];
+
+  private constructor(payload: string, bytes: Buffer, starts: number[]) {
+    this.payload = payload;
+    this.#bytes = bytes;
+    this.#starts = starts;
+    this.size = starts.length - 1;
+  }
+
+  /** The payload read key by key; undefined for one that is decoded whole (or cannot be: decodeCbor says why). */
+  static of(payload: string): StoredMap | undefined {
+    const bytes = Buffer.from(payload, 'base64');
+    if (bytes[0] !== 0xb9 || bytes.indexOf(PROTO) !== -1) return undefined;
+    const count = ((bytes[1] as number) << 8) | (bytes[2] as number);
+    const starts: number[] = [];
+    let at = 3;
+    try {
+      for (let i = 0; i < count; i++) {
+        if ((bytes[at] as number) >> 5 !== 3) return undefined;
+        starts.push(at);
+        at = skipItem(bytes, skipItem(bytes, at));
+      }
+    } catch {
+      return undefined;
+    }
+    if (at !== bytes.length) return undefined;
+    starts.push(at);
+    return new StoredMap(payload, bytes, starts);
+  }
+
+  /** The value stored at `key`, decoded (a new copy on every call), or undefined when the payload has no such key. */
+  find(key: string): { readonly value: unknown } | undefined {
+    const bytes = this.#bytes;
+    const ascii = isAscii(key);
+    for (let i = 0; i < this.size; i++) {
+      const { from, to } = this.#keyAt(i);
+      const same = ascii ? sameAscii(bytes, from, to, key) : bytes.toString('utf8', from, to) === key;
+      if (same) return { value: cbor.decode(bytes.subarray(to, this.#starts[i + 1])) };
+    }
+    return undefined;
+  }
+
+  /** The keys, in stored order. */
+  keys(): string[] {
+    const keys: string[] = [];
+    for (let i = 0; i < this.size; i++) {
+      const { from, to } = this.#keyAt(i);
+      keys.push(this.#bytes.toString('utf8', from, to));
+    }
+    return keys;
+  }
+
+  /** Where the text of the i-th key starts and ends (its value starts there). */
+  #keyAt(i: number): { from: number; to: number } {
+    const at = this.#starts[i] as number;
+    const info = (this.#bytes[at] as number) & 31;
+    return { from: at + 1 + (info < 24 ? 0 : 1 << (info - 24)), to: skipItem(this.#bytes, at) };
+  }
+
+  /** Every key and value, decoded, in stored order: what decodeCbor gives. */
+  decodeAll(): Record<string, unknown> {
+    return cbor.decode(this.#bytes) as Record<string, unknown>;
+  }
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 127) return false;
+  return true;
+}
+
+/** True when the UTF-8 bytes from `from` to `to` spell `key`, a string of ASCII characters only. */
+function sameAscii(bytes: Buffer, from: number, to: number, key: string): boolean {
+  if (to - from !== key.length) return false;
+  for (let i = 0; i < key.length; i++) if (bytes[from + i] !== key.charCodeAt(i)) return false;
+  return true;
+}
+
 /** Where the CBOR item at `at` ends. Throws RangeError past the end (a payload we did not write). */
 function skipItem(bytes: Buffer, at: number): number {
   const initial = bytes[at] as number;
@@ -128,6 +218,7 @@ export function spliceCbor(
   data: Record<string, unknown>,
   changed: ReadonlySet<string>,
   maxSize: number,
+  partial = false,
 ): string | undefined {
   const stored = Buffer.from(payload, 'base64');
   // encodeCbor writes an object as a map with a two-byte length.
@@ -174,8 +265,9 @@ export function spliceCbor(
     parts.push(bytes);
     entries++;
   }
-  // Every key of the data accounted for, once: else the copied entries are not this data's.
-  if (entries !== Object.keys(data).length || entries > 0xffff) return undefined;
+  // Every key of the data accounted for, once: else the copied entries are not this data's. (Data read key by key
+  // holds only the keys read or changed: the rest is the payload's by construction.)
+  if ((!partial && entries !== Object.keys(data).length) || entries > 0xffff) return undefined;
   parts[0] = Buffer.from([0xb9, entries >> 8, entries & 0xff]);
   return base64Within(Buffer.concat(parts), maxSize);
 }

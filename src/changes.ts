@@ -1,8 +1,17 @@
 // What a handler did to the session data, key by key: what it set or deleted, what it may have mutated in place, and
-// whether the data changed at all.
-import { encodePayload, fingerprint, type Format, type StoredData as RecordData, type StoredRecord } from './codec.js';
+// whether the data changed at all. A loaded CBOR session's data is read key by key as the handler asks (unread.ts).
+import type { StoredMap } from './cbor.js';
+import {
+  encodePayload,
+  fingerprint,
+  splicePayload,
+  type Format,
+  type StoredData as RecordData,
+  type StoredRecord,
+} from './codec.js';
 import { messageOf, SessionError } from './errors.js';
 import type { ChangeSet, Updater } from './plan.js';
+import { define, UnreadPayload } from './unread.js';
 
 const NO_UPDATES: ReadonlyMap<string, readonly Updater[]> = new Map();
 
@@ -21,8 +30,10 @@ export function isEmpty(data: object): boolean {
  * the commit asks: a read-only request pays for a Set it never creates.
  */
 export class DataChanges {
+  /** The data; while `#unread`, only the keys read or changed so far, the stored payload holding the rest. */
   readonly data: RecordData;
   readonly #maxSize: number;
+  #unread: UnreadPayload | undefined;
   /** Top-level keys the handler set or deleted. */
   #touched: Set<string> | undefined;
   /**
@@ -35,9 +46,28 @@ export class DataChanges {
   #updates: Map<string, Updater[]> | undefined;
   #encoded: { format: Format; payload: string } | undefined;
 
-  constructor(data: RecordData, maxSize: number) {
+  /** `stored`: the payload of a loaded session, `data` (empty then) gets its keys as they are read. */
+  constructor(data: RecordData, maxSize: number, stored?: StoredMap) {
     this.data = data;
     this.#maxSize = maxSize;
+    this.#unread = stored === undefined ? undefined : new UnreadPayload(stored);
+  }
+
+  /** `key` is about to be read: its stored value is put in the data if it is not decided there yet. */
+  read(key: string): void {
+    this.#unread?.read(this.data, key, this.#touched);
+  }
+
+  /** The data with every key in it: before anything looks at it whole. */
+  whole(): RecordData {
+    this.#unread?.readAll(this.data, this.#touched);
+    this.#unread = undefined;
+    return this.data;
+  }
+
+  /** True when the session holds no data. */
+  get empty(): boolean {
+    return this.#unread === undefined ? isEmpty(this.data) : this.#unread.empty(this.data, this.#touched);
   }
 
   /**
@@ -65,6 +95,7 @@ export class DataChanges {
   update(key: string, fn: Updater): unknown {
     const decided =
       this.#replaced || (this.#touched?.has(key) === true && this.#updates?.has(key) !== true) || this.#mutated(key);
+    this.read(key);
     const value = fn(this.data[key]);
     if (typeof (value as PromiseLike<unknown> | undefined)?.then === 'function') {
       throw new TypeError(
@@ -72,7 +103,7 @@ export class DataChanges {
           `because it runs again at commit on the freshest stored value`,
       );
     }
-    Reflect.defineProperty(this.data, key, { value, writable: true, enumerable: true, configurable: true });
+    define(this.data, key, value);
     this.#encoded = undefined;
     (this.#touched ??= new Set()).add(key);
     if (!decided) {
@@ -92,6 +123,7 @@ export class DataChanges {
 
   /** `key` is gone from the stored record and from the data alike (take()): nothing of it is left to write. */
   forget(key: string): void {
+    this.#unread?.forget(key);
     Reflect.deleteProperty(this.data, key);
     this.#snapshots?.delete(key);
     this.#encoded = undefined;
@@ -115,6 +147,12 @@ export class DataChanges {
     this.#encoded = undefined;
   }
 
+  /** The data replaced as a whole by `entries` (`ctx.session = {...}`). */
+  replace(entries: readonly [string, unknown][]): void {
+    this.clear();
+    for (const [key, value] of entries) define(this.data, key, value);
+  }
+
   /** Every key removed and nothing remembered: a destroyed session starts over. */
   reset(): void {
     this.#removeAll();
@@ -126,6 +164,7 @@ export class DataChanges {
   }
 
   #removeAll(): void {
+    this.#unread = undefined;
     for (const key of Reflect.ownKeys(this.data)) Reflect.deleteProperty(this.data, key);
   }
 
@@ -141,7 +180,10 @@ export class DataChanges {
         ? { payload: stored.payload, changed: this.#changedKeys() }
         : undefined;
     try {
-      payload = encodePayload(this.data, format, this.#maxSize, base);
+      // Data read key by key is spliced into the payload it was read from, else read whole first (take() changed it).
+      const partial = base !== undefined && this.#unread?.payload === base.payload;
+      const spliced = partial ? splicePayload(this.data, base, this.#maxSize) : undefined;
+      payload = spliced ?? encodePayload(this.whole(), format, this.#maxSize, base);
     } catch (error) {
       if (error instanceof SessionError) throw error;
       throw new SessionError(
@@ -164,7 +206,7 @@ export class DataChanges {
 
   /** True when the data now differs from `stored`'s; compares encodings, so nested mutation counts. */
   differFrom(stored: StoredRecord | undefined): boolean {
-    if (stored === undefined) return !isEmpty(this.data);
+    if (stored === undefined) return !this.empty;
     if (this.#replaced || this.#touched !== undefined) return this.encode(stored.format, stored) !== stored.payload;
     // Only objects were handed out: compare those, key by key, instead of encoding the whole session.
     for (const [key, before] of this.#snapshots ?? []) {

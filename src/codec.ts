@@ -73,6 +73,15 @@ export function encodePayload(
   );
 }
 
+/**
+ * The changed keys of `data` spliced into `base.payload`, for data read key by key (cbor.ts's StoredMap): it holds the
+ * keys read or changed, the payload the rest. Undefined when a splice cannot be done: the data is then decoded whole.
+ */
+export function splicePayload(data: StoredData, base: PayloadBase, maxSize: number): string | undefined {
+  for (const key of base.changed) if (!nestedWithin(data[key], MAX_DEPTH - 1)) throw tooDeep();
+  return spliceCbor(base.payload, data, base.changed, maxSize, true);
+}
+
 /** The payload some data was decoded from, and the keys changed since (set, deleted or changed in place). */
 export interface PayloadBase {
   readonly payload: string;

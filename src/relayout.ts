@@ -3,7 +3,7 @@
 import { decodeRecord, parseRecord, relaidRecord, type StoredData, type StoredRecord } from './codec.js';
 import { movedTo, TOMBSTONE_LIFETIME, recordStatus, movedTombstone, type NoSession } from './tombstone.js';
 import type { LayoutSwitch } from './layout-switch.js';
-import type { SessionStore } from './store.js';
+import type { LoadedLazily, SessionStore } from './store.js';
 import { storedUserOf } from './user-id.js';
 import type { UserIndex } from './users.js';
 
@@ -102,7 +102,7 @@ export class LayoutFinder {
    * request of this process moves it, read again once that move is done). A record answers only in the layout its
    * header names: a key is no sid.
    */
-  async load(sid: string, now: number, deadline: number, waited = false): Promise<Loaded | NoSession> {
+  async load(sid: string, now: number, deadline: number, waited = false): Promise<LoadedLazily | NoSession> {
     const store = this.#context.store;
     const names = store.names;
     const hashed = names.hashed;
@@ -114,7 +114,7 @@ export class LayoutFinder {
       const to = movedTo(raw);
       other = to === undefined ? undefined : (names.otherName(sid) as string);
       if (other === undefined || to !== names.storedName(other)) {
-        const loaded = store.decode(sid, raw, now);
+        const loaded = store.decode(sid, raw, now, true);
         if (typeof loaded === 'string' || loaded.record.hashed === hashed) return loaded;
       }
     } else if (!(await this.#context.layout.lookElsewhere(Date.now(), deadline))) {
@@ -126,7 +126,7 @@ export class LayoutFinder {
     // Nothing there either, or the tombstone of a move here: a request of the same browser may have
     // just moved it (between our two reads), so what is here now is the answer.
     if (otherRaw === undefined || otherRaw === null || movedTo(otherRaw) === names.storedName(sid)) {
-      const again = store.decode(sid, await store.read(sid, deadline), now);
+      const again = store.decode(sid, await store.read(sid, deadline), now, true);
       return typeof again === 'string' || again.record.hashed === hashed ? again : 'gone';
     }
     const moved = store.decode(sid, otherRaw, now);
@@ -143,7 +143,7 @@ export class LayoutFinder {
     now: number,
     deadline: number,
     waited: boolean,
-  ): Promise<Loaded | NoSession> {
+  ): Promise<LoadedLazily | NoSession> {
     // No move before the switch is written, and every process that reads it on a miss has heard of it. (Awaited
     // first: from the check of #moving to its entry, nothing may come between.)
     await this.#context.layout.ready(deadline);

@@ -1,5 +1,6 @@
 // The Proxy handler behind ctx.session: data keys go to the data object, the names of control members to the
 // session behind it, so that Object.keys, spread and JSON.stringify see exactly the user data.
+import type { DataChanges } from './changes.js';
 import type { StoredData } from './codec.js';
 import { CONTROL_MEMBERS, controlError } from './session-types.js';
 
@@ -11,10 +12,13 @@ export interface ProxiedSession {
   readControl(key: string): unknown;
   /** Sets a writable control member (`permanent`, `modified`, `lifetime`); throws for the others. */
   writeControl(key: string, value: unknown): void;
-  /** A key of `target` was set, defined or deleted by the handler. */
-  touched(target: StoredData, key: string | symbol): void;
   /** The object `value` at `key` of `target` was handed to the handler, which may change it in place. */
   handedOut(target: StoredData, key: string, value: object): void;
+  /**
+   * What the handler does to `target` when it is this session's data: undefined for the data of a session the
+   * request left with regenerate(callback), a plain object from then on (passport reads it back).
+   */
+  changesOf(target: StoredData): DataChanges | undefined;
 }
 
 export class SessionProxyHandler implements ProxyHandler<StoredData> {
@@ -27,7 +31,13 @@ export class SessionProxyHandler implements ProxyHandler<StoredData> {
   get(target: StoredData, key: string | symbol, receiver: unknown): unknown {
     if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) return this.#session.readControl(key);
     // util.inspect(ctx.session) and koa-session's ctx.session[inspect](): the data, as a plain object.
-    if (key === INSPECT) return () => ({ ...target });
+    if (key === INSPECT) {
+      return () => {
+        this.#session.changesOf(target)?.whole();
+        return { ...target };
+      };
+    }
+    if (typeof key === 'string') this.#session.changesOf(target)?.read(key);
     const value = Reflect.get(target, key, receiver);
     if (typeof value === 'object' && value !== null && typeof key === 'string')
       this.#session.handedOut(target, key, value);
@@ -39,20 +49,36 @@ export class SessionProxyHandler implements ProxyHandler<StoredData> {
       this.#session.writeControl(key, value);
       return true;
     }
-    this.#session.touched(target, key);
+    this.#session.changesOf(target)?.touch(key);
     // defineProperty, not assignment: a key such as "__proto__" stays plain data.
     return Reflect.defineProperty(target, key, { value, writable: true, enumerable: true, configurable: true });
   }
 
   deleteProperty(target: StoredData, key: string | symbol): boolean {
     if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) throw controlError(key);
-    if (Object.hasOwn(target, key)) this.#session.touched(target, key);
+    if (typeof key === 'string') this.#session.changesOf(target)?.read(key);
+    if (Object.hasOwn(target, key)) this.#session.changesOf(target)?.touch(key);
     return Reflect.deleteProperty(target, key);
   }
 
   defineProperty(target: StoredData, key: string | symbol, descriptor: PropertyDescriptor): boolean {
     if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) throw controlError(key);
-    this.#session.touched(target, key);
+    this.#session.changesOf(target)?.touch(key);
     return Reflect.defineProperty(target, key, descriptor);
+  }
+
+  has(target: StoredData, key: string | symbol): boolean {
+    if (typeof key === 'string') this.#session.changesOf(target)?.read(key);
+    return Reflect.has(target, key);
+  }
+
+  getOwnPropertyDescriptor(target: StoredData, key: string | symbol): PropertyDescriptor | undefined {
+    if (typeof key === 'string') this.#session.changesOf(target)?.read(key);
+    return Reflect.getOwnPropertyDescriptor(target, key);
+  }
+
+  ownKeys(target: StoredData): (string | symbol)[] {
+    this.#session.changesOf(target)?.whole();
+    return Reflect.ownKeys(target);
   }
 }

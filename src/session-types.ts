@@ -143,6 +143,15 @@ export interface Methods {
   clear(): void;
 }
 
+/** What `ctx.session = value` stores: the entries of an object, none of them named as a control member. */
+export function assignedEntries(value: object): [string, unknown][] {
+  if (Array.isArray(value))
+    throw new TypeError('ctx.session can be assigned an object of session data or null, got an array');
+  const entries = Object.entries(value);
+  for (const [key] of entries) if (CONTROL_MEMBERS.has(key)) throw controlError(key);
+  return entries;
+}
+
 /** `key` as a data key of take() or update(): a string that is not a control member's name. */
 export function dataKey(key: unknown, method: string): string {
   if (typeof key !== 'string')

@@ -1,13 +1,14 @@
 // The object handlers see as ctx.session: user data behind a Proxy, plus the status the commit is planned from.
-import { DataChanges, isEmpty } from './changes.js';
+import { StoredMap } from './cbor.js';
+import { DataChanges } from './changes.js';
 import { checkSize, frameRecord, type StoredData as RecordData, type StoredRecord } from './codec.js';
 import { createdOf, expiryFrom, idleLifetime, ownLifetimeOf } from './lifetime.js';
 import type { CommitPlan, Taker } from './plan.js';
 import { expiryAt, isModified, planWrite, type SessionStatus } from './planning.js';
 import { type ProxiedSession, SessionProxyHandler } from './session-proxy.js';
 import {
+  assignedEntries,
   booleanControl,
-  CONTROL_MEMBERS,
   controlError,
   controlMethods,
   type Methods,
@@ -71,33 +72,40 @@ export class SessionState implements ProxiedSession {
   /** `taker`: take() of a stored session, by the committer. `loaded.storeSpent`: the store time loading took. */
   constructor(
     config: SessionConfig,
-    loaded?: { sid: string; record: StoredRecord; data: RecordData; staleCookie: boolean; storeSpent?: number },
+    loaded?: {
+      sid: string;
+      record: StoredRecord;
+      data: RecordData | StoredMap;
+      staleCookie: boolean;
+      storeSpent?: number;
+    },
     taker?: Taker,
   ) {
     this.#config = config;
     this.#taker = taker;
     this.#storeSpent = loaded?.storeSpent ?? 0;
+    const data = loaded?.data;
+    const unread = data instanceof StoredMap ? data : undefined;
+    this.#data = data === undefined || data instanceof StoredMap ? {} : data;
+    this.#changes = new DataChanges(this.#data, config.maxSize, unread);
     if (loaded) {
       this.#sid = loaded.sid;
       this.#stored = loaded.record;
-      this.#data = loaded.data;
       this.#permanent = loaded.record.permanent;
       this.#ownLifetime = loaded.record.lifetime;
       this.#created = createdOf(loaded.record, config);
       this.#isNew = false;
       this.#staleCookie = loaded.staleCookie;
       // A stored value that cannot be a user id: this session belongs to no one's index.
-      const user = config.userKey === undefined ? undefined : storedUserOf(loaded.data, config.userKey);
+      const user = config.userKey === undefined ? undefined : this.#storedUser(config.userKey);
       this.#loadedUser = user === undefined ? undefined : { sid: loaded.sid, user };
     } else {
-      this.#data = {};
       this.#permanent = config.permanent;
       this.#isNew = true;
       this.#staleCookie = false;
     }
     this.#loadedPermanent = this.#permanent;
     this.#loadedLifetime = this.#ownLifetime;
-    this.#changes = new DataChanges(this.#data, config.maxSize);
     this.#proxy = new Proxy(this.#data, new SessionProxyHandler(this)) as unknown as Session;
   }
 
@@ -116,13 +124,19 @@ export class SessionState implements ProxiedSession {
     else throw controlError(key);
   }
 
-  touched(target: RecordData, key: string | symbol): void {
-    if (target === this.#data) this.#changes.touch(key);
-  }
-
   handedOut(target: RecordData, key: string, value: object): void {
     // Only a stored object can change behind our back (nested mutation); a new session's data is all the handler's own.
     if (target === this.#data && (this.#stored ?? this.#rotatedFrom) !== undefined) this.#changes.handedOut(key, value);
+  }
+
+  changesOf(target: RecordData): DataChanges | undefined {
+    return target === this.#data ? this.#changes : undefined;
+  }
+
+  /** The user the data names under `userKey`, reading that one field. */
+  #storedUser(userKey: string): string | undefined {
+    this.#changes.read(userField(userKey));
+    return storedUserOf(this.#data, userKey);
   }
 
   // --- Control members ---------------------------------------------------------------------
@@ -170,6 +184,7 @@ export class SessionState implements ProxiedSession {
    */
   async #take(key: string): Promise<unknown> {
     const from = this.#stored !== undefined ? { sid: this.#sid as string, record: this.#stored } : this.#rotatedFrom;
+    this.#changes.read(key);
     if (!Object.hasOwn(this.#data, key)) return undefined;
     const value = this.#data[key];
     if (from === undefined || this.#taker === undefined || this.#changes.setByHandler(key)) {
@@ -215,7 +230,7 @@ export class SessionState implements ProxiedSession {
     if (this.#created === undefined) return now;
     const userKey = this.#config.userKey;
     if (userKey !== undefined) {
-      const user = storedUserOf(this.#data, userKey);
+      const user = this.#storedUser(userKey);
       if (user !== undefined && user !== this.#loadedUser?.user) return now;
     }
     return this.#created;
@@ -229,6 +244,8 @@ export class SessionState implements ProxiedSession {
    * copies it back.
    */
   #renew(): Promise<void> {
+    // The object ctx.session was keeps the old data, all of it.
+    this.#changes.whole();
     this.#data = {};
     this.#changes = new DataChanges(this.#data, this.#config.maxSize);
     this.#changes.clear();
@@ -264,22 +281,9 @@ export class SessionState implements ProxiedSession {
 
   /** Replaces the data (`ctx.session = {...}`); `null` destroys the session. */
   assign(value: unknown): void {
-    if (value === null || value === undefined) {
-      void this.#destroy();
-      return;
-    }
-    if (typeof value !== 'object' || Array.isArray(value)) {
-      throw new TypeError(
-        `ctx.session can be assigned an object of session data or null, got ` +
-          `${Array.isArray(value) ? 'an array' : typeof value}`,
-      );
-    }
-    const entries = Object.entries(value);
-    for (const [key] of entries) if (CONTROL_MEMBERS.has(key)) throw controlError(key);
-    this.#changes.clear();
-    for (const [key, item] of entries) {
-      Reflect.defineProperty(this.#data, key, { value: item, writable: true, enumerable: true, configurable: true });
-    }
+    if (value === null || value === undefined) void this.#destroy();
+    else if (typeof value === 'object') this.#changes.replace(assignedEntries(value));
+    else throw new TypeError(`ctx.session can be assigned an object of session data or null, got ${typeof value}`);
   }
 
   // --- Commit planning (planning.ts) -------------------------------------------------------
@@ -291,7 +295,7 @@ export class SessionState implements ProxiedSession {
       stored: this.#stored,
       rotatedFrom: this.#rotatedFrom,
       retired: this.#retired,
-      empty: isEmpty(this.#data),
+      empty: this.#changes.empty,
       forced: this.#forced,
       permanent: this.#permanent,
       permanentChanged: this.#permanent !== this.#loadedPermanent,
@@ -327,6 +331,7 @@ export class SessionState implements ProxiedSession {
     const userKey = this.#config.userKey;
     if (userKey === undefined) return plan;
     let user: string | undefined;
+    this.#changes.read(userField(userKey));
     try {
       user = userIdOf(this.#data, userKey);
     } catch (error) {

@@ -5,6 +5,8 @@ import type { Context } from 'koa';
 import { CleanupScheduler } from './cleanup.js';
 import type { StoredData as RecordData, StoredRecord } from './codec.js';
 import { AuditEvents, type EventTarget } from './audit.js';
+import type { StoredMap } from './cbor.js';
+import { dataOf } from './unread.js';
 import { Committer } from './commit.js';
 import { cookieValues, type KeysLike, type Signer, sidFromCookie, signerFor } from './cookie.js';
 import { messageOf, SessionError } from './errors.js';
@@ -29,7 +31,13 @@ const debug = debugLog('koa-kv-session');
 /** What a request's session cookie led to: the live session it names, and whether it named one that is gone. */
 export interface Found {
   readonly session:
-    | { readonly sid: string; readonly stale: boolean; readonly record: StoredRecord; readonly data: RecordData }
+    | {
+        readonly sid: string;
+        readonly stale: boolean;
+        readonly record: StoredRecord;
+        /** The data, or (CBOR) its payload, read key by key as the request asks (SessionState). */
+        readonly data: RecordData | StoredMap;
+      }
     | undefined;
   readonly dead: boolean;
 }
@@ -275,7 +283,7 @@ export class Sessions implements SessionsApi {
     return {
       sid,
       id: sidFingerprint(sid),
-      data,
+      data: dataOf(data),
       permanent: record.permanent,
       expires: new Date(record.expires),
       createdAt: record.created === undefined ? undefined : new Date(createdOf(record, this.settings)),

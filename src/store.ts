@@ -1,6 +1,7 @@
 // The one place that calls a backend: load / save / remove / compare-and-set under the key prefix, with TTL, codec, one
 // deadline per request, retries and error mapping.
 import { setTimeout as sleep } from 'node:timers/promises';
+import { StoredMap } from './cbor.js';
 import { debugLog } from './debug.js';
 import { missed, type Backend, type CasResult } from './backends/contract.js';
 import { openBackend } from './backends/registry.js';
@@ -27,6 +28,8 @@ export type { ListedRecord, StoreAbilities, StoreConfig, StoreSpec } from './sto
 type Operation = SessionStoreError['operation'];
 /** A live session record and its data. */
 type Loaded = { readonly record: StoredRecord; readonly data: StoredData };
+/** A live session record and its data, or (CBOR) its payload to read key by key. */
+export type LoadedLazily = { readonly record: StoredRecord; readonly data: StoredData | StoredMap };
 
 const debug = debugLog('koa-kv-session:store');
 const SAVED: CasResult = { status: 'saved' };
@@ -134,8 +137,13 @@ export class SessionStore {
     return typeof loaded === 'string' ? undefined : loaded;
   }
 
-  /** The session in `raw` (read under `name`), or why there is none. */
-  decode(name: string, raw: unknown, now: number): Loaded | NoSession {
+  /**
+   * The session in `raw` (read under `name`), or why there is none. `lazily`: a CBOR payload is checked whole but
+   * decoded key by key, as a request reads it (cbor.ts's StoredMap).
+   */
+  decode(name: string, raw: unknown, now: number): Loaded | NoSession;
+  decode(name: string, raw: unknown, now: number, lazily: true): LoadedLazily | NoSession;
+  decode(name: string, raw: unknown, now: number, lazily = false): LoadedLazily | NoSession {
     if (raw === undefined || raw === null) return 'gone';
     try {
       // A record larger than we would ever write is not decoded: a planted or stale giant costs nothing.
@@ -147,7 +155,8 @@ export class SessionStore {
       const record = parseRecord(raw);
       // Backends without native TTL keep expired rows until a purge: expiry is checked here.
       if (record.expires <= now) return recordStatus(raw, now) === 'moved' ? 'moved' : 'gone';
-      return { record, data: decodePayload(record.payload, record.format) };
+      const unread = lazily && record.format === 'cbor' ? StoredMap.of(record.payload) : undefined;
+      return { record, data: unread ?? decodePayload(record.payload, record.format) };
     } catch (error) {
       if (!(error instanceof CorruptRecordError)) throw error;
       this.#report(corruptRecordError(name, this.#config.keyPrefix, error));
