@@ -36,7 +36,10 @@ export function writeSession(
         );
       return;
     }
-    ctx.vary(channel.header ?? 'Cookie');
+    const varies = channel.header ?? 'Cookie';
+    // The usual response has no Vary yet: set, not parsed and merged.
+    if (ctx.response.get('Vary') === '') ctx.set('Vary', varies);
+    else ctx.vary(varies);
   }
   if (send === undefined) return;
   const { cookie, signer } = channel;

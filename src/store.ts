@@ -253,11 +253,35 @@ export class SessionStore {
    * storeTimeout from now; failed attempts are retried with backoff (every write we make is
    * idempotent: a full value, a delete, or a compare-and-set that re-checks).
    */
-  async call<T>(
+  call<T>(
     operation: Operation,
     run: (backend: Backend) => Promise<T>,
     deadline = Date.now() + this.#config.storeTimeout,
     context?: StoreTraceContext,
+  ): Promise<T> {
+    const backend = this.#opened;
+    // The usual call, on an open store with time left: its first attempt without a frame of its own around it.
+    if (backend === undefined || this.#closed || Date.now() >= deadline || context !== undefined)
+      return this.#attempts(operation, run, deadline, context);
+    let sent: Promise<T>;
+    try {
+      sent = run(backend);
+    } catch (error) {
+      sent = Promise.reject(error);
+    }
+    return bounded(sent, deadline, () => this.timeout(operation)).catch(async (error: unknown) => {
+      await sleep(this.#backoff(error, 0, operation, deadline));
+      return this.#attempts(operation, run, deadline, context, 1);
+    });
+  }
+
+  /** The attempts of a call from `first` on, with backoff between them, until one succeeds or time is up. */
+  async #attempts<T>(
+    operation: Operation,
+    run: (backend: Backend) => Promise<T>,
+    deadline: number,
+    context: StoreTraceContext | undefined,
+    first = 0,
   ): Promise<T> {
     if (this.#closed) {
       throw new SessionStoreError(
@@ -266,7 +290,7 @@ export class SessionStore {
         'koa-kv-session: the session store was closed',
       );
     }
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = first; ; attempt++) {
       // A request whose time is up sends nothing more to the store.
       if (Date.now() >= deadline) throw this.timeout(operation);
       if (context !== undefined) context.attempts = attempt + 1;
@@ -275,20 +299,25 @@ export class SessionStore {
           this.timeout(operation),
         );
       } catch (error) {
-        if (error instanceof SessionError) throw error;
-        const backoff = 20 * 2 ** attempt;
-        if (attempt >= this.#config.storeRetries || Date.now() + backoff >= deadline) {
-          throw new SessionStoreError(
-            'SESSION_STORE_UNAVAILABLE',
-            operation,
-            `koa-kv-session: the session store (${describeStore(this.#config.store)}) failed a ${operation}: ` +
-              `${messageOf(error)}`,
-            error,
-          );
-        }
-        await sleep(backoff);
+        await sleep(this.#backoff(error, attempt, operation, deadline));
       }
     }
+  }
+
+  /** How long to wait before trying a failed attempt again; throws when it is not tried again. */
+  #backoff(error: unknown, attempt: number, operation: Operation, deadline: number): number {
+    if (error instanceof SessionError) throw error;
+    const backoff = 20 * 2 ** attempt;
+    if (attempt >= this.#config.storeRetries || Date.now() + backoff >= deadline) {
+      throw new SessionStoreError(
+        'SESSION_STORE_UNAVAILABLE',
+        operation,
+        `koa-kv-session: the session store (${describeStore(this.#config.store)}) failed a ${operation}: ` +
+          `${messageOf(error)}`,
+        error,
+      );
+    }
+    return backoff;
   }
 
   /**

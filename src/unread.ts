@@ -24,7 +24,8 @@ export class UnreadPayload {
     if (Object.hasOwn(data, key) || changed?.has(key) || this.#absent?.has(key)) return;
     const found = decoding(() => this.#stored.find(key));
     if (found === undefined) (this.#absent ??= new Set()).add(key);
-    else define(data, key, found.value);
+    // Assigned: only "__proto__" is an accessor of a plain object, and a payload that holds it is decoded whole.
+    else data[key] = found.value;
   }
 
   /** `key` is no longer stored (take() took it out): it is not read back. */
