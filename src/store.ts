@@ -1,23 +1,15 @@
 // The one place that calls a backend: load / save / remove / compare-and-set under the key prefix, with TTL, codec, one
 // deadline per request, retries and error mapping.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StoredMap } from './cbor.js';
 import { debugLog } from './debug.js';
 import { missed, type Backend, type CasResult } from './backends/contract.js';
 import { openBackend } from './backends/registry.js';
 import { closeBackend } from './backends/closing.js';
-import {
-  CorruptRecordError,
-  decodePayload,
-  holdsWrite,
-  parseRecord,
-  type StoredData,
-  type StoredRecord,
-} from './codec.js';
-import { type NoSession, recordStatus } from './tombstone.js';
+import { holdsWrite } from './codec.js';
+import type { NoSession } from './tombstone.js';
+import { decodeSession, type Loaded, type LoadedLazily } from './stored-session.js';
 import { bounded } from './deadline.js';
 import { messageOf, SessionError, SessionStoreError } from './errors.js';
-import { sidFingerprint } from './sid.js';
 import { LAYOUT_NAME, StoreNames } from './names.js';
 import { type StoreOperation, type StoreTraceContext, traced, tracing } from './tracing.js';
 import { isUserIndexName } from './user-id.js';
@@ -26,10 +18,7 @@ import { backendName, describeStore, notAtomicError, type StoreAbilities, type S
 export type { ListedRecord, StoreAbilities, StoreConfig, StoreSpec } from './store-types.js';
 
 type Operation = SessionStoreError['operation'];
-/** A live session record and its data. */
-type Loaded = { readonly record: StoredRecord; readonly data: StoredData };
-/** A live session record and its data, or (CBOR) its payload to read key by key. */
-export type LoadedLazily = { readonly record: StoredRecord; readonly data: StoredData | StoredMap };
+export type { LoadedLazily } from './stored-session.js';
 
 const debug = debugLog('koa-kv-session:store');
 const SAVED: CasResult = { status: 'saved' };
@@ -144,24 +133,8 @@ export class SessionStore {
   decode(name: string, raw: unknown, now: number): Loaded | NoSession;
   decode(name: string, raw: unknown, now: number, lazily: true): LoadedLazily | NoSession;
   decode(name: string, raw: unknown, now: number, lazily = false): LoadedLazily | NoSession {
-    if (raw === undefined || raw === null) return 'gone';
-    try {
-      // A record larger than we would ever write is not decoded: a planted or stale giant costs nothing.
-      if (typeof raw === 'string' && raw.length > this.#config.maxSize) {
-        throw new CorruptRecordError(
-          `session record is ${raw.length} characters, over maxSize (${this.#config.maxSize})`,
-        );
-      }
-      const record = parseRecord(raw);
-      // Backends without native TTL keep expired rows until a purge: expiry is checked here.
-      if (record.expires <= now) return recordStatus(raw, now) === 'moved' ? 'moved' : 'gone';
-      const unread = lazily && record.format === 'cbor' ? StoredMap.of(record.payload) : undefined;
-      return { record, data: unread ?? decodePayload(record.payload, record.format) };
-    } catch (error) {
-      if (!(error instanceof CorruptRecordError)) throw error;
-      this.#report(corruptRecordError(name, this.#config.keyPrefix, error));
-      return 'gone';
-    }
+    const { keyPrefix, maxSize } = this.#config;
+    return decodeSession(raw, now, { name, keyPrefix, maxSize, report: this.#report }, lazily);
   }
 
   /** The stored string under a name (a sid, or a user index), undecoded; undefined when there is none. */
@@ -346,18 +319,4 @@ export class SessionStore {
         `${this.#config.storeTimeout} ms`,
     );
   }
-}
-
-/**
- * The error for a record that cannot be read. It names the session by its safe id: a sid is a bearer secret, and
- * onError output goes to logs.
- */
-function corruptRecordError(sid: string, prefix: string, cause: Error): SessionError {
-  return new SessionError(
-    'SESSION_RECORD_CORRUPT',
-    `koa-kv-session: the record of session ${sidFingerprint(sid)} (its safe id; key prefix ` +
-      `${JSON.stringify(prefix)}) cannot be read (${cause.message}); a fresh session was started`,
-    500,
-    { cause },
-  );
 }

@@ -1,0 +1,56 @@
+// What a value stored under a sid means for a request: a live session (its record, and its data or the payload to
+// read it from key by key), or why there is none. A value that is no readable record is reported, and is none.
+import { StoredMap } from './cbor.js';
+import { CorruptRecordError, decodePayload, parseRecord, type StoredData, type StoredRecord } from './codec.js';
+import { SessionError } from './errors.js';
+import { sidFingerprint } from './sid.js';
+import { type NoSession, recordStatus } from './tombstone.js';
+
+/** A live session record and its data. */
+export type Loaded = { readonly record: StoredRecord; readonly data: StoredData };
+/** A live session record and its data, or (CBOR) its payload to read key by key. */
+export type LoadedLazily = { readonly record: StoredRecord; readonly data: StoredData | StoredMap };
+
+/** Where a value was read, for the report of one that cannot be: the sid (named by its safe id) and key prefix. */
+export interface ReadFrom {
+  readonly name: string;
+  readonly keyPrefix: string;
+  readonly maxSize: number;
+  readonly report: (error: Error) => void;
+}
+
+/**
+ * The session in `raw`, or why there is none. `lazily`: a CBOR payload is checked whole but decoded key by key, as a
+ * request reads it (cbor.ts's StoredMap).
+ */
+export function decodeSession(raw: unknown, now: number, from: ReadFrom, lazily: boolean): LoadedLazily | NoSession {
+  if (raw === undefined || raw === null) return 'gone';
+  try {
+    // A record larger than we would ever write is not decoded: a planted or stale giant costs nothing.
+    if (typeof raw === 'string' && raw.length > from.maxSize)
+      throw new CorruptRecordError(`session record is ${raw.length} characters, over maxSize (${from.maxSize})`);
+    const record = parseRecord(raw);
+    // Backends without native TTL keep expired rows until a purge: expiry is checked here.
+    if (record.expires <= now) return recordStatus(raw, now) === 'moved' ? 'moved' : 'gone';
+    const unread = lazily && record.format === 'cbor' ? StoredMap.of(record.payload) : undefined;
+    return { record, data: unread ?? decodePayload(record.payload, record.format) };
+  } catch (error) {
+    if (!(error instanceof CorruptRecordError)) throw error;
+    from.report(corruptRecordError(from.name, from.keyPrefix, error));
+    return 'gone';
+  }
+}
+
+/**
+ * The error for a record that cannot be read. It names the session by its safe id: a sid is a bearer secret, and
+ * onError output goes to logs.
+ */
+function corruptRecordError(sid: string, prefix: string, cause: Error): SessionError {
+  return new SessionError(
+    'SESSION_RECORD_CORRUPT',
+    `koa-kv-session: the record of session ${sidFingerprint(sid)} (its safe id; key prefix ` +
+      `${JSON.stringify(prefix)}) cannot be read (${cause.message}); a fresh session was started`,
+    500,
+    { cause },
+  );
+}
