@@ -8,7 +8,7 @@ import { conflictPause, Lanes } from './lanes.js';
 import type { CommitEvent, CommitPlan, TakeResult, Write } from './plan.js';
 
 export type { CommitEvent } from './plan.js';
-import { Revoker, type RevokerConfig } from './revoke.js';
+import type { Revoker, RevokerConfig } from './revoke.js';
 import type { SessionStore } from './store.js';
 import type { UserIndex } from './users.js';
 
@@ -45,22 +45,19 @@ export class Committer {
   readonly #store: SessionStore;
   readonly #config: CommitConfig;
   readonly #users: UserIndex | undefined;
-  /**
-   * Revocations of this process, shared with the sessions service: a login past the user's limit revokes through it
-   * too.
-   */
-  readonly revoker: Revoker;
+  /** Revocations, the committer's peer: a login past the user's limit (maxSessionsPerUser) revokes through it. */
+  readonly #revoker: Revoker;
   readonly #lanes = new Lanes<LaneItem, WriteOutcome | TakeResult, LaneState>(
     () => ({ latest: undefined }),
     (items, lane, deadline) => this.#flush(items, lane, deadline),
   );
 
   /** `users`: the index of each user's sessions, with the `userKey` option. */
-  constructor(store: SessionStore, config: CommitConfig, users: UserIndex | undefined) {
+  constructor(store: SessionStore, config: CommitConfig, users: UserIndex | undefined, revoker: Revoker) {
     this.#store = store;
     this.#config = config;
     this.#users = users;
-    this.revoker = new Revoker(store, config, users);
+    this.#revoker = revoker;
   }
 
   /**
@@ -102,10 +99,10 @@ export class Committer {
         outcome === 'saved' &&
         tracked?.added === true &&
         plan.track !== undefined &&
-        tracked.entries > this.revoker.limit
+        tracked.entries > this.#revoker.limit
       ) {
         const { user } = plan.track;
-        const ended = await this.revoker.revokeSurplus(user, deadline, report).catch((error: Error) => {
+        const ended = await this.#revoker.revokeSurplus(user, deadline, report).catch((error: Error) => {
           report(error);
           return [];
         });

@@ -15,14 +15,16 @@ import type { CommitPlan, Taker } from './plan.js';
 import { createdOf, pastAbsoluteLifetime } from './lifetime.js';
 import { SessionState } from './session.js';
 import type { Session } from './session-types.js';
-import { LayoutSwitch } from './layout-switch.js';
+import type { LayoutSwitch } from './layout-switch.js';
 import { LayoutFinder } from './relayout.js';
 import { checkKeyLengths } from './warnings.js';
 import { isWellFormedSid, sidFingerprint } from './sid.js';
-import { SessionStore, type StoreAbilities } from './store.js';
-import { UserIndex, type UserSession } from './users.js';
+import type { SessionStore, StoreAbilities } from './store.js';
+import type { UserIndex, UserSession } from './users.js';
 import type { LoadedSession, SessionsApi } from './sessions-api.js';
 import { purgeExpired } from './store-scan.js';
+import type { Revoker } from './revoke.js';
+import { wire } from './wiring.js';
 
 export type { LoadedSession, SessionEvent, SessionsApi } from './sessions-api.js';
 
@@ -51,6 +53,8 @@ export class Sessions implements SessionsApi {
   readonly store: SessionStore;
   readonly #users: UserIndex | undefined;
   readonly #committer: Committer;
+  /** Revocations (revokeSession, revokeUserSessions), beside the committer, which revokes through it too. */
+  readonly #revoker: Revoker;
   /** Finds the session of a sid, in either key layout (relayout.ts). */
   readonly #finder: LayoutFinder;
   readonly #layout: LayoutSwitch;
@@ -65,14 +69,13 @@ export class Sessions implements SessionsApi {
   readonly #settled: Promise<void>;
   constructor(settings: Settings) {
     this.settings = settings;
-    this.store = new SessionStore(settings, (error) => this.report(error));
+    const wired = wire(settings, (error) => this.report(error));
+    this.store = wired.store;
+    this.#users = wired.users;
+    this.#revoker = wired.revoker;
+    this.#layout = wired.layout;
     this.events = new AuditEvents((error, ctx) => this.report(error, ctx));
-    this.#users =
-      settings.userKey === undefined
-        ? undefined
-        : new UserIndex(this.store, { ...settings, userKey: settings.userKey });
-    this.#committer = new Committer(this.store, settings, this.#users);
-    this.#layout = new LayoutSwitch(this.store, settings.absoluteLifetime, (error) => this.report(error));
+    this.#committer = new Committer(this.store, settings, this.#users, this.#revoker);
     this.#finder = new LayoutFinder({
       store: this.store,
       users: this.#users,
@@ -229,7 +232,7 @@ export class Sessions implements SessionsApi {
   async revokeUserSessions(user: string | number, options?: { readonly except?: string }): Promise<number> {
     const id = userArgument('revokeUserSessions', user);
     this.#index('revokeUserSessions');
-    const revoked = await this.#committer.revoker.revokeUser(id, options?.except, (error) => this.report(error));
+    const revoked = await this.#revoker.revokeUser(id, options?.except, (error) => this.report(error));
     for (const ended of revoked) this.events.emit('session:revoked', undefined, () => ({ id: ended.id, user: id }));
     return revoked.length;
   }
@@ -257,7 +260,7 @@ export class Sessions implements SessionsApi {
    * a name the index gave.
    */
   async #revoke(name: string, user?: string): Promise<boolean> {
-    const ended = await this.#committer.revoker.revoke(name, { user, report: (error) => this.report(error) });
+    const ended = await this.#revoker.revoke(name, { user, report: (error) => this.report(error) });
     if (ended !== undefined) this.events.emit('session:revoked', undefined, () => ({ id: ended.id, user: ended.user }));
     return ended !== undefined;
   }

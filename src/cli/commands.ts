@@ -1,8 +1,6 @@
 // The operator command's commands (stats, list, show, revoke, purge, migrate), each given the store and settings it
 // runs on.
 import { parseArgs } from 'node:util';
-import { Revoker } from '../revoke.js';
-import { UserIndex } from '../users.js';
 import { hashSids } from './hash-sids.js';
 import { BadCursorError, census, hasUserIndex, listPage, showSession } from './maintenance.js';
 import { migrate } from './convert.js';
@@ -151,11 +149,6 @@ async function show(run: Run, args: string[]): Promise<number> {
   return EXIT.ok;
 }
 
-function userIndexOf(run: Run): UserIndex | undefined {
-  const userKey = run.settings.userKey;
-  return userKey === undefined ? undefined : new UserIndex(run.store, { ...run.settings, userKey });
-}
-
 async function revoke(run: Run, args: string[]): Promise<number> {
   // A sid is base64url and may start with "-": such an argument is a sid, not an unknown option.
   const sids = args.filter((arg) => SID_LIKE.test(arg));
@@ -169,18 +162,13 @@ async function revoke(run: Run, args: string[]): Promise<number> {
   const positionals = [...parsed.positionals, ...sids];
   if (values.user !== undefined) {
     if (positionals.length > 0) throw new UsageError('revoke takes either a sid or --user <id>, not both');
-    const users = userIndexOf(run);
-    if (users === undefined)
+    if (run.users === undefined)
       throw new UsageError(
         "revoke --user needs SESSION_USER_KEY: the session field that holds the user id, as the app's userKey option",
       );
     if (values.user === '') throw new UsageError('--user needs a user id');
     const failures: Error[] = [];
-    const revoked = (
-      await new Revoker(run.store, run.settings, users).revokeUser(values.user, undefined, (error) =>
-        failures.push(error),
-      )
-    ).length;
+    const revoked = (await run.revoker.revokeUser(values.user, undefined, (error) => failures.push(error))).length;
     for (const error of failures) run.err.write(`koa-kv-session: ${error.message.replace(/^koa-kv-session: /, '')}\n`);
     run.out.write(`revoked ${countOf(revoked, 'session')} of user ${JSON.stringify(values.user)}\n`);
     return EXIT.ok;
@@ -189,10 +177,7 @@ async function revoke(run: Run, args: string[]): Promise<number> {
   const sid = sidArgument(positionals[0], 'revoke');
   const target = await targetOf(run, sid);
   // As the app's revokeSession(): by compare-and-set, following a session that a racing regenerate() moves.
-  if (
-    target === undefined ||
-    (await new Revoker(run.store, run.settings, userIndexOf(run)).revoke(target)) === undefined
-  ) {
+  if (target === undefined || (await run.revoker.revoke(target)) === undefined) {
     run.err.write(`koa-kv-session: no session record ${sid} under "${run.settings.keyPrefix}" in ${run.where}\n`);
     return EXIT.notFound;
   }
@@ -258,7 +243,7 @@ async function migrateToHashes(run: Run): Promise<number> {
   }
   const options = await walkOptions(run, 'migrate to hashed sids');
   const { userKey, absoluteLifetime } = run.settings;
-  const report = await hashSids(run.store, userIndexOf(run), userKey, absoluteLifetime, options);
+  const report = await hashSids(run.store, run.users, userKey, absoluteLifetime, options);
   options.progress.finish();
   run.out.write(
     `moved            ${report.moved}\nalready hashed   ${report.already}\ntombstones moved ${report.tombstones}\n` +

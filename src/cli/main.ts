@@ -6,7 +6,7 @@ import { schemeRow } from '../backends/registry.js';
 import { maskPassword } from '../backends/url.js';
 import { messageOf, SessionError } from '../errors.js';
 import { resolveSettings, type Settings } from '../options.js';
-import { SessionStore } from '../store.js';
+import { wire } from '../wiring.js';
 import { COMMANDS } from './commands.js';
 import { cannotList, EXIT, type Run, UsageError } from './run.js';
 import { distance } from '../warnings.js';
@@ -172,7 +172,8 @@ async function main(argv: readonly string[], out = process.stdout, err = process
     return EXIT.usage;
   }
   const where = settings.store.kind === 'url' ? maskPassword(settings.store.url) : 'the configured store';
-  const store = new SessionStore(withoutCreating(settings), () => {});
+  // The same parts as the app's (wiring.ts), on a store the command never creates tables in.
+  const { store, users, revoker } = wire(withoutCreating(settings), () => {});
   // Ctrl-C: finish the page in flight, print the summary, exit 130. A second Ctrl-C quits at once.
   let stopping = false;
   const onSigint = (): void => {
@@ -181,7 +182,7 @@ async function main(argv: readonly string[], out = process.stdout, err = process
     err.write('\nstopping after the current page (Ctrl-C again to quit now)\n');
   };
   process.on('SIGINT', onSigint);
-  const run: Run = { settings, store, where, out, err, stopped: () => stopping, json };
+  const run: Run = { settings, store, users, revoker, where, out, err, stopped: () => stopping, json };
   try {
     if (LISTING.includes(command) && !(await canList(store))) return cannotList(run, command);
     return await handler(run, args);

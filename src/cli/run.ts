@@ -3,6 +3,8 @@
 import { backendsThat } from '../backends/registry.js';
 import type { Settings } from '../settings.js';
 import type { SessionStore } from '../store.js';
+import type { UserIndex } from '../users.js';
+import type { Revoker } from '../revoke.js';
 import { canList, countRecords } from '../store-scan.js';
 import { findByPrefix, findBySafeId, type WalkOptions } from './maintenance.js';
 import { Progress } from './progress.js';
@@ -14,6 +16,9 @@ export const EXIT = { ok: 0, failed: 1, usage: 2, notFound: 3, unsupported: 4, m
 export interface Run {
   readonly settings: Settings;
   readonly store: SessionStore;
+  /** The index of each user's sessions, with SESSION_USER_KEY. */
+  readonly users: UserIndex | undefined;
+  readonly revoker: Revoker;
   readonly where: string;
   readonly out: NodeJS.WriteStream;
   readonly err: NodeJS.WriteStream;
