@@ -33,6 +33,13 @@ function renameKeys(value: unknown, rename: (key: string) => string): unknown {
   return out;
 }
 
+/**
+ * The deepest nesting a record may hold. Encoders take deeper values than decoders give back (cbor-x
+ * encodes an array nested 3,000 deep and then cannot decode it: the session would be lost at its next
+ * read), so what cannot be read back is refused at write, in both formats, far below either limit.
+ */
+export const MAX_DEPTH = 256;
+
 // cbor-x encodes into one buffer that every encoder in the process shares and keeps, grown to
 // several times the largest value it was ever given (a refused 100 MB session would pin ~375 MB).
 // After a large encode, or a failed one, it gets a small buffer again.
@@ -82,7 +89,9 @@ export function decodeCbor(payload: string): unknown {
 /**
  * A stored payload read key by key: a request that reads two keys of a large session decodes those two, not the
  * whole session. Made only for a payload as encodeCbor writes it (a map of text keys with a two-byte length, no
- * "__proto__" escape), and only once its structure is checked whole: every item's length within the payload.
+ * "__proto__" escape) that holds only plain items (no tag: Dates, Sets, Maps, bigints are decoded whole), and only
+ * once it is checked whole: every item within the payload, nested no deeper than a write allows. What passes cannot
+ * fail to decode later, key by key.
  */
 export class StoredMap {
   /** The payload (base64), as stored. */
@@ -111,7 +120,7 @@ export class StoredMap {
       for (let i = 0; i < count; i++) {
         if ((bytes[at] as number) >> 5 !== 3) return undefined;
         starts.push(at);
-        at = skipItem(bytes, skipItem(bytes, at));
+        at = skipItem(bytes, skipItem(bytes, at), MAX_DEPTH);
       }
     } catch {
       return undefined;
@@ -121,7 +130,10 @@ export class StoredMap {
     return new StoredMap(payload, bytes, starts);
   }
 
-  /** The value stored at `key`, decoded (a new copy on every call), or undefined when the payload has no such key. */
+  /**
+   * The value stored at `key`, decoded anew on every call (byte strings are views of the payload's bytes, as a whole
+   * decode gives them), or undefined when the payload has no such key.
+   */
   find(key: string): { readonly value: unknown } | undefined {
     const bytes = this.#bytes;
     const ascii = isAscii(key);
@@ -169,10 +181,12 @@ function sameAscii(bytes: Buffer, from: number, to: number, key: string): boolea
 }
 
 /** Where the CBOR item at `at` ends. Throws RangeError past the end (a payload we did not write). */
-function skipItem(bytes: Buffer, at: number): number {
+function skipItem(bytes: Buffer, at: number, plain?: number): number {
   const initial = bytes[at] as number;
   const major = initial >> 5;
   const info = initial & 31;
+  if (plain !== undefined && !isPlain(major, info, plain)) throw new RangeError('not a plain item');
+  const inner = plain === undefined ? undefined : plain - 1;
   let next = at + 1;
   let length = info;
   if (info >= 24) {
@@ -183,11 +197,21 @@ function skipItem(bytes: Buffer, at: number): number {
     next += size;
   }
   if (major === 2 || major === 3) next += length;
-  else if (major === 4) for (let i = 0; i < length; i++) next = skipItem(bytes, next);
-  else if (major === 5) for (let i = 0; i < 2 * length; i++) next = skipItem(bytes, next);
+  else if (major === 4) for (let i = 0; i < length; i++) next = skipItem(bytes, next, inner);
+  else if (major === 5) for (let i = 0; i < 2 * length; i++) next = skipItem(bytes, next, inner);
   else if (major === 6) next = skipItem(bytes, next);
   if (next > bytes.length) throw new RangeError('past the end of the payload');
   return next;
+}
+
+/**
+ * True for an item every decoder reads back as it is, `levels` deep at most: no tag (a Date, a Set, a bigint: cbor-x
+ * builds those, and can fail to), no simple value but false, true, null and undefined.
+ */
+function isPlain(major: number, info: number, levels: number): boolean {
+  if (major === 6) return false;
+  if (major === 7) return info >= 20 && info <= 27 && info !== 24;
+  return levels > 0 || (major !== 4 && major !== 5);
 }
 
 /** A key as CBOR text (head and UTF-8 bytes): what a stored map's key is compared with. */

@@ -45,6 +45,8 @@ export class DataChanges {
   /** Keys changed only through update(), with their functions in order: run again at commit on the freshest value. */
   #updates: Map<string, Updater[]> | undefined;
   #encoded: { format: Format; payload: string } | undefined;
+  /** Keys take() took out of the store. */
+  #taken: Set<string> | undefined;
 
   /** `stored`: the payload of a loaded session, `data` (empty then) gets its keys as they are read. */
   constructor(data: RecordData, maxSize: number, stored?: StoredMap) {
@@ -124,6 +126,8 @@ export class DataChanges {
   /** `key` is gone from the stored record and from the data alike (take()): nothing of it is left to write. */
   forget(key: string): void {
     this.#unread?.forget(key);
+    // A write built on the payload loaded leaves it out, as a write of the whole data would.
+    (this.#taken ??= new Set()).add(key);
     Reflect.deleteProperty(this.data, key);
     this.#snapshots?.delete(key);
     this.#encoded = undefined;
@@ -159,6 +163,7 @@ export class DataChanges {
     this.#touched = undefined;
     this.#updates = undefined;
     this.#snapshots = undefined;
+    this.#taken = undefined;
     this.#replaced = false;
     this.#encoded = undefined;
   }
@@ -171,8 +176,8 @@ export class DataChanges {
   /** Encodes the data, once per format per commit; untouched data is still exactly `stored`'s payload. */
   encode(format: Format, stored: StoredRecord | undefined): string {
     if (this.#encoded?.format === format) return this.#encoded.payload;
-    if (stored?.format === format && !this.#replaced && this.#touched === undefined && this.#snapshots === undefined)
-      return stored.payload;
+    const untouched = this.#touched === undefined && this.#snapshots === undefined && this.#taken === undefined;
+    if (stored?.format === format && !this.#replaced && untouched) return stored.payload;
     let payload: string;
     // Built on the stored payload where it can be: only what this request changed is encoded anew.
     const base =
@@ -199,7 +204,7 @@ export class DataChanges {
 
   /** The keys set, deleted or updated, and those handed out and changed in place since. */
   #changedKeys(): Set<string> {
-    const changed = new Set(this.#touched);
+    const changed = new Set([...(this.#touched ?? []), ...(this.#taken ?? [])]);
     for (const key of this.#snapshots?.keys() ?? []) if (!changed.has(key) && this.#mutated(key)) changed.add(key);
     return changed;
   }

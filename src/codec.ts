@@ -12,7 +12,9 @@
 // The expiry sits in plain text, second in the header, so that SQL can purge expired rows in one
 // statement without decoding CBOR, and a refresh decision needs no second read.
 import { randomFillSync } from 'node:crypto';
-import { cborEncode, decodeCbor, encodeCbor, spliceCbor, tooLarge } from './cbor.js';
+import { cborEncode, decodeCbor, encodeCbor, MAX_DEPTH, spliceCbor, tooLarge } from './cbor.js';
+
+export { MAX_DEPTH } from './cbor.js';
 
 export type Format = 'cbor' | 'json';
 /** Session data as stored and decoded: any keys (the public, declared shape is session-types.ts's `SessionData`). */
@@ -93,13 +95,6 @@ function tooDeep(): Error {
     `it is nested deeper than ${MAX_DEPTH} levels (or refers to itself), deeper than a reader can take back`,
   );
 }
-
-/**
- * The deepest nesting a record may hold. Encoders take deeper values than decoders give back (cbor-x
- * encodes an array nested 3,000 deep and then cannot decode it: the session would be lost at its next
- * read), so what cannot be read back is refused at write, in both formats, far below either limit.
- */
-export const MAX_DEPTH = 256;
 
 /** True when `value` nests at most `levels` objects, arrays, Maps or Sets deep. */
 function nestedWithin(value: unknown, levels: number): boolean {

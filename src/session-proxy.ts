@@ -63,6 +63,8 @@ export class SessionProxyHandler implements ProxyHandler<StoredData> {
 
   defineProperty(target: StoredData, key: string | symbol, descriptor: PropertyDescriptor): boolean {
     if (typeof key === 'string' && CONTROL_MEMBERS.has(key)) throw controlError(key);
+    // A descriptor without a value keeps the stored one.
+    if (typeof key === 'string') this.#session.changesOf(target)?.read(key);
     this.#session.changesOf(target)?.touch(key);
     return Reflect.defineProperty(target, key, descriptor);
   }
@@ -75,6 +77,17 @@ export class SessionProxyHandler implements ProxyHandler<StoredData> {
   getOwnPropertyDescriptor(target: StoredData, key: string | symbol): PropertyDescriptor | undefined {
     if (typeof key === 'string') this.#session.changesOf(target)?.read(key);
     return Reflect.getOwnPropertyDescriptor(target, key);
+  }
+
+  // Frozen, sealed or given another prototype, the data can take no more keys from the payload: all of them first.
+  preventExtensions(target: StoredData): boolean {
+    this.#session.changesOf(target)?.whole();
+    return Reflect.preventExtensions(target);
+  }
+
+  setPrototypeOf(target: StoredData, prototype: object | null): boolean {
+    this.#session.changesOf(target)?.whole();
+    return Reflect.setPrototypeOf(target, prototype);
   }
 
   ownKeys(target: StoredData): (string | symbol)[] {

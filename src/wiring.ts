@@ -1,5 +1,6 @@
-// What the middleware and the operator command both work on, made in one place from the settings: the store, the
-// index of each user's sessions (with userKey), revocations, and whether a switch of hashSids is under way.
+// What the sessions service and the operator command both work on, made in one place from the settings: the store,
+// the index of each user's sessions (with userKey), revocations, and whether a switch of hashSids is under way (the
+// command's `migrate --hash-sids` keeps a switch of its own, which reports to its output).
 import { LayoutSwitch } from './layout-switch.js';
 import { Revoker } from './revoke.js';
 import type { Settings } from './settings.js';
