@@ -1,6 +1,7 @@
 // The guard against a slower request path: this build against a baseline commit (default: the one before
 // HEAD), each in process on memory:// (bench/inproc.mjs: the library's own CPU per request, no network),
-// interleaved over rounds, medians compared. Exits 1 when a scenario costs more than 15% over the baseline.
+// interleaved over rounds, medians compared. Exits 1 when a scenario costs more than 15% over the baseline. Prints
+// also the read and the write against the anchor benchmark's speed-of-light prototype run on the same harness.
 //   npm run bench:check [-- <commit>] [--rounds N]
 // The baseline is built in .cache/bench-base-<commit> (a git worktree sharing this node_modules).
 import { execFileSync } from 'node:child_process';
@@ -27,26 +28,23 @@ execFileSync(process.execPath, ['scripts/build.mjs'], { cwd: ROOT, stdio: 'inher
 
 const builds = { this: join(ROOT, 'dist', 'esm', 'index.js'), [commit]: join(base, 'dist', 'esm', 'index.js') };
 const samples = new Map();
+/** One in-process run, its CPU per request kept under `key`. */
+function measure(key, build, scenario) {
+  // Without allocation-site pretenuring: in this loop V8 flips it on for some allocation site by chance (the 1,000
+  // sessions made first look long-lived), and a build that differs by one object literal then costs 40% more or
+  // less in GC. What is compared here is the library's own work; real servers are measured by bench/ab.mjs.
+  const flags = ['--no-allocation-site-pretenuring'];
+  const line = execFileSync(process.execPath, [...flags, join(ROOT, 'bench', 'inproc.mjs'), build, scenario], {
+    encoding: 'utf8',
+  });
+  samples.set(key, [...(samples.get(key) ?? []), JSON.parse(line).cpuUs]);
+}
 for (let round = 0; round < ROUNDS; round++) {
   // The order of the builds turns every round: neither always runs on a warmer machine.
   const order = round % 2 === 0 ? Object.keys(builds) : Object.keys(builds).reverse();
-  for (const scenario of SCENARIOS) {
-    for (const name of order) {
-      // Without allocation-site pretenuring: in this loop V8 flips it on for some allocation site by chance (the 1,000
-      // sessions made first look long-lived), and a build that differs by one object literal then costs 40% more or
-      // less in GC. What is compared here is the library's own work; real servers are measured by bench/ab.mjs.
-      const flags = ['--no-allocation-site-pretenuring'];
-      const line = execFileSync(
-        process.execPath,
-        [...flags, join(ROOT, 'bench', 'inproc.mjs'), builds[name], scenario],
-        {
-          encoding: 'utf8',
-        },
-      );
-      const key = `${name} ${scenario}`;
-      samples.set(key, [...(samples.get(key) ?? []), JSON.parse(line).cpuUs]);
-    }
-  }
+  for (const scenario of SCENARIOS) for (const name of order) measure(`${name} ${scenario}`, builds[name], scenario);
+  // The speed-of-light prototype on the same harness, in the same rounds.
+  for (const scenario of ['cbor-read', 'cbor-write']) measure(`sol ${scenario}`, 'sol', scenario);
 }
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 let failed = false;
@@ -65,6 +63,12 @@ const cbor = median(samples.get('this cbor-write'));
 const json = median(samples.get('this json-write'));
 console.log(
   `\nthis build, same run: a CBOR write costs ${(cbor - json).toFixed(1)} us more than a JSON one (${(cbor / json).toFixed(2)}x)`,
+);
+const against = (scenario) =>
+  (median(samples.get(`sol ${scenario}`)) / median(samples.get(`this ${scenario}`))).toFixed(2);
+console.log(
+  `this build against the speed-of-light prototype on the same harness (its CPU / ours): CBOR read ` +
+    `${against('cbor-read')}x, CBOR write ${against('cbor-write')}x`,
 );
 if (failed) {
   console.error(`bench:check: a scenario costs more than ${LIMIT}x what it did at ${commit}`);
