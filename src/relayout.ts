@@ -1,13 +1,12 @@
 // A session stored before hashSids was switched (on or off) moves into the configured key layout at its first request:
 // like a regenerate() that keeps the sid, so nobody is signed out.
-import { decodeRecord, parseRecord, relaidRecord, type StoredData, type StoredRecord } from './codec.js';
+import { decodeRecord, parseRecord, relaidRecord } from './codec.js';
 import { movedTo, TOMBSTONE_LIFETIME, recordStatus, movedTombstone, type NoSession } from './tombstone.js';
 import type { LayoutSwitch } from './layout-switch.js';
-import type { LoadedLazily, SessionStore } from './store.js';
+import type { SessionStore } from './store.js';
+import type { Loaded, LoadedLazily } from './stored-session.js';
 import { storedUserOf } from './user-id.js';
 import type { UserIndex } from './users.js';
-
-type Loaded = { readonly record: StoredRecord; readonly data: StoredData };
 
 // A copy under the old name that a process with the other setting keeps changing is followed this often.
 const ROUNDS = 3;
