@@ -12,9 +12,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Koa from 'koa';
 import { openBackend } from '../dist/esm/backends/registry.js';
-import { frameRecord } from '../dist/esm/codec.js';
+import { frameRecord } from '../dist/esm/record.js';
 import { kvSession } from '../dist/esm/index.js';
-import { userIndexName } from '../dist/esm/user-id.js';
+import { userIndexName } from '../dist/esm/names.js';
 import { writeResults } from './write-results.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));

@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Koa from 'koa';
 import { openBackend } from '../dist/esm/backends/registry.js';
-import { frameRecord } from '../dist/esm/codec.js';
+import { frameRecord } from '../dist/esm/record.js';
 import { kvSession } from '../dist/esm/index.js';
 import { BACKENDS, drop } from './sql-tables.mjs';
 import { writeResults } from './write-results.mjs';

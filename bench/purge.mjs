@@ -10,7 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { openBackend } from '../dist/esm/backends/registry.js';
 import { BACKENDS, count, drop } from './sql-tables.mjs';
 import { writeResults } from './write-results.mjs';
-import { encodePayload, frameRecord } from '../dist/esm/codec.js';
+import { encodePayload } from '../dist/esm/codec.js';
+import { frameRecord } from '../dist/esm/record.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const QUICK = process.argv.includes('--quick');

@@ -175,7 +175,8 @@ const diff = (after, before) => {
  */
 async function seedLarge(redis, redisPrefix, pgPrefix, count) {
   const started = Date.now();
-  const { encodePayload, frameRecord } = await import('../dist/esm/codec.js');
+  const { encodePayload } = await import('../dist/esm/codec.js');
+  const { frameRecord } = await import('../dist/esm/record.js');
   const record = frameRecord(
     encodePayload({ user: { id: 'u-1', name: 'Seeded' }, notes: 'n'.repeat(900) }, 'cbor'),
     'cbor',

@@ -2,7 +2,8 @@
 // shutdown.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { openBackend, SCHEMES } from '../src/backends/registry.js';
-import { encodePayload, frameRecord } from '../src/codec.js';
+import { encodePayload } from '../src/codec.js';
+import { frameRecord } from '../src/record.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { decodeStored } from './support/records.js';
 import { cookiePair, sidOf, startApp, type Handler } from './support/app.js';

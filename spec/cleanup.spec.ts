@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openBackend } from '../src/backends/registry.js';
-import { encodePayload, frameRecord } from '../src/codec.js';
+import { encodePayload } from '../src/codec.js';
+import { frameRecord } from '../src/record.js';
 import { kvSession } from '../src/index.js';
 import { startApp } from './support/app.js';
 

@@ -1,18 +1,17 @@
 // Stored records: both encodings, reading the other one, corrupt input, and the size limit.
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryBackend } from '../src/backends/memory.js';
+import { MAX_DEPTH } from '../src/cbor.js';
+import { decodePayload, encodePayload } from '../src/codec.js';
 import {
   casStamp,
   CorruptRecordError,
-  decodePayload,
-  encodePayload,
   frameRecord,
   holdsWrite,
-  MAX_DEPTH,
   parseRecord,
   relaidRecord,
   sameRecord,
-} from '../src/codec.js';
+} from '../src/record.js';
 import { movedTo, recordStatus, movedTombstone, revokedTombstone } from '../src/tombstone.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { sidFingerprint } from '../src/sid.js';

@@ -31,7 +31,7 @@ import { Strategy as LocalStrategy } from 'passport-local';
 import { createClient, createCluster } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { handedIn } from '../src/backends/handed-in.js';
-import { frameRecord } from '../src/codec.js';
+import { frameRecord } from '../src/record.js';
 import type { KvSessionOptions } from '../src/index.js';
 import { cookiePair, asStore, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
 import { documentedRows, type EcosystemRow, rowLine, versionOf, writeRows } from './support/ecosystem.js';

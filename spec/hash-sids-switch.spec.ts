@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Backend as StoreBackend } from '../src/backends/contract.js';
 import { openBackend } from '../src/backends/registry.js';
-import { parseRecord } from '../src/codec.js';
+import { parseRecord } from '../src/record.js';
 import { recordStatus } from '../src/tombstone.js';
 import { parseLayout } from '../src/layout-switch.js';
 import { LAYOUT_NAME } from '../src/names.js';

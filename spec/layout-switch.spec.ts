@@ -3,7 +3,7 @@
 // learns of it before it decides a session is gone, and `migrate --hash-sids` ends it; on every backend.
 import { describe, expect, it } from 'vitest';
 import { handedIn } from '../src/backends/handed-in.js';
-import { frameRecord } from '../src/codec.js';
+import { frameRecord } from '../src/record.js';
 import { GRACE, IDLE_RECHECK, LayoutSwitch, layoutRecord, parseLayout, RECHECK } from '../src/layout-switch.js';
 import { LAYOUT_NAME } from '../src/names.js';
 import { scanPage } from '../src/store-scan.js';

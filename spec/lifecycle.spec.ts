@@ -1,7 +1,8 @@
 // The request lifecycle table of the core issue, one test per row, on every backend reachable here.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { decodeStored } from './support/records.js';
-import { frameRecord, encodePayload, recordExpiry } from '../src/codec.js';
+import { encodePayload } from '../src/codec.js';
+import { frameRecord, recordExpiry } from '../src/record.js';
 import { movedTo } from '../src/tombstone.js';
 import { sidHash } from '../src/sid.js';
 import type { KvSessionOptions } from '../src/index.js';

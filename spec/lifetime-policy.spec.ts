@@ -1,7 +1,7 @@
 // The lifetime policy as a table: every limit of the README's "Which limit ends a session when", as pure functions of
 // the settings and a record.
 import { describe, expect, it } from 'vitest';
-import type { StoredRecord } from '../src/codec.js';
+import type { StoredRecord } from '../src/record.js';
 import {
   absoluteEnd,
   cookieExpires,
@@ -11,10 +11,10 @@ import {
   idleLifetime,
   type LifetimeConfig,
   lastSeenOf,
-  ownLifetimeOf,
   pastAbsoluteLifetime,
   refreshDue,
 } from '../src/lifetime.js';
+import { ownLifetimeOf } from '../src/session-types.js';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;

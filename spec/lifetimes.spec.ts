@@ -1,7 +1,8 @@
 // Which limit ends a session when: its own lifetime (ctx.session.lifetime), the absolute lifetime, the lifetime of
 // non-permanent sessions; on every backend.
 import { beforeEach, describe, expect, it } from 'vitest';
-import { encodePayload, frameRecord, parseRecord, recordExpiry, type RecordMeta } from '../src/codec.js';
+import { encodePayload } from '../src/codec.js';
+import { frameRecord, parseRecord, recordExpiry, type RecordMeta } from '../src/record.js';
 import { kvSession, sessionExpires, type KvSessionOptions } from '../src/index.js';
 import { decodeStored } from './support/records.js';
 import { attributesOf, cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';

@@ -2,7 +2,8 @@
 // insert-if-absent compare-and-set.
 import { beforeEach, describe, expect, it } from 'vitest';
 import { handedIn } from '../src/backends/handed-in.js';
-import { encodePayload, frameRecord } from '../src/codec.js';
+import { encodePayload } from '../src/codec.js';
+import { frameRecord } from '../src/record.js';
 import { SessionStore } from '../src/store.js';
 import { canList, compareAndSetMany, scanPage } from '../src/store-scan.js';
 import type { CountingAdapter } from './support/counting.js';

@@ -1,7 +1,7 @@
 // The commit plan as a decision table: what the commit writes, removes and sends, for each way a handler can
 // leave a session (planning.ts, a pure function of the session's status).
 import { describe, expect, it } from 'vitest';
-import { type StoredRecord, frameRecord, parseRecord } from '../src/codec.js';
+import { type StoredRecord, frameRecord, parseRecord } from '../src/record.js';
 import type { LifetimeConfig } from '../src/lifetime.js';
 import { expiryAt, isModified, planWrite, type SessionStatus } from '../src/planning.js';
 

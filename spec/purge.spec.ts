@@ -2,7 +2,8 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { PURGE_BATCH } from '../src/backends/contract.js';
 import { MemoryBackend } from '../src/backends/memory.js';
-import { encodePayload, frameRecord } from '../src/codec.js';
+import { encodePayload } from '../src/codec.js';
+import { frameRecord } from '../src/record.js';
 import { kvSession } from '../src/index.js';
 import { openBackend } from '../src/backends/registry.js';
 import type { PostgresBackend } from '../src/backends/postgres.js';

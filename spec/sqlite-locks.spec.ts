@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openBackend } from '../src/backends/registry.js';
 import type { SqliteBackend } from '../src/backends/sqlite.js';
-import { frameRecord } from '../src/codec.js';
+import { frameRecord } from '../src/record.js';
 import { kvSession } from '../src/index.js';
 import { cookiePair, startApp } from './support/app.js';
 import { HAS_NODE_SQLITE } from './support/servers.js';

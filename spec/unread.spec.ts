@@ -12,7 +12,7 @@ import { uniquePrefix } from './support/servers.js';
 
 type Data = Record<string, unknown>;
 
-const payloadOf = (stored: Data) => encodeCbor(stored, Number.POSITIVE_INFINITY);
+const payloadOf = (stored: Data) => encodeCbor(stored).toString('base64');
 const holdsProto = (payload: string) => Buffer.from(payload, 'base64').includes('__proto__');
 const hasBigInt = (value: unknown): boolean =>
   typeof value === 'bigint' || (typeof value === 'object' && value !== null && Object.values(value).some(hasBigInt));

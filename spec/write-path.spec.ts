@@ -2,11 +2,11 @@
 // grow with the user's sessions, one audit event per session ended; on every backend.
 import type { Context } from 'koa';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { frameRecord } from '../src/codec.js';
+import { frameRecord } from '../src/record.js';
 import type { KvSessionOptions, SessionEvent } from '../src/index.js';
 import { sidFingerprint } from '../src/sid.js';
-import { userIndexName } from '../src/user-id.js';
-import { MAX_USER_SESSIONS } from '../src/users.js';
+import { userIndexName } from '../src/names.js';
+import { MAX_USER_SESSIONS } from '../src/user-entries.js';
 import { cookiePair, startApp, type TestApp } from './support/app.js';
 import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend } from './support/servers.js';

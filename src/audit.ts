@@ -2,8 +2,23 @@
 // `session:expired`), emitted on the Koa app: made only when someone listens, never failing a request.
 import type { Context } from 'koa';
 import type { CommitEvent } from './plan.js';
-import type { SessionEvent } from './sessions-api.js';
 import { sidFingerprint } from './sid.js';
+
+/**
+ * What an audit event carries (`app.on('session:created', (event) => ...)`): never the sid.
+ * Events: `session:created`, `session:regenerated`, `session:destroyed`, `session:revoked`,
+ * `session:expired` (a cookie named a session that is gone or past its expiry).
+ */
+export interface SessionEvent {
+  /** The request it happened in; undefined for `revokeSession()`, `revokeUserSessions()`, `update()`. */
+  readonly ctx?: Context | undefined;
+  /** The session's safe id (as `listUserSessions()` entries and `sessionId(ctx)` give it). */
+  readonly id: string;
+  /** The user (the `userKey` field) where known. */
+  readonly user?: string | undefined;
+  /** `session:regenerated`: the id of the session before the new sid. */
+  readonly previousId?: string | undefined;
+}
 
 /** The app events go to: the app of the latest request, outside one. */
 export interface EventTarget {

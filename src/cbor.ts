@@ -2,7 +2,6 @@
 // request changed, copying the bytes of every other key from the payload it loaded, and a read that decodes only the
 // keys a request reads (StoredMap).
 import { Encoder } from 'cbor-x';
-import { SessionError } from './errors.js';
 
 // Plain CBOR maps for objects (no cbor-x records, so other decoders can read it); Maps keep tag 259.
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true });
@@ -59,25 +58,11 @@ export function cborEncode(value: unknown): Buffer {
   }
 }
 
-export function tooLarge(bytes: number, max: number): SessionError {
-  return new SessionError(
-    'SESSION_TOO_LARGE',
-    `koa-kv-session: the session record is ${bytes} bytes, over maxSize (${max}); nothing was saved`,
-  );
-}
-
-/** `bytes` as base64 text, refused (SESSION_TOO_LARGE) before that text is made when it would exceed `maxSize`. */
-function base64Within(bytes: Buffer, maxSize: number): string {
-  const length = Math.ceil(bytes.length / 3) * 4;
-  if (length > maxSize) throw tooLarge(length, maxSize);
-  return bytes.toString('base64');
-}
-
-/** Session data as a CBOR payload (base64). */
-export function encodeCbor(data: Record<string, unknown>, maxSize: number): string {
-  let bytes = cborEncode(data);
-  if (bytes.indexOf(PROTO) !== -1) bytes = cborEncode(renameKeys(data, (key) => (ESCAPE.test(key) ? `${key}_` : key)));
-  return base64Within(bytes, maxSize);
+/** Session data in CBOR, "__proto__" keys escaped: a view of the shared buffer, as cborEncode gives it. */
+export function encodeCbor(data: Record<string, unknown>): Buffer {
+  const bytes = cborEncode(data);
+  if (bytes.indexOf(PROTO) === -1) return bytes;
+  return cborEncode(renameKeys(data, (key) => (ESCAPE.test(key) ? `${key}_` : key)));
 }
 
 export function decodeCbor(payload: string): unknown {
@@ -241,9 +226,8 @@ export function spliceCbor(
   payload: string,
   data: Record<string, unknown>,
   changed: ReadonlySet<string>,
-  maxSize: number,
   partial = false,
-): string | undefined {
+): Buffer | undefined {
   const stored = Buffer.from(payload, 'base64');
   // encodeCbor writes an object as a map with a two-byte length.
   if (stored[0] !== 0xb9) return undefined;
@@ -293,5 +277,5 @@ export function spliceCbor(
   // holds only the keys read or changed: the rest is the payload's by construction.)
   if ((!partial && entries !== Object.keys(data).length) || entries > 0xffff) return undefined;
   parts[0] = Buffer.from([0xb9, entries >> 8, entries & 0xff]);
-  return base64Within(Buffer.concat(parts), maxSize);
+  return Buffer.concat(parts);
 }

@@ -1,14 +1,8 @@
 // What a handler did to the session data, key by key: what it set or deleted, what it may have mutated in place, and
 // whether the data changed at all. A loaded CBOR session's data is read key by key as the handler asks (unread.ts).
 import type { StoredMap } from './cbor.js';
-import {
-  encodePayload,
-  fingerprint,
-  splicePayload,
-  type Format,
-  type StoredData as RecordData,
-  type StoredRecord,
-} from './codec.js';
+import { encodePayload, fingerprint, splicePayload } from './codec.js';
+import type { Format, StoredData as RecordData, StoredRecord } from './record.js';
 import { messageOf, SessionError } from './errors.js';
 import type { ChangeSet, Updater } from './plan.js';
 import { define, UnreadPayload } from './unread.js';

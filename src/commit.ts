@@ -1,7 +1,7 @@
 // Every store step of a commit, in order (index track, write, removals, untrack): a request's changes go onto the
 // freshest record, never over a logout, and a regenerate only moves a session that still exists.
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Format } from './codec.js';
+import type { Format } from './record.js';
 import { applyOnto, type Conditional, mergeWrites, takeFrom, ttlOf } from './merge.js';
 import { TOMBSTONE_LIFETIME, recordStatus, movedTombstone, type NoSession } from './tombstone.js';
 import { conflictPause, Lanes } from './lanes.js';
@@ -73,13 +73,12 @@ export class Committer {
     emit?: (event: CommitEvent) => void,
   ): Promise<CommitPlan['cookie']> {
     let cookie = plan.cookie;
-    const users = this.#users;
     const untrack = plan.untrack === undefined ? [] : [plan.untrack];
     // The index learns of a sid before its record exists, so revoking a user never misses one.
     const tracked =
       plan.track === undefined
         ? undefined
-        : await (users as UserIndex).track(
+        : await this.#index().track(
             plan.track.user,
             plan.track.sid,
             plan.track.expires,
@@ -123,8 +122,14 @@ export class Committer {
     else if (plan.remove.length > 1) await Promise.all(plan.remove.map((sid) => this.#store.remove(sid, deadline)));
     for (const sid of plan.remove)
       emit?.({ kind: 'destroyed', sid, user: plan.untrack?.sid === sid ? plan.untrack.user : undefined });
-    for (const entry of untrack) await (users as UserIndex).untrack(entry.user, [entry.sid], deadline).catch(report);
+    for (const entry of untrack) await this.#index().untrack(entry.user, [entry.sid], deadline).catch(report);
     return cookie;
+  }
+
+  /** The user index: a plan tracks or untracks sessions only with the userKey option, which makes one. */
+  #index(): UserIndex {
+    if (this.#users === undefined) throw new Error('koa-kv-session: a plan tracks users without the userKey option');
+    return this.#users;
   }
 
   /** Makes `write`; every store call and every wait in a queue ends by `deadline` (epoch ms). */

@@ -3,7 +3,7 @@
 import type { Context } from 'koa';
 import { SessionOptionError } from './errors.js';
 import { describe, fail, lookup, parseBoolean, parseChoice, parseString, type Source } from './parse.js';
-import type { CookieSettings } from './settings.js';
+import type { CookieSettings } from './cookie.js';
 
 // RFC 6265 token characters: what a cookie name may hold.
 export const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;

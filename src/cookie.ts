@@ -1,6 +1,18 @@
 // Read and write the sid cookie: one cookie `<sid>.<signature>`, signed with HMAC-SHA256 and checked in constant time.
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
-import type { CookieSettings } from './settings.js';
+
+/** The sid cookie's attributes, resolved from the `cookie` option (settings.ts's `CookieOptions`). */
+export interface CookieSettings {
+  readonly name: string;
+  readonly domain: string | undefined;
+  readonly path: string;
+  readonly httpOnly: boolean;
+  readonly secure: boolean | 'auto';
+  readonly sameSite: 'lax' | 'strict' | 'none' | false;
+  readonly partitioned: boolean;
+  readonly signed: boolean;
+  readonly overwrite: boolean;
+}
 
 /** Signs and verifies cookie values; `index` is the position of the key that verifies, or -1. */
 export interface Signer {

@@ -54,7 +54,6 @@ export class SessionError extends Error {
   }
 }
 
-/** True for any error of koa-kv-session, from either build (ESM or CommonJS): the same as `instanceof SessionError`. */
 /**
  * What a thrown value says: an Error's message, or the value itself as text (a driver may throw a string or nothing).
  */
@@ -65,6 +64,7 @@ export function messageOf(error: unknown): string {
     : String(error);
 }
 
+/** True for any error of koa-kv-session, from either build (ESM or CommonJS): the same as `instanceof SessionError`. */
 export function isSessionError(value: unknown): value is SessionError {
   return value instanceof SessionError;
 }
@@ -94,4 +94,12 @@ export class SessionStoreError extends SessionError {
     super(code, message, 503, { cause });
     this.operation = operation;
   }
+}
+
+/** A record over `maxSize`: refused before anything is stored. */
+export function tooLarge(bytes: number, max: number): SessionError {
+  return new SessionError(
+    'SESSION_TOO_LARGE',
+    `koa-kv-session: the session record is ${bytes} bytes, over maxSize (${max}); nothing was saved`,
+  );
 }

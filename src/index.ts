@@ -1,18 +1,21 @@
 // The public surface: kvSession(), its option, session and error types, and the ctx.session typing for Koa.
 import { createMiddleware, type KvSessionMiddleware } from './middleware.js';
-import { missingDriver } from './backends/registry.js';
-import { maskPassword } from './backends/url.js';
+import { RequestSessions } from './requests.js';
+import { Sessions } from './sessions.js';
+import { maskPassword, missingDriver } from './backends/registry.js';
 import { SessionError } from './errors.js';
-import { DEFAULT_STORE, resolveSettings, type KvSessionOptions } from './options.js';
+import { resolveSettings } from './options.js';
+import type { KvSessionOptions } from './settings.js';
+import { DEFAULT_STORE, startupNotices } from './store-option.js';
 import type { Session, SessionAssignment } from './session-types.js';
-import { startupNotices } from './store-types.js';
 import { warnOnce } from './warnings.js';
 
 export type { CookieOptions, KvSessionOptions, StoreOption } from './settings.js';
-export type { StoreAbilities } from './store.js';
+export type { StoreAbilities } from './store-types.js';
 export type { KeyvAdapterLike, KeyvInstanceLike } from './backends/keyv.js';
 export { sessionExpires, sessionId, type KvSessionMiddleware } from './middleware.js';
-export type { LoadedSession, SessionEvent } from './sessions.js';
+export type { SessionEvent } from './audit.js';
+export type { LoadedSession } from './sessions-api.js';
 export type { UserSession } from './users.js';
 export { STORE_CHANNEL, type StoreOperation, type StoreTraceContext } from './tracing.js';
 export type {
@@ -60,7 +63,8 @@ export function kvSession(options?: KvSessionOptions): KvSessionMiddleware {
     );
   }
   for (const notice of startupNotices(store)) warnOnce(notice.code, notice.message);
-  return createMiddleware(settings);
+  const requests = new RequestSessions(settings);
+  return Object.assign(createMiddleware(requests), new Sessions(requests).bound());
 }
 
 export default kvSession;

@@ -18,7 +18,7 @@
 // - `migrate --hash-sids` ends the switch when it has moved every session (`until` now), unless a process with the
 //   other setting carried it on meanwhile.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { frameRecord, parseRecord } from './codec.js';
+import { frameRecord, parseRecord } from './record.js';
 import { LAYOUT_NAME } from './names.js';
 import { MAX_LIFETIME } from './parse.js';
 import type { SessionStore } from './store.js';

@@ -1,8 +1,6 @@
 // The lifetime policy: given the settings and a session's record, when it expires, whether a refresh is due, what its
 // cookie's Expires is. Pure functions.
-import type { StoredRecord } from './codec.js';
-import { SessionOptionError } from './errors.js';
-import { LIFETIME_RANGE, parseDurationWithin } from './parse.js';
+import type { StoredRecord } from './record.js';
 
 /** What the policy needs of the settings. */
 export interface LifetimeConfig {
@@ -72,18 +70,4 @@ export function lastSeenOf(record: StoredRecord, config: LifetimeConfig): number
 /** True when a loaded session has outlived `absoluteLifetime`: it loads as no session. */
 export function pastAbsoluteLifetime(record: StoredRecord, config: LifetimeConfig, now: number): boolean {
   return absoluteEnd(createdOf(record, config), config) <= now;
-}
-
-/**
- * A value assigned to ctx.session.lifetime, as ms; undefined for null (the configured lifetime). Throws a TypeError
- * naming it.
- */
-export function ownLifetimeOf(value: unknown): number | undefined {
-  if (value === null || value === undefined) return undefined;
-  try {
-    return parseDurationWithin(value, { name: 'ctx.session.lifetime', fromEnv: false }, ...LIFETIME_RANGE);
-  } catch (error) {
-    if (error instanceof SessionOptionError) throw new TypeError(error.message);
-    throw error;
-  }
 }

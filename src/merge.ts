@@ -1,15 +1,7 @@
 // How a request's changes go onto the freshest stored record: pure functions of record strings, which the committer
 // calls between its compare-and-sets (commit.ts), and which a retry calls again on what it then finds.
-import {
-  checkSize,
-  decodePayload,
-  encodePayload,
-  type Format,
-  frameRecord,
-  parseRecord,
-  recordExpiry,
-  type StoredRecord,
-} from './codec.js';
+import { checkSize, decodePayload, encodePayload } from './codec.js';
+import { type Format, frameRecord, parseRecord, recordExpiry, type StoredRecord } from './record.js';
 import type { ChangeSet, Write } from './plan.js';
 import { type NoSession, recordStatus } from './tombstone.js';
 

@@ -6,10 +6,9 @@ import { cookieValues } from './cookie.js';
 import type { Settings } from './settings.js';
 import { carryHeaders, type Channel, type HttpClientError, isClientError, writeSession } from './respond.js';
 import { SessionState } from './session.js';
-import { NOTHING_FOUND, Sessions, type SessionsApi } from './sessions.js';
+import { NOTHING_FOUND, type RequestSessions } from './requests.js';
+import type { SessionsApi } from './sessions-api.js';
 import { sidFingerprint } from './sid.js';
-
-export type { LoadedSession, SessionEvent } from './sessions.js';
 
 const debug = debugLog('koa-kv-session');
 
@@ -97,8 +96,9 @@ function installAccessor(context: object): void {
   });
 }
 
-export function createMiddleware(settings: Settings): KvSessionMiddleware {
-  const sessions = new Sessions(settings);
+/** The middleware of kvSession(), on the sessions service its requests go through (index.ts puts the API beside it). */
+export function createMiddleware(sessions: RequestSessions): Middleware {
+  const { settings } = sessions;
 
   const middleware = async function kvSession(ctx: Context, next: Next): Promise<void> {
     installAccessor(ctx.app.context);
@@ -153,7 +153,7 @@ export function createMiddleware(settings: Settings): KvSessionMiddleware {
       throw thrown;
     }
   };
-  return Object.assign(middleware, boundApi(sessions));
+  return middleware;
 }
 
 /** Where this request's session travels (the cookie, or the session header) and the values it carries there. */
@@ -181,7 +181,7 @@ function channelOf(
  * clear.
  */
 async function commit(
-  sessions: Sessions,
+  sessions: RequestSessions,
   ctx: Context,
   used: SessionHolder[typeof STATE],
   dead: boolean,
@@ -209,18 +209,4 @@ async function commit(
   writeSession(ctx, committed ?? (dead ? 'clear' : undefined), state?.accessed === true, sent, (error) =>
     sessions.report(error, ctx),
   );
-}
-
-/** The sessions service on the middleware, bound: a member of SessionsApi missing here fails to compile. */
-function boundApi(sessions: Sessions): SessionsApi {
-  return {
-    ready: sessions.ready.bind(sessions),
-    close: sessions.close.bind(sessions),
-    purge: sessions.purge.bind(sessions),
-    listUserSessions: sessions.listUserSessions.bind(sessions),
-    revokeUserSessions: sessions.revokeUserSessions.bind(sessions),
-    revokeSession: sessions.revokeSession.bind(sessions),
-    load: sessions.load.bind(sessions),
-    update: sessions.update.bind(sessions),
-  };
 }

@@ -1,5 +1,6 @@
 // How a session is named in the store: the key of a sid in either layout (`<keyPrefix><sid>`, or with hashSids
 // `<keyPrefix><SHA-256 of the sid>`), and names that say which layout they are in.
+import { createHash } from 'node:crypto';
 import { HASHED, sidFingerprint, sidHash } from './sid.js';
 
 /**
@@ -17,6 +18,19 @@ const META = '~';
 
 /** The record that says whether a switch of hashSids is under way (layout-switch.ts). */
 export const LAYOUT_NAME = '~layout';
+
+/** Starts the store name of every index: "~" is not base64url, so no sid looks like this. */
+export const USER_INDEX_MARK = '~user~';
+
+/** The store name (key without prefix) of a user's index. */
+export function userIndexName(user: string): string {
+  return USER_INDEX_MARK + createHash('sha256').update(user).digest('base64url');
+}
+
+/** True for a store name that is a user index, not a session. */
+export function isUserIndexName(name: string): boolean {
+  return name.startsWith(USER_INDEX_MARK);
+}
 
 function isMeta(name: string): boolean {
   return name.startsWith(META);

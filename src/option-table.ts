@@ -15,14 +15,13 @@ import {
   parseString,
   type Source,
 } from './parse.js';
-import { parseStore } from './store-option.js';
+import { DEFAULT_STORE, parseStore } from './store-option.js';
 import type { Settings } from './settings.js';
 
-import { DEFAULT_STORE } from './store-option.js';
 import { CONTROL_MEMBERS } from './session-types.js';
 import { COOKIE_NAME } from './cookie-options.js';
 import { checkKeyLengths } from './warnings.js';
-import { MAX_USER_SESSIONS } from './users.js';
+import { MAX_USER_SESSIONS } from './user-entries.js';
 
 /** What the table resolves: every setting but the cookie's (resolveCookie) and the hooks. */
 export type Resolved = Omit<Settings, 'cookie' | 'cookieFor' | 'describe' | 'onError'>;

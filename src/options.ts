@@ -4,10 +4,6 @@ import { SessionOptionError } from './errors.js';
 import { describe, lookup } from './parse.js';
 import { OPTIONS, type Resolved } from './option-table.js';
 import type { KvSessionOptions, Settings } from './settings.js';
-
-export type { CookieOptions, CookieSettings, KvSessionOptions, Settings, StoreOption } from './settings.js';
-export { COOKIE_OPTIONS } from './cookie-options.js';
-export { DEFAULT_STORE } from './store-option.js';
 import { COOKIE_OPTIONS, cookiePerRequest, resolveCookie } from './cookie-options.js';
 import { checkVariables } from './warnings.js';
 

@@ -1,6 +1,6 @@
 // What a request's session asks of the store: its change set, the write, the removals and index changes; made by
 // session.ts, carried out by commit.ts.
-import type { StoredRecord } from './codec.js';
+import type { StoredRecord } from './record.js';
 
 /**
  * A change of one key made from its value: run on the value the request saw, and again on the freshest stored one at

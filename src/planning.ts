@@ -1,6 +1,6 @@
 // The commit plan of a session, decided from its status as the handler left it: what to write, what to remove,
 // what cookie to send. A pure function of that status (spec/plan.spec.ts is its decision table).
-import type { StoredRecord } from './codec.js';
+import type { StoredRecord } from './record.js';
 import { cookieExpires, expiryMoves, type LifetimeConfig, refreshDue } from './lifetime.js';
 import type { ChangeSet, CommitPlan } from './plan.js';
 

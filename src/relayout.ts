@@ -1,10 +1,11 @@
 // A session stored before hashSids was switched (on or off) moves into the configured key layout at its first request:
 // like a regenerate() that keeps the sid, so nobody is signed out.
-import { decodeRecord, parseRecord, relaidRecord } from './codec.js';
+import { decodeRecord } from './codec.js';
+import { parseRecord, relaidRecord } from './record.js';
 import { movedTo, TOMBSTONE_LIFETIME, recordStatus, movedTombstone, type NoSession } from './tombstone.js';
 import type { LayoutSwitch } from './layout-switch.js';
 import type { SessionStore } from './store.js';
-import type { Loaded, LoadedLazily } from './stored-session.js';
+import { decodeSession, type Loaded, type LoadedLazily } from './stored-session.js';
 import { storedUserOf } from './user-id.js';
 import type { UserIndex } from './users.js';
 
@@ -113,7 +114,7 @@ export class LayoutFinder {
       const to = movedTo(raw);
       other = to === undefined ? undefined : (names.otherName(sid) as string);
       if (other === undefined || to !== names.storedName(other)) {
-        const loaded = store.decode(sid, raw, now, true);
+        const loaded = decodeSession(raw, now, sid, store.reading, true);
         if (typeof loaded === 'string' || loaded.record.hashed === hashed) return loaded;
       }
     } else if (!(await this.#context.layout.lookElsewhere(Date.now(), deadline))) {
@@ -125,10 +126,10 @@ export class LayoutFinder {
     // Nothing there either, or the tombstone of a move here: a request of the same browser may have
     // just moved it (between our two reads), so what is here now is the answer.
     if (otherRaw === undefined || otherRaw === null || movedTo(otherRaw) === names.storedName(sid)) {
-      const again = store.decode(sid, await store.read(sid, deadline), now, true);
+      const again = decodeSession(await store.read(sid, deadline), now, sid, store.reading, true);
       return typeof again === 'string' || again.record.hashed === hashed ? again : 'gone';
     }
-    const moved = store.decode(sid, otherRaw, now);
+    const moved = decodeSession(otherRaw, now, sid, store.reading);
     if (typeof moved === 'string') return moved;
     if (moved.record.hashed === hashed) return 'gone';
     return this.#move(sid, other, moved, now, deadline, waited);

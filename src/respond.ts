@@ -1,8 +1,7 @@
 // What a response says of the session: Set-Cookie (or the session header) and Vary, and how they survive a thrown 4xx.
 import type { Context } from 'koa';
-import { cookieValue, deletionCookie, serializeCookie, type Signer } from './cookie.js';
+import { type CookieSettings, cookieValue, deletionCookie, serializeCookie, type Signer } from './cookie.js';
 import { SessionError } from './errors.js';
-import type { CookieSettings } from './settings.js';
 import type { CommitPlan } from './plan.js';
 import { warnOnce } from './warnings.js';
 

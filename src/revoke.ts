@@ -2,19 +2,35 @@
 // swapped for a revocation's tombstone by the same compare-and-set as every write, following it through any
 // regenerate() that races it.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decodePayload, isHashedRecord, parseRecord } from './codec.js';
+import { decodePayload } from './codec.js';
+import { isHashedRecord, parseRecord } from './record.js';
 import { TOMBSTONE_LIFETIME, movedTo, recordStatus, revokedTombstone } from './tombstone.js';
 import { conflictPause } from './lanes.js';
 import { mapConcurrently } from './concurrently.js';
 import type { SessionStore } from './store.js';
 import { storedUserOf } from './user-id.js';
-import { MAX_USER_SESSIONS, type UserIndex } from './users.js';
+import { MAX_USER_SESSIONS } from './user-entries.js';
 
 /** What revocation needs of the settings. */
 export interface RevokerConfig {
   readonly maxSessionsPerUser?: number | undefined;
   /** The session field that holds the user id, with the `userKey` option. */
   readonly userKey?: string | undefined;
+}
+
+/**
+ * What a revocation asks of the index of each user's sessions (users.ts's UserIndex, kept with the `userKey` option).
+ * Declared here, not imported: the index reads sessions, and revocation sits beside it, not above it.
+ */
+export interface IndexedSessions {
+  /** The sids the index of `user` holds, newest login first. */
+  sids(user: string, deadline?: number): Promise<string[]>;
+  /** Those past the `max` newest, oldest login first: what a login must sign out (a bounded number at a time). */
+  surplus(user: string, max: number, deadline?: number): Promise<string[]>;
+  /** Takes `sids` out of the index of `user`. */
+  untrack(user: string, sids: readonly string[], deadline?: number): Promise<void>;
+  /** Takes out those of `sids` whose entries are past their grace time (a young one may be a login on its way). */
+  dropIfOld(user: string, sids: readonly string[], deadline?: number): Promise<void>;
 }
 
 /**
@@ -44,12 +60,12 @@ const MAX_MOVES = 8;
 export class Revoker {
   readonly #store: SessionStore;
   readonly #config: RevokerConfig;
-  readonly #users: UserIndex | undefined;
+  readonly #users: IndexedSessions | undefined;
   /** The revocation of each sid under way in this process (settled, never rejecting): the next one waits for it. */
   readonly #revoking = new Map<string, Promise<void>>();
 
   /** `users`: the index of each user's sessions, with the `userKey` option. */
-  constructor(store: SessionStore, config: RevokerConfig, users: UserIndex | undefined) {
+  constructor(store: SessionStore, config: RevokerConfig, users: IndexedSessions | undefined) {
     this.#store = store;
     this.#config = config;
     this.#users = users;
@@ -152,9 +168,8 @@ export class Revoker {
    * may survive it; it is in the index by then, so the next call ends it.
    */
   async revokeUser(user: string, except: string | undefined, report: (error: Error) => void): Promise<Revoked[]> {
-    const users = this.#users as UserIndex;
     const skip = except === undefined ? undefined : this.#store.names.nameOf(except);
-    const sids = (await users.sids(user)).filter((name) => name !== skip);
+    const sids = (await this.#index().sids(user)).filter((name) => name !== skip);
     return this.#revokeAll(user, sids, undefined, report);
   }
 
@@ -165,7 +180,7 @@ export class Revoker {
 
   /** Signs out the sessions of `user` past the limit, oldest login first; resolves with those this call ended. */
   async revokeSurplus(user: string, deadline: number, report: (error: Error) => void): Promise<Revoked[]> {
-    const surplus = await (this.#users as UserIndex).surplus(user, this.limit, deadline);
+    const surplus = await this.#index().surplus(user, this.limit, deadline);
     return this.#revokeAll(user, surplus, deadline, report);
   }
 
@@ -179,8 +194,14 @@ export class Revoker {
     const results = await mapConcurrently(sids, 16, (sid) => this.revoke(sid, { user, deadline, report }));
     const ended = results.filter((result): result is Revoked => result !== undefined);
     const notEnded = sids.filter((_, i) => results[i] === undefined);
-    await (this.#users as UserIndex).dropIfOld(user, notEnded, deadline).catch(report);
+    await this.#index().dropIfOld(user, notEnded, deadline).catch(report);
     return ended;
+  }
+
+  /** The index of users' sessions: what revokeUser() and revokeSurplus() need, with the userKey option only. */
+  #index(): IndexedSessions {
+    if (this.#users === undefined) throw new Error('koa-kv-session: revoking by user needs the userKey option');
+    return this.#users;
   }
 
   /** The user a stored record belongs to (the `userKey` field), if it can be read and has one. */

@@ -1,7 +1,7 @@
 // The Proxy handler behind ctx.session: data keys go to the data object, the names of control members to the
 // session behind it, so that Object.keys, spread and JSON.stringify see exactly the user data.
 import type { DataChanges } from './changes.js';
-import type { StoredData } from './codec.js';
+import type { StoredData } from './record.js';
 import { CONTROL_MEMBERS, controlError } from './session-types.js';
 
 const INSPECT = Symbol.for('nodejs.util.inspect.custom');

@@ -1,8 +1,10 @@
 // What handlers see of ctx.session: the types of the data users declare and of the control members beside it, the
 // control members' names, and the checks of what handlers pass them.
-import type { Format } from './codec.js';
+import type { Format } from './record.js';
 import type { LifetimeConfig } from './lifetime.js';
 import type { Updater } from './plan.js';
+import { SessionOptionError } from './errors.js';
+import { LIFETIME_RANGE, parseDurationWithin } from './parse.js';
 
 /**
  * The shape of your session data. Describe it once by declaration merging and `ctx.session`
@@ -240,4 +242,18 @@ export interface SessionConfig extends LifetimeConfig {
   readonly hashSids?: boolean;
   /** All the store time a request gets: loading, take() and the commit share it. */
   readonly storeTimeout: number;
+}
+
+/**
+ * A value assigned to ctx.session.lifetime, as ms; undefined for null (the configured lifetime). Throws a TypeError
+ * naming it.
+ */
+export function ownLifetimeOf(value: unknown): number | undefined {
+  if (value === null || value === undefined) return undefined;
+  try {
+    return parseDurationWithin(value, { name: 'ctx.session.lifetime', fromEnv: false }, ...LIFETIME_RANGE);
+  } catch (error) {
+    if (error instanceof SessionOptionError) throw new TypeError(error.message);
+    throw error;
+  }
 }

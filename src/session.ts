@@ -1,8 +1,9 @@
 // The object handlers see as ctx.session: user data behind a Proxy, plus the status the commit is planned from.
 import { StoredMap } from './cbor.js';
 import { DataChanges } from './changes.js';
-import { checkSize, frameRecord, type StoredData as RecordData, type StoredRecord } from './codec.js';
-import { createdOf, expiryFrom, idleLifetime, ownLifetimeOf } from './lifetime.js';
+import { checkSize } from './codec.js';
+import { frameRecord, type StoredData as RecordData, type StoredRecord } from './record.js';
+import { createdOf, expiryFrom, idleLifetime } from './lifetime.js';
 import type { CommitPlan, Taker } from './plan.js';
 import { expiryAt, isModified, planWrite, type SessionStatus } from './planning.js';
 import { type ProxiedSession, SessionProxyHandler } from './session-proxy.js';
@@ -12,11 +13,11 @@ import {
   controlError,
   controlMethods,
   type Methods,
+  ownLifetimeOf,
   type Session,
   type SessionConfig,
 } from './session-types.js';
 
-export type { SessionConfig } from './session-types.js';
 import { generateSid } from './sid.js';
 import { storedUserOf, userField, userIdOf, withIndexChanges } from './user-id.js';
 

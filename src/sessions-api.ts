@@ -1,6 +1,5 @@
 // The public API beside the middleware, as kvSession()'s result autocompletes it: sessions outside a request,
-// and what audit events and load() hand out.
-import type { Context } from 'koa';
+// and what load() hands out.
 import type { KeysLike } from './cookie.js';
 import type { SessionFields, Session } from './session-types.js';
 import type { StoreAbilities } from './store-types.js';
@@ -65,22 +64,6 @@ export interface SessionsApi {
    * revoked, expired), and writes nothing then.
    */
   update(sid: string, change: (session: Session) => void | Promise<void>): Promise<boolean>;
-}
-
-/**
- * What an audit event carries (`app.on('session:created', (event) => ...)`): never the sid.
- * Events: `session:created`, `session:regenerated`, `session:destroyed`, `session:revoked`,
- * `session:expired` (a cookie named a session that is gone or past its expiry).
- */
-export interface SessionEvent {
-  /** The request it happened in; undefined for `revokeSession()`, `revokeUserSessions()`, `update()`. */
-  readonly ctx?: Context | undefined;
-  /** The session's safe id (as `listUserSessions()` entries and `sessionId(ctx)` give it). */
-  readonly id: string;
-  /** The user (the `userKey` field) where known. */
-  readonly user?: string | undefined;
-  /** `session:regenerated`: the id of the session before the new sid. */
-  readonly previousId?: string | undefined;
 }
 
 /** A session as `load()` reads it: a copy of its data (changing it changes nothing stored). */

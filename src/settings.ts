@@ -2,6 +2,7 @@
 // to (options.ts).
 import type { Context } from 'koa';
 import type { KeyvAdapterLike, KeyvInstanceLike } from './backends/keyv.js';
+import type { CookieSettings } from './cookie.js';
 import type { StoreSpec } from './store-types.js';
 import type { UserKey } from './session-types.js';
 
@@ -156,18 +157,6 @@ export interface KvSessionOptions {
   onError?: (error: Error, ctx?: Context) => void;
   /** Where `SESSION_*` variables are read from. Default `process.env`. */
   env?: Readonly<Record<string, string | undefined>>;
-}
-
-export interface CookieSettings {
-  readonly name: string;
-  readonly domain: string | undefined;
-  readonly path: string;
-  readonly httpOnly: boolean;
-  readonly secure: boolean | 'auto';
-  readonly sameSite: 'lax' | 'strict' | 'none' | false;
-  readonly partitioned: boolean;
-  readonly signed: boolean;
-  readonly overwrite: boolean;
 }
 
 /** The resolved, validated configuration: built once by `kvSession()`, never re-checked per request. */

@@ -1,13 +1,14 @@
 // The store option (or SESSION_STORE): a connection URL, checked against the schemes we open and the parameters each
 // takes, or an object handed in (a Keyv instance, an adapter, a Map or a Redis client).
+import { notAtomic, type StoreNotice } from './backends/contract.js';
 import { handedIn } from './backends/handed-in.js';
-import { SCHEMES, schemeRow } from './backends/registry.js';
-import { maskPassword, schemeOf } from './backends/url.js';
+import { maskPassword, schemeOf, schemeRow, SCHEMES } from './backends/registry.js';
 import { describe, fail, type Source } from './parse.js';
 import type { StoreSpec } from './store-types.js';
 import { distance } from './warnings.js';
 
 export const DEFAULT_STORE = 'sqlite://./sessions.sqlite';
+
 /**
  * Refuses a query parameter a store URL's scheme does not take: any other one where all go to us, a near miss of ours
  * elsewhere.
@@ -55,4 +56,11 @@ export function parseStore(value: unknown, source: Source): StoreSpec {
     source,
     `expected a connection URL, a Keyv instance or adapter, a Map or a Redis client, got ${describe(value)}`,
   );
+}
+
+/** What a user must know of the store at start-up (said once each, as KvSessionWarnings, by kvSession()). */
+export function startupNotices(spec: StoreSpec): readonly StoreNotice[] {
+  if (spec.kind === 'given') return spec.handed.notices;
+  const row = schemeRow(spec.scheme);
+  return row === undefined || row.abilities.atomic ? [] : [notAtomic(`the store ${maskPassword(spec.url)}`)];
 }

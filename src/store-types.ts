@@ -1,8 +1,5 @@
-// What a session store is opened from and can do, and how messages and traces name it.
-import { type HandedIn, notAtomic, type StoreNotice } from './backends/handed-in.js';
-import { schemeRow } from './backends/registry.js';
-import { maskPassword } from './backends/url.js';
-import { SessionError } from './errors.js';
+// What a session store is opened from and can do (store.ts names it in messages and traces).
+import type { HandedIn } from './backends/contract.js';
 
 /** What the `store` option resolved to: a connection URL, or something the user hands in. */
 export type StoreSpec =
@@ -25,6 +22,13 @@ export interface StoreAbilities {
   readonly ownExpiry: boolean;
 }
 
+/** What decoding a value read from the store needs: the key prefix, maxSize, and where to report an unreadable one. */
+export interface Reading {
+  readonly keyPrefix: string;
+  readonly maxSize: number;
+  readonly report: (error: Error) => void;
+}
+
 export interface StoreConfig {
   readonly store: StoreSpec;
   readonly keyPrefix: string;
@@ -35,38 +39,8 @@ export interface StoreConfig {
   readonly maxSize: number;
 }
 
-/** Where the store was opened from, for messages: a masked URL or the adapter's kind. */
-export function describeStore(spec: StoreSpec): string {
-  if (spec.kind === 'url') return maskPassword(spec.shown ?? spec.url);
-  return spec.handed.name;
-}
-
-/** The backend as tracing names it: the registry's name for a URL, else what was handed in. */
-export function backendName(spec: StoreSpec): string {
-  if (spec.kind === 'url') return schemeRow(spec.scheme)?.name ?? spec.scheme;
-  return spec.handed.kind;
-}
-
 /** A record as a listing sees it: its name under the key prefix (a sid, or a user index) and the stored string. */
 export interface ListedRecord {
   readonly name: string;
   readonly raw: string;
-}
-
-/** What a user must know of the store at start-up (said once each, as KvSessionWarnings, by kvSession()). */
-export function startupNotices(spec: StoreSpec): readonly StoreNotice[] {
-  if (spec.kind === 'given') return spec.handed.notices;
-  const row = schemeRow(spec.scheme);
-  return row === undefined || row.abilities.atomic ? [] : [notAtomic(`the store ${maskPassword(spec.url)}`)];
-}
-
-/** What onError hears, once, of a store without atomic compare-and-set (besides the start-up warning). */
-export function notAtomicError(spec: StoreSpec): SessionError {
-  return new SessionError(
-    'SESSION_STORE_NOT_ATOMIC',
-    `koa-kv-session: the store (${describeStore(spec)}) has no atomic compare-and-set, so a write reads the session ` +
-      `right before it writes: two processes writing one session at the same moment can lose one change. Within one ` +
-      `process nothing is lost. Use a store with compare-and-set (see docs/guarantees.md) if several processes share ` +
-      `sessions.`,
-  );
 }

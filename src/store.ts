@@ -1,24 +1,18 @@
-// The one place that calls a backend: load / save / remove / compare-and-set under the key prefix, with TTL, codec, one
-// deadline per request, retries and error mapping.
+// The one place that calls a backend: read / save / remove / compare-and-set under the key prefix, with TTL, one
+// deadline per request, retries, tracing and error mapping. What a value read means is stored-session.ts's.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { debugLog } from './debug.js';
 import { missed, type Backend, type CasResult } from './backends/contract.js';
-import { openBackend } from './backends/registry.js';
+import { maskPassword, openBackend, schemeRow } from './backends/registry.js';
 import { closeBackend } from './backends/closing.js';
-import { holdsWrite } from './codec.js';
-import type { NoSession } from './tombstone.js';
-import { decodeSession, type Loaded, type LoadedLazily } from './stored-session.js';
+import { holdsWrite } from './record.js';
 import { bounded } from './deadline.js';
 import { messageOf, SessionError, SessionStoreError } from './errors.js';
-import { LAYOUT_NAME, StoreNames } from './names.js';
+import { isUserIndexName, LAYOUT_NAME, StoreNames } from './names.js';
 import { type StoreOperation, type StoreTraceContext, traced, tracing } from './tracing.js';
-import { isUserIndexName } from './user-id.js';
-import { backendName, describeStore, notAtomicError, type StoreAbilities, type StoreConfig } from './store-types.js';
-
-export type { ListedRecord, StoreAbilities, StoreConfig, StoreSpec } from './store-types.js';
+import type { Reading, StoreAbilities, StoreConfig, StoreSpec } from './store-types.js';
 
 type Operation = SessionStoreError['operation'];
-export type { LoadedLazily } from './stored-session.js';
 
 const debug = debugLog('koa-kv-session:store');
 const SAVED: CasResult = { status: 'saved' };
@@ -34,11 +28,14 @@ export class SessionStore {
   #warned = false;
   /** Store keys of sids and names (names.ts). */
   readonly names: StoreNames;
+  /** What a decode of a value read here needs (stored-session.ts). */
+  readonly reading: Reading;
 
   constructor(config: StoreConfig, report: (error: Error) => void) {
     this.#config = config;
     this.names = new StoreNames(config.keyPrefix, config.hashSids);
     this.#report = report;
+    this.reading = { keyPrefix: config.keyPrefix, maxSize: config.maxSize, report };
     this.#backend = backendName(config.store);
   }
 
@@ -116,25 +113,6 @@ export class SessionStore {
         context,
       ),
     );
-  }
-
-  /**
-   * The record of a sid and its data, or undefined when there is none, it has expired, or it cannot be read (reported).
-   */
-  async load(name: string, now: number, deadline?: number): Promise<Loaded | undefined> {
-    const loaded = this.decode(name, await this.read(name, deadline), now);
-    return typeof loaded === 'string' ? undefined : loaded;
-  }
-
-  /**
-   * The session in `raw` (read under `name`), or why there is none. `lazily`: a CBOR payload is checked whole but
-   * decoded key by key, as a request reads it (cbor.ts's StoredMap).
-   */
-  decode(name: string, raw: unknown, now: number): Loaded | NoSession;
-  decode(name: string, raw: unknown, now: number, lazily: true): LoadedLazily | NoSession;
-  decode(name: string, raw: unknown, now: number, lazily = false): LoadedLazily | NoSession {
-    const { keyPrefix, maxSize } = this.#config;
-    return decodeSession(raw, now, { name, keyPrefix, maxSize, report: this.#report }, lazily);
   }
 
   /** The stored string under a name (a sid, or a user index), undecoded; undefined when there is none. */
@@ -319,4 +297,27 @@ export class SessionStore {
         `${this.#config.storeTimeout} ms`,
     );
   }
+}
+
+/** Where the store was opened from, for messages: a masked URL or the adapter's kind. */
+function describeStore(spec: StoreSpec): string {
+  if (spec.kind === 'url') return maskPassword(spec.shown ?? spec.url);
+  return spec.handed.name;
+}
+
+/** The backend as tracing names it: the registry's name for a URL, else what was handed in. */
+function backendName(spec: StoreSpec): string {
+  if (spec.kind === 'url') return schemeRow(spec.scheme)?.name ?? spec.scheme;
+  return spec.handed.kind;
+}
+
+/** What onError hears, once, of a store without atomic compare-and-set (besides the start-up warning). */
+function notAtomicError(spec: StoreSpec): SessionError {
+  return new SessionError(
+    'SESSION_STORE_NOT_ATOMIC',
+    `koa-kv-session: the store (${describeStore(spec)}) has no atomic compare-and-set, so a write reads the session ` +
+      `right before it writes: two processes writing one session at the same moment can lose one change. Within one ` +
+      `process nothing is lost. Use a store with compare-and-set (see docs/guarantees.md) if several processes share ` +
+      `sessions.`,
+  );
 }

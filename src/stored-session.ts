@@ -1,9 +1,11 @@
 // What a value stored under a sid means for a request: a live session (its record, and its data or the payload to
 // read it from key by key), or why there is none. A value that is no readable record is reported, and is none.
 import { StoredMap } from './cbor.js';
-import { CorruptRecordError, decodePayload, parseRecord, type StoredData, type StoredRecord } from './codec.js';
+import { decodePayload } from './codec.js';
+import { CorruptRecordError, parseRecord, type StoredData, type StoredRecord } from './record.js';
 import { SessionError } from './errors.js';
 import { sidFingerprint } from './sid.js';
+import type { Reading } from './store-types.js';
 import { type NoSession, recordStatus } from './tombstone.js';
 
 /** A live session record and its data. */
@@ -11,19 +13,25 @@ export type Loaded = { readonly record: StoredRecord; readonly data: StoredData 
 /** A live session record and its data, or (CBOR) its payload to read key by key. */
 export type LoadedLazily = { readonly record: StoredRecord; readonly data: StoredData | StoredMap };
 
-/** Where a value was read, for the report of one that cannot be: the sid (named by its safe id) and key prefix. */
-export interface ReadFrom {
-  readonly name: string;
-  readonly keyPrefix: string;
-  readonly maxSize: number;
-  readonly report: (error: Error) => void;
-}
-
 /**
- * The session in `raw`, or why there is none. `lazily`: a CBOR payload is checked whole but decoded key by key, as a
- * request reads it (cbor.ts's StoredMap).
+ * The session in `raw`, read under `name` (a sid), or why there is none. `lazily`: a CBOR payload is checked whole but
+ * decoded key by key, as a request reads it (cbor.ts's StoredMap).
  */
-export function decodeSession(raw: unknown, now: number, from: ReadFrom, lazily: boolean): LoadedLazily | NoSession {
+export function decodeSession(raw: unknown, now: number, name: string, from: Reading): Loaded | NoSession;
+export function decodeSession(
+  raw: unknown,
+  now: number,
+  name: string,
+  from: Reading,
+  lazily: true,
+): LoadedLazily | NoSession;
+export function decodeSession(
+  raw: unknown,
+  now: number,
+  name: string,
+  from: Reading,
+  lazily = false,
+): LoadedLazily | NoSession {
   if (raw === undefined || raw === null) return 'gone';
   try {
     // A record larger than we would ever write is not decoded: a planted or stale giant costs nothing.
@@ -36,7 +44,7 @@ export function decodeSession(raw: unknown, now: number, from: ReadFrom, lazily:
     return { record, data: unread ?? decodePayload(record.payload, record.format) };
   } catch (error) {
     if (!(error instanceof CorruptRecordError)) throw error;
-    from.report(corruptRecordError(from.name, from.keyPrefix, error));
+    from.report(corruptRecordError(name, from.keyPrefix, error));
     return 'gone';
   }
 }

@@ -1,6 +1,6 @@
 // What a stored value means for its session (live, gone, moved: `RecordStatus`), and the tombstones that say
 // "gone" and "moved": the one place that reads meaning from a record's expiry.
-import { newVersion, parseRecord, recordExpiry } from './codec.js';
+import { newVersion, parseRecord, recordExpiry } from './record.js';
 
 /**
  * What a stored value says of its session: there, gone (absent, expired, destroyed, revoked), or moved by a

@@ -2,7 +2,7 @@
 // keys of a large session decodes those two. Until it is read whole, the data object holds the keys read or changed so
 // far, and the payload (cbor.ts's StoredMap) every other.
 import { StoredMap } from './cbor.js';
-import type { StoredData } from './codec.js';
+import type { StoredData } from './record.js';
 import { messageOf, SessionError } from './errors.js';
 
 export class UnreadPayload {

@@ -2,14 +2,14 @@
 //
 // The index record of a user's sessions, at `<keyPrefix>~user~<sha256(id), base64url>` ("~" never occurs in a sid,
 // so an index can never be loaded as a session). It is framed like a session record (JSON), so TTLs
-// and `purge` treat it as one (codec.ts's header, JSON, no creation time):
+// and `purge` treat it as one (record.ts's header, JSON, no creation time):
 //   j2:<expires>:0:<versions>:::{"user":"<id>","sessions":{"<stored name>":[<covered>,<added>,<label>,<was>]}}
 //   covered  the entry stays until then: always later than the session's own expiry (a refresh that
 //            would pass it moves it forward, with a lifetime of headroom so that is rare)
 //   added    when the entry was made: a young entry whose record is not there yet is a login in flight
 //   label    what `describe(ctx)` said at login (left out, with `was`, when there is none)
 //   was      the safe ids the session had before regenerate() moved it, newest first (left out when none)
-import { frameRecord, parseRecord } from './codec.js';
+import { frameRecord, parseRecord } from './record.js';
 
 export interface Entry {
   covered: number;
@@ -19,6 +19,13 @@ export interface Entry {
   /** The safe ids it had before its regenerate()s, newest first: a devices page's id still finds it. */
   readonly was?: readonly string[] | undefined;
 }
+
+/**
+ * The most sessions one user can have, whatever `maxSessionsPerUser` says: a login past it signs the
+ * user's oldest sessions out. It bounds the index record (about 100 bytes an entry) and what a login
+ * costs, so that a bot holding one password cannot make its account unable to log in.
+ */
+export const MAX_USER_SESSIONS = 1000;
 
 /** Earlier safe ids an entry keeps. */
 export const EARLIER_IDS = 4;

@@ -1,22 +1,8 @@
-// Who a session belongs to: the user id a session field holds, the store name of a user's index, and the index changes
-// a commit's write needs.
-import { createHash } from 'node:crypto';
-import type { StoredData } from './codec.js';
+// Who a session belongs to: the user id a session field holds, and the index changes a commit's write needs (the
+// store name of a user's index is names.ts's).
+import type { StoredData } from './record.js';
 import { SessionError } from './errors.js';
 import type { CommitPlan } from './plan.js';
-
-/** Starts the store name of every index: "~" is not base64url, so no sid looks like this. */
-export const USER_INDEX_MARK = '~user~';
-
-/** The store name (key without prefix) of a user's index. */
-export function userIndexName(user: string): string {
-  return USER_INDEX_MARK + createHash('sha256').update(user).digest('base64url');
-}
-
-/** True for a store name that is a user index, not a session. */
-export function isUserIndexName(name: string): boolean {
-  return name.startsWith(USER_INDEX_MARK);
-}
 
 /**
  * The value at `userKey` in `data`: a top-level field, or with dots a path into nested objects

@@ -9,15 +9,16 @@
 // never has more than MAX_USER_SESSIONS (the login past it signs the oldest out). Only listing
 // reads the sessions.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sameRecord } from './codec.js';
+import { sameRecord } from './record.js';
 import { EARLIER_IDS, type Entry, labelOf, newestFirst, readEntries, writeEntries } from './user-entries.js';
-import type { SessionFields } from './session-types.js';
+import type { SessionConfig, SessionFields } from './session-types.js';
 import { createdOf, lastSeenOf } from './lifetime.js';
-import type { SessionConfig } from './session.js';
 import { conflictPause, Lanes } from './lanes.js';
 import { mapConcurrently } from './concurrently.js';
 import type { SessionStore } from './store.js';
-import { storedUserOf, userIndexName } from './user-id.js';
+import { decodeSession } from './stored-session.js';
+import { storedUserOf } from './user-id.js';
+import { userIndexName } from './names.js';
 
 /** One session of a user, as `listUserSessions()` returns it. */
 export interface UserSession {
@@ -60,12 +61,6 @@ export interface UserIndexConfig extends SessionConfig {
   readonly storeTimeout: number;
 }
 
-/**
- * The most sessions one user can have, whatever `maxSessionsPerUser` says: a login past it signs the
- * user's oldest sessions out. It bounds the index record (about 100 bytes an entry) and what a login
- * costs, so that a bot holding one password cannot make its account unable to log in.
- */
-export const MAX_USER_SESSIONS = 1000;
 // A login signs out at most this many sessions past the limit (more only after the limit was lowered: later logins go
 // on).
 const SURPLUS_PER_LOGIN = 64;
@@ -198,12 +193,12 @@ export class UserIndex {
     const found = await mapConcurrently([...entries], 16, async ([sid, entry]) => ({
       sid,
       entry,
-      loaded: await this.#store.load(sid, now, deadline),
+      loaded: decodeSession(await this.#store.read(sid, deadline), now, sid, this.#store.reading),
     }));
     const sessions: UserSession[] = [];
     const dead: string[] = [];
     for (const { sid, entry, loaded } of found) {
-      if (loaded !== undefined && storedUserOf(loaded.data, this.#config.userKey) === user) {
+      if (typeof loaded !== 'string' && storedUserOf(loaded.data, this.#config.userKey) === user) {
         const { record } = loaded;
         sessions.push({
           sid: this.#store.names.keyOf(sid),

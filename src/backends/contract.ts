@@ -1,7 +1,6 @@
 // The contract every backend implements: three calls, plus abilities a backend has or has not, found by their presence.
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { recordExpiry } from '../codec.js';
 
 /** Outcome of a compare-and-set: written, the record is gone (or was never there), or it holds `current`. */
 export type CasResult =
@@ -131,22 +130,50 @@ export function pageOfKeys(
 
 /**
  * A purge for backends that can list but not delete by expiry in one statement: walks the pages of
- * records under `prefix` and deletes the expired ones of each page (bounded memory); resolves with how many.
+ * records under `prefix` and deletes those of each page that `expired` picks (bounded memory); resolves with how many.
  */
 export async function purgePages(
   backend: Required<Pick<Backend, 'scanPage'>>,
   prefix: string,
-  now: number,
+  expired: (value: string) => boolean,
   deleteKeys: (keys: string[]) => Promise<void>,
 ): Promise<number> {
   let removed = 0;
   let cursor: string | undefined;
   do {
     const page = await backend.scanPage(prefix, cursor, 1000);
-    const expired = page.entries.filter(([, value]) => recordExpiry(value) <= now).map(([key]) => key);
-    await deleteKeys(expired);
-    removed += expired.length;
+    const keys = page.entries.filter(([, value]) => expired(value)).map(([key]) => key);
+    await deleteKeys(keys);
+    removed += keys.length;
     cursor = page.cursor;
   } while (cursor !== undefined);
   return removed;
+}
+
+/** Something a user should know about the store at start-up: said once, as a KvSessionWarning. */
+export interface StoreNotice {
+  readonly code: 'KV_SESSION_NOT_ATOMIC' | 'KV_SESSION_PER_PROCESS' | 'KV_SESSION_NO_EXPIRY' | 'KV_SESSION_EVICTS';
+  readonly message: string;
+}
+
+/** A store handed in, classified: what it is (for messages), how to open its backend, what to tell. */
+export interface HandedIn {
+  /** What it is, as messages name it: "the @keyv/redis adapter given as store". */
+  readonly name: string;
+  /** What it is, in a word, as tracing contexts name the backend: "Map", "Redis", "Keyv adapter". */
+  readonly kind: string;
+  /** Its backend; connects where the store needs it (a @keyv/redis adapter's client). */
+  open(): Promise<Backend>;
+  readonly notices: readonly StoreNotice[];
+}
+
+/** The notice of a store without atomic compare-and-set (also reported to onError at its first connection). */
+export function notAtomic(name: string): StoreNotice {
+  return {
+    code: 'KV_SESSION_NOT_ATOMIC',
+    message:
+      `koa-kv-session: ${name} has no atomic compare-and-set: a write reads the session right before it ` +
+      `writes, so two processes writing one session at the same moment can lose one change (one process loses ` +
+      `nothing). See docs/guarantees.md.`,
+  };
 }

@@ -1,6 +1,6 @@
 // DynamoDB through @keyv/dynamo's document client (`dynamodb://[key:secret@]host:port?region=...&table=...`).
-import { casStamp } from '../codec.js';
 import { missed, purgePages, QuietEmitter, type Backend, type CasResult, type ScannedPage } from './contract.js';
+import { casStamp, recordExpiry } from '../record.js';
 import { exportOf, type AnyModule } from './url.js';
 
 interface DynamoOptions {
@@ -99,14 +99,19 @@ export class DynamoBackend extends QuietEmitter implements Backend {
 
   /** Scans the table page by page for expired records under `prefix`, deleting each page's in batches of 25. */
   purgeExpired(prefix: string, now: number): Promise<number> {
-    return purgePages(this, prefix, now, async (keys) => {
-      for (let i = 0; i < keys.length; i += 25) {
-        const batch = keys.slice(i, i + 25);
-        await this.#inner.client.batchWrite({
-          RequestItems: { [this.#tableName]: batch.map((id) => ({ DeleteRequest: { Key: { id } } })) },
-        });
-      }
-    });
+    return purgePages(
+      this,
+      prefix,
+      (value) => recordExpiry(value) <= now,
+      async (keys) => {
+        for (let i = 0; i < keys.length; i += 25) {
+          const batch = keys.slice(i, i + 25);
+          await this.#inner.client.batchWrite({
+            RequestItems: { [this.#tableName]: batch.map((id) => ({ DeleteRequest: { Key: { id } } })) },
+          });
+        }
+      },
+    );
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,6 @@
 // etcd through the etcd3 client of @keyv/etcd (`etcd://host:port[,host:port]`).
 import { missed, purgePages, QuietEmitter, type Backend, type CasResult, type ScannedPage } from './contract.js';
+import { recordExpiry } from '../record.js';
 import { exportOf, hostsOf, type AnyModule } from './url.js';
 
 /**
@@ -60,9 +61,14 @@ export class EtcdBackend extends QuietEmitter implements Backend {
 
   /** Deletes expired records under `prefix`, page by page (bounded memory). */
   purgeExpired(prefix: string, now: number): Promise<number> {
-    return purgePages(this, prefix, now, async (keys) => {
-      for (const key of keys) await this.#client.delete().key(key);
-    });
+    return purgePages(
+      this,
+      prefix,
+      (value) => recordExpiry(value) <= now,
+      async (keys) => {
+        for (const key of keys) await this.#client.delete().key(key);
+      },
+    );
   }
 
   async close(): Promise<void> {

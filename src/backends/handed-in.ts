@@ -2,28 +2,11 @@
 // wrapper around one, a Redis client), its backend, and what the user must know of it at start-up.
 // Nothing the user hands in is changed: no namespace set, no error mode switched, no listener added.
 import { SessionOptionError } from '../errors.js';
-import type { Backend } from './contract.js';
+import { type Backend, type HandedIn, notAtomic, type StoreNotice } from './contract.js';
 import { adapterBackend, isKeyvAdapter, isKeyvInstance, type KeyvAdapterLike, unwrapped } from './keyv.js';
 import { evicts, isMapLike, mapBackend } from './memory.js';
 import type { NodeRedisClient } from './redis-client.js';
 import { isIoredisClient, isKeyvRedis, isNodeRedisClient } from './redis-family.js';
-
-/** Something a user should know about the store at start-up: said once, as a KvSessionWarning. */
-export interface StoreNotice {
-  readonly code: 'KV_SESSION_NOT_ATOMIC' | 'KV_SESSION_PER_PROCESS' | 'KV_SESSION_NO_EXPIRY' | 'KV_SESSION_EVICTS';
-  readonly message: string;
-}
-
-/** A store handed in, classified: what it is (for messages), how to open its backend, what to tell. */
-export interface HandedIn {
-  /** What it is, as messages name it: "the @keyv/redis adapter given as store". */
-  readonly name: string;
-  /** What it is, in a word, as tracing contexts name the backend: "Map", "Redis", "Keyv adapter". */
-  readonly kind: string;
-  /** Its backend; connects where the store needs it (a @keyv/redis adapter's client). */
-  open(): Promise<Backend>;
-  readonly notices: readonly StoreNotice[];
-}
 
 type AnyObject = Record<string | symbol, unknown>;
 
@@ -283,17 +266,6 @@ function speaksOurSql(candidate: AnyObject, options: AnyObject): boolean {
     typeof options.table === 'string' &&
     ['sqlite', 'postgres', 'mysql'].includes(String(options.dialect))
   );
-}
-
-/** The notice of a store without atomic compare-and-set (also reported to onError at its first connection). */
-export function notAtomic(name: string): StoreNotice {
-  return {
-    code: 'KV_SESSION_NOT_ATOMIC',
-    message:
-      `koa-kv-session: ${name} has no atomic compare-and-set: a write reads the session right before it ` +
-      `writes, so two processes writing one session at the same moment can lose one change (one process loses ` +
-      `nothing). See docs/guarantees.md.`,
-  };
 }
 
 // The Redis backends are loaded when a Redis client was handed in, as the registry loads them for a URL.

@@ -1,5 +1,5 @@
 // In-process stores: `memory://` (entries that expire), and a plain Map handed in as `store`.
-import { recordExpiry } from '../codec.js';
+import { recordExpiry } from '../record.js';
 import { missed, pageOfKeys, type Backend, type CasResult, type ScannedPage } from './contract.js';
 
 /**

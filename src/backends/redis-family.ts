@@ -1,7 +1,7 @@
 // What Redis, Redis Cluster and Valkey share: the compare-and-set script, client options, SCAN pages.
 import { messageOf } from '../errors.js';
 import { createHash } from 'node:crypto';
-import { casStamp } from '../codec.js';
+import { casStamp } from '../record.js';
 import { missed, type CasResult, type ScannedPage } from './contract.js';
 
 // ARGV[1] is what the stored value must start with: a record's header through its version token.

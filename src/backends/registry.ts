@@ -2,7 +2,17 @@
 import { createRequire } from 'node:module';
 import { SessionError } from '../errors.js';
 import type { Backend } from './contract.js';
-import { schemeOf } from './url.js';
+
+/** The scheme of a connection URL, lower-cased, or undefined when it has none. */
+export function schemeOf(url: string): string | undefined {
+  const match = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
+  return match ? (match[1] as string).toLowerCase() : undefined;
+}
+
+/** Hides the password of a connection URL, for messages and logs. */
+export function maskPassword(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i, '$1****@');
+}
 
 /** What a backend can do; the store finds the same by the presence of the contract's optional members. */
 export interface Abilities {

@@ -4,9 +4,16 @@
 // The sessions table is the one the Keyv SQL adapters use (key VARCHAR(255) PRIMARY KEY, value TEXT;
 // MySQL names the key column `id`), so a Keyv adapter handed in and a URL opened here share rows.
 // The record header "<tag>:<expires>:" lets SQL read the expiry without decoding the payload.
-import type { Backend, BatchRow, CasResult, ScannedPage } from './contract.js';
-import { casStamp } from '../codec.js';
-import { missed, PURGE_BATCH, purgeInBatches } from './contract.js';
+import {
+  type Backend,
+  type BatchRow,
+  type CasResult,
+  missed,
+  PURGE_BATCH,
+  purgeInBatches,
+  type ScannedPage,
+} from './contract.js';
+import { casStamp } from '../record.js';
 
 export type Dialect = 'postgres' | 'sqlite' | 'mysql';
 

@@ -1,17 +1,6 @@
 // Reading connection URLs, and loading the optional driver package a URL needs.
 import { messageOf, SessionError } from '../errors.js';
 
-/** The scheme of a connection URL, lower-cased, or undefined when it has none. */
-export function schemeOf(url: string): string | undefined {
-  const match = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url);
-  return match ? (match[1] as string).toLowerCase() : undefined;
-}
-
-/** Hides the password of a connection URL, for messages and logs. */
-export function maskPassword(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@/]*@/i, '$1****@');
-}
-
 /** Splits `?table=...` and the like off a URL: our parameters, not the driver's. */
 export function takeParameters(url: string, names: readonly string[]): { url: string; params: Record<string, string> } {
   const query = url.indexOf('?');

@@ -1,20 +1,19 @@
 // `migrate --to cbor|json`: every stored session re-encoded in place, by compare-and-set in batches, so that a
 // request writing a session meanwhile wins and the record is tried again. No printing here.
+import { decodePayload, encodePayload, fingerprint } from '../codec.js';
 import {
-  decodePayload,
-  encodePayload,
-  fingerprint,
   type Format,
   frameRecord,
   isHashedRecord,
   parseRecord,
   type StoredData,
   type StoredRecord,
-} from '../codec.js';
-import type { ListedRecord, SessionStore } from '../store.js';
+} from '../record.js';
+import type { SessionStore } from '../store.js';
+import type { ListedRecord } from '../store-types.js';
 import { compareAndSetMany } from '../store-scan.js';
 import { isTombstone } from '../tombstone.js';
-import { isUserIndexName } from '../user-id.js';
+import { isUserIndexName } from '../names.js';
 import { walk, type WalkOptions } from './maintenance.js';
 
 /** What `migrate` did, record by record. */

@@ -1,12 +1,13 @@
 // `migrate --hash-sids`: every session stored under its sid moves under the hash of its sid, by the steps a
 // request of it takes (relayout.ts); tombstones under sids are moved too, so that no sid is left in the store.
-import { decodeRecord, isHashedRecord, type StoredData, type StoredRecord } from '../codec.js';
+import { decodeRecord } from '../codec.js';
+import { isHashedRecord, type StoredData, type StoredRecord } from '../record.js';
 import { isTombstone, movedTo, movedTombstone, TOMBSTONE_LIFETIME } from '../tombstone.js';
 import { mapConcurrently } from '../concurrently.js';
 import { LayoutSwitch } from '../layout-switch.js';
 import { relayout } from '../relayout.js';
 import type { SessionStore } from '../store.js';
-import { isUserIndexName } from '../user-id.js';
+import { isUserIndexName } from '../names.js';
 import type { UserIndex } from '../users.js';
 import { walk, type WalkOptions } from './maintenance.js';
 

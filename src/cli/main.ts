@@ -2,10 +2,10 @@
 // The operator command: `npx koa-kv-session <command>`, configured by the same SESSION_* environment as the app.
 import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { schemeRow } from '../backends/registry.js';
-import { maskPassword } from '../backends/url.js';
+import { maskPassword, schemeRow } from '../backends/registry.js';
 import { messageOf, SessionError } from '../errors.js';
-import { resolveSettings, type Settings } from '../options.js';
+import { resolveSettings } from '../options.js';
+import type { Settings } from '../settings.js';
 import { wire } from '../wiring.js';
 import { COMMANDS } from './commands.js';
 import { cannotList, EXIT, type Run, UsageError } from './run.js';

@@ -1,19 +1,14 @@
 // The work behind the operator commands: census, listing, showing and finding stored sessions (re-encoding them:
 // convert.ts; moving them under the hash of their sid: hash-sids.ts). No printing here.
 import { messageOf } from '../errors.js';
-import {
-  decodePayload,
-  decodeRecord,
-  isHashedRecord,
-  parseRecord,
-  type Format,
-  type StoredData,
-  type StoredRecord,
-} from '../codec.js';
+import { decodePayload, decodeRecord } from '../codec.js';
+import { isHashedRecord, parseRecord, type Format, type StoredData, type StoredRecord } from '../record.js';
 import { isTombstone } from '../tombstone.js';
 import type { Progress } from './progress.js';
-import type { ListedRecord, SessionStore } from '../store.js';
-import { isUserIndexName, storedUserOf } from '../user-id.js';
+import type { SessionStore } from '../store.js';
+import type { ListedRecord } from '../store-types.js';
+import { storedUserOf } from '../user-id.js';
+import { isUserIndexName } from '../names.js';
 import { scanPage, scansInKeyOrder } from '../store-scan.js';
 
 /** How a long command walks the store: page size, where progress goes, and when to stop early (Ctrl-C). */
