@@ -593,6 +593,11 @@ describe('koa-kv-session CLI: usage, help and stores that cannot list', () => {
       expect(result.stderr).toMatch(/needs a store that can list its keys, and memcache:\/\/127\.0\.0\.1:11311 cannot/);
       expect(result.stderr).toMatch(/you can still use: show <sid>, revoke <sid>, revoke --user <id>/);
     }
+    // A mistake in the arguments or settings is told as such, before any store call: exit 2, not 4.
+    const usage = await cli(['migrate', '--hash-sids'], env);
+    expect(usage.status).toBe(2);
+    expect(usage.stderr).toMatch(/SESSION_HASH_SIDS=true/);
+    expect((await cli(['list', '--limit', '0'], env)).status).toBe(2);
     // ...and what it supports works: the sessions of a user, through the index.
     const app = await startApp(
       { store: MEMCACHE_URL, keyPrefix: env.SESSION_KEY_PREFIX, userKey: 'userId' },

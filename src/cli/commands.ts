@@ -9,6 +9,7 @@ import {
   EXIT,
   interrupted,
   labelOf,
+  mustList,
   printable,
   SID_LIKE,
   sidArgument,
@@ -28,6 +29,7 @@ const SWITCH_GOES_ON =
   'no: a process with SESSION_HASH_SIDS off is still running (or this run was interrupted): run it again once none is';
 
 async function stats(run: Run): Promise<number> {
+  await mustList(run);
   const options = await walkOptions(run, 'stats');
   const counts = await census(run.store, options);
   options.progress.finish();
@@ -57,6 +59,7 @@ async function list(run: Run, args: string[]): Promise<number> {
   const limit = values.limit === undefined ? 50 : Number(values.limit);
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > 10_000)
     throw new UsageError(`--limit must be a whole number from 1 to 10000, got ${JSON.stringify(values.limit)}`);
+  await mustList(run);
   const { sessions, cursor } = await listPage(run.store, values.cursor, limit, run.settings.userKey).catch(
     (error: unknown) => {
       throw error instanceof BadCursorError ? new UsageError(error.message) : error;
@@ -213,6 +216,7 @@ async function migrateCommand(run: Run, args: string[]): Promise<number> {
     throw new UsageError(
       `migrate needs --to cbor or --to json${values.to === undefined ? '' : `, got ${JSON.stringify(values.to)}`}`,
     );
+  await mustList(run);
   const options = await walkOptions(run, `migrate to ${to}`);
   const report = await migrate(run.store, to, run.settings.maxSize, options);
   options.progress.finish();
@@ -234,6 +238,7 @@ async function migrateToHashes(run: Run): Promise<number> {
         'under its sid at its next request',
     );
   }
+  await mustList(run);
   // User indexes name sessions by key: each move must rename its entry, which needs the user field.
   if (run.settings.userKey === undefined && (await hasUserIndex(run.store))) {
     throw new UsageError(

@@ -8,9 +8,8 @@ import { resolveSettings } from '../options.js';
 import type { Settings } from '../settings.js';
 import { wire } from '../wiring.js';
 import { COMMANDS } from './commands.js';
-import { cannotList, EXIT, type Run, UsageError } from './run.js';
+import { CannotList, cannotList, EXIT, type Run, UsageError } from './run.js';
 import { distance } from '../warnings.js';
-import { canList } from '../store-scan.js';
 
 const EXIT_CODES = `Exit codes: 0 done, 1 the store failed, 2 bad usage or configuration, 3 no such session,
 4 the store cannot do this (it cannot list its keys), 5 the store's SQLite file or SQL table does
@@ -100,7 +99,6 @@ under its sid at its next request (a hash gives no sid back).
 Ctrl-C stops after the current page; running it again continues. Needs a store that can list its keys.`,
 };
 
-const LISTING = ['stats', 'list', 'migrate'];
 /** The commands that print a JSON document with --json. */
 const JSON_COMMANDS = ['stats', 'list', 'show', 'purge'];
 
@@ -184,9 +182,9 @@ async function main(argv: readonly string[], out = process.stdout, err = process
   process.on('SIGINT', onSigint);
   const run: Run = { settings, store, users, revoker, where, out, err, stopped: () => stopping, json };
   try {
-    if (LISTING.includes(command) && !(await canList(store))) return cannotList(run, command);
     return await handler(run, args);
   } catch (error) {
+    if (error instanceof CannotList) return cannotList(run, command);
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       err.write(
         `koa-kv-session ${command}: ${reason(error)}${meant(error)}\n(koa-kv-session ${command} --help shows the ` +

@@ -84,6 +84,17 @@ export async function targetOf(run: Run, argument: string): Promise<string | und
   return found[0];
 }
 
+/** Thrown by mustList(): the command needs a store that can list its keys (main.ts says what else can be done). */
+export class CannotList extends Error {}
+
+/**
+ * Goes on only on a store that can list its keys: what `stats`, `list` and `migrate` need. Called once a command's
+ * arguments and settings are checked, so that a mistake in them is told as such, without a store call.
+ */
+export async function mustList(run: Run): Promise<void> {
+  if (!(await canList(run.store))) throw new CannotList();
+}
+
 /** What a store that cannot list its keys can still do, said plainly. */
 export function cannotList(run: Run, command: string): number {
   run.err.write(
