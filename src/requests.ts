@@ -134,8 +134,10 @@ export class RequestSessions {
       // A sid already looked up (copies of one cookie) costs nothing more.
       if (found === undefined || tried.includes(found.sid)) continue;
       tried.push(found.sid);
-      const loaded = await this.find(found.sid, Date.now(), deadline);
-      if (typeof loaded !== 'string') {
+      const now = Date.now();
+      const loaded = await this.#finder.load(found.sid, now, deadline);
+      // Past absoluteLifetime, however active: as if gone (its stored expiry never reaches past that either).
+      if (typeof loaded !== 'string' && !pastAbsoluteLifetime(loaded.record, this.settings, now)) {
         return {
           session: { sid: found.sid, stale: found.stale, record: loaded.record, data: loaded.data },
           dead: false,
