@@ -8,6 +8,7 @@ import { carryHeaders, type Channel, type HttpClientError, isClientError, writeS
 import { SessionState } from './session.js';
 import { NOTHING_FOUND, type RequestSessions } from './requests.js';
 import type { SessionsApi } from './sessions-api.js';
+import type { CommitPlan } from './plan.js';
 import { sidFingerprint } from './sid.js';
 
 const debug = debugLog('koa-kv-session');
@@ -108,12 +109,10 @@ export function createMiddleware(sessions: RequestSessions): Middleware {
 
     // One storeTimeout is all the store time a request gets: loading, queueing and committing together.
     const loadStarted = Date.now();
-    const expired = (sid: string): void =>
-      sessions.events.emit('session:expired', ctx, () => ({ id: sidFingerprint(sid) }));
     const { session: found, dead } =
       values.length === 0
         ? NOTHING_FOUND
-        : await sessions.loadFromValues(values, signer, loadStarted + settings.storeTimeout, expired);
+        : await sessions.loadFromValues(values, signer, loadStarted + settings.storeTimeout, ctx);
     // What loading spent comes off the commit's time: the handler's own time does not count.
     const loadSpent = values.length === 0 ? 0 : Date.now() - loadStarted;
     const holder = ctx as SessionHolder;
@@ -141,7 +140,8 @@ export function createMiddleware(sessions: RequestSessions): Middleware {
     try {
       // What loading and take() spent comes off the commit's time: the handler's own time does not count.
       const spent = holder[STATE] instanceof SessionState ? holder[STATE].storeSpent : loadSpent;
-      await commit(sessions, ctx, holder[STATE], dead, channel, Date.now() + settings.storeTimeout - spent);
+      const storing = commit(sessions, ctx, holder[STATE], dead, channel, Date.now() + settings.storeTimeout - spent);
+      if (storing !== undefined) await storing;
     } catch (error) {
       // A failed commit never masks the handler's own error.
       if (thrown === undefined) throw error;
@@ -178,20 +178,20 @@ function channelOf(
 
 /**
  * The store steps of the commit, then what the response says of the session; with no session, only a dead cookie to
- * clear.
+ * clear. Undefined when there is no store step (a read): the response is written at once, with no promise to wait for.
  */
-async function commit(
+function commit(
   sessions: RequestSessions,
   ctx: Context,
   used: SessionHolder[typeof STATE],
   dead: boolean,
   channel: Channel,
   deadline: number,
-): Promise<void> {
+): Promise<void> | undefined {
   const { settings } = sessions;
   const state = used instanceof SessionState ? used : undefined;
   const plan = state?.plan(Date.now());
-  if (plan === undefined && !dead) return; // no session, never touched: nothing to do
+  if (plan === undefined && !dead) return undefined; // no session, never touched: nothing to do
   // A cookie function's attributes are settled before anything is stored: a bad result fails the request with nothing
   // written.
   const cookieMayChange =
@@ -204,9 +204,25 @@ async function commit(
   const idle =
     plan === undefined ||
     (plan.write === undefined && plan.remove.length === 0 && plan.track === undefined && plan.untrack === undefined);
-  const committed = idle ? plan?.cookie : await sessions.commit(plan, deadline, ctx);
-  // A cookie naming a session that is gone is cleared once, unless this response sets a new one.
-  writeSession(ctx, committed ?? (dead ? 'clear' : undefined), state?.accessed === true, sent, (error) =>
+  if (idle) {
+    respond(sessions, ctx, plan?.cookie, dead, state?.accessed === true, sent);
+    return undefined;
+  }
+  return sessions.commit(plan, deadline, ctx).then((committed) => {
+    respond(sessions, ctx, committed, dead, state?.accessed === true, sent);
+  });
+}
+
+/** What the response says of the session: a cookie naming a session that is gone is cleared, unless one is sent. */
+function respond(
+  sessions: RequestSessions,
+  ctx: Context,
+  committed: CommitPlan['cookie'],
+  dead: boolean,
+  accessed: boolean,
+  channel: Channel,
+): void {
+  writeSession(ctx, committed ?? (dead ? 'clear' : undefined), accessed, channel, (error) =>
     sessions.report(error, ctx),
   );
 }

@@ -14,7 +14,7 @@ import type { CommitPlan, Taker } from './plan.js';
 import type { StoredData, StoredRecord } from './record.js';
 import { LayoutFinder } from './relayout.js';
 import type { Settings } from './settings.js';
-import { isWellFormedSid } from './sid.js';
+import { isWellFormedSid, sidFingerprint } from './sid.js';
 import type { LoadedLazily } from './stored-session.js';
 import type { NoSession } from './tombstone.js';
 import { checkKeyLengths } from './warnings.js';
@@ -119,13 +119,14 @@ export class RequestSessions {
   /**
    * The first live session the values of the session cookie name, as a request would load it, and
    * whether a verified value named a session that is gone (expired, destroyed, revoked; not one a
-   * regenerate() moved): that cookie is dead, and the response clears it.
+   * regenerate() moved): that cookie is dead, and the response clears it. With `ctx` (a request), each sid that
+   * named no session is a `session:expired` event.
    */
   async loadFromValues(
     values: readonly string[],
     signer: Signer | undefined,
     deadline: number,
-    missing?: (sid: string) => void,
+    ctx?: Context,
   ): Promise<Found> {
     let dead = false;
     const tried: string[] = [];
@@ -144,7 +145,8 @@ export class RequestSessions {
         };
       }
       if (loaded !== 'moved') dead = true;
-      missing?.(found.sid);
+      // In a request: its audit event. (A cookie that names nothing is common: the event is made only if heard.)
+      if (ctx !== undefined) this.events.emit('session:expired', ctx, () => ({ id: sidFingerprint(found.sid) }));
       if (tried.length >= MAX_CANDIDATES) break;
     }
     return { session: undefined, dead };

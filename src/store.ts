@@ -124,10 +124,14 @@ export class SessionStore {
 
   /** The value stored under a name, as the backend gives it (undefined or null: none). */
   read(name: string, deadline: number | undefined): Promise<unknown> {
+    const key = this.names.key(name);
+    const get = (backend: Backend): Promise<unknown> => backend.get(key);
     const context = this.traceContext('load', name);
+    // The read of every request: with nobody tracing, the call alone.
+    if (context === undefined) return this.call('get', get, deadline);
     return traced(
       context,
-      () => this.call('get', (backend) => backend.get(this.names.key(name)), deadline, context),
+      () => this.call('get', get, deadline, context),
       (raw) => (raw === undefined || raw === null ? 'missing' : 'found'),
     );
   }
