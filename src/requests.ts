@@ -111,8 +111,11 @@ export class RequestSessions {
 
   /** The live session of `sid`, in either key layout, or why there is none ('gone' past absoluteLifetime too). */
   async find(sid: string, now: number, deadline: number): Promise<LoadedLazily | NoSession> {
-    const loaded = await this.#finder.load(sid, now, deadline);
-    // Past absoluteLifetime, however active: as if gone (its stored expiry never reaches past that either).
+    return this.#withinLifetime(await this.#finder.load(sid, now, deadline), now);
+  }
+
+  /** Past absoluteLifetime, however active, a session is as if gone (its stored expiry never reaches past it). */
+  #withinLifetime(loaded: LoadedLazily | NoSession, now: number): LoadedLazily | NoSession {
     return typeof loaded !== 'string' && pastAbsoluteLifetime(loaded.record, this.settings, now) ? 'gone' : loaded;
   }
 
@@ -136,9 +139,9 @@ export class RequestSessions {
       if (found === undefined || tried.includes(found.sid)) continue;
       tried.push(found.sid);
       const now = Date.now();
-      const loaded = await this.#finder.load(found.sid, now, deadline);
-      // Past absoluteLifetime, however active: as if gone (its stored expiry never reaches past that either).
-      if (typeof loaded !== 'string' && !pastAbsoluteLifetime(loaded.record, this.settings, now)) {
+      // The finder itself, not find(): a request's lookup has no async frame more than it needs.
+      const loaded = this.#withinLifetime(await this.#finder.load(found.sid, now, deadline), now);
+      if (typeof loaded !== 'string') {
         return {
           session: { sid: found.sid, stale: found.stale, record: loaded.record, data: loaded.data },
           dead: false,
