@@ -123,7 +123,8 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   });
 
   it.each([
-    ['a bad signature', (sid: string, sig: string) => `${sid}.${sig.slice(0, -2)}AA`],
+    // Its first character changed: the last ones may only differ in padding bits (and may be "AA" already).
+    ['a bad signature', (sid: string, sig: string) => `${sid}.${sig.startsWith('A') ? 'B' : 'A'}${sig.slice(1)}`],
     ['no signature', (sid: string) => sid],
     ['a sid that is too short', (sid: string, sig: string) => `${sid.slice(1)}.${sig}`],
     ['a sid outside the base64url alphabet', (sid: string, sig: string) => `${sid.slice(0, -1)}!.${sig}`],
