@@ -90,8 +90,8 @@ class LaneTable<L extends { readonly key: string; readonly hash: number; next: L
 }
 
 /**
- * FNV-1a of a key's last 16 characters: a sid's are random, and so are a user index name's (a hash of the user). (The whole
- * key cost more than the rest of the lane's bookkeeping.) The table's bucket count is a power of two.
+ * FNV-1a of a key's last 16 characters: a sid's are random, and so are a user index name's (a hash of the user).
+ * (Hashing the whole key cost more than the rest of the lane's bookkeeping.) The bucket count is a power of two.
  */
 function hashOf(key: string): number {
   let hash = 0x811c9dc5;
