@@ -165,14 +165,12 @@ export class SessionStore {
     deadline?: number,
   ): Promise<CasResult> {
     const context = this.traceContext('write', sid);
+    const key = this.names.key(sid);
+    // The write of every request: with nobody tracing, the call alone.
+    if (context === undefined) return this.#compareAndSet(key, expected, next, ttl, deadline, undefined);
     return traced(
       context,
-      async () => {
-        const result = await this.#compareAndSet(this.names.key(sid), expected, next, ttl, deadline, context);
-        // A retry after a lost reply finds this very write stored (or under writes made on top of
-        // it): it landed. Taken for another writer's, it would be decided again: applied twice.
-        return result.status === 'conflict' && holdsWrite(result.current, next) ? SAVED : result;
-      },
+      () => this.#compareAndSet(key, expected, next, ttl, deadline, context),
       (result) => result.status,
     );
   }
@@ -185,13 +183,22 @@ export class SessionStore {
     deadline: number | undefined,
     context: StoreTraceContext | undefined,
   ): Promise<CasResult> {
-    const backend = await this.connected(deadline);
+    const backend = this.#opened ?? (await this.connected(deadline));
     const atomic = backend.compareAndSet?.bind(backend);
-    if (atomic !== undefined) return this.call('set', () => atomic(key, expected, next, ttl), deadline, context);
-    const current: unknown = (await this.call('get', (backend) => backend.get(key), deadline, context)) ?? undefined;
-    if (current !== expected) return missed(current);
-    await this.call('set', (backend) => backend.set(key, next, ttl), deadline, context);
-    return { status: 'saved' };
+    let result: CasResult;
+    if (atomic !== undefined)
+      result = await this.call('set', () => atomic(key, expected, next, ttl), deadline, context);
+    else {
+      const current: unknown = (await this.call('get', (open) => open.get(key), deadline, context)) ?? undefined;
+      if (current !== expected) result = missed(current);
+      else {
+        await this.call('set', (open) => open.set(key, next, ttl), deadline, context);
+        result = SAVED;
+      }
+    }
+    // A retry after a lost reply finds this very write stored (or under writes made on top of
+    // it): it landed. Taken for another writer's, it would be decided again: applied twice.
+    return result.status === 'conflict' && holdsWrite(result.current, next) ? SAVED : result;
   }
 
   /** Closes what this store opened; an adapter or Keyv instance given by the user is left open. */
