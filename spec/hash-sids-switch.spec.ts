@@ -48,8 +48,19 @@ describe.each(BACKENDS)('switching hashSids on $name', (backend) => {
   const env = onBackend(backend, 'hswitch');
 
   async function app(hashSids: boolean, cookie: { signed: boolean } = { signed: true }): Promise<TestApp> {
+    // Where sessions end up is tested here, not timing: a burst of requests of two apps contends for one record and its
+    // user index (compare-and-set retries with random pauses), and the default storeTimeout (2 s) ran out once in CI
+    // beside the rest of the suite (a 503).
     const started = await startApp(
-      { store: env.store, keyPrefix: env.prefix, hashSids, userKey: 'user', describe: () => 'a browser', cookie },
+      {
+        store: env.store,
+        keyPrefix: env.prefix,
+        hashSids,
+        userKey: 'user',
+        describe: () => 'a browser',
+        cookie,
+        storeTimeout: 10_000,
+      },
       route,
     );
     env.apps.push(started);
