@@ -3,7 +3,7 @@
 import type { Context } from 'koa';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { resolveSettings } from '../src/options.js';
-import { cookiePair, startApp, type TestApp } from './support/app.js';
+import { cookiePair, startApp, type TestApp, withBadSignature } from './support/app.js';
 import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend } from './support/servers.js';
 
@@ -57,10 +57,7 @@ describe.each(BACKENDS)('the session header on $name', (backend) => {
       'x-session',
     ) as string;
     const reads = store.count('get');
-    // A bad signature: its first character changed (the last ones may only differ in padding bits, or be "AA" already).
-    const [sid, sig] = value.split('.') as [string, string];
-    const badSignature = `${sid}.${sig.startsWith('A') ? 'B' : 'A'}${sig.slice(1)}`;
-    for (const forged of [badSignature, sid, 'x'.repeat(5000), '.'.repeat(3)]) {
+    for (const forged of [withBadSignature(value), value.split('.')[0] as string, 'x'.repeat(5000), '.'.repeat(3)]) {
       expect((await site.request('/whoami', { headers: { 'x-session': forged } })).body).toBe('anonymous');
     }
     expect(store.count('get')).toBe(reads);

@@ -6,7 +6,15 @@ import { frameRecord, recordExpiry } from '../src/record.js';
 import { movedTo } from '../src/tombstone.js';
 import { sidHash } from '../src/sid.js';
 import type { KvSessionOptions } from '../src/index.js';
-import { attributesOf, cookiePair, sidOf, startApp, type Handler, type TestApp } from './support/app.js';
+import {
+  attributesOf,
+  cookiePair,
+  sidOf,
+  startApp,
+  type Handler,
+  type TestApp,
+  withBadSignature,
+} from './support/app.js';
 import type { CountingAdapter } from './support/counting.js';
 import { BACKENDS, onBackend } from './support/servers.js';
 
@@ -123,8 +131,7 @@ describe.each(BACKENDS)('lifecycle on $name', (backend) => {
   });
 
   it.each([
-    // Its first character changed: the last ones may only differ in padding bits (and may be "AA" already).
-    ['a bad signature', (sid: string, sig: string) => `${sid}.${sig.startsWith('A') ? 'B' : 'A'}${sig.slice(1)}`],
+    ['a bad signature', (sid: string, sig: string) => withBadSignature(`${sid}.${sig}`)],
     ['no signature', (sid: string) => sid],
     ['a sid that is too short', (sid: string, sig: string) => `${sid.slice(1)}.${sig}`],
     ['a sid outside the base64url alphabet', (sid: string, sig: string) => `${sid.slice(0, -1)}!.${sig}`],

@@ -96,6 +96,15 @@ export function sidOf(setCookie: string | undefined): string {
   return value.split('.')[0] as string;
 }
 
+/**
+ * A signed value (`<sid>.<signature>`) with a signature that does not verify: its first character changed. (Changing
+ * the last characters can miss: the last one may differ only in padding bits, and they may be "A" already.)
+ */
+export function withBadSignature(value: string): string {
+  const [sid, signature] = value.split('.') as [string, string];
+  return `${sid}.${signature.startsWith('A') ? 'B' : 'A'}${signature.slice(1)}`;
+}
+
 /** Attributes of a Set-Cookie header, lower-cased names. */
 export function attributesOf(setCookie: string): Map<string, string | true> {
   const map = new Map<string, string | true>();
