@@ -52,9 +52,7 @@ class LaneTable<L extends { readonly key: string; readonly hash: number; next: L
   }
 
   add(lane: L): void {
-    const at = lane.hash & (this.#buckets.length - 1);
-    lane.next = this.#buckets[at];
-    this.#buckets[at] = lane;
+    this.#link(lane);
     if (++this.#size > this.#buckets.length) this.#resize(this.#buckets.length * 2);
   }
 
@@ -81,11 +79,14 @@ class LaneTable<L extends { readonly key: string; readonly hash: number; next: L
       for (; lane !== undefined; lane = lane.next) lanes.push(lane);
     }
     this.#buckets = new Array<L | undefined>(length).fill(undefined);
-    for (const lane of lanes) {
-      const at = lane.hash & (length - 1);
-      lane.next = this.#buckets[at];
-      this.#buckets[at] = lane;
-    }
+    for (const lane of lanes) this.#link(lane);
+  }
+
+  /** Puts `lane` first in its bucket. */
+  #link(lane: L): void {
+    const at = lane.hash & (this.#buckets.length - 1);
+    lane.next = this.#buckets[at];
+    this.#buckets[at] = lane;
   }
 }
 
